@@ -1,0 +1,279 @@
+//! Configuration: raw TOML in, a validated [`Config`] out.
+//!
+//! Parsing is kept apart from use (ripgrep's lowargs/hiargs split): nothing
+//! downstream re-checks what [`Config::parse`] accepted. Unknown keys are
+//! errors, so a typo cannot silently turn a control off.
+//!
+//! Where the file comes from is a security decision, made in one place,
+//! [`Config::load`]: a privileged (setuid) `custos-shell` reads only
+//! `/etc/custos/custos.toml`, and only if root owns it and nobody else can
+//! write it. `CUSTOS_CONFIG` is honoured only when the binary is not
+//! privileged (development, tests, `custos demo`). With no file at all, the
+//! built-in defaults apply; they are the same values `DEFAULT_CONFIG` shows.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Where a privileged shell reads its configuration.
+pub const SYSTEM_CONFIG: &str = "/etc/custos/custos.toml";
+
+/// The commented default configuration `install.sh` writes. Every value in it
+/// is also the built-in default.
+pub const DEFAULT_CONFIG: &str = include_str!("../testdata/custos.default.toml");
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {message}")]
+    Syntax { path: PathBuf, message: String },
+    #[error("{path}: {field}: {reason}")]
+    Invalid { path: PathBuf, field: String, reason: String },
+    #[error("{path} is not safe to trust: {reason} (it must be owned by root and writable only by root)")]
+    Unsafe { path: PathBuf, reason: String },
+}
+
+/// The validated configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    pub shell: ShellConfig,
+    pub status_line: bool,
+    pub recording: RecordingConfig,
+    /// The file this came from, `None` for built-in defaults.
+    pub source: Option<PathBuf>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShellConfig {
+    pub default: PathBuf,
+    pub users: BTreeMap<String, PathBuf>,
+    pub groups: BTreeMap<String, PathBuf>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordingConfig {
+    /// custos-owned directory: recordings, session locks.
+    pub spool_dir: PathBuf,
+    /// Record keystrokes (never while the terminal's ECHO is off).
+    pub record_input: bool,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    shell: RawShell,
+    #[serde(default)]
+    status_line: RawStatusLine,
+    #[serde(default)]
+    recording: RawRecording,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawShell {
+    default: Option<String>,
+    #[serde(default)]
+    users: BTreeMap<String, String>,
+    #[serde(default)]
+    groups: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawStatusLine {
+    enabled: Option<bool>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawRecording {
+    spool_dir: Option<String>,
+    record_input: Option<bool>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            shell: ShellConfig {
+                default: PathBuf::from("/bin/bash"),
+                users: BTreeMap::new(),
+                groups: BTreeMap::new(),
+            },
+            status_line: true,
+            recording: RecordingConfig {
+                spool_dir: PathBuf::from("/var/lib/custos"),
+                record_input: false,
+            },
+            source: None,
+        }
+    }
+}
+
+impl Config {
+    /// Validates TOML text; `path` is only used to name the file in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            path: path.to_owned(),
+            message: e.to_string().trim_end().replace('\n', "\n  "),
+        })?;
+        let defaults = Config::default();
+        let invalid = |field: &str, reason: &str| ConfigError::Invalid {
+            path: path.to_owned(),
+            field: field.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let shell_path = |field: &str, value: &str| -> Result<PathBuf, ConfigError> {
+            let p = PathBuf::from(value);
+            if !p.is_absolute() {
+                return Err(invalid(field, &format!("{value:?} is not an absolute path")));
+            }
+            Ok(p)
+        };
+        let default = match raw.shell.default {
+            Some(v) => shell_path("shell.default", &v)?,
+            None => defaults.shell.default,
+        };
+        let mut users = BTreeMap::new();
+        for (user, v) in raw.shell.users {
+            users.insert(user.clone(), shell_path(&format!("shell.users.{user}"), &v)?);
+        }
+        let mut groups = BTreeMap::new();
+        for (group, v) in raw.shell.groups {
+            groups.insert(group.clone(), shell_path(&format!("shell.groups.{group}"), &v)?);
+        }
+        let spool_dir = match raw.recording.spool_dir {
+            Some(v) if Path::new(&v).is_absolute() => PathBuf::from(v),
+            Some(v) => return Err(invalid("recording.spool_dir", &format!("{v:?} is not an absolute path"))),
+            None => defaults.recording.spool_dir,
+        };
+        Ok(Self {
+            shell: ShellConfig { default, users, groups },
+            status_line: raw.status_line.enabled.unwrap_or(defaults.status_line),
+            recording: RecordingConfig {
+                spool_dir,
+                record_input: raw.recording.record_input.unwrap_or(defaults.recording.record_input),
+            },
+            source: Some(path.to_owned()),
+        })
+    }
+
+    /// Reads and validates a file.
+    pub fn read(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        Self::parse(&text, path)
+    }
+
+    /// The configuration this process must obey. `privileged` is true for a
+    /// setuid shell; `env_override` is the value of `CUSTOS_CONFIG`.
+    pub fn load(privileged: bool, env_override: Option<&str>) -> Result<Self, ConfigError> {
+        if !privileged {
+            if let Some(p) = env_override.filter(|p| !p.is_empty()) {
+                return Self::read(Path::new(p));
+            }
+        }
+        let path = Path::new(SYSTEM_CONFIG);
+        match std::fs::metadata(path) {
+            Ok(meta) => {
+                if privileged {
+                    check_root_owned(path, &meta)?;
+                }
+                Self::read(path)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
+            Err(source) => Err(ConfigError::Read { path: path.to_owned(), source }),
+        }
+    }
+
+    /// The real shell for `user`, a member of `groups`: a per-user entry wins,
+    /// then the first group (in config order) the user belongs to, then the
+    /// default.
+    pub fn shell_for(&self, user: &str, groups: &[String]) -> &Path {
+        if let Some(p) = self.shell.users.get(user) {
+            return p;
+        }
+        self.shell
+            .groups
+            .iter()
+            .find(|(g, _)| groups.iter().any(|ug| ug == *g))
+            .map_or(self.shell.default.as_path(), |(_, p)| p.as_path())
+    }
+}
+
+/// A file root could trust: owned by root, not writable by group or others,
+/// and the same for its directory.
+pub fn check_root_owned(path: &Path, meta: &std::fs::Metadata) -> Result<(), ConfigError> {
+    use std::os::unix::fs::MetadataExt as _;
+    let unsafe_because = |reason: String| ConfigError::Unsafe { path: path.to_owned(), reason };
+    if meta.uid() != 0 {
+        return Err(unsafe_because(format!("it is owned by uid {}", meta.uid())));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return Err(unsafe_because(format!("its mode is {:o}", meta.mode() & 0o7777)));
+    }
+    if let Some(dir) = path.parent() {
+        if let Ok(dmeta) = std::fs::metadata(dir) {
+            if dmeta.uid() != 0 || dmeta.mode() & 0o022 != 0 {
+                return Err(unsafe_because(format!(
+                    "its directory {} is owned by uid {} with mode {:o}",
+                    dir.display(),
+                    dmeta.uid(),
+                    dmeta.mode() & 0o7777
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    #[test]
+    fn the_commented_default_file_is_the_builtin_default() {
+        let parsed = Config::parse(DEFAULT_CONFIG, Path::new("default.toml")).unwrap();
+        assert_eq!(Config { source: None, ..parsed }, Config::default());
+    }
+
+    #[test]
+    fn shells_resolve_user_then_group_then_default() {
+        let c = Config::parse(
+            "[shell]\ndefault = \"/bin/bash\"\n[shell.users]\nalice = \"/bin/zsh\"\n[shell.groups]\ndba = \"/usr/bin/fish\"\n",
+            Path::new("c.toml"),
+        )
+        .unwrap();
+        assert_eq!(c.shell_for("alice", &["dba".into()]), Path::new("/bin/zsh"));
+        assert_eq!(c.shell_for("bob", &["wheel".into(), "dba".into()]), Path::new("/usr/bin/fish"));
+        assert_eq!(c.shell_for("carol", &[]), Path::new("/bin/bash"));
+    }
+
+    #[rstest]
+    #[case::unknown_key("[shell]\ndefualt = \"/bin/bash\"\n", "unknown field `defualt`")]
+    #[case::unknown_section("[shel]\n", "unknown field `shel`")]
+    #[case::wrong_type("[status_line]\nenabled = \"yes\"\n", "invalid type")]
+    #[case::relative_shell("[shell]\ndefault = \"bash\"\n", "shell.default: \"bash\" is not an absolute path")]
+    #[case::relative_group_shell("[shell.groups]\nops = \"zsh\"\n", "shell.groups.ops")]
+    #[case::relative_spool("[recording]\nspool_dir = \"spool\"\n", "recording.spool_dir")]
+    #[case::not_toml("[shell\n", "line 1")]
+    fn bad_config_is_a_clear_error(#[case] text: &str, #[case] expected: &str) {
+        let err = Config::parse(text, Path::new("/etc/custos/custos.toml")).unwrap_err().to_string();
+        assert!(err.starts_with("/etc/custos/custos.toml"), "{err}");
+        assert!(err.contains(expected), "{err:?} should mention {expected:?}");
+    }
+
+    #[test]
+    fn env_override_is_ignored_when_privileged() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::write(&p, "[status_line]\nenabled = false\n").unwrap();
+        let unprivileged = Config::load(false, p.to_str()).unwrap();
+        assert!(!unprivileged.status_line);
+        let privileged = Config::load(true, p.to_str()).unwrap();
+        assert_ne!(privileged.source.as_deref(), Some(p.as_path()));
+    }
+}

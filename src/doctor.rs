@@ -1,0 +1,1 @@
+//! `custos doctor`: checks an installation.

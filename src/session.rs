@@ -1,0 +1,430 @@
+//! The interactive session loop: the real shell in a PTY, its output through
+//! the virtual screen, rendered to the user's terminal and to the recording.
+//!
+//! One thread owns everything: the PTY master, the user's terminal, the
+//! screen, both renderers and the recording file. It waits in `poll` on
+//! three descriptors (keys from the user, output from the shell, a pipe
+//! carrying signals) and reacts:
+//!
+//! - **keys** go to the shell unchanged (and to the recording as `i`
+//!   events when input recording is on and the shell's terminal echoes);
+//! - **output** is fed to the screen; a frame is rendered as soon as the
+//!   shell pauses, or every [`FRAME_INTERVAL`] while it floods, so typing
+//!   feels instant and a flood costs one redraw per frame, not per read;
+//! - **SIGWINCH** resizes the PTY, the screen and both renderers;
+//! - **SIGCHLD** means the shell exited: what it wrote is drained and
+//!   rendered, the exit status recorded, the terminal restored;
+//! - **hang-up** (the user's terminal is gone) closes the PTY master, which
+//!   hangs up the shell, and the recording is completed all the same.
+//!
+//! Writes to the user's terminal block: a slow terminal slows the shell
+//! down instead of losing output.
+
+use std::io::Read as _;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+
+use crate::record::{CastFile, Event};
+use crate::render::{Layout, Renderer};
+use crate::screen::{Screen, Size};
+
+/// The longest a flood of output goes without a frame on screen.
+pub const FRAME_INTERVAL: Duration = Duration::from_millis(16);
+
+/// Rows waiting to reach scrollback force a frame beyond this many, which
+/// bounds the recorder's memory however fast output arrives.
+const MAX_PENDING_SCROLL: usize = 4096;
+
+/// The user's terminal, passed in so tests and `custos demo` can supply
+/// their own.
+pub struct Terminal<'a> {
+    pub input: BorrowedFd<'a>,
+    pub output: BorrowedFd<'a>,
+}
+
+pub struct Options {
+    pub status_line: Option<String>,
+    pub record_input: bool,
+}
+
+/// What ended the session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// The shell exited with this status (128+N for signal N).
+    Exited(i32),
+    /// The user's terminal hung up; the shell was hung up too.
+    HungUp(Option<i32>),
+}
+
+impl Ending {
+    pub fn status(self) -> i32 {
+        match self {
+            Ending::Exited(s) => s,
+            // Like bash when its terminal goes away: SIGHUP.
+            Ending::HungUp(s) => s.unwrap_or(128 + libc::SIGHUP),
+        }
+    }
+}
+
+/// Signals the loop handles, delivered through a pipe so `poll` sees them.
+pub struct Signals {
+    read: UnixStream,
+    ids: Vec<signal_hook::SigId>,
+}
+
+impl Signals {
+    /// Registers the handlers. Call before forking the shell, so an early
+    /// exit is not missed.
+    pub fn register() -> std::io::Result<Self> {
+        let (read, write) = UnixStream::pair()?;
+        read.set_nonblocking(true)?;
+        write.set_nonblocking(true)?;
+        let mut ids = Vec::new();
+        for sig in [libc::SIGWINCH, libc::SIGCHLD, libc::SIGHUP, libc::SIGTERM] {
+            ids.push(signal_hook::low_level::pipe::register(sig, write.try_clone()?)?);
+        }
+        Ok(Self { read, ids })
+    }
+}
+
+impl Drop for Signals {
+    fn drop(&mut self) {
+        for id in self.ids.drain(..) {
+            signal_hook::low_level::unregister(id);
+        }
+    }
+}
+
+struct Loop<'a> {
+    term: Terminal<'a>,
+    master: Option<OwnedFd>,
+    child: Pid,
+    screen: Screen,
+    to_terminal: Renderer,
+    to_recording: Renderer,
+    cast: &'a mut CastFile,
+    options: Options,
+    started: Instant,
+    last_frame: Instant,
+    dirty: bool,
+    to_master: Vec<u8>,
+    term_buf: Vec<u8>,
+    rec_buf: Vec<u8>,
+    hung_up: bool,
+    exit: Option<i32>,
+}
+
+/// Runs the session until the shell exits or the terminal hangs up.
+/// `master` is the PTY the shell (pid `child`) runs on, sized for `layout`.
+pub fn run(
+    term: Terminal<'_>,
+    master: OwnedFd,
+    child: Pid,
+    layout: Layout,
+    signals: &Signals,
+    cast: &mut CastFile,
+    options: Options,
+) -> std::io::Result<Ending> {
+    let started = Instant::now();
+    let mut lp = Loop {
+        term,
+        master: Some(master),
+        child,
+        screen: Screen::new(Size { rows: layout.pane_rows, cols: layout.cols }),
+        to_terminal: Renderer::new(layout),
+        to_recording: Renderer::new(Layout { status: false, ..layout }),
+        cast,
+        options,
+        started,
+        last_frame: started,
+        dirty: true,
+        to_master: Vec::new(),
+        term_buf: Vec::with_capacity(64 * 1024),
+        rec_buf: Vec::with_capacity(64 * 1024),
+        hung_up: false,
+        exit: None,
+    };
+    let mut start = Vec::new();
+    lp.to_terminal.start(&mut start);
+    lp.write_terminal(&start);
+    lp.event_loop(signals)?;
+    lp.finish()
+}
+
+impl Loop<'_> {
+    fn event_loop(&mut self, signals: &Signals) -> std::io::Result<()> {
+        let mut buf = vec![0u8; 64 * 1024];
+        while self.exit.is_none() && !self.hung_up {
+            let Some(master) = self.master.as_ref() else { break };
+            let master_fd = master.as_fd();
+            let timeout = if self.dirty { PollTimeout::ZERO } else { PollTimeout::NONE };
+            let mut master_events = PollFlags::POLLIN;
+            if !self.to_master.is_empty() {
+                master_events |= PollFlags::POLLOUT;
+            }
+            // Stop reading keys while the shell is not taking them.
+            let key_events = if self.to_master.len() < 64 * 1024 { PollFlags::POLLIN } else { PollFlags::empty() };
+            let mut fds = [
+                PollFd::new(master_fd, master_events),
+                PollFd::new(self.term.input, key_events),
+                PollFd::new(signals.read.as_fd(), PollFlags::POLLIN),
+            ];
+            match poll(&mut fds, timeout) {
+                Ok(_) => {}
+                Err(nix::Error::EINTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+            let ready = |fd: &PollFd<'_>| fd.revents().unwrap_or(PollFlags::empty());
+            let (m, k, s) = (ready(&fds[0]), ready(&fds[1]), ready(&fds[2]));
+
+            if s.contains(PollFlags::POLLIN) {
+                self.handle_signals(&signals.read)?;
+            }
+            if m.contains(PollFlags::POLLOUT) {
+                self.flush_to_master();
+            }
+            let mut read_output = false;
+            if m.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR) {
+                read_output = true;
+                if !self.read_master(&mut buf) {
+                    // The slave side is closed: every writer has gone.
+                    self.reap(true);
+                    break;
+                }
+            }
+            if k.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR) {
+                self.read_keys(&mut buf);
+            }
+            // Render when the shell paused, or a flood has gone a frame
+            // interval without one.
+            if self.dirty
+                && (!read_output
+                    || self.last_frame.elapsed() >= FRAME_INTERVAL
+                    || self.screen.scrolled_len() >= MAX_PENDING_SCROLL)
+            {
+                self.render();
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads one buffer of shell output. Returns false at end of output.
+    fn read_master(&mut self, buf: &mut [u8]) -> bool {
+        let Some(master) = self.master.as_ref() else { return false };
+        match nix::unistd::read(master, buf) {
+            Ok(0) => false,
+            Ok(n) => {
+                self.screen.process(buf.get(..n).unwrap_or_default());
+                self.after_output();
+                true
+            }
+            Err(nix::Error::EAGAIN | nix::Error::EINTR) => true,
+            // EIO: the slave was closed by its last holder.
+            Err(_) => false,
+        }
+    }
+
+    fn after_output(&mut self) {
+        self.dirty = true;
+        let replies = self.screen.take_replies();
+        if !replies.is_empty() {
+            self.to_master.extend_from_slice(&replies);
+            self.flush_to_master();
+        }
+    }
+
+    fn read_keys(&mut self, buf: &mut [u8]) {
+        match nix::unistd::read(self.term.input, buf) {
+            Ok(0) => self.hang_up(),
+            Ok(n) => {
+                let keys = buf.get(..n).unwrap_or_default();
+                if self.options.record_input && self.master.as_ref().is_some_and(|m| crate::pty::echo_enabled(m.as_fd())) {
+                    let text = String::from_utf8_lossy(keys);
+                    let at = self.started.elapsed();
+                    let _ = self.cast.write(at, &Event::Input(&text));
+                }
+                self.to_master.extend_from_slice(keys);
+                self.flush_to_master();
+            }
+            Err(nix::Error::EINTR | nix::Error::EAGAIN) => {}
+            Err(_) => self.hang_up(),
+        }
+    }
+
+    fn flush_to_master(&mut self) {
+        let Some(master) = self.master.as_ref() else { return };
+        while !self.to_master.is_empty() {
+            match nix::unistd::write(master, &self.to_master) {
+                Ok(n) => {
+                    self.to_master.drain(..n);
+                }
+                Err(nix::Error::EINTR) => {}
+                Err(_) => return,
+            }
+        }
+    }
+
+    fn handle_signals(&mut self, pipe: &UnixStream) -> std::io::Result<()> {
+        // The pipe carries no signal numbers, so check everything a signal
+        // could have changed.
+        let mut drain = [0u8; 64];
+        let mut reader = pipe;
+        while matches!(reader.read(&mut drain), Ok(n) if n > 0) {}
+        self.check_size()?;
+        self.reap(false);
+        Ok(())
+    }
+
+    fn check_size(&mut self) -> std::io::Result<()> {
+        let Some(size) = crate::pty::get_size(self.term.output) else { return Ok(()) };
+        let layout = Layout::for_terminal(size.rows, size.cols, self.options.status_line.is_some());
+        if layout == self.to_terminal.layout() {
+            return Ok(());
+        }
+        let pane = Size { rows: layout.pane_rows, cols: layout.cols };
+        if let Some(master) = self.master.as_ref() {
+            crate::pty::set_size(master.as_fd(), pane)?;
+        }
+        // Rows the resize pushes off the top go to scrollback first.
+        self.screen.resize(pane);
+        self.render();
+        self.to_terminal.resize(layout);
+        self.to_recording.resize(Layout { status: false, ..layout });
+        let at = self.started.elapsed();
+        let _ = self.cast.write(at, &Event::Resize { cols: pane.cols, rows: pane.rows });
+        self.dirty = true;
+        self.render();
+        Ok(())
+    }
+
+    /// Collects the shell's exit status. With `block`, waits for it (the PTY
+    /// is closed, so it is exiting or already has).
+    fn reap(&mut self, block: bool) {
+        if self.exit.is_some() {
+            return;
+        }
+        let flags = if block { None } else { Some(WaitPidFlag::WNOHANG) };
+        loop {
+            match waitpid(self.child, flags) {
+                Ok(WaitStatus::StillAlive) => return,
+                Ok(status) => {
+                    if let Some(code) = crate::child::exit_code(status) {
+                        self.exit = Some(code);
+                        return;
+                    }
+                }
+                Err(nix::Error::EINTR) => {}
+                Err(_) => {
+                    self.exit = Some(128 + libc::SIGHUP);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn hang_up(&mut self) {
+        self.hung_up = true;
+    }
+
+    fn render(&mut self) {
+        let scrolled = self.screen.take_scrolled();
+        let passthrough = self.screen.take_passthrough();
+        self.term_buf.clear();
+        self.rec_buf.clear();
+        self.to_terminal
+            .frame(&self.screen, &scrolled, self.options.status_line.as_deref(), &mut self.term_buf);
+        self.to_recording.frame(&self.screen, &scrolled, None, &mut self.rec_buf);
+        Renderer::passthrough(&passthrough, &mut self.term_buf);
+        Renderer::passthrough(&passthrough, &mut self.rec_buf);
+        let term_buf = std::mem::take(&mut self.term_buf);
+        self.write_terminal(&term_buf);
+        self.term_buf = term_buf;
+        self.record_output();
+        self.dirty = false;
+        self.last_frame = Instant::now();
+    }
+
+    fn record_output(&mut self) {
+        if self.rec_buf.is_empty() {
+            return;
+        }
+        // The renderer writes only UTF-8 (text from cells, ASCII controls).
+        let text = String::from_utf8_lossy(&self.rec_buf);
+        let at = self.started.elapsed();
+        let _ = self.cast.write(at, &Event::Output(&text));
+    }
+
+    fn write_terminal(&mut self, bytes: &[u8]) {
+        if self.hung_up || bytes.is_empty() {
+            return;
+        }
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            match nix::unistd::write(self.term.output, rest) {
+                Ok(n) => rest = rest.get(n..).unwrap_or_default(),
+                Err(nix::Error::EINTR) => {}
+                Err(nix::Error::EAGAIN) => {
+                    // A non-blocking terminal: wait until it takes more.
+                    let mut fds = [PollFd::new(self.term.output, PollFlags::POLLOUT)];
+                    let _ = poll(&mut fds, PollTimeout::from(1000u16));
+                }
+                Err(_) => {
+                    self.hang_up();
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Drains what the shell left, renders the last frame, records the exit
+    /// status and gives the terminal back.
+    fn finish(mut self) -> std::io::Result<Ending> {
+        if self.exit.is_some() && !self.hung_up {
+            // The shell has exited; what it wrote is already in the PTY.
+            // Background jobs may still hold the slave open and keep
+            // writing, so the drain is bounded.
+            let mut buf = vec![0u8; 64 * 1024];
+            let deadline = Instant::now() + Duration::from_millis(500);
+            while Instant::now() < deadline {
+                let Some(master) = self.master.as_ref() else { break };
+                match nix::unistd::read(master, &mut buf) {
+                    Ok(n) if n > 0 => {
+                        self.screen.process(buf.get(..n).unwrap_or_default());
+                        self.after_output();
+                        if self.screen.scrolled_len() >= MAX_PENDING_SCROLL {
+                            self.render();
+                        }
+                    }
+                    _ => break,
+                }
+            }
+        }
+        self.render();
+        let mut end = Vec::new();
+        self.to_terminal.finish(&self.screen, &mut end);
+        self.write_terminal(&end);
+
+        if self.exit.is_none() {
+            // Hung up: closing the master hangs up the shell's terminal, and
+            // the kernel sends it SIGHUP.
+            self.master = None;
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while self.exit.is_none() && Instant::now() < deadline {
+                self.reap(false);
+                if self.exit.is_none() {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+        }
+        let ending = if self.hung_up { Ending::HungUp(self.exit) } else { Ending::Exited(self.exit.unwrap_or(0)) };
+        let at = self.started.elapsed();
+        self.cast.write(at, &Event::Exit(ending.status()))?;
+        self.cast.sync()?;
+        Ok(ending)
+    }
+}

@@ -1,0 +1,226 @@
+//! `custos-shell`: the login shell's story, top to bottom.
+//!
+//! 1. Learn who we are (real uid) and whether we run privileged (setuid).
+//! 2. Load the configuration from where that allows (see `config`).
+//! 3. Pick the real shell from root's configuration, never the environment.
+//! 4. If a live recorder already owns this session, exec the real shell
+//!    unrecorded: the outer recording already sees everything.
+//! 5. Otherwise record: with a terminal on stdin and stdout, an interactive
+//!    session in a PTY (`session`); without one, a data channel whose bytes
+//!    pass through untouched while the command, identity and exit status are
+//!    recorded.
+//!
+//! Exit status policy, in one place: the real shell's status; 128+N when it
+//! died of signal N (as bash reports); 126 when custos refuses to start the
+//! shell (bad configuration, no recording possible: fail closed); 127 when
+//! the real shell cannot be executed.
+
+use std::ffi::OsString;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context as _};
+use nix::sys::wait::waitpid;
+use nix::unistd::{fork, ForkResult};
+
+use crate::account::{host_name, Account};
+use crate::child::ShellCommand;
+use crate::config::Config;
+use crate::invocation::Invocation;
+use crate::privilege::Privilege;
+use crate::record::{CastFile, Header, SessionInfo};
+use crate::render::Layout;
+use crate::screen::Size;
+use crate::session::{self, Signals, Terminal};
+
+/// Status when custos refuses to start a shell.
+pub const EXIT_REFUSED: i32 = 126;
+
+/// What a finished `custos-shell` reports.
+pub struct Outcome {
+    pub status: i32,
+    /// The recording, when one was made.
+    pub recording: Option<PathBuf>,
+}
+
+/// Entry point of the `custos-shell` binary.
+pub fn main(argv: Vec<OsString>) -> i32 {
+    let privilege = Privilege::current();
+    let config = match Config::load(privilege.is_privileged(), std::env::var("CUSTOS_CONFIG").ok().as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("custos-shell: {e}\ncustos-shell: refusing to start an unrecorded shell");
+            return EXIT_REFUSED;
+        }
+    };
+    match run(&argv, &config, privilege) {
+        Ok(outcome) => outcome.status,
+        Err(e) => {
+            eprintln!("custos-shell: {e:#}");
+            EXIT_REFUSED
+        }
+    }
+}
+
+/// Where recordings go: the configured spool, except for an unprivileged
+/// run with no configuration file, which uses the user's own state
+/// directory so a fresh build works without root.
+pub fn spool_dir(config: &Config, privilege: &Privilege, account: &Account) -> PathBuf {
+    if privilege.is_privileged() || config.source.is_some() {
+        return config.recording.spool_dir.clone();
+    }
+    std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .unwrap_or_else(|| account.home.join(".local/state"))
+        .join("custos")
+}
+
+/// Runs one shell invocation under `config`.
+pub fn run(argv: &[OsString], config: &Config, privilege: Privilege) -> anyhow::Result<Outcome> {
+    let account = Account::lookup(privilege.user_uid).context("cannot identify the user")?;
+    let shell = config.shell_for(&account.name, &account.groups).to_owned();
+    let inv = Invocation::parse(argv);
+    let spool = spool_dir(config, &privilege, &account);
+    crate::spool::ensure_private_dir(&spool.join("recordings"))
+        .with_context(|| format!("cannot create the spool {}", spool.display()))?;
+
+    if crate::nesting::is_nested(&spool) {
+        exec_unrecorded(&shell, &inv, &privilege);
+    }
+
+    let session_id = uuid::Uuid::now_v7().to_string();
+    let stdin = std::io::stdin();
+    let stdout = std::io::stdout();
+    let interactive = crate::pty::is_terminal(stdin.as_fd()) && crate::pty::is_terminal(stdout.as_fd());
+    let info = SessionInfo {
+        session_id: session_id.clone(),
+        user: account.name.clone(),
+        uid: account.uid,
+        host: host_name(),
+        shell: shell.display().to_string(),
+        mode: if interactive { "interactive" } else { "data" }.into(),
+        command: inv.describe(),
+        identity: None,
+    };
+    let cmd = ShellCommand::new(&shell, &inv, &[("CUSTOS_SESSION", &session_id)])?;
+    let path = crate::spool::recording_path(&spool, &session_id);
+    if interactive {
+        interactive_session(config, privilege, &spool, &path, info, &cmd)
+    } else {
+        data_channel(privilege, &path, info, &cmd)
+    }
+}
+
+fn exec_unrecorded(shell: &Path, inv: &Invocation, privilege: &Privilege) -> ! {
+    match ShellCommand::new(shell, inv, &[]) {
+        Ok(cmd) => cmd.exec_child(None, privilege),
+        Err(e) => {
+            eprintln!("custos-shell: {e}");
+            // SAFETY: _exit is always sound.
+            unsafe { libc::_exit(EXIT_REFUSED) }
+        }
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn interactive_session(
+    config: &Config,
+    privilege: Privilege,
+    spool: &Path,
+    path: &Path,
+    info: SessionInfo,
+    cmd: &ShellCommand,
+) -> anyhow::Result<Outcome> {
+    let stdin = std::io::stdin();
+    let stdout = std::io::stdout();
+    let size = crate::pty::get_size(stdout.as_fd())
+        .or_else(|| crate::pty::get_size(stdin.as_fd()))
+        .unwrap_or(Size { rows: 24, cols: 80 });
+    let status_text = config
+        .status_line
+        .then(|| format!(" \u{25cf} REC  custos  {}@{}  session {}", info.user, info.host, short_id(&info.session_id)));
+    let layout = Layout::for_terminal(size.rows, size.cols, status_text.is_some());
+    let pane = Size { rows: layout.pane_rows, cols: layout.cols };
+
+    // The user owns their terminal device, as with any login.
+    let pty = privilege.as_user(|| crate::pty::Pty::open(pane))??;
+    let _locks = crate::nesting::claim(spool, &pty.slave).context("cannot claim the session lock")?;
+    let header = Header::new(info, pane.cols, pane.rows, std::env::var("TERM").ok(), unix_now());
+    let mut cast = CastFile::create(path, &header)
+        .with_context(|| format!("cannot create the recording {}", path.display()))?;
+    let signals = Signals::register().context("cannot install signal handlers")?;
+
+    // SAFETY: this process is single-threaded here; the child only makes
+    // system calls before exec.
+    let child = match unsafe { fork() }.context("cannot fork")? {
+        ForkResult::Child => cmd.exec_child(Some(&pty.slave), &privilege),
+        ForkResult::Parent { child } => child,
+    };
+    // From here the recorder is the service user for good. If that fails,
+    // returning drops the master, which hangs up the shell: never an
+    // unrecorded shell.
+    privilege.drop_to_service()?;
+    drop(pty.slave);
+
+    let raw = crate::pty::RawMode::enter(stdin.as_fd()).context("cannot put the terminal in raw mode")?;
+    let term = Terminal { input: stdin.as_fd(), output: stdout.as_fd() };
+    let options = session::Options { status_line: status_text, record_input: config.recording.record_input };
+    let ending = session::run(term, pty.master, child, layout, &signals, &mut cast, options);
+    drop(raw);
+    let ending = ending.context("the session failed")?;
+    Ok(Outcome { status: ending.status(), recording: Some(cast.path().to_owned()) })
+}
+
+fn short_id(id: &str) -> &str {
+    id.get(id.len().saturating_sub(8)..).unwrap_or(id)
+}
+
+/// No terminal: scp, rsync, git, `ssh host cmd`, cron. The shell gets our
+/// stdin, stdout and stderr themselves, so every byte passes untouched and
+/// end-of-file reaches it exactly as the client sent it. The recorder keeps
+/// only stderr and records what ran, as whom, and how it ended.
+fn data_channel(privilege: Privilege, path: &Path, info: SessionInfo, cmd: &ShellCommand) -> anyhow::Result<Outcome> {
+    let header = Header::new(info, 80, 24, None, unix_now());
+    let mut cast = CastFile::create(path, &header)
+        .with_context(|| format!("cannot create the recording {}", path.display()))?;
+    let started = std::time::Instant::now();
+    // SAFETY: single-threaded here; the child only makes system calls
+    // before exec.
+    let child = match unsafe { fork() }.context("cannot fork")? {
+        ForkResult::Child => cmd.exec_child(None, &privilege),
+        ForkResult::Parent { child } => child,
+    };
+    privilege.drop_to_service()?;
+    // Ctrl-C in a pipeline reaches the shell; the recorder stays to record
+    // how it ended.
+    for sig in [nix::sys::signal::Signal::SIGINT, nix::sys::signal::Signal::SIGQUIT, nix::sys::signal::Signal::SIGHUP] {
+        // SAFETY: ignoring a signal is always sound.
+        let _ = unsafe { nix::sys::signal::signal(sig, nix::sys::signal::SigHandler::SigIgn) };
+    }
+    // Hold no copy of the data streams: the peer must see end-of-file when
+    // the shell closes them, not when the recorder exits.
+    if let Ok(null) = std::fs::File::options().read(true).write(true).open("/dev/null") {
+        let _ = nix::unistd::dup2_stdin(&null);
+        let _ = nix::unistd::dup2_stdout(&null);
+    }
+    let status = loop {
+        match waitpid(child, None) {
+            Ok(s) => {
+                if let Some(code) = crate::child::exit_code(s) {
+                    break code;
+                }
+            }
+            Err(nix::Error::EINTR) => {}
+            Err(e) => bail!("waiting for the shell: {e}"),
+        }
+    };
+    cast.write(started.elapsed(), &crate::record::Event::Exit(status))?;
+    cast.sync()?;
+    Ok(Outcome { status, recording: Some(cast.path().to_owned()) })
+}
