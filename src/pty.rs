@@ -56,11 +56,19 @@ pub fn get_size(fd: BorrowedFd<'_>) -> Option<Size> {
     (ws.ws_row > 0 && ws.ws_col > 0).then_some(Size { rows: ws.ws_row, cols: ws.ws_col })
 }
 
-/// Whether the terminal behind `fd` (a PTY master reports its slave's
-/// settings) echoes input. Off means a password prompt: input is not
-/// recorded then.
-pub fn echo_enabled(fd: BorrowedFd<'_>) -> bool {
-    termios::tcgetattr(fd).is_ok_and(|t| t.local_flags.contains(LocalFlags::ECHO))
+/// Whether keys typed now may be recorded, judged from the terminal behind
+/// `fd` (on Linux a PTY master reports its slave's settings).
+///
+/// A password prompt (`read -s`, sudo, ssh, `getpass`) turns ECHO off and
+/// keeps the line discipline canonical: never recorded. Line editors
+/// (readline, zle) and full-screen programs turn both ECHO and ICANON off
+/// and draw what is typed themselves, so their keys are recordable; if ECHO
+/// were the only test, input recording would record nothing at a bash
+/// prompt. Unknown state (the call fails) counts as secret.
+pub fn input_recordable(fd: BorrowedFd<'_>) -> bool {
+    termios::tcgetattr(fd).is_ok_and(|t| {
+        t.local_flags.contains(LocalFlags::ECHO) || !t.local_flags.contains(LocalFlags::ICANON)
+    })
 }
 
 pub fn is_terminal(fd: impl AsFd) -> bool {

@@ -298,27 +298,29 @@ fn draw_cells(vt: &vt100::Screen, layout: Layout, shadow: &mut Shadow, out: &mut
         while start > 0 && vt.cell(r, start).is_some_and(vt100::Cell::is_wide_continuation) {
             start -= 1;
         }
-        let draw_end = last_content.map_or(None, |lc| Some(lc.min(last)));
-        let _ = write!(Text(out), "\x1b[{};{}H\x1b[0m", r + 1, start + 1);
-        let mut pen = Pen::default();
+        let draw_end = last_content.map(|lc| lc.min(last));
+        let _ = write!(Text(out), "\x1b[{};{}H", r + 1, start + 1);
+        // The target's pen is unknown after a jump; the first cell sets it.
+        let mut pen: Option<Pen> = None;
         if let Some(end) = draw_end.filter(|&e| e >= start) {
             let mut c = start;
             while c <= end {
                 let Some(cell) = vt.cell(r, c) else { break };
                 if !cell.is_wide_continuation() {
-                    pen.set(cell, out);
+                    Pen::set(&mut pen, cell, out);
                     let text = cell.contents();
                     out.extend_from_slice(if text.is_empty() { b" " } else { text.as_bytes() });
                 }
                 c += 1;
             }
         }
+        if pen != Some(Pen::default()) {
+            out.extend_from_slice(b"\x1b[0m");
+        }
         // Everything after the last non-blank cell is blank: erase to the end
         // of the line instead of writing spaces.
         if last_content.is_none_or(|lc| last > lc) {
-            out.extend_from_slice(b"\x1b[0m\x1b[K");
-        } else if pen != Pen::default() {
-            out.extend_from_slice(b"\x1b[0m");
+            out.extend_from_slice(b"\x1b[K");
         }
         shadow_row.clear();
         shadow_row.extend((0..cols).filter_map(|c| vt.cell(r, c).cloned()));
@@ -348,7 +350,8 @@ struct Pen {
 }
 
 impl Pen {
-    fn set(&mut self, cell: &vt100::Cell, out: &mut Vec<u8>) {
+    /// Makes the target's pen draw `cell`, writing SGR only on a change.
+    fn set(current: &mut Option<Pen>, cell: &vt100::Cell, out: &mut Vec<u8>) {
         let want = Pen {
             fg: cell.fgcolor(),
             bg: cell.bgcolor(),
@@ -358,7 +361,7 @@ impl Pen {
             underline: cell.underline(),
             inverse: cell.inverse(),
         };
-        if want == *self {
+        if *current == Some(want) {
             return;
         }
         let mut w = Text(out);
@@ -377,7 +380,7 @@ impl Pen {
         write_color(&mut w, want.fg, 30, 38);
         write_color(&mut w, want.bg, 40, 48);
         let _ = w.write_str("m");
-        *self = want;
+        *current = Some(want);
     }
 }
 

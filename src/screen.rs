@@ -129,10 +129,8 @@ impl vt100::Callbacks for Sink {
                 let (rows, cols) = screen.size();
                 let _ = write_bytes(&mut self.replies, format_args!("\x1b[8;{rows};{cols}t"));
             }
-            (Some(b'?'), 'h' | 'l', _) => {
-                if params.iter().any(|p| p.first() == Some(&1004)) {
-                    self.focus_reporting = c == 'h';
-                }
+            (Some(b'?'), 'h' | 'l', _) if params.iter().any(|p| p.first() == Some(&1004)) => {
+                self.focus_reporting = c == 'h';
             }
             _ => {}
         }

@@ -243,7 +243,7 @@ impl Loop<'_> {
             Ok(0) => self.hang_up(),
             Ok(n) => {
                 let keys = buf.get(..n).unwrap_or_default();
-                if self.options.record_input && self.master.as_ref().is_some_and(|m| crate::pty::echo_enabled(m.as_fd())) {
+                if self.options.record_input && self.master.as_ref().is_some_and(|m| crate::pty::input_recordable(m.as_fd())) {
                     let text = String::from_utf8_lossy(keys);
                     let at = self.started.elapsed();
                     let _ = self.cast.write(at, &Event::Input(&text));
