@@ -1,0 +1,27 @@
+//! README's run command, `custos demo`, without a terminal: it plays a
+//! scripted session and says where the recording is.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
+mod common;
+
+use std::process::{Command, Stdio};
+
+#[test]
+fn demo_without_a_terminal_records_a_scripted_session() {
+    let out = Command::new(common::CUSTOS_BIN).arg("demo").stdin(Stdio::null()).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "demo failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("  | hello from a recorded shell: "), "{stdout}");
+    assert!(stdout.contains("exited with status 0"), "{stdout}");
+    let path = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("Recording (asciicast v3): "))
+        .expect("demo names the recording");
+    let cast = custos::record::Cast::parse(&std::fs::read_to_string(path).unwrap()).unwrap();
+    assert_eq!(cast.exit_status(), Some(0));
+    assert!(cast.output().contains("hello from a recorded shell"));
+    let demo_dir = std::path::Path::new(path).ancestors().nth(3).unwrap();
+    assert!(demo_dir.file_name().unwrap().to_string_lossy().starts_with("custos-demo-"));
+    std::fs::remove_dir_all(demo_dir).unwrap();
+}
