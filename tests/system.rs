@@ -1,0 +1,630 @@
+//! System tests: custos installed for real, as root, and used by a real
+//! unprivileged user.
+//!
+//! A privileged `custos-shell` reads only `/etc/custos/custos.toml` and
+//! records only into `/var/lib/custos`, so these tests cannot use private
+//! temporary paths: they install onto the real system paths with
+//! `install.sh --binaries target/debug --prefix <tempdir>`, create the user
+//! `custos-t1`, and undo both afterwards (also when a test fails: [`System`]
+//! cleans up in `Drop`). They are serialized by a mutex and, against other
+//! test processes, by a file lock. They refuse to run on a host that has a
+//! real custos installation, which they would overwrite.
+//!
+//! Not root: each test prints SKIP and passes. CI runs them as root.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
+#[path = "system/sshd.rs"]
+mod sshd;
+#[path = "system/term.rs"]
+mod term;
+
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::io::Read as _;
+use std::os::unix::fs::MetadataExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use nix::fcntl::{Flock, FlockArg};
+use serde_json::Value;
+
+use term::Term;
+
+const SHELL_BIN: &str = env!("CARGO_BIN_EXE_custos-shell");
+const CUSTOS_BIN: &str = env!("CARGO_BIN_EXE_custos");
+const INSTALL_SH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/install.sh");
+const DEFAULT_CONFIG: &str = include_str!("../testdata/custos.default.toml");
+
+const USER: &str = "custos-t1";
+const CONFIG: &str = "/etc/custos/custos.toml";
+const SPOOL: &str = "/var/lib/custos";
+const RECORDINGS: &str = "/var/lib/custos/recordings";
+const STATE: &str = "/var/lib/custos-install";
+/// Written by these tests next to install.sh's state: the installation on
+/// this host is theirs and may be purged.
+const MARKER: &str = "/var/lib/custos-install/system-tests";
+/// The user's login shell before install.sh replaces it. Not bash, so a
+/// restored shell is told apart from a default.
+const ORIGINAL_SHELL: &str = "/bin/sh";
+
+const SHORT: Duration = Duration::from_secs(15);
+
+static LOCK: Mutex<()> = Mutex::new(());
+
+// ------------------------------------------------------------ the fixture
+
+/// custos installed into a temporary prefix, with the test user assigned
+/// to it. Dropping it uninstalls, purges and removes the user.
+struct System {
+    prefix: tempfile::TempDir,
+    uid: u32,
+    _file_lock: Flock<File>,
+    _lock: MutexGuard<'static, ()>,
+}
+
+impl System {
+    /// None (after printing SKIP) when not root.
+    fn setup(test: &str) -> Option<Self> {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            println!("SKIP {test}: needs root (it installs setuid binaries and creates users)");
+            return None;
+        }
+        // A failed test poisons the mutex; the next one still needs it.
+        let lock = LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let file = File::options().create(true).truncate(false).write(true).open("/tmp/custos-system-tests.lock").unwrap();
+        let file_lock = Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, e)| e).unwrap();
+
+        let ours = Path::new(MARKER).exists();
+        assert!(
+            ours || !(Path::new(CONFIG).exists() || Path::new(SPOOL).exists()),
+            "this host has a custos installation ({CONFIG} or {SPOOL}) that these tests did not make; \
+             they would overwrite it, so they refuse to run here"
+        );
+        remove_user();
+        if ours {
+            // Left by a run that could not clean up.
+            for dir in ["/etc/custos", SPOOL, STATE] {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        }
+        run_ok(Command::new("useradd").args(["-m", "-s", ORIGINAL_SHELL, USER]));
+        let uid = nix::unistd::User::from_name(USER).unwrap().unwrap().uid.as_raw();
+
+        // The user must be able to reach and exec the binary.
+        let prefix = tempfile::tempdir().unwrap();
+        chmod(prefix.path(), 0o755);
+        let system = Self { prefix, uid, _file_lock: file_lock, _lock: lock };
+        let out = system.install(&["--user", USER]);
+        assert!(out.status.success(), "install.sh failed:\n{}", text(&out));
+        std::fs::write(MARKER, "custos system tests\n").unwrap();
+        Some(system)
+    }
+
+    fn prefix(&self) -> &Path {
+        self.prefix.path()
+    }
+
+    fn shell(&self) -> PathBuf {
+        self.prefix().join("bin/custos-shell")
+    }
+
+    fn custos(&self) -> PathBuf {
+        self.prefix().join("bin/custos")
+    }
+
+    /// Runs install.sh with the debug binaries and this prefix.
+    fn install(&self, args: &[&str]) -> Output {
+        // install.sh --binaries takes both from one directory.
+        let binaries = Path::new(SHELL_BIN).parent().unwrap();
+        assert_eq!(Path::new(CUSTOS_BIN).parent(), Some(binaries));
+        Command::new("bash")
+            .arg(INSTALL_SH)
+            .arg("--binaries")
+            .arg(binaries)
+            .arg("--prefix")
+            .arg(self.prefix())
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    fn uninstall(&self, args: &[&str]) -> Output {
+        Command::new("bash").arg(INSTALL_SH).arg("--uninstall").arg("--prefix").arg(self.prefix()).args(args).output().unwrap()
+    }
+
+    fn doctor(&self) -> Output {
+        Command::new(self.custos()).args(["doctor", "--prefix"]).arg(self.prefix()).output().unwrap()
+    }
+
+    /// An interactive login of the test user on a fresh terminal, as
+    /// `login` would start it, with the prompt ready.
+    fn login(&self) -> Term {
+        let shell = self.shell();
+        let mut term = Term::spawn("runuser", &["-u", USER, "--", shell.to_str().unwrap(), "-l"], 50, 200);
+        term.run("true");
+        term
+    }
+
+    fn service_ids(&self) -> (u32, u32) {
+        let user = nix::unistd::User::from_name("custos").unwrap().expect("the custos user");
+        (user.uid.as_raw(), user.gid.as_raw())
+    }
+}
+
+impl Drop for System {
+    fn drop(&mut self) {
+        kill_user_processes(self.uid);
+        let out = self.uninstall(&["--purge"]);
+        if !out.status.success() {
+            eprintln!("cleanup: install.sh --uninstall --purge failed:\n{}", text(&out));
+        }
+        remove_user();
+    }
+}
+
+fn remove_user() {
+    if let Ok(Some(user)) = nix::unistd::User::from_name(USER) {
+        kill_user_processes(user.uid.as_raw());
+        let _ = Command::new("userdel").args(["-r", "-f", USER]).stderr(Stdio::null()).status();
+    }
+}
+
+/// Kills the processes whose real uid is `uid`, found in /proc: exactly
+/// the test user's, nothing matched by name.
+fn kill_user_processes(uid: u32) {
+    for pid in processes_of(uid) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !processes_of(uid).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn processes_of(uid: u32) -> Vec<i32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| proc_ids(*pid, "Uid:").is_some_and(|ids| ids[0] == uid))
+        .collect()
+}
+
+/// The four ids (real, effective, saved, filesystem) on a `Uid:`/`Gid:`
+/// line of /proc/PID/status.
+fn proc_ids(pid: i32, key: &str) -> Option<Vec<u32>> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with(key))?;
+    Some(line.split_whitespace().skip(1).filter_map(|v| v.parse().ok()).collect())
+}
+
+fn run_ok(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{cmd:?} failed:\n{}", text(&out));
+    out
+}
+
+fn text(out: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+fn chmod(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().mode() & 0o7777
+}
+
+fn owner(path: &Path) -> (u32, u32) {
+    let m = std::fs::metadata(path).unwrap();
+    (m.uid(), m.gid())
+}
+
+fn login_shell(user: &str) -> PathBuf {
+    nix::unistd::User::from_name(user).unwrap().unwrap().shell
+}
+
+// ------------------------------------------------------------ recordings
+
+/// A recording file, checked line by line as JSON without custos' own
+/// parser: a second reader of the format.
+struct Recording {
+    path: PathBuf,
+    header: Value,
+    events: Vec<(f64, String, String)>,
+}
+
+impl Recording {
+    fn read(path: &Path) -> Self {
+        let raw = std::fs::read_to_string(path).unwrap();
+        let mut lines = raw.lines();
+        let header: Value = serde_json::from_str(lines.next().expect("a header line")).unwrap();
+        assert!(header.is_object(), "{}: the header is not an object", path.display());
+        let events = lines
+            .enumerate()
+            .map(|(i, line)| {
+                serde_json::from_str::<(f64, String, String)>(line)
+                    .unwrap_or_else(|e| panic!("{} line {}: {e}: {line}", path.display(), i + 2))
+            })
+            .collect();
+        Self { path: path.to_owned(), header, events }
+    }
+
+    fn custos(&self, key: &str) -> &Value {
+        &self.header["custos"][key]
+    }
+
+    /// What a player shows: the output replayed on an emulator of the
+    /// recorded size, every line including scrollback.
+    fn screen(&self) -> String {
+        let size = |v: &Value| u16::try_from(v.as_u64().unwrap()).unwrap();
+        let mut emulator = term::Emulator::new(size(&self.header["term"]["rows"]), size(&self.header["term"]["cols"]));
+        for (_, code, data) in &self.events {
+            match code.as_str() {
+                "o" => emulator.process(data.as_bytes()),
+                "r" => {
+                    let (cols, rows) = data.split_once('x').unwrap();
+                    emulator.resize(rows.parse().unwrap(), cols.parse().unwrap());
+                }
+                _ => {}
+            }
+        }
+        emulator.lines().join("\n")
+    }
+
+    /// The exit status of the final `x` event, which must be the last line.
+    fn exit_status(&self) -> i32 {
+        let last = self.events.last().unwrap_or_else(|| panic!("{}: no events", self.path.display()));
+        assert_eq!(last.1, "x", "{}: the last event is not the exit status: {last:?}", self.path.display());
+        last.2.parse().unwrap()
+    }
+
+    /// Checks what every recording of the test user must be.
+    fn assert_session(&self, uid: u32, mode: &str, command: Option<&str>, status: i32) {
+        assert_eq!(self.header["version"], 3);
+        assert_eq!(self.custos("user"), USER, "{}", self.path.display());
+        assert_eq!(self.custos("uid"), uid);
+        assert_eq!(self.custos("mode"), mode, "{}", self.path.display());
+        assert_eq!(self.custos("command").as_str(), command, "{}", self.path.display());
+        assert_eq!(self.exit_status(), status, "{}", self.path.display());
+        // The user can neither read nor change it.
+        assert_eq!(mode_of(&self.path) & 0o077, 0, "{} is readable by others", self.path.display());
+    }
+}
+
+fn mode_of(path: &Path) -> u32 {
+    mode(path)
+}
+
+fn recordings() -> BTreeSet<PathBuf> {
+    std::fs::read_dir(RECORDINGS)
+        .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default()
+}
+
+/// The test user's recordings that are not in `before`, oldest first,
+/// waiting briefly for each to be complete.
+fn new_recordings(before: &BTreeSet<PathBuf>) -> Vec<Recording> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let found: Vec<Recording> = recordings()
+            .difference(before)
+            .map(|p| Recording::read(p))
+            .filter(|r| r.custos("user") == USER)
+            .collect();
+        let complete = found.iter().all(|r| r.events.last().is_some_and(|e| e.1 == "x"));
+        if complete || Instant::now() > deadline {
+            return found;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn only_new_recording(before: &BTreeSet<PathBuf>, what: &str) -> Recording {
+    let mut found = new_recordings(before);
+    assert_eq!(found.len(), 1, "{what}: expected one new recording, found {:?}", found.iter().map(|r| &r.path).collect::<Vec<_>>());
+    found.remove(0)
+}
+
+// ------------------------------------------------------------ install.sh and doctor
+
+#[test]
+fn install_sets_owners_and_modes_and_uninstall_restores_the_login_shell() {
+    let Some(sys) = System::setup("install") else { return };
+    let (custos_uid, custos_gid) = sys.service_ids();
+    assert_ne!(custos_uid, 0);
+
+    assert_eq!(mode(&sys.shell()), 0o6755, "custos-shell must be setuid and setgid");
+    assert_eq!(owner(&sys.shell()), (custos_uid, custos_gid));
+    assert_eq!(mode(&sys.custos()), 0o755);
+    assert_eq!(owner(&sys.custos()), (0, 0));
+    assert_eq!(mode(Path::new(CONFIG)), 0o644);
+    assert_eq!(owner(Path::new(CONFIG)), (0, 0));
+    assert_eq!(std::fs::read_to_string(CONFIG).unwrap(), DEFAULT_CONFIG, "the config is the embedded default");
+    assert_eq!(mode(Path::new(SPOOL)), 0o700);
+    assert_eq!(owner(Path::new(SPOOL)), (custos_uid, custos_gid));
+    assert_eq!(login_shell(USER), sys.shell());
+    let etc_shells = std::fs::read_to_string("/etc/shells").unwrap_or_default();
+    assert!(!etc_shells.contains("custos-shell"), "install.sh must not list custos-shell in /etc/shells");
+
+    // Because custos-shell is not in /etc/shells, the user cannot chsh away
+    // from the recorder.
+    let chsh = Command::new("runuser")
+        .args(["-u", USER, "--", "chsh", "-s", "/bin/bash"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!chsh.status.success(), "chsh succeeded:\n{}", text(&chsh));
+    assert_eq!(login_shell(USER), sys.shell());
+
+    // Twice is fine: same result, an edited config is kept, and the
+    // original shell is still the one remembered.
+    let edited = format!("{DEFAULT_CONFIG}# edited by the admin\n");
+    std::fs::write(CONFIG, &edited).unwrap();
+    let again = sys.install(&["--user", USER]);
+    assert!(again.status.success(), "second install failed:\n{}", text(&again));
+    assert!(text(&again).contains("no problems found"), "install.sh ends with doctor:\n{}", text(&again));
+    assert_eq!(std::fs::read_to_string(CONFIG).unwrap(), edited);
+    assert_eq!(mode(&sys.shell()), 0o6755);
+    assert_eq!(owner(&sys.shell()), (custos_uid, custos_gid));
+
+    // doctor: clean, then a missing setuid bit is a FAIL that names it.
+    let good = sys.doctor();
+    assert_eq!(good.status.code(), Some(0), "{}", text(&good));
+    assert!(!text(&good).contains("FAIL"), "{}", text(&good));
+    chmod(&sys.shell(), 0o2755);
+    let bad = sys.doctor();
+    chmod(&sys.shell(), 0o6755);
+    assert_eq!(bad.status.code(), Some(1), "{}", text(&bad));
+    let report = text(&bad);
+    let fail = report.lines().find(|l| l.starts_with("FAIL")).unwrap_or_else(|| panic!("no FAIL line:\n{report}"));
+    assert!(fail.contains("setuid bit is missing"), "{fail}");
+    assert!(fail.contains(sys.shell().to_str().unwrap()), "{fail}");
+    assert!(report.contains(&format!("fix: chmod u+s {}", sys.shell().display())), "{report}");
+    assert_eq!(sys.doctor().status.code(), Some(0));
+
+    // Uninstall restores the shell and removes the binaries, keeps the
+    // configuration and the spool; --purge removes those and the user.
+    let out = sys.uninstall(&[]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(login_shell(USER), Path::new(ORIGINAL_SHELL));
+    assert!(!sys.shell().exists() && !sys.custos().exists());
+    assert!(Path::new(CONFIG).exists() && Path::new(SPOOL).exists());
+    let out = sys.uninstall(&["--purge"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(!Path::new("/etc/custos").exists() && !Path::new(SPOOL).exists());
+    assert!(nix::unistd::User::from_name("custos").unwrap().is_none());
+}
+
+// ------------------------------------------------------------ privilege separation
+
+#[test]
+fn the_user_cannot_signal_trace_or_read_the_recorder_and_killing_everything_keeps_the_recording() {
+    let Some(sys) = System::setup("privilege separation") else { return };
+    let (custos_uid, custos_gid) = sys.service_ids();
+    let before = recordings();
+    let mut t = sys.login();
+
+    // The shell's parent is the recorder; check from outside that it runs
+    // as custos on every id.
+    let seen = t.run("printf 'r%sc=<%s>\\n' e $PPID");
+    let recorder: i32 = between(&seen, "rec=<", ">").parse().unwrap();
+    assert_eq!(proc_ids(recorder, "Uid:").unwrap(), vec![custos_uid; 4], "recorder uids");
+    assert_eq!(proc_ids(recorder, "Gid:").unwrap(), vec![custos_gid; 4], "recorder gids");
+    assert_eq!(std::fs::read_link(format!("/proc/{recorder}/exe")).unwrap(), sys.shell());
+
+    let seen = t.run("kill -0 $PPID");
+    assert!(seen.contains("Operation not permitted"), "kill -0 on the recorder:\n{seen}");
+
+    // PTRACE_ATTACH (16) on the recorder fails, while the same call on the
+    // user's own process works: it is privilege separation, not a global
+    // ptrace restriction.
+    let attach = "python3 -c 'import ctypes,os,sys; l=ctypes.CDLL(None,use_errno=True); \
+                  r=l.ptrace(16,int(sys.argv[1]),0,0); print(\"ptrace-attach\", r, os.strerror(ctypes.get_errno()))'";
+    let seen = t.run(&format!("{attach} $PPID"));
+    assert!(seen.contains("ptrace-attach -1 Operation not permitted"), "ptrace on the recorder:\n{seen}");
+    let seen = t.run(&format!("sleep 300 & {attach} $!; kill -9 $!"));
+    assert!(seen.contains("ptrace-attach 0 Success"), "ptrace on the user's own process:\n{seen}");
+    let seen = t.run("cat /proc/$PPID/environ");
+    assert!(seen.contains("Permission denied"), "reading the recorder's memory-backed files:\n{seen}");
+
+    // The spool is out of reach.
+    let seen = t.run("ls /var/lib/custos");
+    assert!(seen.contains("cannot open directory '/var/lib/custos': Permission denied"), "{seen}");
+    let seen = t.run("echo forged > /var/lib/custos/recordings/forged.cast");
+    assert!(seen.contains("Permission denied"), "{seen}");
+    let seen = t.run("rm -rf /var/lib/custos/recordings");
+    assert!(seen.contains("Permission denied"), "{seen}");
+    assert!(!Path::new(RECORDINGS).join("forged.cast").exists());
+
+    // Kill everything the user may: the recorder survives and keeps
+    // recording; then the shell kills itself and the recording completes.
+    let seen = t.run("kill -9 -1; printf 'af%ser-%s\\n' t kill");
+    assert!(seen.contains("after-kill"), "{seen}");
+    assert!(Path::new(&format!("/proc/{recorder}")).exists(), "the recorder died of the user's kill -9 -1");
+    t.line("kill -9 $$");
+    let status = t.wait(SHORT);
+    assert_eq!(status.code(), Some(128 + 9), "the login reports the shell's SIGKILL:\n{}", t.transcript());
+
+    let rec = only_new_recording(&before, "the killed session");
+    rec.assert_session(sys.uid, "interactive", None, 137);
+    let output = rec.screen();
+    for shown in ["kill: ", "Operation not permitted", "ptrace-attach -1", "Permission denied", "after-kill"] {
+        assert!(output.contains(shown), "the recording lacks {shown:?}:\n{output}");
+    }
+}
+
+fn between<'a>(text: &'a str, start: &str, end: &str) -> &'a str {
+    let from = text.rfind(start).unwrap_or_else(|| panic!("{start:?} not in {text:?}")) + start.len();
+    let len = text[from..].find(end).unwrap();
+    &text[from..from + len]
+}
+
+// ------------------------------------------------------------ nesting
+
+#[test]
+fn custos_shell_inside_a_recorded_session_does_not_record_twice() {
+    let Some(sys) = System::setup("nesting") else { return };
+    let before = recordings();
+    let mut t = sys.login();
+    let shell = sys.shell();
+    let seen = t.run(&format!("{} -c 'printf \"nes%s-ok\\n\" ted'", shell.display()));
+    assert!(seen.contains("nested-ok"), "{seen}");
+    // Stdin and stdout redirected: still the same session, because the
+    // check uses the controlling terminal, not stdin.
+    let seen = t.run(&format!("{} -c 'printf \"pip%s-ok\\n\" ed' </dev/null | cat", shell.display()));
+    assert!(seen.contains("piped-ok"), "{seen}");
+    t.line("exit 4");
+    assert_eq!(t.wait(SHORT).code(), Some(4));
+
+    let rec = only_new_recording(&before, "a session with nested custos-shells");
+    rec.assert_session(sys.uid, "interactive", None, 4);
+    let screen = rec.screen();
+    assert!(screen.contains("nested-ok") && screen.contains("piped-ok"), "the outer recording shows the nested output:\n{screen}");
+}
+
+// ------------------------------------------------------------ sshd end to end
+
+#[test]
+fn ssh_commands_keep_their_exit_status_and_output() {
+    let Some(sys) = System::setup("ssh commands") else { return };
+    let sshd = sshd::Sshd::start(USER, &home());
+
+    let before = recordings();
+    let out = sshd.ssh().arg("exit 7").output().unwrap();
+    assert_eq!(out.status.code(), Some(7), "ssh 'exit 7': {}\nsshd log:\n{}", text(&out), sshd.log());
+    only_new_recording(&before, "ssh 'exit 7'").assert_session(sys.uid, "data", Some("exit 7"), 7);
+
+    let before = recordings();
+    let out = sshd.ssh().arg("echo hi").output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hi\n");
+    only_new_recording(&before, "ssh 'echo hi'").assert_session(sys.uid, "data", Some("echo hi"), 0);
+}
+
+#[test]
+fn ssh_data_channel_is_byte_exact_and_passes_end_of_file() {
+    let Some(sys) = System::setup("ssh data channel") else { return };
+    let sshd = sshd::Sshd::start(USER, &home());
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.bin");
+    let output = dir.path().join("out.bin");
+    random_file(&input, 50 << 20);
+
+    let before = recordings();
+    let mut child = sshd
+        .ssh()
+        .arg("cat")
+        .stdin(File::open(&input).unwrap())
+        .stdout(File::create(&output).unwrap())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // `cat` ends only if the end of its input reaches it through sshd and
+    // the recorder.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("ssh host cat did not end: end of file did not propagate");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "ssh host cat: {status}");
+    assert_eq!(sha256(&output), sha256(&input), "50 MiB through ssh host cat changed");
+    only_new_recording(&before, "ssh host cat").assert_session(sys.uid, "data", Some("cat"), 0);
+}
+
+#[test]
+fn scp_sftp_and_rsync_transfer_binary_files_intact_and_are_recorded() {
+    let Some(sys) = System::setup("file transfer") else { return };
+    let sshd = sshd::Sshd::start(USER, &home());
+    let dir = tempfile::tempdir().unwrap();
+    let local = dir.path().join("local.bin");
+    random_file(&local, 4 << 20);
+    let digest = sha256(&local);
+    let remote = |name: &str| format!("{}:{name}", sshd.host());
+
+    // (what, command, the command custos records)
+    let sftp = "/usr/lib/openssh/sftp-server";
+    let transfers: Vec<(&str, Command, String)> = vec![
+        ("scp upload over sftp", with_args(sshd.scp(false), [path_arg(&local), remote("sftp.bin")]), sftp.into()),
+        ("scp download over sftp", with_args(sshd.scp(false), [remote("sftp.bin"), path_arg(&dir.path().join("sftp.bin"))]), sftp.into()),
+        ("legacy scp upload", with_args(sshd.scp(true), [path_arg(&local), remote("legacy.bin")]), "scp -t legacy.bin".into()),
+        ("legacy scp download", with_args(sshd.scp(true), [remote("legacy.bin"), path_arg(&dir.path().join("legacy.bin"))]), "scp -f legacy.bin".into()),
+        ("rsync upload", rsync(&sshd, &path_arg(&local), &remote("rsync.bin")), "rsync --server".into()),
+        ("rsync download", rsync(&sshd, &remote("rsync.bin"), &path_arg(&dir.path().join("rsync.bin"))), "rsync --server --sender".into()),
+    ];
+    for (what, mut cmd, recorded) in transfers {
+        let before = recordings();
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{what} failed: {}\nsshd log:\n{}", text(&out), sshd.log());
+        let rec = only_new_recording(&before, what);
+        let command = rec.custos("command").as_str().unwrap_or_default().to_owned();
+        assert!(command.starts_with(&recorded), "{what}: recorded command {command:?}, expected {recorded:?}…");
+        rec.assert_session(sys.uid, "data", Some(&command), 0);
+    }
+    let home = home();
+    for file in [home.join("sftp.bin"), home.join("legacy.bin"), home.join("rsync.bin")] {
+        assert_eq!(sha256(&file), digest, "{} (uploaded) differs", file.display());
+    }
+    for file in ["sftp.bin", "legacy.bin", "rsync.bin"] {
+        assert_eq!(sha256(&dir.path().join(file)), digest, "{file} (downloaded) differs");
+    }
+}
+
+#[test]
+fn ssh_interactive_session_is_recorded_with_its_exit_status() {
+    let Some(sys) = System::setup("ssh -tt") else { return };
+    let sshd = sshd::Sshd::start(USER, &home());
+    let before = recordings();
+    let args = sshd.ssh_tt_args();
+    let mut t = Term::spawn("ssh", &args.iter().map(String::as_str).collect::<Vec<_>>(), 50, 200);
+    t.run("true");
+    t.line("printf 'interactive-%s\\n' ok; exit 5");
+    t.expect("interactive-ok", SHORT);
+    let status = t.wait(SHORT);
+    assert_eq!(status.code(), Some(5), "ssh -tt:\n{}\nsshd log:\n{}", t.transcript(), sshd.log());
+
+    let rec = only_new_recording(&before, "ssh -tt");
+    rec.assert_session(sys.uid, "interactive", None, 5);
+    let screen = rec.screen();
+    assert!(screen.lines().any(|l| l == "interactive-ok"), "the recording shows the output:\n{screen}");
+}
+
+fn home() -> PathBuf {
+    nix::unistd::User::from_name(USER).unwrap().unwrap().dir
+}
+
+fn path_arg(p: &Path) -> String {
+    p.display().to_string()
+}
+
+fn with_args<const N: usize>(mut cmd: Command, args: [String; N]) -> Command {
+    cmd.args(args);
+    cmd
+}
+
+fn rsync(sshd: &sshd::Sshd, from: &str, to: &str) -> Command {
+    let mut cmd = Command::new("rsync");
+    cmd.args(["-a", "-e", &sshd.rsync_shell(), from, to]);
+    cmd
+}
+
+fn random_file(path: &Path, len: u64) {
+    let mut src = File::open("/dev/urandom").unwrap().take(len);
+    let mut dst = File::create(path).unwrap();
+    assert_eq!(std::io::copy(&mut src, &mut dst).unwrap(), len);
+}
+
+fn sha256(path: &Path) -> String {
+    let out = run_ok(Command::new("sha256sum").arg(path));
+    String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap().to_owned()
+}
