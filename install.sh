@@ -176,6 +176,11 @@ fi
 
 # -------------------------------------------------------------- install
 
+# Check every name before changing anything.
+for name in ${users[@]+"${users[@]}"}; do
+    getent passwd "$name" >/dev/null || die "no such user: $name"
+done
+
 if [[ -z $binaries ]]; then
     command -v cargo >/dev/null ||
         die "cargo not found: build with 'cargo build --release --locked' and pass --binaries target/release"
@@ -245,7 +250,7 @@ remember_shell() {
     mv -f "$tmp" "$previous_shells"
 }
 for name in ${users[@]+"${users[@]}"}; do
-    current=$(login_shell_of "$name") || die "no such user: $name"
+    current=$(login_shell_of "$name")
     [[ -n $current ]] || current=/bin/sh # an empty field means /bin/sh
     if [[ $current != */custos-shell ]]; then
         remember_shell "$name" "$current"
