@@ -1,0 +1,106 @@
+//! Benchmarks of the pure cores on the session's hot path: the emulator
+//! (`Screen::process`) and the renderer (`Renderer::frame`).
+//!
+//! `cargo bench --bench render`. Plain timing loops (no external harness),
+//! reporting MB/s for throughput and µs per frame for the echo path; the
+//! machine is shared, so compare figures from one run.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use custos::render::{Layout, Renderer};
+use custos::screen::{Screen, Size};
+
+/// Realistic terminal text like ptybench's: log lines with colours, long
+/// wrapping lines, UTF-8 with wide characters, progress bars.
+fn terminal_text(bytes: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes + 256);
+    let mut i = 0u64;
+    while out.len() < bytes {
+        i += 1;
+        let line = match i % 8 {
+            0 => format!("\x1b[32m2026-11-26T12:00:{:02}Z\x1b[0m INFO req={i:08x} handled GET /api/v1/items/{} in {}ms\r\n", i % 60, i * 7, i % 250),
+            1 => format!("\x1b[38;5;{}m{:>10}\x1b[0m  drwxr-xr-x  \x1b[01;34mdir_{i}\x1b[0m\r\n", i % 256, i * 4096),
+            2 => format!("{{\"ts\":{i},\"level\":\"debug\",\"msg\":\"{}\",\"fields\":{{\"a\":\"{}\"}}}}\r\n", "x".repeat((i % 200) as usize), "y".repeat((i % 90) as usize)),
+            3 => format!("漢字テキスト {i} 🙂 café ümlaut ────────────────\r\n"),
+            4 => format!("progress {}%\rprogress {}%\rprogress done\r\n", i % 100, (i + 50) % 100),
+            5 => format!("\x1b[38;2;{};{};{}mtruecolor line {i}\x1b[0m\tcol2\tcol3\r\n", i % 255, (i * 3) % 255, (i * 7) % 255),
+            6 => format!("\x1b[1;31mERROR\x1b[0m req={i:08x} failed: connection reset by peer\r\n"),
+            _ => format!("plain text line number {i} with some words in it\r\n"),
+        };
+        out.extend_from_slice(line.as_bytes());
+    }
+    out
+}
+
+fn seq_text(bytes: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes + 16);
+    let mut i = 0u64;
+    while out.len() < bytes {
+        i += 1;
+        out.extend_from_slice(format!("{i}\r\n").as_bytes());
+    }
+    out
+}
+
+fn measure(name: &str, bytes: usize, mut f: impl FnMut()) {
+    let mut best = Duration::MAX;
+    for _ in 0..3 {
+        let t = Instant::now();
+        f();
+        best = best.min(t.elapsed());
+    }
+    let mbs = bytes as f64 / 1e6 / best.as_secs_f64();
+    println!("{name:<48} {mbs:8.1} MB/s  ({:.3} s per {} MB)", best.as_secs_f64(), bytes / 1_000_000);
+}
+
+fn main() {
+    let size = Size { rows: 39, cols: 120 };
+    let layout = Layout::for_terminal(40, 120, true);
+    for (label, data) in [("realistic text", terminal_text(32_000_000)), ("seq (scroll-heavy)", seq_text(32_000_000))] {
+        measure(&format!("emulator only, {label}"), data.len(), || {
+            let mut screen = Screen::new(size);
+            for chunk in data.chunks(4096) {
+                screen.process(chunk);
+                black_box(screen.take_scrolled());
+            }
+        });
+        // A frame per 16 chunks of 4 KiB: about what a flood produces.
+        measure(&format!("emulator + both renderers, {label}"), data.len(), || {
+            let mut screen = Screen::new(size);
+            let mut term = Renderer::new(layout);
+            let mut rec = Renderer::new(Layout { status: false, ..layout });
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            for frame in data.chunks(4096 * 16) {
+                for chunk in frame.chunks(4096) {
+                    screen.process(chunk);
+                }
+                let scrolled = screen.take_scrolled();
+                a.clear();
+                b.clear();
+                term.frame(&screen, &scrolled, Some("status"), &mut a);
+                rec.frame(&screen, &scrolled, None, &mut b);
+                black_box((&a, &b));
+            }
+        });
+    }
+
+    // The echo path: one character typed at a prompt on a full screen.
+    let mut screen = Screen::new(size);
+    screen.process(&terminal_text(20_000));
+    let mut term = Renderer::new(layout);
+    let mut out = Vec::new();
+    let scrolled = screen.take_scrolled();
+    term.frame(&screen, &scrolled, Some("status"), &mut out);
+    let n = 2000;
+    let t = Instant::now();
+    for i in 0..n {
+        screen.process(if i % 2 == 0 { b"x" } else { b"\x08 \x08" });
+        out.clear();
+        term.frame(&screen, &[], Some("status"), &mut out);
+        black_box(&out);
+    }
+    println!("{:<48} {:8.1} µs per keystroke frame", "echo frame (one changed cell)", t.elapsed().as_secs_f64() * 1e6 / f64::from(n));
+}
