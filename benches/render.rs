@@ -10,7 +10,7 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use custos::render::{Layout, Renderer};
+use custos::render::{Layout, Renderer, Scrolled};
 use custos::screen::{Screen, Size};
 
 /// Realistic terminal text like ptybench's: log lines with colours, long
@@ -63,25 +63,40 @@ fn main() {
         measure(&format!("emulator only, {label}"), data.len(), || {
             let mut screen = Screen::new(size);
             for chunk in data.chunks(4096) {
-                screen.process(chunk);
-                black_box(screen.take_scrolled());
+                for slice in chunk.chunks(512) {
+                    screen.process(slice);
+                    if screen.scrolled_len() >= 400 {
+                        screen.clear_scrolled();
+                    }
+                }
             }
         });
-        // A frame per 16 chunks of 4 KiB: about what a flood produces.
+        // A frame per 16 chunks of 4 KiB (at most ~1000 scrolled rows): about
+        // what a flood produces.
         measure(&format!("emulator + both renderers, {label}"), data.len(), || {
             let mut screen = Screen::new(size);
             let mut term = Renderer::new(layout);
             let mut rec = Renderer::new(Layout { status: false, ..layout });
             let (mut a, mut b) = (Vec::new(), Vec::new());
             for frame in data.chunks(4096 * 16) {
-                for chunk in frame.chunks(4096) {
-                    screen.process(chunk);
+                // As the session does: slices of 512 bytes, scrolled rows
+                // flushed at 400.
+                for slice in frame.chunks(512) {
+                    screen.process(slice);
+                    if screen.scrolled_len() >= 400 {
+                        let scrolled = Scrolled::take(&screen);
+                        screen.clear_scrolled();
+                        term.push_scrolled(&scrolled, &mut a);
+                        rec.push_scrolled(&scrolled, &mut b);
+                    }
                 }
-                let scrolled = screen.take_scrolled();
+                let scrolled = Scrolled::take(&screen);
+                screen.clear_scrolled();
                 a.clear();
                 b.clear();
-                term.frame(&screen, &scrolled, Some("status"), &mut a);
-                rec.frame(&screen, &scrolled, None, &mut b);
+                let damage = screen.take_damage();
+                term.frame(&screen, &scrolled, &damage, Some("status"), &mut a);
+                rec.frame(&screen, &scrolled, &damage, None, &mut b);
                 black_box((&a, &b));
             }
         });
@@ -92,14 +107,17 @@ fn main() {
     screen.process(&terminal_text(20_000));
     let mut term = Renderer::new(layout);
     let mut out = Vec::new();
-    let scrolled = screen.take_scrolled();
-    term.frame(&screen, &scrolled, Some("status"), &mut out);
+    let scrolled = Scrolled::take(&screen);
+    screen.clear_scrolled();
+    let damage = screen.take_damage();
+    term.frame(&screen, &scrolled, &damage, Some("status"), &mut out);
     let n = 2000;
     let t = Instant::now();
     for i in 0..n {
         screen.process(if i % 2 == 0 { b"x" } else { b"\x08 \x08" });
         out.clear();
-        term.frame(&screen, &[], Some("status"), &mut out);
+        let damage = screen.take_damage();
+        term.frame(&screen, &Scrolled::default(), &damage, Some("status"), &mut out);
         black_box(&out);
     }
     println!("{:<48} {:8.1} µs per keystroke frame", "echo frame (one changed cell)", t.elapsed().as_secs_f64() * 1e6 / f64::from(n));

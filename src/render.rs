@@ -29,7 +29,10 @@
 
 use std::fmt::Write as _;
 
-use crate::screen::{Passthrough, Screen};
+use alacritty_terminal::term::cell::Flags;
+use alacritty_terminal::vte::ansi::NamedColor;
+
+use crate::screen::{is_blank, is_spacer, is_wrapped, Cell, Color, Damage, Modes, Passthrough, Screen};
 
 /// Where the pane sits on the target terminal.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,7 +51,7 @@ impl Layout {
         let status = want_status && rows >= 3;
         Self {
             pane_rows: if status { rows - 1 } else { rows.max(1) },
-            cols: cols.max(1),
+            cols: cols.max(2),
             status,
         }
     }
@@ -58,29 +61,55 @@ impl Layout {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-struct Modes {
-    app_cursor: bool,
-    app_keypad: bool,
-    bracketed_paste: bool,
-    mouse: vt100::MouseProtocolMode,
-    mouse_encoding: vt100::MouseProtocolEncoding,
-    focus: bool,
-    cursor_style: vt100::CursorStyle,
+/// Rows that scrolled off the inner screen, formatted once and drawn by
+/// both renderers.
+#[derive(Default)]
+pub struct Scrolled {
+    text: String,
+    rows: Vec<ScrolledRow>,
 }
 
-impl Modes {
-    fn of(screen: &Screen) -> Self {
-        let vt = screen.vt();
-        Self {
-            app_cursor: vt.application_cursor(),
-            app_keypad: vt.application_keypad(),
-            bracketed_paste: vt.bracketed_paste(),
-            mouse: vt.mouse_protocol_mode(),
-            mouse_encoding: vt.mouse_protocol_encoding(),
-            focus: screen.focus_reporting(),
-            cursor_style: vt.cursor_style(),
+struct ScrolledRow {
+    /// Byte range of the row in `text`.
+    start: usize,
+    end: usize,
+    /// It wrapped into the next row.
+    wrapped: bool,
+    /// The pen its text assumes at its start (carried over from the row it
+    /// continues; the default otherwise).
+    pen: Pen,
+}
+
+impl Scrolled {
+    /// Formats the screen's scrolled rows. The caller clears them from the
+    /// screen once every renderer has drawn them.
+    pub fn take(screen: &Screen) -> Self {
+        let mut text = String::new();
+        let mut rows = Vec::with_capacity(screen.scrolled_len());
+        // Rows of one wrapped line are written as one run of text, so the
+        // pen carries over between them; a line ends with the pen reset.
+        let mut pen = Some(Pen::default());
+        for cells in screen.scrolled_rows() {
+            let start = text.len();
+            let start_pen = pen.unwrap_or_default();
+            let wrapped = is_wrapped(cells);
+            let end = if wrapped { cells.len() } else { last_content(cells).map_or(0, |c| c + 1) };
+            write_cells(cells.get(..end).unwrap_or_default(), &mut pen, &mut text);
+            if !wrapped && pen != Some(Pen::default()) {
+                text.push_str("\x1b[0m");
+                pen = Some(Pen::default());
+            }
+            rows.push(ScrolledRow { start, end: text.len(), wrapped, pen: start_pen });
         }
+        Self { text, rows }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.rows.len()
     }
 }
 
@@ -88,7 +117,7 @@ impl Modes {
 #[derive(Default)]
 struct Shadow {
     /// `None`: unknown, redraw everything.
-    rows: Option<Vec<Vec<vt100::Cell>>>,
+    rows: Option<Vec<Vec<Cell>>>,
     status: Option<String>,
 }
 
@@ -116,7 +145,7 @@ impl Renderer {
             primary: Shadow::default(),
             alternate: Shadow::default(),
             in_alt: false,
-            modes: Modes::default(),
+            modes: Modes { cursor_visible: true, ..Modes::default() },
         }
     }
 
@@ -127,8 +156,7 @@ impl Renderer {
     /// The target changed size: everything it shows must be redrawn.
     pub fn resize(&mut self, layout: Layout) {
         self.layout = layout;
-        self.primary.invalidate();
-        self.alternate.invalidate();
+        self.invalidate();
     }
 
     /// Forgets what the target shows, so the next frame redraws it all.
@@ -148,21 +176,19 @@ impl Renderer {
         self.invalidate();
     }
 
-    /// Renders one frame: `scrolled` rows (from [`Screen::take_scrolled`]),
-    /// then the current screen, the status line and the modes.
-    pub fn frame(&mut self, screen: &Screen, scrolled: &[String], status: Option<&str>, out: &mut Vec<u8>) {
-        let vt = screen.vt();
+    /// Renders one frame: the `scrolled` rows (see [`Scrolled::take`]), then
+    /// the current screen (only rows in `damage` are compared with what the
+    /// target shows), the status line, the modes and the cursor.
+    pub fn frame(&mut self, screen: &Screen, scrolled: &Scrolled, damage: &Damage, status: Option<&str>, out: &mut Vec<u8>) {
+        let modes = screen.modes();
         out.extend_from_slice(b"\x1b[?25l");
 
-        if !scrolled.is_empty() {
-            self.switch_buffer(false, out);
-            self.push_to_scrollback(scrolled, out);
-        }
-        self.switch_buffer(vt.alternate_screen(), out);
+        self.push_scrolled(scrolled, out);
+        self.switch_buffer(modes.alternate_screen, out);
 
         let layout = self.layout;
         let shadow = if self.in_alt { &mut self.alternate } else { &mut self.primary };
-        draw_cells(vt, layout, shadow, out);
+        draw_cells(screen, layout, damage, shadow, out);
         if layout.status {
             let text = status.unwrap_or("");
             if shadow.status.as_deref() != Some(text) {
@@ -171,15 +197,14 @@ impl Renderer {
             }
         }
 
-        let modes = Modes::of(screen);
         write_mode_changes(&self.modes, &modes, out);
         self.modes = modes;
 
-        let (row, col) = vt.cursor_position();
+        let (row, col) = screen.cursor();
         let row = row.min(layout.pane_rows.saturating_sub(1));
         let col = col.min(layout.cols.saturating_sub(1));
         let _ = write!(Text(out), "\x1b[{};{}H", row + 1, col + 1);
-        if !vt.hide_cursor() {
+        if modes.cursor_visible {
             out.extend_from_slice(b"\x1b[?25h");
         }
     }
@@ -195,9 +220,9 @@ impl Renderer {
                 Passthrough::Bell => out.push(0x07),
                 Passthrough::Clipboard(kind, data) => {
                     out.extend_from_slice(b"\x1b]52;");
-                    out.extend(kind.iter().filter(|b| b.is_ascii_alphanumeric()));
+                    out.push(*kind);
                     out.push(b';');
-                    out.extend(data.iter().filter(|b| b.is_ascii_graphic()));
+                    out.extend(data.bytes().filter(u8::is_ascii_graphic));
                     out.extend_from_slice(b"\x1b\\");
                 }
             }
@@ -208,22 +233,23 @@ impl Renderer {
     /// primary screen, cursor visible, status line cleared, cursor on a fresh
     /// line below the pane's content.
     pub fn finish(&mut self, screen: &Screen, out: &mut Vec<u8>) {
-        write_mode_changes(&self.modes, &Modes::default(), out);
-        self.modes = Modes::default();
+        let restored = Modes { cursor_visible: true, ..Modes::default() };
+        write_mode_changes(&self.modes, &restored, out);
+        self.modes = restored;
+        let was_alt = self.in_alt;
         self.switch_buffer(false, out);
         if self.layout.status {
             let _ = write!(Text(out), "\x1b[{};1H\x1b[0m\x1b[2K", self.layout.total_rows());
         }
         // Leave the cursor below the last non-blank row of the primary pane.
-        let vt = screen.vt();
-        let rows = vt.size().0.get();
-        let last = (0..rows)
+        let last = (0..self.layout.pane_rows)
             .rev()
-            .find(|&r| (0..vt.size().1.get()).any(|c| vt.cell(r, c).is_some_and(|cell| !is_blank(cell))))
+            .find(|&r| screen.row(r).is_some_and(|cells| last_content(cells).is_some()))
             .map_or(0, |r| r + 1);
-        let row = if vt.alternate_screen() { vt.cursor_position().0 } else { last.max(vt.cursor_position().0) };
-        let _ = write!(Text(out), "\x1b[0m\x1b[?25h\x1b[{};1H", row.min(self.layout.pane_rows.saturating_sub(1)) + 1);
-        if last > 0 || row > 0 {
+        let row = if was_alt { screen.cursor().0 } else { last.max(screen.cursor().0) };
+        let row = row.min(self.layout.pane_rows.saturating_sub(1));
+        let _ = write!(Text(out), "\x1b[0m\x1b[?25h\x1b[{};1H", row + 1);
+        if last > 0 {
             out.extend_from_slice(b"\r\n");
         }
     }
@@ -243,12 +269,30 @@ impl Renderer {
         self.in_alt = alt;
     }
 
-    fn push_to_scrollback(&mut self, scrolled: &[String], out: &mut Vec<u8>) {
+    /// Pushes `scrolled` rows into the target's scrollback, in order. The
+    /// pane is left to the next frame to redraw.
+    pub fn push_scrolled(&mut self, scrolled: &Scrolled, out: &mut Vec<u8>) {
+        if scrolled.is_empty() {
+            return;
+        }
+        self.switch_buffer(false, out);
         let pane = usize::from(self.layout.pane_rows.max(1));
         let bottom = self.layout.total_rows();
-        for batch in scrolled.chunks(pane) {
+        out.extend_from_slice(b"\x1b[0m");
+        for batch in scrolled.rows.chunks(pane) {
+            let mut continues = false;
             for (i, row) in batch.iter().enumerate() {
-                let _ = write!(Text(out), "\x1b[{};1H\x1b[0m\x1b[2K{row}", i + 1);
+                // A row that continues a wrapped one is written straight on:
+                // the target wraps it itself, keeps the line whole in its
+                // scrollback, and a search of the stream finds it whole.
+                if !continues {
+                    let _ = write!(Text(out), "\x1b[{};1H\x1b[0m\x1b[2K", i + 1);
+                    if row.pen != Pen::default() {
+                        row.pen.write(&mut Text(out));
+                    }
+                }
+                out.extend_from_slice(scrolled.text.get(row.start..row.end).unwrap_or_default().as_bytes());
+                continues = row.wrapped;
             }
             let _ = write!(Text(out), "\x1b[0m\x1b[{bottom};1H");
             out.extend(std::iter::repeat_n(b'\n', batch.len()));
@@ -267,63 +311,87 @@ impl std::fmt::Write for Text<'_> {
     }
 }
 
-fn is_blank(cell: &vt100::Cell) -> bool {
-    !cell.has_contents() && cell.bgcolor() == vt100::Color::Default && !cell.inverse() && !cell.underline()
+/// The column of the last cell that shows something.
+fn last_content(cells: &[Cell]) -> Option<usize> {
+    cells.iter().rposition(|c| !is_blank(c))
 }
 
-fn draw_cells(vt: &vt100::Screen, layout: Layout, shadow: &mut Shadow, out: &mut Vec<u8>) {
+/// Writes `cells` (their text and the SGR changes between them) to `out`.
+fn write_cells(cells: &[Cell], pen: &mut Option<Pen>, out: &mut impl std::fmt::Write) {
+    for cell in cells {
+        if is_spacer(cell) {
+            continue;
+        }
+        Pen::set(pen, cell, out);
+        let c = if cell.c == '\0' { ' ' } else { cell.c };
+        let _ = out.write_char(c);
+        if let Some(marks) = cell.zerowidth() {
+            for &m in marks {
+                let _ = out.write_char(m);
+            }
+        }
+    }
+}
+
+fn draw_cells(screen: &Screen, layout: Layout, damage: &Damage, shadow: &mut Shadow, out: &mut Vec<u8>) {
     let rows = layout.pane_rows;
-    let cols = layout.cols;
-    let blank_shadow = shadow.rows.is_none();
+    let cols = usize::from(layout.cols);
+    let redraw_all = shadow.rows.is_none();
     let shadow_rows = shadow.rows.get_or_insert_with(Vec::new);
     shadow_rows.resize_with(usize::from(rows), Vec::new);
+    // After a row drawn to its last column that wraps, the target's cursor
+    // waits to wrap: the next row can be written straight on.
+    let mut wrap_pending = false;
 
     for (r, shadow_row) in (0..rows).zip(shadow_rows.iter_mut()) {
-        let mut first = None;
-        let mut last = 0;
-        let mut last_content = None;
-        for c in 0..cols {
-            let Some(cell) = vt.cell(r, c) else { break };
-            if !is_blank(cell) {
-                last_content = Some(c);
-            }
-            let same = !blank_shadow && shadow_row.get(usize::from(c)) == Some(cell);
-            if !same {
-                first.get_or_insert(c);
-                last = c;
-            }
+        if !redraw_all && !damage.row(r) {
+            wrap_pending = false;
+            continue;
         }
-        let Some(mut start) = first else { continue };
+        let Some(cells) = screen.row(r) else { break };
+        let cells = cells.get(..cols).unwrap_or(cells);
+        let changed = if redraw_all {
+            Some(0)
+        } else {
+            cells.iter().zip(shadow_row.iter()).position(|(a, b)| a != b).or_else(|| (cells.len() != shadow_row.len()).then_some(0))
+        };
+        let Some(mut first) = changed else {
+            wrap_pending = false;
+            continue;
+        };
+        let last_changed = if redraw_all || cells.len() != shadow_row.len() {
+            cells.len().saturating_sub(1)
+        } else {
+            cells.iter().zip(shadow_row.iter()).rposition(|(a, b)| a != b).unwrap_or(first)
+        };
         // Never start drawing on the right half of a wide character.
-        while start > 0 && vt.cell(r, start).is_some_and(vt100::Cell::is_wide_continuation) {
-            start -= 1;
+        while first > 0 && cells.get(first).is_some_and(is_spacer) {
+            first -= 1;
         }
-        let draw_end = last_content.map(|lc| lc.min(last));
-        let _ = write!(Text(out), "\x1b[{};{}H", r + 1, start + 1);
+        let content_end = last_content(cells);
+        let draw_end = content_end.map(|lc| lc.min(last_changed));
+        if !(wrap_pending && first == 0) {
+            let _ = write!(Text(out), "\x1b[{};{}H", r + 1, first + 1);
+        }
         // The target's pen is unknown after a jump; the first cell sets it.
         let mut pen: Option<Pen> = None;
-        if let Some(end) = draw_end.filter(|&e| e >= start) {
-            let mut c = start;
-            while c <= end {
-                let Some(cell) = vt.cell(r, c) else { break };
-                if !cell.is_wide_continuation() {
-                    Pen::set(&mut pen, cell, out);
-                    let text = cell.contents();
-                    out.extend_from_slice(if text.is_empty() { b" " } else { text.as_bytes() });
-                }
-                c += 1;
-            }
+        let mut text = String::new();
+        if let Some(end) = draw_end.filter(|&e| e >= first) {
+            write_cells(cells.get(first..=end).unwrap_or_default(), &mut pen, &mut text);
         }
-        if pen != Some(Pen::default()) {
+        out.extend_from_slice(text.as_bytes());
+        if pen.is_some_and(|p| p != Pen::default()) {
             out.extend_from_slice(b"\x1b[0m");
         }
-        // Everything after the last non-blank cell is blank: erase to the end
-        // of the line instead of writing spaces.
-        if last_content.is_none_or(|lc| last > lc) {
+        // Everything after the last non-blank cell is blank: erase to the
+        // end of the line instead of writing spaces.
+        let erase = content_end.is_none_or(|lc| last_changed > lc);
+        if erase {
             out.extend_from_slice(b"\x1b[K");
         }
+        wrap_pending = !erase && draw_end == Some(cols - 1) && is_wrapped(cells);
         shadow_row.clear();
-        shadow_row.extend((0..cols).filter_map(|c| vt.cell(r, c).cloned()));
+        shadow_row.extend_from_slice(cells);
     }
 }
 
@@ -332,131 +400,107 @@ fn draw_status(layout: Layout, text: &str, out: &mut Vec<u8>) {
     let mut line: String = text.chars().filter(|c| !c.is_control()).take(width).collect();
     let len = line.chars().count();
     line.extend(std::iter::repeat_n(' ', width.saturating_sub(len)));
-    // Writing the very last cell would leave the cursor in the pending-wrap
-    // state on some terminals; it is redrawn from the pane right after.
     let _ = write!(Text(out), "\x1b[{};1H\x1b[0;7m{line}\x1b[0m", layout.total_rows());
 }
 
 /// The SGR state of the target while drawing a span.
-#[derive(Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 struct Pen {
-    fg: vt100::Color,
-    bg: vt100::Color,
-    bold: bool,
-    dim: bool,
-    italic: bool,
-    underline: bool,
-    inverse: bool,
+    fg: Color,
+    bg: Color,
+    flags: Flags,
 }
 
-impl Pen {
-    /// Makes the target's pen draw `cell`, writing SGR only on a change.
-    fn set(current: &mut Option<Pen>, cell: &vt100::Cell, out: &mut Vec<u8>) {
-        let want = Pen {
-            fg: cell.fgcolor(),
-            bg: cell.bgcolor(),
-            bold: cell.bold(),
-            dim: cell.dim(),
-            italic: cell.italic(),
-            underline: cell.underline(),
-            inverse: cell.inverse(),
-        };
-        if *current == Some(want) {
-            return;
-        }
-        let mut w = Text(out);
-        let _ = w.write_str("\x1b[0");
-        for (on, code) in [
-            (want.bold, ";1"),
-            (want.dim, ";2"),
-            (want.italic, ";3"),
-            (want.underline, ";4"),
-            (want.inverse, ";7"),
-        ] {
-            if on {
-                let _ = w.write_str(code);
-            }
-        }
-        write_color(&mut w, want.fg, 30, 38);
-        write_color(&mut w, want.bg, 40, 48);
-        let _ = w.write_str("m");
-        *current = Some(want);
+impl Default for Pen {
+    fn default() -> Self {
+        Self { fg: Color::Named(NamedColor::Foreground), bg: Color::Named(NamedColor::Background), flags: Flags::empty() }
     }
 }
 
-fn write_color(w: &mut Text<'_>, color: vt100::Color, base: u8, extended: u8) {
+/// The flags that change how a cell is drawn.
+const STYLE_FLAGS: Flags = Flags::BOLD
+    .union(Flags::DIM)
+    .union(Flags::ITALIC)
+    .union(Flags::ALL_UNDERLINES)
+    .union(Flags::INVERSE)
+    .union(Flags::HIDDEN)
+    .union(Flags::STRIKEOUT);
+
+impl Pen {
+    /// Makes the target's pen draw `cell`, writing SGR only on a change.
+    fn set(current: &mut Option<Pen>, cell: &Cell, out: &mut impl std::fmt::Write) {
+        let want = Pen { fg: cell.fg, bg: cell.bg, flags: cell.flags & STYLE_FLAGS };
+        if *current == Some(want) {
+            return;
+        }
+        want.write(out);
+        *current = Some(want);
+    }
+
+    /// Writes the SGR sequence that sets exactly this pen.
+    fn write(self, out: &mut impl std::fmt::Write) {
+        let want = self;
+        let _ = out.write_str("\x1b[0");
+        for (flag, code) in [
+            (Flags::BOLD, ";1"),
+            (Flags::DIM, ";2"),
+            (Flags::ITALIC, ";3"),
+            (Flags::UNDERLINE, ";4"),
+            (Flags::DOUBLE_UNDERLINE, ";4:2"),
+            (Flags::UNDERCURL, ";4:3"),
+            (Flags::DOTTED_UNDERLINE, ";4:4"),
+            (Flags::DASHED_UNDERLINE, ";4:5"),
+            (Flags::INVERSE, ";7"),
+            (Flags::HIDDEN, ";8"),
+            (Flags::STRIKEOUT, ";9"),
+        ] {
+            if want.flags.contains(flag) {
+                let _ = out.write_str(code);
+            }
+        }
+        write_color(out, want.fg, 30, 38);
+        write_color(out, want.bg, 40, 48);
+        let _ = out.write_str("m");
+    }
+}
+
+fn write_color(w: &mut impl std::fmt::Write, color: Color, base: u8, extended: u8) {
     let _ = match color {
-        vt100::Color::Default => Ok(()),
-        vt100::Color::Idx(i) if i < 8 => write!(w, ";{}", base + i),
-        vt100::Color::Idx(i) if i < 16 => write!(w, ";{}", base + 60 + i - 8),
-        vt100::Color::Idx(i) => write!(w, ";{extended};5;{i}"),
-        vt100::Color::Rgb(r, g, b) => write!(w, ";{extended};2;{r};{g};{b}"),
+        Color::Named(named) => {
+            let n = named as usize;
+            match n {
+                0..=7 => write!(w, ";{}", usize::from(base) + n),
+                8..=15 => write!(w, ";{}", usize::from(base) + 60 + n - 8),
+                _ => Ok(()),
+            }
+        }
+        Color::Indexed(i) => write!(w, ";{extended};5;{i}"),
+        Color::Spec(rgb) => write!(w, ";{extended};2;{};{};{}", rgb.r, rgb.g, rgb.b),
     };
 }
 
 fn write_mode_changes(old: &Modes, new: &Modes, out: &mut Vec<u8>) {
     let mut w = Text(out);
     let flag = |on: bool| if on { 'h' } else { 'l' };
-    if old.app_cursor != new.app_cursor {
-        let _ = write!(w, "\x1b[?1{}", flag(new.app_cursor));
+    for (was, is, code) in [
+        (old.app_cursor, new.app_cursor, 1),
+        (old.bracketed_paste, new.bracketed_paste, 2004),
+        (old.mouse_click, new.mouse_click, 1000),
+        (old.mouse_drag, new.mouse_drag, 1002),
+        (old.mouse_motion, new.mouse_motion, 1003),
+        (old.mouse_utf8, new.mouse_utf8, 1005),
+        (old.mouse_sgr, new.mouse_sgr, 1006),
+        (old.focus, new.focus, 1004),
+    ] {
+        if was != is {
+            let _ = write!(w, "\x1b[?{code}{}", flag(is));
+        }
     }
     if old.app_keypad != new.app_keypad {
         let _ = w.write_str(if new.app_keypad { "\x1b=" } else { "\x1b>" });
     }
-    if old.bracketed_paste != new.bracketed_paste {
-        let _ = write!(w, "\x1b[?2004{}", flag(new.bracketed_paste));
-    }
-    if old.mouse != new.mouse {
-        if let Some(code) = mouse_mode_code(old.mouse) {
-            let _ = write!(w, "\x1b[?{code}l");
-        }
-        if let Some(code) = mouse_mode_code(new.mouse) {
-            let _ = write!(w, "\x1b[?{code}h");
-        }
-    }
-    if old.mouse_encoding != new.mouse_encoding {
-        if let Some(code) = mouse_encoding_code(old.mouse_encoding) {
-            let _ = write!(w, "\x1b[?{code}l");
-        }
-        if let Some(code) = mouse_encoding_code(new.mouse_encoding) {
-            let _ = write!(w, "\x1b[?{code}h");
-        }
-    }
-    if old.focus != new.focus {
-        let _ = write!(w, "\x1b[?1004{}", flag(new.focus));
-    }
-    if old.cursor_style != new.cursor_style {
-        let _ = write!(w, "\x1b[{} q", cursor_style_code(new.cursor_style));
-    }
-}
-
-fn mouse_mode_code(mode: vt100::MouseProtocolMode) -> Option<u16> {
-    match mode {
-        vt100::MouseProtocolMode::None => None,
-        vt100::MouseProtocolMode::Press => Some(9),
-        vt100::MouseProtocolMode::PressRelease => Some(1000),
-        vt100::MouseProtocolMode::ButtonMotion => Some(1002),
-        vt100::MouseProtocolMode::AnyMotion => Some(1003),
-    }
-}
-
-fn mouse_encoding_code(encoding: vt100::MouseProtocolEncoding) -> Option<u16> {
-    match encoding {
-        vt100::MouseProtocolEncoding::Default => None,
-        vt100::MouseProtocolEncoding::Utf8 => Some(1005),
-        vt100::MouseProtocolEncoding::Sgr => Some(1006),
-    }
-}
-
-fn cursor_style_code(style: vt100::CursorStyle) -> u8 {
-    match style {
-        vt100::CursorStyle::Default => 0,
-        vt100::CursorStyle::BlinkBlock => 1,
-        vt100::CursorStyle::SteadyBlock => 2,
-        vt100::CursorStyle::BlinkUnderline => 3,
-        vt100::CursorStyle::SteadyUnderline => 4,
-        vt100::CursorStyle::BlinkVerticalBar => 5,
-        vt100::CursorStyle::SteadyVerticalBar => 6,
+    if old.cursor_shape != new.cursor_shape {
+        let _ = write!(w, "\x1b[{} q", new.cursor_shape);
     }
 }
 
@@ -475,8 +519,10 @@ mod tests {
         renderer.start(&mut out);
         for piece in pieces {
             screen.process(piece);
-            let scrolled = screen.take_scrolled();
-            renderer.frame(&screen, &scrolled, Some("STATUS"), &mut out);
+            let scrolled = Scrolled::take(&screen);
+            let damage = screen.take_damage();
+            renderer.frame(&screen, &scrolled, &damage, Some("STATUS"), &mut out);
+            screen.clear_scrolled();
         }
         #[allow(clippy::disallowed_methods)]
         let mut target = vt100::Parser::new(
@@ -550,9 +596,22 @@ mod tests {
     #[test]
     fn wide_and_combining_characters_keep_their_cells() {
         let layout = Layout::for_terminal(4, 20, false);
-        let (target, _) = replay(&["漢字 e\u{301} 🙂|".as_bytes(), b"\x1b[1;3Hx"], layout);
+        let (target, _) = replay(&["漢字 e\u{301} 🙂|".as_bytes()], layout);
         let row = target.screen().rows(0, 20).next().unwrap();
-        assert_eq!(row, "漢x  e\u{301} 🙂|");
+        assert_eq!(row, "漢字 e\u{301} 🙂|");
+        assert_eq!(target.screen().cell(0, 9).unwrap().contents(), "|");
+    }
+
+    #[test]
+    fn a_long_line_is_written_whole_so_the_target_wraps_it() {
+        let layout = Layout::for_terminal(4, 10, false);
+        let long = "abcdefghij0123456789XYZ";
+        let mut input = format!("{long}\r\n").into_bytes();
+        input.extend_from_slice(b"1\r\n2\r\n3\r\n4\r\n");
+        let (target, out) = replay(&[&input], layout);
+        // Scrolled into scrollback in one piece, not cut by cursor moves.
+        assert!(String::from_utf8_lossy(&out).contains(long), "{:?}", String::from_utf8_lossy(&out));
+        assert!(target.screen().contents().ends_with("2\n3\n4"));
     }
 
     #[test]
@@ -576,9 +635,11 @@ mod tests {
         let mut r = Renderer::new(layout);
         let mut out = Vec::new();
         screen.process(b"abc");
-        r.frame(&screen, &[], Some("s"), &mut out);
+        let damage = screen.take_damage();
+        r.frame(&screen, &Scrolled::default(), &damage, Some("s"), &mut out);
         out.clear();
-        r.frame(&screen, &[], Some("s"), &mut out);
+        let damage = screen.take_damage();
+        r.frame(&screen, &Scrolled::default(), &damage, Some("s"), &mut out);
         assert_eq!(String::from_utf8(out).unwrap(), "\x1b[?25l\x1b[1;4H\x1b[?25h");
     }
 
@@ -589,7 +650,8 @@ mod tests {
         let mut r = Renderer::new(layout);
         let mut out = Vec::new();
         screen.process(b"\x1b[?2004h\x1b[?1000h\x1b[?1006h\x1b[?1h\x1b[?1004h\x1b[5 q");
-        r.frame(&screen, &[], None, &mut out);
+        let damage = screen.take_damage();
+        r.frame(&screen, &Scrolled::default(), &damage, None, &mut out);
         let text = String::from_utf8(out.clone()).unwrap();
         for seq in ["\x1b[?2004h", "\x1b[?1000h", "\x1b[?1006h", "\x1b[?1h", "\x1b[?1004h", "\x1b[5 q"] {
             assert!(text.contains(seq), "missing {seq:?} in {text:?}");

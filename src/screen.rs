@@ -1,31 +1,48 @@
 //! The virtual screen: the real shell's output is parsed here, and nothing
 //! else in custos looks at raw terminal bytes.
 //!
-//! [`Screen`] wraps the `vt100` emulator behind a small interface so that the
-//! renderer (and later the masker) depend on cells, rows and modes, not on
-//! which emulator is underneath. It also owns the three things a terminal
-//! must do that `vt100` leaves to its caller:
+//! [`Screen`] wraps the emulator (`alacritty_terminal`, chosen over `vt100`
+//! by measurement: see `docs/benchmarks.md`) behind a small interface of
+//! rows of [`Cell`]s, a cursor and [`Modes`], so the renderer (and later the
+//! masker) do not depend on the emulator's API. Swapping emulators means
+//! rewriting this file and the few cell helpers at its end.
 //!
-//! - **Rows that scroll off the top.** The emulator keeps no scrollback
-//!   (capacity 0); every row pushed off the top of the primary screen is
-//!   captured, formatted, in [`Screen::take_scrolled`], so the renderer can
-//!   send each one to the user's scrollback and the recording. Nothing is
-//!   skipped however fast output arrives, because capture happens inside the
-//!   parser, row by row.
-//! - **Answers to queries.** Programs ask the terminal where the cursor is or
-//!   what it is (`CSI 6 n`, `CSI c`, `CSI > c`, `CSI 18 t`, OSC 10/11). The
-//!   user's real terminal never sees the inner byte stream, so the answers come
-//!   from here, consistent with the inner screen, and are queued in
-//!   [`Screen::take_replies`] for the session to write back to the PTY.
-//! - **Out-of-band strings.** Window titles, the bell, clipboard writes and
-//!   focus reporting are collected as [`Passthrough`] items for the renderer.
+//! It also owns the three things a terminal must do beyond drawing:
 //!
-//! `vt100` constructors take `NonZeroU16`; [`Screen::new`] and
-//! [`Screen::resize`] clamp to at least 1x1 so no size from a terminal can
-//! panic it (clippy bans the raw calls).
+//! - **Rows that scroll off the top.** The emulator keeps them in its
+//!   history; [`Screen::scrolled_rows`] hands them to the renderer, oldest
+//!   first, and [`Screen::clear_scrolled`] drops them once both renderers
+//!   have drawn them. Nothing is skipped however fast output arrives, as long
+//!   as the caller renders before [`Screen::scrolled_len`] reaches
+//!   [`HISTORY_LIMIT`] (the session renders at a far lower mark).
+//! - **Answers to queries.** Programs ask the terminal where the cursor is,
+//!   what it is, its size and colours. The user's terminal never sees the
+//!   inner byte stream, so the answers come from here, consistent with the
+//!   inner screen, queued in [`Screen::take_replies`].
+//! - **Out-of-band strings.** Titles, the bell and clipboard writes are
+//!   collected as [`Passthrough`] items. Clipboard reads are never answered:
+//!   a program in the session must not read the user's clipboard.
+//!
+//! Sizes are clamped to at least 1 row and 2 columns: the emulator's column
+//! arithmetic underflows on zero, and a terminal can report anything.
 
-use std::fmt::Write as _;
-use std::num::NonZeroU16;
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use alacritty_terminal::event::{Event, EventListener, WindowSize};
+use alacritty_terminal::grid::Dimensions;
+use alacritty_terminal::index::Line;
+use alacritty_terminal::term::cell::Flags;
+use alacritty_terminal::term::{ClipboardType, Config, Term, TermMode};
+use alacritty_terminal::vte::ansi::{self, CursorShape, NamedColor, Processor, Rgb, StdSyncHandler};
+use base64::Engine as _;
+
+pub use alacritty_terminal::term::cell::Cell;
+pub use alacritty_terminal::vte::ansi::Color;
+
+/// Rows the emulator may hold scrolled off the top before the oldest are
+/// lost. The session draws them far sooner (`session::MAX_PENDING_SCROLL`).
+pub const HISTORY_LIMIT: usize = 100_000;
 
 /// A size in character cells.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,11 +52,38 @@ pub struct Size {
 }
 
 impl Size {
-    fn non_zero(self) -> (NonZeroU16, NonZeroU16) {
-        (
-            NonZeroU16::new(self.rows.max(1)).unwrap_or(NonZeroU16::MIN),
-            NonZeroU16::new(self.cols.max(1)).unwrap_or(NonZeroU16::MIN),
-        )
+    fn clamped(self) -> Self {
+        Self { rows: self.rows.max(1), cols: self.cols.max(2) }
+    }
+}
+
+impl Dimensions for Size {
+    fn total_lines(&self) -> usize {
+        usize::from(self.rows)
+    }
+    fn screen_lines(&self) -> usize {
+        usize::from(self.rows)
+    }
+    fn columns(&self) -> usize {
+        usize::from(self.cols)
+    }
+}
+
+/// Rows that changed between two frames.
+#[derive(Clone, Debug, Default)]
+pub struct Damage {
+    /// `None`: anything may have changed.
+    rows: Option<Vec<bool>>,
+}
+
+impl Damage {
+    /// Everything may have changed.
+    pub fn full() -> Self {
+        Self { rows: None }
+    }
+
+    pub fn row(&self, row: u16) -> bool {
+        self.rows.as_ref().is_none_or(|rows| rows.get(usize::from(row)).copied().unwrap_or(true))
     }
 }
 
@@ -49,177 +93,284 @@ impl Size {
 pub enum Passthrough {
     Title(String),
     Bell,
-    /// OSC 52 clipboard write: selection name and base64 payload, as sent.
-    Clipboard(Vec<u8>, Vec<u8>),
+    /// OSC 52 clipboard write: selection (`c` or `p`) and base64 payload.
+    Clipboard(u8, String),
 }
 
-/// The emulator's callbacks: everything the parser reports while it runs.
-#[derive(Default)]
-struct Sink {
-    /// Formatted rows that scrolled off the top of the primary screen.
-    scrolled: Vec<String>,
-    /// Bytes to write back to the inner program (query answers).
+/// Input and display modes the renderer mirrors onto the user's terminal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Modes {
+    pub app_cursor: bool,
+    pub app_keypad: bool,
+    pub bracketed_paste: bool,
+    pub mouse_click: bool,
+    pub mouse_drag: bool,
+    pub mouse_motion: bool,
+    pub mouse_sgr: bool,
+    pub mouse_utf8: bool,
+    pub focus: bool,
+    /// DECSCUSR value: 0 default, 1/2 block, 3/4 underline, 5/6 bar.
+    pub cursor_shape: u8,
+    pub cursor_visible: bool,
+    pub alternate_screen: bool,
+}
+
+/// Collects the emulator's events; the emulator takes its listener by
+/// value and calls it through `&self`.
+#[derive(Clone, Default)]
+struct Listener(Rc<RefCell<Vec<Event>>>);
+
+impl EventListener for Listener {
+    fn send_event(&self, event: Event) {
+        self.0.borrow_mut().push(event);
+    }
+}
+
+/// The inner terminal.
+pub struct Screen {
+    term: Term<Listener>,
+    parser: Processor<StdSyncHandler>,
+    events: Listener,
     replies: Vec<u8>,
     passthrough: Vec<Passthrough>,
-    /// DECSET 1004: the program wants focus in/out reports.
-    focus_reporting: bool,
-}
-
-impl vt100::Callbacks for Sink {
-    fn on_scroll(&mut self, contents: vt100::capture::RowContents<'_>, alternate_screen: bool) {
-        if alternate_screen {
-            return;
-        }
-        let mut row = String::new();
-        let mut state = vt100::capture::BasicFormattedCaptureState::new();
-        // Writing into a String cannot fail.
-        let _ = contents.write_formatted_basic(&mut row, &mut state);
-        self.scrolled.push(row);
-    }
-
-    fn audible_bell(&mut self, _: &mut vt100::Screen) {
-        self.passthrough.push(Passthrough::Bell);
-    }
-
-    fn set_window_title(&mut self, _: &mut vt100::Screen, title: &[u8]) {
-        self.passthrough
-            .push(Passthrough::Title(String::from_utf8_lossy(title).into_owned()));
-    }
-
-    fn set_window_icon_name(&mut self, _: &mut vt100::Screen, _name: &[u8]) {}
-
-    fn copy_to_clipboard(&mut self, _: &mut vt100::Screen, ty: &[u8], data: &[u8]) {
-        self.passthrough
-            .push(Passthrough::Clipboard(ty.to_vec(), data.to_vec()));
-    }
-
-    fn unhandled_csi(
-        &mut self,
-        screen: &mut vt100::Screen,
-        i1: Option<u8>,
-        _i2: Option<u8>,
-        params: &[&[u16]],
-        c: char,
-    ) {
-        let first = params.first().and_then(|p| p.first()).copied();
-        match (i1, c, first) {
-            // DSR: status report and cursor position report.
-            (None, 'n', Some(5)) => self.replies.extend_from_slice(b"\x1b[0n"),
-            (None, 'n', Some(6)) | (Some(b'?'), 'n', Some(6)) => {
-                let (row, col) = screen.cursor_position();
-                let q = if i1.is_some() { "?" } else { "" };
-                let _ = write_bytes(
-                    &mut self.replies,
-                    format_args!("\x1b[{q}{};{}R", row + 1, col + 1),
-                );
-            }
-            // DA1: a VT220 with ANSI colour, the same family tmux reports.
-            (None, 'c', None | Some(0)) => self.replies.extend_from_slice(b"\x1b[?62;22c"),
-            // DA2: terminal type 1 (VT220), firmware version 0.
-            (Some(b'>'), 'c', None | Some(0)) => self.replies.extend_from_slice(b"\x1b[>1;0;0c"),
-            // XTVERSION.
-            (Some(b'>'), 'q', _) => {
-                let _ = write_bytes(
-                    &mut self.replies,
-                    format_args!("\x1bP>|custos {}\x1b\\", env!("CARGO_PKG_VERSION")),
-                );
-            }
-            // Text area size in characters.
-            (None, 't', Some(18)) => {
-                let (rows, cols) = screen.size();
-                let _ = write_bytes(&mut self.replies, format_args!("\x1b[8;{rows};{cols}t"));
-            }
-            (Some(b'?'), 'h' | 'l', _) if params.iter().any(|p| p.first() == Some(&1004)) => {
-                self.focus_reporting = c == 'h';
-            }
-            _ => {}
-        }
-    }
-
-    fn unhandled_osc(&mut self, _: &mut vt100::Screen, params: &[&[u8]]) {
-        // OSC 10/11 ? : default foreground/background colour queries. Programs
-        // use them to pick a light or dark palette; answer as a dark terminal.
-        if let [code @ (b"10" | b"11"), b"?"] = params {
-            let colour = if *code == b"10" { "d0d0/d0d0/d0d0" } else { "0000/0000/0000" };
-            let code = String::from_utf8_lossy(code);
-            let _ = write_bytes(
-                &mut self.replies,
-                format_args!("\x1b]{code};rgb:{colour}\x1b\\"),
-            );
-        }
-    }
-}
-
-fn write_bytes(out: &mut Vec<u8>, args: std::fmt::Arguments<'_>) -> std::fmt::Result {
-    let mut s = String::new();
-    s.write_fmt(args)?;
-    out.extend_from_slice(s.as_bytes());
-    Ok(())
-}
-
-/// The inner terminal: a `vt100` parser plus what its callbacks collected.
-pub struct Screen {
-    parser: vt100::Parser<Sink>,
+    size: Size,
 }
 
 impl Screen {
-    /// A blank screen of `size`, clamped to at least one row and column.
+    /// A blank screen of `size`, clamped.
     pub fn new(size: Size) -> Self {
-        let (rows, cols) = size.non_zero();
+        let size = size.clamped();
+        let events = Listener::default();
+        let config = Config { scrolling_history: HISTORY_LIMIT, ..Config::default() };
+        #[allow(clippy::disallowed_methods)] // this is the clamping wrapper
+        let term = Term::new(config, &size, events.clone());
         Self {
-            parser: vt100::Parser::new_with_callbacks(rows, cols, 0, Sink::default()),
+            term,
+            parser: Processor::new(),
+            events,
+            replies: Vec::new(),
+            passthrough: Vec::new(),
+            size,
         }
     }
 
     /// Feeds bytes the inner program wrote.
     pub fn process(&mut self, bytes: &[u8]) {
-        self.parser.process(bytes);
+        self.parser.advance(&mut self.term, bytes);
+        self.collect_events();
     }
 
-    /// Resizes, clamped like [`Screen::new`].
+    /// When a synchronized update (`?2026`) holds output back, the moment it
+    /// must be applied even if the program never ends it.
+    pub fn sync_deadline(&self) -> Option<std::time::Instant> {
+        self.parser.sync_timeout().sync_timeout()
+    }
+
+    /// Applies a held synchronized update (its deadline passed).
+    pub fn end_sync(&mut self) {
+        self.parser.stop_sync(&mut self.term);
+        self.collect_events();
+    }
+
+    /// True while a synchronized update is being held back: the screen is
+    /// mid-update and should not be drawn.
+    pub fn in_sync(&self) -> bool {
+        self.sync_deadline().is_some()
+    }
+
+    fn collect_events(&mut self) {
+        let events = std::mem::take(&mut *self.events.0.borrow_mut());
+        for event in events {
+            match event {
+                Event::PtyWrite(text) => self.replies.extend_from_slice(text.as_bytes()),
+                Event::Title(title) => self.passthrough.push(Passthrough::Title(title)),
+                Event::ResetTitle => self.passthrough.push(Passthrough::Title(String::new())),
+                Event::Bell => self.passthrough.push(Passthrough::Bell),
+                Event::ClipboardStore(kind, text) => {
+                    let kind = if kind == ClipboardType::Clipboard { b'c' } else { b'p' };
+                    let data = base64::engine::general_purpose::STANDARD.encode(text);
+                    self.passthrough.push(Passthrough::Clipboard(kind, data));
+                }
+                Event::ColorRequest(index, format) => {
+                    self.replies.extend_from_slice(format(default_color(index)).as_bytes());
+                }
+                Event::TextAreaSizeRequest(format) => {
+                    let ws = WindowSize { num_lines: self.size.rows, num_cols: self.size.cols, cell_width: 8, cell_height: 16 };
+                    self.replies.extend_from_slice(format(ws).as_bytes());
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Resizes, clamped like [`Screen::new`]. The emulator reflows wrapped
+    /// lines, as terminals do; rows pushed off the top become scrolled rows.
     pub fn resize(&mut self, size: Size) {
-        let (rows, cols) = size.non_zero();
+        let size = size.clamped();
+        self.size = size;
         #[allow(clippy::disallowed_methods)] // this is the clamping wrapper
-        self.parser.set_size(rows, cols);
+        self.term.resize(size);
     }
 
     pub fn size(&self) -> Size {
-        let (rows, cols) = self.parser.screen().size();
-        Size { rows: rows.get(), cols: cols.get() }
+        self.size
     }
 
-    /// The emulator's screen, for reading cells and modes.
-    pub fn vt(&self) -> &vt100::Screen {
-        self.parser.screen()
+    /// The cells of visible row `row` (0 is the top), `None` past the bottom.
+    pub fn row(&self, row: u16) -> Option<&[Cell]> {
+        let grid = self.term.grid();
+        (usize::from(row) < grid.screen_lines()).then(|| &grid[Line(i32::from(row))][..])
     }
 
-    /// Rows that scrolled off the primary screen since the last call, oldest
-    /// first, each formatted as SGR sequences and text without a newline.
-    pub fn take_scrolled(&mut self) -> Vec<String> {
-        std::mem::take(&mut self.parser.callbacks_mut().scrolled)
-    }
-
-    /// How many scrolled rows are waiting, so the caller can bound memory.
+    /// How many rows have scrolled off the top since [`Screen::clear_scrolled`].
     pub fn scrolled_len(&self) -> usize {
-        self.parser.callbacks().scrolled.len()
+        self.term.grid().history_size()
+    }
+
+    /// The rows that scrolled off the top, oldest first.
+    pub fn scrolled_rows(&self) -> impl Iterator<Item = &[Cell]> {
+        let grid = self.term.grid();
+        let history = i32::try_from(grid.history_size()).unwrap_or(i32::MAX);
+        (-history..0).map(move |line| &grid[Line(line)][..])
+    }
+
+    /// Forgets the scrolled rows, once they have been drawn.
+    pub fn clear_scrolled(&mut self) {
+        self.term.grid_mut().clear_history();
+    }
+
+    /// Which rows changed since the last call; resets the record. Both
+    /// renderers of a frame share one answer.
+    pub fn take_damage(&mut self) -> Damage {
+        let rows = match self.term.damage() {
+            alacritty_terminal::term::TermDamage::Full => None,
+            alacritty_terminal::term::TermDamage::Partial(lines) => {
+                let mut rows = vec![false; usize::from(self.size.rows)];
+                for line in lines {
+                    if let Some(flag) = rows.get_mut(line.line) {
+                        *flag = true;
+                    }
+                }
+                Some(rows)
+            }
+        };
+        self.term.reset_damage();
+        Damage { rows }
+    }
+
+    /// Cursor position (row, column), clamped to the screen.
+    pub fn cursor(&self) -> (u16, u16) {
+        let point = self.term.grid().cursor.point;
+        let row = u16::try_from(point.line.0.max(0)).unwrap_or(u16::MAX).min(self.size.rows - 1);
+        let col = u16::try_from(point.column.0).unwrap_or(u16::MAX).min(self.size.cols - 1);
+        (row, col)
+    }
+
+    pub fn modes(&self) -> Modes {
+        let mode = *self.term.mode();
+        let style = self.term.cursor_style();
+        let shape = match style.shape {
+            CursorShape::Block | CursorShape::HollowBlock => 1,
+            CursorShape::Underline => 3,
+            CursorShape::Beam => 5,
+            CursorShape::Hidden => 0,
+        };
+        Modes {
+            app_cursor: mode.contains(TermMode::APP_CURSOR),
+            app_keypad: mode.contains(TermMode::APP_KEYPAD),
+            bracketed_paste: mode.contains(TermMode::BRACKETED_PASTE),
+            mouse_click: mode.contains(TermMode::MOUSE_REPORT_CLICK),
+            mouse_drag: mode.contains(TermMode::MOUSE_DRAG),
+            mouse_motion: mode.contains(TermMode::MOUSE_MOTION),
+            mouse_sgr: mode.contains(TermMode::SGR_MOUSE),
+            mouse_utf8: mode.contains(TermMode::UTF8_MOUSE),
+            focus: mode.contains(TermMode::FOCUS_IN_OUT),
+            cursor_shape: if style == ansi::CursorStyle::default() { 0 } else { shape + u8::from(!style.blinking) },
+            cursor_visible: mode.contains(TermMode::SHOW_CURSOR) && style.shape != CursorShape::Hidden,
+            alternate_screen: mode.contains(TermMode::ALT_SCREEN),
+        }
     }
 
     /// Answers to terminal queries, to be written to the inner program.
     pub fn take_replies(&mut self) -> Vec<u8> {
-        std::mem::take(&mut self.parser.callbacks_mut().replies)
+        std::mem::take(&mut self.replies)
     }
 
     pub fn take_passthrough(&mut self) -> Vec<Passthrough> {
-        std::mem::take(&mut self.parser.callbacks_mut().passthrough)
-    }
-
-    pub fn focus_reporting(&self) -> bool {
-        self.parser.callbacks().focus_reporting
+        std::mem::take(&mut self.passthrough)
     }
 
     /// The visible text, rows joined by newlines, trailing blanks trimmed.
     pub fn text(&self) -> String {
-        self.vt().contents()
+        let mut out = String::new();
+        for r in 0..self.size.rows {
+            if r > 0 {
+                out.push('\n');
+            }
+            let line = self.row(r).map(row_text).unwrap_or_default();
+            out.push_str(line.trim_end());
+        }
+        out
+    }
+}
+
+/// A row's text: one char per cell (plus combining marks), wide-character
+/// spacers skipped.
+pub fn row_text(cells: &[Cell]) -> String {
+    let mut s = String::with_capacity(cells.len());
+    for cell in cells {
+        if is_spacer(cell) {
+            continue;
+        }
+        s.push(cell.c);
+        if let Some(marks) = cell.zerowidth() {
+            s.extend(marks);
+        }
+    }
+    s
+}
+
+/// The right half of a wide character: drawn by its left half.
+pub fn is_spacer(cell: &Cell) -> bool {
+    cell.flags.contains(Flags::WIDE_CHAR_SPACER)
+}
+
+/// Whether the row continues on the next one (it wrapped).
+pub fn is_wrapped(cells: &[Cell]) -> bool {
+    cells.last().is_some_and(|c| c.flags.contains(Flags::WRAPLINE))
+}
+
+/// A cell that looks like an erased one: nothing drawn, default background,
+/// no line or inversion that would show.
+pub fn is_blank(cell: &Cell) -> bool {
+    (cell.c == ' ' || cell.c == '\0')
+        && cell.bg == Color::Named(NamedColor::Background)
+        && !cell.flags.intersects(Flags::INVERSE | Flags::ALL_UNDERLINES | Flags::STRIKEOUT)
+        && cell.extra.is_none()
+}
+
+/// The colour xterm shows by default for palette `index` (0-255), or the
+/// default foreground (256) and background (257): the answer to OSC 4/10/11
+/// queries. Answering as a dark terminal.
+fn default_color(index: usize) -> Rgb {
+    const BASE: [(u8, u8, u8); 16] = [
+        (0, 0, 0), (205, 0, 0), (0, 205, 0), (205, 205, 0), (0, 0, 238), (205, 0, 205), (0, 205, 205), (229, 229, 229),
+        (127, 127, 127), (255, 0, 0), (0, 255, 0), (255, 255, 0), (92, 92, 255), (255, 0, 255), (0, 255, 255), (255, 255, 255),
+    ];
+    let rgb = |(r, g, b): (u8, u8, u8)| Rgb { r, g, b };
+    match index {
+        0..=15 => BASE.get(index).copied().map_or(Rgb { r: 0, g: 0, b: 0 }, rgb),
+        16..=231 => {
+            let i = index - 16;
+            let level = |v: usize| if v == 0 { 0 } else { u8::try_from(55 + v * 40).unwrap_or(255) };
+            Rgb { r: level(i / 36), g: level((i / 6) % 6), b: level(i % 6) }
+        }
+        232..=255 => {
+            let v = u8::try_from(8 + (index - 232) * 10).unwrap_or(255);
+            Rgb { r: v, g: v, b: v }
+        }
+        256 => Rgb { r: 0xd0, g: 0xd0, b: 0xd0 },
+        _ => Rgb { r: 0, g: 0, b: 0 },
     }
 }
 
@@ -227,25 +378,31 @@ impl Screen {
 mod tests {
     use super::*;
 
-    #[test]
-    fn zero_size_is_clamped_instead_of_panicking() {
-        let mut s = Screen::new(Size { rows: 0, cols: 0 });
-        assert_eq!(s.size(), Size { rows: 1, cols: 1 });
-        s.resize(Size { rows: 0, cols: 5 });
-        assert_eq!(s.size(), Size { rows: 1, cols: 5 });
-        s.process(b"hello\r\nworld");
+    fn scrolled_text(s: &Screen) -> Vec<String> {
+        s.scrolled_rows().map(|r| row_text(r).trim_end().to_owned()).collect()
     }
 
     #[test]
-    fn rows_scrolled_off_the_top_are_captured_in_order() {
+    fn zero_size_is_clamped_instead_of_panicking() {
+        let mut s = Screen::new(Size { rows: 0, cols: 0 });
+        assert_eq!(s.size(), Size { rows: 1, cols: 2 });
+        s.resize(Size { rows: 0, cols: 5 });
+        assert_eq!(s.size(), Size { rows: 1, cols: 5 });
+        s.process(b"hello\r\nworld");
+        assert_eq!(s.text(), "world");
+    }
+
+    #[test]
+    fn rows_scrolled_off_the_top_are_kept_in_order_until_cleared() {
         let mut s = Screen::new(Size { rows: 3, cols: 10 });
         for i in 0..10 {
             s.process(format!("line{i}\r\n").as_bytes());
         }
-        let scrolled = s.take_scrolled();
         let expected: Vec<String> = (0..8).map(|i| format!("line{i}")).collect();
-        assert_eq!(scrolled, expected);
-        assert!(s.take_scrolled().is_empty());
+        assert_eq!(scrolled_text(&s), expected);
+        s.clear_scrolled();
+        assert_eq!(s.scrolled_len(), 0);
+        assert_eq!(s.text(), "line8\nline9\n");
     }
 
     #[test]
@@ -255,7 +412,8 @@ mod tests {
         for i in 0..5 {
             s.process(format!("alt{i}\r\n").as_bytes());
         }
-        assert!(s.take_scrolled().is_empty());
+        assert_eq!(s.scrolled_len(), 0);
+        assert!(s.modes().alternate_screen);
     }
 
     #[test]
@@ -266,20 +424,35 @@ mod tests {
     }
 
     #[test]
-    fn device_attribute_and_size_queries_are_answered() {
+    fn device_attribute_size_and_colour_queries_are_answered() {
         let mut s = Screen::new(Size { rows: 5, cols: 20 });
-        s.process(b"\x1b[c\x1b[>c\x1b[18t");
+        s.process(b"\x1b[c\x1b[18t\x1b]11;?\x07");
         let replies = String::from_utf8(s.take_replies()).unwrap();
-        assert_eq!(replies, "\x1b[?62;22c\x1b[>1;0;0c\x1b[8;5;20t");
+        assert!(replies.starts_with("\x1b[?6c"), "{replies:?}");
+        assert!(replies.contains("\x1b[8;5;20t"), "{replies:?}");
+        assert!(replies.contains("\x1b]11;rgb:0000/0000/0000\x07"), "{replies:?}");
     }
 
     #[test]
-    fn title_and_bell_are_passed_through() {
+    fn title_bell_and_clipboard_are_passed_through() {
         let mut s = Screen::new(Size { rows: 5, cols: 20 });
-        s.process(b"\x1b]2;my title\x07\x07");
+        s.process(b"\x1b]2;my title\x07\x07\x1b]52;c;aGk=\x07");
         assert_eq!(
             s.take_passthrough(),
-            vec![Passthrough::Title("my title".into()), Passthrough::Bell]
+            vec![Passthrough::Title("my title".into()), Passthrough::Bell, Passthrough::Clipboard(b'c', "aGk=".into())]
         );
+    }
+
+    #[test]
+    fn clipboard_reads_are_never_answered() {
+        let mut s = Screen::new(Size { rows: 5, cols: 20 });
+        s.process(b"\x1b]52;c;?\x07");
+        assert!(s.take_replies().is_empty());
+    }
+
+    #[test]
+    fn default_palette_matches_xterm() {
+        assert_eq!(default_color(196), Rgb { r: 255, g: 0, b: 0 });
+        assert_eq!(default_color(244), Rgb { r: 128, g: 128, b: 128 });
     }
 }

@@ -30,15 +30,19 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
 use crate::record::{CastFile, Event};
-use crate::render::{Layout, Renderer};
+use crate::render::{Layout, Renderer, Scrolled};
 use crate::screen::{Screen, Size};
 
 /// The longest a flood of output goes without a frame on screen.
 pub const FRAME_INTERVAL: Duration = Duration::from_millis(16);
 
-/// Rows waiting to reach scrollback force a frame beyond this many, which
-/// bounds the recorder's memory however fast output arrives.
-const MAX_PENDING_SCROLL: usize = 4096;
+/// Rows waiting to reach scrollback are flushed beyond this many. Output is
+/// fed to the screen in slices of [`FEED_SLICE`] bytes (one byte scrolls at
+/// most one row), so the emulator never holds more than
+/// `MAX_PENDING_SCROLL + FEED_SLICE` rows: under the 1,000 rows it recycles
+/// instead of freeing and reallocating, and a few MiB at most.
+const MAX_PENDING_SCROLL: usize = 400;
+const FEED_SLICE: usize = 512;
 
 /// The user's terminal, passed in so tests and `custos demo` can supply
 /// their own.
@@ -162,7 +166,17 @@ impl Loop<'_> {
         while self.exit.is_none() && !self.hung_up {
             let Some(master) = self.master.as_ref() else { break };
             let master_fd = master.as_fd();
-            let timeout = if self.dirty { PollTimeout::ZERO } else { PollTimeout::NONE };
+            // A synchronized update (`?2026`) holds the screen back until the
+            // program ends it or its deadline passes; draw nothing meanwhile.
+            let sync_deadline = self.screen.sync_deadline();
+            let timeout = match sync_deadline {
+                Some(deadline) => {
+                    let ms = deadline.saturating_duration_since(Instant::now()).as_millis();
+                    PollTimeout::from(u16::try_from(ms).unwrap_or(u16::MAX))
+                }
+                None if self.dirty => PollTimeout::ZERO,
+                None => PollTimeout::NONE,
+            };
             let mut master_events = PollFlags::POLLIN;
             if !self.to_master.is_empty() {
                 master_events |= PollFlags::POLLOUT;
@@ -185,6 +199,10 @@ impl Loop<'_> {
             if s.contains(PollFlags::POLLIN) {
                 self.handle_signals(&signals.read)?;
             }
+            if self.screen.sync_deadline().is_some_and(|d| Instant::now() >= d) {
+                self.screen.end_sync();
+                self.dirty = true;
+            }
             if m.contains(PollFlags::POLLOUT) {
                 self.flush_to_master();
             }
@@ -202,11 +220,7 @@ impl Loop<'_> {
             }
             // Render when the shell paused, or a flood has gone a frame
             // interval without one.
-            if self.dirty
-                && (!read_output
-                    || self.last_frame.elapsed() >= FRAME_INTERVAL
-                    || self.screen.scrolled_len() >= MAX_PENDING_SCROLL)
-            {
+            if self.dirty && !self.screen.in_sync() && (!read_output || self.last_frame.elapsed() >= FRAME_INTERVAL) {
                 self.render();
             }
         }
@@ -219,14 +233,40 @@ impl Loop<'_> {
         match nix::unistd::read(master, buf) {
             Ok(0) => false,
             Ok(n) => {
-                self.screen.process(buf.get(..n).unwrap_or_default());
-                self.after_output();
+                self.feed(buf.get(..n).unwrap_or_default());
                 true
             }
             Err(nix::Error::EAGAIN | nix::Error::EINTR) => true,
             // EIO: the slave was closed by its last holder.
             Err(_) => false,
         }
+    }
+
+    /// Feeds shell output to the screen, flushing scrolled rows as they
+    /// pile up (see [`MAX_PENDING_SCROLL`]).
+    fn feed(&mut self, bytes: &[u8]) {
+        for slice in bytes.chunks(FEED_SLICE) {
+            self.screen.process(slice);
+            if self.screen.scrolled_len() >= MAX_PENDING_SCROLL {
+                self.flush_scrolled();
+            }
+        }
+        self.after_output();
+    }
+
+    /// Sends the rows that scrolled off to the terminal's scrollback and the
+    /// recording, without drawing the screen (the next frame does).
+    fn flush_scrolled(&mut self) {
+        let scrolled = Scrolled::take(&self.screen);
+        self.screen.clear_scrolled();
+        self.term_buf.clear();
+        self.rec_buf.clear();
+        self.to_terminal.push_scrolled(&scrolled, &mut self.term_buf);
+        self.to_recording.push_scrolled(&scrolled, &mut self.rec_buf);
+        let term_buf = std::mem::take(&mut self.term_buf);
+        self.write_terminal(&term_buf);
+        self.term_buf = term_buf;
+        self.record_output();
     }
 
     fn after_output(&mut self) {
@@ -332,13 +372,15 @@ impl Loop<'_> {
     }
 
     fn render(&mut self) {
-        let scrolled = self.screen.take_scrolled();
+        let scrolled = Scrolled::take(&self.screen);
+        self.screen.clear_scrolled();
         let passthrough = self.screen.take_passthrough();
+        let damage = self.screen.take_damage();
         self.term_buf.clear();
         self.rec_buf.clear();
         self.to_terminal
-            .frame(&self.screen, &scrolled, self.options.status_line.as_deref(), &mut self.term_buf);
-        self.to_recording.frame(&self.screen, &scrolled, None, &mut self.rec_buf);
+            .frame(&self.screen, &scrolled, &damage, self.options.status_line.as_deref(), &mut self.term_buf);
+        self.to_recording.frame(&self.screen, &scrolled, &damage, None, &mut self.rec_buf);
         Renderer::passthrough(&passthrough, &mut self.term_buf);
         Renderer::passthrough(&passthrough, &mut self.rec_buf);
         let term_buf = std::mem::take(&mut self.term_buf);
@@ -393,13 +435,7 @@ impl Loop<'_> {
             while Instant::now() < deadline {
                 let Some(master) = self.master.as_ref() else { break };
                 match nix::unistd::read(master, &mut buf) {
-                    Ok(n) if n > 0 => {
-                        self.screen.process(buf.get(..n).unwrap_or_default());
-                        self.after_output();
-                        if self.screen.scrolled_len() >= MAX_PENDING_SCROLL {
-                            self.render();
-                        }
-                    }
+                    Ok(n) if n > 0 => self.feed(buf.get(..n).unwrap_or_default()),
                     _ => break,
                 }
             }

@@ -17,7 +17,7 @@ const COLS: u16 = 80;
 
 fn bash(setup: &Setup) -> Pty {
     let pty = Pty::spawn(setup.command(&["--norc", "--noprofile", "-i"]), ROWS, COLS);
-    pty.wait_text("$ ");
+    pty.wait_for("the prompt", |s| s.lines().any(|l| l.trim_end() == "$"));
     pty
 }
 
@@ -28,7 +28,7 @@ fn zsh_setup() -> Setup {
 fn zsh(setup: &Setup) -> Pty {
     let mut pty = Pty::spawn(setup.command(&["-f", "-i"]), ROWS, COLS);
     pty.line("PS1='zsh> '");
-    pty.wait_text("zsh> ");
+    pty.wait_for("the prompt", |s| s.lines().any(|l| l.trim_end() == "zsh>"));
     pty
 }
 
@@ -109,7 +109,11 @@ fn job_control_suspends_and_resumes() {
     pty.wait_text("Stopped");
     pty.line("jobs");
     pty.wait_for("jobs listing", |s| s.matches("sleep 30").count() >= 3);
-    pty.line("kill %1; wait; echo jobs-done=$((2+3))");
+    pty.line("fg");
+    pty.wait_for("the job back in the foreground", |s| s.lines().filter(|l| l.trim_end() == "sleep 30").count() >= 1);
+    std::thread::sleep(Duration::from_millis(200));
+    pty.send(b"\x03");
+    pty.line("echo jobs-done=$((2+3))");
     pty.wait_text("jobs-done=5");
     pty.line("exit");
     assert_eq!(pty.wait_exit(), 0);
