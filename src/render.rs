@@ -317,18 +317,22 @@ fn last_content(cells: &[Cell]) -> Option<usize> {
 }
 
 /// Writes `cells` (their text and the SGR changes between them) to `out`.
-fn write_cells(cells: &[Cell], pen: &mut Option<Pen>, out: &mut impl std::fmt::Write) {
+///
+/// This is the renderer's innermost loop (every cell of every row that
+/// scrolls off passes through it), so it writes to a `String` directly.
+fn write_cells(cells: &[Cell], pen: &mut Option<Pen>, out: &mut String) {
     for cell in cells {
         if is_spacer(cell) {
             continue;
         }
-        Pen::set(pen, cell, out);
-        let c = if cell.c == '\0' { ' ' } else { cell.c };
-        let _ = out.write_char(c);
+        let want = Pen { fg: cell.fg, bg: cell.bg, flags: cell.flags & STYLE_FLAGS };
+        if *pen != Some(want) {
+            want.write(out);
+            *pen = Some(want);
+        }
+        out.push(if cell.c == '\0' { ' ' } else { cell.c });
         if let Some(marks) = cell.zerowidth() {
-            for &m in marks {
-                let _ = out.write_char(m);
-            }
+            out.extend(marks);
         }
     }
 }
@@ -427,16 +431,6 @@ const STYLE_FLAGS: Flags = Flags::BOLD
     .union(Flags::STRIKEOUT);
 
 impl Pen {
-    /// Makes the target's pen draw `cell`, writing SGR only on a change.
-    fn set(current: &mut Option<Pen>, cell: &Cell, out: &mut impl std::fmt::Write) {
-        let want = Pen { fg: cell.fg, bg: cell.bg, flags: cell.flags & STYLE_FLAGS };
-        if *current == Some(want) {
-            return;
-        }
-        want.write(out);
-        *current = Some(want);
-    }
-
     /// Writes the SGR sequence that sets exactly this pen.
     fn write(self, out: &mut impl std::fmt::Write) {
         let want = self;

@@ -395,8 +395,12 @@ impl Loop<'_> {
         if self.rec_buf.is_empty() {
             return;
         }
-        // The renderer writes only UTF-8 (text from cells, ASCII controls).
-        let text = String::from_utf8_lossy(&self.rec_buf);
+        // The renderer writes only UTF-8 (text from cells, ASCII controls);
+        // should that ever break, the recording gets U+FFFD, not a gap.
+        let text = match std::str::from_utf8(&self.rec_buf) {
+            Ok(text) => std::borrow::Cow::Borrowed(text),
+            Err(_) => String::from_utf8_lossy(&self.rec_buf),
+        };
         let at = self.started.elapsed();
         let _ = self.cast.write(at, &Event::Output(&text));
     }
