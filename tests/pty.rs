@@ -415,3 +415,57 @@ fn a_missing_real_shell_exits_127_with_a_message() {
     assert_eq!(out.status.code(), Some(127));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot execute the real shell"));
 }
+
+#[test]
+fn top_runs_full_screen_and_quits() {
+    let setup = Setup::new("");
+    let mut pty = bash(&setup);
+    pty.line("top -d 0.5");
+    pty.wait_for("top's header and process table", |s| s.contains("load average") && s.contains("PID"));
+    // top redraws in place every half second; a second frame must arrive.
+    let first = pty.screen_text();
+    pty.wait_for("top to refresh", |s| s != first);
+    pty.send(b"q");
+    // top reads its input in whole buffers: typing on before it has exited
+    // would be swallowed by it.
+    std::thread::sleep(Duration::from_millis(500));
+    pty.line("echo top-done=$((1+1))");
+    pty.wait_text("top-done=2");
+    pty.line("exit");
+    pty.wait_exit();
+}
+
+#[test]
+fn tmux_runs_inside_the_recorded_shell() {
+    let setup = Setup::new("");
+    let mut pty = bash(&setup);
+    let sock = setup.dir.path().join("tmux.sock");
+    pty.line(&format!("tmux -S {} -f /dev/null new-session", sock.display()));
+    // tmux draws its own status line with the session name in brackets.
+    pty.wait_for("tmux's status line", |s| s.lines().any(|l| l.starts_with("[0]")));
+    pty.line("echo inside-tmux=$((6*7))");
+    pty.wait_text("inside-tmux=42");
+    pty.line("exit");
+    pty.wait_for("tmux to exit", |s| s.contains("[exited]"));
+    pty.line("exit");
+    assert_eq!(pty.wait_exit(), 0);
+}
+
+#[test]
+fn title_bracketed_paste_mouse_and_keypad_modes_reach_the_terminal() {
+    let setup = Setup::new("");
+    let mut pty = bash(&setup);
+    pty.line("printf '\\e]2;custos-title\\a\\e[?1000h\\e[?1006h\\e='; sleep 0.2; printf '\\e[?1000l\\e[?1006l\\e>'; echo modes-done=$((1+1))");
+    pty.wait_text("modes-done=2");
+    let raw = String::from_utf8_lossy(&pty.raw_output()).into_owned();
+    for seq in ["\x1b]2;custos-title\x1b\\", "\x1b[?1000h", "\x1b[?1006h", "\x1b=", "\x1b[?1000l", "\x1b[?1006l", "\x1b>"] {
+        assert!(raw.contains(seq), "{seq:?} did not reach the terminal");
+    }
+    // bash turns bracketed paste on at its prompt.
+    assert!(raw.contains("\x1b[?2004h"));
+    // A paste arrives as one bracketed block and is inserted, not run line by line.
+    pty.send(b"\x1b[200~echo pasted=$((2+2))\x1b[201~\r");
+    pty.wait_text("pasted=4");
+    pty.line("exit");
+    pty.wait_exit();
+}
