@@ -16,6 +16,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::mask::{MaskingConfig, RawMasking};
+
 /// Where a privileged shell reads its configuration.
 pub const SYSTEM_CONFIG: &str = "/etc/custos/custos.toml";
 
@@ -41,6 +43,8 @@ pub struct Config {
     pub shell: ShellConfig,
     pub status_line: bool,
     pub recording: RecordingConfig,
+    /// `[masking]`: which secrets are masked on screen and in recordings.
+    pub masking: MaskingConfig,
     /// The file this came from, `None` for built-in defaults.
     pub source: Option<PathBuf>,
 }
@@ -69,6 +73,8 @@ struct RawConfig {
     status_line: RawStatusLine,
     #[serde(default)]
     recording: RawRecording,
+    #[serde(default)]
+    masking: RawMasking,
 }
 
 #[derive(Deserialize, Default)]
@@ -107,6 +113,7 @@ impl Default for Config {
                 spool_dir: PathBuf::from("/var/lib/custos"),
                 record_input: false,
             },
+            masking: MaskingConfig::default(),
             source: None,
         }
     }
@@ -149,6 +156,10 @@ impl Config {
             Some(v) => return Err(invalid("recording.spool_dir", &format!("{v:?} is not an absolute path"))),
             None => defaults.recording.spool_dir,
         };
+        let masking = raw
+            .masking
+            .validate(text)
+            .map_err(|e| ConfigError::Invalid { path: path.to_owned(), field: e.field, reason: e.reason })?;
         Ok(Self {
             shell: ShellConfig { default, users, groups },
             status_line: raw.status_line.enabled.unwrap_or(defaults.status_line),
@@ -156,6 +167,7 @@ impl Config {
                 spool_dir,
                 record_input: raw.recording.record_input.unwrap_or(defaults.recording.record_input),
             },
+            masking,
             source: Some(path.to_owned()),
         })
     }
@@ -260,6 +272,13 @@ mod tests {
     #[case::relative_group_shell("[shell.groups]\nops = \"zsh\"\n", "shell.groups.ops")]
     #[case::relative_spool("[recording]\nspool_dir = \"spool\"\n", "recording.spool_dir")]
     #[case::not_toml("[shell\n", "line 1")]
+    #[case::masking_unknown_key("[masking]\nglpyh = \"*\"\n", "unknown field `glpyh`")]
+    #[case::masking_unknown_detector("[masking]\ndisabled = [\"visa\"]\n", "masking.disabled: unknown detector \"visa\"")]
+    #[case::masking_bad_rule(
+        "[masking]\n\n[[masking.rules]]\nname = \"ticket\"\nregex = 'TKT-['\n",
+        "masking.rules[0] \"ticket\" (line 3): regex does not compile"
+    )]
+    #[case::masking_unknown_rule_key("[[masking.rules]]\nname = \"t\"\nregex = 'a'\ngruop = 1\n", "unknown field `gruop`")]
     fn bad_config_is_a_clear_error(#[case] text: &str, #[case] expected: &str) {
         let err = Config::parse(text, Path::new("/etc/custos/custos.toml")).unwrap_err().to_string();
         assert!(err.starts_with("/etc/custos/custos.toml"), "{err}");

@@ -18,6 +18,7 @@ pub mod config;
 pub mod demo;
 pub mod doctor;
 pub mod invocation;
+pub mod mask;
 pub mod nesting;
 pub mod privilege;
 pub mod pty;

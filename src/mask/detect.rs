@@ -1,0 +1,411 @@
+//! [`Detectors`]: the compiled detector set and the scan loop.
+//!
+//! Each line goes through, in order:
+//!
+//! 1. the multi-line recognisers in `blocks.rs`, which read and update the
+//!    [`Context`] (PEM body lines, Kubernetes Secret data, table columns);
+//! 2. one Aho-Corasick pass over trigger words, whose hits send the line to
+//!    the token recognisers (`tokens.rs`) and the assignment parser
+//!    (`assign.rs`);
+//! 3. the digit recognisers (`digits.rs`), only if the line has enough
+//!    digits to hold a card number, SSN or IBAN;
+//! 4. custom rules, each behind its context word if it has one.
+//!
+//! Findings on one line may overlap (a token that is also the value of a
+//! `TOKEN=` assignment); the caller masks their union. Exact duplicates are
+//! dropped, keeping the most specific detector's name.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use aho_corasick::{AhoCorasick, MatchKind};
+
+use super::config::{check_rule, Checksum, DetectorId, Group, MaskingConfig};
+use super::{assign, blocks, checksum, digits, pending, tokens, MaskError};
+
+pub use super::blocks::Context;
+
+/// One secret: where it is and which detector found it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Finding {
+    /// Index into the `lines` given to [`Detectors::scan`].
+    pub line: usize,
+    /// Byte range within that line: non-empty, on char boundaries.
+    pub range: Range<usize>,
+    /// A built-in's snake_case name or a custom rule's configured name.
+    pub detector: Arc<str>,
+}
+
+/// What found a span, before it becomes a [`Finding`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Source {
+    Builtin(DetectorId),
+    Custom(usize),
+}
+
+impl Source {
+    /// Lower wins when two detectors report the same span: the more specific
+    /// name is the more useful one in `--explain`.
+    fn rank(self) -> u8 {
+        match self {
+            Source::Builtin(DetectorId::Assignment) => 3,
+            Source::Builtin(DetectorId::K8sSecretData | DetectorId::PemPrivateKey) => 2,
+            Source::Builtin(DetectorId::Email) => 4,
+            Source::Builtin(_) => 0,
+            Source::Custom(_) => 1,
+        }
+    }
+}
+
+/// A span on the line being scanned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Hit {
+    pub range: Range<usize>,
+    pub source: Source,
+}
+
+/// What a trigger word found by the prefilter sends the line to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Trigger {
+    /// A word that may be part of a secret-named key (`password`, `token`).
+    Keyword,
+    AwsKeyId,
+    GithubClassic,
+    GithubPat,
+    Slack,
+    SlackHook,
+    Stripe,
+    Google,
+    Jwt,
+    Url,
+    PemBegin,
+}
+
+/// Trigger words, matched ASCII case-insensitively (the recognisers check
+/// case where it matters). Keywords are short stems so one hit covers
+/// `PASSWORD`, `db_pass`, `x-api-key`, `client_secret` and so on.
+const TRIGGERS: &[(&str, Trigger)] = &[
+    ("pass", Trigger::Keyword),
+    ("pwd", Trigger::Keyword),
+    ("secret", Trigger::Keyword),
+    ("token", Trigger::Keyword),
+    ("key", Trigger::Keyword),
+    ("auth", Trigger::Keyword),
+    ("credential", Trigger::Keyword),
+    ("akia", Trigger::AwsKeyId),
+    ("asia", Trigger::AwsKeyId),
+    ("ghp_", Trigger::GithubClassic),
+    ("gho_", Trigger::GithubClassic),
+    ("ghu_", Trigger::GithubClassic),
+    ("ghs_", Trigger::GithubClassic),
+    ("ghr_", Trigger::GithubClassic),
+    ("github_pat_", Trigger::GithubPat),
+    ("xox", Trigger::Slack),
+    ("hooks.slack.com/services/", Trigger::SlackHook),
+    ("sk_live_", Trigger::Stripe),
+    ("sk_test_", Trigger::Stripe),
+    ("rk_live_", Trigger::Stripe),
+    ("rk_test_", Trigger::Stripe),
+    ("aiza", Trigger::Google),
+    ("eyj", Trigger::Jwt),
+    ("://", Trigger::Url),
+    ("-----begin ", Trigger::PemBegin),
+];
+
+/// A custom rule, compiled.
+#[derive(Debug)]
+struct Rule {
+    regex: regex::Regex,
+    checksum: Option<Checksum>,
+    /// Lowercased context word.
+    context: Option<Vec<u8>>,
+    group: Option<Group>,
+}
+
+/// The enabled detectors, compiled once from a [`MaskingConfig`].
+#[derive(Debug)]
+pub struct Detectors {
+    enabled: u32,
+    triggers: AhoCorasick,
+    rules: Vec<Rule>,
+    email: Option<regex::Regex>,
+    names: Vec<Arc<str>>,
+    custom_names: Vec<Arc<str>>,
+}
+
+const fn bit(id: DetectorId) -> u32 {
+    1 << (id as u32)
+}
+
+impl Detectors {
+    /// Compiles `config`. With `enabled = false` nothing is ever found.
+    pub fn new(config: &MaskingConfig) -> Result<Self, MaskError> {
+        let mut enabled = 0;
+        if config.enabled {
+            for id in &config.detectors {
+                if *id != DetectorId::Email || config.email {
+                    enabled |= bit(*id);
+                }
+            }
+            if config.email {
+                enabled |= bit(DetectorId::Email);
+            }
+        }
+        let triggers = AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::Standard)
+            .build(TRIGGERS.iter().map(|(p, _)| p))
+            .map_err(|e| MaskError::Prefilter(e.to_string()))?;
+        let mut rules = Vec::new();
+        let mut custom_names = Vec::new();
+        if config.enabled {
+            for rule in &config.custom {
+                let regex =
+                    check_rule(rule).map_err(|reason| MaskError::Rule { rule: rule.name.clone(), reason })?;
+                rules.push(Rule {
+                    regex,
+                    checksum: rule.checksum,
+                    context: rule.context.as_ref().map(|c| c.trim().to_ascii_lowercase().into_bytes()),
+                    group: rule.group.clone(),
+                });
+                custom_names.push(Arc::from(rule.name.as_str()));
+            }
+        }
+        let email = if enabled & bit(DetectorId::Email) != 0 {
+            let re = regex::Regex::new(
+                r"(?i)\b[a-z0-9][a-z0-9._%+-]*@[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*\.[a-z]{2,24}\b",
+            )
+            .map_err(|e| MaskError::Rule { rule: "email".into(), reason: e.to_string() })?;
+            Some(re)
+        } else {
+            None
+        };
+        Ok(Self {
+            enabled,
+            triggers,
+            rules,
+            email,
+            names: DetectorId::ALL.iter().map(|d| Arc::from(d.name())).collect(),
+            custom_names,
+        })
+    }
+
+    /// Whether a built-in detector is on.
+    pub fn is_enabled(&self, id: DetectorId) -> bool {
+        self.enabled & bit(id) != 0
+    }
+
+    /// Scans a screen's worth of logical lines, top to bottom, with no
+    /// context from before the first line. Context flows from earlier lines
+    /// to later ones (PEM blocks, Kubernetes Secret data, table columns), and
+    /// may look ahead within `lines` (kubectl prints `data:` before
+    /// `kind: Secret`). Findings are sorted by line, then start.
+    pub fn scan(&self, lines: &[&str]) -> Vec<Finding> {
+        self.scan_from(&mut Context::default(), lines)
+    }
+
+    /// Like [`Detectors::scan`], but starting from what earlier lines said,
+    /// and leaving `context` as it stands after the last line. A caller that
+    /// scans rows as they scroll off keeps one `Context` for them, and scans
+    /// each frame of the visible screen from a clone of it.
+    pub fn scan_from(&self, context: &mut Context, lines: &[&str]) -> Vec<Finding> {
+        let mut findings = Vec::new();
+        if self.enabled == 0 && self.rules.is_empty() {
+            return findings;
+        }
+        let mut hits = Vec::new();
+        for (index, line) in lines.iter().enumerate() {
+            hits.clear();
+            let whole_line_masked = blocks::before_line(self, context, lines, index, line, &mut hits);
+            if !whole_line_masked {
+                self.scan_line(context, line, &mut hits);
+            }
+            self.collect(index, line, &mut hits, &mut findings);
+        }
+        findings
+    }
+
+    /// The single-line recognisers.
+    fn scan_line(&self, context: &mut Context, line: &str, hits: &mut Vec<Hit>) {
+        let bytes = line.as_bytes();
+        if bytes.len() < 4 {
+            return;
+        }
+        let mut keyword_hits: Vec<Range<usize>> = Vec::new();
+        let mut aws_key_id = false;
+        for m in self.triggers.find_overlapping_iter(line) {
+            let Some(&(_, trigger)) = TRIGGERS.get(m.pattern().as_usize()) else { continue };
+            match trigger {
+                Trigger::Keyword => keyword_hits.push(m.range()),
+                Trigger::PemBegin => {
+                    if self.is_enabled(DetectorId::PemPrivateKey) {
+                        blocks::pem_begin(context, line, m.start(), hits);
+                    }
+                }
+                Trigger::AwsKeyId => {
+                    aws_key_id |= tokens::aws_key_id(bytes, m.start()).is_some();
+                    tokens::recognise(self, Trigger::AwsKeyId, line, m.start(), hits);
+                }
+                other => tokens::recognise(self, other, line, m.start(), hits),
+            }
+        }
+        if !keyword_hits.is_empty() {
+            if self.is_enabled(DetectorId::Assignment) || self.is_enabled(DetectorId::AwsSecretAccessKey) {
+                assign::assignments(self, line, &keyword_hits, hits);
+            }
+            if self.is_enabled(DetectorId::Assignment) {
+                blocks::table_header(context, line);
+            }
+            // `"kind":"Secret"` contains the stem "secret".
+            if self.is_enabled(DetectorId::K8sSecretData) {
+                blocks::inline_json_secret(line, hits);
+            }
+        }
+        if aws_key_id && self.is_enabled(DetectorId::AwsSecretAccessKey) {
+            tokens::aws_secret_beside_key_id(line, hits);
+        }
+        digits::recognise(self, line, hits);
+        if let Some(re) = &self.email {
+            if bytes.contains(&b'@') {
+                for m in re.find_iter(line) {
+                    hits.push(Hit { range: m.range(), source: Source::Builtin(DetectorId::Email) });
+                }
+            }
+        }
+        for (i, rule) in self.rules.iter().enumerate() {
+            apply_rule(rule, i, line, hits);
+        }
+    }
+
+    /// Turns a line's hits into findings: on char boundaries, non-empty,
+    /// sorted, exact duplicates dropped (most specific name kept).
+    fn collect(&self, index: usize, line: &str, hits: &mut [Hit], findings: &mut Vec<Finding>) {
+        hits.sort_by_key(|h| (h.range.start, h.range.end, h.source.rank()));
+        let mut last: Option<Range<usize>> = None;
+        for hit in hits.iter() {
+            let r = &hit.range;
+            if r.start >= r.end
+                || r.end > line.len()
+                || !line.is_char_boundary(r.start)
+                || !line.is_char_boundary(r.end)
+                || last.as_ref() == Some(r)
+            {
+                continue;
+            }
+            last = Some(r.clone());
+            findings.push(Finding { line: index, range: r.clone(), detector: self.name(hit.source) });
+        }
+    }
+
+    fn name(&self, source: Source) -> Arc<str> {
+        let found = match source {
+            Source::Builtin(id) => self.names.get(id as usize),
+            Source::Custom(i) => self.custom_names.get(i),
+        };
+        found.cloned().unwrap_or_else(|| Arc::from("unknown"))
+    }
+
+    /// For the hold-back window: the byte offset in `line` (the line still
+    /// being written, normally the cursor line) from which its tail could
+    /// still grow into something a detector would mask, or `None` if nothing
+    /// at its end could. Never returns an offset that would hold back an
+    /// empty tail. Custom rules are not consulted: a regex cannot cheaply say
+    /// whether a string is a prefix of a match.
+    pub fn pending_prefix(&self, line: &str) -> Option<usize> {
+        if self.enabled == 0 {
+            return None;
+        }
+        pending::pending_prefix(self, line).filter(|&at| at < line.len() && line.is_char_boundary(at))
+    }
+
+    /// Trigger hits on `line` that are keywords, for the pending check.
+    pub(crate) fn keyword_hits(&self, line: &str) -> Vec<Range<usize>> {
+        self.triggers
+            .find_overlapping_iter(line)
+            .filter(|m| TRIGGERS.get(m.pattern().as_usize()).is_some_and(|(_, t)| *t == Trigger::Keyword))
+            .map(|m| m.range())
+            .collect()
+    }
+}
+
+fn apply_rule(rule: &Rule, index: usize, line: &str, hits: &mut Vec<Hit>) {
+    if let Some(ctx) = &rule.context {
+        if !contains_ci(line.as_bytes(), ctx) {
+            return;
+        }
+    }
+    let mut push = |range: Range<usize>| {
+        let text = line.get(range.clone()).unwrap_or("");
+        let ok = match rule.checksum {
+            None => true,
+            Some(Checksum::Luhn) => {
+                checksum::luhn(&text.chars().filter(|c| *c != ' ' && *c != '-').collect::<String>())
+            }
+            Some(Checksum::Mod97) => checksum::mod97(&text.chars().filter(|c| *c != ' ').collect::<String>()),
+        };
+        if ok {
+            hits.push(Hit { range, source: Source::Custom(index) });
+        }
+    };
+    match &rule.group {
+        None => rule.regex.find_iter(line).for_each(|m| push(m.range())),
+        Some(group) => {
+            for caps in rule.regex.captures_iter(line) {
+                let m = match group {
+                    Group::Index(n) => caps.get(*n),
+                    Group::Name(name) => caps.name(name),
+                };
+                if let Some(m) = m {
+                    push(m.range());
+                }
+            }
+        }
+    }
+}
+
+/// Whether `hay` contains `needle_lower` (already lowercase), ignoring ASCII case.
+pub(crate) fn contains_ci(hay: &[u8], needle_lower: &[u8]) -> bool {
+    if needle_lower.is_empty() {
+        return true;
+    }
+    hay.windows(needle_lower.len()).any(|w| w.eq_ignore_ascii_case(needle_lower))
+}
+
+/// ASCII letters, digits and underscore.
+pub(crate) fn is_word(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
+}
+
+/// Byte at `i`, or 0 outside the slice: lets boundary checks read past
+/// either end without indexing.
+pub(crate) fn at(bytes: &[u8], i: usize) -> u8 {
+    bytes.get(i).copied().unwrap_or(0)
+}
+
+/// Byte before `i`, or 0 at the start.
+pub(crate) fn before(bytes: &[u8], i: usize) -> u8 {
+    i.checked_sub(1).map_or(0, |j| at(bytes, j))
+}
+
+/// End of the run starting at `from` of bytes satisfying `f`.
+pub(crate) fn run_end(bytes: &[u8], from: usize, f: impl Fn(u8) -> bool) -> usize {
+    bytes.get(from..).map_or(from, |rest| from + rest.iter().take_while(|b| f(**b)).count())
+}
+
+/// Start of the run ending at `to` (exclusive) of bytes satisfying `f`.
+pub(crate) fn run_start(bytes: &[u8], to: usize, f: impl Fn(u8) -> bool) -> usize {
+    bytes.get(..to).map_or(to, |head| to - head.iter().rev().take_while(|b| f(**b)).count())
+}
+
+/// `range` with ASCII whitespace trimmed from both ends.
+pub(crate) fn trim_range(bytes: &[u8], range: Range<usize>) -> Range<usize> {
+    let mut s = range.start;
+    let mut e = range.end.min(bytes.len());
+    while s < e && at(bytes, s).is_ascii_whitespace() {
+        s += 1;
+    }
+    while e > s && at(bytes, e - 1).is_ascii_whitespace() {
+        e -= 1;
+    }
+    s..e
+}
