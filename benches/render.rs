@@ -10,6 +10,7 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+use custos::masker::Cover;
 use custos::render::{Layout, Renderer, Scrolled};
 use custos::screen::{Screen, Size};
 
@@ -84,19 +85,19 @@ fn main() {
                 for slice in frame.chunks(512) {
                     screen.process(slice);
                     if screen.scrolled_len() >= 400 {
-                        let scrolled = Scrolled::take(&screen);
+                        let scrolled = Scrolled::take(&screen, &Cover::none());
                         screen.clear_scrolled();
                         term.push_scrolled(&scrolled, &mut a);
                         rec.push_scrolled(&scrolled, &mut b);
                     }
                 }
-                let scrolled = Scrolled::take(&screen);
+                let scrolled = Scrolled::take(&screen, &Cover::none());
                 screen.clear_scrolled();
                 a.clear();
                 b.clear();
                 let damage = screen.take_damage();
-                term.frame(&screen, &scrolled, &damage, Some("status"), &mut a);
-                rec.frame(&screen, &scrolled, &damage, None, &mut b);
+                term.frame(&screen, &scrolled, &damage, &Cover::none(), Some("status"), &mut a);
+                rec.frame(&screen, &scrolled, &damage, &Cover::none(), None, &mut b);
                 black_box((&a, &b));
             }
         });
@@ -107,18 +108,62 @@ fn main() {
     screen.process(&terminal_text(20_000));
     let mut term = Renderer::new(layout);
     let mut out = Vec::new();
-    let scrolled = Scrolled::take(&screen);
+    let scrolled = Scrolled::take(&screen, &Cover::none());
     screen.clear_scrolled();
     let damage = screen.take_damage();
-    term.frame(&screen, &scrolled, &damage, Some("status"), &mut out);
+    term.frame(&screen, &scrolled, &damage, &Cover::none(), Some("status"), &mut out);
     let n = 2000;
     let t = Instant::now();
     for i in 0..n {
         screen.process(if i % 2 == 0 { b"x" } else { b"\x08 \x08" });
         out.clear();
         let damage = screen.take_damage();
-        term.frame(&screen, &Scrolled::default(), &damage, Some("status"), &mut out);
+        term.frame(&screen, &Scrolled::default(), &damage, &Cover::none(), Some("status"), &mut out);
         black_box(&out);
     }
     println!("{:<48} {:8.1} µs per keystroke frame", "echo frame (one changed cell)", t.elapsed().as_secs_f64() * 1e6 / f64::from(n));
+
+    // The same with masking: the masker reads the whole screen each frame.
+    let mut masker = custos::masker::Masker::new(&custos::mask::MaskingConfig::default()).unwrap();
+    let t = Instant::now();
+    for i in 0..n {
+        screen.process(if i % 2 == 0 { b"x" } else { b"\x08 \x08" });
+        out.clear();
+        let (cover, _) = masker.cover(&screen, Instant::now());
+        let damage = screen.take_damage();
+        term.frame(&screen, &Scrolled::default(), &damage, &cover, Some("status"), &mut out);
+        black_box(&out);
+    }
+    println!("{:<48} {:8.1} µs per keystroke frame", "echo frame, masking on", t.elapsed().as_secs_f64() * 1e6 / f64::from(n));
+
+    for (label, data) in [("realistic text", terminal_text(32_000_000)), ("seq (scroll-heavy)", seq_text(32_000_000))] {
+        measure(&format!("emulator + masker + both renderers, {label}"), data.len(), || {
+            let mut masker = custos::masker::Masker::new(&custos::mask::MaskingConfig::default()).unwrap();
+            let mut screen = Screen::new(size);
+            let mut term = Renderer::new(layout);
+            let mut rec = Renderer::new(Layout { status: false, ..layout });
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            for frame in data.chunks(4096 * 16) {
+                for slice in frame.chunks(512) {
+                    screen.process(slice);
+                    if screen.scrolled_len() >= 400 {
+                        let cover = masker.cover_scrolled(&screen);
+                        let scrolled = Scrolled::take(&screen, &cover);
+                        screen.clear_scrolled();
+                        term.push_scrolled(&scrolled, &mut a);
+                        rec.push_scrolled(&scrolled, &mut b);
+                    }
+                }
+                let (cover, _) = masker.cover(&screen, Instant::now());
+                let scrolled = Scrolled::take(&screen, &cover);
+                screen.clear_scrolled();
+                a.clear();
+                b.clear();
+                let damage = screen.take_damage();
+                term.frame(&screen, &scrolled, &damage, &cover, Some("status"), &mut a);
+                rec.frame(&screen, &scrolled, &damage, &cover, None, &mut b);
+                black_box((&a, &b));
+            }
+        });
+    }
 }

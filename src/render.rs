@@ -32,6 +32,9 @@ use std::fmt::Write as _;
 use alacritty_terminal::term::cell::Flags;
 use alacritty_terminal::vte::ansi::NamedColor;
 
+use std::ops::Range;
+
+use crate::masker::Cover;
 use crate::screen::{is_blank, is_spacer, is_wrapped, Cell, Color, Damage, Modes, Passthrough, Screen};
 
 /// Where the pane sits on the target terminal.
@@ -81,15 +84,18 @@ struct ScrolledRow {
 }
 
 impl Scrolled {
-    /// Formats the screen's scrolled rows. The caller clears them from the
-    /// screen once every renderer has drawn them.
-    pub fn take(screen: &Screen) -> Self {
+    /// Formats the screen's scrolled rows, with the cells `cover` masks
+    /// drawn as its glyph. The caller clears them from the screen once every
+    /// renderer has drawn them.
+    pub fn take(screen: &Screen, cover: &Cover) -> Self {
         let mut text = String::new();
         let mut rows = Vec::with_capacity(screen.scrolled_len());
         // Rows of one wrapped line are written as one run of text, so the
         // pen carries over between them; a line ends with the pen reset.
         let mut pen = Some(Pen::default());
-        for cells in screen.scrolled_rows() {
+        let mut masked = Vec::new();
+        for (index, cells) in screen.scrolled_rows().enumerate() {
+            let cells = apply_cover(cells, cover.scrolled_row(index), None, cover.glyph, &mut masked);
             let start = text.len();
             let start_pen = pen.unwrap_or_default();
             let wrapped = is_wrapped(cells);
@@ -119,6 +125,9 @@ struct Shadow {
     /// `None`: unknown, redraw everything.
     rows: Option<Vec<Vec<Cell>>>,
     status: Option<String>,
+    /// Rows the last frame drew masked or held: they must be compared again
+    /// even when the screen did not change them, since the cover may have.
+    covered: Vec<bool>,
 }
 
 impl Shadow {
@@ -179,7 +188,16 @@ impl Renderer {
     /// Renders one frame: the `scrolled` rows (see [`Scrolled::take`]), then
     /// the current screen (only rows in `damage` are compared with what the
     /// target shows), the status line, the modes and the cursor.
-    pub fn frame(&mut self, screen: &Screen, scrolled: &Scrolled, damage: &Damage, status: Option<&str>, out: &mut Vec<u8>) {
+    #[allow(clippy::too_many_arguments)]
+    pub fn frame(
+        &mut self,
+        screen: &Screen,
+        scrolled: &Scrolled,
+        damage: &Damage,
+        cover: &Cover,
+        status: Option<&str>,
+        out: &mut Vec<u8>,
+    ) {
         let modes = screen.modes();
         out.extend_from_slice(b"\x1b[?25l");
 
@@ -188,7 +206,7 @@ impl Renderer {
 
         let layout = self.layout;
         let shadow = if self.in_alt { &mut self.alternate } else { &mut self.primary };
-        draw_cells(screen, layout, damage, shadow, out);
+        draw_cells(screen, layout, damage, cover, shadow, out);
         if layout.status {
             let text = status.unwrap_or("");
             if shadow.status.as_deref() != Some(text) {
@@ -203,7 +221,7 @@ impl Renderer {
         let (row, col) = screen.cursor();
         let row = row.min(layout.pane_rows.saturating_sub(1));
         let col = col.min(layout.cols.saturating_sub(1));
-        let _ = write!(Text(out), "\x1b[{};{}H", row + 1, col + 1);
+        cup(out, usize::from(row) + 1, usize::from(col) + 1);
         if modes.cursor_visible {
             out.extend_from_slice(b"\x1b[?25h");
         }
@@ -218,11 +236,12 @@ impl Renderer {
                     let _ = write!(Text(out), "\x1b]2;{clean}\x1b\\");
                 }
                 Passthrough::Bell => out.push(0x07),
-                Passthrough::Clipboard(kind, data) => {
+                Passthrough::Clipboard(kind, text) => {
+                    use base64::Engine as _;
                     out.extend_from_slice(b"\x1b]52;");
                     out.push(*kind);
                     out.push(b';');
-                    out.extend(data.bytes().filter(u8::is_ascii_graphic));
+                    out.extend_from_slice(base64::engine::general_purpose::STANDARD.encode(text).as_bytes());
                     out.extend_from_slice(b"\x1b\\");
                 }
             }
@@ -286,7 +305,8 @@ impl Renderer {
                 // the target wraps it itself, keeps the line whole in its
                 // scrollback, and a search of the stream finds it whole.
                 if !continues {
-                    let _ = write!(Text(out), "\x1b[{};1H\x1b[0m\x1b[2K", i + 1);
+                    cup(out, i + 1, 1);
+                    out.extend_from_slice(b"\x1b[0m\x1b[2K");
                     if row.pen != Pen::default() {
                         row.pen.write(&mut Text(out));
                     }
@@ -299,6 +319,33 @@ impl Renderer {
         }
         self.primary.invalidate();
     }
+}
+
+/// Cursor position (1-based), without `fmt`: it is written for every row
+/// drawn, and `write!` showed up at 8 % of a flood's profile.
+fn cup(out: &mut Vec<u8>, row: usize, col: usize) {
+    out.extend_from_slice(b"\x1b[");
+    push_decimal(out, row);
+    out.push(b';');
+    push_decimal(out, col);
+    out.push(b'H');
+}
+
+fn push_decimal(out: &mut Vec<u8>, mut n: usize) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        if let Some(d) = digits.get_mut(i) {
+            // n % 10 < 10, so the cast cannot truncate.
+            *d = b'0' + (n % 10) as u8;
+        }
+        n /= 10;
+        if n == 0 || i == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(digits.get(i..).unwrap_or_default());
 }
 
 /// `fmt::Write` into a byte buffer.
@@ -337,23 +384,60 @@ fn write_cells(cells: &[Cell], pen: &mut Option<Pen>, out: &mut String) {
     }
 }
 
-fn draw_cells(screen: &Screen, layout: Layout, damage: &Damage, shadow: &mut Shadow, out: &mut Vec<u8>) {
+/// The cells to draw for a row: the screen's, or a copy with the covered
+/// cells replaced by the glyph (and held ones by blanks). A covered wide
+/// character becomes one glyph per cell, so the layout holds.
+fn apply_cover<'a>(
+    cells: &'a [Cell],
+    masked: &[Range<usize>],
+    held: Option<&Range<usize>>,
+    glyph: char,
+    buf: &'a mut Vec<Cell>,
+) -> &'a [Cell] {
+    if masked.is_empty() && held.is_none() {
+        return cells;
+    }
+    buf.clear();
+    buf.extend_from_slice(cells);
+    let wide = Flags::WIDE_CHAR | Flags::WIDE_CHAR_SPACER | Flags::LEADING_WIDE_CHAR_SPACER;
+    let mut cover = |range: &Range<usize>, c: char| {
+        for cell in buf.iter_mut().take(range.end).skip(range.start) {
+            cell.c = c;
+            cell.flags.remove(wide);
+            cell.extra = None;
+        }
+    };
+    for range in masked {
+        cover(range, glyph);
+    }
+    if let Some(range) = held {
+        cover(range, ' ');
+    }
+    buf
+}
+
+fn draw_cells(screen: &Screen, layout: Layout, damage: &Damage, cover: &Cover, shadow: &mut Shadow, out: &mut Vec<u8>) {
     let rows = layout.pane_rows;
     let cols = usize::from(layout.cols);
     let redraw_all = shadow.rows.is_none();
     let shadow_rows = shadow.rows.get_or_insert_with(Vec::new);
     shadow_rows.resize_with(usize::from(rows), Vec::new);
+    shadow.covered.resize(usize::from(rows), false);
+    let mut masked = Vec::new();
     // After a row drawn to its last column that wraps, the target's cursor
     // waits to wrap: the next row can be written straight on.
     let mut wrap_pending = false;
 
-    for (r, shadow_row) in (0..rows).zip(shadow_rows.iter_mut()) {
-        if !redraw_all && !damage.row(r) {
+    for ((r, shadow_row), was_covered) in (0..rows).zip(shadow_rows.iter_mut()).zip(shadow.covered.iter_mut()) {
+        let covered = cover.touches(r);
+        if !redraw_all && !damage.row(r) && !covered && !*was_covered {
             wrap_pending = false;
             continue;
         }
+        *was_covered = covered;
         let Some(cells) = screen.row(r) else { break };
         let cells = cells.get(..cols).unwrap_or(cells);
+        let cells = apply_cover(cells, cover.row(r), cover.held_on(r), cover.glyph, &mut masked);
         let changed = if redraw_all {
             Some(0)
         } else {
@@ -375,7 +459,7 @@ fn draw_cells(screen: &Screen, layout: Layout, damage: &Damage, shadow: &mut Sha
         let content_end = last_content(cells);
         let draw_end = content_end.map(|lc| lc.min(last_changed));
         if !(wrap_pending && first == 0) {
-            let _ = write!(Text(out), "\x1b[{};{}H", r + 1, first + 1);
+            cup(out, usize::from(r) + 1, first + 1);
         }
         // The target's pen is unknown after a jump; the first cell sets it.
         let mut pen: Option<Pen> = None;
@@ -513,9 +597,9 @@ mod tests {
         renderer.start(&mut out);
         for piece in pieces {
             screen.process(piece);
-            let scrolled = Scrolled::take(&screen);
+            let scrolled = Scrolled::take(&screen, &Cover::none());
             let damage = screen.take_damage();
-            renderer.frame(&screen, &scrolled, &damage, Some("STATUS"), &mut out);
+            renderer.frame(&screen, &scrolled, &damage, &Cover::none(), Some("STATUS"), &mut out);
             screen.clear_scrolled();
         }
         #[allow(clippy::disallowed_methods)]
@@ -540,6 +624,14 @@ mod tests {
         screen.set_scrollback(0);
         lines.extend(screen.rows(0, screen.size().1.get()));
         lines
+    }
+
+    #[test]
+    fn cursor_positions_are_written_in_decimal() {
+        let mut out = Vec::new();
+        cup(&mut out, 1, 120);
+        cup(&mut out, 40, 9);
+        assert_eq!(out, b"\x1b[1;120H\x1b[40;9H");
     }
 
     #[test]
@@ -630,10 +722,10 @@ mod tests {
         let mut out = Vec::new();
         screen.process(b"abc");
         let damage = screen.take_damage();
-        r.frame(&screen, &Scrolled::default(), &damage, Some("s"), &mut out);
+        r.frame(&screen, &Scrolled::default(), &damage, &Cover::none(), Some("s"), &mut out);
         out.clear();
         let damage = screen.take_damage();
-        r.frame(&screen, &Scrolled::default(), &damage, Some("s"), &mut out);
+        r.frame(&screen, &Scrolled::default(), &damage, &Cover::none(), Some("s"), &mut out);
         assert_eq!(String::from_utf8(out).unwrap(), "\x1b[?25l\x1b[1;4H\x1b[?25h");
     }
 
@@ -645,7 +737,7 @@ mod tests {
         let mut out = Vec::new();
         screen.process(b"\x1b[?2004h\x1b[?1000h\x1b[?1006h\x1b[?1h\x1b[?1004h\x1b[5 q");
         let damage = screen.take_damage();
-        r.frame(&screen, &Scrolled::default(), &damage, None, &mut out);
+        r.frame(&screen, &Scrolled::default(), &damage, &Cover::none(), None, &mut out);
         let text = String::from_utf8(out.clone()).unwrap();
         for seq in ["\x1b[?2004h", "\x1b[?1000h", "\x1b[?1006h", "\x1b[?1h", "\x1b[?1004h", "\x1b[5 q"] {
             assert!(text.contains(seq), "missing {seq:?} in {text:?}");

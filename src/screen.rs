@@ -35,7 +35,6 @@ use alacritty_terminal::index::Line;
 use alacritty_terminal::term::cell::Flags;
 use alacritty_terminal::term::{ClipboardType, Config, Term, TermMode};
 use alacritty_terminal::vte::ansi::{self, CursorShape, NamedColor, Processor, Rgb, StdSyncHandler};
-use base64::Engine as _;
 
 pub use alacritty_terminal::term::cell::Cell;
 pub use alacritty_terminal::vte::ansi::Color;
@@ -93,7 +92,7 @@ impl Damage {
 pub enum Passthrough {
     Title(String),
     Bell,
-    /// OSC 52 clipboard write: selection (`c` or `p`) and base64 payload.
+    /// OSC 52 clipboard write: selection (`c` or `p`) and the decoded text.
     Clipboard(u8, String),
 }
 
@@ -188,8 +187,7 @@ impl Screen {
                 Event::Bell => self.passthrough.push(Passthrough::Bell),
                 Event::ClipboardStore(kind, text) => {
                     let kind = if kind == ClipboardType::Clipboard { b'c' } else { b'p' };
-                    let data = base64::engine::general_purpose::STANDARD.encode(text);
-                    self.passthrough.push(Passthrough::Clipboard(kind, data));
+                    self.passthrough.push(Passthrough::Clipboard(kind, text));
                 }
                 Event::ColorRequest(index, format) => {
                     self.replies.extend_from_slice(format(default_color(index)).as_bytes());
@@ -439,7 +437,7 @@ mod tests {
         s.process(b"\x1b]2;my title\x07\x07\x1b]52;c;aGk=\x07");
         assert_eq!(
             s.take_passthrough(),
-            vec![Passthrough::Title("my title".into()), Passthrough::Bell, Passthrough::Clipboard(b'c', "aGk=".into())]
+            vec![Passthrough::Title("my title".into()), Passthrough::Bell, Passthrough::Clipboard(b'c', "hi".into())]
         );
     }
 

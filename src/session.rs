@@ -29,6 +29,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
+use crate::masker::Masker;
 use crate::record::{CastFile, Event};
 use crate::render::{Layout, Renderer, Scrolled};
 use crate::screen::{Screen, Size};
@@ -54,6 +55,8 @@ pub struct Terminal<'a> {
 pub struct Options {
     pub status_line: Option<String>,
     pub record_input: bool,
+    /// Masks secrets on the terminal and in the recording.
+    pub masker: Masker,
 }
 
 /// What ended the session.
@@ -121,6 +124,8 @@ struct Loop<'a> {
     rec_buf: Vec<u8>,
     hung_up: bool,
     exit: Option<i32>,
+    /// When a held tail (see `masker`) must be released by redrawing.
+    hold_deadline: Option<Instant>,
 }
 
 /// Runs the session until the shell exits or the terminal hangs up.
@@ -152,6 +157,7 @@ pub fn run(
         rec_buf: Vec::with_capacity(64 * 1024),
         hung_up: false,
         exit: None,
+        hold_deadline: None,
     };
     let mut start = Vec::new();
     lp.to_terminal.start(&mut start);
@@ -169,7 +175,11 @@ impl Loop<'_> {
             // A synchronized update (`?2026`) holds the screen back until the
             // program ends it or its deadline passes; draw nothing meanwhile.
             let sync_deadline = self.screen.sync_deadline();
-            let timeout = match sync_deadline {
+            let deadline = match (sync_deadline, self.hold_deadline) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let timeout = match deadline {
                 Some(deadline) => {
                     let ms = deadline.saturating_duration_since(Instant::now()).as_millis();
                     PollTimeout::from(u16::try_from(ms).unwrap_or(u16::MAX))
@@ -201,6 +211,10 @@ impl Loop<'_> {
             }
             if self.screen.sync_deadline().is_some_and(|d| Instant::now() >= d) {
                 self.screen.end_sync();
+                self.dirty = true;
+            }
+            if self.hold_deadline.is_some_and(|d| Instant::now() >= d) {
+                self.hold_deadline = None;
                 self.dirty = true;
             }
             if m.contains(PollFlags::POLLOUT) {
@@ -257,7 +271,8 @@ impl Loop<'_> {
     /// Sends the rows that scrolled off to the terminal's scrollback and the
     /// recording, without drawing the screen (the next frame does).
     fn flush_scrolled(&mut self) {
-        let scrolled = Scrolled::take(&self.screen);
+        let cover = self.options.masker.cover_scrolled(&self.screen);
+        let scrolled = Scrolled::take(&self.screen, &cover);
         self.screen.clear_scrolled();
         self.term_buf.clear();
         self.rec_buf.clear();
@@ -284,7 +299,7 @@ impl Loop<'_> {
             Ok(n) => {
                 let keys = buf.get(..n).unwrap_or_default();
                 if self.options.record_input && self.master.as_ref().is_some_and(|m| crate::pty::input_recordable(m.as_fd())) {
-                    let text = String::from_utf8_lossy(keys);
+                    let text = self.options.masker.mask_text(&String::from_utf8_lossy(keys));
                     let at = self.started.elapsed();
                     let _ = self.cast.write(at, &Event::Input(&text));
                 }
@@ -372,15 +387,17 @@ impl Loop<'_> {
     }
 
     fn render(&mut self) {
-        let scrolled = Scrolled::take(&self.screen);
+        let (cover, hold_deadline) = self.options.masker.cover(&self.screen, Instant::now());
+        self.hold_deadline = hold_deadline;
+        let scrolled = Scrolled::take(&self.screen, &cover);
         self.screen.clear_scrolled();
-        let passthrough = self.screen.take_passthrough();
+        let passthrough = self.options.masker.filter_passthrough(self.screen.take_passthrough());
         let damage = self.screen.take_damage();
         self.term_buf.clear();
         self.rec_buf.clear();
-        self.to_terminal
-            .frame(&self.screen, &scrolled, &damage, self.options.status_line.as_deref(), &mut self.term_buf);
-        self.to_recording.frame(&self.screen, &scrolled, &damage, None, &mut self.rec_buf);
+        let status = self.options.status_line.as_deref();
+        self.to_terminal.frame(&self.screen, &scrolled, &damage, &cover, status, &mut self.term_buf);
+        self.to_recording.frame(&self.screen, &scrolled, &damage, &cover, None, &mut self.rec_buf);
         Renderer::passthrough(&passthrough, &mut self.term_buf);
         Renderer::passthrough(&passthrough, &mut self.rec_buf);
         let term_buf = std::mem::take(&mut self.term_buf);

@@ -145,6 +145,8 @@ fn interactive_session(
     let status_text = config
         .status_line
         .then(|| format!(" \u{25cf} REC  custos  {}@{}  session {}", info.user, info.host, short_id(&info.session_id)));
+    // Fail closed: no session starts without the masking the config asks for.
+    let masker = crate::masker::Masker::new(&config.masking).context("the [masking] configuration")?;
     let layout = Layout::for_terminal(size.rows, size.cols, status_text.is_some());
     let pane = Size { rows: layout.pane_rows, cols: layout.cols };
 
@@ -170,7 +172,7 @@ fn interactive_session(
 
     let raw = crate::pty::RawMode::enter(stdin.as_fd()).context("cannot put the terminal in raw mode")?;
     let term = Terminal { input: stdin.as_fd(), output: stdout.as_fd() };
-    let options = session::Options { status_line: status_text, record_input: config.recording.record_input };
+    let options = session::Options { status_line: status_text, record_input: config.recording.record_input, masker };
     let ending = session::run(term, pty.master, child, layout, &signals, &mut cast, options);
     drop(raw);
     let ending = ending.context("the session failed")?;

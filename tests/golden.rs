@@ -13,6 +13,7 @@ mod common;
 use std::time::Duration;
 
 use custos::record::{Cast, Encoder, Event, Header, SessionInfo};
+use custos::masker::Cover;
 use custos::render::{Layout, Renderer, Scrolled};
 use custos::screen::{Screen, Size};
 
@@ -37,11 +38,11 @@ fn render_cast(input: &[u8], size: Size) -> (String, Screen) {
     let mut out = Vec::new();
     for (i, write) in input.split(|&b| b == 0).enumerate() {
         screen.process(write);
-        let scrolled = Scrolled::take(&screen);
+        let scrolled = Scrolled::take(&screen, &Cover::none());
         screen.clear_scrolled();
         out.clear();
         let damage = screen.take_damage();
-        renderer.frame(&screen, &scrolled, &damage, None, &mut out);
+        renderer.frame(&screen, &scrolled, &damage, &Cover::none(), None, &mut out);
         Renderer::passthrough(&screen.take_passthrough(), &mut out);
         let at = Duration::from_millis(100 * (i as u64 + 1));
         encoder.event(at, &Event::Output(std::str::from_utf8(&out).unwrap()), &mut cast);

@@ -21,6 +21,8 @@ enum Command {
     Demo(custos::demo::Args),
     /// Check an installation: binary bits and owners, configuration, spool.
     Doctor(custos::doctor::Args),
+    /// Mask raw terminal bytes from stdin as a session would, to stdout.
+    Mask(custos::offline::Args),
 }
 
 fn main() -> ExitCode {
@@ -28,6 +30,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Demo(args) => custos::demo::run(&args),
         Command::Doctor(args) => custos::doctor::run(&args),
+        Command::Mask(args) => custos::offline::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,214 @@
+//! Masking end to end: the corpus of real-looking terminal output in
+//! `testdata/mask/` through `custos mask` and through a live `custos-shell`
+//! session, read back by an independent emulator (vt100, not the emulator
+//! custos renders from), checked for leaks and for false positives; and the
+//! property that however output is split into writes, no secret is ever
+//! shown, in whole or in part.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
+mod common;
+
+use std::io::Write as _;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use common::{Pty, Setup};
+use custos::masker::Masker;
+use custos::mask::MaskingConfig;
+use custos::offline::Filter;
+use custos::screen::Size;
+
+const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/mask");
+
+struct Expect {
+    mask: Vec<String>,
+    keep: Vec<String>,
+}
+
+fn corpus() -> Vec<(String, Vec<u8>, Expect)> {
+    let mut out = Vec::new();
+    let mut names: Vec<_> = std::fs::read_dir(CORPUS)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "txt"))
+        .collect();
+    names.sort();
+    for txt in names {
+        let name = txt.file_stem().unwrap().to_string_lossy().into_owned();
+        let expect_text = std::fs::read_to_string(txt.with_extension("expect")).unwrap();
+        let mut expect = Expect { mask: Vec::new(), keep: Vec::new() };
+        for rule in expect_text.lines().filter(|l| !l.trim().is_empty() && !l.starts_with('#')) {
+            let (kind, needle) = rule.split_once(": ").unwrap();
+            match kind {
+                "mask" => expect.mask.push(needle.to_owned()),
+                "keep" => expect.keep.push(needle.to_owned()),
+                other => panic!("{name}.expect: unknown kind {other:?}"),
+            }
+        }
+        out.push((name, std::fs::read(&txt).unwrap(), expect));
+    }
+    assert!(out.len() >= 8, "the corpus is missing files: {}", out.len());
+    out
+}
+
+/// Every line an independent emulator shows after `bytes`, scrollback first.
+fn shown(bytes: &[u8], rows: u16, cols: u16) -> String {
+    #[allow(clippy::disallowed_methods)]
+    let mut parser = vt100::Parser::new(
+        std::num::NonZeroU16::new(rows).unwrap(),
+        std::num::NonZeroU16::new(cols).unwrap(),
+        100_000,
+    );
+    parser.process(bytes);
+    common::all_lines(&mut parser).join("\n")
+}
+
+fn check(name: &str, how: &str, text: &str, raw: &[u8], expect: &Expect) {
+    let raw = String::from_utf8_lossy(raw);
+    for secret in &expect.mask {
+        assert!(!text.contains(secret.as_str()), "{how}: {name}: {secret:?} is shown:\n{text}");
+        assert!(!raw.contains(secret.as_str()), "{how}: {name}: {secret:?} is in the bytes sent");
+    }
+    for keep in &expect.keep {
+        assert!(text.contains(keep.as_str()), "{how}: {name}: {keep:?} should stay visible:\n{text}");
+    }
+}
+
+#[test]
+fn corpus_through_custos_mask_leaks_nothing_and_keeps_the_rest() {
+    for (name, input, expect) in corpus() {
+        let mut child = Command::new(common::CUSTOS_BIN)
+            .args(["mask", "--cols", "200", "--rows", "30"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let feed = std::thread::spawn(move || stdin.write_all(&input).unwrap());
+        let out = child.wait_with_output().unwrap();
+        feed.join().unwrap();
+        assert!(out.status.success(), "{name}: custos mask failed");
+        check(&name, "custos mask", &shown(&out.stdout, 30, 200), &out.stdout, &expect);
+    }
+}
+
+#[test]
+fn corpus_in_a_live_session_leaks_nothing_to_screen_or_recording() {
+    let setup = Setup::new("[status_line]\nenabled = false\n");
+    let cmd = setup.command(&["--norc", "--noprofile", "-i"]);
+    let mut pty = Pty::spawn(cmd, 30, 200);
+    pty.wait_for("the prompt", |s| s.lines().any(|l| l.trim_end() == "$"));
+    for (name, _, expect) in corpus() {
+        let path = Path::new(CORPUS).join(format!("{name}.txt"));
+        pty.line(&format!("clear; cat {}; echo end-of-{name}", path.display()));
+        pty.wait_for("the file to be shown", |s| s.lines().any(|l| l == format!("end-of-{name}")));
+        let text = pty.all_lines().join("\n");
+        check(&name, "live session", &text, &pty.raw_output(), &expect);
+    }
+    pty.line("exit");
+    assert_eq!(pty.wait_exit(), 0);
+    let recording = std::fs::read_to_string(&setup.recordings()[0]).unwrap();
+    let cast = custos::record::Cast::parse(&recording).unwrap();
+    let replayed = common::all_lines(&mut common::replay(&cast)).join("\n");
+    for (name, _, expect) in corpus() {
+        for secret in &expect.mask {
+            assert!(!recording.contains(secret.as_str()), "recording: {name}: {secret:?} is in the file");
+            assert!(!replayed.contains(secret.as_str()), "recording: {name}: {secret:?} replays on screen");
+        }
+    }
+}
+
+#[test]
+fn explain_lists_detectors_and_fingerprints_without_values() {
+    let input = "export GITHUB_TOKEN=ghp_R4nd0mTestTokenValue0123456789abcdEF\ncard 4111 1111 1111 1111\n";
+    let mut child = Command::new(common::CUSTOS_BIN)
+        .args(["mask", "--explain"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("github_token") && text.contains("card"), "{text}");
+    assert!(text.contains(&custos::mask::fingerprint("ghp_R4nd0mTestTokenValue0123456789abcdEF")), "{text}");
+    assert!(!text.contains("R4nd0m") && !text.contains("4111"), "{text}");
+}
+
+#[test]
+fn a_bad_masking_rule_is_a_clear_error_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("bad.toml");
+    std::fs::write(&config, "[masking]\n[[masking.rules]]\nname = \"tickets\"\nregex = 'TKT-[0-9'\n").unwrap();
+    let out = Command::new(common::CUSTOS_BIN)
+        .args(["mask", "--config", config.to_str().unwrap()])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.toml") && err.contains("tickets"), "{err}");
+}
+
+#[test]
+fn a_session_with_a_bad_masking_rule_never_starts() {
+    let setup = Setup::new("[masking]\n[[masking.rules]]\nname = \"tickets\"\nregex = '(unclosed'\n");
+    let out = setup.command(&["-c", "echo should-not-run"]).stdin(Stdio::null()).output().unwrap();
+    assert_eq!(out.status.code(), Some(126));
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("should-not-run"));
+}
+
+const SECRETS: &[&str] = &[
+    "ghp_R4nd0mTestTokenValue0123456789abcdEF",
+    "AKIAIOSFODNN7EXAMPLE",
+    "4111111111111111",
+    "sk_live_FAKE0123456789abcdefghij",
+];
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    /// However a program splits its output into writes, the final masked
+    /// screen is the same, and no frame ever shows a secret or a piece of
+    /// one eight characters or longer.
+    #[test]
+    fn any_split_gives_the_same_masked_screen_and_never_shows_a_piece(
+        cuts in proptest::collection::vec(0usize..400, 0..10),
+        which in 0usize..4,
+        colour in proptest::bool::ANY,
+    ) {
+        let secret = SECRETS[which];
+        let shown_secret: String = if colour {
+            secret.chars().enumerate().map(|(i, c)| format!("\x1b[3{}m{c}", i % 7)).collect::<String>() + "\x1b[0m"
+        } else {
+            secret.to_owned()
+        };
+        let input = format!("$ cat creds\r\nuser: alice\r\nkey {shown_secret} end\r\nmore output here\r\n$ ").into_bytes();
+        let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(input.len())).collect();
+        cuts.sort_unstable();
+        let masker = || Masker::new(&MaskingConfig { hold_ms: 200, ..MaskingConfig::default() }).unwrap();
+        let size = Size { rows: 8, cols: 60 };
+
+        let mut split = Filter::new(size, masker());
+        let mut bytes = Vec::new();
+        let mut prev = 0;
+        for &cut in cuts.iter().chain(std::iter::once(&input.len())) {
+            bytes.extend(split.feed(&input[prev..cut]));
+            prev = cut;
+            let screen = shown(&bytes, 8, 60);
+            for start in 0..secret.len().saturating_sub(7) {
+                let piece = &secret[start..start + 8];
+                proptest::prop_assert!(!screen.contains(piece), "frame shows {piece:?} of {secret:?}:\n{screen}");
+            }
+        }
+        bytes.extend(split.finish());
+
+        let mut whole = Filter::new(size, masker());
+        let mut once = whole.feed(&input);
+        once.extend(whole.finish());
+        let final_split = shown(&bytes, 8, 60);
+        proptest::prop_assert_eq!(&final_split, &shown(&once, 8, 60));
+        proptest::prop_assert!(final_split.contains(&"*".repeat(secret.len())), "{}", final_split);
+    }
+}
