@@ -126,6 +126,8 @@ struct Loop<'a> {
     exit: Option<i32>,
     /// When a held tail (see `masker`) must be released by redrawing.
     hold_deadline: Option<Instant>,
+    /// Keys of the line being typed, recorded when it ends.
+    input_line: Vec<u8>,
 }
 
 /// Runs the session until the shell exits or the terminal hangs up.
@@ -158,6 +160,7 @@ pub fn run(
         hung_up: false,
         exit: None,
         hold_deadline: None,
+        input_line: Vec::new(),
     };
     let mut start = Vec::new();
     lp.to_terminal.start(&mut start);
@@ -298,10 +301,8 @@ impl Loop<'_> {
             Ok(0) => self.hang_up(),
             Ok(n) => {
                 let keys = buf.get(..n).unwrap_or_default();
-                if self.options.record_input && self.master.as_ref().is_some_and(|m| crate::pty::input_recordable(m.as_fd())) {
-                    let text = self.options.masker.mask_text(&String::from_utf8_lossy(keys));
-                    let at = self.started.elapsed();
-                    let _ = self.cast.write(at, &Event::Input(&text));
+                if self.options.record_input {
+                    self.record_keys(keys);
                 }
                 self.to_master.extend_from_slice(keys);
                 self.flush_to_master();
@@ -309,6 +310,33 @@ impl Loop<'_> {
             Err(nix::Error::EINTR | nix::Error::EAGAIN) => {}
             Err(_) => self.hang_up(),
         }
+    }
+
+    /// Input is recorded a line at a time, so the detectors see a token
+    /// typed key by key as the whole token, and masks it. Keys typed while
+    /// the terminal is at a password prompt (see `pty::input_recordable`)
+    /// are dropped, and so is any line they were part of.
+    fn record_keys(&mut self, keys: &[u8]) {
+        let recordable = self.master.as_ref().is_some_and(|m| crate::pty::input_recordable(m.as_fd()));
+        if !recordable {
+            self.input_line.clear();
+            return;
+        }
+        self.input_line.extend_from_slice(keys);
+        let ends_line = keys.iter().any(|&b| b == b'\r' || b == b'\n' || b == 0x03 || b == 0x04);
+        if ends_line || self.input_line.len() >= 4096 {
+            self.flush_input();
+        }
+    }
+
+    fn flush_input(&mut self) {
+        if self.input_line.is_empty() {
+            return;
+        }
+        let text = self.options.masker.mask_text(&String::from_utf8_lossy(&self.input_line));
+        self.input_line.clear();
+        let at = self.started.elapsed();
+        let _ = self.cast.write(at, &Event::Input(&text));
     }
 
     fn flush_to_master(&mut self) {
@@ -478,6 +506,7 @@ impl Loop<'_> {
                 }
             }
         }
+        self.flush_input();
         let ending = if self.hung_up { Ending::HungUp(self.exit) } else { Ending::Exited(self.exit.unwrap_or(0)) };
         let at = self.started.elapsed();
         self.cast.write(at, &Event::Exit(ending.status()))?;

@@ -212,3 +212,22 @@ proptest::proptest! {
         proptest::prop_assert!(final_split.contains(&"*".repeat(secret.len())), "{}", final_split);
     }
 }
+
+#[test]
+fn secrets_in_a_full_screen_program_are_masked_in_the_alternate_screen() {
+    let setup = Setup::new("");
+    let mut pty = Pty::spawn(setup.command(&["--norc", "--noprofile", "-i"]), 30, 120);
+    pty.wait_for("the prompt", |s| s.lines().any(|l| l.trim_end() == "$"));
+    let (_, _, expect) = corpus().into_iter().find(|(name, _, _)| name == "cards").unwrap();
+    pty.line(&format!("less {}/cards.txt", CORPUS));
+    pty.wait_for("less to show the file", |s| s.contains(expect.keep[0].as_str()));
+    assert!(pty.with_screen(|s| s.alternate_screen()));
+    check("cards", "less", &pty.screen_text(), &pty.raw_output(), &expect);
+    pty.send(b"q");
+    pty.line("exit");
+    pty.wait_exit();
+    let recording = std::fs::read_to_string(&setup.recordings()[0]).unwrap();
+    for secret in &expect.mask {
+        assert!(!recording.contains(secret.as_str()), "{secret:?} is in the recording");
+    }
+}

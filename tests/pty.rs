@@ -322,12 +322,19 @@ fn input_is_recorded_only_when_enabled_and_never_while_echo_is_off() {
     pty.wait_text("got-19-chars");
     pty.line("echo typed-visibly");
     pty.wait_text("typed-visibly\n");
+    // A token typed key by key is recorded as a line, and masked.
+    for key in "echo ghp_R4nd0mTestTokenValue0123456789abcdEF > /dev/null".chars() {
+        pty.send(key.to_string().as_bytes());
+    }
+    pty.line("");
     pty.line("exit");
     pty.wait_exit();
     let cast = setup.recording();
     let input: String = cast.events.iter().filter(|e| e.1 == "i").map(|e| e.2.as_str()).collect();
     assert!(input.contains("echo typed-visibly"), "input events: {input:?}");
     assert!(!input.contains("hunter2"), "a password typed without echo was recorded");
+    assert!(input.contains("echo ****************************************"), "input events: {input:?}");
+    assert!(!input.contains("R4nd0m"), "a token typed key by key was recorded");
     let whole = std::fs::read_to_string(&setup.recordings()[0]).unwrap();
     assert!(!whole.contains("hunter2"));
 }
