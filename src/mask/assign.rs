@@ -26,6 +26,8 @@
 
 use std::ops::Range;
 
+use memchr::memmem;
+
 use super::config::DetectorId;
 use super::detect::{at, before, run_end, run_start, trim_range, Detectors, Hit, Source};
 use super::tokens::is_aws_secret;
@@ -85,7 +87,7 @@ pub(crate) fn is_secret_name(key: &str) -> bool {
     // Where the last secret word ends; what follows decides.
     let mut word_end = None;
     for w in SECRET_WORDS {
-        if let Some(pos) = norm.rfind(w) {
+        if let Some(pos) = memmem::rfind(norm.as_bytes(), w.as_bytes()) {
             let end = pos + w.len();
             word_end = Some(word_end.map_or(end, |e: usize| e.max(end)));
         }
@@ -211,7 +213,7 @@ fn parse_after_key(b: &[u8], key_start: usize, key_end: usize, flag: bool, stron
     if rest_of_line {
         // YAML/header style: the rest of the line, less a ` #` comment.
         let mut end = b.len();
-        if let Some(p) = b.get(value_start..).and_then(|r| r.windows(2).position(|w| w == b" #")) {
+        if let Some(p) = b.get(value_start..).and_then(|r| memmem::find(r, b" #")) {
             end = value_start + p;
         }
         let value = trim_range(b, value_start..end);

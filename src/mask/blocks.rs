@@ -30,6 +30,8 @@
 
 use std::ops::Range;
 
+use memchr::memmem;
+
 use super::assign::is_secret_name;
 use super::config::DetectorId;
 use super::detect::{at, run_end, trim_range, Detectors, Hit, Source};
@@ -95,7 +97,7 @@ pub(crate) fn before_line(
 ) -> bool {
     let b = line.as_bytes();
     if ctx.pem {
-        if line.contains("-----END") {
+        if memmem::find(b, b"-----END").is_some() {
             ctx.pem = false;
             return false;
         }
@@ -127,11 +129,11 @@ pub(crate) fn pem_begin(ctx: &mut Context, line: &str, pos: usize, hits: &mut Ve
         return;
     }
     let label_start = pos + 11;
-    let Some(label_len) = b.get(label_start..).and_then(|r| r.windows(5).position(|w| w == b"-----")) else {
+    let Some(label_len) = b.get(label_start..).and_then(|r| memmem::find(r, b"-----")) else {
         return;
     };
     let label = b.get(label_start..label_start + label_len).unwrap_or_default();
-    if !label.windows(11).any(|w| w == b"PRIVATE KEY") {
+    if memmem::find(label, b"PRIVATE KEY").is_none() {
         return;
     }
     let after = label_start + label_len + 5;
@@ -143,7 +145,7 @@ pub(crate) fn pem_begin(ctx: &mut Context, line: &str, pos: usize, hits: &mut Ve
     // The key on this same line (an escaped string): up to the END marker.
     let end = b
         .get(rest.clone())
-        .and_then(|r| r.windows(8).position(|w| w == b"-----END"))
+        .and_then(|r| memmem::find(r, b"-----END"))
         .map_or(rest.end, |p| rest.start + p);
     if end > rest.start {
         hits.push(Hit { range: rest.start..end, source: Source::Builtin(DetectorId::PemPrivateKey) });
@@ -157,7 +159,7 @@ fn pem_body(b: &[u8]) -> Option<Range<usize>> {
     if t.is_empty() {
         return Some(t);
     }
-    if b.get(t.clone())?.windows(5).any(|w| w == b"-----") {
+    if memmem::find(b.get(t.clone())?, b"-----").is_some() {
         return None;
     }
     if let Some(body) = pem_body_text(b, t.clone()) {
@@ -228,7 +230,7 @@ fn shape(b: &[u8]) -> Option<Shape> {
         return None;
     }
     let mut value = trim_range(b, key_end + 1..b.len());
-    if let Some(p) = b.get(value.clone()).and_then(|v| v.windows(2).position(|w| w == b" #")) {
+    if let Some(p) = b.get(value.clone()).and_then(|v| memmem::find(v, b" #")) {
         value = trim_range(b, value.start..value.start + p);
     }
     let quoted = matches!(at(b, value.start), b'"' | b'\'') && value.len() >= 2 && at(b, value.end - 1) == at(b, value.start);
@@ -271,17 +273,24 @@ fn k8s_line(ctx: &mut Context, lines: &[&str], index: usize, b: &[u8], hits: &mu
         ctx.data = None;
         return;
     }
-    ctx.kinds.retain(|&(k, _)| k < indent || (k == indent && !item));
-    let shape = shape(b);
-
+    if !ctx.kinds.is_empty() {
+        ctx.kinds.retain(|&(k, _)| k < indent || (k == indent && !item));
+    }
     if let Some(block) = &mut ctx.data {
         if indent > block.indent {
-            data_entry(block, b, indent, shape.as_ref(), hits);
+            data_entry(block, b, indent, shape(b).as_ref(), hits);
             return;
         }
         ctx.data = None;
     }
-    let Some(s) = shape else { return };
+    // Only four keys matter outside a data block; most lines are none of
+    // them, and are not parsed further.
+    let key = b.get(indent..).unwrap_or_default();
+    let key = key.strip_prefix(b"\"").unwrap_or(key);
+    if ![&b"kind"[..], b"data", b"stringData", b"apiVersion"].iter().any(|k| key.starts_with(k)) {
+        return;
+    }
+    let Some(s) = shape(b) else { return };
     let kind = kind_of(b, &s);
     if kind.is_some() || key_is(b, &s, b"apiVersion") {
         if ctx.kinds.len() >= MAX_KINDS {
@@ -377,7 +386,7 @@ pub(crate) fn inline_json_secret(line: &str, hits: &mut Vec<Hit>) {
     }
     for key in [&b"\"data\""[..], b"\"stringData\""] {
         let mut from = 0;
-        while let Some(p) = b.get(from..).and_then(|r| r.windows(key.len()).position(|w| w == key)) {
+        while let Some(p) = b.get(from..).and_then(|r| memmem::find(r, key)) {
             let mut i = from + p + key.len();
             from = i;
             i = run_end(b, i, |c| c == b' ');
@@ -426,7 +435,7 @@ pub(crate) fn inline_json_secret(line: &str, hits: &mut Vec<Hit>) {
 fn says_kind_secret(b: &[u8]) -> bool {
     let key = b"\"kind\"";
     let mut from = 0;
-    while let Some(p) = b.get(from..).and_then(|r| r.windows(key.len()).position(|w| w == key)) {
+    while let Some(p) = b.get(from..).and_then(|r| memmem::find(r, key)) {
         let mut i = run_end(b, from + p + key.len(), |c| c == b' ');
         from = from + p + key.len();
         if at(b, i) != b':' {

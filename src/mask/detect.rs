@@ -153,7 +153,7 @@ impl Detectors {
         }
         let triggers = AhoCorasick::builder()
             .ascii_case_insensitive(true)
-            .match_kind(MatchKind::Standard)
+            .match_kind(MatchKind::LeftmostFirst)
             .build(TRIGGERS.iter().map(|(p, _)| p))
             .map_err(|e| MaskError::Prefilter(e.to_string()))?;
         let mut rules = Vec::new();
@@ -233,7 +233,7 @@ impl Detectors {
         }
         let mut keyword_hits: Vec<Range<usize>> = Vec::new();
         let mut aws_key_id = false;
-        for m in self.triggers.find_overlapping_iter(line) {
+        for m in self.triggers.find_iter(line) {
             let Some(&(_, trigger)) = TRIGGERS.get(m.pattern().as_usize()) else { continue };
             match trigger {
                 Trigger::Keyword => keyword_hits.push(m.range()),
@@ -321,7 +321,7 @@ impl Detectors {
     /// Trigger hits on `line` that are keywords, for the pending check.
     pub(crate) fn keyword_hits(&self, line: &str) -> Vec<Range<usize>> {
         self.triggers
-            .find_overlapping_iter(line)
+            .find_iter(line)
             .filter(|m| TRIGGERS.get(m.pattern().as_usize()).is_some_and(|(_, t)| *t == Trigger::Keyword))
             .map(|m| m.range())
             .collect()

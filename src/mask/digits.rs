@@ -35,15 +35,40 @@ pub(crate) fn recognise(d: &Detectors, line: &str, hits: &mut Vec<Hit>) {
     let b = line.as_bytes();
     let card = d.is_enabled(DetectorId::Card);
     let ssn = d.is_enabled(DetectorId::UsSsn);
-    let digit_count = if card || ssn { b.iter().filter(|c| c.is_ascii_digit()).count() } else { 0 };
+    let iban = d.is_enabled(DetectorId::Iban);
+    // One pass for the prefilters: how many digits, and where the first
+    // uppercase-pair-then-digit (an IBAN's "DE8") is.
+    let mut digit_count = 0;
+    let mut iban_from = None;
+    let mut uppers = 0;
+    let mut spaced_digits = false;
+    let mut prev2 = [0u8; 2];
+    for (i, c) in b.iter().enumerate() {
+        if c.is_ascii_digit() {
+            digit_count += 1;
+            let [before_space, space] = prev2;
+            spaced_digits |= space == b' ' && before_space.is_ascii_digit();
+            if uppers >= 2 && iban_from.is_none() {
+                iban_from = Some(i - 2);
+            }
+            uppers = 0;
+        } else if c.is_ascii_uppercase() {
+            uppers += 1;
+        } else {
+            uppers = 0;
+        }
+        prev2 = [prev2[1], *c];
+    }
     if (card && digit_count >= 13) || (ssn && digit_count >= 9) {
         // Dash-joined and space-joined numbers are read in separate passes,
         // so "5 123-45-6789" is a 5 and an SSN, not one glued run.
         numbers(b, b'-', card, ssn, hits);
-        numbers(b, b' ', card, ssn, hits);
+        if spaced_digits {
+            numbers(b, b' ', card, ssn, hits);
+        }
     }
-    if d.is_enabled(DetectorId::Iban) && b.len() >= 15 {
-        ibans(b, hits);
+    if let Some(from) = iban_from.filter(|_| iban && b.len() >= 15) {
+        ibans(b, from, hits);
     }
 }
 
@@ -55,9 +80,25 @@ fn numbers(b: &[u8], joiner: u8, card: bool, ssn: bool, hits: &mut Vec<Hit>) {
             i += 1;
             continue;
         }
-        // Groups of digits joined by one kind of separator, kept on the
-        // stack: this loop runs over every number on every line.
+        // Most numbers are short (times, counts, ports): measure the run
+        // first, and only build its groups if it has enough digits.
         let start = i;
+        let (mut total, mut j) = (0, i);
+        loop {
+            let end = run_end(b, j, |c| c.is_ascii_digit());
+            total += end - j;
+            if at(b, end) == joiner && at(b, end + 1).is_ascii_digit() {
+                j = end + 1;
+            } else {
+                j = end;
+                break;
+            }
+        }
+        if total < 9 {
+            i = j;
+            continue;
+        }
+        // Groups of digits joined by the separator, kept on the stack.
         let mut groups: [Range<usize>; MAX_GROUPS] = std::array::from_fn(|_| 0..0);
         let mut count = 0;
         let mut too_many = false;
@@ -195,8 +236,8 @@ fn card_grouping(lens: &[usize]) -> bool {
     }
 }
 
-fn ibans(b: &[u8], hits: &mut Vec<Hit>) {
-    let mut i = 0;
+fn ibans(b: &[u8], from: usize, hits: &mut Vec<Hit>) {
+    let mut i = from;
     while i + 4 <= b.len() {
         let starts = at(b, i).is_ascii_uppercase()
             && at(b, i + 1).is_ascii_uppercase()

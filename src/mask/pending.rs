@@ -17,6 +17,8 @@
 //! held: it is not secret, and holding every `gh` would make typing `gh pr`
 //! stutter.
 
+use memchr::memmem;
+
 use super::assign::parse_all;
 use super::checksum::{card_could_start, iban_length};
 use super::config::DetectorId;
@@ -92,8 +94,14 @@ const PREFIXES: &[Prefix] = &[
 ];
 
 fn token_tail(d: &Detectors, b: &[u8]) -> Option<usize> {
-    let from = b.len().saturating_sub(TAIL);
+    // Every prefix and body is made of these, so the token is in the last
+    // run of them.
+    let token_char = |c: u8| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.' | b'/');
+    let from = run_start(b, b.len(), token_char).max(b.len().saturating_sub(TAIL));
     let tail = b.get(from..)?;
+    if tail.len() < 3 {
+        return None;
+    }
     let mut best = None;
     for p in PREFIXES {
         if !d.is_enabled(p.id) {
@@ -101,10 +109,12 @@ fn token_tail(d: &Detectors, b: &[u8]) -> Option<usize> {
         }
         // The first occurrence whose body runs to the end: for a JWT that
         // is the header, not the payload's own "eyJ".
-        let found = tail.windows(p.text.len()).enumerate().find_map(|(pos, w)| {
+        let first = p.text.first().copied().unwrap_or(0);
+        let found = tail.iter().enumerate().find_map(|(pos, c)| {
             let s = from + pos;
             let body_start = s + p.text.len();
-            let ok = w == p.text
+            let ok = *c == first
+                && tail.get(pos..).is_some_and(|t| t.starts_with(p.text))
                 && run_end(b, body_start, p.body) == b.len()
                 && (p.body_only || !is_word(before(b, s)))
                 && b.len() - body_start < p.min;
@@ -197,7 +207,7 @@ fn iban_tail(d: &Detectors, b: &[u8]) -> Option<usize> {
             let rest = b.get(s..)?;
             let compact = rest.iter().filter(|c| **c != b' ').count();
             let grouped = rest.split(|c| *c == b' ').all(|g| g.len() <= 4) || !rest.contains(&b' ');
-            let spaced_right = !rest.windows(2).any(|w| w == b"  ");
+            let spaced_right = memmem::find(rest, b"  ").is_none();
             return (compact < len && grouped && spaced_right).then_some(s);
         }
         s += 1;
@@ -228,7 +238,7 @@ fn pem_tail(d: &Detectors, b: &[u8]) -> Option<usize> {
         return None;
     }
     let from = b.len().saturating_sub(80);
-    let pos = from + b.get(from..)?.windows(6).rposition(|w| w == b"-----B")?;
+    let pos = from + memmem::rfind(b.get(from..)?, b"-----B")?;
     let rest = b.get(pos..)?;
     let marker = b"-----BEGIN ";
     let n = rest.len().min(marker.len());
@@ -248,7 +258,7 @@ fn url_tail(d: &Detectors, b: &[u8]) -> Option<usize> {
         return None;
     }
     let from = b.len().saturating_sub(TAIL);
-    let pos = from + b.get(from..)?.windows(3).rposition(|w| w == b"://")?;
+    let pos = from + memmem::rfind(b.get(from..)?, b"://")?;
     let authority = b.get(pos + 3..)?;
     if authority.iter().any(|c| c.is_ascii_whitespace() || b"/?#@\"'<>`".contains(c)) {
         return None;
