@@ -39,6 +39,8 @@ pub struct Args {
 /// What the scripted session types, with a pause after each line.
 const SCRIPT: &[&str] = &[
     "echo \"hello from a recorded shell: $(id -un)@$(hostname)\"",
+    // Fake secrets, masked on screen and in the recording.
+    "echo 'export DB_PASSWORD=Tr0ub4dor-3; card 4111 1111 1111 1111'",
     "printf '\\e[1;32mgreen\\e[0m \\e[38;5;208morange\\e[0m 漢字 🙂\\n'",
     "seq 1 5",
     "exit 0",

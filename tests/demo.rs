@@ -14,6 +14,9 @@ fn demo_without_a_terminal_records_a_scripted_session() {
     assert!(out.status.success(), "demo failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("  | hello from a recorded shell: "), "{stdout}");
     assert!(stdout.contains("exited with status 0"), "{stdout}");
+    // The fake secrets the script prints are masked in what it replays.
+    assert!(stdout.contains("  | export DB_PASSWORD=***********; card *******************\n"), "{stdout}");
+    assert!(!stdout.contains("Tr0ub4dor-3") && !stdout.contains("4111 1111 1111 1111"), "{stdout}");
     let path = stdout
         .lines()
         .find_map(|l| l.strip_prefix("Recording (asciicast v3): "))
@@ -21,6 +24,7 @@ fn demo_without_a_terminal_records_a_scripted_session() {
     let cast = custos::record::Cast::parse(&std::fs::read_to_string(path).unwrap()).unwrap();
     assert_eq!(cast.exit_status(), Some(0));
     assert!(cast.output().contains("hello from a recorded shell"));
+    assert!(!cast.output().contains("Tr0ub4dor-3"), "the recording holds a secret");
     let demo_dir = std::path::Path::new(path).ancestors().nth(3).unwrap();
     assert!(demo_dir.file_name().unwrap().to_string_lossy().starts_with("custos-demo-"));
     std::fs::remove_dir_all(demo_dir).unwrap();
