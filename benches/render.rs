@@ -129,8 +129,8 @@ fn main() {
     for i in 0..n {
         screen.process(if i % 2 == 0 { b"x" } else { b"\x08 \x08" });
         out.clear();
-        let (cover, _) = masker.cover(&screen, Instant::now());
         let damage = screen.take_damage();
+        let (cover, _) = masker.cover(&screen, &damage, Instant::now());
         term.frame(&screen, &Scrolled::default(), &damage, &cover, Some("status"), &mut out);
         black_box(&out);
     }
@@ -154,12 +154,12 @@ fn main() {
                         rec.push_scrolled(&scrolled, &mut b);
                     }
                 }
-                let (cover, _) = masker.cover(&screen, Instant::now());
+                let damage = screen.take_damage();
+                let (cover, _) = masker.cover(&screen, &damage, Instant::now());
                 let scrolled = Scrolled::take(&screen, &cover);
                 screen.clear_scrolled();
                 a.clear();
                 b.clear();
-                let damage = screen.take_damage();
                 term.frame(&screen, &scrolled, &damage, &cover, Some("status"), &mut a);
                 rec.frame(&screen, &scrolled, &damage, &cover, None, &mut b);
                 black_box((&a, &b));

@@ -29,10 +29,10 @@
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
-use crate::mask::{Context, Detectors, Finding, MaskError, MaskingConfig};
+use crate::mask::{Context, Detectors, Finding, MaskError, MaskingConfig, Memo};
 use alacritty_terminal::term::cell::Flags;
 
-use crate::screen::{is_spacer, is_wrapped, Cell, Passthrough, Screen};
+use crate::screen::{is_spacer, is_wrapped, Cell, Damage, Passthrough, Screen};
 
 /// Which cells one frame covers.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -105,6 +105,9 @@ pub struct Masker {
     released: Option<(u16, usize, String)>,
     lines: Lines,
     spans: Vec<CellSpan>,
+    /// Visible lines known to hold nothing (see `mask::Memo`).
+    memo: Memo,
+    row_cache: RowCache,
 }
 
 /// Logical lines of one frame, in buffers reused from frame to frame (this
@@ -166,7 +169,10 @@ impl Lines {
     }
 
     /// Joins `rows` into logical lines (a wrapped row continues on the next).
-    fn build(&mut self, rows: &[&[Cell]]) {
+    /// Rows from `visible_from` on are visible rows; with `reuse`, a visible
+    /// row the emulator reports undamaged is copied from the previous
+    /// frame's text instead of being read cell by cell again.
+    fn build(&mut self, rows: &[&[Cell]], visible_from: usize, mut reuse: Option<(&Damage, &mut RowCache)>) {
         self.clear();
         let mut open: Option<Line> = None;
         for (index, cells) in rows.iter().enumerate() {
@@ -178,41 +184,34 @@ impl Lines {
                 last_row: index,
             });
             line.last_row = index;
-            // Trailing blanks of a row that ends a line are padding, not text.
-            let used = if wrapped { cells.len() } else { cells.iter().rposition(|c| c.c != ' ' && c.c != '\0').map_or(0, |p| p + 1) };
-            let cells = cells.get(..used).unwrap_or(cells);
             let line_start = line.text.start;
             let seg_start = self.text.len() - line_start;
-            let mut origins: Option<usize> = None;
-            for (col, cell) in cells.iter().enumerate() {
-                let plain = cell.c.is_ascii() && cell.c != '\0' && cell.extra.is_none() && !cell.flags.intersects(WIDE);
-                if !plain && origins.is_none() {
-                    // From here on the mapping needs a table: fill it in
-                    // for the plain cells before this one.
-                    origins = Some(self.origins.len());
-                    for c in 0..col {
-                        self.origins.push(Origin { byte: seg_start + c, col: c, width: 1 });
-                    }
+            let visible = index.checked_sub(visible_from);
+            let cached = match (&reuse, visible) {
+                (Some((damage, cache)), Some(r)) => {
+                    let row = u16::try_from(r).unwrap_or(u16::MAX);
+                    if damage.row(row) { None } else { cache.rows.get(r).and_then(Option::as_ref) }
                 }
-                if origins.is_some() {
-                    if is_spacer(cell) {
-                        continue;
-                    }
-                    let width = if cell.flags.contains(Flags::WIDE_CHAR) { 2 } else { 1 };
-                    self.origins.push(Origin { byte: self.text.len() - line_start, col, width });
-                    self.text.push(if cell.c == '\0' { ' ' } else { cell.c });
-                    if let Some(marks) = cell.zerowidth() {
-                        self.text.extend(marks);
-                    }
-                } else {
-                    self.text.push(cell.c);
+                _ => None,
+            };
+            let origins = match cached {
+                Some(row) => {
+                    self.text.push_str(&row.text);
+                    row.origins.as_ref().map(|list| {
+                        let start = self.origins.len();
+                        self.origins.extend(list.iter().map(|o| Origin { byte: o.byte + seg_start, ..*o }));
+                        start..self.origins.len()
+                    })
                 }
-            }
-            self.segments.push(Segment {
-                row: index,
-                bytes: seg_start..self.text.len() - line_start,
-                origins: origins.map(|start| start..self.origins.len()),
-            });
+                None => {
+                    let origins = read_row(cells, wrapped, line_start, seg_start, &mut self.text, &mut self.origins);
+                    if let (Some((_, cache)), Some(r)) = (reuse.as_mut(), visible) {
+                        cache.store(r, &self.text, line_start + seg_start, origins.clone().and_then(|o| self.origins.get(o)), seg_start);
+                    }
+                    origins
+                }
+            };
+            self.segments.push(Segment { row: index, bytes: seg_start..self.text.len() - line_start, origins });
             line.text.end = self.text.len();
             line.segments.end = self.segments.len();
             if !wrapped {
@@ -276,6 +275,75 @@ impl Lines {
     }
 }
 
+/// Reads one row's cells into `text`; returns the range of `origins` it
+/// added, or `None` if the row is plain ASCII (byte = column).
+fn read_row(
+    cells: &[Cell],
+    wrapped: bool,
+    line_start: usize,
+    seg_start: usize,
+    text: &mut String,
+    origins: &mut Vec<Origin>,
+) -> Option<Range<usize>> {
+    // Trailing blanks of a row that ends a line are padding, not text.
+    let used = if wrapped { cells.len() } else { cells.iter().rposition(|c| c.c != ' ' && c.c != '\0').map_or(0, |p| p + 1) };
+    let cells = cells.get(..used).unwrap_or(cells);
+    let mut table: Option<usize> = None;
+    for (col, cell) in cells.iter().enumerate() {
+        let plain = cell.c.is_ascii() && cell.c != '\0' && cell.extra.is_none() && !cell.flags.intersects(WIDE);
+        if !plain && table.is_none() {
+            // From here on the mapping needs a table: fill it in for the
+            // plain cells before this one.
+            table = Some(origins.len());
+            for c in 0..col {
+                origins.push(Origin { byte: seg_start + c, col: c, width: 1 });
+            }
+        }
+        if table.is_some() {
+            if is_spacer(cell) {
+                continue;
+            }
+            let width = if cell.flags.contains(Flags::WIDE_CHAR) { 2 } else { 1 };
+            origins.push(Origin { byte: text.len() - line_start, col, width });
+            text.push(if cell.c == '\0' { ' ' } else { cell.c });
+            if let Some(marks) = cell.zerowidth() {
+                text.extend(marks);
+            }
+        } else {
+            text.push(cell.c);
+        }
+    }
+    table.map(|start| start..origins.len())
+}
+
+/// The text of each visible row as the last frame read it, for rows the
+/// emulator reports unchanged since.
+#[derive(Default)]
+struct RowCache {
+    rows: Vec<Option<CachedRow>>,
+}
+
+struct CachedRow {
+    text: String,
+    /// Origins with bytes relative to the row's start.
+    origins: Option<Vec<Origin>>,
+}
+
+impl RowCache {
+    fn store(&mut self, row: usize, text: &str, from: usize, origins: Option<&[Origin]>, seg_start: usize) {
+        if self.rows.len() <= row {
+            self.rows.resize_with(row + 1, || None);
+        }
+        let cached = CachedRow {
+            text: text.get(from..).unwrap_or_default().to_owned(),
+            origins: origins.map(|list| list.iter().map(|o| Origin { byte: o.byte - seg_start, ..*o }).collect()),
+        };
+        if let Some(slot) = self.rows.get_mut(row) {
+            *slot = Some(cached);
+        }
+    }
+}
+
 const WIDE: Flags = Flags::WIDE_CHAR.union(Flags::WIDE_CHAR_SPACER).union(Flags::LEADING_WIDE_CHAR_SPACER);
 
 impl Masker {
@@ -290,6 +358,8 @@ impl Masker {
             released: None,
             lines: Lines::default(),
             spans: Vec::new(),
+            memo: Memo::default(),
+            row_cache: RowCache::default(),
         })
     }
 
@@ -305,8 +375,11 @@ impl Masker {
     /// that scrolled off since the last call (which are then final: their
     /// context is kept for later frames). Returns the cover and, when a
     /// tail is held, the moment the frame must be redrawn to release it.
-    pub fn cover(&mut self, screen: &Screen, now: Instant) -> (Cover, Option<Instant>) {
-        let mut cover = self.cover_rows(screen, false);
+    ///
+    /// `damage` is the emulator's record of rows changed since the last
+    /// frame ([`Screen::take_damage`]); undamaged rows are not read again.
+    pub fn cover(&mut self, screen: &Screen, damage: &Damage, now: Instant) -> (Cover, Option<Instant>) {
+        let mut cover = self.cover_rows(screen, Some(damage));
         let deadline = if self.enabled { self.hold_tail(screen, &mut cover, now) } else { None };
         for ranges in cover.rows.iter_mut().chain(cover.scrolled.iter_mut()) {
             normalise(ranges);
@@ -318,14 +391,16 @@ impl Masker {
     /// between frames: visible rows are read only as far as a line that
     /// wrapped over the edge continues.
     pub fn cover_scrolled(&mut self, screen: &Screen) -> Cover {
-        let mut cover = self.cover_rows(screen, true);
+        let mut cover = self.cover_rows(screen, None);
         for ranges in cover.scrolled.iter_mut() {
             normalise(ranges);
         }
         cover
     }
 
-    fn cover_rows(&mut self, screen: &Screen, scrolled_only: bool) -> Cover {
+    /// With `damage`, a whole frame; without, the scrolled rows only.
+    fn cover_rows(&mut self, screen: &Screen, damage: Option<&Damage>) -> Cover {
+        let scrolled_only = damage.is_none();
         let mut cover = Cover { glyph: self.glyph, ..Cover::default() };
         let scrolled_count = screen.scrolled_len();
         cover.scrolled = vec![Vec::new(); scrolled_count];
@@ -343,7 +418,9 @@ impl Masker {
             continues = is_wrapped(cells);
             rows.push(cells);
         }
-        self.lines.build(&rows);
+        let visible_from = screen.scrolled_len();
+        let reuse = damage.map(|d| (d, &mut self.row_cache));
+        self.lines.build(&rows, visible_from, reuse);
 
         // Lines wholly in the scrolled rows are final; the rest may change.
         let lines = &self.lines;
@@ -352,8 +429,11 @@ impl Masker {
         let done_text: Vec<&str> = done.iter().map(|l| lines.text(l)).collect();
         let live_text: Vec<&str> = live.iter().map(|l| lines.text(l)).collect();
         let found_done = self.detectors.scan_from(&mut self.context, &done_text);
-        let found_live =
-            if live_text.is_empty() { Vec::new() } else { self.detectors.scan_from(&mut self.context.clone(), &live_text) };
+        let found_live = if live_text.is_empty() {
+            Vec::new()
+        } else {
+            self.detectors.scan_from_memo(&mut self.context.clone(), &live_text, &mut self.memo)
+        };
         for (findings, group) in [(found_done, done), (found_live, live)] {
             for finding in findings {
                 let Some(line) = group.get(finding.line) else { continue };
@@ -386,7 +466,7 @@ impl Masker {
             .chain((0..screen.size().rows).filter_map(|r| screen.row(r)))
             .collect();
         let mut lines = Lines::default();
-        lines.build(&rows);
+        lines.build(&rows, rows.len(), None);
         let text: Vec<&str> = lines.lines.iter().map(|l| lines.text(l)).collect();
         let mut out = Vec::new();
         let mut spans = Vec::new();
@@ -527,7 +607,7 @@ fn normalise(ranges: &mut Vec<Range<usize>>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::screen::{row_text, Size};
+    use crate::screen::{row_text, Damage, Size};
 
     const GITHUB: &str = "ghp_R4nd0mTestTokenValue0123456789abcdEF";
 
@@ -559,7 +639,7 @@ mod tests {
     fn a_token_is_covered_cell_for_cell() {
         let mut screen = Screen::new(Size { rows: 3, cols: 60 });
         screen.process(format!("export GH={GITHUB}\r\nnext").as_bytes());
-        let (cover, _) = masker().cover(&screen, Instant::now());
+        let (cover, _) = masker().cover(&screen, &Damage::full(), Instant::now());
         let rows = masked_rows(&screen, &cover);
         assert_eq!(rows[0], format!("export GH={}", "*".repeat(GITHUB.len())));
         assert_eq!(rows[1], "next");
@@ -569,7 +649,7 @@ mod tests {
     fn a_token_wrapped_over_two_rows_is_covered_on_both() {
         let mut screen = Screen::new(Size { rows: 4, cols: 20 });
         screen.process(format!("token {GITHUB} end\r\n").as_bytes());
-        let (cover, _) = masker().cover(&screen, Instant::now());
+        let (cover, _) = masker().cover(&screen, &Damage::full(), Instant::now());
         let rows = masked_rows(&screen, &cover);
         let text = rows.join("");
         assert!(!text.contains("R4nd0m"), "{rows:?}");
@@ -582,7 +662,7 @@ mod tests {
         let mut screen = Screen::new(Size { rows: 3, cols: 60 });
         let (left, right) = GITHUB.split_at(20);
         screen.process(format!("\x1b[1;21H{right}\x1b[1;1H{left}").as_bytes());
-        let (cover, _) = masker().cover(&screen, Instant::now());
+        let (cover, _) = masker().cover(&screen, &Damage::full(), Instant::now());
         assert_eq!(masked_rows(&screen, &cover)[0], "*".repeat(GITHUB.len()));
     }
 
@@ -592,7 +672,7 @@ mod tests {
         let card = "4111111111111111";
         let coloured: String = card.chars().enumerate().map(|(i, c)| format!("\x1b[3{}m{c}", i % 7)).collect();
         screen.process(format!("card {coloured}\x1b[0m ok").as_bytes());
-        let (cover, _) = masker().cover(&screen, Instant::now());
+        let (cover, _) = masker().cover(&screen, &Damage::full(), Instant::now());
         assert_eq!(masked_rows(&screen, &cover)[0], format!("card {} ok", "*".repeat(16)));
     }
 
@@ -600,7 +680,7 @@ mod tests {
     fn wide_characters_keep_their_width_when_covered() {
         let mut screen = Screen::new(Size { rows: 2, cols: 60 });
         screen.process("password=漢字secret9 x".as_bytes());
-        let (cover, _) = masker().cover(&screen, Instant::now());
+        let (cover, _) = masker().cover(&screen, &Damage::full(), Instant::now());
         // 漢 and 字 take two cells each: four glyphs, then seven for "secret9".
         assert_eq!(masked_rows(&screen, &cover)[0], format!("password={} x", "*".repeat(11)));
     }
@@ -611,11 +691,11 @@ mod tests {
         let mut screen = Screen::new(Size { rows: 2, cols: 60 });
         let t0 = Instant::now();
         screen.process(b"$ echo ghp_R4nd0m");
-        let (cover, deadline) = m.cover(&screen, t0);
+        let (cover, deadline) = m.cover(&screen, &Damage::full(), t0);
         assert_eq!(cover.held, vec![(0, 7..17)]);
         assert!(deadline.is_some());
         screen.process(&GITHUB.as_bytes()[10..]);
-        let (cover, _) = m.cover(&screen, t0 + Duration::from_millis(5));
+        let (cover, _) = m.cover(&screen, &Damage::full(), t0 + Duration::from_millis(5));
         assert!(cover.held.is_empty());
         assert_eq!(masked_rows(&screen, &cover)[0], format!("$ echo {}", "*".repeat(GITHUB.len())));
     }
@@ -626,9 +706,9 @@ mod tests {
         let mut screen = Screen::new(Size { rows: 2, cols: 60 });
         let t0 = Instant::now();
         screen.process(b"$ echo ghp_abc");
-        let (cover, deadline) = m.cover(&screen, t0);
+        let (cover, deadline) = m.cover(&screen, &Damage::full(), t0);
         assert!(!cover.held.is_empty());
-        let (cover, deadline2) = m.cover(&screen, deadline.unwrap());
+        let (cover, deadline2) = m.cover(&screen, &Damage::full(), deadline.unwrap());
         assert!(cover.held.is_empty());
         assert_eq!(deadline2, None);
         assert_eq!(row_text(screen.row(0).unwrap()).trim_end(), "$ echo ghp_abc");
@@ -640,7 +720,7 @@ mod tests {
         let mut screen = Screen::new(Size { rows: 2, cols: 60 });
         for ch in "$ ls -la /etc && git status".chars() {
             screen.process(ch.to_string().as_bytes());
-            let (cover, deadline) = m.cover(&screen, Instant::now());
+            let (cover, deadline) = m.cover(&screen, &Damage::full(), Instant::now());
             assert_eq!((cover.held, deadline), (vec![], None), "held while typing {ch:?}");
         }
     }
@@ -650,11 +730,11 @@ mod tests {
         let mut m = masker();
         let mut screen = Screen::new(Size { rows: 3, cols: 70 });
         screen.process(b"-----BEGIN RSA PRIVATE KEY-----\r\nMIIEpAIBAAKCAQEA0Z3VS5JJcds3xfn\r\nline2AAAA\r\nline3BBBB\r\n");
-        let (cover, _) = m.cover(&screen, Instant::now());
+        let (cover, _) = m.cover(&screen, &Damage::full(), Instant::now());
         screen.clear_scrolled();
         assert!(!cover.scrolled_row(1).is_empty(), "the first key row, scrolled off, is covered");
         screen.process(b"line4CCCC\r\n-----END RSA PRIVATE KEY-----\r\nafter\r\n");
-        let (cover, _) = m.cover(&screen, Instant::now());
+        let (cover, _) = m.cover(&screen, &Damage::full(), Instant::now());
         let rows = masked_rows(&screen, &cover);
         assert!(rows.iter().all(|r| !r.contains("CCCC")), "{rows:?} {cover:?}");
         assert!(rows.iter().any(|r| r == "after"), "{rows:?}");

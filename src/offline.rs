@@ -177,10 +177,10 @@ impl Filter {
 
     fn frame(&mut self, now: Instant, out: &mut Vec<u8>) {
         self.note();
-        let (cover, _) = self.masker.cover(&self.screen, now);
+        let damage = self.screen.take_damage();
+        let (cover, _) = self.masker.cover(&self.screen, &damage, now);
         let scrolled = Scrolled::take(&self.screen, &cover);
         self.screen.clear_scrolled();
-        let damage = self.screen.take_damage();
         self.renderer.frame(&self.screen, &scrolled, &damage, &cover, None, out);
         let passthrough = self.masker.filter_passthrough(self.screen.take_passthrough());
         Renderer::passthrough(&passthrough, out);

@@ -415,12 +415,12 @@ impl Loop<'_> {
     }
 
     fn render(&mut self) {
-        let (cover, hold_deadline) = self.options.masker.cover(&self.screen, Instant::now());
+        let damage = self.screen.take_damage();
+        let (cover, hold_deadline) = self.options.masker.cover(&self.screen, &damage, Instant::now());
         self.hold_deadline = hold_deadline;
         let scrolled = Scrolled::take(&self.screen, &cover);
         self.screen.clear_scrolled();
         let passthrough = self.options.masker.filter_passthrough(self.screen.take_passthrough());
-        let damage = self.screen.take_damage();
         self.term_buf.clear();
         self.rec_buf.clear();
         let status = self.options.status_line.as_deref();

@@ -122,6 +122,28 @@ struct Rule {
     group: Option<Group>,
 }
 
+/// Lines on which no single-line recogniser fires: no prefilter trigger, no
+/// digits that could be a number, no e-mail, no custom rule. Such a line
+/// gives the same (empty) answer and leaves the context alone every time, so
+/// it need not be scanned again. Whole lines are kept, not hashes: a hash
+/// collision would mean a secret left unmasked.
+#[derive(Debug, Default)]
+pub struct Memo {
+    inert: std::collections::HashSet<Box<str>>,
+}
+
+impl Memo {
+    /// Lines remembered at most; past it the memo starts over.
+    const MAX_LINES: usize = 4096;
+
+    fn remember(&mut self, line: &str) {
+        if self.inert.len() >= Self::MAX_LINES {
+            self.inert.clear();
+        }
+        self.inert.insert(line.into());
+    }
+}
+
 /// The enabled detectors, compiled once from a [`MaskingConfig`].
 #[derive(Debug)]
 pub struct Detectors {
@@ -209,6 +231,19 @@ impl Detectors {
     /// scans rows as they scroll off keeps one `Context` for them, and scans
     /// each frame of the visible screen from a clone of it.
     pub fn scan_from(&self, context: &mut Context, lines: &[&str]) -> Vec<Finding> {
+        self.scan_lines(context, lines, None)
+    }
+
+    /// Like [`Detectors::scan_from`], remembering in `memo` the lines on
+    /// which no single-line recogniser fired, and skipping them next time.
+    /// For the visible screen, which is scanned again every frame although
+    /// most of its lines have not changed; not for rows scrolling off, which
+    /// are each seen once.
+    pub fn scan_from_memo(&self, context: &mut Context, lines: &[&str], memo: &mut Memo) -> Vec<Finding> {
+        self.scan_lines(context, lines, Some(memo))
+    }
+
+    fn scan_lines(&self, context: &mut Context, lines: &[&str], mut memo: Option<&mut Memo>) -> Vec<Finding> {
         let mut findings = Vec::new();
         if self.enabled == 0 && self.rules.is_empty() {
             return findings;
@@ -218,7 +253,16 @@ impl Detectors {
             hits.clear();
             let whole_line_masked = blocks::before_line(self, context, lines, index, line, &mut hits);
             if !whole_line_masked {
-                self.scan_line(context, line, &mut hits);
+                let known_inert = memo.as_ref().is_some_and(|m| m.inert.contains(*line));
+                if !known_inert {
+                    let before = hits.len();
+                    let triggered = self.scan_line(context, line, &mut hits);
+                    if let Some(m) = memo.as_deref_mut() {
+                        if !triggered && hits.len() == before {
+                            m.remember(line);
+                        }
+                    }
+                }
             }
             self.collect(index, line, &mut hits, &mut findings);
         }
@@ -226,14 +270,18 @@ impl Detectors {
     }
 
     /// The single-line recognisers.
-    fn scan_line(&self, context: &mut Context, line: &str, hits: &mut Vec<Hit>) {
+    /// Returns whether any prefilter trigger matched (only then can the
+    /// line have changed `context`).
+    fn scan_line(&self, context: &mut Context, line: &str, hits: &mut Vec<Hit>) -> bool {
         let bytes = line.as_bytes();
         if bytes.len() < 4 {
-            return;
+            return false;
         }
         let mut keyword_hits: Vec<Range<usize>> = Vec::new();
         let mut aws_key_id = false;
+        let mut triggered = false;
         for m in self.triggers.find_iter(line) {
+            triggered = true;
             let Some(&(_, trigger)) = TRIGGERS.get(m.pattern().as_usize()) else { continue };
             match trigger {
                 Trigger::Keyword => keyword_hits.push(m.range()),
@@ -275,6 +323,7 @@ impl Detectors {
         for (i, rule) in self.rules.iter().enumerate() {
             apply_rule(rule, i, line, hits);
         }
+        triggered
     }
 
     /// Turns a line's hits into findings: on char boundaries, non-empty,

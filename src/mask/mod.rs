@@ -48,7 +48,7 @@ mod tokens;
 pub use checksum::{is_card_number, is_iban, luhn, mod97, ssn_valid};
 pub(crate) use config::RawMasking;
 pub use config::{Checksum, CustomRule, DetectorId, FieldError, Group, MaskingConfig, MAX_HOLD_MS, MAX_RULE_LEN};
-pub use detect::{Context, Detectors, Finding};
+pub use detect::{Context, Detectors, Finding, Memo};
 
 use sha2::{Digest as _, Sha256};
 
