@@ -231,3 +231,40 @@ fn secrets_in_a_full_screen_program_are_masked_in_the_alternate_screen() {
         assert!(!recording.contains(secret.as_str()), "{secret:?} is in the recording");
     }
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+
+    /// The corpus files split into random writes: every frame is free of
+    /// every secret the corpus lists, and the final screen is the one the
+    /// unsplit output gives.
+    #[test]
+    fn any_split_of_a_corpus_file_never_shows_its_secrets(
+        file in 0usize..9,
+        cuts in proptest::collection::vec(0usize..4000, 1..12),
+    ) {
+        let files = corpus();
+        let (name, raw, expect) = &files[file % files.len()];
+        let input: Vec<u8> = raw.iter().flat_map(|&b| if b == b'\n' { vec![b'\r', b'\n'] } else { vec![b] }).collect();
+        let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(input.len())).collect();
+        cuts.sort_unstable();
+        let masker = || Masker::new(&MaskingConfig { hold_ms: 200, ..MaskingConfig::default() }).unwrap();
+        let size = Size { rows: 12, cols: 100 };
+        let mut split = Filter::new(size, masker());
+        let mut bytes = Vec::new();
+        let mut prev = 0;
+        for &cut in cuts.iter().chain(std::iter::once(&input.len())) {
+            bytes.extend(split.feed(&input[prev..cut]));
+            prev = cut;
+            let screen = shown(&bytes, 12, 100);
+            for secret in &expect.mask {
+                proptest::prop_assert!(!screen.contains(secret.as_str()), "{}: a frame shows {:?}", name, secret);
+            }
+        }
+        bytes.extend(split.finish());
+        let mut whole = Filter::new(size, masker());
+        let mut once = whole.feed(&input);
+        once.extend(whole.finish());
+        proptest::prop_assert_eq!(shown(&bytes, 12, 100), shown(&once, 12, 100));
+    }
+}
