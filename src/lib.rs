@@ -10,6 +10,8 @@
 //! - `record`: asciicast v3 encoding and the recording file.
 //! - `config`, `invocation`, `account`, `privilege`, `pty`, `child`,
 //!   `nesting`, `spool`: the edges, each owning one concern.
+//! - `policy`: the command gate's pure core: a command line, parsed as bash
+//!   would, against the policy file; and `custos policy check|test`.
 //! - `doctor`, `demo`: `custos` subcommands.
 
 pub mod account;
@@ -22,6 +24,7 @@ pub mod masker;
 pub mod mask;
 pub mod nesting;
 pub mod offline;
+pub mod policy;
 pub mod privilege;
 pub mod pty;
 pub mod record;

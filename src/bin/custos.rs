@@ -2,6 +2,8 @@
 //!
 //! Exit codes: 0 success; 1 the command ran and found a problem (for
 //! example `doctor` found an installation fault); 2 usage errors (clap).
+//! `policy check` adds 3 for an approve verdict (its codes are listed in
+//! `policy::cli`).
 
 use std::process::ExitCode;
 
@@ -23,6 +25,8 @@ enum Command {
     Doctor(custos::doctor::Args),
     /// Mask raw terminal bytes from stdin as a session would, to stdout.
     Mask(custos::offline::Args),
+    /// Check command lines against the command policy, offline.
+    Policy(custos::policy::cli::Args),
 }
 
 fn main() -> ExitCode {
@@ -31,6 +35,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => custos::demo::run(&args),
         Command::Doctor(args) => custos::doctor::run(&args),
         Command::Mask(args) => custos::offline::run(&args),
+        Command::Policy(args) => custos::policy::cli::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,427 @@
+//! The policy file: raw TOML in, validated [`Rule`]s out.
+//!
+//! Format (version 1). A policy is a list of `[[rule]]` tables, tried in
+//! file order; `testdata/policy/policy.example.toml` is the commented
+//! reference and `testdata/policy/default.toml` the built-in policy.
+//!
+//! ```toml
+//! version = 1                      # optional; only 1 exists
+//!
+//! [[rule]]
+//! name = "rm-root"                 # required, unique
+//! message = "why, shown to the user"   # required
+//! action = "deny"                  # deny | approve | allow
+//!
+//! # Scope (all optional; empty means everyone). The rule applies when the
+//! # user is listed, or is in one of the groups, or one of the OIDC groups.
+//! users = ["alice"]
+//! groups = ["wheel"]
+//! oidc_groups = ["sre"]
+//!
+//! # Only for action = "approve":
+//! approvers = "dba-leads"          # required: the group that decides
+//! quorum = 2                       # default 1
+//! timeout = "15m"                  # s, m, h; default "10m"
+//!
+//! # Matchers: all given must hold for a simple command. At least one.
+//! program = ["rm", "/usr/bin/rm", "mkfs*"]  # basename, absolute path, or glob on the basename
+//! subcommand = ["delete"]          # first operand
+//! flags = ["-r", "-f"]             # all present (normalised per program)
+//! not_flags = ["--help"]           # none present
+//! args = [{ path_equals = ["/"] }] # each entry matched by some operand
+//! values = [{ flag = ["-c"], regex = "(?i)drop" }]  # option values
+//! redirect_to = { path_under = ["/dev"] }   # some writing redirection
+//! redirect_from = { path_equals = ["/etc/shadow"] }  # some reading one
+//! input_from = ["curl", "wget"]    # reads output of one of these
+//! wrapped_by = ["sudo"]            # runs under one of these wrappers
+//! unsafe_expansion = true          # an operand is unsafe (see parse.rs)
+//! forks_itself = true              # fork-bomb shape
+//! raw = "regex on the whole line"  # last resort
+//! ```
+//!
+//! An argument predicate (`args` entries, `redirect_to`, `redirect_from`)
+//! holds for an operand when every key given holds; a key with a list holds
+//! when any element does. Keys: `equals` (the word), `regex` (the word),
+//! `path_equals`, `path_under` (at or below), `glob` (the canonical path;
+//! `*` and `?` stop at `/`, `**` does not), `unsafe` (bool).
+//!
+//! Unknown keys anywhere are errors, so a typo cannot silently disable a
+//! rule. Every error names the file, the line and the reason. Regexes are
+//! compiled here, once, with a size limit, so a pattern that would be slow
+//! is rejected at load rather than on every command.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use regex::{Regex, RegexBuilder};
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::path::canonical;
+
+/// Compiled-size cap for a rule's regex.
+const REGEX_SIZE_LIMIT: usize = 1 << 20;
+/// Approval timeout when a rule gives none.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}:{line}: {reason}")]
+    Invalid { path: PathBuf, line: usize, reason: String },
+}
+
+/// What a rule decides for the commands it matches, least severe first:
+/// the order is the precedence between commands of one line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Allow,
+    Approve,
+    Deny,
+}
+
+impl Verdict {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Allow => "allow",
+            Self::Approve => "approve",
+            Self::Deny => "deny",
+        }
+    }
+}
+
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Verdict {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "allow" => Ok(Self::Allow),
+            "approve" => Ok(Self::Approve),
+            "deny" => Ok(Self::Deny),
+            other => Err(format!("unknown action {other:?} (expected deny, approve or allow)")),
+        }
+    }
+}
+
+/// A validated rule.
+#[derive(Clone, Debug)]
+pub struct Rule {
+    pub name: String,
+    pub message: String,
+    pub action: Verdict,
+    /// 1-based line of the rule's table in its file.
+    pub line: usize,
+    pub users: Vec<String>,
+    pub groups: Vec<String>,
+    pub oidc_groups: Vec<String>,
+    pub approvers: Option<String>,
+    pub quorum: u32,
+    pub timeout: Duration,
+    pub matcher: Matcher,
+}
+
+/// The conditions of a rule on one simple command.
+#[derive(Clone, Debug, Default)]
+pub struct Matcher {
+    pub program: Vec<ProgramPattern>,
+    pub subcommand: Vec<String>,
+    pub flags: Vec<String>,
+    pub not_flags: Vec<String>,
+    pub args: Vec<ArgPredicate>,
+    pub values: Vec<ValuePredicate>,
+    pub redirect_to: Option<ArgPredicate>,
+    pub redirect_from: Option<ArgPredicate>,
+    pub input_from: Vec<String>,
+    pub wrapped_by: Vec<String>,
+    pub unsafe_expansion: Option<bool>,
+    pub forks_itself: Option<bool>,
+    pub raw: Option<Regex>,
+}
+
+impl Matcher {
+    /// True when only `raw` is given: the rule is about the line's text.
+    pub fn raw_only(&self) -> bool {
+        self.raw.is_some() && self.only_raw_or_nothing()
+    }
+
+    fn only_raw_or_nothing(&self) -> bool {
+        self.program.is_empty()
+            && self.subcommand.is_empty()
+            && self.flags.is_empty()
+            && self.not_flags.is_empty()
+            && self.args.is_empty()
+            && self.values.is_empty()
+            && self.redirect_to.is_none()
+            && self.redirect_from.is_none()
+            && self.input_from.is_empty()
+            && self.wrapped_by.is_empty()
+            && self.unsafe_expansion.is_none()
+            && self.forks_itself.is_none()
+    }
+}
+
+/// A `program` entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProgramPattern {
+    /// A basename: `rm`.
+    Name(String),
+    /// An absolute path, canonical: `/usr/bin/rm`.
+    Path(String),
+    /// A glob on the basename: `mkfs*`.
+    Glob(String),
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct ArgPredicate {
+    pub equals: Vec<String>,
+    pub regex: Option<Regex>,
+    pub path_equals: Vec<String>,
+    pub path_under: Vec<String>,
+    pub glob: Vec<String>,
+    pub unsafe_: Option<bool>,
+}
+
+#[derive(Clone, Debug)]
+pub struct ValuePredicate {
+    pub flag: Vec<String>,
+    pub regex: Regex,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    version: Option<Spanned<u32>>,
+    #[serde(default)]
+    rule: Vec<Spanned<RawRule>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    name: Option<String>,
+    message: Option<String>,
+    action: Option<String>,
+    #[serde(default)]
+    users: Vec<String>,
+    #[serde(default)]
+    groups: Vec<String>,
+    #[serde(default)]
+    oidc_groups: Vec<String>,
+    approvers: Option<String>,
+    quorum: Option<u32>,
+    timeout: Option<String>,
+    #[serde(default)]
+    program: Vec<String>,
+    #[serde(default)]
+    subcommand: Vec<String>,
+    #[serde(default)]
+    flags: Vec<String>,
+    #[serde(default)]
+    not_flags: Vec<String>,
+    #[serde(default)]
+    args: Vec<RawArg>,
+    #[serde(default)]
+    values: Vec<RawValue>,
+    redirect_to: Option<RawArg>,
+    redirect_from: Option<RawArg>,
+    #[serde(default)]
+    input_from: Vec<String>,
+    #[serde(default)]
+    wrapped_by: Vec<String>,
+    unsafe_expansion: Option<bool>,
+    forks_itself: Option<bool>,
+    raw: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawArg {
+    #[serde(default)]
+    equals: Vec<String>,
+    regex: Option<String>,
+    #[serde(default)]
+    path_equals: Vec<String>,
+    #[serde(default)]
+    path_under: Vec<String>,
+    #[serde(default)]
+    glob: Vec<String>,
+    #[serde(rename = "unsafe")]
+    unsafe_: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawValue {
+    flag: Vec<String>,
+    regex: String,
+}
+
+/// 1-based line of a byte offset.
+fn line_of(text: &str, offset: usize) -> usize {
+    text.get(..offset).map_or(1, |t| t.matches('\n').count() + 1)
+}
+
+/// Parses and validates a policy file's text.
+pub fn parse_rules(text: &str, path: &Path) -> Result<Vec<Rule>, PolicyError> {
+    let invalid = |line: usize, reason: String| PolicyError::Invalid { path: path.to_owned(), line, reason };
+    let raw: RawPolicy = toml::from_str(text).map_err(|e| {
+        let line = e.span().map_or(1, |s| line_of(text, s.start));
+        invalid(line, e.message().trim_end().to_owned())
+    })?;
+    if let Some(v) = &raw.version {
+        if *v.get_ref() != 1 {
+            return Err(invalid(line_of(text, v.span().start), format!("unsupported policy version {} (this custos reads version 1)", v.get_ref())));
+        }
+    }
+    let mut rules: Vec<Rule> = Vec::with_capacity(raw.rule.len());
+    for (index, spanned) in raw.rule.into_iter().enumerate() {
+        let line = line_of(text, spanned.span().start);
+        let r = spanned.into_inner();
+        let label = match &r.name {
+            Some(n) => format!("rule {n:?}"),
+            None => format!("rule #{}", index + 1),
+        };
+        let bad = |reason: String| invalid(line, format!("{label}: {reason}"));
+        let name = r.name.clone().filter(|n| !n.trim().is_empty()).ok_or_else(|| bad("missing `name`".into()))?;
+        if rules.iter().any(|other| other.name == name) {
+            return Err(bad("another rule has the same name".into()));
+        }
+        let message = r.message.clone().filter(|m| !m.trim().is_empty()).ok_or_else(|| bad("missing `message`".into()))?;
+        let action: Verdict = r.action.as_deref().ok_or_else(|| bad("missing `action` (deny, approve or allow)".into()))?.parse().map_err(bad)?;
+        if action == Verdict::Approve {
+            if r.approvers.as_deref().is_none_or(|a| a.trim().is_empty()) {
+                return Err(bad("an approve rule needs `approvers` (the group that decides)".into()));
+            }
+        } else if r.approvers.is_some() || r.quorum.is_some() || r.timeout.is_some() {
+            return Err(bad("`approvers`, `quorum` and `timeout` only apply to action = \"approve\"".into()));
+        }
+        let quorum = r.quorum.unwrap_or(1);
+        if quorum == 0 {
+            return Err(bad("`quorum` must be at least 1".into()));
+        }
+        let timeout = match &r.timeout {
+            Some(t) => parse_duration(t).map_err(|e| bad(format!("timeout: {e}")))?,
+            None => DEFAULT_TIMEOUT,
+        };
+        let matcher = matcher(&r).map_err(bad)?;
+        rules.push(Rule {
+            name,
+            message,
+            action,
+            line,
+            users: r.users,
+            groups: r.groups,
+            oidc_groups: r.oidc_groups,
+            approvers: r.approvers,
+            quorum,
+            timeout,
+            matcher,
+        });
+    }
+    Ok(rules)
+}
+
+fn compile(field: &str, pattern: &str) -> Result<Regex, String> {
+    RegexBuilder::new(pattern)
+        .size_limit(REGEX_SIZE_LIMIT)
+        .build()
+        .map_err(|e| format!("{field}: regex does not compile: {}", e.to_string().lines().last().unwrap_or_default().trim()))
+}
+
+fn matcher(r: &RawRule) -> Result<Matcher, String> {
+    let program = r
+        .program
+        .iter()
+        .map(|p| {
+            if p.is_empty() {
+                Err("program: empty name".to_owned())
+            } else if p.starts_with('/') {
+                Ok(ProgramPattern::Path(canonical(p, "/")))
+            } else if p.contains('/') {
+                Err(format!("program: {p:?} is neither a basename nor an absolute path"))
+            } else if p.contains(['*', '?', '[']) {
+                Ok(ProgramPattern::Glob(p.clone()))
+            } else {
+                Ok(ProgramPattern::Name(p.clone()))
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let args = r.args.iter().enumerate().map(|(i, a)| arg_predicate(&format!("args[{i}]"), a)).collect::<Result<Vec<_>, _>>()?;
+    let values = r
+        .values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            if v.flag.is_empty() {
+                return Err(format!("values[{i}]: `flag` is empty"));
+            }
+            Ok(ValuePredicate { flag: v.flag.clone(), regex: compile(&format!("values[{i}].regex"), &v.regex)? })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let m = Matcher {
+        program,
+        subcommand: r.subcommand.clone(),
+        flags: r.flags.clone(),
+        not_flags: r.not_flags.clone(),
+        args,
+        values,
+        redirect_to: r.redirect_to.as_ref().map(|a| arg_predicate("redirect_to", a)).transpose()?,
+        redirect_from: r.redirect_from.as_ref().map(|a| arg_predicate("redirect_from", a)).transpose()?,
+        input_from: r.input_from.clone(),
+        wrapped_by: r.wrapped_by.clone(),
+        unsafe_expansion: r.unsafe_expansion,
+        forks_itself: r.forks_itself,
+        raw: r.raw.as_deref().map(|p| compile("raw", p)).transpose()?,
+    };
+    if m.raw.is_none() && m.only_raw_or_nothing() {
+        return Err("no matcher: a rule must say which commands it is about (program, flags, args, ..., or raw)".into());
+    }
+    Ok(m)
+}
+
+fn arg_predicate(field: &str, a: &RawArg) -> Result<ArgPredicate, String> {
+    let p = ArgPredicate {
+        equals: a.equals.clone(),
+        regex: a.regex.as_deref().map(|r| compile(&format!("{field}.regex"), r)).transpose()?,
+        path_equals: a.path_equals.iter().map(|p| absolute(field, "path_equals", p)).collect::<Result<_, _>>()?,
+        path_under: a.path_under.iter().map(|p| absolute(field, "path_under", p)).collect::<Result<_, _>>()?,
+        glob: a.glob.iter().map(|p| absolute(field, "glob", p).map(|_| p.clone())).collect::<Result<_, _>>()?,
+        unsafe_: a.unsafe_,
+    };
+    if p.equals.is_empty() && p.regex.is_none() && p.path_equals.is_empty() && p.path_under.is_empty() && p.glob.is_empty() && p.unsafe_.is_none() {
+        return Err(format!("{field}: empty predicate (give equals, regex, path_equals, path_under, glob or unsafe)"));
+    }
+    Ok(p)
+}
+
+fn absolute(field: &str, key: &str, p: &str) -> Result<String, String> {
+    if p.starts_with('/') {
+        Ok(canonical(p, "/"))
+    } else {
+        Err(format!("{field}.{key}: {p:?} is not an absolute path"))
+    }
+}
+
+/// `"90s"`, `"10m"`, `"2h"`, or plain seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (digits, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = digits.parse().map_err(|_| format!("{s:?} is not a duration like \"90s\", \"10m\" or \"2h\""))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n.saturating_mul(60),
+        "h" => n.saturating_mul(3600),
+        _ => return Err(format!("{s:?}: unknown unit {unit:?} (use s, m or h)")),
+    };
+    if secs == 0 {
+        return Err("must be more than zero".into());
+    }
+    Ok(Duration::from_secs(secs))
+}

@@ -1,0 +1,203 @@
+//! The command gate's policy: a command line in, a verdict out.
+//!
+//! This is the pure core of the gate. It never runs a command, reads a
+//! file during a check, or looks at a clock: [`Policy::check`] takes the
+//! line, who typed it ([`Subject`]) and what the shell knows ([`Env`]) and
+//! returns a [`Decision`]. The shell integration, the socket and the
+//! session wiring sit around it and enforce what it says.
+//!
+//! The pieces:
+//!
+//! - `parse.rs`: the line as bash would run it, through brush-parser (a
+//!   real bash parser, not string splitting), flattened into
+//!   [`ParsedCommand`]s: every simple command in lists, pipelines,
+//!   subshells, substitutions, function bodies and nested `bash -c`,
+//!   behind its wrappers, after expansion and quote removal.
+//! - `expand.rs`: word expansion, as far as it can be known beforehand.
+//! - `wrappers.rs`: `sudo`, `env`, `timeout`, ... and the programs that run
+//!   shell code.
+//! - `flags.rs`: `-rf` = `-r -f` = `--recursive --force`.
+//! - `path.rs`: lexical path canonicalisation.
+//! - `config.rs`: the policy file's schema and validation.
+//! - `rules.rs`: matching, and precedence between rules and commands.
+//! - `cli.rs`: `custos policy check` and `custos policy test`.
+//!
+//! Fail closed: a line that does not parse, or is too long, too deep or
+//! too complex to check within the bounds in `parse.rs`, is denied by the
+//! built-in rule [`UNCHECKABLE_RULE`], whatever the policy says, because a
+//! gate that lets through what it cannot read is no gate. The user sees
+//! why and can fix the line (close the quote, split the script).
+
+mod config;
+mod expand;
+mod flags;
+mod parse;
+mod path;
+mod rules;
+mod wrappers;
+
+pub mod cli;
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Serialize;
+
+pub use config::{parse_duration, PolicyError, Rule, Verdict, DEFAULT_TIMEOUT};
+pub use parse::{analyse, Analysis, Arg, Env, ParsedCommand, Problem, Redirect, MAX_COMMANDS, MAX_LINE_BYTES, MAX_NESTING, MAX_OPENERS};
+pub use path::canonical;
+
+/// Where a root-owned policy lives.
+pub const SYSTEM_POLICY: &str = "/etc/custos/policy.toml";
+
+/// The built-in policy, used when no policy file exists.
+pub const DEFAULT_POLICY: &str = include_str!("../../testdata/policy/default.toml");
+
+/// Name of the built-in rule that denies lines the gate cannot check.
+pub const UNCHECKABLE_RULE: &str = "custos:uncheckable";
+
+/// Who typed the line.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Subject {
+    pub user: String,
+    /// Unix groups.
+    pub groups: Vec<String>,
+    /// Groups from the OIDC identity, when there is one.
+    pub oidc_groups: Vec<String>,
+}
+
+/// The rule that decided a line, as the gate and the approvals flow need it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RuleRef {
+    pub name: String,
+    pub message: String,
+    pub action: Verdict,
+    /// For approve rules: the group that decides.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approvers: Option<String>,
+    pub quorum: u32,
+    #[serde(serialize_with = "seconds")]
+    pub timeout: Duration,
+    /// Line of the rule in its policy file (0 for built-in rules).
+    pub line: usize,
+}
+
+fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(d.as_secs())
+}
+
+/// The verdict for one line.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Decision {
+    pub verdict: Verdict,
+    /// The deciding rule; `None` when nothing matched (allow).
+    pub rule: Option<RuleRef>,
+    /// Index into `commands` of the command the rule decided.
+    pub command: Option<usize>,
+    /// Every simple command found in the line.
+    pub commands: Vec<ParsedCommand>,
+    /// Unsafe expansions found, whatever the verdict (`$DIR is unset or
+    /// empty`, `/* is a glob at the root`).
+    pub unsafe_expansions: Vec<String>,
+    /// Why the line could not be checked (then the verdict is deny).
+    pub parse_error: Option<String>,
+}
+
+/// A validated policy.
+#[derive(Clone, Debug)]
+pub struct Policy {
+    rules: Vec<Rule>,
+}
+
+impl Policy {
+    /// Validates policy text; `path` names the file in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, PolicyError> {
+        Ok(Self { rules: config::parse_rules(text, path)? })
+    }
+
+    /// Reads and validates a policy file.
+    pub fn read(path: &Path) -> Result<Self, PolicyError> {
+        let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Read { path: path.to_owned(), source })?;
+        Self::parse(&text, path)
+    }
+
+    /// The built-in policy (`testdata/policy/default.toml`).
+    pub fn default_policy() -> Self {
+        // The built-in text is checked by a test; should it ever fail to
+        // parse, an empty policy would allow everything, so fall back to
+        // one rule that denies everything instead.
+        Self::parse(DEFAULT_POLICY, Path::new("<built-in policy>")).unwrap_or_else(|e| Self {
+            rules: config::parse_rules(
+                &format!("[[rule]]\nname = \"broken-built-in-policy\"\nmessage = {:?}\naction = \"deny\"\nraw = \"\"\n", e.to_string()),
+                Path::new("<fallback>"),
+            )
+            .unwrap_or_default(),
+        })
+    }
+
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    /// The verdict for `line`, typed by `who`, in a shell described by `env`.
+    pub fn check(&self, line: &str, who: &Subject, env: &Env) -> Decision {
+        let analysis = analyse(line, env);
+        self.decide(line, who, analysis)
+    }
+
+    fn decide(&self, line: &str, who: &Subject, analysis: Analysis) -> Decision {
+        let unsafe_expansions: Vec<String> = {
+            let mut seen: Vec<String> = Vec::new();
+            for r in analysis.commands.iter().flat_map(|c| c.unsafe_reasons()) {
+                if !seen.iter().any(|s| s == r) {
+                    seen.push(r.to_owned());
+                }
+            }
+            seen
+        };
+        if let Some(problem) = analysis.problem {
+            let message = format!("{problem}; the gate refuses what it cannot check");
+            return Decision {
+                verdict: Verdict::Deny,
+                rule: Some(RuleRef { name: UNCHECKABLE_RULE.into(), message, action: Verdict::Deny, approvers: None, quorum: 1, timeout: DEFAULT_TIMEOUT, line: 0 }),
+                command: None,
+                commands: analysis.commands,
+                unsafe_expansions,
+                parse_error: Some(problem.to_string()),
+            };
+        }
+        let mut best: Option<(Verdict, &Rule, Option<usize>)> = None;
+        for (i, cmd) in analysis.commands.iter().enumerate() {
+            if let Some(rule) = rules::first_match(&self.rules, cmd, who, line) {
+                if best.is_none_or(|(v, _, _)| rules::more_severe(rule.action, v)) {
+                    best = Some((rule.action, rule, Some(i)));
+                }
+            }
+        }
+        if analysis.commands.is_empty() {
+            if let Some(rule) = rules::first_raw_match(&self.rules, who, line) {
+                best = Some((rule.action, rule, None));
+            }
+        }
+        let (verdict, rule, command) = match best {
+            Some((v, r, i)) => (v, Some(rule_ref(r)), i),
+            None => (Verdict::Allow, None, None),
+        };
+        Decision { verdict, rule, command, commands: analysis.commands, unsafe_expansions, parse_error: None }
+    }
+}
+
+fn rule_ref(r: &Rule) -> RuleRef {
+    RuleRef {
+        name: r.name.clone(),
+        message: r.message.clone(),
+        action: r.action,
+        approvers: r.approvers.clone(),
+        quorum: r.quorum,
+        timeout: r.timeout,
+        line: r.line,
+    }
+}
+
+#[cfg(test)]
+mod tests;

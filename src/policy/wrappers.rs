@@ -1,0 +1,423 @@
+//! Programs that run other programs, and how to find the one they run.
+//!
+//! `sudo -u postgres -E -- rm -rf /` runs `rm`; policy must see `rm`, not
+//! `sudo`. Each wrapper's options are skipped the way the wrapper itself
+//! parses them: an option that takes a value eats the next word, the first
+//! operand is the command (after a fixed number of operands for `timeout
+//! DURATION`, `chroot DIR`), and `NAME=VALUE` words are skipped after `env`
+//! and `sudo`. Wrappers stop at their first operand (unlike GNU tools), so
+//! `sudo rm -u x` is `rm -u x`.
+//!
+//! Some programs run a string as shell code (`bash -c`, `su -c`, `eval`,
+//! `watch`, `ssh host CMD`, a shell reading a known stdin); the walker
+//! parses that string as a line of its own. `xargs` and `find -exec` run a
+//! command with extra arguments.
+
+/// What running `name args...` amounts to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Unwrapped {
+    /// `name` is the program (also: a wrapper with nothing to run).
+    Program,
+    /// A wrapper; the command starts at `args[start]`.
+    Runs { start: usize, label: String, chdir: Option<String> },
+    /// Runs `code` as shell code (`None`: code the gate cannot see, such
+    /// as an interactive shell or a script file).
+    Shell { code: Option<String>, label: String },
+    /// `xargs`: the command starts at `args[start]` (`echo` when absent),
+    /// with stdin's words appended or put in place of `replace`.
+    Xargs { start: usize, replace: Option<String> },
+    /// `find ... -exec CMD ;`: the commands, as `args[start..end]` ranges.
+    FindExec { commands: Vec<(usize, usize)> },
+    /// The command will not run (`command -v rm`, `sudo -l rm`).
+    NotRun,
+}
+
+/// One option seen while skipping: its name (`-u`, `--user`) and value.
+#[derive(Debug)]
+struct Seen {
+    name: String,
+    value: Option<String>,
+}
+
+/// Skips options: `short` lists the letters that take a value, `long` the
+/// long options that do. Returns the index of the first operand (or of the
+/// word after `--`) and the options seen.
+fn skip_options(args: &[String], short: &str, long: &[&str]) -> (usize, Vec<Seen>) {
+    let mut seen = Vec::new();
+    let mut i = 0;
+    while let Some(w) = args.get(i) {
+        if w == "--" {
+            return (i + 1, seen);
+        }
+        if !w.starts_with('-') || w.len() < 2 {
+            return (i, seen);
+        }
+        i += 1;
+        if let Some(body) = w.strip_prefix("--") {
+            let (name, value) = match body.split_once('=') {
+                Some((n, v)) => (n, Some(v.to_owned())),
+                None => (body, None),
+            };
+            let value = match value {
+                Some(v) => Some(v),
+                None if long.contains(&name) => {
+                    i += 1;
+                    args.get(i - 1).cloned()
+                }
+                None => None,
+            };
+            seen.push(Seen { name: format!("--{name}"), value });
+            continue;
+        }
+        let letters = w.get(1..).unwrap_or_default();
+        for (at, c) in letters.char_indices() {
+            if short.contains(c) {
+                let rest = letters.get(at + c.len_utf8()..).unwrap_or_default();
+                let value = if rest.is_empty() {
+                    i += 1;
+                    args.get(i - 1).cloned()
+                } else {
+                    Some(rest.to_owned())
+                };
+                seen.push(Seen { name: format!("-{c}"), value });
+                break;
+            }
+            seen.push(Seen { name: format!("-{c}"), value: None });
+        }
+    }
+    (i, seen)
+}
+
+fn has(seen: &[Seen], names: &[&str]) -> bool {
+    seen.iter().any(|s| names.contains(&s.name.as_str()))
+}
+
+fn value_of<'a>(seen: &'a [Seen], names: &[&str]) -> Option<&'a str> {
+    seen.iter().rev().find(|s| names.contains(&s.name.as_str())).and_then(|s| s.value.as_deref())
+}
+
+fn is_assignment(w: &str) -> bool {
+    match w.split_once('=') {
+        Some((name, _)) => !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') && !name.starts_with(|c: char| c.is_ascii_digit()),
+        None => false,
+    }
+}
+
+fn runs(start: usize, args: &[String], label: &str) -> Unwrapped {
+    if start < args.len() {
+        Unwrapped::Runs { start, label: label.to_owned(), chdir: None }
+    } else {
+        Unwrapped::Program
+    }
+}
+
+/// Shells that take `-c CODE`.
+const SHELLS: &[&str] = &["sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "rbash", "fish", "yash", "posh", "tcsh", "csh"];
+
+pub fn is_shell(name: &str) -> bool {
+    SHELLS.contains(&name)
+}
+
+/// How `name args...` runs its command. `stdin` is the text the command
+/// reads on its standard input, when the gate knows it.
+pub fn unwrap(name: &str, args: &[String], stdin: Option<&str>) -> Unwrapped {
+    match name {
+        "sudo" => {
+            let (mut i, seen) = skip_options(
+                args,
+                "ugpCDrtTUR",
+                &["user", "group", "prompt", "close-from", "chdir", "role", "type", "command-timeout", "other-user", "chroot", "host"],
+            );
+            if has(&seen, &["-l", "--list", "-V", "--version", "-h", "--help", "-v", "--validate", "-K", "--remove-timestamp"]) {
+                return Unwrapped::NotRun;
+            }
+            if has(&seen, &["-e", "--edit"]) {
+                return Unwrapped::Program;
+            }
+            while args.get(i).is_some_and(|w| is_assignment(w)) {
+                i += 1;
+            }
+            match runs(i, args, "sudo") {
+                Unwrapped::Runs { start, label, .. } => Unwrapped::Runs { start, label, chdir: value_of(&seen, &["-D", "--chdir"]).map(str::to_owned) },
+                other => other,
+            }
+        }
+        "doas" => {
+            let (i, seen) = skip_options(args, "uC", &[]);
+            if has(&seen, &["-C", "-L"]) {
+                return Unwrapped::NotRun;
+            }
+            runs(i, args, "doas")
+        }
+        "pkexec" => {
+            let (i, _) = skip_options(args, "", &["user"]);
+            runs(i, args, "pkexec")
+        }
+        "env" => {
+            let (mut i, seen) = skip_options(args, "uCSP", &["unset", "chdir", "split-string"]);
+            if let Some(s) = value_of(&seen, &["-S", "--split-string"]) {
+                let mut code = s.to_owned();
+                for a in args.get(i..).unwrap_or_default() {
+                    code.push(' ');
+                    code.push_str(&quote(a));
+                }
+                return Unwrapped::Shell { code: Some(code), label: "env -S".into() };
+            }
+            while args.get(i).is_some_and(|w| is_assignment(w) || w == "-") {
+                i += 1;
+            }
+            let chdir = value_of(&seen, &["-C", "--chdir"]).map(str::to_owned);
+            match runs(i, args, "env") {
+                Unwrapped::Runs { start, label, .. } => Unwrapped::Runs { start, label, chdir },
+                other => other,
+            }
+        }
+        "command" => {
+            let (i, seen) = skip_options(args, "", &[]);
+            if has(&seen, &["-v", "-V"]) {
+                return Unwrapped::NotRun;
+            }
+            runs(i, args, "command")
+        }
+        "builtin" | "nohup" | "busybox" | "catchsegv" | "fakeroot" | "proxychains" | "proxychains4" | "torsocks" | "unshare" | "firejail" | "sudo.ws" => {
+            let (i, _) = skip_options(args, "", &[]);
+            runs(i, args, name)
+        }
+        "exec" => {
+            let (i, _) = skip_options(args, "a", &[]);
+            runs(i, args, "exec")
+        }
+        "nice" => {
+            // `nice -10 cmd` is an adjustment, which skip_options reads as
+            // the letters 1 and 0; harmless.
+            let (i, _) = skip_options(args, "n", &["adjustment"]);
+            runs(i, args, "nice")
+        }
+        "ionice" => {
+            let (i, seen) = skip_options(args, "cnp", &["class", "classdata", "pid", "pgid", "uid"]);
+            if has(&seen, &["-p", "-P", "-u", "--pid", "--pgid", "--uid"]) {
+                return Unwrapped::NotRun;
+            }
+            runs(i, args, "ionice")
+        }
+        "time" => {
+            let (i, _) = skip_options(args, "fo", &["format", "output"]);
+            runs(i, args, "time")
+        }
+        "timeout" => {
+            let (i, _) = skip_options(args, "sk", &["signal", "kill-after"]);
+            runs(i + 1, args, "timeout")
+        }
+        "stdbuf" => {
+            let (i, _) = skip_options(args, "ioe", &["input", "output", "error"]);
+            runs(i, args, "stdbuf")
+        }
+        "chroot" => {
+            let (i, _) = skip_options(args, "", &["userspec", "groups"]);
+            runs(i + 1, args, "chroot")
+        }
+        "setsid" => {
+            let (i, _) = skip_options(args, "", &[]);
+            runs(i, args, "setsid")
+        }
+        "unbuffer" => {
+            let (i, _) = skip_options(args, "", &[]);
+            runs(i, args, "unbuffer")
+        }
+        "strace" | "ltrace" => {
+            let (i, seen) = skip_options(args, "abeIoOpPsSuEXA", &["output", "attach", "user", "env", "string-limit", "trace", "signal", "decode-fds"]);
+            if has(&seen, &["-p", "--attach"]) && i >= args.len() {
+                return Unwrapped::NotRun;
+            }
+            runs(i, args, name)
+        }
+        "chrt" => {
+            let (i, seen) = skip_options(args, "T P D", &["sched-runtime", "sched-period", "sched-deadline"]);
+            if has(&seen, &["-p", "--pid"]) {
+                return Unwrapped::NotRun;
+            }
+            runs(i + 1, args, "chrt")
+        }
+        "taskset" => {
+            let (i, seen) = skip_options(args, "", &[]);
+            if has(&seen, &["-p", "--pid"]) {
+                return Unwrapped::NotRun;
+            }
+            runs(i + 1, args, "taskset")
+        }
+        "runuser" => {
+            let (i, seen) = skip_options(args, "ugGcsw", &["user", "group", "supp-group", "command", "shell", "whitelist-environment"]);
+            if let Some(code) = value_of(&seen, &["-c", "--command"]) {
+                return Unwrapped::Shell { code: Some(code.to_owned()), label: "runuser -c".into() };
+            }
+            if has(&seen, &["-u", "--user"]) {
+                return runs(i, args, "runuser");
+            }
+            Unwrapped::Shell { code: None, label: "runuser".into() }
+        }
+        "su" => {
+            let (_, seen) = skip_options_anywhere(args, "cgGsw", &["command", "group", "supp-group", "shell", "whitelist-environment"]);
+            let code = value_of(&seen, &["-c", "--command"]).map(str::to_owned);
+            Unwrapped::Shell { code, label: "su -c".into() }
+        }
+        "sg" => {
+            let (i, _) = skip_options(args, "", &[]);
+            let code = args.get(i + 1..).filter(|r| !r.is_empty()).map(|r| r.join(" "));
+            Unwrapped::Shell { code, label: "sg".into() }
+        }
+        "script" => {
+            let (_, seen) = skip_options_anywhere(args, "cEIOBTm", &["command", "echo", "log-in", "log-out", "log-io", "log-timing", "logging-format"]);
+            let code = value_of(&seen, &["-c", "--command"]).map(str::to_owned);
+            Unwrapped::Shell { code, label: "script -c".into() }
+        }
+        "flock" => {
+            let (i, seen) = skip_options(args, "wEc", &["timeout", "conflict-exit-code", "command"]);
+            if let Some(code) = value_of(&seen, &["-c", "--command"]) {
+                return Unwrapped::Shell { code: Some(code.to_owned()), label: "flock -c".into() };
+            }
+            // `flock FILE -c CMD` puts the option after the file.
+            if let Some(rest) = args.get(i + 1..) {
+                let (_, later) = skip_options(rest, "c", &["command"]);
+                if let Some(code) = value_of(&later, &["-c", "--command"]) {
+                    return Unwrapped::Shell { code: Some(code.to_owned()), label: "flock -c".into() };
+                }
+            }
+            runs(i + 1, args, "flock")
+        }
+        "watch" => {
+            let (i, seen) = skip_options(args, "nq", &["interval", "equexit"]);
+            if has(&seen, &["-x", "--exec"]) {
+                return runs(i, args, "watch");
+            }
+            let code = args.get(i..).filter(|r| !r.is_empty()).map(|r| r.join(" "));
+            Unwrapped::Shell { code, label: "watch".into() }
+        }
+        "ssh" => {
+            let (i, _) = skip_options(args, "BbcDEeFIiJLlmOoPpQRSWw", &[]);
+            let code = args.get(i + 1..).filter(|r| !r.is_empty()).map(|r| r.join(" "));
+            Unwrapped::Shell { code, label: "ssh".into() }
+        }
+        "eval" => {
+            let code = Some(args.join(" ")).filter(|c| !c.trim().is_empty());
+            Unwrapped::Shell { code, label: "eval".into() }
+        }
+        "xargs" => {
+            let (i, seen) = skip_options(args, "adEILlnPsei", &["arg-file", "delimiter", "eof", "replace", "max-lines", "max-args", "max-procs", "max-chars", "process-slot-var"]);
+            let replace = value_of(&seen, &["-I", "--replace"]).map(str::to_owned).or_else(|| has(&seen, &["-i"]).then(|| "{}".to_owned()));
+            Unwrapped::Xargs { start: i, replace }
+        }
+        "find" => {
+            let mut commands = Vec::new();
+            let mut i = 0;
+            while let Some(w) = args.get(i) {
+                i += 1;
+                if matches!(w.as_str(), "-exec" | "-execdir" | "-ok" | "-okdir") {
+                    let start = i;
+                    while args.get(i).is_some_and(|a| a != ";" && a != "+") {
+                        i += 1;
+                    }
+                    commands.push((start, i));
+                }
+            }
+            if commands.is_empty() {
+                Unwrapped::Program
+            } else {
+                Unwrapped::FindExec { commands }
+            }
+        }
+        n if is_shell(n) => shell(n, args, stdin),
+        _ => Unwrapped::Program,
+    }
+}
+
+/// `su root -c CMD`, `script -q -c CMD log`: options may follow operands.
+fn skip_options_anywhere(args: &[String], short: &str, long: &[&str]) -> (usize, Vec<Seen>) {
+    let mut all = Vec::new();
+    let mut i = 0;
+    while i < args.len() {
+        let rest = args.get(i..).unwrap_or_default();
+        let (n, seen) = skip_options(rest, short, long);
+        all.extend(seen);
+        i += n.max(1);
+    }
+    (i, all)
+}
+
+fn shell(name: &str, args: &[String], stdin: Option<&str>) -> Unwrapped {
+    let (i, seen) = skip_options(args, "oO", &["rcfile", "init-file"]);
+    let label = format!("{name} -c");
+    if has(&seen, &["-c"]) {
+        // The option may be in a cluster (`-ec`); the code is the first operand.
+        return Unwrapped::Shell { code: args.get(i).cloned(), label };
+    }
+    if has(&seen, &["-s"]) || i >= args.len() {
+        // Reads its commands from stdin.
+        return Unwrapped::Shell { code: stdin.map(str::to_owned), label: format!("{name} (stdin)") };
+    }
+    Unwrapped::Shell { code: None, label: name.to_owned() }
+}
+
+/// Quotes a word for re-parsing as shell code.
+fn quote(w: &str) -> String {
+    format!("'{}'", w.replace('\'', r"'\''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    fn words(s: &str) -> Vec<String> {
+        s.split_whitespace().map(str::to_owned).collect()
+    }
+
+    #[rstest]
+    #[case("sudo", "rm -rf /", 0)]
+    #[case("sudo", "-u root rm", 2)]
+    #[case("sudo", "-uroot rm", 1)]
+    #[case("sudo", "-E -H -- rm", 3)]
+    #[case("sudo", "--user=root rm", 1)]
+    #[case("sudo", "--user root rm", 2)]
+    #[case("sudo", "FOO=1 rm", 1)]
+    #[case("env", "-i A=1 B=2 rm", 3)]
+    #[case("env", "-u HOME rm", 2)]
+    #[case("env", "- rm", 1)]
+    #[case("nice", "-n 10 rm", 2)]
+    #[case("timeout", "-s KILL -k 5 10s rm", 5)]
+    #[case("timeout", "10 rm", 1)]
+    #[case("stdbuf", "-oL rm", 1)]
+    #[case("chroot", "/mnt rm", 1)]
+    #[case("ionice", "-c 3 rm", 2)]
+    #[case("strace", "-f -o /tmp/x rm", 3)]
+    fn wrappers_find_the_command(#[case] name: &str, #[case] args: &str, #[case] start: usize) {
+        match unwrap(name, &words(args), None) {
+            Unwrapped::Runs { start: s, .. } => assert_eq!(s, start),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[rstest]
+    #[case("bash", "-c x", Some("x"))]
+    #[case("bash", "-ec x", Some("x"))]
+    #[case("bash", "-x -c x y z", Some("x"))]
+    #[case("bash", "-o errexit -c x", Some("x"))]
+    #[case("bash", "", None)]
+    #[case("bash", "script.sh", None)]
+    #[case("su", "- root -c x", Some("x"))]
+    #[case("su", "-c x root", Some("x"))]
+    #[case("ssh", "-p 22 host x", Some("x"))]
+    #[case("watch", "-n 1 x", Some("x"))]
+    fn shells_find_their_code(#[case] name: &str, #[case] args: &str, #[case] code: Option<&str>) {
+        match unwrap(name, &words(args), None) {
+            Unwrapped::Shell { code: c, .. } => assert_eq!(c.as_deref(), code),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[rstest]
+    #[case("command", "-v rm")]
+    #[case("sudo", "-l rm")]
+    fn lookups_do_not_run(#[case] name: &str, #[case] args: &str) {
+        assert_eq!(unwrap(name, &words(args), None), Unwrapped::NotRun);
+    }
+}
