@@ -203,7 +203,18 @@ pub fn render_text(d: &Decision) -> String {
             s.push_str(&format!("  option: {n} = {v:?}\n"));
         }
         if !c.args.is_empty() {
-            let args: Vec<String> = c.args.iter().map(|a| format!("{:?}", a.text)).collect();
+            let args: Vec<String> = c
+                .args
+                .iter()
+                .map(|a| {
+                    let pathlike = a.text.contains('/') || a.text.starts_with('.');
+                    if pathlike && a.path != a.text {
+                        format!("{:?} ({})", a.text, a.path)
+                    } else {
+                        format!("{:?}", a.text)
+                    }
+                })
+                .collect();
             s.push_str(&format!("  args: {}\n", args.join(" ")));
         }
         for r in &c.redirects {
