@@ -49,7 +49,7 @@ fn corpus(bytes: usize, secrets: bool) -> Vec<String> {
     let mut i = 0u64;
     while total < bytes {
         i += 1;
-        let line = if secrets && i % 8 == 0 { secret_line(i / 8) } else { plain_line(i) };
+        let line = if secrets && i.is_multiple_of(8) { secret_line(i / 8) } else { plain_line(i) };
         total += line.len() + 1;
         lines.push(line);
     }

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use crate::mask::{Context, Detectors, Finding, MaskError, MaskingConfig, Memo};
 use alacritty_terminal::term::cell::Flags;
 
-use crate::screen::{is_spacer, is_wrapped, Cell, Damage, Passthrough, Screen};
+use crate::screen::{is_spacer, is_wrapped, shown_char, Cell, Damage, Passthrough, Screen};
 
 /// Which cells one frame covers.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -84,6 +84,15 @@ pub struct Explained {
     pub cells: usize,
 }
 
+/// The start of a logical line whose first rows have scrolled off while it
+/// continues on the first row still to come.
+struct Carry {
+    text: String,
+    /// The text of the row it continues on, to notice when that row is no
+    /// longer the continuation (the screen was cleared or redrawn).
+    next_row: String,
+}
+
 struct Held {
     row: u16,
     start: usize,
@@ -108,6 +117,7 @@ pub struct Masker {
     /// Visible lines known to hold nothing (see `mask::Memo`).
     memo: Memo,
     row_cache: RowCache,
+    carry: Option<Carry>,
 }
 
 /// Logical lines of one frame, in buffers reused from frame to frame (this
@@ -172,9 +182,26 @@ impl Lines {
     /// Rows from `visible_from` on are visible rows; with `reuse`, a visible
     /// row the emulator reports undamaged is copied from the previous
     /// frame's text instead of being read cell by cell again.
-    fn build(&mut self, rows: &[&[Cell]], visible_from: usize, mut reuse: Option<(&Damage, &mut RowCache)>) {
+    ///
+    /// `prefix` is the start of a line whose first rows scrolled off in an
+    /// earlier frame and which continues on `rows[0]`: without it, the
+    /// detectors would see the rest of a `password=...` or a token cut off
+    /// from its key.
+    fn build(
+        &mut self,
+        rows: &[&[Cell]],
+        visible_from: usize,
+        mut reuse: Option<(&Damage, &mut RowCache)>,
+        prefix: Option<&str>,
+    ) {
         self.clear();
         let mut open: Option<Line> = None;
+        if let Some(prefix) = prefix.filter(|_| !rows.is_empty()) {
+            self.text.push_str(prefix);
+            // A segment with no row: findings in it map to no cell.
+            self.segments.push(Segment { row: OFF_SCREEN, bytes: 0..prefix.len(), origins: None });
+            open = Some(Line { text: 0..prefix.len(), segments: 0..1, first_row: 0, last_row: 0 });
+        }
         for (index, cells) in rows.iter().enumerate() {
             let wrapped = is_wrapped(cells);
             let line = open.get_or_insert(Line {
@@ -254,7 +281,7 @@ impl Lines {
     /// the line if the cell is past its text.
     fn byte_at(&self, line: &Line, row: usize, col: usize) -> usize {
         for seg in self.segments.get(line.segments.clone()).unwrap_or_default() {
-            if seg.row < row {
+            if seg.row < row || seg.row == OFF_SCREEN {
                 continue;
             }
             if seg.row > row {
@@ -275,6 +302,11 @@ impl Lines {
     }
 }
 
+/// A row's text, for recognising it again.
+fn row_string(cells: &[Cell]) -> String {
+    cells.iter().filter(|c| !is_spacer(c)).map(shown_char).collect()
+}
+
 /// Reads one row's cells into `text`; returns the range of `origins` it
 /// added, or `None` if the row is plain ASCII (byte = column).
 fn read_row(
@@ -286,11 +318,11 @@ fn read_row(
     origins: &mut Vec<Origin>,
 ) -> Option<Range<usize>> {
     // Trailing blanks of a row that ends a line are padding, not text.
-    let used = if wrapped { cells.len() } else { cells.iter().rposition(|c| c.c != ' ' && c.c != '\0').map_or(0, |p| p + 1) };
+    let used = if wrapped { cells.len() } else { cells.iter().rposition(|c| !matches!(c.c, ' ' | '\0' | '\t')).map_or(0, |p| p + 1) };
     let cells = cells.get(..used).unwrap_or(cells);
     let mut table: Option<usize> = None;
     for (col, cell) in cells.iter().enumerate() {
-        let plain = cell.c.is_ascii() && cell.c != '\0' && cell.extra.is_none() && !cell.flags.intersects(WIDE);
+        let plain = cell.c.is_ascii() && !matches!(cell.c, '\0' | '\t') && cell.extra.is_none() && !cell.flags.intersects(WIDE);
         if !plain && table.is_none() {
             // From here on the mapping needs a table: fill it in for the
             // plain cells before this one.
@@ -305,7 +337,7 @@ fn read_row(
             }
             let width = if cell.flags.contains(Flags::WIDE_CHAR) { 2 } else { 1 };
             origins.push(Origin { byte: text.len() - line_start, col, width });
-            text.push(if cell.c == '\0' { ' ' } else { cell.c });
+            text.push(shown_char(cell));
             if let Some(marks) = cell.zerowidth() {
                 text.extend(marks);
             }
@@ -344,6 +376,9 @@ impl RowCache {
     }
 }
 
+/// The row of a segment carried over from rows no longer in the frame.
+const OFF_SCREEN: usize = usize::MAX;
+
 const WIDE: Flags = Flags::WIDE_CHAR.union(Flags::WIDE_CHAR_SPACER).union(Flags::LEADING_WIDE_CHAR_SPACER);
 
 impl Masker {
@@ -360,6 +395,7 @@ impl Masker {
             spans: Vec::new(),
             memo: Memo::default(),
             row_cache: RowCache::default(),
+            carry: None,
         })
     }
 
@@ -419,15 +455,26 @@ impl Masker {
             rows.push(cells);
         }
         let visible_from = screen.scrolled_len();
+        let first_row_text = rows.first().map(|cells| row_string(cells)).unwrap_or_default();
+        if self.carry.as_ref().is_some_and(|c| c.next_row != first_row_text) {
+            self.carry = None;
+        }
         let reuse = damage.map(|d| (d, &mut self.row_cache));
-        self.lines.build(&rows, visible_from, reuse);
+        self.lines.build(&rows, visible_from, reuse, self.carry.as_ref().map(|c| c.text.as_str()));
+        self.carry_over(&rows, scrolled_count);
 
         // Lines wholly in the scrolled rows are final; the rest may change.
         let lines = &self.lines;
         let split = lines.lines.iter().position(|l| l.last_row >= scrolled_count).unwrap_or(lines.lines.len());
         let (done, live) = lines.lines.split_at(split);
         let done_text: Vec<&str> = done.iter().map(|l| lines.text(l)).collect();
-        let live_text: Vec<&str> = live.iter().map(|l| lines.text(l)).collect();
+        let mut live_text: Vec<&str> = live.iter().map(|l| lines.text(l)).collect();
+        // Blank rows below the output are not lines: the detectors treat the
+        // last line as possibly still being written, and that is the last
+        // line with text.
+        while live_text.last().is_some_and(|l| l.is_empty()) {
+            live_text.pop();
+        }
         let found_done = self.detectors.scan_from(&mut self.context, &done_text);
         let found_live = if live_text.is_empty() {
             Vec::new()
@@ -454,6 +501,35 @@ impl Masker {
         cover
     }
 
+    /// After a frame or flush that consumed scrolled rows: if the last of
+    /// them wrapped onto a row still to come, keep the start of that line.
+    fn carry_over(&mut self, rows: &[&[Cell]], scrolled_count: usize) {
+        if scrolled_count == 0 {
+            return;
+        }
+        let last_scrolled = scrolled_count - 1;
+        let lines = &self.lines;
+        self.carry = lines
+            .lines
+            .iter()
+            .find(|l| l.first_row <= last_scrolled && last_scrolled <= l.last_row)
+            .filter(|_| rows.get(last_scrolled).is_some_and(|cells| is_wrapped(cells)))
+            .map(|l| {
+                let segments = lines.segments.get(l.segments.clone()).unwrap_or_default();
+                let end = segments
+                    .iter()
+                    .find(|seg| seg.row != OFF_SCREEN && seg.row >= scrolled_count)
+                    .map_or(l.text.len(), |seg| seg.bytes.start);
+                Carry {
+                    text: lines.text(l).get(..end).unwrap_or_default().to_owned(),
+                    next_row: rows.get(scrolled_count).map(|cells| row_string(cells)).unwrap_or_default(),
+                }
+            })
+            // Bound what is carried: a line longer than this is not one a
+            // detector needs whole.
+            .filter(|c| c.text.len() <= 64 * 1024);
+    }
+
     /// Every secret in the screen and the rows that scrolled off, for
     /// `--explain`: detector, fingerprint and position, never the value.
     pub fn explain(&self, screen: &Screen) -> Vec<Explained> {
@@ -466,7 +542,7 @@ impl Masker {
             .chain((0..screen.size().rows).filter_map(|r| screen.row(r)))
             .collect();
         let mut lines = Lines::default();
-        lines.build(&rows, rows.len(), None);
+        lines.build(&rows, rows.len(), None, self.carry.as_ref().map(|c| c.text.as_str()));
         let text: Vec<&str> = lines.lines.iter().map(|l| lines.text(l)).collect();
         let mut out = Vec::new();
         let mut spans = Vec::new();

@@ -35,7 +35,7 @@ use alacritty_terminal::vte::ansi::NamedColor;
 use std::ops::Range;
 
 use crate::masker::Cover;
-use crate::screen::{is_blank, is_spacer, is_wrapped, Cell, Color, Damage, Modes, Passthrough, Screen};
+use crate::screen::{is_blank, is_spacer, is_wrapped, shown_char, Cell, Color, Damage, Modes, Passthrough, Screen};
 
 /// Where the pane sits on the target terminal.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -377,7 +377,7 @@ fn write_cells(cells: &[Cell], pen: &mut Option<Pen>, out: &mut String) {
             want.write(out);
             *pen = Some(want);
         }
-        out.push(if cell.c == '\0' { ' ' } else { cell.c });
+        out.push(shown_char(cell));
         if let Some(marks) = cell.zerowidth() {
             out.extend(marks);
         }
@@ -624,6 +624,19 @@ mod tests {
         screen.set_scrollback(0);
         lines.extend(screen.rows(0, screen.size().1.get()));
         lines
+    }
+
+    /// Regression: the emulator keeps `\t` in the cell a tab started from,
+    /// and writing it out moved the target's cursor to its own tab stop, so
+    /// everything after a tab landed in the wrong columns.
+    #[test]
+    fn tabs_are_drawn_as_blank_cells() {
+        let layout = Layout::for_terminal(3, 40, false);
+        let (target, out) = replay(&[b"a\tb\tc\r\nCREDENTIALS\tKEY"], layout);
+        assert!(!out.contains(&b'\t'), "a tab reached the target");
+        let rows: Vec<String> = target.screen().rows(0, 40).collect();
+        assert_eq!(rows[0], "a       b       c");
+        assert_eq!(rows[1], "CREDENTIALS     KEY");
     }
 
     #[test]

@@ -320,7 +320,7 @@ pub fn row_text(cells: &[Cell]) -> String {
         if is_spacer(cell) {
             continue;
         }
-        s.push(cell.c);
+        s.push(shown_char(cell));
         if let Some(marks) = cell.zerowidth() {
             s.extend(marks);
         }
@@ -338,10 +338,20 @@ pub fn is_wrapped(cells: &[Cell]) -> bool {
     cells.last().is_some_and(|c| c.flags.contains(Flags::WRAPLINE))
 }
 
+/// The character a cell shows. The emulator keeps a `\t` in the cell a tab
+/// started from (for copying text out); on screen that cell is blank, and
+/// writing the tab to another terminal would move its cursor instead.
+pub fn shown_char(cell: &Cell) -> char {
+    match cell.c {
+        '\0' | '\t' => ' ',
+        c => c,
+    }
+}
+
 /// A cell that looks like an erased one: nothing drawn, default background,
 /// no line or inversion that would show.
 pub fn is_blank(cell: &Cell) -> bool {
-    (cell.c == ' ' || cell.c == '\0')
+    matches!(cell.c, ' ' | '\0' | '\t')
         && cell.bg == Color::Named(NamedColor::Background)
         && !cell.flags.intersects(Flags::INVERSE | Flags::ALL_UNDERLINES | Flags::STRIKEOUT)
         && cell.extra.is_none()

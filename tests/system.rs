@@ -14,6 +14,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
+mod common;
 #[path = "system/sshd.rs"]
 mod sshd;
 #[path = "system/term.rs"]

@@ -115,7 +115,8 @@ pub(crate) fn before_line(
         k8s_line(ctx, lines, index, b, hits);
     }
     if d.is_enabled(DetectorId::Assignment) {
-        table_row(ctx, b, hits);
+        // The last line may be a row still being written: fewer cells so far.
+        table_row(ctx, b, index + 1 == lines.len(), hits);
     }
     false
 }
@@ -278,7 +279,7 @@ fn k8s_line(ctx: &mut Context, lines: &[&str], index: usize, b: &[u8], hits: &mu
     }
     if let Some(block) = &mut ctx.data {
         if indent > block.indent {
-            data_entry(block, b, indent, shape(b).as_ref(), hits);
+            data_entry(block, b, indent, shape(b).as_ref(), index + 1 == lines.len(), hits);
             return;
         }
         ctx.data = None;
@@ -337,6 +338,13 @@ fn kind_below(lines: &[&str], index: usize, indent: usize) -> Option<bool> {
         }
         if k == indent {
             if let Some(s) = shape(b) {
+                // The last line may still be being written: a `kind:` whose
+                // value could yet become `Secret` decides nothing.
+                let last = std::ptr::eq(*line, *lines.last().unwrap_or(&""));
+                let value = b.get(s.value.clone()).unwrap_or_default();
+                if last && key_is(b, &s, b"kind") && value.len() < 6 && b"Secret".starts_with(value) {
+                    return None;
+                }
                 if let Some(secret) = kind_of(b, &s) {
                     return Some(secret);
                 }
@@ -346,7 +354,10 @@ fn kind_below(lines: &[&str], index: usize, indent: usize) -> Option<bool> {
     None
 }
 
-fn data_entry(block: &mut DataBlock, b: &[u8], indent: usize, shape: Option<&Shape>, hits: &mut Vec<Hit>) {
+/// `last_line`: the line may still be being written, so a value that is not
+/// (yet) whole base64 is masked if it is base64 so far: it must not be
+/// shown in part while the rest arrives.
+fn data_entry(block: &mut DataBlock, b: &[u8], indent: usize, shape: Option<&Shape>, last_line: bool, hits: &mut Vec<Hit>) {
     let push = |hits: &mut Vec<Hit>, range: Range<usize>| {
         if !range.is_empty() {
             hits.push(Hit { range, source: Source::Builtin(DetectorId::K8sSecretData) });
@@ -365,7 +376,8 @@ fn data_entry(block: &mut DataBlock, b: &[u8], indent: usize, shape: Option<&Sha
         block.scalar = Some(indent);
         return;
     }
-    if block.certain || is_base64(value) {
+    let growing = last_line && !value.is_empty() && value.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'='));
+    if block.certain || is_base64(value) || growing {
         push(hits, s.value.clone());
     }
 }
@@ -374,7 +386,7 @@ fn data_entry(block: &mut DataBlock, b: &[u8], indent: usize, shape: Option<&Sha
 fn is_base64(v: &[u8]) -> bool {
     let body = v.iter().take_while(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/')).count();
     let pad = v.len() - body;
-    !v.is_empty() && v.len() % 4 == 0 && pad <= 2 && v.iter().skip(body).all(|c| *c == b'=')
+    !v.is_empty() && v.len().is_multiple_of(4) && pad <= 2 && v.iter().skip(body).all(|c| *c == b'=')
 }
 
 /// A whole Secret as one line of JSON (`kubectl … -o json | jq -c`): the
@@ -502,7 +514,7 @@ pub(crate) fn table_header(ctx: &mut Context, line: &str) {
     }
 }
 
-fn table_row(ctx: &mut Context, b: &[u8], hits: &mut Vec<Hit>) {
+fn table_row(ctx: &mut Context, b: &[u8], last_line: bool, hits: &mut Vec<Hit>) {
     if b.get(trim_range(b, 0..b.len())).is_some_and(|t| t.starts_with(b"-[ RECORD ")) {
         ctx.table = Some(Table { pipes: 1, secret_cells: Vec::new(), confirmed: true, expanded: true });
         return;
@@ -536,7 +548,12 @@ fn table_row(ctx: &mut Context, b: &[u8], hits: &mut Vec<Hit>) {
     if is_separator(b) {
         return;
     }
-    if b.iter().filter(|c| **c == b'|').count() != table.pipes {
+    let pipes = b.iter().filter(|c| **c == b'|').count();
+    // A row of the table has the header's number of bars; the line still
+    // being written may have fewer so far, and its secret cell must not be
+    // shown while the rest arrives.
+    let partial = last_line && pipes > 0 && pipes < table.pipes;
+    if pipes != table.pipes && !partial {
         ctx.table = None;
         return;
     }

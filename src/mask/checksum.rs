@@ -26,7 +26,7 @@ pub fn luhn(digits: &str) -> bool {
         }
         sum += d;
     }
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// The card brands whose number ranges we know, with the lengths each issues.

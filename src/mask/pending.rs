@@ -30,10 +30,38 @@ const TAIL: usize = 320;
 
 pub(crate) fn pending_prefix(d: &Detectors, line: &str) -> Option<usize> {
     let b = line.as_bytes();
-    [token_tail(d, b), digits_tail(d, b), iban_tail(d, b), assignment_tail(d, line), pem_tail(d, b), url_tail(d, b)]
+    [
+        token_tail(d, b),
+        digits_tail(d, b),
+        iban_tail(d, b),
+        assignment_tail(d, line),
+        pem_tail(d, b),
+        url_tail(d, b),
+        aws_secret_beside_key_tail(d, b),
+    ]
         .into_iter()
         .flatten()
         .min()
+}
+
+/// `aws … --output text` prints a key id, then the 40-character secret key
+/// with no name: on a line with an `AKIA`/`ASIA` id, a trailing run of
+/// secret-key characters shorter than 40 may still become one.
+fn aws_secret_beside_key_tail(d: &Detectors, b: &[u8]) -> Option<usize> {
+    if !d.is_enabled(DetectorId::AwsSecretAccessKey) {
+        return None;
+    }
+    if memmem::find(b, b"AKIA").is_none() && memmem::find(b, b"ASIA").is_none() {
+        return None;
+    }
+    let key_char = |c: &u8| c.is_ascii_alphanumeric() || matches!(c, b'/' | b'+');
+    let run = b.iter().rev().take_while(|c| key_char(c)).count();
+    let start = b.len() - run;
+    let after_space = start > 0 && b.get(start - 1).is_some_and(|c| c.is_ascii_whitespace());
+    // The id itself is 20 characters of AKIA/ASIA; a run that starts with
+    // one is the id, not the secret.
+    let is_id = b.get(start..start + 4).is_some_and(|p| p == b"AKIA" || p == b"ASIA");
+    (after_space && (4..40).contains(&run) && !is_id).then_some(start)
 }
 
 /// A known token prefix with a body that is still too short to match.
@@ -140,7 +168,9 @@ fn digits_tail(d: &Detectors, b: &[u8]) -> Option<usize> {
         return None;
     }
     let prev = before(b, start);
-    if is_word(prev) || (matches!(prev, b'.' | b':' | b'/' | b',') && before(b, start - 1).is_ascii_digit()) {
+    // As in the card detector, a comma does not join numbers (CSV fields
+    // are checked); `.`, `:` and `/` do.
+    if is_word(prev) || (matches!(prev, b'.' | b':' | b'/') && before(b, start - 1).is_ascii_digit()) {
         return None;
     }
     // Groups and the separator between them (one kind, single).

@@ -185,18 +185,7 @@ impl Emulator {
 
     /// Every line shown: scrollback, then the screen; trailing blanks cut.
     pub fn lines(&mut self) -> Vec<String> {
-        let screen = self.0.screen_mut();
-        let cols = screen.size().1.get();
-        screen.set_scrollback(usize::MAX);
-        let depth = screen.scrollback();
-        let mut lines = Vec::new();
-        for offset in (1..=depth).rev() {
-            screen.set_scrollback(offset);
-            lines.push(screen.rows(0, cols).next().unwrap_or_default());
-        }
-        screen.set_scrollback(0);
-        lines.extend(screen.rows(0, cols));
-        lines.iter().map(|l| l.trim_end().to_owned()).collect()
+        crate::common::all_lines(&mut self.0).iter().map(|l| l.trim_end().to_owned()).collect()
     }
 }
 
