@@ -105,11 +105,73 @@ pub fn run(argv: &[OsString], config: &Config, privilege: Privilege) -> anyhow::
     };
     let cmd = ShellCommand::new(&shell, &inv, &[("CUSTOS_SESSION", &session_id)])?;
     let path = crate::spool::recording_path(&spool, &session_id);
+    if let Some(line) = &inv.command {
+        if let Some(refusal) = gate_command(line, &account, &privilege)? {
+            return refuse(&path, info, &refusal);
+        }
+    }
     if interactive {
         interactive_session(config, privilege, &spool, &path, info, &cmd)
     } else {
         data_channel(privilege, &path, info, &cmd)
     }
+}
+
+/// Where the command policy comes from, decided like the configuration: a
+/// privileged shell trusts only a root-owned `/etc/custos/policy.toml`
+/// (fail closed if it is not), `CUSTOS_POLICY` is honoured only when not
+/// privileged, and with no file the built-in policy applies.
+pub fn load_policy(privilege: &Privilege) -> anyhow::Result<crate::policy::Policy> {
+    use crate::policy::{Policy, SYSTEM_POLICY};
+    if !privilege.is_privileged() {
+        if let Some(p) = std::env::var_os("CUSTOS_POLICY").filter(|p| !p.is_empty()) {
+            return Ok(Policy::read(Path::new(&p))?);
+        }
+    }
+    let system = Path::new(SYSTEM_POLICY);
+    match std::fs::metadata(system) {
+        Ok(meta) => {
+            if privilege.is_privileged() {
+                crate::config::check_root_owned(system, &meta)?;
+            }
+            Ok(Policy::read(system)?)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Policy::default_policy()),
+        Err(e) => Err(e).with_context(|| format!("cannot read {SYSTEM_POLICY}")),
+    }
+}
+
+/// Checks a `-c` command line against the policy before anything runs, as
+/// the gate checks an interactive line. Returns why it is refused, or
+/// `None` to let it run. Approval is not available yet, so a line that
+/// needs it is refused with a message saying so.
+fn gate_command(line: &str, account: &Account, privilege: &Privilege) -> anyhow::Result<Option<String>> {
+    use crate::policy::{Env, Subject, Verdict};
+    let policy = load_policy(privilege).context("the command policy")?;
+    let who = Subject { user: account.name.clone(), groups: account.groups.clone(), oidc_groups: Vec::new() };
+    let cwd = std::env::current_dir().map(|p| p.display().to_string()).unwrap_or_else(|_| account.home.display().to_string());
+    let mut env = Env::new(&cwd, &account.home.display().to_string());
+    env.vars = std::env::vars().collect();
+    let decision = policy.check(line, &who, &env);
+    let rule = decision.rule.as_ref().map_or_else(|| "(no rule)".to_owned(), |r| format!("{} ({})", r.name, r.message));
+    Ok(match decision.verdict {
+        Verdict::Allow => None,
+        Verdict::Deny => Some(format!("refused by rule {rule}")),
+        Verdict::Approve => Some(format!("needs approval under rule {rule}, and approvals are not available on this host yet")),
+    })
+}
+
+/// Records a refused command (header, a marker saying why, exit 126) and
+/// tells the user why on stderr. Nothing runs.
+fn refuse(path: &Path, info: SessionInfo, reason: &str) -> anyhow::Result<Outcome> {
+    eprintln!("custos-shell: {reason}");
+    let header = Header::new(info, 80, 24, None, unix_now());
+    let mut cast = CastFile::create(path, &header)
+        .with_context(|| format!("cannot create the recording {}", path.display()))?;
+    cast.write(std::time::Duration::ZERO, &crate::record::Event::Marker(reason))?;
+    cast.write(std::time::Duration::ZERO, &crate::record::Event::Exit(EXIT_REFUSED))?;
+    cast.sync()?;
+    Ok(Outcome { status: EXIT_REFUSED, recording: Some(path.to_owned()) })
 }
 
 fn exec_unrecorded(shell: &Path, inv: &Invocation, privilege: &Privilege) -> ! {

@@ -476,3 +476,40 @@ fn title_bracketed_paste_mouse_and_keypad_modes_reach_the_terminal() {
     pty.line("exit");
     pty.wait_exit();
 }
+
+#[test]
+fn a_command_the_policy_denies_never_runs_and_is_recorded_as_refused() {
+    let setup = Setup::new("");
+    let marker = setup.dir.path().join("ran");
+    let line = format!("touch {}; sudo rm -rf --no-preserve-root /", marker.display());
+    let out = setup.command(&["-c", &line]).stdin(Stdio::null()).output().unwrap();
+    assert_eq!(out.status.code(), Some(126));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("refused by rule"), "{err}");
+    assert!(!marker.exists(), "part of a refused line ran");
+    let cast = setup.recording();
+    assert_eq!(cast.exit_status(), Some(126));
+    assert!(cast.events.iter().any(|e| e.1 == "m" && e.2.contains("refused by rule")), "{:?}", cast.events);
+
+    // A line needing approval is refused with a message that says so.
+    let out = setup.command(&["-c", "pg_dump accounts > dump.sql"]).stdin(Stdio::null()).output().unwrap();
+    assert_eq!(out.status.code(), Some(126));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("needs approval"), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn the_policy_comes_from_custos_policy_when_unprivileged() {
+    let setup = Setup::new("");
+    let policy = setup.dir.path().join("policy.toml");
+    std::fs::write(&policy, "[[rule]]\nname = \"no-cowsay\"\nmessage = \"not here\"\naction = \"deny\"\nprogram = [\"cowsay\"]\n").unwrap();
+    let out = setup.command(&["-c", "cowsay hi"]).env("CUSTOS_POLICY", &policy).stdin(Stdio::null()).output().unwrap();
+    assert_eq!(out.status.code(), Some(126));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no-cowsay (not here)"));
+    let out = setup.command(&["-c", "echo allowed"]).env("CUSTOS_POLICY", &policy).stdin(Stdio::null()).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "allowed\n");
+    // A policy that does not parse refuses to start anything.
+    std::fs::write(&policy, "[[rule]]\nnmae = \"typo\"\n").unwrap();
+    let out = setup.command(&["-c", "echo no"]).env("CUSTOS_POLICY", &policy).stdin(Stdio::null()).output().unwrap();
+    assert_eq!(out.status.code(), Some(126));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("policy.toml"), "{}", String::from_utf8_lossy(&out.stderr));
+}

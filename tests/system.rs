@@ -505,6 +505,14 @@ fn ssh_commands_keep_their_exit_status_and_output() {
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "hi\n");
     only_new_recording(&before, "ssh 'echo hi'").assert_session(sys.uid, "data", Some("echo hi"), 0);
+
+    // The built-in policy refuses a remote `rm -rf /` before anything runs.
+    let before = recordings();
+    let out = sshd.ssh().arg("touch gate-ran; rm -rf /").output().unwrap();
+    assert_eq!(out.status.code(), Some(126), "ssh 'rm -rf /': {}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("refused by rule rm-root"), "{}", text(&out));
+    assert!(!home().join("gate-ran").exists(), "a refused line ran in part");
+    only_new_recording(&before, "ssh 'rm -rf /'").assert_session(sys.uid, "data", Some("touch gate-ran; rm -rf /"), 126);
 }
 
 #[test]
