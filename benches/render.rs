@@ -72,34 +72,10 @@ fn main() {
                 }
             }
         });
-        // A frame per 16 chunks of 4 KiB (at most ~1000 scrolled rows): about
-        // what a flood produces.
-        measure(&format!("emulator + both renderers, {label}"), data.len(), || {
-            let mut screen = Screen::new(size);
-            let mut term = Renderer::new(layout);
-            let mut rec = Renderer::new(Layout { status: false, ..layout });
-            let (mut a, mut b) = (Vec::new(), Vec::new());
-            for frame in data.chunks(4096 * 16) {
-                // As the session does: slices of 512 bytes, scrolled rows
-                // flushed at 400.
-                for slice in frame.chunks(512) {
-                    screen.process(slice);
-                    if screen.scrolled_len() >= 400 {
-                        let scrolled = Scrolled::take(&screen, &Cover::none());
-                        screen.clear_scrolled();
-                        term.push_scrolled(&scrolled, &mut a);
-                        rec.push_scrolled(&scrolled, &mut b);
-                    }
-                }
-                let scrolled = Scrolled::take(&screen, &Cover::none());
-                screen.clear_scrolled();
-                a.clear();
-                b.clear();
-                let damage = screen.take_damage();
-                term.frame(&screen, &scrolled, &damage, &Cover::none(), Some("status"), &mut a);
-                rec.frame(&screen, &scrolled, &damage, &Cover::none(), None, &mut b);
-                black_box((&a, &b));
-            }
+        measure(&format!("emulator + both renderers, {label}"), data.len(), || flood(&data, size, layout, None));
+        let masker = || custos::masker::Masker::new(&custos::mask::MaskingConfig::default()).unwrap();
+        measure(&format!("emulator + masker + both renderers, {label}"), data.len(), || {
+            flood(&data, size, layout, Some(masker()));
         });
     }
 
@@ -136,34 +112,35 @@ fn main() {
     }
     println!("{:<48} {:8.1} µs per keystroke frame", "echo frame, masking on", t.elapsed().as_secs_f64() * 1e6 / f64::from(n));
 
-    for (label, data) in [("realistic text", terminal_text(32_000_000)), ("seq (scroll-heavy)", seq_text(32_000_000))] {
-        measure(&format!("emulator + masker + both renderers, {label}"), data.len(), || {
-            let mut masker = custos::masker::Masker::new(&custos::mask::MaskingConfig::default()).unwrap();
-            let mut screen = Screen::new(size);
-            let mut term = Renderer::new(layout);
-            let mut rec = Renderer::new(Layout { status: false, ..layout });
-            let (mut a, mut b) = (Vec::new(), Vec::new());
-            for frame in data.chunks(4096 * 16) {
-                for slice in frame.chunks(512) {
-                    screen.process(slice);
-                    if screen.scrolled_len() >= 400 {
-                        let cover = masker.cover_scrolled(&screen);
-                        let scrolled = Scrolled::take(&screen, &cover);
-                        screen.clear_scrolled();
-                        term.push_scrolled(&scrolled, &mut a);
-                        rec.push_scrolled(&scrolled, &mut b);
-                    }
-                }
-                let damage = screen.take_damage();
-                let (cover, _) = masker.cover(&screen, &damage, Instant::now());
+}
+
+/// The session's output path over `data`: slices of 512 bytes, scrolled rows
+/// flushed at 400, a frame to both renderers every 16 reads of 4 KiB (about
+/// what a flood produces), with or without the masker.
+fn flood(data: &[u8], size: Size, layout: Layout, mut masker: Option<custos::masker::Masker>) {
+    let mut screen = Screen::new(size);
+    let mut term = Renderer::new(layout);
+    let mut rec = Renderer::new(Layout { status: false, ..layout });
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for frame in data.chunks(4096 * 16) {
+        for slice in frame.chunks(512) {
+            screen.process(slice);
+            if screen.scrolled_len() >= 400 {
+                let cover = masker.as_mut().map_or_else(Cover::none, |m| m.cover_scrolled(&screen));
                 let scrolled = Scrolled::take(&screen, &cover);
                 screen.clear_scrolled();
-                a.clear();
-                b.clear();
-                term.frame(&screen, &scrolled, &damage, &cover, Some("status"), &mut a);
-                rec.frame(&screen, &scrolled, &damage, &cover, None, &mut b);
-                black_box((&a, &b));
+                term.push_scrolled(&scrolled, &mut a);
+                rec.push_scrolled(&scrolled, &mut b);
             }
-        });
+        }
+        let damage = screen.take_damage();
+        let cover = masker.as_mut().map_or_else(Cover::none, |m| m.cover(&screen, &damage, Instant::now()).0);
+        let scrolled = Scrolled::take(&screen, &cover);
+        screen.clear_scrolled();
+        a.clear();
+        b.clear();
+        term.frame(&screen, &scrolled, &damage, &cover, Some("status"), &mut a);
+        rec.frame(&screen, &scrolled, &damage, &cover, None, &mut b);
+        black_box((&a, &b));
     }
 }
