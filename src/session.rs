@@ -182,12 +182,15 @@ impl Loop<'_> {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
+            // Something to draw: look for more output without waiting. A
+            // synchronized update holds drawing back, so then wait, as for a
+            // held tail, until its deadline.
             let timeout = match deadline {
+                _ if self.dirty && sync_deadline.is_none() => PollTimeout::ZERO,
                 Some(deadline) => {
                     let ms = deadline.saturating_duration_since(Instant::now()).as_millis();
                     PollTimeout::from(u16::try_from(ms).unwrap_or(u16::MAX))
                 }
-                None if self.dirty => PollTimeout::ZERO,
                 None => PollTimeout::NONE,
             };
             let mut master_events = PollFlags::POLLIN;
