@@ -1,0 +1,58 @@
+//! A recording plays in asciinema's own player (asciinema 3, which reads
+//! asciicast v3) and ends on the screen the session showed.
+//!
+//! The player is found through `ASCIINEMA_BIN` (set by `.ci/run`, which
+//! installs asciinema 3 from crates.io) or `asciinema` on the PATH. Without
+//! either the test says so and returns, so a developer without the player
+//! can still run the suite; CI always has it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use common::{replay, Pty, Setup};
+
+fn player() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("ASCIINEMA_BIN").map(PathBuf::from).filter(|p| p.exists()) {
+        return Some(p);
+    }
+    let out = Command::new("sh").args(["-c", "command -v asciinema"]).output().ok()?;
+    let path = String::from_utf8(out.stdout).ok()?.trim().to_owned();
+    // asciinema 2 (Python) cannot read v3; only a version 3 player counts.
+    let version = Command::new(&path).arg("--version").output().ok()?;
+    String::from_utf8_lossy(&version.stdout).contains("asciinema 3").then(|| PathBuf::from(path))
+}
+
+#[test]
+fn a_recording_plays_in_asciinema_3_to_the_same_screen() {
+    let Some(asciinema) = player() else {
+        eprintln!("SKIP: no asciinema 3 player (set ASCIINEMA_BIN or install it: cargo install asciinema)");
+        return;
+    };
+    let setup = Setup::new("");
+    let script = "printf '\\e[1;32mgreen\\e[0m 漢字 card 4111 1111 1111 1111\\n'; seq 1 30; printf 'tab\\there\\n'";
+    let mut pty = Pty::spawn(setup.command(&["-c", script]), 20, 70);
+    assert_eq!(pty.wait_exit(), 0);
+    let path = setup.recordings().remove(0);
+    let cast = setup.recording();
+    let expected: Vec<String> = common::all_lines(&mut replay(&cast)).into_iter().filter(|l| !l.trim().is_empty()).collect();
+    assert!(expected.iter().any(|l| l.starts_with("green 漢字 card *******************")), "{expected:?}");
+
+    let mut play = Command::new(asciinema);
+    play.args(["play", "--speed", "50"]).arg(&path).env("TERM", "xterm-256color");
+    // Played, as recordings are meant to be, in a terminal of the recorded
+    // size (rows that scroll off are pushed by line feeds on its bottom row).
+    let mut player = Pty::spawn(play, cast.header.term.rows, cast.header.term.cols);
+    assert_eq!(player.wait_exit(), 0, "asciinema play failed:\n{}", player.screen_text());
+    let shown = player.all_lines();
+    // Every line of the recording, in order, on the player's terminal.
+    let mut at = 0;
+    for line in &expected {
+        let found = shown[at..].iter().position(|l| l.trim_end() == line.trim_end());
+        assert!(found.is_some(), "the player did not show {line:?}; it showed:\n{}", shown.join("\n"));
+        at += found.unwrap() + 1;
+    }
+}
