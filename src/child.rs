@@ -21,11 +21,22 @@ pub struct ShellCommand {
     path: CString,
     argv: Vec<CString>,
     env: Vec<CString>,
+    /// The command gate's socket, connected by the child before exec and
+    /// left on [`crate::gate::inject::GATE_FD`] for the shell's hooks.
+    gate: Option<nix::sys::socket::UnixAddr>,
 }
 
 #[derive(Debug, thiserror::Error)]
 #[error("{0:?} contains a NUL byte")]
 pub struct NulError(OsString);
+
+#[derive(Debug, thiserror::Error)]
+pub enum GateError {
+    #[error(transparent)]
+    Nul(#[from] NulError),
+    #[error("the gate's socket path is not usable: {0}")]
+    Address(nix::Error),
+}
 
 fn cstring(s: &[u8]) -> Result<CString, NulError> {
     CString::new(s).map_err(|_| NulError(OsString::from(String::from_utf8_lossy(s).into_owned())))
@@ -56,7 +67,27 @@ impl ShellCommand {
         for (k, v) in extra_env {
             env.push(cstring(format!("{k}={v}").as_bytes())?);
         }
-        Ok(Self { path, argv, env })
+        Ok(Self { path, argv, env, gate: None })
+    }
+
+    /// Adds the command gate's hooks: `args` go before the user's own
+    /// arguments, `env` is added, and the child connects to `socket`.
+    pub fn with_gate(mut self, args: &[OsString], env: &[(String, String)], socket: &Path) -> Result<Self, GateError> {
+        let mut argv = Vec::with_capacity(self.argv.len() + args.len());
+        let mut old = std::mem::take(&mut self.argv).into_iter();
+        argv.extend(old.next());
+        for a in args {
+            argv.push(cstring(a.as_bytes())?);
+        }
+        argv.extend(old);
+        self.argv = argv;
+        for (k, v) in env {
+            let prefix = format!("{k}=");
+            self.env.retain(|e| !e.as_bytes().starts_with(prefix.as_bytes()));
+            self.env.push(cstring(format!("{k}={v}").as_bytes())?);
+        }
+        self.gate = Some(nix::sys::socket::UnixAddr::new(socket).map_err(GateError::Address)?);
+        Ok(self)
     }
 
     /// In the forked child: attach to `tty` (if any) as the controlling
@@ -80,6 +111,13 @@ impl ShellCommand {
         if privilege.drop_to_user().is_err() {
             die(b"custos-shell: cannot drop privileges; refusing to start the shell\n", 126);
         }
+        if let Some(addr) = &self.gate {
+            // As the user, so the recorder sees the user's uid and this
+            // (the shell's) pid on the connection.
+            if !connect_gate(addr) {
+                die(b"custos-shell: cannot reach the command gate; refusing to start the shell\n", 126);
+            }
+        }
         // Rust ignores SIGPIPE; a shell must start with default dispositions
         // and nothing blocked, or `yes | head` never ends.
         for sig in [Signal::SIGPIPE, Signal::SIGINT, Signal::SIGQUIT, Signal::SIGTSTP, Signal::SIGTTIN, Signal::SIGTTOU, Signal::SIGCHLD, Signal::SIGWINCH, Signal::SIGHUP, Signal::SIGTERM] {
@@ -90,6 +128,23 @@ impl ShellCommand {
         let _ = nix::unistd::execve(&self.path, &self.argv, &self.env);
         die(b"custos-shell: cannot execute the real shell\n", 127);
     }
+}
+
+/// Connects to the gate and leaves the socket on `GATE_FD`, inherited by
+/// the shell. Only system calls: this runs between fork and exec.
+fn connect_gate(addr: &nix::sys::socket::UnixAddr) -> bool {
+    use nix::sys::socket::{connect, socket, AddressFamily, SockFlag, SockType};
+    let Ok(sock) = socket(AddressFamily::Unix, SockType::Stream, SockFlag::empty(), None) else { return false };
+    if connect(sock.as_raw_fd(), addr).is_err() {
+        return false;
+    }
+    let target = crate::gate::inject::GATE_FD;
+    if sock.as_raw_fd() == target {
+        std::mem::forget(sock);
+        return true;
+    }
+    // SAFETY: dup2 on a descriptor we own; the original is closed by drop.
+    unsafe { libc::dup2(sock.as_raw_fd(), target) == target }
 }
 
 fn die(msg: &[u8], code: i32) -> ! {

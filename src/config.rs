@@ -45,6 +45,8 @@ pub struct Config {
     pub recording: RecordingConfig,
     /// `[masking]`: which secrets are masked on screen and in recordings.
     pub masking: MaskingConfig,
+    /// `[gate]`: the command gate in interactive sessions.
+    pub gate: GateConfig,
     /// The file this came from, `None` for built-in defaults.
     pub source: Option<PathBuf>,
 }
@@ -64,6 +66,31 @@ pub struct RecordingConfig {
     pub record_input: bool,
 }
 
+/// `[gate]`: the command gate's hooks in interactive bash and zsh.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GateConfig {
+    /// Install the hooks in interactive bash and zsh sessions.
+    pub enabled: bool,
+    /// What a degraded session (hooks removed or bypassed) does.
+    pub on_degraded: OnDegraded,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnDegraded {
+    /// Show it on the status line and record it; the session goes on.
+    Mark,
+    /// Also end the session, with a message.
+    End,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawGate {
+    enabled: Option<bool>,
+    on_degraded: Option<OnDegraded>,
+}
+
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
@@ -75,6 +102,8 @@ struct RawConfig {
     recording: RawRecording,
     #[serde(default)]
     masking: RawMasking,
+    #[serde(default)]
+    gate: RawGate,
 }
 
 #[derive(Deserialize, Default)]
@@ -114,6 +143,7 @@ impl Default for Config {
                 record_input: false,
             },
             masking: MaskingConfig::default(),
+            gate: GateConfig { enabled: true, on_degraded: OnDegraded::Mark },
             source: None,
         }
     }
@@ -168,6 +198,10 @@ impl Config {
                 record_input: raw.recording.record_input.unwrap_or(defaults.recording.record_input),
             },
             masking,
+            gate: GateConfig {
+                enabled: raw.gate.enabled.unwrap_or(defaults.gate.enabled),
+                on_degraded: raw.gate.on_degraded.unwrap_or(defaults.gate.on_degraded),
+            },
             source: Some(path.to_owned()),
         })
     }
@@ -272,6 +306,8 @@ mod tests {
     #[case::relative_group_shell("[shell.groups]\nops = \"zsh\"\n", "shell.groups.ops")]
     #[case::relative_spool("[recording]\nspool_dir = \"spool\"\n", "recording.spool_dir")]
     #[case::not_toml("[shell\n", "line 1")]
+    #[case::gate_bad_action("[gate]\non_degraded = \"explode\"\n", "unknown variant `explode`")]
+    #[case::gate_unknown_key("[gate]\nenable = true\n", "unknown field `enable`")]
     #[case::masking_unknown_key("[masking]\nglpyh = \"*\"\n", "unknown field `glpyh`")]
     #[case::masking_unknown_detector("[masking]\ndisabled = [\"visa\"]\n", "masking.disabled: unknown detector \"visa\"")]
     #[case::masking_bad_rule(

@@ -12,6 +12,8 @@
 //!   `nesting`, `spool`: the edges, each owning one concern.
 //! - `policy`: the command gate's pure core: a command line, parsed as bash
 //!   would, against the policy file; and `custos policy check|test`.
+//! - `gate`: the command gate in a live session: the bash and zsh hooks,
+//!   their socket, and the watch for hooks that were removed.
 //! - `doctor`, `demo`: `custos` subcommands.
 
 pub mod account;
@@ -19,6 +21,7 @@ pub mod child;
 pub mod config;
 pub mod demo;
 pub mod doctor;
+pub mod gate;
 pub mod invocation;
 pub mod masker;
 pub mod mask;

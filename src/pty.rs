@@ -71,6 +71,12 @@ pub fn input_recordable(fd: BorrowedFd<'_>) -> bool {
     })
 }
 
+/// Whether a line editor (readline, zle) has the terminal: canonical mode
+/// is off. Shells turn it back on before running a command.
+pub fn line_editing(fd: BorrowedFd<'_>) -> bool {
+    termios::tcgetattr(fd).is_ok_and(|t| !t.local_flags.contains(LocalFlags::ICANON))
+}
+
 pub fn is_terminal(fd: impl AsFd) -> bool {
     nix::unistd::isatty(fd).unwrap_or(false)
 }

@@ -4,7 +4,10 @@
 //! `[interval, code, data]`, where `interval` is the time in seconds since the
 //! previous event. Codes: `o` output (what the renderer drew for the pane),
 //! `i` input (only when enabled, and never while ECHO is off), `r` resize
-//! (`"COLSxROWS"`), `m` marker, `x` exit status. See
+//! (`"COLSxROWS"`), `m` marker, `x` exit status, and one code of ours, `a`:
+//! an audit record (JSON text) from the command gate. Players skip codes
+//! they do not know (asciinema 3 does; `tests/player.rs` checks), so the
+//! structured records ride in the same signed stream as the screen. See
 //! <https://docs.asciinema.org/manual/asciicast/v3/>.
 //!
 //! The header carries the standard fields (`term`, `timestamp`, `command`,
@@ -84,6 +87,8 @@ pub enum Event<'a> {
     Input(&'a str),
     Resize { cols: u16, rows: u16 },
     Marker(&'a str),
+    /// A structured audit record (a JSON object) from the command gate.
+    Audit(&'a str),
     Exit(i32),
 }
 
@@ -111,6 +116,7 @@ impl Encoder {
             Event::Input(s) => ("i", (*s).into()),
             Event::Resize { cols, rows } => ("r", format!("{cols}x{rows}").into()),
             Event::Marker(s) => ("m", (*s).into()),
+            Event::Audit(s) => ("a", (*s).into()),
             Event::Exit(status) => ("x", status.to_string().into()),
         };
         let micros = interval.as_micros();
@@ -196,6 +202,16 @@ impl Cast {
     /// The concatenated output of all `o` events.
     pub fn output(&self) -> String {
         self.events.iter().filter(|e| e.1 == "o").map(|e| e.2.as_str()).collect()
+    }
+
+    /// The audit records (`a` events), parsed.
+    pub fn audits(&self) -> Vec<serde_json::Value> {
+        self.events.iter().filter(|e| e.1 == "a").filter_map(|e| serde_json::from_str(&e.2).ok()).collect()
+    }
+
+    /// The markers' labels, in order.
+    pub fn markers(&self) -> Vec<&str> {
+        self.events.iter().filter(|e| e.1 == "m").map(|e| e.2.as_str()).collect()
     }
 
     /// The exit status from the `x` event, if the session ended cleanly.

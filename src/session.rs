@@ -29,6 +29,9 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
+use crate::config::OnDegraded;
+use crate::gate::socket::GateSocket;
+use crate::gate::{Gate, Note};
 use crate::masker::Masker;
 use crate::record::{CastFile, Event};
 use crate::render::{Layout, Renderer, Scrolled};
@@ -57,7 +60,20 @@ pub struct Options {
     pub record_input: bool,
     /// Masks secrets on the terminal and in the recording.
     pub masker: Masker,
+    /// The command gate, when the shell has hooks.
+    pub gate: Option<GateRuntime>,
 }
+
+/// The command gate as the loop runs it (see `gate`).
+pub struct GateRuntime {
+    pub gate: Gate,
+    pub socket: GateSocket,
+    pub on_degraded: OnDegraded,
+}
+
+/// How often, at most, an Enter typed while a command runs makes the gate
+/// look at the foreground processes.
+const FOREGROUND_CHECK_INTERVAL: Duration = Duration::from_millis(500);
 
 /// What ended the session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,6 +144,11 @@ struct Loop<'a> {
     hold_deadline: Option<Instant>,
     /// Keys of the line being typed, recorded when it ends.
     input_line: Vec<u8>,
+    /// The status line as configured; degradation is added to it.
+    status_base: Option<String>,
+    last_foreground_check: Option<Instant>,
+    /// Set when the session must end (a degraded session, configured so).
+    ending: Option<String>,
 }
 
 /// Runs the session until the shell exits or the terminal hangs up.
@@ -161,7 +182,11 @@ pub fn run(
         exit: None,
         hold_deadline: None,
         input_line: Vec::new(),
+        status_base: None,
+        last_foreground_check: None,
+        ending: None,
     };
+    lp.status_base = lp.options.status_line.clone();
     let mut start = Vec::new();
     lp.to_terminal.start(&mut start);
     lp.write_terminal(&start);
@@ -172,16 +197,14 @@ pub fn run(
 impl Loop<'_> {
     fn event_loop(&mut self, signals: &Signals) -> std::io::Result<()> {
         let mut buf = vec![0u8; 64 * 1024];
-        while self.exit.is_none() && !self.hung_up {
+        while self.exit.is_none() && !self.hung_up && self.ending.is_none() {
             let Some(master) = self.master.as_ref() else { break };
             let master_fd = master.as_fd();
             // A synchronized update (`?2026`) holds the screen back until the
             // program ends it or its deadline passes; draw nothing meanwhile.
             let sync_deadline = self.screen.sync_deadline();
-            let deadline = match (sync_deadline, self.hold_deadline) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
+            let gate_deadline = self.options.gate.as_ref().and_then(|g| g.gate.deadline());
+            let deadline = [sync_deadline, self.hold_deadline, gate_deadline].into_iter().flatten().min();
             // Something to draw: look for more output without waiting. A
             // synchronized update holds drawing back, so then wait, as for a
             // held tail, until its deadline.
@@ -199,18 +222,35 @@ impl Loop<'_> {
             }
             // Stop reading keys while the shell is not taking them.
             let key_events = if self.to_master.len() < 64 * 1024 { PollFlags::POLLIN } else { PollFlags::empty() };
-            let mut fds = [
+            let mut fds = vec![
                 PollFd::new(master_fd, master_events),
                 PollFd::new(self.term.input, key_events),
                 PollFd::new(signals.read.as_fd(), PollFlags::POLLIN),
             ];
+            if let Some(g) = self.options.gate.as_ref() {
+                fds.extend(g.socket.fds().into_iter().map(|fd| PollFd::new(fd, PollFlags::POLLIN)));
+            }
             match poll(&mut fds, timeout) {
                 Ok(_) => {}
                 Err(nix::Error::EINTR) => continue,
                 Err(e) => return Err(e.into()),
             }
-            let ready = |fd: &PollFd<'_>| fd.revents().unwrap_or(PollFlags::empty());
-            let (m, k, s) = (ready(&fds[0]), ready(&fds[1]), ready(&fds[2]));
+            let ready = |fd: Option<&PollFd<'_>>| fd.and_then(|fd| fd.revents()).unwrap_or(PollFlags::empty());
+            let (m, k, s) = (ready(fds.first()), ready(fds.get(1)), ready(fds.get(2)));
+            let gate_ready: Vec<usize> = fds
+                .iter()
+                .skip(3)
+                .enumerate()
+                .filter(|(_, fd)| ready(Some(fd)).intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR))
+                .map(|(i, _)| i)
+                .collect();
+            drop(fds);
+            // Connections are handled last first, so indices stay valid
+            // when one is dropped.
+            for index in gate_ready.into_iter().rev() {
+                self.gate_ready(index);
+            }
+            self.gate_poll();
 
             if s.contains(PollFlags::POLLIN) {
                 self.handle_signals(&signals.read)?;
@@ -307,6 +347,9 @@ impl Loop<'_> {
                 if self.options.record_input {
                     self.record_keys(keys);
                 }
+                if keys.iter().any(|&b| b == b'\r' || b == b'\n') {
+                    self.gate_enter();
+                }
                 self.to_master.extend_from_slice(keys);
                 self.flush_to_master();
             }
@@ -340,6 +383,90 @@ impl Loop<'_> {
         self.input_line.clear();
         let at = self.started.elapsed();
         let _ = self.cast.write(at, &Event::Input(&text));
+    }
+
+    /// A gate descriptor is ready: accept, or read and answer.
+    fn gate_ready(&mut self, index: usize) {
+        let Some(g) = self.options.gate.as_mut() else { return };
+        let notes = g.socket.ready(index, &mut g.gate, Instant::now());
+        self.apply_notes(notes);
+    }
+
+    fn gate_poll(&mut self) {
+        let Some(g) = self.options.gate.as_mut() else { return };
+        let notes = g.gate.poll(Instant::now());
+        self.apply_notes(notes);
+    }
+
+    /// The user pressed Enter: the gate expects a check, or looks at what
+    /// runs in the foreground (at most every [`FOREGROUND_CHECK_INTERVAL`]).
+    fn gate_enter(&mut self) {
+        let now = Instant::now();
+        let recent = self.last_foreground_check.is_some_and(|t| now.duration_since(t) < FOREGROUND_CHECK_INTERVAL);
+        let Some(g) = self.options.gate.as_mut() else { return };
+        let master = self.master.as_ref();
+        let editing = master.is_some_and(|m| crate::pty::line_editing(m.as_fd()));
+        let mut looked = false;
+        let notes = g.gate.on_enter(now, editing, || {
+            looked = true;
+            match master {
+                Some(m) if !recent => crate::gate::foreground::processes(m.as_fd()),
+                _ => Vec::new(),
+            }
+        });
+        if looked && !recent {
+            self.last_foreground_check = Some(now);
+        }
+        self.apply_notes(notes);
+    }
+
+    /// Records what the gate noticed, and shows degradation.
+    fn apply_notes(&mut self, notes: Vec<Note>) {
+        for note in notes {
+            let at = self.started.elapsed();
+            match note {
+                Note::Command(record) => {
+                    let line = self.options.masker.mask_text(&record.line);
+                    let label = match record.outcome {
+                        "ran" => format!("$ {line}"),
+                        "refused" => format!("refused: $ {line}"),
+                        _ => format!("pending approval, refused: $ {line}"),
+                    };
+                    let _ = self.cast.write(at, &Event::Marker(&label));
+                    let mut json = serde_json::to_value(&record).unwrap_or_default();
+                    if let Some(obj) = json.as_object_mut() {
+                        obj.insert("kind".into(), "command".into());
+                        obj.insert("line".into(), line.into());
+                    }
+                    let _ = self.cast.write(at, &Event::Audit(&json.to_string()));
+                }
+                Note::Exit { id, status } => {
+                    let json = serde_json::json!({"kind": "exit", "id": id, "status": status});
+                    let _ = self.cast.write(at, &Event::Audit(&json.to_string()));
+                }
+                Note::Hooked { shell, pid, version } => {
+                    if let (Some(g), Some(p)) = (self.options.gate.as_mut(), crate::gate::foreground::read(pid)) {
+                        g.gate.set_shell_args(p.args);
+                    }
+                    let json = serde_json::json!({"kind": "hooked", "shell": shell, "pid": pid, "version": version});
+                    let _ = self.cast.write(at, &Event::Audit(&json.to_string()));
+                }
+                Note::Degraded(why) => {
+                    let _ = self.cast.write(at, &Event::Marker(&format!("DEGRADED: {why}")));
+                    let json = serde_json::json!({"kind": "degraded", "reason": why});
+                    let _ = self.cast.write(at, &Event::Audit(&json.to_string()));
+                    if let Some(base) = &self.status_base {
+                        self.options.status_line = Some(format!("{base}  \u{26a0} DEGRADED: {why}"));
+                        self.dirty = true;
+                    }
+                    if self.options.gate.as_ref().is_some_and(|g| g.on_degraded == OnDegraded::End) {
+                        let msg = format!("\r\n\x1b[1;31mcustos: ending the session: {why}\x1b[0m\r\n");
+                        self.write_terminal(msg.as_bytes());
+                        self.ending = Some(why);
+                    }
+                }
+            }
+        }
     }
 
     fn flush_to_master(&mut self) {

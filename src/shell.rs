@@ -26,6 +26,9 @@ use nix::unistd::{fork, ForkResult};
 use crate::account::{host_name, Account};
 use crate::child::ShellCommand;
 use crate::config::Config;
+use crate::gate::inject::{Injection, ShellKind};
+use crate::gate::socket::GateSocket;
+use crate::gate::Gate;
 use crate::invocation::Invocation;
 use crate::privilege::Privilege;
 use crate::record::{CastFile, Header, SessionInfo};
@@ -111,7 +114,13 @@ pub fn run(argv: &[OsString], config: &Config, privilege: Privilege) -> anyhow::
         }
     }
     if interactive {
-        interactive_session(config, privilege, &spool, &path, info, &cmd)
+        let gated = config.gate.enabled && inv.command.is_none() && inv.script.is_none();
+        let gate = if gated { prepare_gate(&shell, &account, &privilege)? } else { None };
+        let cmd = match &gate {
+            Some((inj, _)) => cmd.with_gate(&inj.args(), &inj.env(&inv.args), inj.socket_path())?,
+            None => cmd,
+        };
+        interactive_session(config, privilege, &spool, &path, info, &cmd, gate)
     } else {
         data_channel(privilege, &path, info, &cmd)
     }
@@ -161,6 +170,18 @@ fn gate_command(line: &str, account: &Account, privilege: &Privilege) -> anyhow:
     })
 }
 
+/// The gate for an interactive bash or zsh: hooks written, socket open,
+/// policy loaded. `None` for shells the gate has no hooks for (their
+/// sessions are recorded and masked, not gated).
+fn prepare_gate(shell: &Path, account: &Account, privilege: &Privilege) -> anyhow::Result<Option<(Injection, Gate)>> {
+    let Some(kind) = ShellKind::of(shell) else { return Ok(None) };
+    let policy = load_policy(privilege).context("the command policy")?;
+    let inj = Injection::prepare(kind).context("cannot prepare the command gate's hooks")?;
+    let who = crate::policy::Subject { user: account.name.clone(), groups: account.groups.clone(), oidc_groups: Vec::new() };
+    let gate = Gate::new(policy, who, account.home.display().to_string(), inj.token.clone(), std::time::Instant::now());
+    Ok(Some((inj, gate)))
+}
+
 /// Records a refused command (header, a marker saying why, exit 126) and
 /// tells the user why on stderr. Nothing runs.
 fn refuse(path: &Path, info: SessionInfo, reason: &str) -> anyhow::Result<Outcome> {
@@ -198,6 +219,7 @@ fn interactive_session(
     path: &Path,
     info: SessionInfo,
     cmd: &ShellCommand,
+    gate: Option<(Injection, Gate)>,
 ) -> anyhow::Result<Outcome> {
     let stdin = std::io::stdin();
     let stdout = std::io::stdout();
@@ -234,11 +256,27 @@ fn interactive_session(
 
     let raw = crate::pty::RawMode::enter(stdin.as_fd()).context("cannot put the terminal in raw mode")?;
     let term = Terminal { input: stdin.as_fd(), output: stdout.as_fd() };
-    let options = session::Options { status_line: status_text, record_input: config.recording.record_input, masker };
+    // The injection's directory lives until the session ends; the socket
+    // moves into the loop.
+    let (injection, gate) = match gate {
+        Some((inj, gate)) => {
+            let listener = inj.listener.try_clone().context("the gate's socket")?;
+            let socket = GateSocket::new(listener, account_uid(&privilege));
+            (Some(inj), Some(session::GateRuntime { gate, socket, on_degraded: config.gate.on_degraded }))
+        }
+        None => (None, None),
+    };
+    let options = session::Options { status_line: status_text, record_input: config.recording.record_input, masker, gate };
     let ending = session::run(term, pty.master, child, layout, &signals, &mut cast, options);
     drop(raw);
+    drop(injection);
     let ending = ending.context("the session failed")?;
     Ok(Outcome { status: ending.status(), recording: Some(cast.path().to_owned()) })
+}
+
+/// The uid the user's shell runs as (the gate accepts only that peer).
+fn account_uid(privilege: &Privilege) -> u32 {
+    privilege.user_uid
 }
 
 fn short_id(id: &str) -> &str {

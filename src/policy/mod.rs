@@ -101,6 +101,8 @@ pub struct Decision {
     pub unsafe_expansions: Vec<String>,
     /// Why the line could not be checked (then the verdict is deny).
     pub parse_error: Option<String>,
+    /// The line is not a whole command yet (see [`Problem::is_incomplete`]).
+    pub incomplete: bool,
 }
 
 /// A validated policy.
@@ -157,6 +159,7 @@ impl Policy {
         };
         if let Some(problem) = analysis.problem {
             let message = format!("{problem}; the gate refuses what it cannot check");
+            let incomplete = problem.is_incomplete();
             return Decision {
                 verdict: Verdict::Deny,
                 rule: Some(RuleRef { name: UNCHECKABLE_RULE.into(), message, action: Verdict::Deny, approvers: None, quorum: 1, timeout: DEFAULT_TIMEOUT, line: 0 }),
@@ -164,6 +167,7 @@ impl Policy {
                 commands: analysis.commands,
                 unsafe_expansions,
                 parse_error: Some(problem.to_string()),
+                incomplete,
             };
         }
         let mut best: Option<(Verdict, &Rule, Option<usize>)> = None;
@@ -183,7 +187,7 @@ impl Policy {
             Some((v, r, i)) => (v, Some(rule_ref(r)), i),
             None => (Verdict::Allow, None, None),
         };
-        Decision { verdict, rule, command, commands: analysis.commands, unsafe_expansions, parse_error: None }
+        Decision { verdict, rule, command, commands: analysis.commands, unsafe_expansions, parse_error: None, incomplete: false }
     }
 }
 

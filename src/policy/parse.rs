@@ -163,6 +163,18 @@ pub enum Problem {
     TooComplex(String),
 }
 
+impl Problem {
+    /// Whether more input could complete the line: an open quote, block,
+    /// here-document or trailing operator. An interactive shell reads more
+    /// lines for these (PS2), so the gate waits for the whole command.
+    pub fn is_incomplete(&self) -> bool {
+        match self {
+            Problem::Syntax(m) => m.contains("end of input") || m.starts_with("unterminated"),
+            _ => false,
+        }
+    }
+}
+
 /// The result of parsing a line.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Analysis {

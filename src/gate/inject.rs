@@ -1,0 +1,168 @@
+//! Getting the hooks into the user's shell, the way kitty and VS Code get
+//! their shell integration in: after the user's own startup files, without
+//! touching them.
+//!
+//! - bash is started with `--posix` and `ENV` naming `custos.bash`: in posix
+//!   mode bash reads only `$ENV`, and the script turns posix mode off and
+//!   reads the files bash would have read (it stays a login shell, so
+//!   `logout` and `shopt login_shell` behave).
+//! - zsh is started with `ZDOTDIR` naming a directory of ours whose startup
+//!   files read the user's and hand over at the end (see `custos.zsh`).
+//!
+//! The scripts are files in the repository (`src/gate/hooks/`), embedded in
+//! the binary and written at session start to a fresh directory that the
+//! recorder owns and removes. The same directory holds the gate's socket.
+//! The shell reaches the socket on a descriptor the child connects before
+//! exec (as the user, so the recorder sees the user's uid and the shell's
+//! pid on it), and proves it is the session's shell with a token passed in
+//! its environment, which the hooks remove at once.
+
+use std::ffi::OsString;
+use std::os::unix::fs::PermissionsExt as _;
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+
+pub const BASH_HOOKS: &str = include_str!("hooks/custos.bash");
+pub const ZSH_HOOKS: &str = include_str!("hooks/custos.zsh");
+const ZDOTDIR_FILES: [(&str, &str); 4] = [
+    (".zshenv", include_str!("hooks/zdotdir/.zshenv")),
+    (".zprofile", include_str!("hooks/zdotdir/.zprofile")),
+    (".zshrc", include_str!("hooks/zdotdir/.zshrc")),
+    (".zlogin", include_str!("hooks/zdotdir/.zlogin")),
+];
+
+/// The descriptor the hooks find the gate on when the shell starts.
+pub const GATE_FD: i32 = 9;
+
+/// The shells the gate has hooks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShellKind {
+    Bash,
+    Zsh,
+}
+
+impl ShellKind {
+    /// By the program's name: `bash`, `zsh` (versioned names too).
+    pub fn of(shell: &Path) -> Option<Self> {
+        let name = shell.file_name()?.to_str()?;
+        if name == "bash" || name.starts_with("bash-") || name.starts_with("bash5") {
+            Some(ShellKind::Bash)
+        } else if name == "zsh" || name.starts_with("zsh-") {
+            Some(ShellKind::Zsh)
+        } else {
+            None
+        }
+    }
+}
+
+/// A prepared injection: the directory, the listening socket, the token,
+/// and what the shell's command line and environment must carry.
+pub struct Injection {
+    pub kind: ShellKind,
+    pub listener: UnixListener,
+    pub token: String,
+    socket: PathBuf,
+    // Removed when the session ends (dropped last).
+    dir: tempfile::TempDir,
+}
+
+impl Injection {
+    /// Writes the hooks for `kind` and opens the gate's socket.
+    pub fn prepare(kind: ShellKind) -> std::io::Result<Self> {
+        let dir = tempfile::Builder::new().prefix("custos-gate-").tempdir_in("/tmp")?;
+        // Others may pass through to the socket (its peer's uid is checked)
+        // but not list the directory.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711))?;
+        let readable = |path: &Path, text: &str| -> std::io::Result<()> {
+            std::fs::write(path, text)?;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644))
+        };
+        match kind {
+            ShellKind::Bash => readable(&dir.path().join("custos.bash"), BASH_HOOKS)?,
+            ShellKind::Zsh => {
+                let z = dir.path().join("zsh");
+                std::fs::create_dir(&z)?;
+                std::fs::set_permissions(&z, std::fs::Permissions::from_mode(0o755))?;
+                for (name, text) in ZDOTDIR_FILES {
+                    readable(&z.join(name), text)?;
+                }
+                readable(&z.join("custos.zsh"), ZSH_HOOKS)?;
+            }
+        }
+        let socket = dir.path().join("gate.sock");
+        let listener = UnixListener::bind(&socket)?;
+        std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o666))?;
+        listener.set_nonblocking(true)?;
+        let mut raw = [0u8; 24];
+        super::fill_random(&mut raw);
+        let token = raw.iter().map(|b| format!("{b:02x}")).collect();
+        Ok(Self { kind, listener, token, socket, dir })
+    }
+
+    /// Where the child connects before exec.
+    pub fn socket_path(&self) -> &Path {
+        &self.socket
+    }
+
+    /// Arguments that go before the user's own.
+    pub fn args(&self) -> Vec<OsString> {
+        match self.kind {
+            ShellKind::Bash => vec!["--posix".into()],
+            ShellKind::Zsh => Vec::new(),
+        }
+    }
+
+    /// Environment the shell starts with (the hooks remove or restore it).
+    /// `args` are the user's arguments: bash's `--norc` and `--noprofile`
+    /// are passed on for the script to honour.
+    pub fn env(&self, args: &[OsString]) -> Vec<(String, String)> {
+        let mut env = vec![("CUSTOS_GATE_TOKEN".to_owned(), self.token.clone())];
+        for (flag, var) in [("--norc", "CUSTOS_BASH_NORC"), ("--noprofile", "CUSTOS_BASH_NOPROFILE")] {
+            if self.kind == ShellKind::Bash && args.iter().any(|a| a == flag) {
+                env.push((var.into(), "1".into()));
+            }
+        }
+        match self.kind {
+            ShellKind::Bash => {
+                if let Ok(orig) = std::env::var("ENV") {
+                    env.push(("CUSTOS_ENV_ORIG".into(), orig));
+                }
+                env.push(("ENV".into(), self.dir.path().join("custos.bash").display().to_string()));
+            }
+            ShellKind::Zsh => {
+                if let Ok(orig) = std::env::var("ZDOTDIR") {
+                    env.push(("CUSTOS_ZDOTDIR_ORIG".into(), orig));
+                }
+                env.push(("ZDOTDIR".into(), self.dir.path().join("zsh").display().to_string()));
+            }
+        }
+        env
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn shells_are_known_by_name() {
+        assert_eq!(ShellKind::of(Path::new("/bin/bash")), Some(ShellKind::Bash));
+        assert_eq!(ShellKind::of(Path::new("/usr/local/bin/zsh")), Some(ShellKind::Zsh));
+        assert_eq!(ShellKind::of(Path::new("/bin/sh")), None);
+        assert_eq!(ShellKind::of(Path::new("/usr/bin/fish")), None);
+    }
+
+    #[test]
+    fn prepared_directory_holds_the_hooks_and_goes_away() {
+        let inj = Injection::prepare(ShellKind::Zsh).unwrap();
+        let dir = inj.socket_path().parent().unwrap().to_owned();
+        assert!(dir.join("zsh/.zshenv").is_file());
+        assert_eq!(std::fs::read_to_string(dir.join("zsh/custos.zsh")).unwrap(), ZSH_HOOKS);
+        let env = inj.env(&[]);
+        assert!(env.iter().any(|(k, v)| k == "ZDOTDIR" && v.ends_with("/zsh")));
+        assert_eq!(inj.token.len(), 48);
+        drop(inj);
+        assert!(!dir.exists());
+    }
+}

@@ -1,0 +1,422 @@
+//! The command gate in a live session: the shell's hooks ask, the policy
+//! answers, and the recorder watches that the hooks are still there.
+//!
+//! The hooks are cooperative code in a shell the user controls, so the gate
+//! has two jobs. The first is to answer: every line the user accepts comes
+//! here whole (bash's readline keys and zsh's accept widgets send it before
+//! anything runs), is checked by [`crate::policy`], and is allowed, refused,
+//! or (for `approve`) refused as pending until approvals exist. The second
+//! is to notice when the hooks are gone, because a user can remove them:
+//!
+//! - every prompt sends a heartbeat carrying the nonce of the gate's last
+//!   reply, and a dump of the hooks' state that the gate checks;
+//! - an Enter typed at a prompt must be followed by a check;
+//! - an Enter typed while a command runs must not be feeding an interactive
+//!   shell that has no hooks (`bash --norc`, `env -i bash`, `zsh -f`).
+//!
+//! Each failure marks the session degraded: shown on the status line,
+//! recorded, and (if configured) the end of the session. The gate cannot
+//! stop a user from starting an ungated program; it makes sure nobody can
+//! miss that one was started.
+//!
+//! [`Gate`] is pure: messages and key events in, replies and [`Note`]s out,
+//! with the clock and the view of the foreground process passed in.
+//! `inject` prepares the shell, `socket` is the edge the session loop polls,
+//! `foreground` reads `/proc`.
+
+pub mod foreground;
+pub mod inject;
+pub mod socket;
+pub mod wire;
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::policy::{Env, Policy, Subject, Verdict};
+use wire::{Message, Reply, Source};
+
+/// How long after an Enter at a prompt the check must arrive.
+pub const CHECK_WAIT: Duration = Duration::from_secs(2);
+/// How long the shell may take to start its hooks once the user types.
+pub const HELLO_WAIT: Duration = Duration::from_secs(10);
+
+/// Something the session records or shows.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Note {
+    /// A checked line: a marker for players and a structured record.
+    Command(CommandRecord),
+    /// The exit status of the last allowed line, known at the next prompt.
+    Exit { id: u64, status: i32 },
+    /// The hooks are gone or were bypassed; the text says how.
+    Degraded(String),
+    /// The hooks said hello.
+    Hooked { shell: String, pid: i32, version: String },
+}
+
+/// The structured record of one checked line.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CommandRecord {
+    pub id: u64,
+    pub line: String,
+    pub cwd: String,
+    /// `enter`, or `backstop` when the line bypassed the Enter gate.
+    pub source: &'static str,
+    /// `allow`, `deny`, or `pending` (an approve verdict, held).
+    pub verdict: &'static str,
+    /// What happened to the line: `ran`, `refused`, `pending-refused`.
+    pub outcome: &'static str,
+    pub rule: Option<String>,
+    pub message: Option<String>,
+    /// The programs the line would run, as the policy saw them.
+    pub programs: Vec<String>,
+    pub unsafe_expansions: Vec<String>,
+}
+
+/// Where the watcher believes the shell is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// No hello yet: the shell is reading its startup files.
+    Starting,
+    /// A heartbeat came: the shell shows a prompt and waits for a line.
+    Prompt,
+    /// A line was allowed and runs until the next heartbeat.
+    Running,
+}
+
+/// A foreground process, as `/proc` shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Process {
+    pub pid: i32,
+    /// The short command name (`comm`).
+    pub name: String,
+    /// The arguments, `argv[0]` first.
+    pub args: Vec<String>,
+}
+
+pub struct Gate {
+    policy: Policy,
+    subject: Subject,
+    home: String,
+    token: String,
+    nonce: String,
+    shell_pid: Option<i32>,
+    shell: String,
+    /// The hooked shell's arguments when it said hello: after `exec bash`
+    /// the same pid shows others.
+    shell_args: Option<Vec<String>>,
+    phase: Phase,
+    next_id: u64,
+    /// The allowed line whose exit status the next heartbeat brings.
+    running: Option<u64>,
+    /// An Enter at a prompt that no check has followed yet.
+    check_due: Option<Instant>,
+    started: Instant,
+    degraded: Vec<String>,
+}
+
+impl Gate {
+    pub fn new(policy: Policy, subject: Subject, home: String, token: String, started: Instant) -> Self {
+        Self {
+            policy,
+            subject,
+            home,
+            token,
+            nonce: new_nonce(),
+            shell_pid: None,
+            shell: String::new(),
+            shell_args: None,
+            phase: Phase::Starting,
+            next_id: 1,
+            running: None,
+            check_due: None,
+            started,
+            degraded: Vec::new(),
+        }
+    }
+
+    /// The hooked shell's arguments, read when it said hello.
+    pub fn set_shell_args(&mut self, args: Vec<String>) {
+        self.shell_args = Some(args);
+    }
+
+    /// Why the session is degraded, most recent last; empty when it is not.
+    pub fn degraded(&self) -> &[String] {
+        &self.degraded
+    }
+
+    fn degrade(&mut self, why: String, notes: &mut Vec<Note>) {
+        if !self.degraded.contains(&why) {
+            self.degraded.push(why.clone());
+            notes.push(Note::Degraded(why));
+        }
+    }
+
+    fn rotate(&mut self) -> String {
+        self.nonce = new_nonce();
+        self.nonce.clone()
+    }
+
+    /// Handles one message from a connection whose peer process is
+    /// `peer_pid`. `None` as the reply means: drop the connection.
+    pub fn handle(&mut self, message: Message, peer_pid: i32, now: Instant) -> (Option<Reply>, Vec<Note>) {
+        let mut notes = Vec::new();
+        match message {
+            Message::Hello { token, shell, pid, version } => {
+                if !constant_time_eq(token.as_bytes(), self.token.as_bytes()) {
+                    self.degrade("a process sent the gate a wrong session token".into(), &mut notes);
+                    return (None, notes);
+                }
+                if pid != peer_pid {
+                    self.degrade(format!("the gate's hello named pid {pid} but came from pid {peer_pid}"), &mut notes);
+                }
+                if self.shell_pid.is_some_and(|p| p != pid) {
+                    self.degrade(format!("a second shell (pid {pid}) loaded the hooks"), &mut notes);
+                }
+                self.shell_pid = Some(pid);
+                self.shell = shell.clone();
+                self.phase = Phase::Prompt;
+                notes.push(Note::Hooked { shell, pid, version });
+                (Some(Reply::Ok { nonce: self.rotate() }), notes)
+            }
+            Message::Prompt { nonce, status, pid, report } => {
+                self.check_nonce(&nonce, "heartbeat", &mut notes);
+                if Some(pid) != self.shell_pid {
+                    self.degrade(format!("a heartbeat came from pid {pid}, not the hooked shell"), &mut notes);
+                }
+                for missing in missing_hooks(&self.shell, &report) {
+                    self.degrade(format!("{missing} was removed or changed (re-installed at the next prompt)"), &mut notes);
+                }
+                if let Some(id) = self.running.take() {
+                    notes.push(Note::Exit { id, status });
+                }
+                self.phase = Phase::Prompt;
+                self.check_due = None;
+                let _ = now;
+                (Some(Reply::Ok { nonce: self.rotate() }), notes)
+            }
+            Message::Check { nonce, source, cwd, line, command, vars } => {
+                self.check_nonce(&nonce, "check", &mut notes);
+                self.check_due = None;
+                let (reply, record) = self.check(source, cwd, line, &command, vars);
+                if let Some(record) = record {
+                    if source == Source::Backstop {
+                        self.degrade("a line reached the shell without passing the Enter gate (the backstop checked it)".into(), &mut notes);
+                    }
+                    if record.outcome == "ran" {
+                        self.running = Some(record.id);
+                        self.phase = Phase::Running;
+                    }
+                    notes.push(Note::Command(record));
+                }
+                (Some(reply), notes)
+            }
+        }
+    }
+
+    fn check_nonce(&mut self, got: &str, what: &str, notes: &mut Vec<Note>) {
+        if !constant_time_eq(got.as_bytes(), self.nonce.as_bytes()) {
+            self.degrade(format!("a {what} carried a stale or forged nonce"), notes);
+        }
+    }
+
+    fn check(&mut self, source: Source, cwd: String, line: String, command: &str, vars: Vec<(String, String)>) -> (Reply, Option<CommandRecord>) {
+        let mut env = Env::new(&cwd, &self.home);
+        env.vars.extend(vars);
+        let mut decision = self.policy.check(&line, &self.subject, &env);
+        if source == Source::Enter && decision.incomplete {
+            return (Reply::More { nonce: self.rotate() }, None);
+        }
+        // The backstop checks the command about to run as well as the line
+        // history holds (which may be another line, with HISTCONTROL).
+        if source == Source::Backstop && !command.is_empty() && command != line {
+            let alone = self.policy.check(command, &self.subject, &env);
+            if alone.verdict > decision.verdict {
+                decision = alone;
+            }
+        }
+        if line.trim().is_empty() && decision.verdict == Verdict::Allow {
+            return (Reply::Allow { nonce: self.rotate() }, None);
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        let rule = decision.rule.as_ref().map(|r| r.name.clone());
+        let why = decision.rule.as_ref().map(|r| r.message.clone());
+        let (verdict, outcome, message) = match decision.verdict {
+            Verdict::Allow => ("allow", "ran", None),
+            Verdict::Deny => (
+                "deny",
+                "refused",
+                Some(format!("refused by rule {}: {}", rule.as_deref().unwrap_or("?"), why.as_deref().unwrap_or(""))),
+            ),
+            Verdict::Approve => (
+                "pending",
+                "pending-refused",
+                Some(format!(
+                    "rule {} needs approval ({}); approvals are not available on this host yet, so the line was not run",
+                    rule.as_deref().unwrap_or("?"),
+                    why.as_deref().unwrap_or("")
+                )),
+            ),
+        };
+        let record = CommandRecord {
+            id,
+            line,
+            cwd,
+            source: source.as_str(),
+            verdict,
+            outcome,
+            rule,
+            message: message.clone(),
+            programs: decision.commands.iter().map(|c| c.program.clone()).collect(),
+            unsafe_expansions: decision.unsafe_expansions,
+        };
+        let nonce = self.rotate();
+        let reply = match message {
+            None => Reply::Allow { nonce },
+            Some(message) => Reply::Deny { nonce, message },
+        };
+        (reply, Some(record))
+    }
+
+    /// The user pressed Enter. At a prompt, a check must follow within
+    /// [`CHECK_WAIT`]; while a command runs, the foreground process must
+    /// not be an interactive shell without hooks.
+    /// `line_editing` says whether canonical mode is off on the terminal
+    /// (a line editor is reading).
+    pub fn on_enter(&mut self, now: Instant, line_editing: bool, foreground: impl FnOnce() -> Vec<Process>) -> Vec<Note> {
+        let mut notes = Vec::new();
+        match self.phase {
+            Phase::Prompt | Phase::Starting => {
+                if self.check_due.is_none() {
+                    let wait = if self.phase == Phase::Starting { HELLO_WAIT.saturating_sub(now.saturating_duration_since(self.started)).max(CHECK_WAIT) } else { CHECK_WAIT };
+                    self.check_due = Some(now + wait);
+                }
+            }
+            Phase::Running => {
+                for p in foreground() {
+                    if Some(p.pid) == self.shell_pid && self.shell_args.as_ref() == Some(&p.args) {
+                        // The hooked shell itself. Reading with its line
+                        // editor means it shows a prompt, and every prompt
+                        // sends a heartbeat first: this one did not.
+                        if line_editing {
+                            self.degrade("a prompt came back without the gate's heartbeat: the hooks were removed".into(), &mut notes);
+                        }
+                        continue;
+                    }
+                    if let Some(why) = ungated_shell(&p) {
+                        self.degrade(why, &mut notes);
+                    }
+                }
+            }
+        }
+        notes
+    }
+
+    /// When [`Gate::poll`] must next run.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.check_due
+    }
+
+    /// Notices a check that did not come.
+    pub fn poll(&mut self, now: Instant) -> Vec<Note> {
+        let mut notes = Vec::new();
+        if self.check_due.is_some_and(|d| now >= d) {
+            self.check_due = None;
+            let why = if self.phase == Phase::Starting {
+                "the shell's hooks never started (the user's startup files may have removed them)"
+            } else {
+                "Enter at a prompt was not followed by a check: the hooks were removed"
+            };
+            self.degrade(why.into(), &mut notes);
+        }
+        notes
+    }
+}
+
+/// Why `p` is an interactive shell that no hooks watch, if it is one.
+fn ungated_shell(p: &Process) -> Option<String> {
+    const SHELLS: &[&str] = &["bash", "zsh", "sh", "dash", "ksh", "mksh", "ksh93", "fish", "tcsh", "csh", "ash", "busybox", "yash", "posh", "custos-shell"];
+    let name = p.name.trim_start_matches('-');
+    if !SHELLS.contains(&name) {
+        return None;
+    }
+    // A script or `-c` is not an interactive shell; `-i` makes one anyway.
+    let mut interactive = true;
+    let mut args = p.args.iter().skip(1);
+    while let Some(a) = args.next() {
+        if a == "-i" || a == "--interactive" {
+            interactive = true;
+            break;
+        }
+        if a == "-c" || (a.starts_with('-') && !a.starts_with("--") && a.contains('c')) {
+            interactive = false;
+            break;
+        }
+        if a == "-o" || a == "-O" || a == "--rcfile" || a == "--init-file" {
+            args.next();
+            continue;
+        }
+        if !a.starts_with('-') && !a.starts_with('+') {
+            interactive = false;
+            break;
+        }
+    }
+    interactive.then(|| format!("an interactive shell without the gate's hooks is running: {} (pid {})", p.args.join(" "), p.pid))
+}
+
+/// What a heartbeat's report must contain, per shell; each missing piece
+/// named.
+fn missing_hooks(shell: &str, report: &str) -> Vec<&'static str> {
+    let needs: &[(&str, &'static str)] = match shell {
+        "bash" => &[
+            ("trap -- '[[ $__custos_state == r ]] || __custos_debug' DEBUG", "the DEBUG trap backstop"),
+            ("extdebug", "extdebug"),
+            ("\"\\C-m\": \"\\C-x\\C-_c\\C-x\\C-_a\"", "the Enter key binding"),
+            ("\"\\C-j\": \"\\C-x\\C-_c\\C-x\\C-_a\"", "the C-j key binding"),
+            ("\"\\C-x\\C-_c\": \"__custos_enter\"", "the gate's readline command"),
+        ],
+        "zsh" => &[
+            ("__custos_debug", "the DEBUG trap backstop"),
+            ("widget accept-line=user:__custos_accept", "the accept-line widget"),
+            ("__custos_preexec", "the preexec backstop"),
+        ],
+        _ => &[],
+    };
+    let mut missing: Vec<&'static str> = needs.iter().filter(|(text, _)| !report.contains(text)).map(|(_, name)| *name).collect();
+    if shell == "bash" && report.lines().any(|l| l.starts_with("extdebug") && l.trim_end().ends_with("off")) {
+        missing.push("extdebug");
+    }
+    missing
+}
+
+fn new_nonce() -> String {
+    let mut bytes = [0u8; 16];
+    fill_random(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Fills `buf` from the kernel's random source. The per-session token and
+/// nonces must not be guessable by other processes.
+pub fn fill_random(buf: &mut [u8]) {
+    use std::io::Read as _;
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        if f.read_exact(buf).is_ok() {
+            return;
+        }
+    }
+    // /dev/urandom unreadable: fall back to a v4 UUID's randomness.
+    for chunk in buf.chunks_mut(16) {
+        let id = uuid::Uuid::now_v7().as_u128() ^ u128::from(std::process::id()).rotate_left(64);
+        for (dst, src) in chunk.iter_mut().zip(id.to_le_bytes()) {
+            *dst = src;
+        }
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,130 @@
+#![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
+
+use std::time::{Duration, Instant};
+
+use super::wire::{Message, Reply, Source};
+use super::*;
+use crate::policy::{Policy, Subject};
+
+const BASH_REPORT: &str = "trap -- '[[ $__custos_state == r ]] || __custos_debug' DEBUG\nextdebug       \ton\n\"\\C-m\": \"\\C-x\\C-_c\\C-x\\C-_a\"\n\"\\C-j\": \"\\C-x\\C-_c\\C-x\\C-_a\"\n\"\\C-x\\C-_c\": \"__custos_enter\"\n";
+
+fn gate() -> (Gate, Instant) {
+    let now = Instant::now();
+    let who = Subject { user: "alice".into(), groups: vec![], oidc_groups: vec![] };
+    (Gate::new(Policy::default_policy(), who, "/home/alice".into(), "tok".into(), now), now)
+}
+
+fn hello(g: &mut Gate, now: Instant) -> String {
+    let (reply, notes) = g.handle(Message::Hello { token: "tok".into(), shell: "bash".into(), pid: 7, version: "5.2".into() }, 7, now);
+    assert!(matches!(notes[..], [Note::Hooked { .. }]), "{notes:?}");
+    match reply {
+        Some(Reply::Ok { nonce }) => nonce,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn check(g: &mut Gate, nonce: &str, line: &str, now: Instant) -> (Reply, Vec<Note>) {
+    let m = Message::Check { nonce: nonce.into(), source: Source::Enter, cwd: "/tmp".into(), line: line.into(), command: String::new(), vars: vec![] };
+    let (reply, notes) = g.handle(m, 7, now);
+    (reply.unwrap(), notes)
+}
+
+fn nonce_of(r: &Reply) -> String {
+    match r {
+        Reply::Ok { nonce } | Reply::Allow { nonce } | Reply::More { nonce } | Reply::Deny { nonce, .. } => nonce.clone(),
+    }
+}
+
+#[test]
+fn a_wrong_token_is_refused_and_recorded() {
+    let (mut g, now) = gate();
+    let (reply, notes) = g.handle(Message::Hello { token: "guess".into(), shell: "bash".into(), pid: 7, version: String::new() }, 7, now);
+    assert!(reply.is_none());
+    assert!(matches!(&notes[..], [Note::Degraded(w)] if w.contains("token")));
+}
+
+#[test]
+fn lines_are_allowed_refused_held_or_awaited() {
+    let (mut g, now) = gate();
+    let n = hello(&mut g, now);
+    let (r, notes) = check(&mut g, &n, "ls -l /tmp", now);
+    assert!(matches!(r, Reply::Allow { .. }));
+    let Note::Command(rec) = &notes[0] else { panic!("{notes:?}") };
+    assert_eq!((rec.verdict, rec.outcome, rec.programs.clone()), ("allow", "ran", vec!["ls".to_owned()]));
+
+    let (r, notes) = check(&mut g, &nonce_of(&r), "sudo rm -rf /", now);
+    let Reply::Deny { message, .. } = &r else { panic!("{r:?}") };
+    assert!(message.contains("rm-root"), "{message}");
+    assert!(matches!(&notes[..], [Note::Command(c)] if c.outcome == "refused"));
+
+    let (r, notes) = check(&mut g, &nonce_of(&r), "pg_dump prod", now);
+    assert!(matches!(&r, Reply::Deny { message, .. } if message.contains("needs approval")));
+    assert!(matches!(&notes[..], [Note::Command(c)] if c.verdict == "pending"));
+
+    let (r, notes) = check(&mut g, &nonce_of(&r), "for i in 1 2; do", now);
+    assert!(matches!(r, Reply::More { .. }));
+    assert!(notes.is_empty());
+    assert!(g.degraded().is_empty(), "{:?}", g.degraded());
+}
+
+#[test]
+fn a_stale_nonce_degrades_the_session() {
+    let (mut g, now) = gate();
+    let n = hello(&mut g, now);
+    let (r, _) = check(&mut g, &n, "true", now);
+    let _ = r;
+    // The first nonce again: a replay, or a second writer on the socket.
+    let (_, notes) = check(&mut g, &n, "true", now);
+    assert!(notes.iter().any(|n| matches!(n, Note::Degraded(w) if w.contains("nonce"))), "{notes:?}");
+}
+
+#[test]
+fn heartbeats_check_the_hooks_and_bring_exit_statuses() {
+    let (mut g, now) = gate();
+    let n = hello(&mut g, now);
+    let (r, notes) = check(&mut g, &n, "make", now);
+    let Note::Command(rec) = &notes[0] else { panic!() };
+    let id = rec.id;
+    let prompt = Message::Prompt { nonce: nonce_of(&r), status: 2, pid: 7, report: BASH_REPORT.into() };
+    let (r, notes) = g.handle(prompt, 7, now);
+    assert_eq!(notes, vec![Note::Exit { id, status: 2 }]);
+    let without_trap = BASH_REPORT.lines().skip(1).collect::<Vec<_>>().join("\n");
+    let prompt = Message::Prompt { nonce: nonce_of(&r.unwrap()), status: 0, pid: 7, report: without_trap };
+    let (_, notes) = g.handle(prompt, 7, now);
+    assert!(matches!(&notes[..], [Note::Degraded(w)] if w.contains("DEBUG trap")), "{notes:?}");
+}
+
+#[test]
+fn enter_at_a_prompt_without_a_check_degrades_after_the_wait() {
+    let (mut g, now) = gate();
+    let _ = hello(&mut g, now);
+    assert!(g.on_enter(now, true, Vec::new).is_empty());
+    assert_eq!(g.deadline(), Some(now + CHECK_WAIT));
+    assert!(g.poll(now + CHECK_WAIT - Duration::from_millis(1)).is_empty());
+    let notes = g.poll(now + CHECK_WAIT);
+    assert!(matches!(&notes[..], [Note::Degraded(w)] if w.contains("not followed by a check")), "{notes:?}");
+}
+
+#[test]
+fn a_prompt_without_heartbeat_while_running_degrades() {
+    let (mut g, now) = gate();
+    let n = hello(&mut g, now);
+    g.set_shell_args(vec!["-bash".into(), "--posix".into()]);
+    let _ = check(&mut g, &n, "PROMPT_COMMAND=", now);
+    let me = || vec![Process { pid: 7, name: "bash".into(), args: vec!["-bash".into(), "--posix".into()] }];
+    // A builtin reading in canonical mode (`read x`) is not a prompt.
+    assert!(g.on_enter(now, false, me).is_empty());
+    let notes = g.on_enter(now, true, me);
+    assert!(matches!(&notes[..], [Note::Degraded(w)] if w.contains("heartbeat")), "{notes:?}");
+}
+
+#[test]
+fn interactive_shells_are_told_from_scripts() {
+    let p = |args: &[&str]| Process { pid: 9, name: args[0].trim_start_matches('-').rsplit('/').next().unwrap().into(), args: args.iter().map(|a| (*a).to_owned()).collect() };
+    for args in [&["bash"][..], &["bash", "--norc"], &["zsh", "-f"], &["/bin/sh"], &["-bash"], &["bash", "-i", "script.sh"], &["bash", "-o", "vi"]] {
+        assert!(ungated_shell(&p(args)).is_some(), "{args:?} not seen as an interactive shell");
+    }
+    for args in [&["bash", "script.sh"][..], &["bash", "-c", "ls"], &["sh", "-ec", "x"], &["python3"], &["vim", "x"]] {
+        assert!(ungated_shell(&p(args)).is_none(), "{args:?} seen as an interactive shell");
+    }
+}
