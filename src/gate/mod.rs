@@ -370,7 +370,7 @@ fn ungated_shell(p: &Process) -> Option<String> {
 fn missing_hooks(shell: &str, report: &str) -> Vec<&'static str> {
     let needs: &[(&str, &'static str)] = match shell {
         "bash" => &[
-            ("trap -- '[[ $__custos_state == r ]] || __custos_debug' DEBUG", "the DEBUG trap backstop"),
+            ("trap -- '[[ $__custos_state == r || ${FUNCNAME-} == __custos_* ]] || __custos_debug' DEBUG", "the DEBUG trap backstop"),
             ("extdebug", "extdebug"),
             ("\"\\C-m\": \"\\C-x\\C-_c\\C-x\\C-_a\"", "the Enter key binding"),
             ("\"\\C-j\": \"\\C-x\\C-_c\\C-x\\C-_a\"", "the C-j key binding"),

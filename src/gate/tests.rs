@@ -6,7 +6,7 @@ use super::wire::{Message, Reply, Source};
 use super::*;
 use crate::policy::{Policy, Subject};
 
-const BASH_REPORT: &str = "trap -- '[[ $__custos_state == r ]] || __custos_debug' DEBUG\nextdebug       \ton\n\"\\C-m\": \"\\C-x\\C-_c\\C-x\\C-_a\"\n\"\\C-j\": \"\\C-x\\C-_c\\C-x\\C-_a\"\n\"\\C-x\\C-_c\": \"__custos_enter\"\n";
+const BASH_REPORT: &str = "trap -- '[[ $__custos_state == r || ${FUNCNAME-} == __custos_* ]] || __custos_debug' DEBUG\nextdebug       \ton\n\"\\C-m\": \"\\C-x\\C-_c\\C-x\\C-_a\"\n\"\\C-j\": \"\\C-x\\C-_c\\C-x\\C-_a\"\n\"\\C-x\\C-_c\": \"__custos_enter\"\n";
 
 fn gate() -> (Gate, Instant) {
     let now = Instant::now();

@@ -155,7 +155,7 @@ __custos_debug() {
 
 __custos_install() {
     builtin shopt -s extdebug
-    builtin trap '[[ $__custos_state == r ]] || __custos_debug' DEBUG
+    builtin trap '[[ $__custos_state == r || ${FUNCNAME-} == __custos_* ]] || __custos_debug' DEBUG
     local map key
     for map in emacs vi-insert vi-command; do
         builtin bind -m "$map" -x '"\C-x\C-_c": __custos_enter'
