@@ -45,6 +45,8 @@ pub struct Config {
     pub recording: RecordingConfig,
     /// `[masking]`: which secrets are masked on screen and in recordings.
     pub masking: MaskingConfig,
+    /// `[collector]`: where `custos upload` delivers chunks.
+    pub collector: CollectorConfig,
     /// The file this came from, `None` for built-in defaults.
     pub source: Option<PathBuf>,
 }
@@ -64,6 +66,19 @@ pub struct RecordingConfig {
     pub record_input: bool,
 }
 
+/// `[collector]`: the collector this host uploads to.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct CollectorConfig {
+    /// `http://` or `https://` base URL; `None`: recordings stay in the spool.
+    pub url: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawCollector {
+    url: Option<String>,
+}
+
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
@@ -75,6 +90,8 @@ struct RawConfig {
     recording: RawRecording,
     #[serde(default)]
     masking: RawMasking,
+    #[serde(default)]
+    collector: RawCollector,
 }
 
 #[derive(Deserialize, Default)]
@@ -114,6 +131,7 @@ impl Default for Config {
                 record_input: false,
             },
             masking: MaskingConfig::default(),
+            collector: CollectorConfig::default(),
             source: None,
         }
     }
@@ -160,6 +178,11 @@ impl Config {
             .masking
             .validate(text)
             .map_err(|e| ConfigError::Invalid { path: path.to_owned(), field: e.field, reason: e.reason })?;
+        let collector_url = match raw.collector.url {
+            Some(v) if v.starts_with("http://") || v.starts_with("https://") => Some(v),
+            Some(v) => return Err(invalid("collector.url", &format!("{v:?} is not an http:// or https:// URL"))),
+            None => None,
+        };
         Ok(Self {
             shell: ShellConfig { default, users, groups },
             status_line: raw.status_line.enabled.unwrap_or(defaults.status_line),
@@ -168,6 +191,7 @@ impl Config {
                 record_input: raw.recording.record_input.unwrap_or(defaults.recording.record_input),
             },
             masking,
+            collector: CollectorConfig { url: collector_url },
             source: Some(path.to_owned()),
         })
     }
@@ -272,6 +296,8 @@ mod tests {
     #[case::relative_group_shell("[shell.groups]\nops = \"zsh\"\n", "shell.groups.ops")]
     #[case::relative_spool("[recording]\nspool_dir = \"spool\"\n", "recording.spool_dir")]
     #[case::not_toml("[shell\n", "line 1")]
+    #[case::collector_not_a_url("[collector]\nurl = \"collector:8470\"\n", "collector.url")]
+    #[case::collector_unknown_key("[collector]\nurl = \"http://c\"\nurll = 1\n", "unknown field `urll`")]
     #[case::masking_unknown_key("[masking]\nglpyh = \"*\"\n", "unknown field `glpyh`")]
     #[case::masking_unknown_detector("[masking]\ndisabled = [\"visa\"]\n", "masking.disabled: unknown detector \"visa\"")]
     #[case::masking_bad_rule(

@@ -12,13 +12,21 @@
 //!   `nesting`, `spool`: the edges, each owning one concern.
 //! - `policy`: the command gate's pure core: a command line, parsed as bash
 //!   would, against the policy file; and `custos policy check|test`.
+//! - `serve`: the collector (`custos serve`): ingest of signed chunks,
+//!   search, download, live follow; `client` and `upload` are its other end
+//!   (`custos upload`, `enroll`, `sessions`). Only the `custos` binary
+//!   reaches them; nothing of the server links into `custos-shell`.
+//! - `when`: times as typed on a command line, for search filters.
 //! - `doctor`, `demo`: `custos` subcommands.
 
 pub mod account;
 pub mod child;
+pub mod client;
 pub mod config;
 pub mod demo;
 pub mod doctor;
+pub mod enroll;
+pub mod evidence;
 pub mod invocation;
 pub mod masker;
 pub mod mask;
@@ -30,6 +38,10 @@ pub mod pty;
 pub mod record;
 pub mod render;
 pub mod screen;
+pub mod serve;
+pub mod sessions;
 pub mod session;
 pub mod shell;
 pub mod spool;
+pub mod upload;
+pub mod when;

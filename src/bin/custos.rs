@@ -27,6 +27,14 @@ enum Command {
     Mask(custos::offline::Args),
     /// Check command lines against the command policy, offline.
     Policy(custos::policy::cli::Args),
+    /// Run the collector: hosts upload signed chunks, auditors read sessions.
+    Serve(custos::serve::Args),
+    /// Register this host's public key with a collector.
+    Enroll(custos::enroll::Args),
+    /// Deliver spooled chunks to the collector.
+    Upload(custos::upload::Args),
+    /// List and search the sessions a collector holds.
+    Sessions(custos::sessions::Args),
 }
 
 fn main() -> ExitCode {
@@ -36,6 +44,10 @@ fn main() -> ExitCode {
         Command::Doctor(args) => custos::doctor::run(&args),
         Command::Mask(args) => custos::offline::run(&args),
         Command::Policy(args) => custos::policy::cli::run(&args),
+        Command::Serve(args) => custos::serve::run(&args),
+        Command::Enroll(args) => custos::enroll::run(&args),
+        Command::Upload(args) => custos::upload::run(&args),
+        Command::Sessions(args) => custos::sessions::run(&args),
     };
     match result {
         Ok(code) => code,
