@@ -12,6 +12,8 @@
 //!   `nesting`, `spool`: the edges, each owning one concern.
 //! - `policy`: the command gate's pure core: a command line, parsed as bash
 //!   would, against the policy file; and `custos policy check|test`.
+//! - `evidence`: the signed chunk chain: envelope codec, host key, chunker,
+//!   chunk spool, chain verification, export; `custos keygen|verify|export`.
 //! - `doctor`, `demo`: `custos` subcommands.
 
 pub mod account;
@@ -19,6 +21,7 @@ pub mod child;
 pub mod config;
 pub mod demo;
 pub mod doctor;
+pub mod evidence;
 pub mod invocation;
 pub mod masker;
 pub mod mask;
