@@ -13,17 +13,28 @@
 //! bytes and values in, bytes and values out, no clock and no I/O. The edges
 //! are the key file ([`HostKey::load`]/[`HostKey::save`]) and the disk spool
 //! ([`spool`]), where chunks are written before anything else happens to
-//! them. `docs/format.md` specifies the byte format for a second
+//! them. [`EvidenceWriter`] is what the recorder holds: events in, chunks on
+//! disk, the spool quota reported rather than ever dropping data. `docs/format.md` specifies the byte format for a second
 //! implementation; `testdata/evidence/` holds vectors to check it against.
 
+pub mod chain;
+pub mod chunker;
+pub mod cli;
 pub mod envelope;
+pub mod export;
 pub mod key;
+pub mod spool;
+pub mod writer;
 
 use std::fmt;
 use std::str::FromStr;
 
+pub use chain::{verify_chain, Found, Problem, Report};
+pub use chunker::{Chunker, ChunkerConfig, ChunkerError};
 pub use envelope::{seal, Chunk, ChunkError, Envelope};
 pub use key::{HostKey, KeyError, PublicKey};
+pub use spool::{ChainTip, ChunkSpool, SessionDir, SpoolError};
+pub use writer::{EvidenceWriter, WhenFull, WriteStatus, WriterError};
 
 /// A SHA-256 digest. Displayed (and parsed) as 64 lowercase hex digits.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
