@@ -17,6 +17,8 @@
 //!   (`custos upload`, `enroll`, `sessions`). Only the `custos` binary
 //!   reaches them; nothing of the server links into `custos-shell`.
 //! - `when`: times as typed on a command line, for search filters.
+//! - `evidence`: the signed chunk chain: envelope codec, host key, chunker,
+//!   chunk spool, chain verification, export; `custos keygen|verify|export`.
 //! - `doctor`, `demo`: `custos` subcommands.
 
 pub mod account;

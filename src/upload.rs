@@ -75,10 +75,7 @@ pub fn local_chunks(dir: &Path) -> std::io::Result<Vec<(u64, PathBuf)>> {
 /// someone else holds it.
 fn try_lock(path: &Path, create: bool) -> std::io::Result<Option<std::fs::File>> {
     use std::os::unix::fs::OpenOptionsExt as _;
-    let file = match std::fs::OpenOptions::new().read(true).write(create).create(create).mode(0o600).open(path) {
-        Ok(f) => f,
-        Err(e) => return Err(e),
-    };
+    let file = std::fs::OpenOptions::new().read(true).write(create).create(create).mode(0o600).open(path)?;
     // SAFETY: flock on a descriptor we own; no memory is involved.
     let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
     if rc == 0 {
@@ -118,7 +115,7 @@ pub enum Progress {
 #[derive(Debug, thiserror::Error)]
 pub enum UploadError {
     #[error("session {session}: {source}")]
-    Collector { session: String, source: ClientError },
+    Collector { session: String, source: Box<ClientError> },
     #[error("session {session}: {path}: {source}")]
     Io { session: String, path: PathBuf, source: std::io::Error },
     #[error("session {session}: {reason}")]
@@ -165,7 +162,7 @@ impl Uploader {
         if !dir.is_dir() {
             return Ok(Progress::Finished);
         }
-        let collector_err = |source| UploadError::Collector { session: session.to_owned(), source };
+        let collector_err = |source| UploadError::Collector { session: session.to_owned(), source: Box::new(source) };
         loop {
             let chunks = local_chunks(&dir).map_err(io(&dir))?;
             for (seq, path) in &chunks {
@@ -209,13 +206,29 @@ impl Uploader {
     }
 
     fn seal_orphan(&self, session: &str, dir: &Path, head: Option<&Head>) -> Result<(), UploadError> {
+        use crate::evidence::spool::{seal_orphan, Orphan};
+        use crate::evidence::{ChainTip, Digest, SessionDir};
         let stuck = |reason: String| UploadError::Stuck { session: session.to_owned(), reason };
         let Some(key) = &self.key else {
             return Err(stuck("the recorder ended without a final chunk, and no host key is available to seal it (set [evidence] key or pass --key)".into()));
         };
-        crate::evidence::seal_orphan_dir(key, dir, head.map(|h| (h.last_seq, h.hash.as_str())))
-            .map_err(|e| stuck(format!("cannot seal the orphaned session: {e}")))?;
-        Ok(())
+        let spool_dir = SessionDir::open(dir).map_err(|e| stuck(e.to_string()))?;
+        // Acknowledged chunks are gone from the spool; the collector's head
+        // says where the chain ends.
+        let known = match head {
+            Some(h) => Some(ChainTip {
+                session: spool_dir.session(),
+                seq: h.last_seq,
+                hash: h.hash.parse::<Digest>().map_err(|e| stuck(format!("the collector's head hash: {e}")))?,
+                last_us: h.last_us,
+                is_final: h.is_final,
+            }),
+            None => None,
+        };
+        match seal_orphan(&spool_dir, key, known) {
+            Ok(Orphan::Sealed(_) | Orphan::Complete | Orphan::Live) => Ok(()),
+            Err(e) => Err(stuck(format!("cannot seal the orphaned session: {e}"))),
+        }
     }
 
     /// Delivers every session in the spool once, retrying transient failures
@@ -293,8 +306,7 @@ impl Uploader {
 
 /// The host key's path from config (`[evidence] key`).
 pub fn configured_key_path(config: &crate::config::Config) -> PathBuf {
-    // TEMP until the evidence branch's config lands.
-    config.recording.spool_dir.join("host.key")
+    config.evidence.key.clone()
 }
 
 fn refused_expected(e: &ClientError) -> Option<u64> {

@@ -419,10 +419,9 @@ async fn follow(
                         (Ok(payload), Ok(rows)) => {
                             let is_final = rows.iter().any(|r| r.seq == seq && r.is_final);
                             let data = json!({"seq": s.next, "final": is_final, "cast": String::from_utf8_lossy(&payload)});
+                            // After the final chunk the next turn finds
+                            // nothing more and sends `end`.
                             s.next = s.next.saturating_add(1);
-                            if is_final {
-                                s.ended = true;
-                            }
                             Event::default().event("chunk").id(seq.to_string()).data(data.to_string())
                         }
                         (Err(e), _) => {

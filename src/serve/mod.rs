@@ -92,13 +92,13 @@ pub fn unix_now() -> i64 {
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Collector configuration (TOML); built-in defaults without it.
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub config: Option<PathBuf>,
     /// Listen here instead of the configured address (port 0: any free port).
     #[arg(long)]
     pub listen: Option<SocketAddr>,
     /// Use this data directory instead of the configured one.
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub data_dir: Option<PathBuf>,
     #[command(subcommand)]
     pub action: Option<Action>,
