@@ -38,6 +38,7 @@ pub mod policy;
 pub mod privilege;
 pub mod pty;
 pub mod record;
+pub mod remote;
 pub mod render;
 pub mod screen;
 pub mod serve;

@@ -372,6 +372,10 @@ pub struct Args {
     /// How often to look for new chunks while following, in milliseconds.
     #[arg(long, default_value_t = 250)]
     pub poll_ms: u64,
+    /// Exit quietly (0) when no collector is configured: the systemd timer
+    /// runs on every host, configured or not.
+    #[arg(long)]
+    pub if_configured: bool,
     /// Tries per session for transient failures with --once.
     #[arg(long, default_value_t = 5)]
     pub attempts: u32,
@@ -379,11 +383,12 @@ pub struct Args {
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let config = crate::config::Config::load(false, std::env::var("CUSTOS_CONFIG").ok().as_deref())?;
-    let server = args
-        .server
-        .clone()
-        .or_else(|| config.collector.url.clone())
-        .context("no collector: pass --server URL or set [collector] url in the config")?;
+    let Some(server) = args.server.clone().or_else(|| config.collector.url.clone()) else {
+        if args.if_configured {
+            return Ok(ExitCode::SUCCESS);
+        }
+        anyhow::bail!("no collector: pass --server URL or set [collector] url in the config");
+    };
     let spool = args.spool.clone().unwrap_or_else(|| config.recording.spool_dir.clone());
     let key_path = Some(args.key.clone().unwrap_or_else(|| configured_key_path(&config)));
     let key = match key_path {

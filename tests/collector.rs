@@ -587,3 +587,60 @@ fn a_read_only_collector_disk_keeps_chunks_in_the_spool_until_it_is_fixed() {
     let cast = server.get(&format!("/v1/sessions/{session}/cast"), Some(server.token()));
     assert_eq!(cast.text(), pieces.concat());
 }
+
+#[test]
+fn verify_and_export_work_against_the_collector_and_catch_tampering_on_its_disk() {
+    let w = world();
+    let session = Uuid::now_v7();
+    let id = session.to_string();
+    let pieces = cast_pieces(session, "alice", "db1", 3, Some(0));
+    for c in seal_chain(&w.key, session, &pieces, true) {
+        assert_eq!(w.server.put_chunk(&id, c.envelope().seq, c.as_bytes()).status, 201);
+    }
+    let run = |args: &[&str]| {
+        custos(&w.config)
+            .args(args)
+            .args(["--server", &w.server.url, "--token", w.server.token()])
+            .output()
+            .unwrap()
+    };
+    let out = run(&["verify", &id]);
+    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("intact and complete: 3 chunks"));
+    // With the auditor's own copy of the public key.
+    let public = w.key.public().to_string();
+    assert!(run(&["verify", &id, "--key", &public]).status.success());
+    let out = run(&["export", &id]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), pieces.concat());
+    let out = run(&["export", &id, "--format", "txt"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("step-2"));
+
+    // Someone with access to the collector's disk edits chunk 1.
+    let file = w.server.data_dir.join("chunks").join(&id).join(format!("{:020}.chunk", 1));
+    let mut bytes = std::fs::read(&file).unwrap();
+    let n = bytes.len();
+    bytes[n - 70] ^= 0x20;
+    std::fs::write(&file, bytes).unwrap();
+    let out = run(&["verify", &id]);
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("NOT intact") && text.contains("chunk 1"), "{text}");
+    let meta = w.server.json(&format!("/v1/sessions/{id}"));
+    assert_eq!(meta["verification"]["state"], "failed");
+    assert!(meta["verification"]["problem"].as_str().unwrap().contains("chunk 1"), "{meta}");
+    // An unknown session is a clear error, not an empty success.
+    let out = run(&["verify", &Uuid::now_v7().to_string()]);
+    assert!(!out.status.success());
+}
+
+#[test]
+fn the_timer_run_is_quiet_without_a_collector_and_the_cli_is_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = empty_config(dir.path());
+    let quiet = custos(&config).args(["upload", "--once", "--if-configured", "--spool"]).arg(dir.path()).output().unwrap();
+    assert!(quiet.status.success() && quiet.stderr.is_empty(), "{}", String::from_utf8_lossy(&quiet.stderr));
+    let loud = custos(&config).args(["upload", "--once", "--spool"]).arg(dir.path()).output().unwrap();
+    assert!(!loud.status.success());
+    assert!(String::from_utf8_lossy(&loud.stderr).contains("no collector"));
+}

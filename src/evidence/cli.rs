@@ -47,6 +47,9 @@ pub struct VerifyArgs {
     /// configured host key's `.pub` file, else the key.
     #[arg(long = "key", value_name = "KEY")]
     pub keys: Vec<String>,
+    /// With --server: PATH is a session id on that collector (`crate::remote`).
+    #[command(flatten)]
+    pub remote: crate::sessions::Remote,
 }
 
 #[derive(clap::Args, Debug)]
@@ -65,6 +68,9 @@ pub struct ExportArgs {
     /// do not parse are left out, and nothing vouches for the rest.
     #[arg(long)]
     pub unverified: bool,
+    /// With --server: PATH is a session id on that collector (`crate::remote`).
+    #[command(flatten)]
+    pub remote: crate::sessions::Remote,
 }
 
 fn config() -> anyhow::Result<Config> {
@@ -208,6 +214,9 @@ pub fn describe(report: &Report, label: &str) -> String {
 }
 
 pub fn verify(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
+    if args.remote.server.is_some() {
+        return crate::remote::verify(args);
+    }
     let keys = resolve_keys(&args.keys)?;
     let ok = match classify(&args.path)? {
         Target::Chunk(path) => verify_one_chunk(&path, &keys)?,
@@ -314,6 +323,9 @@ fn chunks_for_export(dir: &SessionDir, args: &ExportArgs) -> anyhow::Result<Vec<
 }
 
 pub fn export(args: &ExportArgs) -> anyhow::Result<ExitCode> {
+    if args.remote.server.is_some() {
+        return crate::remote::export(args);
+    }
     let dir = SessionDir::open(&args.path).with_context(|| "export reads a session's chunk directory".to_owned())?;
     let chunks = chunks_for_export(&dir, args)?;
     let cast = export::concatenate(&chunks)?;
