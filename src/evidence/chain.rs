@@ -311,7 +311,10 @@ pub fn verify_chain(found: Vec<Found>, session: Option<Uuid>, keys: impl Fn(&Key
         }
         before = Some(chunk);
     }
-    if final_seq.is_none() {
+    // With no chunk verified at all (say, every one under an unknown key),
+    // "no final chunk" would only repeat that nothing could be checked.
+    let nothing_verified = chain.is_empty() && !problems.is_empty();
+    if final_seq.is_none() && !nothing_verified {
         problems.push(Problem::NoFinal { last_seq: places.last().copied() });
     }
     problems.sort_by_key(Problem::seq);
