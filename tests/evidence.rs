@@ -356,6 +356,36 @@ fn export_writes_each_format_and_a_spool_verifies() {
     let out = s.custos(&["verify", spool.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 
+    // A session still being recorded has no end yet: in a spool that is not
+    // damage, but the session on its own is not complete.
+    let live_id = Uuid::now_v7();
+    let info = SessionInfo {
+        session_id: live_id.to_string(),
+        user: "carol".into(),
+        uid: 1002,
+        host: "db1".into(),
+        shell: "/bin/bash".into(),
+        mode: "interactive".into(),
+        command: None,
+        identity: None,
+    };
+    let header = Header::new(info, 80, 24, None, 1_764_000_100);
+    let mut live = EvidenceWriter::create(&spool, key.clone(), &header, ChunkerConfig::new(10_000, 4096).unwrap(), u64::MAX).unwrap();
+    live.write(Duration::from_millis(50), &Event::Output("still going\r\n")).unwrap();
+    live.tick(Duration::from_millis(100)).unwrap();
+    let out = s.custos(&["verify", spool.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains(&format!("session {live_id} (")) && text(&out).contains("recording, intact so far"), "{}", text(&out));
+    let out = s.custos(&["verify", live.dir().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    // Exporting it gives what there is so far, with a warning.
+    let out = s.custos(&["export", live.dir().to_str().unwrap(), "--format", "txt"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "still going\n");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no final chunk"));
+    live.write(Duration::from_millis(150), &Event::Exit(0)).unwrap();
+    live.finish().unwrap();
+
     let cast = s.custos(&["export", d]);
     assert!(cast.status.success(), "{}", text(&cast));
     let parsed = custos::record::Cast::parse(std::str::from_utf8(&cast.stdout).unwrap()).unwrap();
