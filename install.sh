@@ -15,6 +15,10 @@
 #                            shell reads; written once, never overwritten.
 #   /var/lib/custos          custos:custos 0700  the spool: recordings and
 #                            session locks, out of every user's reach.
+#   /var/lib/custos/host.key custos:custos 0600  the host's ed25519 key that
+#                            signs every recording chunk ([evidence] key);
+#                            made once by `custos keygen`, kept on reinstall.
+#                            host.key.pub beside it is the public half.
 #   /var/lib/custos-install  root:root 0700      install.sh's own state: the
 #                            login shells it replaced, for --uninstall.
 #   /etc/systemd/system/custos-upload.{service,timer}  root:root 0644
@@ -263,6 +267,12 @@ fi
 mkdir -p "$spool"
 chown "$service:$service" "$spool"
 chmod 0700 "$spool"
+
+# The signing key: only when none exists (a new key would leave the
+# recordings already made verifiable only with the old public key). Its path
+# comes from the config just installed, never from the environment.
+public_key=$(env -u CUSTOS_CONFIG "$bindir/custos" keygen --if-missing --owner "$service")
+log "host key (give it to auditors and the collector): $public_key"
 
 install -d -o root -g root -m 0700 "$state_dir"
 remember_shell() {

@@ -311,7 +311,10 @@ pub fn verify_chain(found: Vec<Found>, session: Option<Uuid>, keys: impl Fn(&Key
         }
         before = Some(chunk);
     }
-    if final_seq.is_none() {
+    // With no chunk verified at all (say, every one under an unknown key),
+    // "no final chunk" would only repeat that nothing could be checked.
+    let nothing_verified = chain.is_empty() && !problems.is_empty();
+    if final_seq.is_none() && !nothing_verified {
         problems.push(Problem::NoFinal { last_seq: places.last().copied() });
     }
     problems.sort_by_key(Problem::seq);
@@ -479,6 +482,27 @@ mod tests {
                 assert!(!p.to_string().is_empty());
             }
         }
+    }
+
+    #[test]
+    fn a_second_known_key_time_going_back_and_an_unreadable_payload_are_named() {
+        let key = key();
+        let other = HostKey::from_seed([6; 32]);
+        let both = |id: &KeyId| [key.public(), other.public()].into_iter().find(|k| k.id() == *id);
+        let c0 = seal(&key, session(), 0, Digest::ZERO, 0, 2_000, false, b"{}\n");
+        // Signed by a key the verifier trusts, but not the session's.
+        let c1 = seal(&other, session(), 1, c0.hash(), 3_000, 3_000, false, b"a\n");
+        // Starts before chunk 1 ended.
+        let c2 = seal(&key, session(), 2, c1.hash(), 1_000, 4_000, false, b"b\n");
+        let report = verify_chain(found(&[c0.clone(), c1.clone(), c2.clone()]), Some(session()), both);
+        assert_eq!(
+            report.problems,
+            vec![
+                Problem::KeyChanged { label: format!("{:020}.chunk", 1), seq: 1, expected: key.public().id(), found: other.public().id() },
+                Problem::TimeBackwards { label: format!("{:020}.chunk", 2), seq: 2 },
+                Problem::NoFinal { last_seq: Some(2) },
+            ]
+        );
     }
 
     #[test]
