@@ -15,8 +15,16 @@
 #                            shell reads; written once, never overwritten.
 #   /var/lib/custos          custos:custos 0700  the spool: recordings and
 #                            session locks, out of every user's reach.
+#   /var/lib/custos/host.key custos:custos 0600  the host's ed25519 key that
+#                            signs every recording chunk ([evidence] key);
+#                            made once by `custos keygen`, kept on reinstall.
+#                            host.key.pub beside it is the public half.
 #   /var/lib/custos-install  root:root 0700      install.sh's own state: the
 #                            login shells it replaced, for --uninstall.
+#   /etc/systemd/system/custos-upload.{service,timer}  root:root 0644
+#                            every 5 minutes, `custos upload --once` as the
+#                            custos user delivers what the spool still holds
+#                            (only where systemd runs; see install/).
 #
 # The install state is deliberately not inside the spool: uninstall feeds it
 # to `usermod -s` as root, and the spool belongs to `custos`, which could
@@ -52,6 +60,8 @@ readonly config_file=$config_dir/custos.toml
 readonly spool=/var/lib/custos
 readonly state_dir=/var/lib/custos-install
 readonly previous_shells=$state_dir/previous-shells
+readonly unit_dir=/etc/systemd/system
+readonly units=(custos-upload.service custos-upload.timer)
 
 usage() {
     cat <<EOF
@@ -153,8 +163,30 @@ warn_stranded_users() {
     fi
 }
 
+have_systemd() {
+    [[ -d /run/systemd/system ]] && command -v systemctl >/dev/null
+}
+
+remove_units() {
+    if have_systemd; then
+        systemctl disable --now custos-upload.timer >/dev/null 2>&1 || true
+    fi
+    local unit removed=false
+    for unit in "${units[@]}"; do
+        if [[ -e $unit_dir/$unit ]]; then
+            rm -f "$unit_dir/$unit"
+            removed=true
+        fi
+    done
+    if $removed; then
+        have_systemd && systemctl daemon-reload || true
+        log "removed the custos-upload timer"
+    fi
+}
+
 if $uninstall; then
     restore_shells
+    remove_units
     rm -f "$bindir/custos-shell" "$bindir/custos"
     log "removed $bindir/custos-shell and $bindir/custos"
     warn_stranded_users
@@ -236,6 +268,12 @@ mkdir -p "$spool"
 chown "$service:$service" "$spool"
 chmod 0700 "$spool"
 
+# The signing key: only when none exists (a new key would leave the
+# recordings already made verifiable only with the old public key). Its path
+# comes from the config just installed, never from the environment.
+public_key=$(env -u CUSTOS_CONFIG "$bindir/custos" keygen --if-missing --owner "$service")
+log "host key (give it to auditors and the collector): $public_key"
+
 install -d -o root -g root -m 0700 "$state_dir"
 remember_shell() {
     # One line per user; a later install replaces it only while the user's
@@ -260,6 +298,25 @@ for name in ${users[@]+"${users[@]}"}; do
         log "$name's login shell is now $shell_path (was $current)"
     fi
 done
+
+# The upload timer: units from install/, with this install's bindir. Written
+# whether or not systemd runs now (a container image may boot it later);
+# enabled only where it runs.
+if [[ -d $unit_dir ]]; then
+    for unit in "${units[@]}"; do
+        tmp=$(mktemp "$unit_dir/$unit.XXXXXX")
+        sed "s|@BINDIR@|$bindir|g" "$here/install/$unit" >"$tmp"
+        chmod 0644 "$tmp"
+        mv -f "$tmp" "$unit_dir/$unit"
+    done
+    if have_systemd; then
+        systemctl daemon-reload
+        systemctl enable --now custos-upload.timer >/dev/null
+        log "enabled custos-upload.timer (custos upload --once every 5 minutes)"
+    else
+        log "installed custos-upload.timer into $unit_dir (systemd is not running: not enabled)"
+    fi
+fi
 
 log "checking the installation: $bindir/custos doctor --prefix $prefix"
 "$bindir/custos" doctor --prefix "$prefix"

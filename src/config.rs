@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::evidence::{ChunkerConfig, WhenFull};
 use crate::mask::{MaskingConfig, RawMasking};
 
 /// Where a privileged shell reads its configuration.
@@ -47,6 +48,10 @@ pub struct Config {
     pub masking: MaskingConfig,
     /// `[gate]`: the command gate in interactive sessions.
     pub gate: GateConfig,
+    /// `[collector]`: where `custos upload` delivers chunks.
+    pub collector: CollectorConfig,
+    /// `[evidence]`: the host key, chunking, the spool quota.
+    pub evidence: EvidenceConfig,
     /// The file this came from, `None` for built-in defaults.
     pub source: Option<PathBuf>,
 }
@@ -84,11 +89,37 @@ pub enum OnDegraded {
     End,
 }
 
+/// `[collector]`: the collector this host uploads to.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct CollectorConfig {
+    /// `http://` or `https://` base URL; `None`: recordings stay in the spool.
+    pub url: Option<String>,
+}
+
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawGate {
     enabled: Option<bool>,
     on_degraded: Option<OnDegraded>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawCollector {
+    url: Option<String>,
+}
+
+/// `[evidence]`: how recordings become signed chunks in the spool.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EvidenceConfig {
+    /// The host's ed25519 signing key (mode 0600, owned by custos).
+    pub key: PathBuf,
+    /// Where chunks are cut: by time and by uncompressed size.
+    pub chunking: ChunkerConfig,
+    /// The spool's size limit in bytes, all sessions together.
+    pub spool_quota_bytes: u64,
+    /// What the recorder does when the spool is full.
+    pub when_full: WhenFull,
 }
 
 #[derive(Deserialize, Default)]
@@ -104,6 +135,20 @@ struct RawConfig {
     masking: RawMasking,
     #[serde(default)]
     gate: RawGate,
+    #[serde(default)]
+    collector: RawCollector,
+    #[serde(default)]
+    evidence: RawEvidence,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawEvidence {
+    key: Option<String>,
+    chunk_seconds: Option<f64>,
+    chunk_bytes: Option<u64>,
+    spool_quota_bytes: Option<u64>,
+    when_full: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -144,6 +189,13 @@ impl Default for Config {
             },
             masking: MaskingConfig::default(),
             gate: GateConfig { enabled: true, on_degraded: OnDegraded::Mark },
+            collector: CollectorConfig::default(),
+            evidence: EvidenceConfig {
+                key: PathBuf::from("/var/lib/custos/host.key"),
+                chunking: ChunkerConfig::default(),
+                spool_quota_bytes: 1 << 30,
+                when_full: WhenFull::Throttle,
+            },
             source: None,
         }
     }
@@ -190,6 +242,12 @@ impl Config {
             .masking
             .validate(text)
             .map_err(|e| ConfigError::Invalid { path: path.to_owned(), field: e.field, reason: e.reason })?;
+        let collector_url = match raw.collector.url {
+            Some(v) if v.starts_with("http://") || v.starts_with("https://") => Some(v),
+            Some(v) => return Err(invalid("collector.url", &format!("{v:?} is not an http:// or https:// URL"))),
+            None => None,
+        };
+        let evidence = raw.evidence.validate(&defaults.evidence, &invalid)?;
         Ok(Self {
             shell: ShellConfig { default, users, groups },
             status_line: raw.status_line.enabled.unwrap_or(defaults.status_line),
@@ -202,6 +260,8 @@ impl Config {
                 enabled: raw.gate.enabled.unwrap_or(defaults.gate.enabled),
                 on_degraded: raw.gate.on_degraded.unwrap_or(defaults.gate.on_degraded),
             },
+            collector: CollectorConfig { url: collector_url },
+            evidence,
             source: Some(path.to_owned()),
         })
     }
@@ -246,6 +306,55 @@ impl Config {
             .iter()
             .find(|(g, _)| groups.iter().any(|ug| ug == *g))
             .map_or(self.shell.default.as_path(), |(_, p)| p.as_path())
+    }
+}
+
+impl RawEvidence {
+    fn validate(
+        self,
+        defaults: &EvidenceConfig,
+        invalid: &dyn Fn(&str, &str) -> ConfigError,
+    ) -> Result<EvidenceConfig, ConfigError> {
+        let key = match self.key {
+            Some(v) if Path::new(&v).is_absolute() => PathBuf::from(v),
+            Some(v) => return Err(invalid("evidence.key", &format!("{v:?} is not an absolute path"))),
+            None => defaults.key.clone(),
+        };
+        let span_us = match self.chunk_seconds {
+            Some(s) if s.is_finite() && (0.1..=3600.0).contains(&s) => {
+                // In range, so the conversion is exact enough and cannot overflow.
+                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                let us = (s * 1e6).round() as u64;
+                us
+            }
+            Some(s) => return Err(invalid("evidence.chunk_seconds", &format!("{s} is not between 0.1 and 3600"))),
+            None => defaults.chunking.max_span_us(),
+        };
+        let max_bytes = match self.chunk_bytes {
+            Some(b) => usize::try_from(b).unwrap_or(usize::MAX),
+            None => defaults.chunking.max_bytes(),
+        };
+        if !(4096..=crate::evidence::envelope::MAX_CAST).contains(&max_bytes) {
+            return Err(invalid(
+                "evidence.chunk_bytes",
+                &format!("must be between 4096 and {} bytes", crate::evidence::envelope::MAX_CAST),
+            ));
+        }
+        let chunking = ChunkerConfig::new(span_us, max_bytes).map_err(|e| invalid("evidence", &e.to_string()))?;
+        let spool_quota_bytes = self.spool_quota_bytes.unwrap_or(defaults.spool_quota_bytes);
+        // The quota must hold at least a few of the largest chunks, or a
+        // session would throttle forever on its first big chunk.
+        let min_quota = 4 * u64::try_from(crate::evidence::envelope::MAX_CHUNK).unwrap_or(u64::MAX);
+        if spool_quota_bytes < min_quota {
+            return Err(invalid("evidence.spool_quota_bytes", &format!("must be at least {min_quota} bytes (64 MiB)")));
+        }
+        let when_full = match self.when_full.as_deref() {
+            None => defaults.when_full,
+            Some("throttle") => WhenFull::Throttle,
+            Some("end") => WhenFull::End,
+            Some(other) => return Err(invalid("evidence.when_full", &format!("{other:?} is not \"throttle\" or \"end\""))),
+        };
+        Ok(EvidenceConfig { key, chunking, spool_quota_bytes, when_full })
     }
 }
 
@@ -308,12 +417,19 @@ mod tests {
     #[case::not_toml("[shell\n", "line 1")]
     #[case::gate_bad_action("[gate]\non_degraded = \"explode\"\n", "unknown variant `explode`")]
     #[case::gate_unknown_key("[gate]\nenable = true\n", "unknown field `enable`")]
+    #[case::collector_not_a_url("[collector]\nurl = \"collector:8470\"\n", "collector.url")]
+    #[case::collector_unknown_key("[collector]\nurl = \"http://c\"\nurll = 1\n", "unknown field `urll`")]
     #[case::masking_unknown_key("[masking]\nglpyh = \"*\"\n", "unknown field `glpyh`")]
     #[case::masking_unknown_detector("[masking]\ndisabled = [\"visa\"]\n", "masking.disabled: unknown detector \"visa\"")]
     #[case::masking_bad_rule(
         "[masking]\n\n[[masking.rules]]\nname = \"ticket\"\nregex = 'TKT-['\n",
         "masking.rules[0] \"ticket\" (line 3): regex does not compile"
     )]
+    #[case::evidence_relative_key("[evidence]\nkey = \"host.key\"\n", "evidence.key: \"host.key\" is not an absolute path")]
+    #[case::evidence_zero_seconds("[evidence]\nchunk_seconds = 0\n", "evidence.chunk_seconds")]
+    #[case::evidence_tiny_chunks("[evidence]\nchunk_bytes = 10\n", "evidence.chunk_bytes")]
+    #[case::evidence_tiny_quota("[evidence]\nspool_quota_bytes = 1000\n", "evidence.spool_quota_bytes")]
+    #[case::evidence_when_full("[evidence]\nwhen_full = \"drop\"\n", "evidence.when_full: \"drop\" is not")]
     #[case::masking_unknown_rule_key("[[masking.rules]]\nname = \"t\"\nregex = 'a'\ngruop = 1\n", "unknown field `gruop`")]
     fn bad_config_is_a_clear_error(#[case] text: &str, #[case] expected: &str) {
         let err = Config::parse(text, Path::new("/etc/custos/custos.toml")).unwrap_err().to_string();

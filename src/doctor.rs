@@ -202,6 +202,8 @@ pub struct ServiceIds {
 }
 
 /// The custos configuration file, as the shell would find it.
+// Made once per `doctor` run: a boxed Config would buy nothing but noise.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 pub enum ConfigFacts {
     Absent,

@@ -14,14 +14,24 @@
 //!   would, against the policy file; and `custos policy check|test`.
 //! - `gate`: the command gate in a live session: the bash and zsh hooks,
 //!   their socket, and the watch for hooks that were removed.
+//! - `serve`: the collector (`custos serve`): ingest of signed chunks,
+//!   search, download, live follow; `client` and `upload` are its other end
+//!   (`custos upload`, `enroll`, `sessions`). Only the `custos` binary
+//!   reaches them; nothing of the server links into `custos-shell`.
+//! - `when`: times as typed on a command line, for search filters.
+//! - `evidence`: the signed chunk chain: envelope codec, host key, chunker,
+//!   chunk spool, chain verification, export; `custos keygen|verify|export`.
 //! - `doctor`, `demo`: `custos` subcommands.
 
 pub mod account;
 pub mod child;
+pub mod client;
 pub mod config;
 pub mod demo;
 pub mod doctor;
 pub mod gate;
+pub mod enroll;
+pub mod evidence;
 pub mod invocation;
 pub mod masker;
 pub mod mask;
@@ -31,8 +41,13 @@ pub mod policy;
 pub mod privilege;
 pub mod pty;
 pub mod record;
+pub mod remote;
 pub mod render;
 pub mod screen;
+pub mod serve;
+pub mod sessions;
 pub mod session;
 pub mod shell;
 pub mod spool;
+pub mod upload;
+pub mod when;

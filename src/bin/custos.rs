@@ -23,10 +23,25 @@ enum Command {
     Demo(custos::demo::Args),
     /// Check an installation: binary bits and owners, configuration, spool.
     Doctor(custos::doctor::Args),
+    /// Write recordings out as .cast (v3 or v2), plain text, or JSON lines.
+    Export(custos::evidence::cli::ExportArgs),
+    /// Make the host key that signs recordings; prints the public key.
+    Keygen(custos::evidence::cli::KeygenArgs),
     /// Mask raw terminal bytes from stdin as a session would, to stdout.
     Mask(custos::offline::Args),
     /// Check command lines against the command policy, offline.
     Policy(custos::policy::cli::Args),
+    /// Run the collector: hosts upload signed chunks, auditors read sessions.
+    Serve(custos::serve::Args),
+    /// Register this host's public key with a collector.
+    Enroll(custos::enroll::Args),
+    /// Deliver spooled chunks to the collector.
+    Upload(custos::upload::Args),
+    /// List and search the sessions a collector holds.
+    Sessions(custos::sessions::Args),
+    /// Check recordings' signatures and hash chain; exit 0 only when intact
+    /// and complete.
+    Verify(custos::evidence::cli::VerifyArgs),
 }
 
 fn main() -> ExitCode {
@@ -34,8 +49,15 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Demo(args) => custos::demo::run(&args),
         Command::Doctor(args) => custos::doctor::run(&args),
+        Command::Export(args) => custos::evidence::cli::export(&args),
+        Command::Keygen(args) => custos::evidence::cli::keygen(&args),
         Command::Mask(args) => custos::offline::run(&args),
         Command::Policy(args) => custos::policy::cli::run(&args),
+        Command::Serve(args) => custos::serve::run(&args),
+        Command::Enroll(args) => custos::enroll::run(&args),
+        Command::Upload(args) => custos::upload::run(&args),
+        Command::Sessions(args) => custos::sessions::run(&args),
+        Command::Verify(args) => custos::evidence::cli::verify(&args),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,304 @@
+//! Export: a session's chunks as a `.cast` file (v3, the chunks' payloads
+//! concatenated), as asciicast v2, as the text the session showed, or as one
+//! JSON object per event for a SIEM.
+//!
+//! Pure: asciicast bytes in, bytes out. Conversions:
+//! - `cast-v2`: times become absolute (seconds since the start); the `term`
+//!   object becomes `width`/`height`; other header fields (`custos`
+//!   included) are kept. v2 has no exit event, so `x` is dropped.
+//! - `txt`: output is fed through the same emulator the session used
+//!   ([`crate::screen::Screen`]), honouring resizes; the rows that scrolled
+//!   off the top, then the final screen, right-trimmed, trailing blank rows
+//!   left out.
+//! - `json`: one object per line: the session's identity fields, the
+//!   event's absolute time (RFC 3339 and unix seconds), its offset, type and
+//!   data.
+
+use serde_json::{json, Map, Value};
+
+use super::{Chunk, ChunkError};
+use crate::screen::{row_text, Screen, Size};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// asciicast v3: the chunks' payloads concatenated.
+    Cast,
+    /// asciicast v2, absolute times.
+    #[value(name = "cast-v2")]
+    CastV2,
+    /// The text the session showed, scrolled lines included.
+    Txt,
+    /// One JSON object per event, with the session's fields.
+    Json,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error("chunk {seq}: {error}")]
+    Chunk { seq: u64, error: ChunkError },
+    #[error("the recording is not asciicast v3: line {line}: {reason}")]
+    Cast { line: usize, reason: String },
+}
+
+/// The chunks' payloads, in the order given: the session's `.cast` bytes.
+pub fn concatenate(chunks: &[Chunk]) -> Result<Vec<u8>, ExportError> {
+    let mut out = Vec::new();
+    for chunk in chunks {
+        let payload = chunk.payload().map_err(|error| ExportError::Chunk { seq: chunk.envelope().seq, error })?;
+        out.extend_from_slice(&payload);
+    }
+    Ok(out)
+}
+
+/// One parsed event: absolute offset from the start, code, data.
+struct CastEvent {
+    at_us: u64,
+    code: String,
+    data: String,
+}
+
+struct ParsedCast {
+    header: Map<String, Value>,
+    events: Vec<CastEvent>,
+}
+
+fn parse(cast: &[u8]) -> Result<ParsedCast, ExportError> {
+    let err = |line: usize, reason: String| ExportError::Cast { line, reason };
+    let text = std::str::from_utf8(cast).map_err(|e| err(0, format!("not UTF-8: {e}")))?;
+    let mut lines = text.lines().enumerate();
+    let (_, first) = lines.next().ok_or_else(|| err(1, "empty".into()))?;
+    let header: Map<String, Value> = serde_json::from_str(first).map_err(|e| err(1, format!("header: {e}")))?;
+    if header.get("version").and_then(Value::as_u64) != Some(3) {
+        return Err(err(1, "the header's version is not 3".into()));
+    }
+    let mut events = Vec::new();
+    let mut at_us = 0u64;
+    for (i, line) in lines {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let (interval, code, data): (f64, String, String) =
+            serde_json::from_str(line).map_err(|e| err(i + 1, e.to_string()))?;
+        if !interval.is_finite() || interval < 0.0 {
+            return Err(err(i + 1, format!("interval {interval} is not a time")));
+        }
+        // Saturating float-to-int conversion; intervals are written in µs.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let micros = (interval * 1e6).round() as u64;
+        at_us = at_us.saturating_add(micros);
+        events.push(CastEvent { at_us, code, data });
+    }
+    Ok(ParsedCast { header, events })
+}
+
+/// Converts `.cast` (v3) bytes to `format`.
+pub fn export(cast: &[u8], format: Format) -> Result<Vec<u8>, ExportError> {
+    match format {
+        Format::Cast => {
+            parse(cast)?;
+            Ok(cast.to_vec())
+        }
+        Format::CastV2 => to_v2(&parse(cast)?),
+        Format::Txt => Ok(to_text(&parse(cast)?).into_bytes()),
+        Format::Json => to_json(&parse(cast)?),
+    }
+}
+
+fn seconds(us: u64) -> String {
+    format!("{}.{:06}", us / 1_000_000, us % 1_000_000)
+}
+
+fn term_size(header: &Map<String, Value>) -> (u16, u16) {
+    let term = header.get("term");
+    let dim = |k: &str, default: u16| {
+        term.and_then(|t| t.get(k)).and_then(Value::as_u64).and_then(|v| u16::try_from(v).ok()).unwrap_or(default)
+    };
+    (dim("cols", 80), dim("rows", 24))
+}
+
+fn to_v2(cast: &ParsedCast) -> Result<Vec<u8>, ExportError> {
+    let (cols, rows) = term_size(&cast.header);
+    let mut header = Map::new();
+    header.insert("version".into(), 2.into());
+    header.insert("width".into(), cols.into());
+    header.insert("height".into(), rows.into());
+    for (k, v) in &cast.header {
+        if k != "version" && k != "term" {
+            header.insert(k.clone(), v.clone());
+        }
+    }
+    let mut out = serde_json::to_vec(&header).map_err(|e| ExportError::Cast { line: 1, reason: e.to_string() })?;
+    out.push(b'\n');
+    for e in cast.events.iter().filter(|e| e.code != "x") {
+        out.extend_from_slice(format!("[{}, ", seconds(e.at_us)).as_bytes());
+        let _ = serde_json::to_writer(&mut out, &e.code);
+        out.extend_from_slice(b", ");
+        let _ = serde_json::to_writer(&mut out, &e.data);
+        out.extend_from_slice(b"]\n");
+    }
+    Ok(out)
+}
+
+/// Rows scrolled off are collected this often, well below the screen's
+/// history limit.
+const DRAIN_SCROLLED_AT: usize = 10_000;
+
+fn to_text(cast: &ParsedCast) -> String {
+    let (cols, rows) = term_size(&cast.header);
+    let mut screen = Screen::new(Size { rows, cols });
+    let mut lines: Vec<String> = Vec::new();
+    let drain = |screen: &mut Screen, lines: &mut Vec<String>| {
+        lines.extend(screen.scrolled_rows().map(|r| row_text(r).trim_end().to_owned()));
+        screen.clear_scrolled();
+    };
+    for e in &cast.events {
+        match e.code.as_str() {
+            "o" => screen.process(e.data.as_bytes()),
+            "r" => {
+                if let Some((c, r)) = e.data.split_once('x') {
+                    if let (Ok(cols), Ok(rows)) = (c.parse(), r.parse()) {
+                        screen.resize(Size { rows, cols });
+                    }
+                }
+            }
+            _ => {}
+        }
+        if screen.scrolled_len() >= DRAIN_SCROLLED_AT {
+            drain(&mut screen, &mut lines);
+        }
+    }
+    drain(&mut screen, &mut lines);
+    lines.extend(screen.text().lines().map(str::to_owned));
+    while lines.last().is_some_and(|l| l.is_empty()) {
+        lines.pop();
+    }
+    let mut text = lines.join("\n");
+    text.push('\n');
+    text
+}
+
+fn to_json(cast: &ParsedCast) -> Result<Vec<u8>, ExportError> {
+    let start = cast.header.get("timestamp").and_then(Value::as_u64).unwrap_or(0);
+    let custos = cast.header.get("custos").and_then(Value::as_object).cloned().unwrap_or_default();
+    let mut out = Vec::new();
+    for e in &cast.events {
+        let mut obj = custos.clone();
+        let abs_us = start.saturating_mul(1_000_000).saturating_add(e.at_us);
+        let kind = match e.code.as_str() {
+            "o" => "output",
+            "i" => "input",
+            "r" => "resize",
+            "m" => "marker",
+            "x" => "exit",
+            _ => "other",
+        };
+        let fields = json!({
+            "time": rfc3339(abs_us),
+            "ts": abs_us as f64 / 1e6,
+            "offset": e.at_us as f64 / 1e6,
+            "type": kind,
+            "code": e.code,
+            "data": e.data,
+        });
+        if let Value::Object(fields) = fields {
+            obj.extend(fields);
+        }
+        serde_json::to_writer(&mut out, &obj).map_err(|err| ExportError::Cast { line: 0, reason: err.to_string() })?;
+        out.push(b'\n');
+    }
+    Ok(out)
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.ffffffZ` for microseconds since the unix epoch (UTC).
+fn rfc3339(us: u64) -> String {
+    let secs = us / 1_000_000;
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    let (y, m, d) = civil_from_days(days);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:06}Z", rem / 3600, rem % 3600 / 60, rem % 60, us % 1_000_000)
+}
+
+/// The proleptic Gregorian date of a day count since 1970-01-01 (Howard
+/// Hinnant's `civil_from_days`, for days on or after the epoch).
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + u64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CAST: &str = concat!(
+        "{\"version\":3,\"term\":{\"cols\":20,\"rows\":3,\"type\":\"xterm\"},\"timestamp\":1700000000,\"env\":{\"SHELL\":\"/bin/bash\"},",
+        "\"custos\":{\"session_id\":\"0190f1a2-0000-7000-8000-000000000000\",\"user\":\"alice\",\"uid\":1000,\"host\":\"db1\",\"shell\":\"/bin/bash\",\"mode\":\"interactive\",\"command\":null,\"identity\":null}}\n",
+        "[0.500000, \"o\", \"one\\r\\ntwo\\r\\n\"]\n",
+        "[0.250000, \"m\", \"mark\"]\n",
+        "[1.000000, \"o\", \"three\\r\\nfour\\r\\nfive\"]\n",
+        "[0.000001, \"x\", \"0\"]\n",
+    );
+
+    #[test]
+    fn v2_has_absolute_times_and_no_exit_event() {
+        let out = String::from_utf8(export(CAST.as_bytes(), Format::CastV2).unwrap()).unwrap();
+        let mut lines = out.lines();
+        let header: Value = serde_json::from_str(lines.next().unwrap()).unwrap();
+        assert_eq!((header["version"].as_u64(), header["width"].as_u64(), header["height"].as_u64()), (Some(2), Some(20), Some(3)));
+        assert_eq!(header["custos"]["user"], "alice");
+        assert_eq!(header["timestamp"], 1_700_000_000);
+        let rest: Vec<&str> = lines.collect();
+        assert_eq!(
+            rest,
+            vec!["[0.500000, \"o\", \"one\\r\\ntwo\\r\\n\"]", "[0.750000, \"m\", \"mark\"]", "[1.750000, \"o\", \"three\\r\\nfour\\r\\nfive\"]"]
+        );
+    }
+
+    #[test]
+    fn text_includes_the_lines_that_scrolled_off() {
+        let out = String::from_utf8(export(CAST.as_bytes(), Format::Txt).unwrap()).unwrap();
+        assert_eq!(out, "one\ntwo\nthree\nfour\nfive\n");
+    }
+
+    #[test]
+    fn json_is_one_object_per_event_with_the_session_fields() {
+        let out = String::from_utf8(export(CAST.as_bytes(), Format::Json).unwrap()).unwrap();
+        let events: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(events.len(), 4);
+        assert_eq!(events[0]["user"], "alice");
+        assert_eq!(events[0]["session_id"], "0190f1a2-0000-7000-8000-000000000000");
+        assert_eq!(events[0]["type"], "output");
+        assert_eq!(events[0]["time"], "2023-11-14T22:13:20.500000Z");
+        assert_eq!(events[1]["type"], "marker");
+        assert_eq!(events[3]["type"], "exit");
+        assert_eq!(events[3]["offset"], 1.750001);
+    }
+
+    #[test]
+    fn dates_are_gregorian() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(rfc3339(951_782_400_000_000), "2000-02-29T00:00:00.000000Z");
+        assert_eq!(rfc3339(4_107_542_399_999_999), "2100-02-28T23:59:59.999999Z");
+    }
+
+    #[test]
+    fn a_broken_cast_is_a_named_error() {
+        for (cast, reason) in [
+            ("", "line 1"),
+            ("{\"version\":2}\n", "version is not 3"),
+            ("{\"version\":3}\n[0.1, \"o\"]\n", "line 2"),
+            ("{\"version\":3}\n[-1, \"o\", \"x\"]\n", "not a time"),
+        ] {
+            let err = export(cast.as_bytes(), Format::Json).unwrap_err().to_string();
+            assert!(err.contains(reason), "{cast:?}: {err}");
+        }
+        assert!(export(&[0xff, 0xfe], Format::Cast).is_err());
+    }
+}

@@ -1,0 +1,149 @@
+//! What the collector learns from a chunk's payload for search: the session
+//! header (chunk 0), command text from `m` markers, the exit status from the
+//! `x` event, and the running session time.
+//!
+//! Pure: asciicast bytes in, an [`PayloadIndex`] out. The payload is signed
+//! evidence from an enrolled host, so a line this indexer cannot read does not
+//! make the chunk rejectable; it is counted, and the bytes are kept as they
+//! came. Search is a convenience over the evidence, never a gate on it.
+
+use serde_json::Value;
+
+/// The fields of an asciicast v3 header the collector indexes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HeaderFields {
+    pub user: Option<String>,
+    pub host: Option<String>,
+    pub shell: Option<String>,
+    pub mode: Option<String>,
+    pub command: Option<String>,
+    /// Unix seconds, from the header's `timestamp`.
+    pub timestamp: Option<i64>,
+    /// The header line itself, as JSON text.
+    pub json: String,
+}
+
+/// One `m` marker: its text and when it happened (microseconds since the
+/// session started).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Marker {
+    pub at_us: u64,
+    pub text: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PayloadIndex {
+    pub header: Option<HeaderFields>,
+    pub markers: Vec<Marker>,
+    pub exit_status: Option<i32>,
+    /// Session time after the chunk's last event.
+    pub elapsed_us: u64,
+    /// Lines that were neither a header nor an event.
+    pub unreadable_lines: u64,
+}
+
+/// Indexes one chunk's decompressed payload. `first` says whether this is
+/// chunk 0 (whose first line is the header); `elapsed_us` is the session time
+/// after the previous chunk, because asciicast v3 stores intervals.
+pub fn index_payload(payload: &[u8], first: bool, elapsed_us: u64) -> PayloadIndex {
+    let mut index = PayloadIndex { elapsed_us, ..PayloadIndex::default() };
+    let text = String::from_utf8_lossy(payload);
+    let mut lines = text.lines().filter(|l| !l.trim().is_empty()).peekable();
+    if first {
+        if let Some(line) = lines.peek() {
+            if let Ok(Value::Object(obj)) = serde_json::from_str::<Value>(line) {
+                index.header = Some(header_fields(&obj, line));
+                lines.next();
+            }
+        }
+    }
+    for line in lines {
+        let Ok(Value::Array(event)) = serde_json::from_str::<Value>(line) else {
+            index.unreadable_lines += 1;
+            continue;
+        };
+        let (Some(interval), Some(code)) =
+            (event.first().and_then(Value::as_f64), event.get(1).and_then(Value::as_str))
+        else {
+            index.unreadable_lines += 1;
+            continue;
+        };
+        if interval.is_finite() && interval > 0.0 {
+            // Saturating float-to-int conversion: a hostile interval cannot wrap.
+            index.elapsed_us = index.elapsed_us.saturating_add((interval * 1e6) as u64);
+        }
+        let data = event.get(2);
+        match code {
+            "m" => {
+                let text = match data {
+                    Some(Value::String(s)) => s.clone(),
+                    Some(other) => other.to_string(),
+                    None => String::new(),
+                };
+                index.markers.push(Marker { at_us: index.elapsed_us, text });
+            }
+            "x" => {
+                index.exit_status = match data {
+                    Some(Value::String(s)) => s.trim().parse().ok(),
+                    Some(Value::Number(n)) => n.as_i64().and_then(|n| i32::try_from(n).ok()),
+                    _ => None,
+                };
+            }
+            _ => {}
+        }
+    }
+    index
+}
+
+fn header_fields(obj: &serde_json::Map<String, Value>, line: &str) -> HeaderFields {
+    let custos = obj.get("custos");
+    let field = |name: &str| custos.and_then(|c| c.get(name)).and_then(Value::as_str).map(str::to_owned);
+    HeaderFields {
+        user: field("user"),
+        host: field("host"),
+        shell: field("shell"),
+        mode: field("mode"),
+        command: field("command").or_else(|| obj.get("command").and_then(Value::as_str).map(str::to_owned)),
+        timestamp: obj.get("timestamp").and_then(Value::as_i64),
+        json: line.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEADER: &str = r#"{"version":3,"term":{"cols":80,"rows":24},"timestamp":1700000000,"env":{},"custos":{"session_id":"s","user":"alice","uid":1000,"host":"db1","shell":"/bin/bash","mode":"interactive","command":null,"identity":null}}"#;
+
+    #[test]
+    fn chunk_zero_gives_header_markers_and_time() {
+        let payload = format!("{HEADER}\n[0.5, \"o\", \"$ \"]\n[1.25, \"m\", \"rm -rf /tmp/x\"]\n[0.25, \"o\", \"ok\"]\n");
+        let index = index_payload(payload.as_bytes(), true, 0);
+        let header = index.header.unwrap();
+        assert_eq!(header.user.as_deref(), Some("alice"));
+        assert_eq!(header.host.as_deref(), Some("db1"));
+        assert_eq!(header.shell.as_deref(), Some("/bin/bash"));
+        assert_eq!(header.timestamp, Some(1_700_000_000));
+        assert_eq!(index.markers, vec![Marker { at_us: 1_750_000, text: "rm -rf /tmp/x".into() }]);
+        assert_eq!(index.elapsed_us, 2_000_000);
+        assert_eq!(index.exit_status, None);
+        assert_eq!(index.unreadable_lines, 0);
+    }
+
+    #[test]
+    fn later_chunks_continue_the_clock_and_find_the_exit() {
+        let index = index_payload(b"[1.0, \"m\", \"ls\"]\n[0.5, \"x\", \"130\"]\n", false, 10_000_000);
+        assert_eq!(index.header, None);
+        assert_eq!(index.markers, vec![Marker { at_us: 11_000_000, text: "ls".into() }]);
+        assert_eq!(index.exit_status, Some(130));
+        assert_eq!(index.elapsed_us, 11_500_000);
+    }
+
+    #[test]
+    fn unreadable_lines_are_counted_not_fatal() {
+        let index = index_payload(b"not json\n[\"x\"]\n[-5, \"m\", {\"cmd\":\"ls\"}]\n\xff\xfe\n", false, 7);
+        assert_eq!(index.unreadable_lines, 3);
+        assert_eq!(index.elapsed_us, 7, "a negative interval does not move the clock");
+        assert_eq!(index.markers, vec![Marker { at_us: 7, text: "{\"cmd\":\"ls\"}".into() }]);
+    }
+}

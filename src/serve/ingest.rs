@@ -1,0 +1,235 @@
+//! Ingest: the rules for storing an uploaded chunk, `PUT
+//! /v1/sessions/{id}/chunks/{seq}`.
+//!
+//! A chunk is stored only when all of these hold, checked in this order:
+//!
+//! 1. the body is at most `max_chunk_bytes` (413) and parses as a chunk
+//!    (400, with the parser's reason: truncated, not a chunk, changed payload);
+//! 2. the URL's session id and seq are the envelope's (400). This is what
+//!    makes a chunk replayed into another session fail: the session id is
+//!    inside the signed bytes. Such an attempt is also recorded as an alert;
+//! 3. the envelope's key id names an enrolled host key (403) and the
+//!    signature verifies with it (403); every later chunk of a session must
+//!    be signed by the key that signed chunk 0 (403);
+//! 4. the chain links: seq 0 has `prev` all zeros, seq N needs N-1 stored and
+//!    `prev` equal to its hash (409 `out_of_order` with the expected seq, or
+//!    409 `broken_link`); nothing follows a final chunk (409);
+//! 5. if a chunk is already stored at that seq: the same bytes answer 200
+//!    again (an uploader that lost our answer retries), different bytes
+//!    answer 409 `conflict` and are recorded as a tamper alert.
+//!
+//! Trust boundary: these checks defend against an unenrolled or impostor
+//! host, edits to stored history, forks, and replays across sessions. They do
+//! not defend against the enrolled host's own key being stolen (root on the
+//! host); that is the threat model's stated limit.
+//!
+//! Chunks of one session are decided one at a time (a striped lock), so two
+//! racing uploads of the same seq cannot both pass the check; sessions are
+//! independent of each other.
+
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+
+use super::api::ApiError;
+use super::index::index_payload;
+use super::metrics::Reject;
+use super::store::{NewAlert, NewChunk, Store};
+use super::App;
+use crate::evidence::{Chunk, Digest, PublicKey};
+
+/// What a successful upload answers.
+#[derive(Debug, serde::Serialize)]
+pub struct Ack {
+    pub session: String,
+    pub seq: u64,
+    pub hash: String,
+    /// False when these exact bytes were already stored (a retry).
+    pub stored_now: bool,
+}
+
+fn reject(app: &App, reason: Reject, status: StatusCode, message: String) -> ApiError {
+    app.metrics.reject(reason);
+    ApiError::new(status, reason.label(), message)
+}
+
+/// Decides on and stores one uploaded chunk.
+pub async fn ingest(app: &Arc<App>, url_session: &str, url_seq: &str, body: Vec<u8>) -> Result<Ack, ApiError> {
+    let session = uuid::Uuid::parse_str(url_session).map_err(|e| {
+        reject(app, Reject::Mismatch, StatusCode::BAD_REQUEST, format!("session id {url_session:?} is not a UUID: {e}"))
+    })?;
+    let seq: u64 = url_seq.parse().map_err(|_| {
+        reject(app, Reject::Mismatch, StatusCode::BAD_REQUEST, format!("seq {url_seq:?} is not a non-negative integer"))
+    })?;
+    let size = u64::try_from(body.len()).unwrap_or(u64::MAX);
+    let chunk = Chunk::parse(body)
+        .map_err(|e| reject(app, Reject::Malformed, StatusCode::BAD_REQUEST, format!("not a valid chunk: {e}")))?;
+    let env = chunk.envelope().clone();
+    let session_text = session.to_string();
+    let now = super::unix_now();
+    if env.session != session {
+        let err = reject(
+            app,
+            Reject::Mismatch,
+            StatusCode::BAD_REQUEST,
+            format!("the chunk belongs to session {}, not {session}: a chunk cannot be moved to another session", env.session),
+        );
+        alert(app, "replayed_chunk", Some(&session_text), Some(seq), Some(&env.key_id.to_string()), err.message.clone(), now).await;
+        return Err(err);
+    }
+    if env.seq != seq {
+        return Err(reject(
+            app,
+            Reject::Mismatch,
+            StatusCode::BAD_REQUEST,
+            format!("the chunk is seq {}, not {seq}", env.seq),
+        ));
+    }
+    let key_id = env.key_id.to_string();
+    let key_text = app.store.host_key(&key_id).await.map_err(|e| storage(app, &e))?;
+    let Some(key_text) = key_text else {
+        return Err(reject(
+            app,
+            Reject::UnknownKey,
+            StatusCode::FORBIDDEN,
+            format!("key {key_id} is not enrolled with this collector (run `custos enroll` on the host)"),
+        ));
+    };
+    let key: PublicKey = key_text.parse().map_err(|e| {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage", format!("stored key {key_id} is unreadable: {e}"))
+    })?;
+    if let Err(e) = chunk.verify(&key) {
+        app.metrics.verify_failure();
+        let err = reject(app, Reject::BadSignature, StatusCode::FORBIDDEN, format!("chunk {seq}: {e}"));
+        alert(app, "bad_signature", Some(&session_text), Some(seq), Some(&key_id), err.message.clone(), now).await;
+        return Err(err);
+    }
+    // Decompress (bounded) before taking the lock: it is the costly part.
+    let payload = chunk
+        .payload()
+        .map_err(|e| reject(app, Reject::Malformed, StatusCode::BAD_REQUEST, format!("chunk {seq}: {e}")))?;
+    let hash = chunk.hash().to_string();
+
+    let _guard = app.session_lock(&session_text).lock().await;
+    let state = app.store.session_state(&session_text).await.map_err(|e| storage(app, &e))?;
+    if let Some(stored) = app.store.chunk_hash(&session_text, seq).await.map_err(|e| storage(app, &e))? {
+        if stored == hash {
+            app.metrics.duplicate();
+            return Ok(Ack { session: session_text, seq, hash, stored_now: false });
+        }
+        let err = reject(
+            app,
+            Reject::Conflict,
+            StatusCode::CONFLICT,
+            format!("a different chunk is already stored at seq {seq} (stored {stored}, uploaded {hash})"),
+        );
+        alert(app, "conflict", Some(&session_text), Some(seq), Some(&key_id), err.message.clone(), now).await;
+        return Err(err);
+    }
+    let elapsed_before = match &state {
+        None => {
+            if seq != 0 {
+                return Err(out_of_order(app, seq, 0));
+            }
+            if env.prev != Digest::ZERO {
+                return Err(broken_link(app, "chunk 0 must have an all-zero prev".into()));
+            }
+            0
+        }
+        Some(state) => {
+            if state.key_id != key_id {
+                return Err(reject(
+                    app,
+                    Reject::Mismatch,
+                    StatusCode::FORBIDDEN,
+                    format!("session {session} is signed by key {}, not {key_id}", state.key_id),
+                ));
+            }
+            if state.is_final {
+                return Err(reject(
+                    app,
+                    Reject::Closed,
+                    StatusCode::CONFLICT,
+                    format!("session {session} already ended at seq {}; nothing can follow its final chunk", state.last_seq),
+                ));
+            }
+            let expected = state.last_seq.saturating_add(1);
+            if seq != expected {
+                return Err(out_of_order(app, seq, expected));
+            }
+            if env.prev.to_string() != state.last_hash {
+                let err = broken_link(
+                    app,
+                    format!("chunk {seq} says the previous chunk is {}, but the stored chunk {} is {}", env.prev, state.last_seq, state.last_hash),
+                );
+                alert(app, "broken_link", Some(&session_text), Some(seq), Some(&key_id), err.message.clone(), now).await;
+                return Err(err);
+            }
+            state.elapsed_us
+        }
+    };
+
+    let index = index_payload(&payload, seq == 0, elapsed_before);
+    let chunks_dir = app.store.chunks_dir().to_owned();
+    let file_session = session_text.clone();
+    let bytes = chunk.into_bytes();
+    tokio::task::spawn_blocking(move || Store::write_chunk_file(&chunks_dir, &file_session, seq, &bytes))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage", format!("writer task failed: {e}")))?
+        .map_err(|e| storage(app, &e))?;
+    app.store
+        .commit_chunk(NewChunk {
+            session: &session_text,
+            seq,
+            hash: hash.clone(),
+            size,
+            first_us: env.first_us,
+            last_us: env.last_us,
+            is_final: env.is_final,
+            key_id,
+            index,
+            now,
+        })
+        .await
+        .map_err(|e| storage(app, &e))?;
+    app.metrics.accepted(size, seq == 0);
+    // Followers re-read the store; a lagging or absent receiver is fine.
+    let _ = app.arrivals.send(Arc::from(session_text.as_str()));
+    Ok(Ack { session: session_text, seq, hash, stored_now: true })
+}
+
+fn out_of_order(app: &App, seq: u64, expected: u64) -> ApiError {
+    reject(
+        app,
+        Reject::OutOfOrder,
+        StatusCode::CONFLICT,
+        format!("chunk {seq} does not follow what is stored: the next chunk must be seq {expected}"),
+    )
+    .with("expected_seq", expected.into())
+}
+
+fn broken_link(app: &App, message: String) -> ApiError {
+    reject(app, Reject::BrokenLink, StatusCode::CONFLICT, message)
+}
+
+/// A storage fault: the client should retry later, and keeps its chunk.
+fn storage(app: &App, e: &super::store::StoreError) -> ApiError {
+    app.metrics.reject(Reject::Storage);
+    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "storage", format!("cannot store the chunk now: {e}"))
+}
+
+async fn alert(
+    app: &App,
+    kind: &str,
+    session: Option<&str>,
+    seq: Option<u64>,
+    key_id: Option<&str>,
+    detail: String,
+    now: i64,
+) {
+    let alert = NewAlert { kind, session_id: session, seq, key_id, detail, now };
+    if let Err(e) = app.store.record_alert(alert.clone()).await {
+        // The refusal stands either way; the log keeps what the table could not.
+        eprintln!("custos serve: cannot record {kind} alert ({}): {e}", alert.detail);
+    }
+}

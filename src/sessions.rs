@@ -1,0 +1,161 @@
+//! `custos sessions`: lists and searches the sessions a collector holds.
+//!
+//! Times (`--since`, `--until`) are read on this machine, so `2h` means two
+//! hours before this machine's clock, and sent as unix seconds.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use serde_json::Value;
+
+use crate::client::Collector;
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Table,
+    Json,
+}
+
+/// Where to find a collector and the token to read it: shared by
+/// `sessions`, `verify --server` and `export --server`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Remote {
+    /// The collector URL (default: `[collector] url` from config).
+    #[arg(long)]
+    pub server: Option<String>,
+    /// Bearer token (else `CUSTOS_TOKEN`, `--token-file`, ~/.config/custos/token).
+    #[arg(long)]
+    pub token: Option<String>,
+    /// A file holding the bearer token.
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
+}
+
+impl Remote {
+    pub fn connect(&self) -> anyhow::Result<Collector> {
+        let server = match &self.server {
+            Some(s) => s.clone(),
+            None => crate::config::Config::load(false, std::env::var("CUSTOS_CONFIG").ok().as_deref())?
+                .collector
+                .url
+                .context("no collector: pass --server URL or set [collector] url in the config")?,
+        };
+        let token = crate::client::resolve_token(self.token.as_deref(), self.token_file.as_deref())?;
+        Ok(Collector::new(&server, token)?)
+    }
+}
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    pub remote: Remote,
+    /// Only sessions of this unix user.
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Only sessions on this host.
+    #[arg(long)]
+    pub host: Option<String>,
+    /// Only sessions still running at or after this time (unix seconds,
+    /// YYYY-MM-DD, RFC 3339, or an age such as 2h).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Only sessions started at or before this time.
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Only sessions that ran a command containing this text (any case).
+    #[arg(long)]
+    pub command: Option<String>,
+    /// At most this many sessions, newest first.
+    #[arg(long, default_value_t = 100)]
+    pub limit: u32,
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+}
+
+pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    let now = crate::serve::unix_now();
+    let mut query: Vec<(&str, String)> = vec![("limit", args.limit.to_string())];
+    if let Some(u) = &args.user {
+        query.push(("user", u.clone()));
+    }
+    if let Some(h) = &args.host {
+        query.push(("host", h.clone()));
+    }
+    if let Some(t) = &args.since {
+        query.push(("since", crate::when::parse_time(t, now).context("--since")?.to_string()));
+    }
+    if let Some(t) = &args.until {
+        query.push(("until", crate::when::parse_time(t, now).context("--until")?.to_string()));
+    }
+    if let Some(c) = &args.command {
+        query.push(("command", c.clone()));
+    }
+    let collector = args.remote.connect()?;
+    let sessions = crate::client::runtime()?.block_on(collector.sessions(&query))?;
+    let text = match args.format {
+        Format::Json => serde_json::to_string_pretty(&sessions).context("encoding JSON")? + "\n",
+        Format::Table => table(&sessions),
+    };
+    print!("{text}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The human table: one session per line.
+pub fn table(sessions: &[Value]) -> String {
+    let s = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or("?").to_owned();
+    let mut rows = vec![["SESSION".to_owned(), "USER".into(), "HOST".into(), "STARTED (UTC)".into(), "STATE".into(), "CHUNKS".into()]];
+    for v in sessions {
+        let started = v.get("started_at").and_then(Value::as_i64).map_or_else(|| "?".into(), crate::when::format_utc);
+        let state = if v.get("ended_abnormally").and_then(Value::as_bool) == Some(true) {
+            "ended abnormally".to_owned()
+        } else if v.get("is_final").and_then(Value::as_bool) == Some(true) {
+            match v.get("exit_status").and_then(Value::as_i64) {
+                Some(code) => format!("exit {code}"),
+                None => "ended".into(),
+            }
+        } else {
+            "live".into()
+        };
+        let chunks = v.get("chunks").and_then(Value::as_i64).unwrap_or(0).to_string();
+        rows.push([s(v, "id"), s(v, "user"), s(v, "host"), started, state, chunks]);
+    }
+    let mut widths = [0usize; 6];
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in &rows {
+        let cells: Vec<String> = row.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    if sessions.is_empty() {
+        out.push_str("(no sessions match)\n");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_shows_state_and_aligns() {
+        let sessions = vec![
+            serde_json::json!({"id": "a", "user": "alice", "host": "db1", "started_at": 0, "is_final": true, "exit_status": 0, "ended_abnormally": false, "chunks": 3}),
+            serde_json::json!({"id": "b", "user": "bob", "host": "web-2", "started_at": 86400, "is_final": true, "exit_status": null, "ended_abnormally": true, "chunks": 1}),
+            serde_json::json!({"id": "c", "user": "carol", "host": "db1", "started_at": null, "is_final": false, "chunks": 9}),
+        ];
+        let text = table(&sessions);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 4, "{text}");
+        assert!(lines[1].contains("1970-01-01 00:00:00Z") && lines[1].contains("exit 0"), "{text}");
+        assert!(lines[2].contains("ended abnormally"), "{text}");
+        assert!(lines[3].contains("live") && lines[3].contains(" ? "), "{text}");
+        assert_eq!(lines[0].find("USER"), lines[1].find("alice"));
+        assert!(table(&[]).contains("no sessions match"));
+    }
+}
