@@ -12,6 +12,8 @@
 //!   `nesting`, `spool`: the edges, each owning one concern.
 //! - `policy`: the command gate's pure core: a command line, parsed as bash
 //!   would, against the policy file; and `custos policy check|test`.
+//! - `replay`: `custos replay`, the auditor's TUI (player core, index,
+//!   sources, ratatui views); `theme`: colour roles for the TUIs.
 //! - `doctor`, `demo`: `custos` subcommands.
 
 pub mod account;
@@ -29,7 +31,9 @@ pub mod privilege;
 pub mod pty;
 pub mod record;
 pub mod render;
+pub mod replay;
 pub mod screen;
 pub mod session;
 pub mod shell;
 pub mod spool;
+pub mod theme;

@@ -27,6 +27,8 @@ enum Command {
     Mask(custos::offline::Args),
     /// Check command lines against the command policy, offline.
     Policy(custos::policy::cli::Args),
+    /// Browse and play recorded sessions (the auditor's TUI).
+    Replay(custos::replay::Args),
 }
 
 fn main() -> ExitCode {
@@ -36,6 +38,7 @@ fn main() -> ExitCode {
         Command::Doctor(args) => custos::doctor::run(&args),
         Command::Mask(args) => custos::offline::run(&args),
         Command::Policy(args) => custos::policy::cli::run(&args),
+        Command::Replay(args) => custos::replay::run(&args),
     };
     match result {
         Ok(code) => code,
