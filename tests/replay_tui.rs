@@ -340,3 +340,29 @@ fn go_to_time_copy_and_quit() {
     key(&mut app, KeyCode::Char('q'));
     assert!(app.quit);
 }
+
+#[test]
+fn a_click_on_the_timeline_seeks_there() {
+    use ratatui::crossterm::event::{MouseButton, MouseEvent, MouseEventKind};
+    let dir = spool();
+    let mut app = app(dir.path());
+    app.browse("user:alice").unwrap();
+    key(&mut app, KeyCode::Enter);
+    let buf = draw(&mut app, 110, 18);
+    let text = lines(&buf);
+    let row = text.len() as u16 - 2;
+    let (x, width) = app.player.as_ref().unwrap().timeline.map(|(x, y, w)| {
+        assert_eq!(y, row);
+        (x, w)
+    }).unwrap();
+    // The middle of the bar is the middle of the session.
+    app.mouse(MouseEvent { kind: MouseEventKind::Down(MouseButton::Left), column: x + (width - 1) / 2, row, modifiers: KeyModifiers::NONE });
+    let t = app.player.as_ref().unwrap().player.time();
+    let duration = app.player.as_ref().unwrap().player.duration();
+    assert!((t - duration / 2.0).abs() <= duration / f64::from(width), "t={t} of {duration}");
+    // A click elsewhere does nothing.
+    app.mouse(MouseEvent { kind: MouseEventKind::Down(MouseButton::Left), column: x, row: 3, modifiers: KeyModifiers::NONE });
+    assert_eq!(app.player.as_ref().unwrap().player.time(), t);
+    let text = lines(&draw(&mut app, 110, 18));
+    assert!(text[text.len() - 2].contains(&format!("⏸ {} / 01:07", custos::replay::when::format_clock(t))), "{text:#?}");
+}

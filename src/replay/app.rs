@@ -84,6 +84,8 @@ pub struct App {
     pub to_terminal: Vec<u8>,
     /// "Now" for filters, passed in so tests are stable.
     pub now: u64,
+    /// Idle time skipped in every session played (`--idle-cap`).
+    pub idle_cap: Option<f64>,
 }
 
 impl App {
@@ -100,6 +102,7 @@ impl App {
             copy_dir: PathBuf::from("."),
             to_terminal: Vec::new(),
             now: when::unix_now(),
+            idle_cap: Some(super::player::DEFAULT_IDLE_CAP),
         }
     }
 
@@ -128,6 +131,8 @@ impl App {
             let opened = self.source.open(id)?;
             PlayerView::new(Player::new(opened.recording, opened.index), opened.summary)
         };
+        let mut view = view;
+        view.player.set_idle_cap(self.idle_cap);
         self.player = Some(view);
         Ok(())
     }

@@ -138,11 +138,11 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     if let Some(dir) = &args.copy_dir {
         app.copy_dir = dir.clone();
     }
+    app.idle_cap = (args.idle_cap > 0.0).then_some(args.idle_cap);
     match &file {
         Some(id) => {
             app.play(id, args.follow)?;
             if let Some(view) = &mut app.player {
-                view.player.set_idle_cap((args.idle_cap > 0.0).then_some(args.idle_cap));
                 if let Some(at) = &args.at {
                     let p = &mut view.player;
                     let t = when::parse_offset(at, 0.0, p.duration())?;
