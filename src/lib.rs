@@ -21,6 +21,8 @@
 //! - `when`: times as typed on a command line, for search filters.
 //! - `evidence`: the signed chunk chain: envelope codec, host key, chunker,
 //!   chunk spool, chain verification, export; `custos keygen|verify|export`.
+//! - `replay`: `custos replay`, the auditor's TUI (player core, index,
+//!   sources, ratatui views); `theme`: colour roles for the TUIs.
 //! - `doctor`, `demo`: `custos` subcommands.
 
 pub mod account;
@@ -43,6 +45,7 @@ pub mod pty;
 pub mod record;
 pub mod remote;
 pub mod render;
+pub mod replay;
 pub mod screen;
 pub mod serve;
 pub mod sessions;
@@ -51,3 +54,4 @@ pub mod shell;
 pub mod spool;
 pub mod upload;
 pub mod when;
+pub mod theme;

@@ -179,6 +179,30 @@ pub enum ParseError {
     Empty,
     #[error("line {line}: {source}")]
     Json { line: usize, source: serde_json::Error },
+    #[error("line 1: asciicast version {0} is not supported (custos reads versions 2 and 3)")]
+    Version(u64),
+    #[error("line 1: the header has no {0}; is this an asciicast file?")]
+    HeaderField(&'static str),
+    #[error("line {line}: the event time {time} is not a finite, non-negative number of seconds")]
+    Time { line: usize, time: f64 },
+    #[error("line {line}: a resize event must be COLSxROWS, found {data:?}")]
+    Resize { line: usize, data: String },
+}
+
+/// Parses one event line, `[time, code, data]`. Blank lines and v3
+/// comment lines (`#`) are `None`. This is the one event parser: [`Cast`]
+/// and [`Recording`] both read their events through it.
+pub fn parse_event_line(line: &str, number: usize) -> Result<Option<(f64, String, String)>, ParseError> {
+    let trimmed = line.trim();
+    if trimmed.is_empty() || trimmed.starts_with('#') {
+        return Ok(None);
+    }
+    let event: (f64, String, String) =
+        serde_json::from_str(trimmed).map_err(|source| ParseError::Json { line: number, source })?;
+    if !event.0.is_finite() || event.0 < 0.0 {
+        return Err(ParseError::Time { line: number, time: event.0 });
+    }
+    Ok(Some(event))
 }
 
 impl Cast {
@@ -189,12 +213,9 @@ impl Cast {
         let header = serde_json::from_str(first).map_err(|source| ParseError::Json { line: 1, source })?;
         let mut events = Vec::new();
         for (i, line) in lines.enumerate() {
-            if line.trim().is_empty() {
-                continue;
+            if let Some(event) = parse_event_line(line, i + 2)? {
+                events.push(event);
             }
-            let event: (f64, String, String) =
-                serde_json::from_str(line).map_err(|source| ParseError::Json { line: i + 2, source })?;
-            events.push(event);
         }
         Ok(Self { header, events })
     }
@@ -217,6 +238,134 @@ impl Cast {
     /// The exit status from the `x` event, if the session ended cleanly.
     pub fn exit_status(&self) -> Option<i32> {
         self.events.iter().rev().find(|e| e.1 == "x").and_then(|e| e.2.parse().ok())
+    }
+}
+
+/// What an event is, for readers of any recording (v2 or v3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Output,
+    Input,
+    Resize { cols: u16, rows: u16 },
+    Marker,
+    Exit,
+    /// A code this version of custos does not know; kept, shown nowhere.
+    Other,
+}
+
+/// One event with its time made absolute: seconds since the recording
+/// started, never decreasing.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TimedEvent {
+    pub time: f64,
+    pub kind: Kind,
+    pub data: String,
+}
+
+/// Any asciicast v2 or v3 recording (ours, or one made by asciinema), for
+/// playback. v2 stores absolute times and `width`/`height`; v3 stores
+/// intervals and `term.cols`/`term.rows`, and allows `#` comment lines.
+/// Both become [`TimedEvent`]s on one absolute clock.
+#[derive(Clone, Debug)]
+pub struct Recording {
+    pub version: u8,
+    pub cols: u16,
+    pub rows: u16,
+    /// Unix time the recording started, if the header says.
+    pub timestamp: Option<u64>,
+    pub title: Option<String>,
+    pub command: Option<String>,
+    /// The session's identity when custos recorded it.
+    pub custos: Option<SessionInfo>,
+    pub events: Vec<TimedEvent>,
+    /// Time of the last event read (for v3's intervals).
+    clock: f64,
+    /// Lines read so far, header included (for error messages).
+    lines: usize,
+}
+
+impl Recording {
+    /// Parses a whole recording.
+    pub fn parse(text: &str) -> Result<Self, ParseError> {
+        let mut lines = text.split_terminator('\n');
+        let first = lines.find(|l| !l.trim().is_empty()).ok_or(ParseError::Empty)?;
+        let mut recording = Self::from_header(first)?;
+        for line in lines {
+            recording.push_line(line)?;
+        }
+        Ok(recording)
+    }
+
+    /// A recording with no events yet, from its header line.
+    pub fn from_header(line: &str) -> Result<Self, ParseError> {
+        let header: serde_json::Value =
+            serde_json::from_str(line.trim()).map_err(|source| ParseError::Json { line: 1, source })?;
+        let version = header.get("version").and_then(serde_json::Value::as_u64).ok_or(ParseError::HeaderField("version"))?;
+        let size = |v: Option<&serde_json::Value>, name| {
+            v.and_then(serde_json::Value::as_u64)
+                .and_then(|n| u16::try_from(n).ok())
+                .ok_or(ParseError::HeaderField(name))
+        };
+        let (cols, rows) = match version {
+            2 => (size(header.get("width"), "width")?, size(header.get("height"), "height")?),
+            3 => {
+                let term = header.get("term").ok_or(ParseError::HeaderField("term"))?;
+                (size(term.get("cols"), "term.cols")?, size(term.get("rows"), "term.rows")?)
+            }
+            other => return Err(ParseError::Version(other)),
+        };
+        let text = |key: &str| header.get(key).and_then(serde_json::Value::as_str).map(str::to_owned);
+        Ok(Self {
+            version: if version == 2 { 2 } else { 3 },
+            cols,
+            rows,
+            timestamp: header.get("timestamp").and_then(serde_json::Value::as_u64),
+            title: text("title"),
+            command: text("command"),
+            // A foreign or damaged `custos` object is not an identity.
+            custos: header.get("custos").and_then(|v| serde_json::from_value(v.clone()).ok()),
+            events: Vec::new(),
+            clock: 0.0,
+            lines: 1,
+        })
+    }
+
+    /// Parses the next line after the header (following a file as it grows
+    /// feeds complete lines one at a time).
+    pub fn push_line(&mut self, line: &str) -> Result<(), ParseError> {
+        self.lines += 1;
+        let number = self.lines;
+        let Some((time, code, data)) = parse_event_line(line, number)? else {
+            return Ok(());
+        };
+        let time = if self.version == 2 { time.max(self.clock) } else { self.clock + time };
+        self.clock = time;
+        let kind = match code.as_str() {
+            "o" => Kind::Output,
+            "i" => Kind::Input,
+            "m" => Kind::Marker,
+            "x" => Kind::Exit,
+            "r" => {
+                let parsed = data.split_once('x').and_then(|(c, r)| Some((c.trim().parse().ok()?, r.trim().parse().ok()?)));
+                let Some((cols, rows)) = parsed else {
+                    return Err(ParseError::Resize { line: number, data });
+                };
+                Kind::Resize { cols, rows }
+            }
+            _ => Kind::Other,
+        };
+        self.events.push(TimedEvent { time, kind, data });
+        Ok(())
+    }
+
+    /// Seconds from the start to the last event.
+    pub fn duration(&self) -> f64 {
+        self.events.last().map_or(0.0, |e| e.time)
+    }
+
+    /// The exit status from the last `x` event, if the session ended.
+    pub fn exit_status(&self) -> Option<i32> {
+        self.events.iter().rev().find(|e| e.kind == Kind::Exit).and_then(|e| e.data.trim().parse().ok())
     }
 }
 
@@ -272,5 +421,42 @@ mod tests {
     fn malformed_event_names_its_line() {
         let err = Cast::parse("{\"version\":3,\"term\":{\"cols\":1,\"rows\":1},\"timestamp\":0,\"env\":{},\"custos\":{\"session_id\":\"x\",\"user\":\"u\",\"uid\":0,\"host\":\"h\",\"shell\":\"/bin/sh\",\"mode\":\"interactive\",\"command\":null,\"identity\":null}}\n[0.1, \"o\"\n").unwrap_err();
         assert!(err.to_string().starts_with("line 2:"), "{err}");
+    }
+
+    const V2: &str = "{\"version\": 2, \"width\": 60, \"height\": 12, \"timestamp\": 1795706657}\n[0.5, \"o\", \"a\"]\n[1.25, \"o\", \"b\"]\n[1.0, \"o\", \"late\"]\n";
+
+    #[test]
+    fn v2_times_are_absolute_and_never_go_back() {
+        let r = Recording::parse(V2).unwrap();
+        assert_eq!((r.version, r.cols, r.rows, r.timestamp), (2, 60, 12, Some(1_795_706_657)));
+        let times: Vec<f64> = r.events.iter().map(|e| e.time).collect();
+        assert_eq!(times, vec![0.5, 1.25, 1.25]);
+    }
+
+    #[test]
+    fn v3_intervals_add_up_and_comments_are_skipped() {
+        let text = "{\"version\":3,\"term\":{\"cols\":80,\"rows\":24}}\n# a comment\n[0.5, \"o\", \"a\"]\n[0.25, \"r\", \"100x30\"]\n[1, \"m\", \"ls\"]\n[0, \"x\", \"3\"]\n";
+        let r = Recording::parse(text).unwrap();
+        let got: Vec<(f64, Kind)> = r.events.iter().map(|e| (e.time, e.kind)).collect();
+        assert_eq!(
+            got,
+            vec![(0.5, Kind::Output), (0.75, Kind::Resize { cols: 100, rows: 30 }), (1.75, Kind::Marker), (1.75, Kind::Exit)]
+        );
+        assert_eq!(r.exit_status(), Some(3));
+        assert_eq!(r.duration(), 1.75);
+    }
+
+    #[rstest::rstest]
+    #[case::empty("", "the recording is empty")]
+    #[case::not_json("hello\n", "line 1:")]
+    #[case::version("{\"version\":1,\"width\":1,\"height\":1}\n", "version 1 is not supported")]
+    #[case::no_size("{\"version\":2}\n", "has no width")]
+    #[case::no_term("{\"version\":3}\n", "has no term")]
+    #[case::bad_event("{\"version\":2,\"width\":1,\"height\":1}\n[1, \"o\"]\n", "line 2:")]
+    #[case::negative_time("{\"version\":2,\"width\":1,\"height\":1}\n[-1, \"o\", \"x\"]\n", "line 2: the event time -1")]
+    #[case::bad_resize("{\"version\":3,\"term\":{\"cols\":1,\"rows\":1}}\n[1, \"o\", \"x\"]\n[1, \"r\", \"wide\"]\n", "line 3: a resize event")]
+    fn malformed_recordings_are_named_errors(#[case] text: &str, #[case] expected: &str) {
+        let err = Recording::parse(text).unwrap_err().to_string();
+        assert!(err.contains(expected), "{err}");
     }
 }

@@ -42,6 +42,8 @@ enum Command {
     /// Check recordings' signatures and hash chain; exit 0 only when intact
     /// and complete.
     Verify(custos::evidence::cli::VerifyArgs),
+    /// Browse and play recorded sessions (the auditor's TUI).
+    Replay(custos::replay::Args),
 }
 
 fn main() -> ExitCode {
@@ -58,6 +60,7 @@ fn main() -> ExitCode {
         Command::Upload(args) => custos::upload::run(&args),
         Command::Sessions(args) => custos::sessions::run(&args),
         Command::Verify(args) => custos::evidence::cli::verify(&args),
+        Command::Replay(args) => custos::replay::run(&args),
     };
     match result {
         Ok(code) => code,

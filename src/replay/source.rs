@@ -1,0 +1,382 @@
+//! Where recordings come from, behind one small trait.
+//!
+//! [`Source`] lists sessions, opens one (recording, index, verification
+//! state) and follows one that is still being written. Implementations:
+//!
+//! - [`LocalSource`]: one asciicast file (v2 or v3, ours or asciinema's), or
+//!   a directory: a spool (`recordings/*.cast`) or any folder of `.cast`
+//!   files. Indexes are cached under the cache root (see `index`).
+//! - A collector (`--server URL`) plugs in here later: it lists through the
+//!   collector's search API, opens the `.cast` download, follows over SSE,
+//!   and reports the chain state the collector verified.
+//!
+//! The verification state is the evidence module's to decide; a local
+//! source asks its [`Verifier`], which by default says [`Verification::Unknown`]
+//! for a plain `.cast` file (nothing signed it).
+
+use std::io::{Read as _, Seek as _};
+use std::path::{Path, PathBuf};
+
+use super::index::{self, Builder, Index};
+use super::markers::{self, Flags};
+use crate::record::{ParseError, Recording};
+
+/// The state of a session's evidence chain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verification {
+    /// Not checked, or nothing to check (an unsigned recording).
+    Unknown,
+    /// Every chunk is signed, continuous and final.
+    Intact,
+    /// Something was changed, dropped, reordered or cut: why.
+    Broken(String),
+}
+
+impl Verification {
+    pub fn label(&self) -> &str {
+        match self {
+            Verification::Unknown => "unverified",
+            Verification::Intact => "intact",
+            Verification::Broken(_) => "BROKEN",
+        }
+    }
+}
+
+/// Decides the verification state of a recording at a path.
+pub type Verifier = fn(&Path) -> Verification;
+
+/// A plain `.cast` file carries no signatures.
+pub fn unsigned(_: &Path) -> Verification {
+    Verification::Unknown
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("cannot read {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path} is not a recording custos can play: {source}")]
+    Parse { path: PathBuf, source: ParseError },
+    #[error("no session {0:?} in this source")]
+    NotFound(String),
+    #[error("{path} shrank while being followed (was the recording replaced?)")]
+    Shrank { path: PathBuf },
+    #[error("playing from a collector (--server) needs the collector client, which this build does not have yet; play a file or a spool directory")]
+    NoCollector,
+}
+
+/// A row of the session browser.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SessionSummary {
+    /// How the source finds the session again (a path for local sources).
+    pub id: String,
+    /// The unix user (or `-` for a recording that does not say).
+    pub user: String,
+    /// The verified identity (e-mail or subject), when the session had one.
+    pub identity: Option<String>,
+    pub host: String,
+    /// Unix time of the start.
+    pub start: Option<u64>,
+    pub duration: f64,
+    pub commands: usize,
+    /// Command lines, for the browser's command filter.
+    pub command_lines: Vec<String>,
+    pub flags: Flags,
+    pub verification: Verification,
+    /// The recording has no exit event yet (live, or cut short).
+    pub open: bool,
+}
+
+impl SessionSummary {
+    /// What the browser shows as the user: the identity when verified.
+    pub fn who(&self) -> String {
+        match &self.identity {
+            Some(id) => id.clone(),
+            None => self.user.clone(),
+        }
+    }
+
+    pub fn of(id: String, recording: &Recording, verification: Verification) -> Self {
+        let info = recording.custos.as_ref();
+        let identity = info.and_then(|i| i.identity.as_ref()).and_then(|v| {
+            ["email", "preferred_username", "sub"].iter().find_map(|k| v.get(*k).and_then(serde_json::Value::as_str)).map(str::to_owned)
+        });
+        let commands = markers::commands(&recording.events);
+        Self {
+            id,
+            user: info.map_or_else(|| "-".to_owned(), |i| i.user.clone()),
+            identity,
+            host: info.map_or_else(|| "-".to_owned(), |i| i.host.clone()),
+            start: recording.timestamp,
+            duration: recording.duration(),
+            commands: commands.len(),
+            command_lines: commands.iter().map(|c| c.text.clone()).collect(),
+            flags: Flags::of(&commands),
+            verification,
+            open: recording.exit_status().is_none(),
+        }
+    }
+}
+
+/// A session ready to play.
+pub struct Opened {
+    pub summary: SessionSummary,
+    pub recording: Recording,
+    pub index: Index,
+}
+
+/// New lines of a recording still being written.
+pub trait Tail {
+    /// Complete lines appended since the last call (empty when none).
+    fn poll(&mut self) -> Result<String, SourceError>;
+}
+
+pub trait Source {
+    /// A short description for titles: the path or the server.
+    fn describe(&self) -> String;
+    /// The sessions, newest first.
+    fn list(&mut self) -> Result<Vec<SessionSummary>, SourceError>;
+    /// Loads a session with its index.
+    fn open(&mut self, id: &str) -> Result<Opened, SourceError>;
+    /// Loads a session for `--follow`: what is written so far, an index
+    /// builder that has seen it, and the tail to poll for more.
+    fn follow(&mut self, id: &str) -> Result<(Opened, Builder, Box<dyn Tail>), SourceError>;
+    /// Whether `query` was ever on the session's screen.
+    fn screen_text_contains(&mut self, id: &str, query: &str) -> Result<bool, SourceError> {
+        Ok(self.open(id)?.index.text.contains(query))
+    }
+}
+
+/// A recording file, or a directory of them.
+pub struct LocalSource {
+    root: PathBuf,
+    cache_root: Option<PathBuf>,
+    verifier: Verifier,
+}
+
+impl LocalSource {
+    /// `cache_root`: where indexes are cached (`None`: build in memory).
+    pub fn new(root: &Path, cache_root: Option<PathBuf>) -> Self {
+        Self { root: root.to_owned(), cache_root, verifier: unsigned }
+    }
+
+    /// Uses `verifier` for the verification state (the evidence module's).
+    pub fn with_verifier(mut self, verifier: Verifier) -> Self {
+        self.verifier = verifier;
+        self
+    }
+
+    /// The recordings this source holds: the file itself, or the `.cast`
+    /// files of the directory (or of its `recordings/`, for a spool).
+    pub fn files(&self) -> Result<Vec<PathBuf>, SourceError> {
+        if !self.root.is_dir() {
+            return Ok(vec![self.root.clone()]);
+        }
+        let spool = self.root.join("recordings");
+        let dir = if spool.is_dir() { spool } else { self.root.clone() };
+        let entries = std::fs::read_dir(&dir).map_err(|source| SourceError::Io { path: dir.clone(), source })?;
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "cast") && p.is_file())
+            .collect();
+        files.sort();
+        Ok(files)
+    }
+
+    fn read(path: &Path) -> Result<(String, u64, u64), SourceError> {
+        let io = |source| SourceError::Io { path: path.to_owned(), source };
+        let meta = std::fs::metadata(path).map_err(io)?;
+        let text = std::fs::read_to_string(path).map_err(io)?;
+        let mtime = meta
+            .modified()
+            .ok()
+            .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos() as u64);
+        Ok((text, meta.len(), mtime))
+    }
+
+    fn parse(path: &Path, text: &str) -> Result<Recording, SourceError> {
+        Recording::parse(text).map_err(|source| SourceError::Parse { path: path.to_owned(), source })
+    }
+
+    fn check_id(&self, id: &str) -> Result<PathBuf, SourceError> {
+        let path = PathBuf::from(id);
+        if self.files()?.contains(&path) {
+            Ok(path)
+        } else {
+            Err(SourceError::NotFound(id.to_owned()))
+        }
+    }
+}
+
+impl Source for LocalSource {
+    fn describe(&self) -> String {
+        self.root.display().to_string()
+    }
+
+    fn list(&mut self) -> Result<Vec<SessionSummary>, SourceError> {
+        let mut out = Vec::new();
+        for path in self.files()? {
+            let (text, _, _) = Self::read(&path)?;
+            // One unreadable file must not hide the others: it is listed,
+            // flagged as broken evidence with the reason.
+            let summary = match Self::parse(&path, &text) {
+                Ok(rec) => SessionSummary::of(path.display().to_string(), &rec, (self.verifier)(&path)),
+                Err(e) => SessionSummary {
+                    id: path.display().to_string(),
+                    user: "-".into(),
+                    identity: None,
+                    host: "-".into(),
+                    start: None,
+                    duration: 0.0,
+                    commands: 0,
+                    command_lines: Vec::new(),
+                    flags: Flags::default(),
+                    verification: Verification::Broken(e.to_string()),
+                    open: false,
+                },
+            };
+            out.push(summary);
+        }
+        out.sort_by(|a, b| b.start.cmp(&a.start).then_with(|| a.id.cmp(&b.id)));
+        Ok(out)
+    }
+
+    fn open(&mut self, id: &str) -> Result<Opened, SourceError> {
+        let path = self.check_id(id)?;
+        let (text, len, mtime) = Self::read(&path)?;
+        let recording = Self::parse(&path, &text)?;
+        let cache = self.cache_root.as_ref().map(|root| index::cache_dir(root, &path));
+        let cached = cache.as_ref().and_then(|dir| Index::load(dir, len, mtime));
+        let index = match cached {
+            Some(index) => index,
+            None => {
+                let index = Index::build(recording.cols, recording.rows, &recording.events);
+                if let Some(dir) = &cache {
+                    // A cache that cannot be written costs time, not evidence.
+                    let _ = index.save(dir, len, mtime);
+                }
+                index
+            }
+        };
+        let summary = SessionSummary::of(id.to_owned(), &recording, (self.verifier)(&path));
+        Ok(Opened { summary, recording, index })
+    }
+
+    fn follow(&mut self, id: &str) -> Result<(Opened, Builder, Box<dyn Tail>), SourceError> {
+        let path = self.check_id(id)?;
+        let (text, _, _) = Self::read(&path)?;
+        // Only complete lines: the last one may be half written.
+        let complete = text.rfind('\n').map_or(0, |i| i + 1);
+        let recording = Self::parse(&path, text.get(..complete).unwrap_or_default())?;
+        let mut builder = Builder::new(recording.cols, recording.rows);
+        builder.feed(&recording.events);
+        let index = builder.index();
+        let summary = SessionSummary::of(id.to_owned(), &recording, (self.verifier)(&path));
+        let tail = FileTail { path: path.clone(), offset: complete as u64, partial: Vec::new() };
+        Ok((Opened { summary, recording, index }, builder, Box::new(tail)))
+    }
+}
+
+/// Follows a file by polling its length.
+pub struct FileTail {
+    path: PathBuf,
+    offset: u64,
+    partial: Vec<u8>,
+}
+
+impl Tail for FileTail {
+    fn poll(&mut self) -> Result<String, SourceError> {
+        let io = |source| SourceError::Io { path: self.path.clone(), source };
+        let mut file = std::fs::File::open(&self.path).map_err(io)?;
+        let len = file.metadata().map_err(io)?.len();
+        if len < self.offset {
+            return Err(SourceError::Shrank { path: self.path.clone() });
+        }
+        if len == self.offset {
+            return Ok(String::new());
+        }
+        file.seek(std::io::SeekFrom::Start(self.offset)).map_err(io)?;
+        let mut buf = Vec::new();
+        file.take(len - self.offset).read_to_end(&mut buf).map_err(io)?;
+        self.offset += buf.len() as u64;
+        self.partial.extend_from_slice(&buf);
+        let Some(end) = self.partial.iter().rposition(|&b| b == b'\n') else {
+            return Ok(String::new());
+        };
+        let rest = self.partial.split_off(end + 1);
+        let lines = std::mem::replace(&mut self.partial, rest);
+        Ok(String::from_utf8_lossy(&lines).into_owned())
+    }
+}
+
+/// The collector slot: `--server URL`. Until the collector client exists,
+/// saying so is the honest answer.
+pub fn server(_url: &str) -> Result<Box<dyn Source>, SourceError> {
+    Err(SourceError::NoCollector)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CAST: &str = "{\"version\":3,\"term\":{\"cols\":20,\"rows\":3},\"timestamp\":100}\n[0.1, \"o\", \"hello\\r\\n\"]\n";
+
+    #[test]
+    fn a_directory_lists_every_cast_and_flags_unreadable_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.cast"), CAST).unwrap();
+        std::fs::write(dir.path().join("b.cast"), "not a recording\n").unwrap();
+        std::fs::write(dir.path().join("notes.txt"), "ignored").unwrap();
+        let mut source = LocalSource::new(dir.path(), None);
+        let list = source.list().unwrap();
+        assert_eq!(list.len(), 2);
+        assert_eq!(list[0].start, Some(100));
+        assert_eq!(list[0].verification, Verification::Unknown);
+        assert!(matches!(&list[1].verification, Verification::Broken(why) if why.contains("line 1")), "{list:?}");
+        let err = source.open(&list[1].id).err().unwrap().to_string();
+        assert!(err.contains("is not a recording custos can play"), "{err}");
+        assert!(matches!(source.open("/etc/passwd"), Err(SourceError::NotFound(_))));
+    }
+
+    #[test]
+    fn a_spool_is_read_from_its_recordings_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("recordings")).unwrap();
+        std::fs::write(dir.path().join("recordings/s1.cast"), CAST).unwrap();
+        let source = LocalSource::new(dir.path(), None);
+        assert_eq!(source.files().unwrap(), vec![dir.path().join("recordings/s1.cast")]);
+    }
+
+    #[test]
+    fn the_index_is_cached_and_rebuilt_when_the_recording_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path().join("cache");
+        let path = dir.path().join("a.cast");
+        std::fs::write(&path, CAST).unwrap();
+        let id = path.display().to_string();
+        let mut source = LocalSource::new(&path, Some(cache.clone()));
+        let first = source.open(&id).unwrap();
+        let dir_of = index::cache_dir(&cache, &path);
+        assert!(dir_of.join("keyframes.json").exists() && dir_of.join("text.tsv").exists());
+        let (_, len, mtime) = LocalSource::read(&path).unwrap();
+        let cached = Index::load(&dir_of, len, mtime).unwrap();
+        assert_eq!(cached.text.search("hello", 0, true, 10), first.index.text.search("hello", 0, true, 10));
+        assert!(Index::load(&dir_of, len + 1, mtime).is_none(), "a stale cache must not be used");
+    }
+
+    #[test]
+    fn a_tail_returns_only_complete_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("live.cast");
+        std::fs::write(&path, format!("{CAST}[0.1, \"o\", \"par")).unwrap();
+        let mut source = LocalSource::new(&path, None);
+        let (opened, _, mut tail) = source.follow(&path.display().to_string()).unwrap();
+        assert_eq!(opened.recording.events.len(), 1);
+        assert_eq!(tail.poll().unwrap(), "");
+        std::fs::OpenOptions::new().append(true).open(&path).and_then(|mut f| std::io::Write::write_all(&mut f, b"tial\"]\n[0.1, \"o\", \"x")).unwrap();
+        assert_eq!(tail.poll().unwrap(), "[0.1, \"o\", \"partial\"]\n");
+        std::fs::write(&path, "").unwrap();
+        assert!(matches!(tail.poll(), Err(SourceError::Shrank { .. })));
+    }
+}
