@@ -64,15 +64,28 @@ pub fn parse(event: usize, time: f64, label: &str) -> Command {
             Command { event, time, text, verdict, rule: g.rule, exit: g.exit, degraded: g.degraded }
         }
         None => {
-            let refused = label.starts_with("refused by rule") || label.starts_with("needs approval");
+            // The labels the gate writes in interactive sessions (see
+            // `session::apply_notes`): `$ LINE`, `refused: $ LINE`,
+            // `pending approval, refused: $ LINE`, `DEGRADED: WHY`.
+            let (verdict, text) = if let Some(line) = label.strip_prefix("pending approval, refused: $ ") {
+                (Verdict::Approve, line)
+            } else if let Some(line) = label.strip_prefix("refused: $ ") {
+                (Verdict::Deny, line)
+            } else if let Some(line) = label.strip_prefix("$ ") {
+                (Verdict::Allow, line)
+            } else if label.starts_with("refused by rule") || label.starts_with("needs approval") {
+                (Verdict::Deny, label)
+            } else {
+                (Verdict::None, label)
+            };
             Command {
                 event,
                 time,
-                text: label.to_owned(),
-                verdict: if refused { Verdict::Deny } else { Verdict::None },
+                text: text.to_owned(),
+                verdict,
                 rule: None,
                 exit: None,
-                degraded: false,
+                degraded: label.starts_with("DEGRADED: "),
             }
         }
     }
@@ -137,6 +150,9 @@ mod tests {
     #[case::plain("chapter 2", "chapter 2", Verdict::None, None)]
     #[case::refusal("refused by rule rm-root (never)", "refused by rule rm-root (never)", Verdict::Deny, None)]
     #[case::broken_json("{not json", "{not json", Verdict::None, None)]
+    #[case::gate_ran("$ ls -la", "ls -la", Verdict::Allow, None)]
+    #[case::gate_refused("refused: $ rm -rf /", "rm -rf /", Verdict::Deny, None)]
+    #[case::gate_pending("pending approval, refused: $ pg_dump x", "pg_dump x", Verdict::Approve, None)]
     fn markers_read_as_commands(#[case] label: &str, #[case] text: &str, #[case] verdict: Verdict, #[case] exit: Option<i32>) {
         let c = parse(3, 1.5, label);
         assert_eq!((c.text.as_str(), c.verdict, c.exit, c.event), (text, verdict, exit, 3));
