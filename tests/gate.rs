@@ -245,3 +245,34 @@ fn bash_without_heartbeats_is_noticed_at_the_next_prompt() {
     let degraded = audits_of(&cast, "degraded");
     assert!(degraded.iter().any(|d| d["reason"].as_str().unwrap().contains("heartbeat")), "{degraded:?}");
 }
+
+#[test]
+fn exec_of_a_hookless_shell_is_seen_at_the_next_enter() {
+    let mut s = start(Shell::Bash);
+    s.pty.line("exec bash --norc");
+    std::thread::sleep(Duration::from_millis(500));
+    s.pty.line("PS1='replaced> '");
+    s.pty.wait_text("replaced>");
+    s.pty.wait_text("DEGRADED");
+    let cast = s.exit();
+    let degraded = audits_of(&cast, "degraded");
+    assert!(
+        degraded.iter().any(|d| d["reason"].as_str().unwrap().contains("bash --norc")),
+        "{degraded:?}"
+    );
+}
+
+#[test]
+fn a_degraded_session_ends_when_the_config_says_so() {
+    let setup = Setup::new("[shell]\ndefault = \"/bin/bash\"\n[gate]\non_degraded = \"end\"\n");
+    std::fs::write(setup.dir.path().join(".bashrc"), "PS1='gate> '\n").unwrap();
+    let mut pty = Pty::spawn(setup.command(&[]), 24, 100);
+    pty.wait_for("the prompt", |s| s.lines().any(|l| l.trim_end() == "gate>"));
+    pty.line("trap - DEBUG");
+    pty.wait_text("ending the session");
+    let status = pty.wait_exit();
+    assert_ne!(status, 0);
+    let cast = setup.recording();
+    assert!(audits_of(&cast, "degraded").iter().any(|d| d["reason"].as_str().unwrap().contains("DEBUG trap")));
+    assert!(cast.exit_status().is_some(), "the recording was not completed");
+}
