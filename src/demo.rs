@@ -43,7 +43,10 @@ const SCRIPT: &[&str] = &[
     "echo 'export DB_PASSWORD=Tr0ub4dor-3; card 4111 1111 1111 1111'",
     "printf '\\e[1;32mgreen\\e[0m \\e[38;5;208morange\\e[0m 漢字 🙂\\n'",
     "seq 1 5",
-    "exit 0",
+    // Refused by the command gate before it runs; the line stays in the
+    // editor, so the next line clears it first (C-u).
+    "sudo rm -rf --no-preserve-root /",
+    "\u{15}exit 0",
 ];
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
