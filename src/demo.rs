@@ -42,7 +42,7 @@ const SCRIPT: &[&str] = &[
     // Fake secrets, masked on screen and in the recording.
     "echo 'export DB_PASSWORD=Tr0ub4dor-3; card 4111 1111 1111 1111'",
     "printf '\\e[1;32mgreen\\e[0m \\e[38;5;208morange\\e[0m 漢字 🙂\\n'",
-    "seq 1 5",
+    "seq 1 3",
     // Refused by the command gate before it runs; the line stays in the
     // editor, so the next line clears it first (C-u).
     "sudo rm -rf --no-preserve-root /",
