@@ -342,11 +342,17 @@ impl RawEvidence {
         }
         let chunking = ChunkerConfig::new(span_us, max_bytes).map_err(|e| invalid("evidence", &e.to_string()))?;
         let spool_quota_bytes = self.spool_quota_bytes.unwrap_or(defaults.spool_quota_bytes);
-        // The quota must hold at least a few of the largest chunks, or a
-        // session would throttle forever on its first big chunk.
-        let min_quota = 4 * u64::try_from(crate::evidence::envelope::MAX_CHUNK).unwrap_or(u64::MAX);
+        // The quota must hold at least a few of the largest chunks this
+        // configuration can cut (compressed input never grows by more than
+        // a small fraction, plus the envelope), or a session would throttle
+        // forever on its first big chunk.
+        let largest = u64::try_from(max_bytes + max_bytes / 128 + 4096).unwrap_or(u64::MAX);
+        let min_quota = largest.saturating_mul(4);
         if spool_quota_bytes < min_quota {
-            return Err(invalid("evidence.spool_quota_bytes", &format!("must be at least {min_quota} bytes (64 MiB)")));
+            return Err(invalid(
+                "evidence.spool_quota_bytes",
+                &format!("must be at least {min_quota} bytes (four of the largest chunks `chunk_bytes` allows)"),
+            ));
         }
         let when_full = match self.when_full.as_deref() {
             None => defaults.when_full,

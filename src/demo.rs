@@ -5,7 +5,13 @@
 //! line, until you type `exit`. Without a terminal (CI, a pipe), it plays a
 //! short scripted session in a PTY it owns, acting as the user's terminal,
 //! and prints the screen the recording replays to. Either way it ends by
-//! saying where the recording is and how to play it.
+//! saying where the recording is and how to verify, export and play it.
+//!
+//! It is the whole path, on loopback: a host key is made, a collector
+//! (`custos serve`) started on a free port and the key enrolled with it;
+//! the recorder writes signed chunks to the spool and streams them with
+//! `custos upload --follow`; the screen shown at the end is the
+//! collector's copy, whose chain has been verified.
 //!
 //! The directory is kept so the recording can be played afterwards.
 
@@ -58,17 +64,33 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     }
 
     let dir = tempfile::Builder::new().prefix("custos-demo-").tempdir()?.keep();
+    let exe = std::env::current_exe()?;
     let config_path = dir.join("custos.toml");
     let spool = dir.join("spool");
+    let key = dir.join("host.key");
+    let data_dir = dir.join("collector");
+    // A host key, a collector on loopback, and the key enrolled with it:
+    // what `install.sh` and an admin do on a real fleet.
+    run_quiet(Command::new(&exe).arg("keygen").arg("--out").arg(&key), "custos keygen")?;
+    let mut collector = Collector::start(&exe, &data_dir)?;
+    let token = capture(Command::new(&exe).args(["serve", "token", "--data-dir"]).arg(&data_dir), "custos serve token")?;
+    run_quiet(
+        Command::new(&exe).args(["enroll", "--server", &collector.url, "--token", token.trim(), "--name", "demo-host", "--key"]).arg(&key),
+        "custos enroll",
+    )?;
     std::fs::write(
         &config_path,
         format!(
-            "# custos demo configuration\n[shell]\ndefault = {shell:?}\n\n[status_line]\nenabled = true\n\n[recording]\nspool_dir = {spool:?}\n",
+            "# custos demo configuration\n[shell]\ndefault = {shell:?}\n\n[status_line]\nenabled = true\n\n\
+             [recording]\nspool_dir = {spool:?}\n\n[evidence]\nkey = {key:?}\n# short chunks, so even this short session is a chain\nchunk_seconds = 0.5\n\n[collector]\nurl = {url:?}\n",
             shell = args.shell.display().to_string(),
             spool = spool.display().to_string(),
+            key = key.display().to_string(),
+            url = collector.url,
         ),
     )?;
     let config = Config::read(&config_path)?;
+    println!("custos demo: collector {} (data in {}), host key enrolled.", collector.url, data_dir.display());
 
     let interactive = crate::pty::is_terminal(std::io::stdin().as_fd()) && crate::pty::is_terminal(std::io::stdout().as_fd());
     let status = if interactive && !args.scripted {
@@ -80,32 +102,125 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         scripted(&config_path)?
     };
 
-    let recordings = crate::spool::recording_path(&spool, "x");
-    let rec_dir = recordings.parent().unwrap_or(&spool);
-    let newest = newest_file(rec_dir).context("the session left no recording")?;
+    // The recorder streamed the session as it ran; wait for the last chunk
+    // to reach the collector (the spool keeps nothing acknowledged).
+    let (stored, chunks) = wait_for_session(&crate::spool::chunks_root(&data_dir), &key, Duration::from_secs(20))
+        .context("the collector did not receive the whole session")?;
+    let id = stored.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    collector.stop();
+    let cast_bytes = crate::evidence::export::concatenate(&chunks)?;
+    let cast = Cast::parse(&String::from_utf8_lossy(&cast_bytes))?;
     if !interactive || args.scripted {
-        let text = std::fs::read_to_string(&newest)?;
-        let cast = Cast::parse(&text)?;
-        println!("\nThe recording replays to this screen:\n");
+        println!("\nThe collector's copy replays to this screen:\n");
         for line in replayed_text(&cast).lines() {
             println!("  | {line}");
         }
     }
+    let cast_path = dir.join(format!("{id}.cast"));
+    std::fs::write(&cast_path, &cast_bytes)?;
+    let exe = exe.display();
+    let public = format!("{}.pub", key.display());
     println!("\ncustos demo: the shell exited with status {status}.");
-    println!("Recording (asciicast v3): {}", newest.display());
-    println!("Play it:   asciinema play {}", newest.display());
-    println!("Config and spool of this demo: {}", dir.display());
+    let n = chunks.len();
+    println!("Session {id}: {n} signed chunk{}, all acknowledged by the collector.", if n == 1 { "" } else { "s" });
+    println!("Recording (asciicast v3): {}", cast_path.display());
+    println!("Verify the signed chain:  {exe} verify --key {public} {}", stored.display());
+    println!("Export it:                {exe} export --key {public} --format txt {}", stored.display());
+    println!("Replay it:                {exe} replay {}", cast_path.display());
+    println!("Play it with asciinema:   asciinema play {}", cast_path.display());
+    println!("Config, spool, key and collector data of this demo: {}", dir.display());
     Ok(ExitCode::SUCCESS)
+}
+
+/// The demo's `custos serve`, a child process on a free loopback port.
+struct Collector {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Collector {
+    fn start(exe: &Path, data_dir: &Path) -> anyhow::Result<Collector> {
+        use std::io::BufRead as _;
+        let mut child = Command::new(exe)
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("cannot start custos serve")?;
+        let mut line = String::new();
+        if let Some(out) = child.stdout.take() {
+            let mut reader = std::io::BufReader::new(out);
+            reader.read_line(&mut line)?;
+            // Keep reading, so the collector never blocks on a full pipe.
+            std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+        }
+        let url = line.trim().to_owned();
+        if !url.starts_with("http://") {
+            let _ = child.kill();
+            anyhow::bail!("custos serve did not start (it printed {line:?})");
+        }
+        Ok(Collector { child, url })
+    }
+
+    fn stop(&mut self) {
+        if let Ok(pid) = i32::try_from(self.child.id()) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
+        }
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn run_quiet(cmd: &mut Command, what: &str) -> anyhow::Result<()> {
+    capture(cmd, what).map(drop)
+}
+
+fn capture(cmd: &mut Command, what: &str) -> anyhow::Result<String> {
+    let out = cmd.stdin(Stdio::null()).output().with_context(|| format!("cannot run {what}"))?;
+    if !out.status.success() {
+        anyhow::bail!("{what} failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The demo session as the collector stored it (its directory and chunks),
+/// once its final chunk is there and the chain verifies with the demo's
+/// key. The demo's collector holds this one session.
+fn wait_for_session(root: &Path, key: &Path, wait: Duration) -> anyhow::Result<(PathBuf, Vec<crate::evidence::Chunk>)> {
+    let public = crate::evidence::HostKey::load(key)?.public();
+    let deadline = Instant::now() + wait;
+    loop {
+        let dir = newest_dir(root);
+        let report = dir.as_ref().and_then(|d| crate::evidence::SessionDir::open(d).ok()).map(|d| -> anyhow::Result<_> {
+            Ok(crate::evidence::verify_chain(d.found()?, None, |id| (public.id() == *id).then_some(public)))
+        });
+        match (dir, report.transpose()?) {
+            (Some(dir), Some(r)) if r.is_intact() => return Ok((dir, r.chunks)),
+            (Some(dir), Some(r)) if Instant::now() > deadline => {
+                anyhow::bail!("{}", crate::evidence::cli::describe(&r, &dir.display().to_string()))
+            }
+            _ if Instant::now() > deadline => anyhow::bail!("nothing arrived in {}", root.display()),
+            _ => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
 }
 
 fn exit_code(status: i32) -> ExitCode {
     ExitCode::from(u8::try_from(status & 0xff).unwrap_or(u8::MAX))
 }
 
-fn newest_file(dir: &Path) -> Option<PathBuf> {
+fn newest_dir(dir: &Path) -> Option<PathBuf> {
     std::fs::read_dir(dir)
         .ok()?
         .filter_map(Result::ok)
+        .filter(|e| e.path().is_dir())
         .max_by_key(|e| e.metadata().and_then(|m| m.modified()).ok())
         .map(|e| e.path())
 }

@@ -51,6 +51,8 @@ pub mod serve;
 pub mod sessions;
 pub mod session;
 pub mod shell;
+pub mod sink;
+pub mod stream;
 pub mod spool;
 pub mod upload;
 pub mod when;

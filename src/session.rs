@@ -18,7 +18,11 @@
 //!   hangs up the shell, and the recording is completed all the same.
 //!
 //! Writes to the user's terminal block: a slow terminal slows the shell
-//! down instead of losing output.
+//! down instead of losing output. The recording does the same: when the
+//! evidence spool is full (see `sink`), the loop stops reading the shell's
+//! output until there is room (`when_full = "throttle"`), or ends the
+//! session (`"end"`). Quiet sessions still get their chunks sealed on
+//! time: the loop wakes at [`Sink::next_tick`].
 
 use std::io::Read as _;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -33,9 +37,11 @@ use crate::config::OnDegraded;
 use crate::gate::socket::GateSocket;
 use crate::gate::{Gate, Note};
 use crate::masker::Masker;
-use crate::record::{CastFile, Event};
+use crate::evidence::WhenFull;
+use crate::record::Event;
 use crate::render::{Layout, Renderer, Scrolled};
 use crate::screen::{Screen, Size};
+use crate::sink::Sink;
 
 /// The longest a flood of output goes without a frame on screen.
 pub const FRAME_INTERVAL: Duration = Duration::from_millis(16);
@@ -47,6 +53,9 @@ pub const FRAME_INTERVAL: Duration = Duration::from_millis(16);
 /// instead of freeing and reallocating, and a few MiB at most.
 const MAX_PENDING_SCROLL: usize = 400;
 const FEED_SLICE: usize = 512;
+
+/// How often a paused recording (full spool) looks for room.
+const PAUSED_RETRY: Duration = Duration::from_millis(100);
 
 /// The user's terminal, passed in so tests and `custos demo` can supply
 /// their own.
@@ -130,7 +139,7 @@ struct Loop<'a> {
     screen: Screen,
     to_terminal: Renderer,
     to_recording: Renderer,
-    cast: &'a mut CastFile,
+    sink: &'a mut Sink,
     options: Options,
     started: Instant,
     last_frame: Instant,
@@ -144,8 +153,11 @@ struct Loop<'a> {
     hold_deadline: Option<Instant>,
     /// Keys of the line being typed, recorded when it ends.
     input_line: Vec<u8>,
-    /// The status line as configured; degradation is added to it.
+    /// The status line as configured; degradation and a paused recording
+    /// are added to it.
     status_base: Option<String>,
+    degraded: Option<String>,
+    paused: Option<String>,
     last_foreground_check: Option<Instant>,
     /// Set when the session must end (a degraded session, configured so).
     ending: Option<String>,
@@ -159,7 +171,7 @@ pub fn run(
     child: Pid,
     layout: Layout,
     signals: &Signals,
-    cast: &mut CastFile,
+    sink: &mut Sink,
     options: Options,
 ) -> std::io::Result<Ending> {
     let started = Instant::now();
@@ -170,7 +182,7 @@ pub fn run(
         screen: Screen::new(Size { rows: layout.pane_rows, cols: layout.cols }),
         to_terminal: Renderer::new(layout),
         to_recording: Renderer::new(Layout { status: false, ..layout }),
-        cast,
+        sink,
         options,
         started,
         last_frame: started,
@@ -183,6 +195,8 @@ pub fn run(
         hold_deadline: None,
         input_line: Vec::new(),
         status_base: None,
+        degraded: None,
+        paused: None,
         last_foreground_check: None,
         ending: None,
     };
@@ -204,7 +218,12 @@ impl Loop<'_> {
             // program ends it or its deadline passes; draw nothing meanwhile.
             let sync_deadline = self.screen.sync_deadline();
             let gate_deadline = self.options.gate.as_ref().and_then(|g| g.gate.deadline());
-            let deadline = [sync_deadline, self.hold_deadline, gate_deadline].into_iter().flatten().min();
+            let tick_deadline = self.sink.next_tick().map(|at| {
+                // While paused, look for room often.
+                let at = if self.paused.is_some() { at.min(self.started.elapsed() + PAUSED_RETRY) } else { at };
+                self.started + at
+            });
+            let deadline = [sync_deadline, self.hold_deadline, gate_deadline, tick_deadline].into_iter().flatten().min();
             // Something to draw: look for more output without waiting. A
             // synchronized update holds drawing back, so then wait, as for a
             // held tail, until its deadline.
@@ -216,7 +235,9 @@ impl Loop<'_> {
                 }
                 None => PollTimeout::NONE,
             };
-            let mut master_events = PollFlags::POLLIN;
+            // A full spool (throttle): leave the output in the PTY, so the
+            // shell blocks on its writes until the recording has room.
+            let mut master_events = if self.paused.is_some() { PollFlags::empty() } else { PollFlags::POLLIN };
             if !self.to_master.is_empty() {
                 master_events |= PollFlags::POLLOUT;
             }
@@ -259,6 +280,10 @@ impl Loop<'_> {
                 self.screen.end_sync();
                 self.dirty = true;
             }
+            if self.sink.next_tick().is_some_and(|at| self.started.elapsed() >= at) || self.paused.is_some() {
+                self.sink.tick(self.started.elapsed());
+            }
+            self.check_room();
             if self.hold_deadline.is_some_and(|d| Instant::now() >= d) {
                 self.hold_deadline = None;
                 self.dirty = true;
@@ -382,7 +407,7 @@ impl Loop<'_> {
         let text = self.options.masker.mask_text(&String::from_utf8_lossy(&self.input_line));
         self.input_line.clear();
         let at = self.started.elapsed();
-        let _ = self.cast.write(at, &Event::Input(&text));
+        let _ = self.sink.write(at, &Event::Input(&text));
     }
 
     /// A gate descriptor is ready: accept, or read and answer.
@@ -432,33 +457,31 @@ impl Loop<'_> {
                         "refused" => format!("refused: $ {line}"),
                         _ => format!("pending approval, refused: $ {line}"),
                     };
-                    let _ = self.cast.write(at, &Event::Marker(&label));
+                    let _ = self.sink.write(at, &Event::Marker(&label));
                     let mut json = serde_json::to_value(&record).unwrap_or_default();
                     if let Some(obj) = json.as_object_mut() {
                         obj.insert("kind".into(), "command".into());
                         obj.insert("line".into(), line.into());
                     }
-                    let _ = self.cast.write(at, &Event::Audit(&json.to_string()));
+                    let _ = self.sink.write(at, &Event::Audit(&json.to_string()));
                 }
                 Note::Exit { id, status } => {
                     let json = serde_json::json!({"kind": "exit", "id": id, "status": status});
-                    let _ = self.cast.write(at, &Event::Audit(&json.to_string()));
+                    let _ = self.sink.write(at, &Event::Audit(&json.to_string()));
                 }
                 Note::Hooked { shell, pid, version } => {
                     if let (Some(g), Some(p)) = (self.options.gate.as_mut(), crate::gate::foreground::read(pid)) {
                         g.gate.set_shell_args(p.args);
                     }
                     let json = serde_json::json!({"kind": "hooked", "shell": shell, "pid": pid, "version": version});
-                    let _ = self.cast.write(at, &Event::Audit(&json.to_string()));
+                    let _ = self.sink.write(at, &Event::Audit(&json.to_string()));
                 }
                 Note::Degraded(why) => {
-                    let _ = self.cast.write(at, &Event::Marker(&format!("DEGRADED: {why}")));
+                    let _ = self.sink.write(at, &Event::Marker(&format!("DEGRADED: {why}")));
                     let json = serde_json::json!({"kind": "degraded", "reason": why});
-                    let _ = self.cast.write(at, &Event::Audit(&json.to_string()));
-                    if let Some(base) = &self.status_base {
-                        self.options.status_line = Some(format!("{base}  \u{26a0} DEGRADED: {why}"));
-                        self.dirty = true;
-                    }
+                    let _ = self.sink.write(at, &Event::Audit(&json.to_string()));
+                    self.degraded = Some(why.clone());
+                    self.refresh_status();
                     if self.options.gate.as_ref().is_some_and(|g| g.on_degraded == OnDegraded::End) {
                         let msg = format!("\r\n\x1b[1;31mcustos: ending the session: {why}\x1b[0m\r\n");
                         self.write_terminal(msg.as_bytes());
@@ -466,6 +489,41 @@ impl Loop<'_> {
                     }
                 }
             }
+        }
+    }
+
+    /// Applies `[evidence] when_full` when the recording has no room, and
+    /// resumes when it has again.
+    fn check_room(&mut self) {
+        let full = self.sink.full().map(str::to_owned);
+        if full == self.paused {
+            return;
+        }
+        match (&full, self.sink.when_full()) {
+            (Some(why), WhenFull::End) if self.ending.is_none() => {
+                let msg = format!("\r\n\x1b[1;31mcustos: ending the session: {why}\x1b[0m\r\n");
+                self.write_terminal(msg.as_bytes());
+                self.ending = Some(why.clone());
+            }
+            _ => {}
+        }
+        self.paused = full;
+        self.refresh_status();
+    }
+
+    /// The status line: as configured, plus what is wrong now.
+    fn refresh_status(&mut self) {
+        let Some(base) = &self.status_base else { return };
+        let mut line = base.clone();
+        if let Some(why) = &self.paused {
+            line.push_str(&format!("  \u{23f8} OUTPUT PAUSED: {why}"));
+        }
+        if let Some(why) = &self.degraded {
+            line.push_str(&format!("  \u{26a0} DEGRADED: {why}"));
+        }
+        if self.options.status_line.as_ref() != Some(&line) {
+            self.options.status_line = Some(line);
+            self.dirty = true;
         }
     }
 
@@ -509,7 +567,7 @@ impl Loop<'_> {
         self.to_terminal.resize(layout);
         self.to_recording.resize(Layout { status: false, ..layout });
         let at = self.started.elapsed();
-        let _ = self.cast.write(at, &Event::Resize { cols: pane.cols, rows: pane.rows });
+        let _ = self.sink.write(at, &Event::Resize { cols: pane.cols, rows: pane.rows });
         self.dirty = true;
         self.render();
         Ok(())
@@ -577,7 +635,7 @@ impl Loop<'_> {
             Err(_) => String::from_utf8_lossy(&self.rec_buf),
         };
         let at = self.started.elapsed();
-        let _ = self.cast.write(at, &Event::Output(&text));
+        let _ = self.sink.write(at, &Event::Output(&text));
     }
 
     fn write_terminal(&mut self, bytes: &[u8]) {
@@ -639,8 +697,8 @@ impl Loop<'_> {
         self.flush_input();
         let ending = if self.hung_up { Ending::HungUp(self.exit) } else { Ending::Exited(self.exit.unwrap_or(0)) };
         let at = self.started.elapsed();
-        self.cast.write(at, &Event::Exit(ending.status()))?;
-        self.cast.sync()?;
+        self.sink.write(at, &Event::Exit(ending.status()))?;
+        self.sink.finish().map_err(std::io::Error::other)?;
         Ok(ending)
     }
 }

@@ -31,10 +31,11 @@ use crate::gate::socket::GateSocket;
 use crate::gate::Gate;
 use crate::invocation::Invocation;
 use crate::privilege::Privilege;
-use crate::record::{CastFile, Header, SessionInfo};
+use crate::record::{Header, SessionInfo};
 use crate::render::Layout;
 use crate::screen::Size;
 use crate::session::{self, Signals, Terminal};
+use crate::sink::Sink;
 
 /// Status when custos refuses to start a shell.
 pub const EXIT_REFUSED: i32 = 126;
@@ -107,10 +108,12 @@ pub fn run(argv: &[OsString], config: &Config, privilege: Privilege) -> anyhow::
         identity: None,
     };
     let cmd = ShellCommand::new(&shell, &inv, &[("CUSTOS_SESSION", &session_id)])?;
-    let path = crate::spool::recording_path(&spool, &session_id);
+    // Read while still privileged: the key is readable only by custos.
+    let key = crate::sink::host_key(&config.evidence).context("cannot sign this session's recording")?;
+    let rec = Recording { spool: &spool, key, config };
     if let Some(line) = &inv.command {
         if let Some(refusal) = gate_command(line, &account, &privilege)? {
-            return refuse(&path, info, &refusal);
+            return refuse(&rec, info, &refusal);
         }
     }
     if interactive {
@@ -120,9 +123,9 @@ pub fn run(argv: &[OsString], config: &Config, privilege: Privilege) -> anyhow::
             Some((inj, _)) => cmd.with_gate(&inj.args(), &inj.env(&inv.args), inj.socket_path())?,
             None => cmd,
         };
-        interactive_session(config, privilege, &spool, &path, info, &cmd, gate)
+        interactive_session(config, privilege, &rec, info, &cmd, gate)
     } else {
-        data_channel(privilege, &path, info, &cmd)
+        data_channel(privilege, &rec, info, &cmd)
     }
 }
 
@@ -182,17 +185,44 @@ fn prepare_gate(shell: &Path, account: &Account, privilege: &Privilege) -> anyho
     Ok(Some((inj, gate)))
 }
 
+/// What a session's recording needs: the spool, the host key (if the
+/// host has one) and the evidence and collector settings.
+struct Recording<'a> {
+    spool: &'a Path,
+    key: Option<std::sync::Arc<crate::evidence::HostKey>>,
+    config: &'a Config,
+}
+
+impl Recording<'_> {
+    fn open(&self, header: &Header) -> anyhow::Result<Sink> {
+        Ok(Sink::open(self.spool, header, self.key.clone(), &self.config.evidence)?)
+    }
+
+    /// Starts `custos upload --follow` for a chunked recording when a
+    /// collector is configured. Call it as the service user.
+    fn stream(&self, sink: &Sink) {
+        if let (true, Some(url)) = (sink.is_chunked(), &self.config.collector.url) {
+            let session = sink.path().file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            if let Err(e) = crate::stream::spawn_follow(self.spool, url, &self.config.evidence.key, self.config.source.as_deref(), &session) {
+                // The chunks stay in the spool for `custos upload`.
+                eprintln!("custos-shell: cannot start streaming to the collector ({e}); the recording stays in the spool");
+            }
+        }
+    }
+}
+
 /// Records a refused command (header, a marker saying why, exit 126) and
 /// tells the user why on stderr. Nothing runs.
-fn refuse(path: &Path, info: SessionInfo, reason: &str) -> anyhow::Result<Outcome> {
+fn refuse(rec: &Recording<'_>, info: SessionInfo, reason: &str) -> anyhow::Result<Outcome> {
     eprintln!("custos-shell: {reason}");
     let header = Header::new(info, 80, 24, None, unix_now());
-    let mut cast = CastFile::create(path, &header)
-        .with_context(|| format!("cannot create the recording {}", path.display()))?;
-    cast.write(std::time::Duration::ZERO, &crate::record::Event::Marker(reason))?;
-    cast.write(std::time::Duration::ZERO, &crate::record::Event::Exit(EXIT_REFUSED))?;
-    cast.sync()?;
-    Ok(Outcome { status: EXIT_REFUSED, recording: Some(path.to_owned()) })
+    let mut sink = rec.open(&header)?;
+    sink.write(std::time::Duration::ZERO, &crate::record::Event::Marker(reason))?;
+    sink.write(std::time::Duration::ZERO, &crate::record::Event::Exit(EXIT_REFUSED))?;
+    sink.finish()?;
+    // Not streamed from here (still privileged, and nothing is live): the
+    // next session's uploader or `custos upload` delivers it.
+    Ok(Outcome { status: EXIT_REFUSED, recording: Some(sink.path().to_owned()) })
 }
 
 fn exec_unrecorded(shell: &Path, inv: &Invocation, privilege: &Privilege) -> ! {
@@ -215,8 +245,7 @@ fn unix_now() -> u64 {
 fn interactive_session(
     config: &Config,
     privilege: Privilege,
-    spool: &Path,
-    path: &Path,
+    rec: &Recording<'_>,
     info: SessionInfo,
     cmd: &ShellCommand,
     gate: Option<(Injection, Gate)>,
@@ -236,10 +265,9 @@ fn interactive_session(
 
     // The user owns their terminal device, as with any login.
     let pty = privilege.as_user(|| crate::pty::Pty::open(pane))??;
-    let _locks = crate::nesting::claim(spool, &pty.slave).context("cannot claim the session lock")?;
+    let _locks = crate::nesting::claim(rec.spool, &pty.slave).context("cannot claim the session lock")?;
     let header = Header::new(info, pane.cols, pane.rows, std::env::var("TERM").ok(), unix_now());
-    let mut cast = CastFile::create(path, &header)
-        .with_context(|| format!("cannot create the recording {}", path.display()))?;
+    let mut sink = rec.open(&header)?;
     let signals = Signals::register().context("cannot install signal handlers")?;
 
     // SAFETY: this process is single-threaded here; the child only makes
@@ -253,6 +281,7 @@ fn interactive_session(
     // unrecorded shell.
     privilege.drop_to_service()?;
     drop(pty.slave);
+    rec.stream(&sink);
 
     let raw = crate::pty::RawMode::enter(stdin.as_fd()).context("cannot put the terminal in raw mode")?;
     let term = Terminal { input: stdin.as_fd(), output: stdout.as_fd() };
@@ -267,11 +296,11 @@ fn interactive_session(
         None => (None, None),
     };
     let options = session::Options { status_line: status_text, record_input: config.recording.record_input, masker, gate };
-    let ending = session::run(term, pty.master, child, layout, &signals, &mut cast, options);
+    let ending = session::run(term, pty.master, child, layout, &signals, &mut sink, options);
     drop(raw);
     drop(injection);
     let ending = ending.context("the session failed")?;
-    Ok(Outcome { status: ending.status(), recording: Some(cast.path().to_owned()) })
+    Ok(Outcome { status: ending.status(), recording: Some(sink.path().to_owned()) })
 }
 
 /// The uid the user's shell runs as (the gate accepts only that peer).
@@ -287,10 +316,9 @@ fn short_id(id: &str) -> &str {
 /// stdin, stdout and stderr themselves, so every byte passes untouched and
 /// end-of-file reaches it exactly as the client sent it. The recorder keeps
 /// only stderr and records what ran, as whom, and how it ended.
-fn data_channel(privilege: Privilege, path: &Path, info: SessionInfo, cmd: &ShellCommand) -> anyhow::Result<Outcome> {
+fn data_channel(privilege: Privilege, rec: &Recording<'_>, info: SessionInfo, cmd: &ShellCommand) -> anyhow::Result<Outcome> {
     let header = Header::new(info, 80, 24, None, unix_now());
-    let mut cast = CastFile::create(path, &header)
-        .with_context(|| format!("cannot create the recording {}", path.display()))?;
+    let mut sink = rec.open(&header)?;
     let started = std::time::Instant::now();
     // SAFETY: single-threaded here; the child only makes system calls
     // before exec.
@@ -299,6 +327,7 @@ fn data_channel(privilege: Privilege, path: &Path, info: SessionInfo, cmd: &Shel
         ForkResult::Parent { child } => child,
     };
     privilege.drop_to_service()?;
+    rec.stream(&sink);
     // Ctrl-C in a pipeline reaches the shell; the recorder stays to record
     // how it ended.
     for sig in [nix::sys::signal::Signal::SIGINT, nix::sys::signal::Signal::SIGQUIT, nix::sys::signal::Signal::SIGHUP] {
@@ -322,7 +351,7 @@ fn data_channel(privilege: Privilege, path: &Path, info: SessionInfo, cmd: &Shel
             Err(e) => bail!("waiting for the shell: {e}"),
         }
     };
-    cast.write(started.elapsed(), &crate::record::Event::Exit(status))?;
-    cast.sync()?;
-    Ok(Outcome { status, recording: Some(cast.path().to_owned()) })
+    sink.write(started.elapsed(), &crate::record::Event::Exit(status))?;
+    sink.finish()?;
+    Ok(Outcome { status, recording: Some(sink.path().to_owned()) })
 }

@@ -4,7 +4,8 @@
 //!
 //! ```text
 //! <spool_dir>/            0700, owned by custos
-//!   recordings/<session-id>.cast
+//!   chunks/<session-id>/  signed chunks, when the host has a key (`sink`)
+//!   recordings/<session-id>.cast   a plain recording, when it has none
 //!   run/                  session locks (see `nesting`)
 //! ```
 
@@ -16,7 +17,12 @@ pub fn ensure_private_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
 }
 
-/// Where the recording of `session_id` goes.
+/// Where signed chunks go, one directory per session (see `evidence::spool`).
+pub fn chunks_root(spool: &Path) -> PathBuf {
+    spool.join("chunks")
+}
+
+/// Where the recording of `session_id` goes when the host has no key.
 pub fn recording_path(spool: &Path, session_id: &str) -> PathBuf {
     spool.join("recordings").join(format!("{session_id}.cast"))
 }

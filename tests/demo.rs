@@ -1,5 +1,6 @@
 //! README's run command, `custos demo`, without a terminal: it plays a
-//! scripted session and says where the recording is.
+//! scripted session, streams it to a collector on loopback, and says where
+//! the recording is and how to verify it.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
@@ -26,7 +27,15 @@ fn demo_without_a_terminal_records_a_scripted_session() {
     assert_eq!(cast.exit_status(), Some(0));
     assert!(cast.output().contains("hello from a recorded shell"));
     assert!(!cast.output().contains("Tr0ub4dor-3"), "the recording holds a secret");
-    let demo_dir = std::path::Path::new(path).ancestors().nth(3).unwrap();
+    // The collector's copy is a verified chain; the printed command says so.
+    assert!(stdout.contains("signed chunks, all acknowledged by the collector"), "{stdout}");
+    let verify = stdout.lines().find_map(|l| l.strip_prefix("Verify the signed chain:")).expect("demo prints a verify command");
+    let words: Vec<&str> = verify.split_whitespace().collect();
+    let out = Command::new(words[0]).args(&words[1..]).output().unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "the printed verify command failed: {report}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(report.contains("intact"), "{report}");
+    let demo_dir = std::path::Path::new(path).parent().unwrap();
     assert!(demo_dir.file_name().unwrap().to_string_lossy().starts_with("custos-demo-"));
     std::fs::remove_dir_all(demo_dir).unwrap();
 }
