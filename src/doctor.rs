@@ -231,6 +231,8 @@ pub struct Facts {
     /// Each configured real shell: where it is configured, path, probe.
     pub real_shells: Vec<(String, PathBuf, Probe)>,
     pub spool: Option<(PathBuf, Probe)>,
+    /// The host key (`[evidence] key`) and the collector URL, if any.
+    pub evidence: Option<(PathBuf, Probe, Option<String>)>,
     /// `/etc/shells`, if readable.
     pub etc_shells: Option<String>,
     /// `/etc/passwd`, if readable.
@@ -280,6 +282,10 @@ pub fn gather(shell: &Path, config_path: &Path) -> Facts {
                 .collect()
         })
         .unwrap_or_default();
+    let evidence = effective.as_ref().map(|c| {
+        let probe = Probe::of(&c.evidence.key);
+        (c.evidence.key.clone(), probe, c.collector.url.clone())
+    });
     let spool = effective.map(|c| {
         let dir = c.recording.spool_dir;
         let probe = Probe::of(&dir);
@@ -312,6 +318,7 @@ pub fn gather(shell: &Path, config_path: &Path) -> Facts {
         config,
         real_shells,
         spool,
+        evidence,
         etc_shells: std::fs::read_to_string("/etc/shells").ok(),
         passwd: std::fs::read_to_string("/etc/passwd").ok(),
         sshd_configs,
@@ -356,6 +363,16 @@ pub fn diagnose(facts: &Facts) -> Vec<Finding> {
             findings.push(check_spool(dir, probe, facts.service));
         }
         None => findings.push(Finding::info("real shells and spool not checked: the configuration does not load")),
+    }
+    match &facts.evidence {
+        Some((key, probe, collector)) => {
+            findings.push(check_host_key(key, probe, facts.service));
+            findings.push(match collector {
+                Some(url) => Finding::info(format!("recordings stream to the collector {url}")),
+                None => Finding::info("no [collector] url: recordings stay in the spool"),
+            });
+        }
+        None => findings.push(Finding::info("host key not checked: the configuration does not load")),
     }
     findings.push(check_etc_shells(facts.etc_shells.as_deref(), &facts.shell));
     findings.extend(check_sshd(&facts.sshd_configs));
@@ -606,6 +623,50 @@ pub fn check_spool(dir: &Path, probe: &Probe, service: ServiceIds) -> Finding {
     Finding::ok(format!("the spool {} is owned by {SERVICE_USER}, mode 0700", dir.display()))
 }
 
+/// The host key signs every chunk. Missing, recordings are plain `.cast`
+/// files nobody can vouch for; present but unusable, the shell refuses
+/// every login (see `sink`).
+pub fn check_host_key(key: &Path, probe: &Probe, service: ServiceIds) -> Finding {
+    let k = q(key);
+    let make = format!("custos keygen --if-missing --owner {SERVICE_USER}");
+    let facts = match probe {
+        Probe::Missing => {
+            return Finding::warn(
+                format!("no host key at {}: recordings are written as plain .cast files, unsigned", key.display()),
+                make,
+            )
+        }
+        Probe::Unreadable(e) => {
+            return Finding::fail(format!("cannot stat the host key {}: {e}; custos-shell refuses every login", key.display()), make)
+        }
+        Probe::Found(f) if f.kind != Kind::File => {
+            return Finding::fail(format!("the host key {} is not a file; custos-shell refuses every login", key.display()), make)
+        }
+        Probe::Found(f) => *f,
+    };
+    if facts.mode & 0o077 != 0 {
+        return Finding::fail(
+            format!(
+                "the host key {} has mode {:04o}: others can read it and forge signed recordings; custos-shell refuses every login",
+                key.display(),
+                facts.mode
+            ),
+            format!("chmod 0600 {k}, and make a new key if it may have leaked: custos keygen --force --owner {SERVICE_USER}"),
+        );
+    }
+    if service.uid.is_some_and(|uid| uid != facts.uid) {
+        return Finding::fail(
+            format!(
+                "the host key {} is owned by {}, not {SERVICE_USER}: the recorder cannot read it and refuses every login",
+                key.display(),
+                owner_name(facts.uid)
+            ),
+            format!("chown {SERVICE_USER}:{SERVICE_USER} {k}"),
+        );
+    }
+    Finding::ok(format!("the host key {} is private to {SERVICE_USER}: recordings are signed chunks", key.display()))
+}
+
 /// `chsh` lets a user pick only shells listed in `/etc/shells`, and refuses
 /// outright to change a shell that is not listed. Keeping custos-shell out
 /// is what stops users from moving their own login away from the recorder.
@@ -746,6 +807,18 @@ mod tests {
         }
     }
 
+    #[rstest]
+    #[case::missing(Probe::Missing, Level::Warn, Some("custos keygen"))]
+    #[case::private(file(900, 900, 0o600), Level::Ok, None)]
+    #[case::exposed(file(900, 900, 0o644), Level::Fail, Some("chmod 0600"))]
+    #[case::wrong_owner(file(0, 0, 0o600), Level::Fail, Some("chown custos:custos"))]
+    #[case::a_directory(dir(900, 0o700), Level::Fail, Some("custos keygen"))]
+    fn the_host_key(#[case] probe: Probe, #[case] level: Level, #[case] fix: Option<&str>) {
+        let f = check_host_key(Path::new("/var/lib/custos/host.key"), &probe, ServiceIds { uid: Some(900), gid: Some(900) });
+        assert_eq!(f.level, level, "{f:?}");
+        assert_eq!(f.fix.as_deref().map(|x| x.contains(fix.unwrap_or(""))), fix.map(|_| true), "{f:?}");
+    }
+
     fn d(path: &str, uid: u32, mode: u32) -> (PathBuf, FileFacts) {
         (PathBuf::from(path), FileFacts { kind: Kind::Dir, uid, gid: 0, mode })
     }
@@ -869,6 +942,7 @@ mod tests {
             config: ConfigFacts::Present { trust: Ok(()), parsed: Ok(Config::default()) },
             real_shells: vec![("shell.default".into(), PathBuf::from("/bin/bash"), file(0, 0, 0o755))],
             spool: Some((PathBuf::from("/var/lib/custos"), dir(990, 0o700))),
+            evidence: Some((PathBuf::from("/var/lib/custos/host.key"), file(990, 990, 0o600), None)),
             etc_shells: Some("/bin/bash\n".into()),
             passwd: Some("alice:x:1000:1000::/home/alice:/usr/local/bin/custos-shell\n".into()),
             sshd_configs: vec![],

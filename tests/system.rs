@@ -43,6 +43,8 @@ const USER: &str = "custos-t1";
 const CONFIG: &str = "/etc/custos/custos.toml";
 const SPOOL: &str = "/var/lib/custos";
 const RECORDINGS: &str = "/var/lib/custos/recordings";
+const CHUNKS: &str = "/var/lib/custos/chunks";
+const HOST_PUBLIC_KEY: &str = "/var/lib/custos/host.key.pub";
 const STATE: &str = "/var/lib/custos-install";
 /// Written by these tests next to install.sh's state: the installation on
 /// this host is theirs and may be purged.
@@ -240,8 +242,11 @@ struct Recording {
 }
 
 impl Recording {
+    /// A `.cast` file, or a session's directory of signed chunks (the
+    /// host has a key, which install.sh makes), whose payloads in order
+    /// are the same text.
     fn read(path: &Path) -> Self {
-        let raw = std::fs::read_to_string(path).unwrap();
+        let raw = if path.is_dir() { chunked_cast(path) } else { std::fs::read_to_string(path).unwrap() };
         let mut lines = raw.lines();
         let header: Value = serde_json::from_str(lines.next().expect("a header line")).unwrap();
         assert!(header.is_object(), "{}: the header is not an object", path.display());
@@ -301,10 +306,22 @@ fn mode_of(path: &Path) -> u32 {
     mode(path)
 }
 
+/// Every recording in the spool: plain `.cast` files and chunk directories.
 fn recordings() -> BTreeSet<PathBuf> {
-    std::fs::read_dir(RECORDINGS)
-        .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
-        .unwrap_or_default()
+    [RECORDINGS, CHUNKS]
+        .iter()
+        .flat_map(|dir| std::fs::read_dir(dir).map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect::<Vec<_>>()).unwrap_or_default())
+        .collect()
+}
+
+/// The cast text of a chunk directory, after checking that the chunks
+/// verify, in order, with the key install.sh made.
+fn chunked_cast(dir: &Path) -> String {
+    let public = custos::evidence::PublicKey::load(Path::new(HOST_PUBLIC_KEY)).unwrap();
+    let found = custos::evidence::SessionDir::open(dir).unwrap().found().unwrap();
+    let report = custos::evidence::verify_chain(found, None, |id| (public.id() == *id).then_some(public));
+    assert!(report.is_intact_so_far(), "{}: {:?}", dir.display(), report.problems);
+    report.chunks.iter().map(|c| String::from_utf8(c.payload().unwrap()).unwrap()).collect()
 }
 
 /// The test user's recordings that are not in `before`, oldest first,
