@@ -21,8 +21,7 @@
 //! down instead of losing output. The recording does the same: when the
 //! evidence spool is full (see `sink`), the loop stops reading the shell's
 //! output until there is room (`when_full = "throttle"`), or ends the
-//! session (`"end"`). Quiet sessions still get their chunks sealed on
-//! time: the loop wakes at [`Sink::next_tick`].
+//! session (`"end"`).
 
 use std::io::Read as _;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -54,7 +53,7 @@ pub const FRAME_INTERVAL: Duration = Duration::from_millis(16);
 const MAX_PENDING_SCROLL: usize = 400;
 const FEED_SLICE: usize = 512;
 
-/// How often a paused recording (full spool) looks for room.
+/// How often the loop looks whether a paused recording has room again.
 const PAUSED_RETRY: Duration = Duration::from_millis(100);
 
 /// The user's terminal, passed in so tests and `custos demo` can supply
@@ -218,11 +217,8 @@ impl Loop<'_> {
             // program ends it or its deadline passes; draw nothing meanwhile.
             let sync_deadline = self.screen.sync_deadline();
             let gate_deadline = self.options.gate.as_ref().and_then(|g| g.gate.deadline());
-            let tick_deadline = self.sink.next_tick().map(|at| {
-                // While paused, look for room often.
-                let at = if self.paused.is_some() { at.min(self.started.elapsed() + PAUSED_RETRY) } else { at };
-                self.started + at
-            });
+            // While paused, look often for the room the writer finds.
+            let tick_deadline = self.paused.is_some().then(|| Instant::now() + PAUSED_RETRY);
             let deadline = [sync_deadline, self.hold_deadline, gate_deadline, tick_deadline].into_iter().flatten().min();
             // Something to draw: look for more output without waiting. A
             // synchronized update holds drawing back, so then wait, as for a
@@ -279,9 +275,6 @@ impl Loop<'_> {
             if self.screen.sync_deadline().is_some_and(|d| Instant::now() >= d) {
                 self.screen.end_sync();
                 self.dirty = true;
-            }
-            if self.sink.next_tick().is_some_and(|at| self.started.elapsed() >= at) || self.paused.is_some() {
-                self.sink.tick(self.started.elapsed());
             }
             self.check_room();
             if self.hold_deadline.is_some_and(|d| Instant::now() >= d) {
@@ -697,7 +690,7 @@ impl Loop<'_> {
         self.flush_input();
         let ending = if self.hung_up { Ending::HungUp(self.exit) } else { Ending::Exited(self.exit.unwrap_or(0)) };
         let at = self.started.elapsed();
-        self.sink.write(at, &Event::Exit(ending.status()))?;
+        self.sink.write(at, &Event::Exit(ending.status())).map_err(std::io::Error::other)?;
         self.sink.finish().map_err(std::io::Error::other)?;
         Ok(ending)
     }

@@ -18,14 +18,29 @@
 //! treated like a full spool, so the session slows down instead of
 //! producing output nobody can prove was recorded; the error is kept for
 //! the status line.
+//!
+//! **The writer thread.** Compressing, signing and above all fsyncing a
+//! chunk (about 8 ms on the VM disk) would stall the session loop, so
+//! keys would wait behind a flood's chunks. The loop only encodes event
+//! lines and hands them over a bounded channel to a writer thread, which
+//! owns the [`EvidenceWriter`]. The channel's bound is the back-pressure:
+//! if the thread falls behind, the loop waits, as it would for a slow
+//! terminal. The thread starts on the first event, never before: the
+//! recorder forks the shell after opening the sink, and a fork must not
+//! happen while another thread may hold the allocator's lock.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use crate::config::EvidenceConfig;
-use crate::evidence::{EvidenceWriter, HostKey, KeyError, WhenFull, WriteStatus};
-use crate::record::{CastFile, Event, Header};
+use crate::evidence::{EvidenceWriter, HostKey, KeyError, WhenFull, WriteStatus, WriterError};
+use crate::record::{CastFile, Encoder, Event, Header};
+
+/// Event lines in flight to the writer thread, at most.
+const CHANNEL_LINES: usize = 64;
 
 /// How often the open chunk is offered for sealing by time.
 pub const TICK_INTERVAL: Duration = Duration::from_millis(500);
@@ -41,12 +56,119 @@ pub enum SinkError {
     #[error("cannot write the recording: {0}")]
     Io(#[from] std::io::Error),
     #[error("cannot finish the session's evidence: {0}")]
-    Finish(crate::evidence::WriterError),
+    Finish(WriterError),
+    #[error("the evidence writer thread failed: {0}")]
+    Thread(String),
 }
 
 enum Form {
     Cast(CastFile),
-    Chunks(Box<EvidenceWriter>),
+    Chunks(Chunks),
+}
+
+/// A chunked recording: the writer itself until the first event, then a
+/// thread that owns it.
+struct Chunks {
+    encoder: Encoder,
+    line: Vec<u8>,
+    /// Why the writer cannot store more, as last reported.
+    full: Arc<Mutex<Option<String>>>,
+    state: Worker,
+}
+
+enum Worker {
+    Idle(Box<EvidenceWriter>),
+    Running { tx: SyncSender<Msg>, handle: JoinHandle<Result<(), WriterError>> },
+    Done,
+}
+
+enum Msg {
+    Line(Duration, Vec<u8>),
+    Finish,
+}
+
+impl Chunks {
+    fn send(&mut self, msg: Msg) -> Result<(), SinkError> {
+        if let Worker::Idle(_) = self.state {
+            let Worker::Idle(writer) = std::mem::replace(&mut self.state, Worker::Done) else { return Ok(()) };
+            let (tx, rx) = std::sync::mpsc::sync_channel(CHANNEL_LINES);
+            let full = Arc::clone(&self.full);
+            let handle = std::thread::Builder::new()
+                .name("evidence-writer".into())
+                .spawn(move || write_chunks(*writer, &rx, &full))
+                .map_err(|e| SinkError::Thread(e.to_string()))?;
+            self.state = Worker::Running { tx, handle };
+        }
+        match &self.state {
+            Worker::Running { tx, .. } => tx.send(msg).map_err(|_| SinkError::Thread("it stopped".into())),
+            _ => Err(SinkError::Thread("the recording was already finished".into())),
+        }
+    }
+
+    fn finish(&mut self) -> Result<(), SinkError> {
+        match std::mem::replace(&mut self.state, Worker::Done) {
+            Worker::Idle(mut writer) => writer.finish().map(drop).map_err(SinkError::Finish),
+            Worker::Running { tx, handle } => {
+                // The thread may have stopped on an error; join tells which.
+                let _ = tx.send(Msg::Finish);
+                drop(tx);
+                match handle.join() {
+                    Ok(result) => result.map_err(SinkError::Finish),
+                    Err(_) => Err(SinkError::Thread("it panicked".into())),
+                }
+            }
+            Worker::Done => Ok(()),
+        }
+    }
+}
+
+/// The writer thread: lines into chunks, chunks to disk, ticks when quiet,
+/// the full state published for the loop.
+fn write_chunks(mut writer: EvidenceWriter, rx: &Receiver<Msg>, full: &Mutex<Option<String>>) -> Result<(), WriterError> {
+    let started = Instant::now();
+    let mut paused = false;
+    loop {
+        let wait = if paused { PAUSED_RETRY } else { TICK_INTERVAL };
+        let status = match rx.recv_timeout(wait) {
+            Ok(Msg::Line(at, line)) => writer.write_encoded(at, &line),
+            Ok(Msg::Finish) | Err(RecvTimeoutError::Disconnected) => {
+                let result = writer.finish().map(drop);
+                if let Err(e) = &result {
+                    publish(full, Some(format!("cannot write evidence: {e}")));
+                }
+                return result;
+            }
+            Err(RecvTimeoutError::Timeout) => writer.tick(started.elapsed()),
+        };
+        let why = describe(status);
+        paused = why.is_some();
+        publish(full, why);
+    }
+}
+
+fn publish(full: &Mutex<Option<String>>, why: Option<String>) {
+    // A poisoned lock means the loop panicked; nothing to tell it then.
+    if let Ok(mut slot) = full.lock() {
+        if *slot != why {
+            *slot = why;
+        }
+    }
+}
+
+/// How often a writer with a full spool looks for room.
+const PAUSED_RETRY: Duration = Duration::from_millis(100);
+
+fn describe(status: Result<WriteStatus, WriterError>) -> Option<String> {
+    match status {
+        Ok(WriteStatus::Stored) => None,
+        Ok(WriteStatus::Full { used, quota, pending_bytes, .. }) => Some(format!(
+            "evidence spool full ({} of {} MiB used, {} KiB waiting)",
+            used >> 20,
+            quota >> 20,
+            pending_bytes >> 10
+        )),
+        Err(e) => Some(format!("cannot write evidence: {e}")),
+    }
 }
 
 /// One session's recording. See the module doc.
@@ -54,9 +176,10 @@ pub struct Sink {
     form: Form,
     path: PathBuf,
     when_full: WhenFull,
-    /// Why writing is stopped, if it is.
+    /// Why writing is stopped, if it is (as the loop last saw it).
     full: Option<String>,
-    next_tick: Duration,
+    /// The writer thread is gone: nothing more can be recorded.
+    broken: Option<String>,
 }
 
 /// The host key, when the host has one: `Ok(None)` when the configured
@@ -78,7 +201,13 @@ impl Sink {
                 let writer = EvidenceWriter::create(spool, key, header, config.chunking, config.spool_quota_bytes)
                     .map_err(|source| SinkError::Evidence { spool: spool.to_owned(), source })?;
                 let path = writer.dir().to_owned();
-                (Form::Chunks(Box::new(writer)), path)
+                let chunks = Chunks {
+                    encoder: Encoder::default(),
+                    line: Vec::new(),
+                    full: Arc::new(Mutex::new(None)),
+                    state: Worker::Idle(Box::new(writer)),
+                };
+                (Form::Chunks(chunks), path)
             }
             None => {
                 let path = crate::spool::recording_path(spool, &header.custos.session_id);
@@ -89,7 +218,7 @@ impl Sink {
                 (Form::Cast(cast), path)
             }
         };
-        Ok(Sink { form, path, when_full: config.when_full, full: None, next_tick: TICK_INTERVAL })
+        Ok(Sink { form, path, when_full: config.when_full, full: None, broken: None })
     }
 
     /// The `.cast` file, or the session's chunk directory.
@@ -103,36 +232,36 @@ impl Sink {
     }
 
     /// Records `event` at `at` (since the session started). A plain file's
-    /// write error is returned; a chunk spool's problems make it full.
-    pub fn write(&mut self, at: Duration, event: &Event<'_>) -> std::io::Result<()> {
+    /// write error is returned; a chunked recording's problems make it
+    /// full (see [`Sink::full`]), except a writer thread that is gone.
+    pub fn write(&mut self, at: Duration, event: &Event<'_>) -> Result<(), SinkError> {
         match &mut self.form {
-            Form::Cast(cast) => cast.write(at, event),
-            Form::Chunks(writer) => {
-                let status = writer.write(at, event);
-                self.note(status);
-                Ok(())
+            Form::Cast(cast) => Ok(cast.write(at, event)?),
+            Form::Chunks(chunks) => {
+                chunks.line.clear();
+                chunks.encoder.event(at, event, &mut chunks.line);
+                let line = std::mem::take(&mut chunks.line);
+                let sent = chunks.send(Msg::Line(at, line));
+                if let Err(e) = &sent {
+                    // Nothing more can be recorded: stop the session's output.
+                    self.broken = Some(e.to_string());
+                }
+                sent
             }
         }
     }
 
-    /// Seals a chunk whose time is up and retries chunks waiting for room.
-    /// Call it at [`Sink::next_tick`], and often while full.
-    pub fn tick(&mut self, at: Duration) {
-        self.next_tick = at + TICK_INTERVAL;
-        if let Form::Chunks(writer) = &mut self.form {
-            let status = writer.tick(at);
-            self.note(status);
+    /// Why the recording cannot take more output now, if it cannot. The
+    /// writer thread seals chunks on time and retries a full spool by
+    /// itself; this reads what it last found.
+    pub fn full(&mut self) -> Option<&str> {
+        if self.broken.is_some() {
+            return self.broken.as_deref();
         }
-    }
-
-    /// When [`Sink::tick`] is next due (since the session started), if the
-    /// recording needs ticks at all.
-    pub fn next_tick(&self) -> Option<Duration> {
-        self.is_chunked().then_some(self.next_tick)
-    }
-
-    /// Why the recording cannot take more output now, if it cannot.
-    pub fn full(&self) -> Option<&str> {
+        if let Form::Chunks(chunks) = &self.form {
+            let now = chunks.full.lock().map(|g| g.clone()).unwrap_or_else(|_| Some("the evidence writer failed".into()));
+            self.full = now;
+        }
         self.full.as_deref()
     }
 
@@ -145,21 +274,8 @@ impl Sink {
     pub fn finish(&mut self) -> Result<(), SinkError> {
         match &mut self.form {
             Form::Cast(cast) => Ok(cast.sync()?),
-            Form::Chunks(writer) => writer.finish().map(|_| ()).map_err(SinkError::Finish),
+            Form::Chunks(chunks) => chunks.finish(),
         }
-    }
-
-    fn note(&mut self, status: Result<WriteStatus, crate::evidence::WriterError>) {
-        self.full = match status {
-            Ok(WriteStatus::Stored) => None,
-            Ok(WriteStatus::Full { used, quota, pending_bytes, .. }) => Some(format!(
-                "evidence spool full ({} of {} MiB used, {} KiB waiting)",
-                used >> 20,
-                quota >> 20,
-                pending_bytes >> 10
-            )),
-            Err(e) => Some(format!("cannot write evidence: {e}")),
-        };
     }
 }
 
@@ -199,7 +315,7 @@ mod tests {
         let config = config(dir.path(), 1 << 30);
         assert!(host_key(&config).unwrap().is_none());
         let mut sink = Sink::open(dir.path(), &header(), None, &config).unwrap();
-        assert!(!sink.is_chunked() && sink.next_tick().is_none());
+        assert!(!sink.is_chunked());
         sink.write(Duration::ZERO, &Event::Output("hi")).unwrap();
         sink.write(Duration::from_millis(5), &Event::Exit(0)).unwrap();
         sink.finish().unwrap();
@@ -231,7 +347,6 @@ mod tests {
         for i in 0..6u64 {
             let at = Duration::from_millis(i * 400);
             sink.write(at, &Event::Output("line\r\n")).unwrap();
-            sink.tick(at);
         }
         sink.write(Duration::from_secs(3), &Event::Exit(3)).unwrap();
         sink.finish().unwrap();
@@ -240,6 +355,27 @@ mod tests {
         let report = verify_chain(found, None, |id| (public.id() == *id).then_some(public));
         assert!(report.is_intact(), "{:?}", report.problems);
         assert!(report.chunks.len() >= 2, "quiet time sealed chunks: {}", report.chunks.len());
+    }
+
+    #[test]
+    fn a_quiet_session_has_its_chunk_sealed_on_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = config(dir.path(), 1 << 30);
+        config.chunking = ChunkerConfig::new(200_000, 4096).unwrap();
+        HostKey::generate().save(&config.key).unwrap();
+        let key = host_key(&config).unwrap().unwrap();
+        let mut sink = Sink::open(dir.path(), &header(), Some(key), &config).unwrap();
+        sink.write(Duration::ZERO, &Event::Output("prompt$ ")).unwrap();
+        // No more events: the writer thread seals chunk 0 by itself.
+        let spool = SessionDir::open(sink.path()).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while spool.chunk_files().unwrap().is_empty() {
+            assert!(Instant::now() < deadline, "the quiet chunk was never sealed");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        sink.write(Duration::from_secs(2), &Event::Exit(0)).unwrap();
+        sink.finish().unwrap();
+        assert_eq!(spool.chunk_files().unwrap().len(), 2);
     }
 
     #[test]

@@ -95,6 +95,17 @@ impl EvidenceWriter {
         self.flush(false)
     }
 
+    /// Records an event line already encoded by the caller's
+    /// [`Encoder`] (which must be the only one writing to this recording,
+    /// since lines carry intervals). Lets the recorder encode on its loop
+    /// and leave compression, signing and fsync to a writer thread.
+    pub fn write_encoded(&mut self, at: Duration, line: &[u8]) -> Result<WriteStatus, WriterError> {
+        let chunker = self.chunker.as_mut().ok_or(WriterError::Finished)?;
+        let sealed = chunker.push(micros(at), line)?;
+        self.pending.extend(sealed);
+        self.flush(false)
+    }
+
     /// Seals the open chunk if its time span has passed, and retries chunks
     /// waiting for room. Call it regularly (every second or so), and while
     /// throttled.
