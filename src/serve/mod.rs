@@ -15,6 +15,7 @@
 //! can write the data directory already owns the collector.
 
 pub mod api;
+pub mod audit;
 pub mod config;
 pub mod index;
 pub mod ingest;

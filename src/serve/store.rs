@@ -302,7 +302,13 @@ impl Store {
             .busy_timeout(Duration::from_secs(30));
         let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
         sqlx::raw_sql(SCHEMA).execute(&pool).await?;
+        sqlx::raw_sql(super::audit::SCHEMA).execute(&pool).await?;
         Ok(Self { pool, chunks_dir })
+    }
+
+    /// The database, for modules with tables of their own (`audit`).
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
     }
 
     pub fn chunks_dir(&self) -> &Path {
