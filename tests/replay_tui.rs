@@ -426,6 +426,7 @@ fn a_really_tampered_chain_shows_the_broken_badge_everywhere() {
     let text = lines(&buf);
     let row = text.iter().position(|l| l.contains("carol")).unwrap();
     assert_eq!(row, 6, "{text:#?}");
+    assert!(text[0].contains("✖ 1 with a BROKEN evidence chain"), "the title counts broken sessions: {text:#?}");
     assert!(text[row].contains("✖ BROKEN"), "{text:#?}");
     let (x, y) = find(&buf, "✖ BROKEN").unwrap();
     let danger = Theme::default().style(Role::Danger);

@@ -429,6 +429,46 @@ mod tests {
         assert!(matches!(source.open("/etc/passwd"), Err(SourceError::NotFound(_))));
     }
 
+    /// Writes `session` as one signed, final chunk `seq` into `spool/chunks/`.
+    fn chunk(spool: &Path, key: &crate::evidence::HostKey, session: uuid::Uuid, seq: u64) -> PathBuf {
+        let dir = spool.join("chunks").join(session.to_string());
+        std::fs::create_dir_all(&dir).unwrap();
+        let header = format!("{{\"version\":3,\"term\":{{\"cols\":20,\"rows\":3}},\"timestamp\":{}}}\n[0.1, \"o\", \"signed\"]\n", 200 + seq);
+        let sealed = crate::evidence::seal(key, session, seq, crate::evidence::Digest::ZERO, 0, 100_000, true, header.as_bytes());
+        std::fs::write(dir.join(crate::evidence::spool::chunk_file_name(seq)), sealed.as_bytes()).unwrap();
+        dir
+    }
+
+    #[test]
+    fn a_spool_lists_a_session_once_signed_chunks_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = crate::evidence::HostKey::generate();
+        let (whole, drained) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+        std::fs::create_dir(dir.path().join("recordings")).unwrap();
+        for id in [whole, drained] {
+            std::fs::write(dir.path().join(format!("recordings/{id}.cast")), CAST).unwrap();
+        }
+        // `whole` still has chunk 0; `drained` only a later chunk (its start
+        // was uploaded and removed), so its .cast is what is listed.
+        let chunks = chunk(dir.path(), &key, whole, 0);
+        chunk(dir.path(), &key, drained, 3);
+        let mut source = LocalSource::new(dir.path(), None).with_keys(vec![key.public()]);
+        let files = source.files().unwrap();
+        assert_eq!(files, vec![dir.path().join(format!("recordings/{drained}.cast")), chunks.clone()]);
+        let list = source.list().unwrap();
+        let signed = list.iter().find(|s| s.id == chunks.display().to_string()).unwrap();
+        assert_eq!(signed.verification, Verification::Intact);
+        assert_eq!(signed.start, Some(200));
+        // The session directory itself is a source of one.
+        let mut one = LocalSource::new(&chunks, None);
+        let opened = one.open(&chunks.display().to_string()).unwrap();
+        assert!(opened.index.text.contains("signed"));
+        assert!(matches!(opened.summary.verification, Verification::Unknown(why) if why.contains("no public key")));
+        // A chunk directory cannot be followed: that is a .cast being written.
+        let err = one.follow(&chunks.display().to_string()).err().unwrap().to_string();
+        assert!(err.contains("--follow reads a .cast file"), "{err}");
+    }
+
     #[test]
     fn a_spool_is_read_from_its_recordings_directory() {
         let dir = tempfile::tempdir().unwrap();

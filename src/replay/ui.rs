@@ -354,7 +354,13 @@ fn draw_timeline(frame: &mut Frame<'_>, area: Rect, theme: &Theme, view: &mut Pl
 fn draw_browser(frame: &mut Frame<'_>, area: Rect, theme: &Theme, browser: &Browser, source: &str) {
     let [header, filter, table] = Layout::vertical([Constraint::Length(1), Constraint::Length(1), Constraint::Min(1)]).areas(area);
     let title = format!(" custos replay · {source} · {} of {} sessions ", browser.visible.len(), browser.sessions.len());
-    frame.render_widget(Paragraph::new(Span::styled(title, theme.style(Role::Accent))), header);
+    let broken = browser.sessions.iter().filter(|s| matches!(s.verification, Verification::Broken(_))).count();
+    let mut spans = vec![Span::styled(title, theme.style(Role::Accent))];
+    if broken > 0 {
+        let text = format!(" ✖ {broken} with a BROKEN evidence chain ");
+        spans.push(Span::styled(text, theme.style(Role::Danger).add_modifier(Modifier::BOLD)));
+    }
+    frame.render_widget(Paragraph::new(Line::from(spans)), header);
     let filter_line = if browser.filter_text.is_empty() {
         Span::styled(" / to filter: user: host: since: until: cmd: text:", theme.style(Role::Muted))
     } else {
