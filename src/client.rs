@@ -104,6 +104,13 @@ impl Collector {
         Ok(Self { base: trimmed.to_owned(), http, token })
     }
 
+    /// The same collector and token with a connection pool of its own: for
+    /// use on another runtime (a pooled connection is driven by the runtime
+    /// that opened it, so one runtime must not reuse another's).
+    pub fn fresh(&self) -> Result<Self, ClientError> {
+        Self::new(&self.base, self.token.clone())
+    }
+
     pub fn base(&self) -> &str {
         &self.base
     }
@@ -213,6 +220,38 @@ impl Collector {
         let response = self.send(&format!("the recording of {id}"), request).await?;
         let bytes = response.bytes().await.map_err(|source| ClientError::Transport { url: self.base.clone(), source })?;
         Ok(bytes.to_vec())
+    }
+
+    /// A session's command markers: `{"at_us", "text"}` each, in order.
+    pub async fn markers(&self, id: &str) -> Result<Vec<Value>, ClientError> {
+        #[derive(Deserialize)]
+        struct List {
+            markers: Vec<Value>,
+        }
+        let request = self.authed(self.http.get(self.url(&format!("/v1/sessions/{id}/markers"))));
+        Ok(self.json::<List>(&format!("the markers of {id}"), request).await?.markers)
+    }
+
+    /// Opens the live stream of a session's chunks (Server-Sent Events),
+    /// from chunk `from` on. No overall timeout: a follow lasts as long as
+    /// the session.
+    pub async fn follow(&self, id: &str, from: u64) -> Result<reqwest::Response, ClientError> {
+        let request = self
+            .authed(self.http.get(self.url(&format!("/v1/sessions/{id}/follow"))))
+            .query(&[("from", from.to_string())])
+            .header(reqwest::header::ACCEPT, "text/event-stream")
+            .timeout(Duration::from_secs(366 * 86_400));
+        self.send(&format!("following {id}"), request).await
+    }
+
+    /// The auditors' access log (`GET /v1/audit/access`).
+    pub async fn access_log(&self, query: &[(&str, String)]) -> Result<Vec<Value>, ClientError> {
+        #[derive(Deserialize)]
+        struct List {
+            accesses: Vec<Value>,
+        }
+        let request = self.authed(self.http.get(self.url("/v1/audit/access")).query(query));
+        Ok(self.json::<List>("the access log", request).await?.accesses)
     }
 
     /// The enrolled host keys, as `ed25519:...` text.

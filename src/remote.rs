@@ -75,6 +75,8 @@ pub fn export(args: &ExportArgs) -> anyhow::Result<ExitCode> {
         output: args.output.clone(),
         keys,
         unverified: args.unverified,
+        from: args.from.clone(),
+        to: args.to.clone(),
         remote: crate::sessions::Remote { server: None, token: None, token_file: None },
     };
     crate::evidence::cli::export(&local)

@@ -1,46 +1,128 @@
-//! Points in time as people type them on a command line or in a query
-//! string, turned into unix seconds: `1700000000`, `2026-11-26`,
-//! `2026-11-26T10:30:00Z`, `2026-11-26 10:30:00+02:00`, or an age such as
-//! `90s`, `15m`, `2h`, `3d`, `1w` (that long before `now`).
+//! Times as people type them, one grammar for every command and the
+//! collector's query strings, and how custos shows them.
+//!
+//! Points in time ([`parse_time`], unix seconds): `1700000000` or
+//! `@1700000000`; `2026-11-26`, `2026-11-26 10:30`, `2026-11-26T10:30:00Z`,
+//! `2026-11-26 10:30:00+02:00`; `now`, `today`, `yesterday` (midnight UTC);
+//! or an age, that long before `now`: `90s`, `15m`, `2h`, `3d`, `1w`,
+//! `1h30m`, `2 hours ago`, `30 minutes`.
+//!
+//! Positions in a recording ([`parse_offset`], seconds from its start):
+//! `1:30`, `1:02:03`, `0:05.5`, a span (`90`, `90s`, `1h2m3s`,
+//! `2 minutes`), relative to where playback is (`+30s`, `-1m`), or a share
+//! of it (`50%`).
 //!
 //! Pure: `now` is passed in. Only UTC offsets are understood, never time zone
 //! names, so a timestamp means the same thing on every machine.
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{text:?} is not a time: use unix seconds, YYYY-MM-DD, YYYY-MM-DDTHH:MM:SSZ (or +HH:MM), or an age like 2h or 3d")]
-pub struct WhenError {
-    text: String,
+pub enum WhenError {
+    #[error("{0:?} is not a time: use unix seconds (or @UNIX), YYYY-MM-DD [HH:MM[:SS]][Z|+HH:MM], now, today, yesterday, or an age like 2h, 3d or '2 hours ago'")]
+    Time(String),
+    #[error("{0:?} is not a time in the recording (try 1:30, 90s, 1h2m, +30s, -1m or 50%)")]
+    Offset(String),
 }
 
 /// Parses `text` into unix seconds.
 pub fn parse_time(text: &str, now: i64) -> Result<i64, WhenError> {
-    let t = text.trim();
-    let err = || WhenError { text: text.to_owned() };
+    let t = text.trim().to_ascii_lowercase();
+    let err = || WhenError::Time(text.to_owned());
     if t.is_empty() {
         return Err(err());
     }
-    if let Ok(secs) = t.parse::<i64>() {
+    let midnight = now - now.rem_euclid(86_400);
+    match t.as_str() {
+        "now" => return Ok(now),
+        "today" => return Ok(midnight),
+        "yesterday" => return Ok(midnight - 86_400),
+        _ => {}
+    }
+    let unix = t.strip_prefix('@').unwrap_or(&t);
+    if let Ok(secs) = unix.parse::<i64>() {
         return Ok(secs);
     }
-    if let Some(age) = parse_age(t) {
-        return Ok(now.saturating_sub(age));
+    if t.starts_with('@') {
+        return Err(err());
     }
-    parse_datetime(t).ok_or_else(err)
+    if t.len() >= 10 && t.as_bytes().get(4) == Some(&b'-') {
+        return parse_datetime(&t).ok_or_else(err);
+    }
+    let age = t.strip_suffix("ago").unwrap_or(&t);
+    let secs = span_secs(age).filter(|s| *s < 1e12).ok_or_else(err)?;
+    // Float to whole seconds: checked above to be far below i64's range.
+    #[allow(clippy::cast_possible_truncation)]
+    Ok(now.saturating_sub(secs as i64))
 }
 
-fn parse_age(t: &str) -> Option<i64> {
-    let split = t.find(|c: char| !c.is_ascii_digit())?;
-    let (digits, unit) = t.split_at(split);
-    let n: i64 = digits.parse().ok()?;
-    let unit_secs = match unit {
-        "s" => 1,
-        "m" | "min" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        "w" => 7 * 86_400,
-        _ => return None,
+/// A position typed by the viewer, in seconds from the start. `now` is the
+/// current position, for `+30s`/`-1m`; `duration` for percentages.
+pub fn parse_offset(text: &str, now: f64, duration: f64) -> Result<f64, WhenError> {
+    let err = || WhenError::Offset(text.to_owned());
+    let t = text.trim();
+    if let Some(p) = t.strip_suffix('%') {
+        let p: f64 = p.trim().parse().map_err(|_| err())?;
+        if !(0.0..=100.0).contains(&p) {
+            return Err(err());
+        }
+        return Ok(duration * p / 100.0);
+    }
+    let (sign, rest) = match t.as_bytes().first() {
+        Some(b'+') => (1.0, t.get(1..).unwrap_or_default()),
+        Some(b'-') => (-1.0, t.get(1..).unwrap_or_default()),
+        _ => (0.0, t),
     };
-    n.checked_mul(unit_secs)
+    let secs = if rest.contains(':') { clock_secs(rest) } else { span_secs(rest) }.ok_or_else(err)?;
+    Ok(if sign == 0.0 { secs } else { (now + sign * secs).max(0.0) })
+}
+
+/// `1:30`, `1:02:03`, `0:05.5`.
+fn clock_secs(text: &str) -> Option<f64> {
+    let parts: Vec<&str> = text.split(':').collect();
+    if parts.len() > 3 || parts.iter().any(|p| p.is_empty()) {
+        return None;
+    }
+    let mut secs = 0.0;
+    for (i, part) in parts.iter().enumerate() {
+        let last = i + 1 == parts.len();
+        let v: f64 = if last { part.parse().ok()? } else { f64::from(part.parse::<u32>().ok()?) };
+        if !v.is_finite() || v < 0.0 {
+            return None;
+        }
+        secs = secs * 60.0 + v;
+    }
+    Some(secs)
+}
+
+/// A span in seconds: `90`, `90s`, `2m`, `1h2m3s`, `1.5h`, `2 hours`,
+/// `3 days`, `1w`.
+pub fn span_secs(text: &str) -> Option<f64> {
+    let text = text.trim();
+    if text.is_empty() {
+        return None;
+    }
+    if let Ok(v) = text.parse::<f64>() {
+        return (v.is_finite() && v >= 0.0).then_some(v);
+    }
+    let mut total = 0.0;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let num_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let value: f64 = rest.get(..num_end)?.parse().ok()?;
+        rest = rest.get(num_end..)?.trim_start();
+        let unit_end = rest.find(|c: char| !c.is_ascii_alphabetic()).unwrap_or(rest.len());
+        let unit = rest.get(..unit_end)?;
+        rest = rest.get(unit_end..)?.trim_start();
+        let scale = match unit {
+            "s" | "sec" | "secs" | "second" | "seconds" => 1.0,
+            "m" | "min" | "mins" | "minute" | "minutes" => 60.0,
+            "h" | "hr" | "hrs" | "hour" | "hours" => 3600.0,
+            "d" | "day" | "days" => 86_400.0,
+            "w" | "week" | "weeks" => 604_800.0,
+            _ => return None,
+        };
+        total += value * scale;
+    }
+    total.is_finite().then_some(total)
 }
 
 fn number(s: &str) -> Option<i64> {
@@ -62,14 +144,20 @@ fn parse_datetime(t: &str) -> Option<i64> {
     if rest.is_empty() {
         return Some(days * 86_400);
     }
-    let rest = rest.strip_prefix('T').or_else(|| rest.strip_prefix(' '))?;
-    let time = rest.get(..8)?;
+    let rest = rest.strip_prefix(['T', 't', ' '])?;
+    // HH:MM or HH:MM:SS.
+    let len = if rest.as_bytes().get(5) == Some(&b':') { 8 } else { 5 };
+    let time = rest.get(..len)?;
     let mut hms = time.split(':');
-    let (h, mi, s) = (number(hms.next()?)?, number(hms.next()?)?, number(hms.next()?)?);
-    if time.len() != 8 || h > 23 || mi > 59 || s > 60 {
+    let (h, mi) = (number(hms.next()?)?, number(hms.next()?)?);
+    let s = match hms.next() {
+        Some(s) => number(s)?,
+        None => 0,
+    };
+    if h > 23 || mi > 59 || s > 60 {
         return None;
     }
-    let mut zone = rest.get(8..)?;
+    let mut zone = rest.get(len..)?;
     // Fractions of a second are accepted and dropped.
     if let Some(frac) = zone.strip_prefix('.') {
         let digits = frac.find(|c: char| !c.is_ascii_digit()).unwrap_or(frac.len());
@@ -132,6 +220,30 @@ pub fn format_utc(secs: i64) -> String {
     format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
+/// `2026-11-26 10:04` (UTC), for the replay browser.
+pub fn format_date(unix: u64) -> String {
+    let text = format_utc(i64::try_from(unix).unwrap_or(i64::MAX));
+    text.get(..16).unwrap_or(&text).to_owned()
+}
+
+/// A position or duration: `1:02:03`, or `02:03` under an hour.
+pub fn format_clock(secs: f64) -> String {
+    // Saturating float-to-int conversion: negative and NaN become 0.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let total = if secs.is_finite() && secs > 0.0 { secs as u64 } else { 0 };
+    let (h, m, s) = (total / 3600, total % 3600 / 60, total % 60);
+    if h > 0 {
+        format!("{h}:{m:02}:{s:02}")
+    } else {
+        format!("{m:02}:{s:02}")
+    }
+}
+
+/// Seconds since the epoch, for the edges that need "now".
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,13 +262,23 @@ mod tests {
     #[case::epoch("1970-01-01T00:00:00Z", 0)]
     #[case::hours_ago("2h", NOW - 7200)]
     #[case::days_ago("3d", NOW - 3 * 86_400)]
+    #[case::words_ago("2 hours ago", NOW - 7200)]
+    #[case::compound("1h30m", NOW - 5400)]
+    #[case::at_unix("@1700000000", 1_700_000_000)]
+    #[case::minutes_only("2025-11-26 10:00", NOW + 36_000)]
+    #[case::lower_case("2025-11-26t10:00:30z", NOW + 36_030)]
+    #[case::now("now", NOW)]
+    #[case::today("today", NOW)]
+    #[case::yesterday("yesterday", NOW - 86_400)]
     fn times_parse(#[case] text: &str, #[case] expected: i64) {
         assert_eq!(parse_time(text, NOW), Ok(expected));
     }
 
     #[rstest]
     #[case("")]
-    #[case("yesterday")]
+    #[case("last tuesday")]
+    #[case("@soon")]
+    #[case("2025-11-26 25:00")]
     #[case("2025-13-01")]
     #[case("2025-02-30")]
     #[case("2025-11-26T25:00:00Z")]
@@ -165,7 +287,45 @@ mod tests {
     #[case("99999999999999999999d")]
     fn bad_times_are_errors(#[case] text: &str) {
         let err = parse_time(text, NOW).unwrap_err();
-        assert!(err.to_string().contains("is not a time"), "{err}");
+        assert!(err.to_string().contains("is not a time:"), "{err}");
+    }
+
+    #[rstest]
+    #[case("90", 90.0)]
+    #[case("1:30", 90.0)]
+    #[case("1:02:03", 3723.0)]
+    #[case("0:05.5", 5.5)]
+    #[case("90s", 90.0)]
+    #[case("1h2m3s", 3723.0)]
+    #[case("2 minutes", 120.0)]
+    #[case("+30s", 130.0)]
+    #[case("-1m", 40.0)]
+    #[case("-5m", 0.0)]
+    #[case("50%", 500.0)]
+    fn offsets_parse(#[case] text: &str, #[case] expected: f64) {
+        assert_eq!(parse_offset(text, 100.0, 1000.0), Ok(expected));
+    }
+
+    #[rstest]
+    #[case("")]
+    #[case("abc")]
+    #[case("1:")]
+    #[case("1:2:3:4")]
+    #[case("5 parsecs")]
+    #[case("150%")]
+    #[case("-")]
+    fn bad_offsets_are_named(#[case] text: &str) {
+        let err = parse_offset(text, 0.0, 10.0).unwrap_err();
+        assert!(err.to_string().contains("is not a time in the recording"), "{err}");
+    }
+
+    #[test]
+    fn dates_and_clocks_format() {
+        assert_eq!(format_date(1_795_706_653), "2026-11-26 15:24");
+        assert_eq!(format_date(0), "1970-01-01 00:00");
+        assert_eq!(format_clock(3723.9), "1:02:03");
+        assert_eq!(format_clock(65.0), "01:05");
+        assert_eq!(format_clock(f64::NAN), "00:00");
     }
 
     #[test]

@@ -100,7 +100,7 @@ fn a_chain_uploaded_reads_back_byte_identical_and_searchable() {
     assert!(found("command=rm%20-rf").is_empty());
     assert_eq!(found("since=2025-11-26&until=2025-11-27"), vec![id.clone()]);
     assert!(found("until=2025-11-25").is_empty());
-    assert_eq!(w.server.get("/v1/sessions?since=yesterday", Some(w.server.token())).code(), "malformed");
+    assert_eq!(w.server.get("/v1/sessions?since=last%20tuesday", Some(w.server.token())).code(), "malformed");
 
     // The CLI reader.
     let out = custos(&w.config)
@@ -643,4 +643,110 @@ fn the_timer_run_is_quiet_without_a_collector_and_the_cli_is_not() {
     let loud = custos(&config).args(["upload", "--once", "--spool"]).arg(dir.path()).output().unwrap();
     assert!(!loud.status.success());
     assert!(String::from_utf8_lossy(&loud.stderr).contains("no collector"));
+}
+
+/// `custos replay --server`'s source against a real collector: the list
+/// carries commands and the collector's own chain verification, opening
+/// plays the stored cast, tampering on the collector's disk turns the badge
+/// to broken, and every read is in the access log with the token's identity.
+#[test]
+fn the_replay_source_reads_a_collector_and_every_access_is_logged() {
+    use custos::replay::source::{Source as _, Verification};
+    let w = world();
+    let session = Uuid::now_v7();
+    let id = session.to_string();
+    let pieces = cast_pieces(session, "alice", "db1", 3, Some(0));
+    for c in seal_chain(&w.key, session, &pieces, true) {
+        assert_eq!(w.server.put_chunk(&id, c.envelope().seq, c.as_bytes()).status, 201);
+    }
+    let collector = custos::client::Collector::new(&w.server.url, Some(w.server.token().to_owned())).unwrap();
+    let cache = w.root.join("cache");
+    let mut source = custos::replay::remote::ServerSource::new(collector, Some(cache.clone())).unwrap();
+    let list = source.list().unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!((list[0].id.as_str(), list[0].user.as_str(), list[0].host.as_str()), (id.as_str(), "alice", "db1"));
+    assert_eq!(list[0].commands, 3);
+    assert_eq!(list[0].verification, Verification::Intact);
+    let opened = source.open(&id).unwrap();
+    assert_eq!(opened.summary.verification, Verification::Intact);
+    assert!(opened.index.text.contains("step-2"));
+    assert_eq!(opened.recording.exit_status(), Some(0));
+    // The index is cached by content: one cache directory, reused.
+    assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 1);
+    source.open(&id).unwrap();
+    assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 1);
+
+    // Tampering on the collector's disk is reported by the list and the player.
+    let file = w.server.data_dir.join("chunks").join(&id).join(format!("{:020}.chunk", 1));
+    let mut bytes = std::fs::read(&file).unwrap();
+    let n = bytes.len();
+    bytes[n - 70] ^= 0x20;
+    std::fs::write(&file, bytes).unwrap();
+    let list = source.list().unwrap();
+    assert!(matches!(&list[0].verification, Verification::Broken(why) if why.contains("chunk 1")), "{list:?}");
+
+    // The access log: who (the token's identity), which session, what, when.
+    let log = w.server.json(&format!("/v1/audit/access?session={id}"));
+    let accesses = log["accesses"].as_array().unwrap();
+    let actions: Vec<&str> = accesses.iter().map(|a| a["action"].as_str().unwrap()).collect();
+    for action in ["markers", "metadata", "cast"] {
+        assert!(actions.contains(&action), "{action} missing from {actions:?}");
+    }
+    let who = accesses[0]["who"].as_str().unwrap();
+    assert!(who.starts_with("token:") && who.len() == "token:".len() + 12, "{who}");
+    assert!(!log.to_string().contains(w.server.token()), "the log never holds the token itself");
+    assert!(accesses.iter().all(|a| a["session"] == id.as_str() && a["at"].as_i64().unwrap() > 1_700_000_000));
+    // Newest first: the last read was the metadata of the list after tampering.
+    assert_eq!(accesses[0]["action"], "metadata");
+    let before = accesses.len();
+    // A chunk download and a follow are logged too.
+    assert_eq!(w.server.get(&format!("/v1/sessions/{id}/chunks/0"), Some(w.server.token())).status, 200);
+    let log = w.server.json(&format!("/v1/audit/access?session={id}&limit=1"));
+    assert_eq!(log["accesses"].as_array().unwrap().len(), 1);
+    assert_eq!(log["accesses"][0]["action"], "chunk");
+    let all = w.server.json(&format!("/v1/audit/access?who={who}"));
+    assert_eq!(all["accesses"].as_array().unwrap().len(), before + 1);
+
+    // Only an admin reads the log; a bad filter is a clean 400.
+    assert_eq!(w.server.get("/v1/audit/access", None).status, 401);
+    let bad = w.server.get("/v1/audit/access?since=last%20tuesday", Some(w.server.token()));
+    assert_eq!((bad.status, bad.code()), (400, "malformed".to_owned()));
+    let bad = w.server.get("/v1/audit/access?colour=red", Some(w.server.token()));
+    assert_eq!(bad.status, 400);
+    // A session that does not exist is not found, and nothing is logged for it.
+    let other = Uuid::now_v7().to_string();
+    assert_eq!(w.server.get(&format!("/v1/sessions/{other}/markers"), Some(w.server.token())).status, 404);
+    assert!(w.server.json(&format!("/v1/audit/access?session={other}"))["accesses"].as_array().unwrap().is_empty());
+}
+
+/// `custos replay --server URL --follow ID`: what is stored arrives first,
+/// then each new chunk, over Server-Sent Events, within a second.
+#[test]
+fn the_replay_source_follows_a_live_session() {
+    use custos::replay::source::{Source as _, Verification};
+    let w = world();
+    let session = Uuid::now_v7();
+    let id = session.to_string();
+    let pieces = cast_pieces(session, "alice", "db1", 3, Some(0));
+    let chunks = seal_chain(&w.key, session, &pieces, true);
+    for c in &chunks[..2] {
+        assert_eq!(w.server.put_chunk(&id, c.envelope().seq, c.as_bytes()).status, 201);
+    }
+    let collector = custos::client::Collector::new(&w.server.url, Some(w.server.token().to_owned())).unwrap();
+    let mut source = custos::replay::remote::ServerSource::new(collector, None).unwrap();
+    let (opened, _builder, mut tail) = source.follow(&id).unwrap();
+    assert!(matches!(opened.summary.verification, Verification::Incomplete(_)), "{:?}", opened.summary.verification);
+    assert!(opened.index.text.contains("step-1"));
+    assert_eq!(opened.recording.exit_status(), None);
+    let uploaded = std::time::Instant::now();
+    assert_eq!(w.server.put_chunk(&id, 2, chunks[2].as_bytes()).status, 201);
+    let mut got = String::new();
+    wait_for(10, "the third chunk to arrive", || {
+        got.push_str(&tail.poll().unwrap());
+        got.contains("step-2")
+    });
+    assert!(uploaded.elapsed() < Duration::from_secs(1), "delay {:?}", uploaded.elapsed());
+    assert!(got.contains("\"x\""), "{got}");
+    let log = w.server.json(&format!("/v1/audit/access?session={id}"));
+    assert!(log["accesses"].as_array().unwrap().iter().any(|a| a["action"] == "follow"), "{log}");
 }

@@ -510,3 +510,48 @@ fn a_fresh_seal_of_the_first_vector_chunk_uses_the_zero_prev() {
     assert!(chunks.last().unwrap().envelope().is_final);
     assert!(String::from_utf8(chunks.last().unwrap().payload().unwrap()).unwrap().contains("\"x\", \"0\"]"));
 }
+
+#[test]
+fn export_cuts_a_time_range_by_position_or_by_clock_time() {
+    let s = Scratch::new();
+    assert!(s.custos(&["keygen"]).status.success());
+    let key = Arc::new(HostKey::load(&s.path().join("host.key")).unwrap());
+    // Twelve lines, one every 60 ms; the session started at 1_764_000_000.
+    let outputs: Vec<String> = (1..=12).map(|i| format!("line {i}\r\n")).collect();
+    let refs: Vec<&str> = outputs.iter().map(String::as_str).collect();
+    let dir = record_session(&s.path().join("spool"), key, &refs);
+    let d = dir.to_str().unwrap();
+
+    // Positions: 0.3 s to 0.5 s holds lines 5 to 8; the 40x6 screen at
+    // 0.3 s (lines 1-4) is redrawn first, so the excerpt opens on it.
+    let out = s.custos(&["export", d, "--from", "0.3s", "--to", "0.5s"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let cast = String::from_utf8(out.stdout).unwrap();
+    let header: Value = serde_json::from_str(cast.lines().next().unwrap()).unwrap();
+    assert_eq!(header["excerpt"], serde_json::json!({"from": "0.300000", "to": "0.500000"}));
+    assert_eq!(header["custos"]["user"], "alice");
+    let parsed = custos::record::Cast::parse(&cast).unwrap();
+    assert!(parsed.output().ends_with("line 5\r\nline 6\r\nline 7\r\nline 8\r\n"), "{cast}");
+    assert!(!parsed.output().contains("line 9"), "{cast}");
+    assert_eq!(parsed.exit_status(), None, "the exit is after the range");
+
+    // Clock time: from the session's start, everything; from after its end
+    // (clamped to the end), only the last screen (6 rows: lines 8 to 12).
+    let out = s.custos(&["export", d, "--from", "@1764000000", "--format", "txt"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), (1..=12).map(|i| format!("line {i}\n")).collect::<String>());
+    let out = s.custos(&["export", d, "--from", "2025-11-24T16:00:01Z", "--format", "txt"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), (8..=12).map(|i| format!("line {i}\n")).collect::<String>());
+    let out = s.custos(&["export", d, "--from", "50%", "--format", "txt"]);
+    let txt = String::from_utf8(out.stdout).unwrap();
+    assert!(txt.ends_with("line 12\n"), "{txt}");
+
+    // Bad ranges are named.
+    let out = s.custos(&["export", d, "--from", "next week"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).contains("--from") && text(&out).contains("is not a time"), "{}", text(&out));
+    let out = s.custos(&["export", d, "--from", "0.5s", "--to", "0.2s"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).contains("is before --from"), "{}", text(&out));
+}

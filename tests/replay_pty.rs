@@ -146,9 +146,17 @@ fn bad_input_is_a_clear_error_not_a_panic() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no built-in theme \"neon\""), "{err}");
 
-    let out = replay(&["--server", "https://collector.example"], dir.path()).output().unwrap();
+    // A collector that is not there, a URL that is not one, an id that is not a session's.
+    let out = replay(&["--server", "http://127.0.0.1:1", "--token", "t"], dir.path()).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("needs the collector client"), "{err}");
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("cannot reach the collector at http://127.0.0.1:1"), "{err}");
+    let out = replay(&["--server", "ftp://collector", "--token", "t"], dir.path()).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("must start with http:// or https://"), "{err}");
+    let out = replay(&["--server", "http://127.0.0.1:1", "--token", "t", "not-a-session"], dir.path()).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not-a-session (not a session id)"), "{err}");
 
     let out = replay(&[dir.path().join("missing.cast").to_str().unwrap()], dir.path()).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);

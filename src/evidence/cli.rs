@@ -68,9 +68,55 @@ pub struct ExportArgs {
     /// do not parse are left out, and nothing vouches for the rest.
     #[arg(long)]
     pub unverified: bool,
+    /// Export only from this time on: a position in the session (1:30,
+    /// 90s, 1h2m, 50%), or a point in time (2026-11-26 10:30Z, @UNIX,
+    /// '2 hours ago'). Positions are tried first. The excerpt opens with
+    /// the screen as it was then.
+    #[arg(long, value_name = "TIME")]
+    pub from: Option<String>,
+    /// Export only up to this time (the same forms as --from).
+    #[arg(long, value_name = "TIME")]
+    pub to: Option<String>,
     /// With --server: PATH is a session id on that collector (`crate::remote`).
     #[command(flatten)]
     pub remote: crate::sessions::Remote,
+}
+
+/// Reads one end of `--from`/`--to` as microseconds from the recording's
+/// start: a position in it, else a point in time (which needs the
+/// recording's start time); clamped to the recording.
+pub fn range_point(text: &str, bounds: export::Bounds, now: i64) -> anyhow::Result<u64> {
+    let duration = bounds.duration_us as f64 / 1e6;
+    // Seconds to whole microseconds; both are far inside u64's range.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let micros = |secs: f64| ((secs.max(0.0) * 1e6).round() as u64).min(bounds.duration_us);
+    if let Ok(secs) = crate::when::parse_offset(text, 0.0, duration) {
+        if !text.trim_start().starts_with(['+', '-']) {
+            return Ok(micros(secs));
+        }
+    }
+    let at = crate::when::parse_time(text, now)?;
+    let Some(start) = bounds.start else {
+        bail!("{text:?} is a point in time, but the recording does not say when it started: give a position (1:30, 90s, 50%)");
+    };
+    Ok(micros(at.saturating_sub(start) as f64))
+}
+
+/// The `--from`/`--to` range of `cast`, when one was asked for.
+fn excerpt(cast: Vec<u8>, args: &ExportArgs) -> anyhow::Result<Vec<u8>> {
+    if args.from.is_none() && args.to.is_none() {
+        return Ok(cast);
+    }
+    let bounds = export::bounds(&cast)?;
+    let now = i64::try_from(crate::when::unix_now()).unwrap_or(i64::MAX);
+    let from = args.from.as_deref().map(|t| range_point(t, bounds, now)).transpose().context("--from")?.unwrap_or(0);
+    let to = args.to.as_deref().map(|t| range_point(t, bounds, now)).transpose().context("--to")?;
+    if let Some(to) = to {
+        if to < from {
+            bail!("--to ({} s) is before --from ({} s)", to as f64 / 1e6, from as f64 / 1e6);
+        }
+    }
+    Ok(export::slice(&cast, from, to)?)
 }
 
 fn config() -> anyhow::Result<Config> {
@@ -328,7 +374,7 @@ pub fn export(args: &ExportArgs) -> anyhow::Result<ExitCode> {
     }
     let dir = SessionDir::open(&args.path).with_context(|| "export reads a session's chunk directory".to_owned())?;
     let chunks = chunks_for_export(&dir, args)?;
-    let cast = export::concatenate(&chunks)?;
+    let cast = excerpt(export::concatenate(&chunks)?, args)?;
     let bytes = export::export(&cast, args.format)?;
     match &args.output {
         Some(path) => {

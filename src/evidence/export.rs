@@ -17,7 +17,9 @@
 use serde_json::{json, Map, Value};
 
 use super::{Chunk, ChunkError};
-use crate::screen::{row_text, Screen, Size};
+use crate::masker::Cover;
+use crate::render::{Layout as RenderLayout, Renderer, Scrolled};
+use crate::screen::{row_text, Damage, Screen, Size};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -102,6 +104,89 @@ pub fn export(cast: &[u8], format: Format) -> Result<Vec<u8>, ExportError> {
         Format::Txt => Ok(to_text(&parse(cast)?).into_bytes()),
         Format::Json => to_json(&parse(cast)?),
     }
+}
+
+/// Where a recording starts (unix seconds, from its header) and how long it
+/// runs, for reading a range's ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Bounds {
+    pub start: Option<i64>,
+    pub duration_us: u64,
+}
+
+pub fn bounds(cast: &[u8]) -> Result<Bounds, ExportError> {
+    let parsed = parse(cast)?;
+    Ok(Bounds {
+        start: parsed.header.get("timestamp").and_then(Value::as_i64),
+        duration_us: parsed.events.last().map_or(0, |e| e.at_us),
+    })
+}
+
+/// The part of a recording from `from_us` to `to_us` (offsets from its
+/// start), as asciicast v3 that plays on its own: the header's `timestamp`
+/// moves to the range's start and `term` takes the size the terminal had
+/// then; the first event redraws the screen as it was at `from_us` (so the
+/// excerpt does not open on a blank screen); then every event inside the
+/// range, timed from its start. `excerpt` in the header says which part of
+/// which recording this is. Markers and input before the range are left
+/// out; the exit event stays only if it is inside.
+pub fn slice(cast: &[u8], from_us: u64, to_us: Option<u64>) -> Result<Vec<u8>, ExportError> {
+    let parsed = parse(cast)?;
+    let (cols, rows) = term_size(&parsed.header);
+    let mut screen = Screen::new(Size { rows, cols });
+    let mut events = parsed.events.iter().peekable();
+    while let Some(e) = events.next_if(|e| e.at_us < from_us) {
+        match e.code.as_str() {
+            "o" => {
+                screen.process(e.data.as_bytes());
+                screen.take_replies();
+                screen.take_passthrough();
+                screen.clear_scrolled();
+            }
+            "r" => {
+                if let Some(size) = resize(&e.data) {
+                    screen.resize(size);
+                }
+            }
+            _ => {}
+        }
+    }
+    let size = screen.size();
+    let mut header = parsed.header.clone();
+    let mut term = header.get("term").and_then(Value::as_object).cloned().unwrap_or_default();
+    term.insert("cols".into(), size.cols.into());
+    term.insert("rows".into(), size.rows.into());
+    header.insert("term".into(), Value::Object(term));
+    if let Some(start) = header.get("timestamp").and_then(Value::as_i64) {
+        let moved = start.saturating_add(i64::try_from(from_us / 1_000_000).unwrap_or(i64::MAX));
+        header.insert("timestamp".into(), moved.into());
+    }
+    let end = to_us.map_or(Value::Null, |t| Value::from(seconds(t)));
+    header.insert("excerpt".into(), json!({"from": seconds(from_us), "to": end}));
+    let mut out = serde_json::to_vec(&header).map_err(|e| ExportError::Cast { line: 1, reason: e.to_string() })?;
+    out.push(b'\n');
+    let mut line = |interval_us: u64, code: &str, data: &str| {
+        out.extend_from_slice(format!("[{}, ", seconds(interval_us)).as_bytes());
+        let _ = serde_json::to_writer(&mut out, code);
+        out.extend_from_slice(b", ");
+        let _ = serde_json::to_writer(&mut out, data);
+        out.extend_from_slice(b"]\n");
+    };
+    let mut redraw = Vec::new();
+    let mut renderer = Renderer::new(RenderLayout { pane_rows: size.rows, cols: size.cols, status: false });
+    renderer.frame(&screen, &Scrolled::default(), &Damage::full(), &Cover::none(), None, &mut redraw);
+    line(0, "o", &String::from_utf8_lossy(&redraw));
+    let mut last = from_us;
+    for e in events.take_while(|e| to_us.is_none_or(|t| e.at_us <= t)) {
+        line(e.at_us - last, &e.code, &e.data);
+        last = e.at_us;
+    }
+    Ok(out)
+}
+
+fn resize(data: &str) -> Option<Size> {
+    let (c, r) = data.split_once('x')?;
+    Some(Size { cols: c.trim().parse().ok()?, rows: r.trim().parse().ok()? })
 }
 
 fn seconds(us: u64) -> String {
@@ -279,6 +364,34 @@ mod tests {
         assert_eq!(events[1]["type"], "marker");
         assert_eq!(events[3]["type"], "exit");
         assert_eq!(events[3]["offset"], 1.750001);
+    }
+
+    #[test]
+    fn a_range_plays_on_its_own_from_the_screen_it_starts_on() {
+        // From 1.0 s (after "one two" and the marker) to 1.75 s (before the exit).
+        let out = String::from_utf8(slice(CAST.as_bytes(), 1_000_000, Some(1_750_000)).unwrap()).unwrap();
+        let lines: Vec<&str> = out.lines().collect();
+        let header: Value = serde_json::from_str(lines[0]).unwrap();
+        assert_eq!(header["timestamp"], 1_700_000_001);
+        assert_eq!(header["excerpt"], json!({"from": "1.000000", "to": "1.750000"}));
+        assert_eq!(header["custos"]["user"], "alice");
+        assert_eq!(lines.len(), 3, "{out}");
+        let first: (f64, String, String) = serde_json::from_str(lines[1]).unwrap();
+        assert_eq!((first.0, first.1.as_str()), (0.0, "o"));
+        assert!(first.2.contains("one") && first.2.contains("two"), "the screen at the start is redrawn: {first:?}");
+        assert_eq!(lines[2], "[0.750000, \"o\", \"three\\r\\nfour\\r\\nfive\"]");
+        // The excerpt is a recording of its own: its text is what it shows.
+        let text = String::from_utf8(export(out.as_bytes(), Format::Txt).unwrap()).unwrap();
+        assert!(text.ends_with("three\nfour\nfive\n"), "{text}");
+        assert!(!out.contains("\"m\""), "a marker before the range is left out");
+        // Open-ended: the exit event is kept.
+        let rest = String::from_utf8(slice(CAST.as_bytes(), 1_000_000, None).unwrap()).unwrap();
+        assert!(rest.lines().last().unwrap().contains("\"x\""), "{rest}");
+    }
+
+    #[test]
+    fn bounds_are_the_header_time_and_the_last_event() {
+        assert_eq!(bounds(CAST.as_bytes()).unwrap(), Bounds { start: Some(1_700_000_000), duration_us: 1_750_001 });
     }
 
     #[test]

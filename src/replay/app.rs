@@ -11,7 +11,7 @@ use super::browser::{Browser, Filter};
 use super::index::{Builder, Hit};
 use super::player::Player;
 use super::source::{SessionSummary, Source, Tail, Verification};
-use super::when;
+use crate::when;
 use crate::theme::{Role, Theme};
 
 /// Matches listed in the search results pane, at most.

@@ -10,7 +10,7 @@
 //! the other fields let through.
 
 use super::source::{SessionSummary, Source};
-use super::when::{self, TimeError};
+use crate::when::{self, WhenError};
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Filter {
@@ -28,7 +28,7 @@ pub enum FilterError {
     #[error("unknown filter field {0:?} (fields: user, host, since, until, cmd, text)")]
     Field(String),
     #[error(transparent)]
-    Time(#[from] TimeError),
+    Time(#[from] WhenError),
     #[error("unterminated quote in the filter")]
     Quote,
 }
@@ -44,8 +44,8 @@ impl Filter {
                     match field {
                         "user" | "u" => filter.user = Some(value),
                         "host" | "h" => filter.host = Some(value),
-                        "since" | "from" => filter.since = Some(when::parse_since(&value, now)?),
-                        "until" | "to" => filter.until = Some(when::parse_since(&value, now)?),
+                        "since" | "from" => filter.since = Some(point(&value, now)?),
+                        "until" | "to" => filter.until = Some(point(&value, now)?),
                         "cmd" | "command" => filter.command = Some(value),
                         "text" | "screen" => filter.text = Some(value),
                         other => return Err(FilterError::Field(other.to_owned())),
@@ -77,6 +77,12 @@ impl Filter {
         });
         user_ok && host_ok && since_ok && until_ok && cmd_ok && words_ok
     }
+}
+
+/// A point in time for the filter, as unix seconds (before 1970: 0).
+fn point(text: &str, now: u64) -> Result<u64, WhenError> {
+    let t = when::parse_time(text, i64::try_from(now).unwrap_or(i64::MAX))?;
+    Ok(u64::try_from(t).unwrap_or(0))
 }
 
 /// Splits on spaces, keeping quoted parts (`since:'2 hours ago'`) whole.
@@ -168,7 +174,7 @@ mod tests {
             commands: cmds.len(),
             command_lines: cmds.iter().map(|c| (*c).to_owned()).collect(),
             flags: Flags::default(),
-            verification: Verification::Unknown,
+            verification: Verification::unsigned(),
             open: false,
         }
     }
@@ -196,7 +202,7 @@ mod tests {
 
     #[rstest::rstest]
     #[case("colour:red", "unknown filter field \"colour\"")]
-    #[case("since:'last tuesday'", "is not a point in time")]
+    #[case("since:'last tuesday'", "is not a time:")]
     #[case("user:'alice", "unterminated quote")]
     fn bad_filters_are_named(#[case] text: &str, #[case] expected: &str) {
         let err = Filter::parse(text, NOW).unwrap_err().to_string();

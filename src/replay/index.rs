@@ -317,6 +317,18 @@ pub fn cache_dir(cache_root: &Path, source: &Path) -> PathBuf {
     cache_root.join(name)
 }
 
+/// The cache of a recording known by its content (a chunk directory
+/// joined, a collector's download): the directory is named by the content's
+/// SHA-256, so any change lands in a new directory, and it is valid for the
+/// content's length (time 0: content does not have one). Returned as
+/// (directory, length, time) for [`Index::load`] and [`Index::save`].
+pub fn content_cache(cache_root: &Path, content: &[u8]) -> (PathBuf, u64, u64) {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(content);
+    let name: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    (cache_root.join(format!("sha256-{name}")), content.len() as u64, 0)
+}
+
 /// The default cache root: `$XDG_CACHE_HOME/custos/replay`, or
 /// `~/.cache/custos/replay`.
 pub fn default_cache_root() -> Option<PathBuf> {

@@ -12,9 +12,12 @@
 //! - [`player`]: the playback state machine (play, pause, speed, step,
 //!   idle cap, seek by time, command or search hit), clock passed in.
 //! - [`markers`]: `m` events read as commands with verdicts and statuses.
-//! - [`browser`], [`when`]: the session list's filter, and typed times.
-//! - [`source`]: where recordings come from (a file, a spool or a folder;
-//!   a collector later), and the verification state.
+//! - [`browser`]: the session list's filter (times typed as in
+//!   `crate::when`, the one time grammar of every command).
+//! - [`source`]: where recordings come from (a `.cast` file, a session's
+//!   chunk directory, a spool or a folder of either), and the verification
+//!   state; [`evidence`] reads and verifies signed chunks; [`remote`] is the
+//!   same over a collector (`--server`).
 //! - [`app`] (state and keys) and [`ui`] (drawing), tested with ratatui's
 //!   `TestBackend`; this file is the terminal edge: raw mode, the alternate
 //!   screen, the event loop.
@@ -24,12 +27,13 @@
 
 pub mod app;
 pub mod browser;
+pub mod evidence;
 pub mod index;
 pub mod markers;
 pub mod player;
+pub mod remote;
 pub mod source;
 pub mod ui;
-pub mod when;
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -47,13 +51,19 @@ use crate::theme::Theme;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// A recording (.cast, asciicast v2 or v3) to play, or a directory (a
-    /// spool or a folder of recordings) to browse. Default: the spool of
-    /// the configuration.
+    /// A recording (.cast, asciicast v2 or v3) or a session's chunk
+    /// directory to play, or a directory (a spool, a folder of recordings
+    /// or of chunk directories) to browse. Default: the spool of the
+    /// configuration. With --server: a session id to play.
     pub path: Option<PathBuf>,
-    /// Browse and play from a collector instead of local files.
-    #[arg(long, value_name = "URL", conflicts_with = "path")]
-    pub server: Option<String>,
+    /// Browse and play from a collector (`--server URL`, with `--token` or
+    /// `--token-file` as for `custos sessions`) instead of local files.
+    #[command(flatten)]
+    pub remote: crate::sessions::Remote,
+    /// Public keys to verify chunk directories with (`ed25519:...` or a key
+    /// file; repeat). Default: the configured host key's, if readable.
+    #[arg(long = "key", value_name = "KEY")]
+    pub keys: Vec<String>,
     /// Play a recording that is still being written, staying at its end.
     #[arg(long)]
     pub follow: bool,
@@ -118,21 +128,26 @@ impl Args {
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let theme = Theme::load(&args.theme)?;
     let cache = if args.no_cache { None } else { args.cache_dir.clone().or_else(index::default_cache_root) };
-    let (source, file): (Box<dyn Source>, Option<String>) = match (&args.server, &args.path) {
-        (Some(url), _) => (source::server(url)?, None),
+    let (source, file): (Box<dyn Source>, Option<String>) = match (&args.remote.server, &args.path) {
+        (Some(_), path) => {
+            let collector = args.remote.connect()?;
+            let source = remote::ServerSource::new(collector, cache)?;
+            (Box::new(source), path.as_ref().map(|p| p.display().to_string()))
+        }
         (None, Some(path)) => {
             let meta = std::fs::metadata(path).with_context(|| format!("cannot open {}", path.display()))?;
-            let file = (!meta.is_dir()).then(|| path.display().to_string());
-            (Box::new(LocalSource::new(path, cache)), file)
+            let is_session = crate::evidence::spool::SessionDir::open(path).is_ok();
+            let file = (!meta.is_dir() || is_session).then(|| path.display().to_string());
+            (Box::new(local(path, cache, &args.keys)?), file)
         }
         (None, None) => {
             let config = crate::config::Config::load(false, std::env::var("CUSTOS_CONFIG").ok().as_deref())?;
             let spool = config.recording.spool_dir;
             anyhow::ensure!(spool.is_dir(), "no recordings at {} (give a .cast file or a directory)", spool.display());
-            (Box::new(LocalSource::new(&spool, cache)), None)
+            (Box::new(local(&spool, cache, &args.keys)?), None)
         }
     };
-    anyhow::ensure!(file.is_some() || !args.follow, "--follow plays one recording: give its .cast file");
+    anyhow::ensure!(file.is_some() || !args.follow, "--follow plays one recording: give its .cast file (or, with --server, its session id)");
 
     let mut app = App::new(theme, source);
     if let Some(dir) = &args.copy_dir {
@@ -145,7 +160,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             if let Some(view) = &mut app.player {
                 if let Some(at) = &args.at {
                     let p = &mut view.player;
-                    let t = when::parse_offset(at, 0.0, p.duration())?;
+                    let t = crate::when::parse_offset(at, 0.0, p.duration())?;
                     p.seek(t);
                 }
             }
@@ -154,6 +169,18 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     }
     interact(&mut app)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// A local source whose chunk directories are verified with `keys` (or
+/// the configured host key; with neither, chunk directories show as
+/// unverified, saying why).
+fn local(path: &std::path::Path, cache: Option<PathBuf>, keys: &[String]) -> anyhow::Result<LocalSource> {
+    let keys = if keys.is_empty() {
+        crate::evidence::cli::resolve_keys(&[]).unwrap_or_default()
+    } else {
+        crate::evidence::cli::resolve_keys(keys)?
+    };
+    Ok(LocalSource::new(path, cache).with_keys(keys))
 }
 
 /// Puts the terminal back however the loop ends (error or panic-free

@@ -19,15 +19,21 @@ use std::path::{Path, PathBuf};
 
 use super::index::{self, Builder, Index};
 use super::markers::{self, Flags};
+use crate::evidence::spool::SessionDir;
+use crate::evidence::PublicKey;
 use crate::record::{ParseError, Recording};
 
 /// The state of a session's evidence chain.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Verification {
-    /// Not checked, or nothing to check (an unsigned recording).
-    Unknown,
+    /// Not checked, or nothing to check: why (an unsigned recording, no
+    /// public key at hand).
+    Unknown(String),
     /// Every chunk is signed, continuous and final.
     Intact,
+    /// Every chunk so far checks out, but the final one is not there: the
+    /// session is live, or its end was cut off (why).
+    Incomplete(String),
     /// Something was changed, dropped, reordered or cut: why.
     Broken(String),
 }
@@ -35,10 +41,16 @@ pub enum Verification {
 impl Verification {
     pub fn label(&self) -> &str {
         match self {
-            Verification::Unknown => "unverified",
+            Verification::Unknown(_) => "unverified",
             Verification::Intact => "intact",
+            Verification::Incomplete(_) => "incomplete",
             Verification::Broken(_) => "BROKEN",
         }
+    }
+
+    /// A plain `.cast` file: nothing signed it.
+    pub fn unsigned() -> Self {
+        Verification::Unknown("unsigned recording".into())
     }
 }
 
@@ -47,7 +59,7 @@ pub type Verifier = fn(&Path) -> Verification;
 
 /// A plain `.cast` file carries no signatures.
 pub fn unsigned(_: &Path) -> Verification {
-    Verification::Unknown
+    Verification::unsigned()
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -60,8 +72,10 @@ pub enum SourceError {
     NotFound(String),
     #[error("{path} shrank while being followed (was the recording replaced?)")]
     Shrank { path: PathBuf },
-    #[error("playing from a collector (--server) needs the collector client, which this build does not have yet; play a file or a spool directory")]
-    NoCollector,
+    #[error("{path}: {reason}")]
+    Evidence { path: PathBuf, reason: String },
+    #[error("collector: {0}")]
+    Collector(String),
 }
 
 /// A row of the session browser.
@@ -146,41 +160,87 @@ pub trait Source {
     }
 }
 
-/// A recording file, or a directory of them.
+/// One recording a local source holds.
+enum Entry {
+    /// An asciicast file (ours or anyone's).
+    Cast(PathBuf),
+    /// A session's signed chunks (`<spool>/chunks/<session-id>/`).
+    Chunks(SessionDir),
+}
+
+impl Entry {
+    fn path(&self) -> &Path {
+        match self {
+            Entry::Cast(p) => p,
+            Entry::Chunks(d) => d.path(),
+        }
+    }
+}
+
+/// A recording file, a session's chunk directory, or a directory of them.
 pub struct LocalSource {
     root: PathBuf,
     cache_root: Option<PathBuf>,
     verifier: Verifier,
+    keys: Vec<PublicKey>,
 }
 
 impl LocalSource {
     /// `cache_root`: where indexes are cached (`None`: build in memory).
     pub fn new(root: &Path, cache_root: Option<PathBuf>) -> Self {
-        Self { root: root.to_owned(), cache_root, verifier: unsigned }
+        Self { root: root.to_owned(), cache_root, verifier: unsigned, keys: Vec::new() }
     }
 
-    /// Uses `verifier` for the verification state (the evidence module's).
+    /// Uses `verifier` for the verification state of `.cast` files.
     pub fn with_verifier(mut self, verifier: Verifier) -> Self {
         self.verifier = verifier;
         self
     }
 
-    /// The recordings this source holds: the file itself, or the `.cast`
-    /// files of the directory (or of its `recordings/`, for a spool).
-    pub fn files(&self) -> Result<Vec<PathBuf>, SourceError> {
+    /// The public keys chunk directories are verified with.
+    pub fn with_keys(mut self, keys: Vec<PublicKey>) -> Self {
+        self.keys = keys;
+        self
+    }
+
+    /// The recordings this source holds: the file or chunk directory
+    /// itself; or, in a directory, its `.cast` files (or those of its
+    /// `recordings/`, for a spool) and its session chunk directories (or
+    /// those of its `chunks/`). A session a spool holds both ways is listed
+    /// once: as its chunks while chunk 0 is still there (the signed form),
+    /// else as its `.cast` (the chunks' start went to the collector).
+    fn entries(&self) -> Result<Vec<Entry>, SourceError> {
         if !self.root.is_dir() {
-            return Ok(vec![self.root.clone()]);
+            return Ok(vec![Entry::Cast(self.root.clone())]);
+        }
+        if let Ok(dir) = SessionDir::open(&self.root) {
+            return Ok(vec![Entry::Chunks(dir)]);
         }
         let spool = self.root.join("recordings");
         let dir = if spool.is_dir() { spool } else { self.root.clone() };
-        let entries = std::fs::read_dir(&dir).map_err(|source| SourceError::Io { path: dir.clone(), source })?;
-        let mut files: Vec<PathBuf> = entries
-            .filter_map(Result::ok)
-            .map(|e| e.path())
+        let mut casts: Vec<PathBuf> = read_dir(&dir)?
+            .into_iter()
             .filter(|p| p.extension().is_some_and(|e| e == "cast") && p.is_file())
             .collect();
-        files.sort();
-        Ok(files)
+        let chunks_root = crate::evidence::spool::chunks_dir(&self.root);
+        let chunk_parent = if chunks_root.is_dir() { chunks_root } else { self.root.clone() };
+        let mut sessions: Vec<SessionDir> = read_dir(&chunk_parent)?
+            .into_iter()
+            .filter_map(|p| SessionDir::open(&p).ok())
+            .filter(|d| d.chunk_files().is_ok_and(|f| f.first().is_some_and(|(seq, _)| *seq == 0)))
+            .collect();
+        let signed: std::collections::HashSet<String> = sessions.iter().map(|d| d.session().to_string()).collect();
+        casts.retain(|p| !p.file_stem().and_then(|s| s.to_str()).is_some_and(|s| signed.contains(s)));
+        casts.sort();
+        sessions.sort_by_key(SessionDir::session);
+        let mut out: Vec<Entry> = casts.into_iter().map(Entry::Cast).collect();
+        out.extend(sessions.into_iter().map(Entry::Chunks));
+        Ok(out)
+    }
+
+    /// The paths of the recordings this source holds (see `entries`).
+    pub fn files(&self) -> Result<Vec<PathBuf>, SourceError> {
+        Ok(self.entries()?.iter().map(|e| e.path().to_owned()).collect())
     }
 
     fn read(path: &Path) -> Result<(String, u64, u64), SourceError> {
@@ -199,14 +259,57 @@ impl LocalSource {
         Recording::parse(text).map_err(|source| SourceError::Parse { path: path.to_owned(), source })
     }
 
-    fn check_id(&self, id: &str) -> Result<PathBuf, SourceError> {
+    fn find(&self, id: &str) -> Result<Entry, SourceError> {
         let path = PathBuf::from(id);
-        if self.files()?.contains(&path) {
-            Ok(path)
-        } else {
-            Err(SourceError::NotFound(id.to_owned()))
+        self.entries()?.into_iter().find(|e| e.path() == path).ok_or_else(|| SourceError::NotFound(id.to_owned()))
+    }
+
+    /// An entry's text and verification state, and how its index cache is
+    /// found: a file by its path, length and time; evidence by the digest
+    /// of its content (a chunk directory changes file by file).
+    fn load(&self, entry: &Entry) -> Result<Loaded, SourceError> {
+        match entry {
+            Entry::Cast(path) => {
+                let (text, len, mtime) = Self::read(path)?;
+                let cache = self.cache_root.as_ref().map(|root| (index::cache_dir(root, path), len, mtime));
+                Ok(Loaded { text, verification: (self.verifier)(path), cache })
+            }
+            Entry::Chunks(dir) => {
+                let checked = super::evidence::read_session_dir(dir, &self.keys)?;
+                let cache = self.cache_root.as_ref().map(|root| index::content_cache(root, checked.cast.as_bytes()));
+                Ok(Loaded { text: checked.cast, verification: checked.verification, cache })
+            }
         }
     }
+}
+
+/// What [`LocalSource::load`] read.
+struct Loaded {
+    text: String,
+    verification: Verification,
+    /// The cache directory, and the length and time it is valid for.
+    cache: Option<(PathBuf, u64, u64)>,
+}
+
+fn read_dir(dir: &Path) -> Result<Vec<PathBuf>, SourceError> {
+    let entries = std::fs::read_dir(dir).map_err(|source| SourceError::Io { path: dir.to_owned(), source })?;
+    Ok(entries.filter_map(Result::ok).map(|e| e.path()).collect())
+}
+
+/// The index of `recording`, from the cache when it holds a fresh one, else
+/// built (and cached: a cache that cannot be written costs time, not
+/// evidence).
+pub fn cached_index(recording: &Recording, cache: Option<&(PathBuf, u64, u64)>) -> Index {
+    if let Some((dir, len, mtime)) = cache {
+        if let Some(index) = Index::load(dir, *len, *mtime) {
+            return index;
+        }
+    }
+    let index = Index::build(recording.cols, recording.rows, &recording.events);
+    if let Some((dir, len, mtime)) = cache {
+        let _ = index.save(dir, *len, *mtime);
+    }
+    index
 }
 
 impl Source for LocalSource {
@@ -216,12 +319,12 @@ impl Source for LocalSource {
 
     fn list(&mut self) -> Result<Vec<SessionSummary>, SourceError> {
         let mut out = Vec::new();
-        for path in self.files()? {
-            let (text, _, _) = Self::read(&path)?;
-            // One unreadable file must not hide the others: it is listed,
-            // flagged as broken evidence with the reason.
-            let summary = match Self::parse(&path, &text) {
-                Ok(rec) => SessionSummary::of(path.display().to_string(), &rec, (self.verifier)(&path)),
+        for entry in self.entries()? {
+            let path = entry.path().to_owned();
+            // One unreadable recording must not hide the others: it is
+            // listed, flagged as broken evidence with the reason.
+            let summary = match self.load(&entry).and_then(|l| Ok((Self::parse(&path, &l.text)?, l.verification))) {
+                Ok((rec, verification)) => SessionSummary::of(path.display().to_string(), &rec, verification),
                 Err(e) => SessionSummary {
                     id: path.display().to_string(),
                     user: "-".into(),
@@ -243,28 +346,21 @@ impl Source for LocalSource {
     }
 
     fn open(&mut self, id: &str) -> Result<Opened, SourceError> {
-        let path = self.check_id(id)?;
-        let (text, len, mtime) = Self::read(&path)?;
-        let recording = Self::parse(&path, &text)?;
-        let cache = self.cache_root.as_ref().map(|root| index::cache_dir(root, &path));
-        let cached = cache.as_ref().and_then(|dir| Index::load(dir, len, mtime));
-        let index = match cached {
-            Some(index) => index,
-            None => {
-                let index = Index::build(recording.cols, recording.rows, &recording.events);
-                if let Some(dir) = &cache {
-                    // A cache that cannot be written costs time, not evidence.
-                    let _ = index.save(dir, len, mtime);
-                }
-                index
-            }
-        };
-        let summary = SessionSummary::of(id.to_owned(), &recording, (self.verifier)(&path));
+        let entry = self.find(id)?;
+        let loaded = self.load(&entry)?;
+        let recording = Self::parse(entry.path(), &loaded.text)?;
+        let index = cached_index(&recording, loaded.cache.as_ref());
+        let summary = SessionSummary::of(id.to_owned(), &recording, loaded.verification);
         Ok(Opened { summary, recording, index })
     }
 
     fn follow(&mut self, id: &str) -> Result<(Opened, Builder, Box<dyn Tail>), SourceError> {
-        let path = self.check_id(id)?;
+        let Entry::Cast(path) = self.find(id)? else {
+            return Err(SourceError::Evidence {
+                path: PathBuf::from(id),
+                reason: "--follow reads a .cast file being written, not a chunk directory".into(),
+            });
+        };
         let (text, _, _) = Self::read(&path)?;
         // Only complete lines: the last one may be half written.
         let complete = text.rfind('\n').map_or(0, |i| i + 1);
@@ -310,12 +406,6 @@ impl Tail for FileTail {
     }
 }
 
-/// The collector slot: `--server URL`. Until the collector client exists,
-/// saying so is the honest answer.
-pub fn server(_url: &str) -> Result<Box<dyn Source>, SourceError> {
-    Err(SourceError::NoCollector)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -332,11 +422,51 @@ mod tests {
         let list = source.list().unwrap();
         assert_eq!(list.len(), 2);
         assert_eq!(list[0].start, Some(100));
-        assert_eq!(list[0].verification, Verification::Unknown);
+        assert_eq!(list[0].verification, Verification::unsigned());
         assert!(matches!(&list[1].verification, Verification::Broken(why) if why.contains("line 1")), "{list:?}");
         let err = source.open(&list[1].id).err().unwrap().to_string();
         assert!(err.contains("is not a recording custos can play"), "{err}");
         assert!(matches!(source.open("/etc/passwd"), Err(SourceError::NotFound(_))));
+    }
+
+    /// Writes `session` as one signed, final chunk `seq` into `spool/chunks/`.
+    fn chunk(spool: &Path, key: &crate::evidence::HostKey, session: uuid::Uuid, seq: u64) -> PathBuf {
+        let dir = spool.join("chunks").join(session.to_string());
+        std::fs::create_dir_all(&dir).unwrap();
+        let header = format!("{{\"version\":3,\"term\":{{\"cols\":20,\"rows\":3}},\"timestamp\":{}}}\n[0.1, \"o\", \"signed\"]\n", 200 + seq);
+        let sealed = crate::evidence::seal(key, session, seq, crate::evidence::Digest::ZERO, 0, 100_000, true, header.as_bytes());
+        std::fs::write(dir.join(crate::evidence::spool::chunk_file_name(seq)), sealed.as_bytes()).unwrap();
+        dir
+    }
+
+    #[test]
+    fn a_spool_lists_a_session_once_signed_chunks_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = crate::evidence::HostKey::generate();
+        let (whole, drained) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+        std::fs::create_dir(dir.path().join("recordings")).unwrap();
+        for id in [whole, drained] {
+            std::fs::write(dir.path().join(format!("recordings/{id}.cast")), CAST).unwrap();
+        }
+        // `whole` still has chunk 0; `drained` only a later chunk (its start
+        // was uploaded and removed), so its .cast is what is listed.
+        let chunks = chunk(dir.path(), &key, whole, 0);
+        chunk(dir.path(), &key, drained, 3);
+        let mut source = LocalSource::new(dir.path(), None).with_keys(vec![key.public()]);
+        let files = source.files().unwrap();
+        assert_eq!(files, vec![dir.path().join(format!("recordings/{drained}.cast")), chunks.clone()]);
+        let list = source.list().unwrap();
+        let signed = list.iter().find(|s| s.id == chunks.display().to_string()).unwrap();
+        assert_eq!(signed.verification, Verification::Intact);
+        assert_eq!(signed.start, Some(200));
+        // The session directory itself is a source of one.
+        let mut one = LocalSource::new(&chunks, None);
+        let opened = one.open(&chunks.display().to_string()).unwrap();
+        assert!(opened.index.text.contains("signed"));
+        assert!(matches!(opened.summary.verification, Verification::Unknown(why) if why.contains("no public key")));
+        // A chunk directory cannot be followed: that is a .cast being written.
+        let err = one.follow(&chunks.display().to_string()).err().unwrap().to_string();
+        assert!(err.contains("--follow reads a .cast file"), "{err}");
     }
 
     #[test]

@@ -17,7 +17,7 @@ use super::app::{App, Focus, PlayerView, PromptKind};
 use super::browser::Browser;
 use super::markers::Verdict;
 use super::source::Verification;
-use super::when::{format_clock, format_date};
+use crate::when::{format_clock, format_date};
 use crate::screen::{is_spacer, shown_char, Cell, Color as TermColor, Screen};
 use crate::theme::{Role, Theme};
 
@@ -44,8 +44,9 @@ pub fn draw(frame: &mut Frame<'_>, app: &mut App) {
 fn badge(theme: &Theme, v: &Verification) -> Span<'static> {
     match v {
         Verification::Intact => Span::styled(" ✔ CHAIN INTACT ", theme.style(Role::Ok).add_modifier(Modifier::BOLD)),
-        Verification::Unknown => Span::styled(" UNVERIFIED: unsigned recording ", theme.style(Role::Muted)),
-        Verification::Broken(_) => Span::styled(" ✖ CHAIN BROKEN ", theme.style(Role::Danger)),
+        Verification::Unknown(why) => Span::styled(format!(" UNVERIFIED: {why} "), theme.style(Role::Muted)),
+        Verification::Incomplete(_) => Span::styled(" ⚠ CHAIN INCOMPLETE ", theme.style(Role::Warn).add_modifier(Modifier::BOLD)),
+        Verification::Broken(_) => Span::styled(" ✖ CHAIN BROKEN ", theme.style(Role::Danger).add_modifier(Modifier::BOLD)),
     }
 }
 
@@ -54,7 +55,11 @@ fn draw_player(frame: &mut Frame<'_>, area: Rect, theme: &Theme, view: &mut Play
         Verification::Broken(why) => Some(why.clone()),
         _ => None,
     };
-    let banner_rows = u16::from(broken.is_some());
+    let incomplete = match &view.summary.verification {
+        Verification::Incomplete(why) => Some(why.clone()),
+        _ => None,
+    };
+    let banner_rows = u16::from(broken.is_some() || incomplete.is_some());
     let [header, banner, body, timeline] =
         Layout::vertical([Constraint::Length(1), Constraint::Length(banner_rows), Constraint::Min(3), Constraint::Length(1)]).areas(area);
 
@@ -71,6 +76,9 @@ fn draw_player(frame: &mut Frame<'_>, area: Rect, theme: &Theme, view: &mut Play
     if let Some(why) = &broken {
         let text = format!(" ✖ EVIDENCE CHAIN BROKEN: {why}. What this shows may not be what happened. ");
         frame.render_widget(Paragraph::new(text).style(theme.style(Role::Danger)), banner);
+    } else if let Some(why) = &incomplete {
+        let text = format!(" ⚠ Evidence chain incomplete: {why}. What is shown checks out so far. ");
+        frame.render_widget(Paragraph::new(text).style(theme.style(Role::Warn)), banner);
     }
 
     // Body: the recorded screen in a frame, the side pane to its right.
@@ -346,7 +354,13 @@ fn draw_timeline(frame: &mut Frame<'_>, area: Rect, theme: &Theme, view: &mut Pl
 fn draw_browser(frame: &mut Frame<'_>, area: Rect, theme: &Theme, browser: &Browser, source: &str) {
     let [header, filter, table] = Layout::vertical([Constraint::Length(1), Constraint::Length(1), Constraint::Min(1)]).areas(area);
     let title = format!(" custos replay · {source} · {} of {} sessions ", browser.visible.len(), browser.sessions.len());
-    frame.render_widget(Paragraph::new(Span::styled(title, theme.style(Role::Accent))), header);
+    let broken = browser.sessions.iter().filter(|s| matches!(s.verification, Verification::Broken(_))).count();
+    let mut spans = vec![Span::styled(title, theme.style(Role::Accent))];
+    if broken > 0 {
+        let text = format!(" ✖ {broken} with a BROKEN evidence chain ");
+        spans.push(Span::styled(text, theme.style(Role::Danger).add_modifier(Modifier::BOLD)));
+    }
+    frame.render_widget(Paragraph::new(Line::from(spans)), header);
     let filter_line = if browser.filter_text.is_empty() {
         Span::styled(" / to filter: user: host: since: until: cmd: text:", theme.style(Role::Muted))
     } else {
@@ -362,7 +376,8 @@ fn draw_browser(frame: &mut Frame<'_>, area: Rect, theme: &Theme, browser: &Brow
         .map(|s| {
             let evidence = match &s.verification {
                 Verification::Intact => TableCell::from(Span::styled("✔ intact", theme.style(Role::Ok))),
-                Verification::Unknown => TableCell::from(Span::styled("unverified", theme.style(Role::Muted))),
+                Verification::Unknown(_) => TableCell::from(Span::styled("unverified", theme.style(Role::Muted))),
+                Verification::Incomplete(_) => TableCell::from(Span::styled("⚠ partial", theme.style(Role::Warn))),
                 Verification::Broken(_) => TableCell::from(Span::styled("✖ BROKEN", theme.style(Role::Danger))),
             };
             let mut flags = s.flags.label();

@@ -47,6 +47,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/sessions/{id}/chunks/{seq}"),
     ("PUT", "/v1/sessions/{id}/chunks/{seq}"),
     ("GET", "/v1/sessions/{id}/follow"),
+    ("GET", "/v1/sessions/{id}/markers"),
+    ("GET", "/v1/audit/access"),
 ];
 
 /// The OpenAPI description served at `/openapi.json`.
@@ -117,6 +119,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/sessions/{id}/chunks", get(chunk_list))
         .route("/v1/sessions/{id}/chunks/{seq}", get(chunk_bytes).put(upload))
         .route("/v1/sessions/{id}/follow", get(follow))
+        .route("/v1/sessions/{id}/markers", get(super::audit::markers))
+        .route("/v1/audit/access", get(super::audit::list))
         .fallback(|| async { ApiError::not_found("no such route".into()) })
         .with_state(app)
 }
@@ -128,7 +132,7 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// Reading recordings and managing enrollment needs the admin token.
-async fn require_admin(app: &App, headers: &HeaderMap) -> ApiResult<()> {
+pub(super) async fn require_admin(app: &App, headers: &HeaderMap) -> ApiResult<()> {
     let Some(token) = bearer(headers) else {
         return Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "a bearer token is required".into()));
     };
@@ -249,7 +253,7 @@ async fn list_sessions(
     Ok(Json(json!({"sessions": app.store.search(&filter).await?})))
 }
 
-fn parse_session_id(id: &str) -> ApiResult<String> {
+pub(super) fn parse_session_id(id: &str) -> ApiResult<String> {
     uuid::Uuid::parse_str(id)
         .map(|u| u.to_string())
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "malformed", format!("session id {id:?} is not a UUID: {e}")))
@@ -259,6 +263,7 @@ async fn session(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path
     require_admin(&app, &headers).await?;
     let id = parse_session_id(&id)?;
     let row = app.store.session(&id).await?.ok_or_else(|| ApiError::not_found(format!("no session {id}")))?;
+    super::audit::record(&app, &headers, &id, super::audit::Action::Metadata).await?;
     let verification = super::verify::verify_stored(&app, &id).await?;
     Ok(Json(json!({"session": row, "verification": verification})))
 }
@@ -282,6 +287,7 @@ async fn cast(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<St
     if chunks.is_empty() {
         return Err(ApiError::not_found(format!("no session {id}")));
     }
+    super::audit::record(&app, &headers, &id, super::audit::Action::Cast).await?;
     let mut out = Vec::new();
     for row in chunks {
         let payload = stored_payload(&app, &id, row.seq).await?;
@@ -304,6 +310,7 @@ async fn stored_payload(app: &App, id: &str, seq: i64) -> ApiResult<Vec<u8>> {
 async fn chunk_list(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     require_admin(&app, &headers).await?;
     let id = parse_session_id(&id)?;
+    super::audit::record(&app, &headers, &id, super::audit::Action::ChunkList).await?;
     Ok(Json(json!({"session": id, "chunks": app.store.chunks(&id).await?})))
 }
 
@@ -320,6 +327,7 @@ async fn chunk_bytes(
     if app.store.chunk_hash(&id, seq).await?.is_none() {
         return Err(ApiError::not_found(format!("no chunk {seq} in session {id}")));
     }
+    super::audit::record(&app, &headers, &id, super::audit::Action::Chunk).await?;
     let bytes = app.store.read_chunk_file(&id, seq).await?;
     Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
 }
@@ -399,6 +407,7 @@ async fn follow(
         .and_then(|v| v.parse::<u64>().ok())
         .map(|seq| seq.saturating_add(1));
     let from = resume.or(q.from).unwrap_or(0);
+    super::audit::record(&app, &headers, &id, super::audit::Action::Follow).await?;
     struct Follow {
         app: Arc<App>,
         id: String,

@@ -177,9 +177,9 @@ pub async fn ingest(app: &Arc<App>, url_session: &str, url_seq: &str, body: Vec<
         .await
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage", format!("writer task failed: {e}")))?
         .map_err(|e| storage(app, &e))?;
-    app.store
-        .commit_chunk(NewChunk {
-            session: &session_text,
+    app.committer()
+        .commit(NewChunk {
+            session: session_text.clone(),
             seq,
             hash: hash.clone(),
             size,

@@ -15,7 +15,9 @@
 //! can write the data directory already owns the collector.
 
 pub mod api;
+pub mod audit;
 pub mod config;
+pub mod group;
 pub mod index;
 pub mod ingest;
 pub mod metrics;
@@ -44,6 +46,9 @@ pub struct App {
     spare_lock: tokio::sync::Mutex<()>,
     /// Session ids of newly stored chunks, for live followers.
     pub arrivals: tokio::sync::broadcast::Sender<Arc<str>>,
+    /// Batches concurrent chunk rows into shared transactions (started on
+    /// first use, inside the runtime).
+    committer: std::sync::OnceLock<group::GroupCommitter>,
 }
 
 const LOCK_STRIPES: usize = 256;
@@ -58,7 +63,13 @@ impl App {
             locks: (0..LOCK_STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
             spare_lock: tokio::sync::Mutex::new(()),
             arrivals,
+            committer: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The group committer (see `group`); call from within the runtime.
+    pub fn committer(&self) -> &group::GroupCommitter {
+        self.committer.get_or_init(|| group::GroupCommitter::start(self.store.clone()))
     }
 
     pub fn session_lock(&self, session: &str) -> &tokio::sync::Mutex<()> {

@@ -88,8 +88,8 @@ pub struct SessionState {
 }
 
 /// A verified, linked chunk ready to be recorded.
-pub struct NewChunk<'a> {
-    pub session: &'a str,
+pub struct NewChunk {
+    pub session: String,
     pub seq: u64,
     pub hash: String,
     pub size: u64,
@@ -302,7 +302,13 @@ impl Store {
             .busy_timeout(Duration::from_secs(30));
         let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
         sqlx::raw_sql(SCHEMA).execute(&pool).await?;
+        sqlx::raw_sql(super::audit::SCHEMA).execute(&pool).await?;
         Ok(Self { pool, chunks_dir })
+    }
+
+    /// The database, for modules with tables of their own (`audit`).
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
     }
 
     pub fn chunks_dir(&self) -> &Path {
@@ -487,16 +493,34 @@ impl Store {
 
     /// Records a chunk whose file is already durable, and updates the
     /// session's metadata and search index, in one transaction.
-    pub async fn commit_chunk(&self, chunk: NewChunk<'_>) -> Result<(), StoreError> {
+    pub async fn commit_chunk(&self, chunk: &NewChunk) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        Self::insert_chunk(&mut tx, chunk).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records several chunks in one transaction (one fsync for all: group
+    /// commit). All or none: on an error nothing of the batch is stored.
+    pub async fn commit_batch(&self, chunks: &[NewChunk]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for chunk in chunks {
+            Self::insert_chunk(&mut tx, chunk).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn insert_chunk(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>, chunk: &NewChunk) -> Result<(), StoreError> {
         let seq = to_i64(chunk.seq, "seq")?;
         let size = to_i64(chunk.size, "size")?;
         let elapsed = to_i64(chunk.index.elapsed_us, "elapsed_us")?;
-        let mut tx = self.pool.begin().await?;
+        let session = chunk.session.as_str();
         sqlx::query(
             "INSERT INTO chunks (session_id, seq, hash, size, first_us, last_us, is_final, received_at)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
-        .bind(chunk.session)
+        .bind(session)
         .bind(seq)
         .bind(&chunk.hash)
         .bind(size)
@@ -504,7 +528,7 @@ impl Store {
         .bind(to_i64(chunk.last_us, "last_us")?)
         .bind(chunk.is_final)
         .bind(chunk.now)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         if chunk.seq == 0 {
             let h = chunk.index.header.clone().unwrap_or_default();
@@ -513,7 +537,7 @@ impl Store {
                     chunks, bytes, last_seq, last_hash, elapsed_us, is_final, exit_status, received_at, updated_at)
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, 0, ?, ?, 0, NULL, ?, ?)",
             )
-            .bind(chunk.session)
+            .bind(session)
             .bind(&chunk.key_id)
             .bind(h.user)
             .bind(h.host)
@@ -527,7 +551,7 @@ impl Store {
             .bind(elapsed)
             .bind(chunk.now)
             .bind(chunk.now)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         } else {
             sqlx::query(
@@ -539,15 +563,15 @@ impl Store {
             .bind(&chunk.hash)
             .bind(elapsed)
             .bind(chunk.now)
-            .bind(chunk.session)
-            .execute(&mut *tx)
+            .bind(session)
+            .execute(&mut **tx)
             .await?;
         }
         if let Some(status) = chunk.index.exit_status {
             sqlx::query("UPDATE sessions SET exit_status = ? WHERE id = ?")
                 .bind(status)
-                .bind(chunk.session)
-                .execute(&mut *tx)
+                .bind(session)
+                .execute(&mut **tx)
                 .await?;
         }
         if chunk.is_final {
@@ -557,20 +581,19 @@ impl Store {
                 "UPDATE sessions SET is_final = 1, abnormal = (exit_status IS NULL),
                     ended_at = started_at + elapsed_us / 1000000 WHERE id = ?",
             )
-            .bind(chunk.session)
-            .execute(&mut *tx)
+            .bind(session)
+            .execute(&mut **tx)
             .await?;
         }
         for marker in &chunk.index.markers {
             sqlx::query("INSERT INTO markers (session_id, seq, at_us, text) VALUES (?, ?, ?, ?)")
-                .bind(chunk.session)
+                .bind(session)
                 .bind(seq)
                 .bind(to_i64(marker.at_us, "at_us")?)
                 .bind(&marker.text)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
         }
-        tx.commit().await?;
         Ok(())
     }
 
