@@ -16,6 +16,7 @@
 
 pub mod api;
 pub mod config;
+pub mod identity;
 pub mod index;
 pub mod ingest;
 pub mod metrics;
@@ -44,6 +45,8 @@ pub struct App {
     spare_lock: tokio::sync::Mutex<()>,
     /// Session ids of newly stored chunks, for live followers.
     pub arrivals: tokio::sync::broadcast::Sender<Arc<str>>,
+    /// ID token verification and roles, when `[identity]` is configured.
+    pub identity: Option<identity::Verifier>,
 }
 
 const LOCK_STRIPES: usize = 256;
@@ -51,7 +54,9 @@ const LOCK_STRIPES: usize = 256;
 impl App {
     pub fn new(store: Store, config: ServeConfig) -> Self {
         let (arrivals, _) = tokio::sync::broadcast::channel(1024);
+        let identity = config.identity.clone().map(identity::Verifier::new);
         Self {
+            identity,
             store,
             metrics: Metrics::default(),
             config,
