@@ -76,6 +76,21 @@ fn device_login_in_a_pty_session_puts_the_identity_in_the_recording_header() {
 }
 
 #[test]
+fn ctrl_c_at_the_sign_in_prompt_cancels_cleanly() {
+    let idp = Idp::start(&[("alice", &[])]);
+    let setup = Setup::new(&identity_section(&idp.issuer, ""));
+    let mut pty = Pty::spawn(setup.command(&[]), 40, 100);
+    pty.wait_text("Ctrl-C cancels");
+    let started = Instant::now();
+    pty.send(b"\x03");
+    assert_eq!(pty.wait_exit(), 126);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let shown = String::from_utf8_lossy(&pty.raw_output()).into_owned();
+    assert!(shown.contains("sign-in cancelled"), "{shown}");
+    assert!(setup.recordings().is_empty(), "no session may start");
+}
+
+#[test]
 fn refresh_is_silent_and_an_expired_refresh_token_forces_a_new_login() {
     // ID tokens shorter than the one-minute margin are always renewed.
     let idp = Idp::start_with(&[("bob", &["dev"])], &[("ID_TTL", "30"), ("REFRESH_TTL", "6")]);
