@@ -166,6 +166,29 @@ fn bad_id_tokens_are_rejected_each_with_its_reason() {
     });
 }
 
+#[test]
+fn a_rotated_signing_key_is_fetched_once_and_accepted() {
+    let first = Idp::start(&[("dave", &[])]);
+    let port = first.port;
+    let dir = tempfile::tempdir().unwrap();
+    oidc::login(&first, &dir.path().join("a"), "dave", "dave");
+    let old = oidc::cached_id_token(&dir.path().join("a"), "dave");
+    rt().block_on(async {
+        let mut verifier = Provider::discover(&first.issuer, "custos").await.unwrap();
+        let now = custos::identity::unix_now();
+        assert!(verifier.verify(&old, now, "groups", Obtained::Device).await.is_ok());
+        // The provider restarts with a new key on the same issuer.
+        drop(first);
+        let second = Idp::start_on(port, &[("dave", &[])], &[]);
+        oidc::login(&second, &dir.path().join("b"), "dave", "dave");
+        let new = oidc::cached_id_token(&dir.path().join("b"), "dave");
+        let id = verifier.verify(&new, now, "groups", Obtained::Device).await.unwrap();
+        assert_eq!(id.subject, "dave");
+        // The retired key is gone from the set now.
+        assert_eq!(verifier.verify(&old, now, "groups", Obtained::Device).await.unwrap_err(), VerifyError::UnknownKey);
+    });
+}
+
 /// Signs `login` in to the recorder's cache of `setup` (as `custos login`
 /// run by the service user would).
 fn sign_in(idp: &Idp, setup: &Setup, login: &str) {
@@ -206,6 +229,7 @@ fn non_interactive_uses_the_machine_identity_or_fails_fast_with_126() {
     oidc::login(&idp, &cache, "ci", "ci-bot");
     let token_file = dir.path().join("machine.jwt");
     std::fs::write(&token_file, oidc::cached_id_token(&cache, "ci")).unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
 
     // Without a machine identity: exit 126 at once, saying how to log in.
     let setup = Setup::new(&identity_section(&idp.issuer, ""));
@@ -217,11 +241,19 @@ fn non_interactive_uses_the_machine_identity_or_fails_fast_with_126() {
     assert!(err.contains("sign in once from an interactive session"), "{err}");
     assert!(out.stdout.is_empty());
 
-    // With one: the session runs and is bound to the machine.
+    // A token file others can read is refused.
     let setup = Setup::new(&identity_section(
         &idp.issuer,
         &format!("[identity.machine]\ntoken_file = \"{}\"\n", token_file.display()),
     ));
+    std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = setup.command(&["-c", "echo never"]).stdin(Stdio::null()).output().unwrap();
+    assert_eq!(out.status.code(), Some(126));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("readable by others (mode 644)"), "{err}");
+
+    // With one only custos can read: the session runs, bound to the machine.
+    std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600)).unwrap();
     let out = setup.command(&["-c", "echo ran"]).stdin(Stdio::null()).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "ran\n");
@@ -233,6 +265,7 @@ fn non_interactive_uses_the_machine_identity_or_fails_fast_with_126() {
     // A client-credentials machine identity works too.
     let secret = dir.path().join("machine.secret");
     std::fs::write(&secret, "machine-secret\n").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
     let setup = Setup::new(&identity_section(
         &idp.issuer,
         &format!("[identity.machine]\nclient_id = \"custos-machine\"\nclient_secret_file = \"{}\"\n", secret.display()),

@@ -30,6 +30,8 @@ pub enum ObtainError {
     Cache(#[from] cache::CacheError),
     #[error("cannot read the machine identity {path}: {source}")]
     Machine { path: PathBuf, source: std::io::Error },
+    #[error("the machine identity {path} is readable by others (mode {mode:o}); it must be readable only by custos (chmod 600)")]
+    MachineExposed { path: PathBuf, mode: u32 },
 }
 
 impl ObtainError {
@@ -68,13 +70,12 @@ pub async fn obtain(req: &Request, tty: &mut dyn std::io::Write) -> Result<Ident
     }
     match &req.machine {
         Some(MachineIdentity::TokenFile(path)) => {
-            let raw = std::fs::read_to_string(path).map_err(|source| ObtainError::Machine { path: path.clone(), source })?;
+            let raw = read_secret(path)?;
             let identity = provider.verify(raw.trim(), unix_now(), &req.groups_claim, Obtained::Machine).await.map_err(OidcError::from)?;
             Ok(identity)
         }
         Some(MachineIdentity::ClientCredentials { client_id, secret_file }) => {
-            let secret = std::fs::read_to_string(secret_file)
-                .map_err(|source| ObtainError::Machine { path: secret_file.clone(), source })?;
+            let secret = read_secret(secret_file)?;
             let expires_at = provider.client_credentials(client_id, secret.trim()).await?;
             Ok(Identity {
                 verified: true,
@@ -90,6 +91,19 @@ pub async fn obtain(req: &Request, tty: &mut dyn std::io::Write) -> Result<Ident
         }
         None => Err(ObtainError::NeedsLogin),
     }
+}
+
+/// Reads a machine credential, refusing one that others can read: whoever
+/// can read it can act as the machine.
+fn read_secret(path: &Path) -> Result<String, ObtainError> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let machine = |source| ObtainError::Machine { path: path.to_owned(), source };
+    let file = std::fs::File::open(path).map_err(machine)?;
+    let mode = file.metadata().map_err(machine)?.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(ObtainError::MachineExposed { path: path.to_owned(), mode });
+    }
+    std::io::read_to_string(file).map_err(machine)
 }
 
 /// Verifies fresh tokens and caches them.

@@ -275,7 +275,10 @@ impl Provider {
         match first {
             Ok(()) => {}
             Err(VerifyError::UnknownKey) => {
-                let keys = JsonWebKeySet::fetch_async(self.meta.jwks_uri(), &self.http)
+                // A fresh connection: a provider that rotated its key may
+                // have restarted, leaving pooled connections dead.
+                let http = http_client().map_err(|e| VerifyError::Other(e.to_string()))?;
+                let keys = JsonWebKeySet::fetch_async(self.meta.jwks_uri(), &http)
                     .await
                     .map_err(|e| VerifyError::Other(format!("cannot re-fetch the issuer's keys: {}", chain(&e))))?;
                 self.meta = self.meta.clone().set_jwks(keys);

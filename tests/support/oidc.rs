@@ -62,8 +62,12 @@ impl Idp {
 
     /// With extra environment: `ID_TTL`, `REFRESH_TTL`, `ISSUER`.
     pub fn start_with(users: &[(&str, &[&str])], env: &[(&str, &str)]) -> Idp {
+        Self::start_on(free_port(), users, env)
+    }
+
+    /// On a given port (a restart with a new signing key keeps the issuer).
+    pub fn start_on(port: u16, users: &[(&str, &[&str])], env: &[(&str, &str)]) -> Idp {
         let dir = provider_dir();
-        let port = free_port();
         let users: serde_json::Map<String, serde_json::Value> =
             users.iter().map(|(u, g)| ((*u).to_owned(), serde_json::json!(g))).collect();
         let mut cmd = Command::new("node");
