@@ -53,6 +53,11 @@ pub async fn obtain(req: &Request, tty: &mut dyn std::io::Write) -> Result<Ident
             return Ok(Identity { obtained: Obtained::Cached, ..entry.identity.clone() });
         }
     }
+    let can_refresh = cached.as_ref().is_some_and(|e| e.refresh_token.is_some());
+    if !can_refresh && !req.interactive && req.machine.is_none() {
+        // Nothing the provider could do for us: say so without waiting.
+        return Err(ObtainError::NeedsLogin);
+    }
     let mut provider = Provider::discover(&req.issuer, &req.client_id).await?;
     if let Some(refresh) = cached.as_ref().and_then(|e| e.refresh_token.clone()) {
         match provider.refresh(&refresh).await {
