@@ -52,6 +52,8 @@ pub struct Config {
     pub collector: CollectorConfig,
     /// `[evidence]`: the host key, chunking, the spool quota.
     pub evidence: EvidenceConfig,
+    /// `[identity]`: the OpenID provider and who must sign in.
+    pub identity: crate::identity::IdentityConfig,
     /// The file this came from, `None` for built-in defaults.
     pub source: Option<PathBuf>,
 }
@@ -139,6 +141,8 @@ struct RawConfig {
     collector: RawCollector,
     #[serde(default)]
     evidence: RawEvidence,
+    #[serde(default)]
+    identity: crate::identity::config::RawIdentity,
 }
 
 #[derive(Deserialize, Default)]
@@ -196,6 +200,7 @@ impl Default for Config {
                 spool_quota_bytes: 1 << 30,
                 when_full: WhenFull::Throttle,
             },
+            identity: crate::identity::IdentityConfig::default(),
             source: None,
         }
     }
@@ -262,6 +267,7 @@ impl Config {
             },
             collector: CollectorConfig { url: collector_url },
             evidence,
+            identity: raw.identity.validate(path)?,
             source: Some(path.to_owned()),
         })
     }

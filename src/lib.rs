@@ -32,6 +32,7 @@ pub mod config;
 pub mod demo;
 pub mod doctor;
 pub mod gate;
+pub mod identity;
 pub mod enroll;
 pub mod evidence;
 pub mod invocation;

@@ -41,7 +41,11 @@ impl Remote {
                 .url
                 .context("no collector: pass --server URL or set [collector] url in the config")?,
         };
-        let token = crate::client::resolve_token(self.token.as_deref(), self.token_file.as_deref())?;
+        let token = match crate::client::resolve_token(self.token.as_deref(), self.token_file.as_deref())? {
+            Some(t) => Some(t),
+            // No token given: the ID token of `custos login`, if signed in.
+            None => crate::identity::cli::client_id_token()?,
+        };
         Ok(Collector::new(&server, token)?)
     }
 }

@@ -97,6 +97,8 @@ pub fn run(argv: &[OsString], config: &Config, privilege: Privilege) -> anyhow::
     let stdin = std::io::stdin();
     let stdout = std::io::stdout();
     let interactive = crate::pty::is_terminal(stdin.as_fd()) && crate::pty::is_terminal(stdout.as_fd());
+    // Before anything runs: who is this, verified (or refuse, per mode).
+    let identity = crate::identity::at_session_start(&config.identity, &account, &privilege, &spool, interactive)?;
     let info = SessionInfo {
         session_id: session_id.clone(),
         user: account.name.clone(),
@@ -105,20 +107,20 @@ pub fn run(argv: &[OsString], config: &Config, privilege: Privilege) -> anyhow::
         shell: shell.display().to_string(),
         mode: if interactive { "interactive" } else { "data" }.into(),
         command: inv.describe(),
-        identity: None,
+        identity: identity.header,
     };
     let cmd = ShellCommand::new(&shell, &inv, &[("CUSTOS_SESSION", &session_id)])?;
     // Read while still privileged: the key is readable only by custos.
     let key = crate::sink::host_key(&config.evidence).context("cannot sign this session's recording")?;
     let rec = Recording { spool: &spool, key, config };
     if let Some(line) = &inv.command {
-        if let Some(refusal) = gate_command(line, &account, &privilege)? {
+        if let Some(refusal) = gate_command(line, &account, &identity.groups, &privilege)? {
             return refuse(&rec, info, &refusal);
         }
     }
     if interactive {
         let gated = config.gate.enabled && inv.command.is_none() && inv.script.is_none();
-        let gate = if gated { prepare_gate(&shell, &account, &privilege)? } else { None };
+        let gate = if gated { prepare_gate(&shell, &account, &identity.groups, &privilege)? } else { None };
         let cmd = match &gate {
             Some((inj, _)) => cmd.with_gate(&inj.args(), &inj.env(&inv.args), inj.socket_path())?,
             None => cmd,
@@ -157,10 +159,10 @@ pub fn load_policy(privilege: &Privilege) -> anyhow::Result<crate::policy::Polic
 /// the gate checks an interactive line. Returns why it is refused, or
 /// `None` to let it run. Approval is not available yet, so a line that
 /// needs it is refused with a message saying so.
-fn gate_command(line: &str, account: &Account, privilege: &Privilege) -> anyhow::Result<Option<String>> {
+fn gate_command(line: &str, account: &Account, oidc_groups: &[String], privilege: &Privilege) -> anyhow::Result<Option<String>> {
     use crate::policy::{Env, Subject, Verdict};
     let policy = load_policy(privilege).context("the command policy")?;
-    let who = Subject { user: account.name.clone(), groups: account.groups.clone(), oidc_groups: Vec::new() };
+    let who = Subject { user: account.name.clone(), groups: account.groups.clone(), oidc_groups: oidc_groups.to_vec() };
     let cwd = std::env::current_dir().map(|p| p.display().to_string()).unwrap_or_else(|_| account.home.display().to_string());
     let mut env = Env::new(&cwd, &account.home.display().to_string());
     env.vars = std::env::vars().collect();
@@ -176,11 +178,11 @@ fn gate_command(line: &str, account: &Account, privilege: &Privilege) -> anyhow:
 /// The gate for an interactive bash or zsh: hooks written, socket open,
 /// policy loaded. `None` for shells the gate has no hooks for (their
 /// sessions are recorded and masked, not gated).
-fn prepare_gate(shell: &Path, account: &Account, privilege: &Privilege) -> anyhow::Result<Option<(Injection, Gate)>> {
+fn prepare_gate(shell: &Path, account: &Account, oidc_groups: &[String], privilege: &Privilege) -> anyhow::Result<Option<(Injection, Gate)>> {
     let Some(kind) = ShellKind::of(shell) else { return Ok(None) };
     let policy = load_policy(privilege).context("the command policy")?;
     let inj = Injection::prepare(kind).context("cannot prepare the command gate's hooks")?;
-    let who = crate::policy::Subject { user: account.name.clone(), groups: account.groups.clone(), oidc_groups: Vec::new() };
+    let who = crate::policy::Subject { user: account.name.clone(), groups: account.groups.clone(), oidc_groups: oidc_groups.to_vec() };
     let gate = Gate::new(policy, who, account.home.display().to_string(), inj.token.clone(), std::time::Instant::now());
     Ok(Some((inj, gate)))
 }

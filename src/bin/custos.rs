@@ -44,6 +44,13 @@ enum Command {
     Verify(custos::evidence::cli::VerifyArgs),
     /// Browse and play recorded sessions (the auditor's TUI).
     Replay(custos::replay::Args),
+    /// Sign in with the OpenID provider (device flow) and cache the identity.
+    Login(custos::identity::cli::LoginArgs),
+    /// Forget the cached sign-in.
+    Logout(custos::identity::cli::LoginArgs),
+    /// The recorder's identity helper (reads a request on stdin).
+    #[command(hide = true)]
+    Identity(custos::identity::cli::HelperArgs),
 }
 
 fn main() -> ExitCode {
@@ -61,6 +68,9 @@ fn main() -> ExitCode {
         Command::Sessions(args) => custos::sessions::run(&args),
         Command::Verify(args) => custos::evidence::cli::verify(&args),
         Command::Replay(args) => custos::replay::run(&args),
+        Command::Login(args) => custos::identity::cli::login(&args),
+        Command::Logout(args) => custos::identity::cli::logout(&args),
+        Command::Identity(args) => custos::identity::cli::helper(&args),
     };
     match result {
         Ok(code) => code,

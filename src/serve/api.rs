@@ -8,8 +8,11 @@
 //! `error` is a stable code for programs, `message` says what failed for
 //! people. Authentication: uploads are authenticated by the chunk's own
 //! signature (an enrolled host key), so `PUT .../chunks/{seq}` and `GET
-//! .../head` need no token; everything that reads recordings needs
-//! `Authorization: Bearer <admin token>` until OIDC roles exist.
+//! .../head` need no token; everything else needs a bearer token: the admin
+//! token (break-glass, can be switched off), or an OIDC ID token whose
+//! groups give roles (`identity`): auditors read every session, others only
+//! their own (a session whose verified identity is theirs); keys and
+//! enrollment need admin.
 //! `docs/openapi.json` describes every route in [`ROUTES`].
 
 use std::sync::Arc;
@@ -25,7 +28,9 @@ use axum::{Json, Router};
 use futures_util::StreamExt as _;
 use serde_json::{json, Value};
 
+use super::identity::Caller;
 use super::store::SessionFilter;
+use crate::identity::roles::Role;
 use super::App;
 use crate::evidence::{Chunk, PublicKey};
 
@@ -125,21 +130,46 @@ pub fn router(app: Arc<App>) -> Router {
         .with_state(app)
 }
 
-fn bearer(headers: &HeaderMap) -> Option<&str> {
+pub(super) fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then_some(token.trim())
 }
 
-/// Reading recordings and managing enrollment needs the admin token.
-pub(super) async fn require_admin(app: &App, headers: &HeaderMap) -> ApiResult<()> {
-    let Some(token) = bearer(headers) else {
-        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "a bearer token is required".into()));
-    };
-    if app.store.is_admin_token(token).await? {
-        Ok(())
+impl From<super::identity::AuthError> for ApiError {
+    fn from(e: super::identity::AuthError) -> Self {
+        match e {
+            super::identity::AuthError::Store(e) => e.into(),
+            other => ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", other.to_string()),
+        }
+    }
+}
+
+/// The caller, if it holds `role`.
+pub(super) async fn require_role(app: &App, headers: &HeaderMap, role: Role) -> ApiResult<Caller> {
+    let caller = super::identity::authenticate(app, headers).await?;
+    if caller.has(role) {
+        Ok(caller)
     } else {
-        Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "the bearer token is not valid".into()))
+        Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", format!("this needs the {role:?} role").to_lowercase()))
+    }
+}
+
+/// Reading a session: auditors read all; anyone else only their own.
+pub(super) async fn require_read(app: &App, headers: &HeaderMap, id: &str) -> ApiResult<Caller> {
+    let caller = super::identity::authenticate(app, headers).await?;
+    if caller.has(Role::Auditor) {
+        return Ok(caller);
+    }
+    let header = app.store.session_header(id).await?;
+    if caller.owns(&super::identity::check_session(app, header.as_deref()).await) {
+        Ok(caller)
+    } else {
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("session {id} is not yours; reading other people's sessions needs the auditor role"),
+        ))
     }
 }
 
@@ -203,18 +233,18 @@ async fn enroll(State(app): State<Arc<App>>, body: axum::body::Bytes) -> ApiResu
 }
 
 async fn create_enroll_token(State(app): State<Arc<App>>, headers: HeaderMap) -> ApiResult<(StatusCode, Json<Value>)> {
-    require_admin(&app, &headers).await?;
+    require_role(&app, &headers, Role::Admin).await?;
     let (token, expires_at) = app.new_enroll_token().await?;
     Ok((StatusCode::CREATED, Json(json!({"token": token, "expires_at": expires_at}))))
 }
 
 async fn keys(State(app): State<Arc<App>>, headers: HeaderMap) -> ApiResult<Json<Value>> {
-    require_admin(&app, &headers).await?;
+    require_role(&app, &headers, Role::Admin).await?;
     Ok(Json(json!({"keys": app.store.hosts().await?})))
 }
 
 async fn alerts(State(app): State<Arc<App>>, headers: HeaderMap) -> ApiResult<Json<Value>> {
-    require_admin(&app, &headers).await?;
+    require_role(&app, &headers, Role::Auditor).await?;
     Ok(Json(json!({"alerts": app.store.alerts().await?})))
 }
 
@@ -234,7 +264,7 @@ async fn list_sessions(
     headers: HeaderMap,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<Value>> {
-    require_admin(&app, &headers).await?;
+    let caller = super::identity::authenticate(&app, &headers).await?;
     let Query(q) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "malformed", e.body_text()))?;
     let now = super::unix_now();
     let time = |name: &str, v: Option<String>| -> ApiResult<Option<i64>> {
@@ -250,7 +280,18 @@ async fn list_sessions(
         command: q.command.filter(|c| !c.is_empty()),
         limit: q.limit,
     };
-    Ok(Json(json!({"sessions": app.store.search(&filter).await?})))
+    let mut sessions = app.store.search(&filter).await?;
+    if !caller.has(Role::Auditor) {
+        let mut own = Vec::new();
+        for s in sessions {
+            let header = app.store.session_header(&s.id).await?;
+            if caller.owns(&super::identity::check_session(&app, header.as_deref()).await) {
+                own.push(s);
+            }
+        }
+        sessions = own;
+    }
+    Ok(Json(json!({"sessions": sessions})))
 }
 
 pub(super) fn parse_session_id(id: &str) -> ApiResult<String> {
@@ -260,12 +301,14 @@ pub(super) fn parse_session_id(id: &str) -> ApiResult<String> {
 }
 
 async fn session(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<String>) -> ApiResult<Json<Value>> {
-    require_admin(&app, &headers).await?;
     let id = parse_session_id(&id)?;
+    let caller = require_read(&app, &headers, &id).await?;
     let row = app.store.session(&id).await?.ok_or_else(|| ApiError::not_found(format!("no session {id}")))?;
-    super::audit::record(&app, &headers, &id, super::audit::Action::Metadata).await?;
+    super::audit::record(&app, &headers, &caller, &id, super::audit::Action::Metadata).await?;
     let verification = super::verify::verify_stored(&app, &id).await?;
-    Ok(Json(json!({"session": row, "verification": verification})))
+    let header = app.store.session_header(&id).await?;
+    let identity = super::identity::check_session(&app, header.as_deref()).await;
+    Ok(Json(json!({"session": row, "verification": verification, "identity": identity})))
 }
 
 /// Where an uploader resumes: the last stored seq and its hash.
@@ -281,13 +324,13 @@ async fn head(State(app): State<Arc<App>>, Path(id): Path<String>) -> ApiResult<
 }
 
 async fn cast(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<String>) -> ApiResult<Response> {
-    require_admin(&app, &headers).await?;
     let id = parse_session_id(&id)?;
+    let caller = require_read(&app, &headers, &id).await?;
     let chunks = app.store.chunks(&id).await?;
     if chunks.is_empty() {
         return Err(ApiError::not_found(format!("no session {id}")));
     }
-    super::audit::record(&app, &headers, &id, super::audit::Action::Cast).await?;
+    super::audit::record(&app, &headers, &caller, &id, super::audit::Action::Cast).await?;
     let mut out = Vec::new();
     for row in chunks {
         let payload = stored_payload(&app, &id, row.seq).await?;
@@ -308,9 +351,9 @@ async fn stored_payload(app: &App, id: &str, seq: i64) -> ApiResult<Vec<u8>> {
 }
 
 async fn chunk_list(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<String>) -> ApiResult<Json<Value>> {
-    require_admin(&app, &headers).await?;
     let id = parse_session_id(&id)?;
-    super::audit::record(&app, &headers, &id, super::audit::Action::ChunkList).await?;
+    let caller = require_read(&app, &headers, &id).await?;
+    super::audit::record(&app, &headers, &caller, &id, super::audit::Action::ChunkList).await?;
     Ok(Json(json!({"session": id, "chunks": app.store.chunks(&id).await?})))
 }
 
@@ -319,15 +362,15 @@ async fn chunk_bytes(
     headers: HeaderMap,
     Path((id, seq)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    require_admin(&app, &headers).await?;
     let id = parse_session_id(&id)?;
+    let caller = require_read(&app, &headers, &id).await?;
     let seq: u64 = seq
         .parse()
         .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "malformed", format!("seq {seq:?} is not a number")))?;
     if app.store.chunk_hash(&id, seq).await?.is_none() {
         return Err(ApiError::not_found(format!("no chunk {seq} in session {id}")));
     }
-    super::audit::record(&app, &headers, &id, super::audit::Action::Chunk).await?;
+    super::audit::record(&app, &headers, &caller, &id, super::audit::Action::Chunk).await?;
     let bytes = app.store.read_chunk_file(&id, seq).await?;
     Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
 }
@@ -398,8 +441,8 @@ async fn follow(
     Path(id): Path<String>,
     query: Result<Query<FollowQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Response> {
-    require_admin(&app, &headers).await?;
     let id = parse_session_id(&id)?;
+    let caller = require_read(&app, &headers, &id).await?;
     let Query(q) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "malformed", e.body_text()))?;
     let resume = headers
         .get("last-event-id")
@@ -407,7 +450,7 @@ async fn follow(
         .and_then(|v| v.parse::<u64>().ok())
         .map(|seq| seq.saturating_add(1));
     let from = resume.or(q.from).unwrap_or(0);
-    super::audit::record(&app, &headers, &id, super::audit::Action::Follow).await?;
+    super::audit::record(&app, &headers, &caller, &id, super::audit::Action::Follow).await?;
     struct Follow {
         app: Arc<App>,
         id: String,

@@ -65,6 +65,18 @@ impl Action {
 }
 
 /// The identity of the bearer of the request's token.
+/// Who to name in the trail: a signed-in person by issuer and subject
+/// (and email when known), the admin token by its hash (see [`who`]).
+pub fn caller_label(caller: &super::identity::Caller, headers: &HeaderMap) -> String {
+    match caller {
+        super::identity::Caller::Admin => who(headers),
+        super::identity::Caller::Person { identity, .. } => match &identity.email {
+            Some(email) => format!("oidc:{} {} <{email}>", identity.issuer, identity.subject),
+            None => format!("oidc:{} {}", identity.issuer, identity.subject),
+        },
+    }
+}
+
 pub fn who(headers: &HeaderMap) -> String {
     let token = headers
         .get(header::AUTHORIZATION)
@@ -83,10 +95,10 @@ pub fn who(headers: &HeaderMap) -> String {
 }
 
 /// Records one access; an error refuses the request (fail closed).
-pub async fn record(app: &App, headers: &HeaderMap, session: &str, action: Action) -> Result<(), ApiError> {
+pub async fn record(app: &App, headers: &HeaderMap, caller: &super::identity::Caller, session: &str, action: Action) -> Result<(), ApiError> {
     sqlx::query("INSERT INTO access_log (at, who, session_id, action) VALUES (?, ?, ?, ?)")
         .bind(super::unix_now())
-        .bind(who(headers))
+        .bind(caller_label(caller, headers))
         .bind(session)
         .bind(action.as_str())
         .execute(app.store.pool())
@@ -112,7 +124,7 @@ pub async fn list(
     headers: HeaderMap,
     query: Result<Query<AccessQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    super::api::require_admin(&app, &headers).await?;
+    super::api::require_role(&app, &headers, crate::identity::roles::Role::Admin).await?;
     let Query(q) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "malformed", e.body_text()))?;
     let since = q
         .since
@@ -149,12 +161,12 @@ pub async fn list(
 /// `GET /v1/sessions/{id}/markers`: the session's `m` markers in order,
 /// `{"at_us", "text"}` each.
 pub async fn markers(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
-    super::api::require_admin(&app, &headers).await?;
     let id = super::api::parse_session_id(&id)?;
+    let caller = super::api::require_read(&app, &headers, &id).await?;
     if app.store.session_state(&id).await?.is_none() {
         return Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no session {id}")));
     }
-    record(&app, &headers, &id, Action::Markers).await?;
+    record(&app, &headers, &caller, &id, Action::Markers).await?;
     let rows = sqlx::query("SELECT at_us, text FROM markers WHERE session_id = ? ORDER BY seq, rowid")
         .bind(&id)
         .fetch_all(app.store.pool())

@@ -7,6 +7,16 @@
 //! data_dir = "/var/lib/custos-collector"
 //! max_chunk_bytes = 8388608          # larger request bodies answer 413
 //! enroll_token_ttl_secs = 86400      # lifetime of an enrollment token
+//!
+//! [identity]                         # OIDC: verify session identities, roles
+//! issuer = "https://idp.example.com"
+//! client_id = "custos"               # the audience of hosts' and clients' ID tokens
+//! groups_claim = "groups"
+//! admin_token = true                 # false: the break-glass admin token is refused
+//! [identity.roles]
+//! auditor = ["auditors"]             # read every session
+//! approver = ["approvers"]           # decide approvals
+//! admin = ["custos-admins"]          # everything
 //! ```
 
 use std::net::SocketAddr;
@@ -41,6 +51,18 @@ pub struct ServeConfig {
     pub data_dir: PathBuf,
     pub max_chunk_bytes: usize,
     pub enroll_token_ttl_secs: u64,
+    pub identity: Option<super::identity::ServeIdentity>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServeIdentity {
+    issuer: String,
+    client_id: Option<String>,
+    groups_claim: Option<String>,
+    admin_token: Option<bool>,
+    #[serde(default)]
+    roles: crate::identity::roles::RoleGroups,
 }
 
 #[derive(Deserialize, Default)]
@@ -50,6 +72,7 @@ struct RawServeConfig {
     data_dir: Option<String>,
     max_chunk_bytes: Option<usize>,
     enroll_token_ttl_secs: Option<u64>,
+    identity: Option<RawServeIdentity>,
 }
 
 impl Default for ServeConfig {
@@ -59,6 +82,7 @@ impl Default for ServeConfig {
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             max_chunk_bytes: DEFAULT_MAX_CHUNK_BYTES,
             enroll_token_ttl_secs: DEFAULT_ENROLL_TOKEN_TTL_SECS,
+            identity: None,
         }
     }
 }
@@ -97,7 +121,20 @@ impl ServeConfig {
             Some(v) => v,
             None => defaults.enroll_token_ttl_secs,
         };
-        Ok(Self { listen, data_dir, max_chunk_bytes, enroll_token_ttl_secs })
+        let identity = match raw.identity {
+            None => None,
+            Some(i) if i.issuer.starts_with("https://") || i.issuer.starts_with("http://") => {
+                Some(super::identity::ServeIdentity {
+                    issuer: i.issuer.trim_end_matches('/').to_owned(),
+                    client_id: i.client_id.unwrap_or_else(|| "custos".into()),
+                    groups_claim: i.groups_claim.unwrap_or_else(|| "groups".into()),
+                    roles: i.roles,
+                    admin_token: i.admin_token.unwrap_or(true),
+                })
+            }
+            Some(i) => return Err(invalid("identity.issuer", format!("{:?} is not an https:// URL", i.issuer))),
+        };
+        Ok(Self { listen, data_dir, max_chunk_bytes, enroll_token_ttl_secs, identity })
     }
 
     pub fn read(path: &Path) -> Result<Self, ServeConfigError> {
@@ -134,6 +171,8 @@ mod tests {
     #[case::zero_limit("max_chunk_bytes = 0\n", "max_chunk_bytes: must be more than 0")]
     #[case::wrong_type("max_chunk_bytes = \"big\"\n", "invalid type")]
     #[case::not_toml("listen = \n", "line 1")]
+    #[case::identity_not_a_url("[identity]\nissuer = \"idp\"\n", "identity.issuer: \"idp\" is not an https:// URL")]
+    #[case::identity_unknown_role("[identity]\nissuer = \"https://i\"\n[identity.roles]\nauditors = []\n", "unknown field `auditors`")]
     fn bad_config_names_file_and_reason(#[case] text: &str, #[case] expected: &str) {
         let err = ServeConfig::parse(text, Path::new("/etc/custos/serve.toml")).unwrap_err().to_string();
         assert!(err.starts_with("/etc/custos/serve.toml: "), "{err}");

@@ -18,6 +18,7 @@ pub mod api;
 pub mod audit;
 pub mod config;
 pub mod group;
+pub mod identity;
 pub mod index;
 pub mod ingest;
 pub mod metrics;
@@ -49,6 +50,8 @@ pub struct App {
     /// Batches concurrent chunk rows into shared transactions (started on
     /// first use, inside the runtime).
     committer: std::sync::OnceLock<group::GroupCommitter>,
+    /// ID token verification and roles, when `[identity]` is configured.
+    pub identity: Option<identity::Verifier>,
 }
 
 const LOCK_STRIPES: usize = 256;
@@ -56,7 +59,9 @@ const LOCK_STRIPES: usize = 256;
 impl App {
     pub fn new(store: Store, config: ServeConfig) -> Self {
         let (arrivals, _) = tokio::sync::broadcast::channel(1024);
+        let identity = config.identity.clone().map(identity::Verifier::new);
         Self {
+            identity,
             store,
             metrics: Metrics::default(),
             config,
