@@ -44,6 +44,11 @@ enum Command {
     Verify(custos::evidence::cli::VerifyArgs),
     /// Browse and play recorded sessions (the auditor's TUI).
     Replay(custos::replay::Args),
+    /// Decide pending approval requests (the approver's TUI).
+    Approve(custos::approval::tui::Args),
+    /// The recorder's link to the collector for held lines (internal).
+    #[command(hide = true)]
+    ApprovalAgent(custos::approval::agent::Args),
 }
 
 fn main() -> ExitCode {
@@ -61,6 +66,8 @@ fn main() -> ExitCode {
         Command::Sessions(args) => custos::sessions::run(&args),
         Command::Verify(args) => custos::evidence::cli::verify(&args),
         Command::Replay(args) => custos::replay::run(&args),
+        Command::Approve(args) => custos::approval::tui::run(&args),
+        Command::ApprovalAgent(args) => custos::approval::agent::run(&args),
     };
     match result {
         Ok(code) => code,

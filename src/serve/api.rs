@@ -117,6 +117,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/sessions/{id}/chunks", get(chunk_list))
         .route("/v1/sessions/{id}/chunks/{seq}", get(chunk_bytes).put(upload))
         .route("/v1/sessions/{id}/follow", get(follow))
+        .merge(super::approvals::routes())
         .fallback(|| async { ApiError::not_found("no such route".into()) })
         .with_state(app)
 }

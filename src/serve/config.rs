@@ -7,6 +7,7 @@
 //! data_dir = "/var/lib/custos-collector"
 //! max_chunk_bytes = 8388608          # larger request bodies answer 413
 //! enroll_token_ttl_secs = 86400      # lifetime of an enrollment token
+//! approval_webhook = "https://chat.example/hook"  # optional: JSON POST per approval event
 //! ```
 
 use std::net::SocketAddr;
@@ -41,6 +42,8 @@ pub struct ServeConfig {
     pub data_dir: PathBuf,
     pub max_chunk_bytes: usize,
     pub enroll_token_ttl_secs: u64,
+    /// Approval requests and decisions are POSTed here as JSON, if set.
+    pub approval_webhook: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -50,6 +53,7 @@ struct RawServeConfig {
     data_dir: Option<String>,
     max_chunk_bytes: Option<usize>,
     enroll_token_ttl_secs: Option<u64>,
+    approval_webhook: Option<String>,
 }
 
 impl Default for ServeConfig {
@@ -59,6 +63,7 @@ impl Default for ServeConfig {
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             max_chunk_bytes: DEFAULT_MAX_CHUNK_BYTES,
             enroll_token_ttl_secs: DEFAULT_ENROLL_TOKEN_TTL_SECS,
+            approval_webhook: None,
         }
     }
 }
@@ -97,7 +102,12 @@ impl ServeConfig {
             Some(v) => v,
             None => defaults.enroll_token_ttl_secs,
         };
-        Ok(Self { listen, data_dir, max_chunk_bytes, enroll_token_ttl_secs })
+        let approval_webhook = match raw.approval_webhook {
+            Some(v) if v.starts_with("http://") || v.starts_with("https://") => Some(v),
+            Some(v) => return Err(invalid("approval_webhook", format!("{v:?} is not an http:// or https:// URL"))),
+            None => None,
+        };
+        Ok(Self { listen, data_dir, max_chunk_bytes, enroll_token_ttl_secs, approval_webhook })
     }
 
     pub fn read(path: &Path) -> Result<Self, ServeConfigError> {
@@ -134,6 +144,7 @@ mod tests {
     #[case::zero_limit("max_chunk_bytes = 0\n", "max_chunk_bytes: must be more than 0")]
     #[case::wrong_type("max_chunk_bytes = \"big\"\n", "invalid type")]
     #[case::not_toml("listen = \n", "line 1")]
+    #[case::webhook_not_a_url("approval_webhook = \"chat\"\n", "approval_webhook: \"chat\" is not an http")]
     fn bad_config_names_file_and_reason(#[case] text: &str, #[case] expected: &str) {
         let err = ServeConfig::parse(text, Path::new("/etc/custos/serve.toml")).unwrap_err().to_string();
         assert!(err.starts_with("/etc/custos/serve.toml: "), "{err}");

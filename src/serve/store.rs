@@ -305,6 +305,11 @@ impl Store {
         Ok(Self { pool, chunks_dir })
     }
 
+    /// The database, for modules that keep their own tables (approvals).
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
     pub fn chunks_dir(&self) -> &Path {
         &self.chunks_dir
     }

@@ -1,0 +1,373 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+//! Just-in-time approvals end to end: a real `custos serve` on port 0, a
+//! requester's `custos-shell` (real bash, hooks injected) in a PTY whose
+//! held line waits for the collector, and approvers deciding through the
+//! API with their own tokens and signing keys (and through `custos
+//! approve` in a second PTY).
+
+mod common;
+#[path = "support/collector.rs"]
+mod collector;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use collector::{http, Response, Server};
+use common::{Pty, Setup};
+use custos::approval::decision::{Binding, Decision, Verdict};
+use custos::evidence::HostKey;
+
+const POLICY: &str = r#"
+version = 1
+
+[[rule]]
+name = "bump-needs-approval"
+message = "bump changes production"
+action = "approve"
+approvers = "dba"
+timeout = "60s"
+program = ["bump"]
+
+[[rule]]
+name = "double-needs-two"
+message = "double needs two people"
+action = "approve"
+approvers = "dba"
+quorum = 2
+program = ["double"]
+
+[[rule]]
+name = "short-lived"
+message = "expires quickly"
+action = "approve"
+approvers = "dba"
+timeout = "2s"
+program = ["hurry"]
+
+[[rule]]
+name = "why-needed"
+message = "say why"
+action = "approve"
+approvers = "dba"
+reason = true
+program = ["explain"]
+"#;
+
+/// An approver: name, token, signing key.
+pub struct Approver {
+    pub name: String,
+    pub token: String,
+    pub key: HostKey,
+}
+
+pub struct World {
+    _dir: tempfile::TempDir,
+    pub server: Server,
+    pub root: PathBuf,
+    pub setup: Setup,
+    pub pty: Pty,
+    pub work: PathBuf,
+}
+
+fn register(server: &Server, root: &Path, name: &str, groups: &str) -> Approver {
+    let key = HostKey::generate();
+    let out = std::process::Command::new(collector::custos_bin())
+        .args(["serve", "approver", "--data-dir"])
+        .arg(&server.data_dir)
+        .args(["--name", name, "--groups", groups, "--public-key", &key.public().to_string()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let _ = root;
+    Approver { name: name.into(), token: String::from_utf8(out.stdout).unwrap().trim().into(), key }
+}
+
+/// A collector, an enrolled host key, and a requester's bash on a PTY whose
+/// programs `bump`, `double`, `hurry` and `explain` each append a line to
+/// `work/count`.
+fn world() -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_owned();
+    let server = Server::start(&root.join("data"));
+    let (_, key_path) = collector::host_key(&root);
+    server.enroll(&collector::empty_config(&root), &key_path);
+    start_shell(dir, server, root, &key_path)
+}
+
+fn start_shell(dir: tempfile::TempDir, server: Server, root: PathBuf, key_path: &Path) -> World {
+    let setup = Setup::new(&format!(
+        "[shell]\ndefault = \"/bin/bash\"\n[collector]\nurl = \"{}\"\n[evidence]\nkey = \"{}\"\n",
+        server.url,
+        key_path.display()
+    ));
+    let policy = setup.dir.path().join("policy.toml");
+    std::fs::write(&policy, POLICY).unwrap();
+    let work = setup.dir.path().join("work");
+    let bin = setup.dir.path().join("bin");
+    std::fs::create_dir_all(&work).unwrap();
+    std::fs::create_dir_all(&bin).unwrap();
+    for prog in ["bump", "double", "hurry", "explain"] {
+        let path = bin.join(prog);
+        std::fs::write(&path, format!("#!/bin/sh\necho {prog} \"$@\" >> {}/count\necho {prog}-ran\n", work.display())).unwrap();
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    std::fs::write(setup.dir.path().join(".bashrc"), format!("PS1='gate> '\nPATH={}:$PATH\n", bin.display())).unwrap();
+    let mut cmd = setup.command(&[]);
+    cmd.env("CUSTOS_POLICY", &policy).current_dir(&work);
+    let pty = Pty::spawn(cmd, 24, 120);
+    pty.wait_for("the prompt", |s| s.lines().any(|l| l.trim_end() == "gate>"));
+    World { _dir: dir, server, root, setup, pty, work }
+}
+
+impl World {
+    fn count(&self) -> String {
+        std::fs::read_to_string(self.work.join("count")).unwrap_or_default()
+    }
+
+    /// The pending requests an approver sees.
+    fn pending(&self, who: &Approver) -> Vec<serde_json::Value> {
+        let r = self.server.get("/v1/approvals?state=pending", Some(&who.token));
+        assert_eq!(r.status, 200, "{}", r.text());
+        r.json()["requests"].as_array().unwrap().clone()
+    }
+
+    /// Waits for exactly one pending request and returns it.
+    fn one_pending(&self, who: &Approver) -> serde_json::Value {
+        let mut found = Vec::new();
+        collector::wait_for(20, "a pending request", || {
+            found = self.pending(who);
+            found.len() == 1
+        });
+        found.remove(0)
+    }
+
+    fn exit(mut self) -> custos::record::Cast {
+        self.pty.send(b"\x15exit\r");
+        self.pty.wait_exit();
+        self.setup.recording()
+    }
+}
+
+fn binding(request: &serde_json::Value) -> Binding {
+    Binding {
+        request_id: request["id"].as_str().unwrap().into(),
+        session: request["session"].as_str().unwrap().into(),
+        host: request["host"].as_str().unwrap().into(),
+        line_sha256: request["line_sha256"].as_str().unwrap().into(),
+    }
+}
+
+fn post_decision(server: &Server, request_id: &str, who: &Approver, decision: &Decision) -> Response {
+    let body = serde_json::to_vec(decision).unwrap();
+    let auth = format!("Bearer {}", who.token);
+    http(
+        &server.url,
+        "POST",
+        &format!("/v1/approvals/{request_id}/decide"),
+        &[("Authorization", &auth), ("Content-Type", "application/json")],
+        &body,
+    )
+}
+
+fn decide(server: &Server, request: &serde_json::Value, who: &Approver, verdict: Verdict, reason: &str) -> Response {
+    let d = Decision::sign(&who.key, binding(request), verdict, &who.name, reason).unwrap();
+    post_decision(server, request["id"].as_str().unwrap(), who, &d)
+}
+
+fn audits(cast: &custos::record::Cast, event: &str) -> Vec<serde_json::Value> {
+    cast.audits().into_iter().filter(|a| a["kind"] == "approval" && a["event"] == event).collect()
+}
+
+#[test]
+fn an_approved_line_runs_once_unchanged_and_a_replayed_decision_is_rejected() {
+    let mut w = world();
+    let alice = register(&w.server, &w.root, "alice", "dba,ops");
+    w.pty.line("echo context-$((6*7))");
+    w.pty.wait_text("context-42");
+    w.pty.line("bump first");
+    w.pty.wait_text("waiting for approval");
+    let request = w.one_pending(&alice);
+    let short = &request["id"].as_str().unwrap()[28..];
+    w.pty.wait_text(short);
+    assert_eq!(request["line"], "bump first");
+    assert_eq!(request["user"], "root");
+    // The approvers see what the requester saw when they asked.
+    assert!(request["screen"].as_str().unwrap().contains("context-42"), "{}", request["screen"]);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(w.count(), "", "the held line ran before approval");
+    let r = decide(&w.server, &request, &alice, Verdict::Approve, "ticket 42");
+    assert_eq!(r.status, 200, "{}", r.text());
+    w.pty.wait_text("bump-ran");
+    assert_eq!(w.count(), "bump first\n");
+
+    // The same decision again: the request is no longer pending.
+    let old = Decision::sign(&alice.key, binding(&request), Verdict::Approve, "alice", "ticket 42").unwrap();
+    let again = post_decision(&w.server, request["id"].as_str().unwrap(), &alice, &old);
+    assert_eq!((again.status, again.code()), (409, "not_pending".into()), "{}", again.text());
+
+    // A second run is a new request; the old approval does not release it.
+    w.pty.line("bump first");
+    w.pty.wait_text("waiting for approval");
+    let second = w.one_pending(&alice);
+    assert_ne!(second["id"], request["id"]);
+    let replay = post_decision(&w.server, second["id"].as_str().unwrap(), &alice, &old);
+    assert_eq!((replay.status, replay.code()), (400, "bad_decision".into()), "{}", replay.text());
+    // Nor does one for another line (same request id, other hash).
+    let mut other = binding(&second);
+    other.line_sha256 = custos::approval::decision::line_hash("bump second");
+    let forged = Decision::sign(&alice.key, other, Verdict::Approve, "alice", "x").unwrap();
+    let r = post_decision(&w.server, second["id"].as_str().unwrap(), &alice, &forged);
+    assert_eq!((r.status, r.code()), (400, "bad_decision".into()), "{}", r.text());
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(w.count(), "bump first\n", "a replayed decision released the line");
+
+    // Denial: the line does not run and the user sees who and why.
+    let r = decide(&w.server, &second, &alice, Verdict::Deny, "not during the freeze");
+    assert_eq!(r.status, 200, "{}", r.text());
+    w.pty.wait_text("denied by alice: not during the freeze");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(w.count(), "bump first\n");
+
+    let cast = w.exit();
+    assert_eq!(audits(&cast, "requested").len(), 2, "{:?}", cast.audits());
+    let approved = audits(&cast, "approved");
+    assert_eq!(approved[0]["decisions"][0]["approver"], "alice");
+    assert_eq!(audits(&cast, "denied").len(), 1);
+    let markers = cast.markers();
+    assert!(markers.iter().any(|m| m.starts_with("approved by alice (ticket 42): $ bump first")), "{markers:?}");
+    assert!(markers.iter().any(|m| m.starts_with("denied: denied by alice")), "{markers:?}");
+    let commands: Vec<_> = cast.audits().into_iter().filter(|a| a["kind"] == "command" && a["rule"] == "bump-needs-approval").collect();
+    let outcomes: Vec<&str> = commands.iter().filter_map(|c| c["outcome"].as_str()).collect();
+    assert_eq!(outcomes, ["ran", "denied"], "{commands:?}");
+}
+
+#[test]
+fn quorum_needs_two_distinct_approvers_and_refuses_self_and_outsiders() {
+    let mut w = world();
+    let alice = register(&w.server, &w.root, "alice", "dba");
+    let carol = register(&w.server, &w.root, "carol", "dba");
+    let dave = register(&w.server, &w.root, "dave", "ops");
+    let me = register(&w.server, &w.root, "root", "dba");
+    w.pty.line("double it");
+    let request = w.one_pending(&alice);
+    // The requester cannot approve their own line.
+    let r = decide(&w.server, &request, &me, Verdict::Approve, "it is fine");
+    assert_eq!((r.status, r.code()), (403, "self_approval".into()), "{}", r.text());
+    // Someone outside the rule's group cannot either (and does not see it).
+    assert!(w.pending(&dave).is_empty());
+    let r = decide(&w.server, &request, &dave, Verdict::Approve, "sure");
+    assert_eq!((r.status, r.code()), (403, "not_approver".into()), "{}", r.text());
+    // A decision signed with someone else's key is refused.
+    let wrong_key = Decision::sign(&carol.key, binding(&request), Verdict::Approve, "alice", "x").unwrap();
+    let r = post_decision(&w.server, request["id"].as_str().unwrap(), &alice, &wrong_key);
+    assert_eq!((r.status, r.code()), (403, "key_mismatch".into()), "{}", r.text());
+
+    let r = decide(&w.server, &request, &alice, Verdict::Approve, "one");
+    assert_eq!(r.status, 200, "{}", r.text());
+    w.pty.wait_text("1/2 approvals");
+    let r = decide(&w.server, &request, &alice, Verdict::Approve, "one again");
+    assert_eq!((r.status, r.code()), (409, "already_decided".into()), "{}", r.text());
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(w.count(), "", "one approval of two released the line");
+    let r = decide(&w.server, &request, &carol, Verdict::Approve, "two");
+    assert_eq!(r.status, 200, "{}", r.text());
+    w.pty.wait_text("double-ran");
+    assert_eq!(w.count(), "double it\n");
+    let cast = w.exit();
+    let approved = audits(&cast, "approved");
+    let names: Vec<&str> = approved[0]["decisions"].as_array().unwrap().iter().map(|d| d["approver"].as_str().unwrap()).collect();
+    assert_eq!(names, ["alice", "carol"]);
+}
+
+#[test]
+fn expiry_and_withdrawal_with_ctrl_c_leave_the_line_unrun_in_the_editor() {
+    let mut w = world();
+    let alice = register(&w.server, &w.root, "alice", "dba");
+    w.pty.line("hurry up");
+    w.pty.wait_text("waiting for approval");
+    w.pty.wait_text("expired");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(w.count(), "");
+    // The line is still in the editor.
+    assert!(w.pty.screen_text().lines().any(|l| l.starts_with("gate> hurry up")), "{}", w.pty.screen_text());
+    w.pty.send(b"\x15");
+
+    w.pty.line("bump later");
+    let request = w.one_pending(&alice);
+    w.pty.send(b"\x03");
+    w.pty.wait_text("withdrawn");
+    collector::wait_for(10, "the collector to see the withdrawal", || {
+        w.server.get(&format!("/v1/approvals/{}", request["id"].as_str().unwrap()), Some(&alice.token)).json()["state"] == "withdrawn"
+    });
+    // Too late to approve now.
+    let r = decide(&w.server, &request, &alice, Verdict::Approve, "ok");
+    assert_eq!((r.status, r.code()), (409, "not_pending".into()));
+    // Still in the editor: Enter sends it again, as a new request.
+    assert!(w.pty.screen_text().lines().any(|l| l.starts_with("gate> bump later")), "{}", w.pty.screen_text());
+    w.pty.send(b"\x15");
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(w.count(), "");
+    let cast = w.exit();
+    assert_eq!(audits(&cast, "expired").len(), 1, "{:?}", cast.audits());
+    assert_eq!(audits(&cast, "withdrawn").len(), 1, "{:?}", cast.audits());
+}
+
+#[test]
+fn a_rule_that_wants_a_reason_asks_for_it_and_sends_it() {
+    let mut w = world();
+    let alice = register(&w.server, &w.root, "alice", "dba");
+    w.pty.line("explain all");
+    w.pty.wait_text("needs a reason");
+    w.pty.send(b"INC-7 restore\r");
+    let request = w.one_pending(&alice);
+    assert_eq!(request["reason"], "INC-7 restore");
+    let r = decide(&w.server, &request, &alice, Verdict::Approve, "ok");
+    assert_eq!(r.status, 200, "{}", r.text());
+    w.pty.wait_text("explain-ran");
+    assert_eq!(w.count(), "explain all\n");
+    w.exit();
+}
+
+#[test]
+fn a_collector_restart_while_pending_is_survived() {
+    let mut w = world();
+    let alice = register(&w.server, &w.root, "alice", "dba");
+    w.pty.line("bump after-restart");
+    let request = w.one_pending(&alice);
+    w.pty.wait_text("waiting for approval");
+    // Kill the collector and bring it back on the same port and data.
+    let addr = w.server.addr().to_owned();
+    let data = w.server.data_dir.clone();
+    w.server.kill();
+    std::thread::sleep(Duration::from_secs(2));
+    let server = Server::start_with(&data, &addr, &[], None);
+    drop(std::mem::replace(&mut w.server, server));
+    let again = w.one_pending(&alice);
+    assert_eq!(again["id"], request["id"], "the request did not survive the restart");
+    let r = decide(&w.server, &again, &alice, Verdict::Approve, "after restart");
+    assert_eq!(r.status, 200, "{}", r.text());
+    w.pty.wait_text("bump-ran");
+    assert_eq!(w.count(), "bump after-restart\n");
+    w.exit();
+}
+
+#[test]
+fn malformed_requests_and_decisions_get_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"));
+    let alice = register(&server, dir.path(), "alice", "dba");
+    // Unsigned creation.
+    let r = http(&server.url, "POST", "/v1/approvals", &[], b"{}");
+    assert_eq!((r.status, r.code()), (401, "unauthorized".into()));
+    // A decision that is not JSON, for a request that does not exist.
+    let auth = format!("Bearer {}", alice.token);
+    let r = http(&server.url, "POST", "/v1/approvals/nope/decide", &[("Authorization", &auth)], b"{not json");
+    assert_eq!((r.status, r.code()), (400, "malformed".into()), "{}", r.text());
+    // A bad filter.
+    let r = server.get("/v1/approvals?state=maybe", Some(&alice.token));
+    assert_eq!((r.status, r.code()), (400, "malformed".into()), "{}", r.text());
+    // A wrong token.
+    let r = server.get("/v1/approvals", Some("cst_wrong"));
+    assert_eq!(r.status, 401);
+}
