@@ -266,6 +266,11 @@ impl Loop<'_> {
                 self.approval_effects(effects);
             }
             self.approval_status();
+            if let Some(g) = self.options.gate.as_mut() {
+                if g.approvals.as_mut().is_some_and(|a| a.keepalive_due(Instant::now())) {
+                    g.socket.wait_held();
+                }
+            }
 
             if s.contains(PollFlags::POLLIN) {
                 self.handle_signals(&signals.read)?;

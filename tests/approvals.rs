@@ -371,3 +371,59 @@ fn malformed_requests_and_decisions_get_clear_errors() {
     let r = server.get("/v1/approvals", Some("cst_wrong"));
     assert_eq!(r.status, 401);
 }
+
+#[test]
+fn a_line_held_past_the_hooks_read_timeout_still_runs_once_approved() {
+    let mut w = world();
+    let alice = register(&w.server, &w.root, "alice", "dba");
+    w.pty.line("bump slowly");
+    let request = w.one_pending(&alice);
+    // The hooks give up on a silent recorder after 30 s; WAIT keeps them.
+    std::thread::sleep(Duration::from_secs(33));
+    assert!(!w.pty.screen_text().contains("unavailable"), "{}", w.pty.screen_text());
+    let r = decide(&w.server, &request, &alice, Verdict::Approve, "finally");
+    assert_eq!(r.status, 200, "{}", r.text());
+    w.pty.wait_text("bump-ran");
+    assert_eq!(w.count(), "bump slowly\n");
+    let cast = w.exit();
+    let degraded: Vec<_> = cast.audits().into_iter().filter(|a| a["kind"] == "degraded").collect();
+    assert!(degraded.is_empty(), "{degraded:?}");
+}
+
+#[test]
+fn an_approver_decides_in_custos_approve_with_keystrokes() {
+    let mut w = world();
+    let alice = register(&w.server, &w.root, "alice", "dba");
+    let key_path = w.root.join("alice.key");
+    alice.key.save(&key_path).unwrap();
+    let mut cmd = std::process::Command::new(collector::custos_bin());
+    cmd.args(["approve", "--server", &w.server.url, "--name", "alice", "--key"])
+        .arg(&key_path)
+        .env_clear()
+        .env("CUSTOS_APPROVER_TOKEN", &alice.token)
+        .env("TERM", "xterm-256color")
+        .env("LANG", "C.UTF-8");
+    let mut tui = Pty::spawn(cmd, 30, 120);
+    tui.wait_text("pending approvals: 0");
+    w.pty.line("bump via-tui");
+    // The approver sees the request arrive, with its command and rule.
+    tui.wait_text("bump via-tui");
+    tui.wait_text("bump-needs-approval");
+    tui.send(b"a");
+    tui.wait_text("reason:");
+    tui.send(b"checked the runbook\r");
+    w.pty.wait_text("bump-ran");
+    assert_eq!(w.count(), "bump via-tui\n");
+    tui.wait_text("pending approvals: 0");
+    // The second request is denied from the TUI; the requester sees why.
+    w.pty.line("bump again");
+    tui.wait_text("bump again");
+    tui.send(b"d");
+    tui.send(b"one is enough\r");
+    w.pty.wait_text("denied by alice: one is enough");
+    assert_eq!(w.count(), "bump via-tui\n");
+    tui.send(b"q");
+    tui.wait_exit();
+    let cast = w.exit();
+    assert_eq!(audits(&cast, "approved")[0]["decisions"][0]["reason"], "checked the runbook");
+}

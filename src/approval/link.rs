@@ -95,11 +95,31 @@ pub struct Approvals {
     hold: Option<Hold>,
     /// The masked line of the hold, for markers.
     shown_line: String,
+    /// When the waiting shell was last told to keep waiting.
+    last_keepalive: Option<Instant>,
 }
+
+/// How often a shell waiting on a held line hears `WAIT` (its hooks give
+/// up on a silent recorder after 30 s).
+pub const KEEPALIVE: Duration = Duration::from_secs(10);
 
 impl Approvals {
     pub fn new(settings: Settings) -> Self {
-        Self { settings, agent: None, hold: None, shown_line: String::new() }
+        Self { settings, agent: None, hold: None, shown_line: String::new(), last_keepalive: None }
+    }
+
+    /// Whether the waiting shell is due a `WAIT` now.
+    pub fn keepalive_due(&mut self, now: Instant) -> bool {
+        if self.hold.is_none() {
+            self.last_keepalive = None;
+            return false;
+        }
+        let since = *self.last_keepalive.get_or_insert(now);
+        if now.saturating_duration_since(since) >= KEEPALIVE {
+            self.last_keepalive = Some(now);
+            return true;
+        }
+        false
     }
 
     pub fn holding(&self) -> bool {

@@ -108,6 +108,14 @@ impl GateSocket {
         true
     }
 
+    /// Tells the shell waiting on a held CHECK that the answer is still
+    /// coming (its read would time out otherwise).
+    pub fn wait_held(&mut self) {
+        if let Some(conn) = self.conns.iter_mut().find(|c| c.held) {
+            let _ = conn.stream.write_all(b"WAIT -\n");
+        }
+    }
+
     fn accept(&mut self, notes: &mut Vec<Note>) {
         while let Ok((stream, _)) = self.listener.accept() {
             let Ok(cred) = getsockopt(&stream, PeerCredentials) else { continue };

@@ -19,6 +19,7 @@
 //! ```text
 //! OK <nonce>\n        ALLOW <nonce>\n        MORE <nonce>\n
 //! DENY <nonce> <len>\n<message>
+//! WAIT -\n           (a held line: still waiting for approval; no nonce)
 //! ```
 //!
 //! The decoder is pure and incremental: bytes in as they arrive, whole
