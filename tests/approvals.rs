@@ -427,3 +427,72 @@ fn an_approver_decides_in_custos_approve_with_keystrokes() {
     let cast = w.exit();
     assert_eq!(audits(&cast, "approved")[0]["decisions"][0]["reason"], "checked the runbook");
 }
+
+/// A request made through the API as a host would, signed with its key.
+fn create_signed(server: &Server, key: &HostKey, timeout_secs: u64) -> Response {
+    use base64::Engine as _;
+    let body = serde_json::json!({
+        "session": uuid::Uuid::now_v7().to_string(), "host": custos::account::host_name(), "user": "bob",
+        "line": "bump x", "line_sha256": custos::approval::decision::line_hash("bump x"), "cwd": "/",
+        "programs": ["bump"], "rule": "r", "rule_message": "m", "approvers": "dba", "quorum": 1,
+        "timeout_secs": timeout_secs, "reason": null, "screen": ""
+    })
+    .to_string();
+    let mut signed = b"custos-approval-request-v1\n".to_vec();
+    signed.extend_from_slice(body.as_bytes());
+    let sig = base64::engine::general_purpose::STANDARD.encode(key.sign(&signed));
+    let id = key.public().id().to_string();
+    http(&server.url, "POST", "/v1/approvals", &[("X-Custos-Key", &id), ("X-Custos-Signature", &sig)], body.as_bytes())
+}
+
+#[test]
+fn the_webhook_hears_requests_and_expiry_and_is_retried() {
+    use std::io::{BufRead as _, Read as _, Write as _};
+    let dir = tempfile::tempdir().unwrap();
+    let hook = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hook_url = format!("http://{}/hook", hook.local_addr().unwrap());
+    let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::<serde_json::Value>::new()));
+    let sink = bodies.clone();
+    std::thread::spawn(move || {
+        for (n, stream) in hook.incoming().enumerate() {
+            let mut stream = stream.unwrap();
+            let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+            let mut len = 0;
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap();
+                }
+                if line == "\r\n" || line.is_empty() {
+                    break;
+                }
+            }
+            let mut body = vec![0; len];
+            reader.read_exact(&mut body).unwrap();
+            // The first delivery fails: the collector must retry it.
+            let status = if n == 0 { "500 Internal Server Error" } else { "200 OK" };
+            if n > 0 {
+                sink.lock().unwrap().push(serde_json::from_slice(&body).unwrap());
+            }
+            let _ = stream.write_all(format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").as_bytes());
+        }
+    });
+    let config = dir.path().join("serve.toml");
+    std::fs::write(&config, format!("approval_webhook = \"{hook_url}\"\n")).unwrap();
+    let server = Server::start_with(&dir.path().join("data"), "127.0.0.1:0", &["--config", config.to_str().unwrap()], None);
+    let (key, key_path) = collector::host_key(dir.path());
+    server.enroll(&collector::empty_config(dir.path()), &key_path);
+    let r = create_signed(&server, &key, 1);
+    assert_eq!(r.status, 201, "{}", r.text());
+    let id = r.json()["id"].as_str().unwrap().to_owned();
+    collector::wait_for(15, "the webhook to hear the request and its expiry", || {
+        let seen = bodies.lock().unwrap();
+        let events: Vec<&str> = seen.iter().filter(|b| b["request"]["id"] == id.as_str()).filter_map(|b| b["event"].as_str()).collect();
+        events.contains(&"requested") && events.contains(&"expired")
+    });
+    // A request signed by a key the collector does not know is refused.
+    let stranger = HostKey::generate();
+    let r = create_signed(&server, &stranger, 60);
+    assert_eq!((r.status, r.code()), (403, "unknown_host".into()), "{}", r.text());
+}

@@ -47,6 +47,11 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/sessions/{id}/chunks/{seq}"),
     ("PUT", "/v1/sessions/{id}/chunks/{seq}"),
     ("GET", "/v1/sessions/{id}/follow"),
+    ("POST", "/v1/approvals"),
+    ("GET", "/v1/approvals"),
+    ("GET", "/v1/approvals/{id}"),
+    ("POST", "/v1/approvals/{id}/decide"),
+    ("POST", "/v1/approvals/{id}/withdraw"),
 ];
 
 /// The OpenAPI description served at `/openapi.json`.
