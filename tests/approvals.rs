@@ -496,3 +496,130 @@ fn the_webhook_hears_requests_and_expiry_and_is_retried() {
     let r = create_signed(&server, &stranger, 60);
     assert_eq!((r.status, r.code()), (403, "unknown_host".into()), "{}", r.text());
 }
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// Benchmark (run by hand: `cargo test --test approvals -- --ignored
+/// bench_decision --nocapture`): from the approver's decision leaving (the
+/// keypress's effect) to the held command starting, over loopback.
+#[test]
+#[ignore]
+fn bench_decision_to_command_start() {
+    let mut w = world();
+    let alice = register(&w.server, &w.root, "alice", "dba");
+    // `bump` now stamps the time it started (scripts are read at exec).
+    std::fs::write(w.setup.dir.path().join("bin/bump"), format!("#!/bin/sh\ndate +%s%N >> {}/stamps\n", w.work.display())).unwrap();
+    let n = 60;
+    let mut lat = Vec::new();
+    for i in 0..n {
+        w.pty.line("bump");
+        let request = w.one_pending(&alice);
+        let d = Decision::sign(&alice.key, binding(&request), Verdict::Approve, "alice", "bench").unwrap();
+        let t0 = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+        let r = post_decision(&w.server, request["id"].as_str().unwrap(), &alice, &d);
+        assert_eq!(r.status, 200, "{}", r.text());
+        collector::wait_for(10, "the stamp", || std::fs::read_to_string(w.work.join("stamps")).unwrap_or_default().lines().count() > i);
+        let last: u128 = std::fs::read_to_string(w.work.join("stamps")).unwrap().lines().last().unwrap().parse().unwrap();
+        lat.push((last.saturating_sub(t0)) as f64 / 1e6);
+        // The prompt comes back right after the command.
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    println!("decision POST to held command start, n={n}: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms", percentile(&lat, 0.5), percentile(&lat, 0.99), lat[lat.len() - 1]);
+}
+
+fn proc_cpu_rss(pid: u32) -> (f64, u64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat.rsplit(')').next().unwrap().split_whitespace().collect();
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let rss = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
+    (ticks / 100.0, rss)
+}
+
+/// Benchmark (by hand, `--ignored bench_collector --nocapture`): the
+/// collector holding 10,000 pending requests with 200 approvers
+/// long-polling, while requests are decided one a second.
+#[test]
+#[ignore]
+fn bench_collector_10k_pending_200_watchers() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"));
+    let (key, key_path) = collector::host_key(dir.path());
+    server.enroll(&collector::empty_config(dir.path()), &key_path);
+    let alice = register(&server, dir.path(), "alice", "dba");
+    let pid = server.child.id();
+    let started = std::time::Instant::now();
+    let key = std::sync::Arc::new(key);
+    let url = server.url.clone();
+    let handles: Vec<_> = (0..8)
+        .map(|_| {
+            let key = key.clone();
+            let url = url.clone();
+            std::thread::spawn(move || {
+                let fake = Server { child: std::process::Command::new("true").spawn().unwrap(), url, data_dir: PathBuf::new(), admin_token: None, stderr: Default::default() };
+                for _ in 0..1250 {
+                    assert_eq!(create_signed(&fake, &key, 3600).status, 201);
+                }
+                std::mem::forget(fake);
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    let create_secs = started.elapsed().as_secs_f64();
+    let (cpu0, rss0) = proc_cpu_rss(pid);
+    let t = std::time::Instant::now();
+    let full = server.get("/v1/approvals?state=pending", Some(&alice.token));
+    let list_ms = t.elapsed().as_secs_f64() * 1e3;
+    let all = full.json();
+    let version = all["version"].as_i64().unwrap();
+    let requests = all["requests"].as_array().unwrap().clone();
+    assert_eq!(requests.len(), 10_000);
+    println!("created 10,000 requests in {create_secs:.1} s; full pending list {} KiB in {list_ms:.0} ms; rss {rss0} KiB", full.body.len() / 1024);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let wakeups = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let watchers: Vec<_> = (0..200)
+        .map(|_| {
+            let (url, token, stop, wakeups) = (server.url.clone(), alice.token.clone(), stop.clone(), wakeups.clone());
+            std::thread::spawn(move || {
+                let mut after = version;
+                let auth = format!("Bearer {token}");
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let r = http(&url, "GET", &format!("/v1/approvals?after={after}&wait=5"), &[("Authorization", &auth)], b"");
+                    let v = r.json();
+                    if !v["requests"].as_array().unwrap().is_empty() {
+                        wakeups.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    after = v["version"].as_i64().unwrap().max(after);
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(2));
+    let (cpu1, _) = proc_cpu_rss(pid);
+    let window = 30;
+    let mut rss_max = 0;
+    for i in 0..window {
+        let d = Decision::sign(&alice.key, binding(&requests[i]), Verdict::Approve, "alice", "bench").unwrap();
+        assert_eq!(post_decision(&server, requests[i]["id"].as_str().unwrap(), &alice, &d).status, 200);
+        std::thread::sleep(Duration::from_secs(1));
+        rss_max = rss_max.max(proc_cpu_rss(pid).1);
+    }
+    let (cpu2, rss2) = proc_cpu_rss(pid);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for h in watchers {
+        h.join().unwrap();
+    }
+    println!(
+        "200 watchers, 1 decision/s for {window} s: collector CPU {:.1}% of one core ({:.2} s), rss {rss2} KiB (max {rss_max} KiB), {} watcher wake-ups with news; idle-start CPU {:.2} s",
+        (cpu2 - cpu1) / window as f64 * 100.0,
+        cpu2 - cpu1,
+        wakeups.load(std::sync::atomic::Ordering::Relaxed),
+        cpu1 - cpu0
+    );
+}
