@@ -86,17 +86,21 @@ fn register(server: &Server, root: &Path, name: &str, groups: &str) -> Approver 
 /// programs `bump`, `double`, `hurry` and `explain` each append a line to
 /// `work/count`.
 fn world() -> World {
+    world_in("/bin/bash")
+}
+
+fn world_in(shell: &str) -> World {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_owned();
     let server = Server::start(&root.join("data"));
     let (_, key_path) = collector::host_key(&root);
     server.enroll(&collector::empty_config(&root), &key_path);
-    start_shell(dir, server, root, &key_path)
+    start_shell(dir, server, root, &key_path, shell)
 }
 
-fn start_shell(dir: tempfile::TempDir, server: Server, root: PathBuf, key_path: &Path) -> World {
+fn start_shell(dir: tempfile::TempDir, server: Server, root: PathBuf, key_path: &Path, shell: &str) -> World {
     let setup = Setup::new(&format!(
-        "[shell]\ndefault = \"/bin/bash\"\n[collector]\nurl = \"{}\"\n[evidence]\nkey = \"{}\"\n",
+        "[shell]\ndefault = \"{shell}\"\n[collector]\nurl = \"{}\"\n[evidence]\nkey = \"{}\"\n",
         server.url,
         key_path.display()
     ));
@@ -112,7 +116,9 @@ fn start_shell(dir: tempfile::TempDir, server: Server, root: PathBuf, key_path: 
         use std::os::unix::fs::PermissionsExt as _;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
-    std::fs::write(setup.dir.path().join(".bashrc"), format!("PS1='gate> '\nPATH={}:$PATH\n", bin.display())).unwrap();
+    for rc in [".bashrc", ".zshrc"] {
+        std::fs::write(setup.dir.path().join(rc), format!("PS1='gate> '\nPATH={}:$PATH\n", bin.display())).unwrap();
+    }
     let mut cmd = setup.command(&[]);
     cmd.env("CUSTOS_POLICY", &policy).current_dir(&work);
     let pty = Pty::spawn(cmd, 24, 120);
@@ -240,6 +246,29 @@ fn an_approved_line_runs_once_unchanged_and_a_replayed_decision_is_rejected() {
     let commands: Vec<_> = cast.audits().into_iter().filter(|a| a["kind"] == "command" && a["rule"] == "bump-needs-approval").collect();
     let outcomes: Vec<&str> = commands.iter().filter_map(|c| c["outcome"].as_str()).collect();
     assert_eq!(outcomes, ["ran", "denied"], "{commands:?}");
+}
+
+#[test]
+fn zsh_holds_an_approve_line_and_runs_it_once_approved() {
+    let mut w = world_in("/usr/bin/zsh");
+    let alice = register(&w.server, &w.root, "alice", "dba");
+    w.pty.line("bump from-zsh");
+    w.pty.wait_text("waiting for approval");
+    let request = w.one_pending(&alice);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(w.count(), "");
+    let r = decide(&w.server, &request, &alice, Verdict::Approve, "zsh ok");
+    assert_eq!(r.status, 200, "{}", r.text());
+    w.pty.wait_text("bump-ran");
+    assert_eq!(w.count(), "bump from-zsh\n");
+    w.pty.line("bump denied-zsh");
+    let request = w.one_pending(&alice);
+    let r = decide(&w.server, &request, &alice, Verdict::Deny, "no");
+    assert_eq!(r.status, 200, "{}", r.text());
+    w.pty.wait_text("denied by alice: no");
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(w.count(), "bump from-zsh\n");
+    w.exit();
 }
 
 #[test]
@@ -604,9 +633,9 @@ fn bench_collector_10k_pending_200_watchers() {
     let (cpu1, _) = proc_cpu_rss(pid);
     let window = 30;
     let mut rss_max = 0;
-    for i in 0..window {
-        let d = Decision::sign(&alice.key, binding(&requests[i]), Verdict::Approve, "alice", "bench").unwrap();
-        assert_eq!(post_decision(&server, requests[i]["id"].as_str().unwrap(), &alice, &d).status, 200);
+    for request in requests.iter().take(window) {
+        let d = Decision::sign(&alice.key, binding(request), Verdict::Approve, "alice", "bench").unwrap();
+        assert_eq!(post_decision(&server, request["id"].as_str().unwrap(), &alice, &d).status, 200);
         std::thread::sleep(Duration::from_secs(1));
         rss_max = rss_max.max(proc_cpu_rss(pid).1);
     }
