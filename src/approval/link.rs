@@ -299,3 +299,86 @@ impl Approvals {
         Ok(Agent { child, stdin, stdout, lines: Lines::default() })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+    use super::*;
+    use crate::gate::CommandRecord;
+    use crate::policy::{RuleRef, Verdict};
+
+    fn held(reason: bool) -> Held {
+        Held {
+            record: CommandRecord {
+                id: 1,
+                line: "pg_dump prod".into(),
+                cwd: "/".into(),
+                source: "enter",
+                verdict: "pending",
+                outcome: "held",
+                rule: Some("dump".into()),
+                message: None,
+                programs: vec!["pg_dump".into()],
+                unsafe_expansions: vec![],
+            },
+            rule: RuleRef {
+                name: "dump".into(),
+                message: "m".into(),
+                action: Verdict::Approve,
+                approvers: Some("dba".into()),
+                quorum: 1,
+                timeout: Duration::from_secs(60),
+                reason,
+                line: 1,
+            },
+        }
+    }
+
+    fn approvals(exe: &str) -> Approvals {
+        Approvals::new(Settings {
+            exe: PathBuf::from(exe),
+            server: "http://127.0.0.1:9".into(),
+            key: PathBuf::from("/nonexistent"),
+            session: "s".into(),
+            host: "h".into(),
+            user: "bob".into(),
+        })
+    }
+
+    #[test]
+    fn an_agent_that_cannot_start_refuses_the_line_fail_closed() {
+        let mut a = approvals("/nonexistent/custos");
+        let effects = a.start(&held(false), "pg_dump prod".into(), String::new(), Instant::now());
+        match effects.last() {
+            Some(Effect::Resolve(Some(("error", message)))) => assert!(message.contains("cannot start"), "{message}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(!a.holding());
+    }
+
+    #[test]
+    fn an_agent_that_dies_refuses_the_held_line() {
+        // `true` exits at once: its stdout closes with nothing said.
+        let mut a = approvals("/bin/true");
+        assert!(a.start(&held(false), "pg_dump prod".into(), String::new(), Instant::now()).is_empty());
+        assert!(a.holding());
+        let mut effects = Vec::new();
+        for _ in 0..100 {
+            effects = a.readable();
+            if !effects.is_empty() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(matches!(effects.last(), Some(Effect::Resolve(Some(("error", _))))), "{effects:?}");
+    }
+
+    #[test]
+    fn a_rule_wanting_a_reason_waits_for_it_before_starting_the_agent() {
+        let mut a = approvals("/nonexistent/custos");
+        assert!(a.start(&held(true), "pg_dump prod".into(), String::new(), Instant::now()).is_empty());
+        assert!(a.status(Instant::now()).unwrap().contains("needs a reason"));
+        let effects = a.keys(b"\x03");
+        assert!(matches!(effects.last(), Some(Effect::Resolve(Some(("withdrawn", _))))), "{effects:?}");
+    }
+}

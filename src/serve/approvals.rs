@@ -554,3 +554,54 @@ async fn withdraw(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Pat
     log(&app, &view, "withdrawn", json!({})).await;
     Ok(Json(view))
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use rstest::rstest;
+
+    fn good() -> NewRequest {
+        NewRequest {
+            session: "0190f0c2-0000-7000-8000-000000000001".into(),
+            host: "db-1".into(),
+            user: "bob".into(),
+            line: "pg_dump".into(),
+            line_sha256: crate::approval::decision::line_hash("pg_dump"),
+            cwd: "/".into(),
+            programs: vec![],
+            rule: "r".into(),
+            rule_message: "m".into(),
+            approvers: "dba".into(),
+            quorum: 1,
+            timeout_secs: 60,
+            reason: None,
+            screen: String::new(),
+        }
+    }
+
+    #[rstest]
+    #[case::session_not_uuid(|r: &mut NewRequest| r.session = "s1".into(), "is not a UUID")]
+    #[case::hash_short(|r: &mut NewRequest| r.line_sha256 = "abc".into(), "64 lower-case hex")]
+    #[case::hash_upper(|r: &mut NewRequest| r.line_sha256 = r.line_sha256.to_uppercase(), "64 lower-case hex")]
+    #[case::quorum_zero(|r: &mut NewRequest| r.quorum = 0, "quorum 0")]
+    #[case::timeout_zero(|r: &mut NewRequest| r.timeout_secs = 0, "timeout_secs 0")]
+    #[case::no_group(|r: &mut NewRequest| r.approvers.clear(), "must not be empty")]
+    #[case::huge_screen(|r: &mut NewRequest| r.screen = "x".repeat(MAX_SCREEN + 1), "the screen is")]
+    fn a_bad_request_is_refused_with_the_reason(#[case] spoil: fn(&mut NewRequest), #[case] expected: &str) {
+        assert!(validate(&good()).is_ok());
+        let mut r = good();
+        spoil(&mut r);
+        let e = validate(&r).unwrap_err();
+        assert_eq!((e.status, e.code), (StatusCode::BAD_REQUEST, "malformed"));
+        assert!(e.message.contains(expected), "{:?} should mention {expected:?}", e.message);
+    }
+
+    #[test]
+    fn versions_only_grow() {
+        let hub = Hub::new();
+        let a = hub.next_version();
+        let b = hub.next_version();
+        assert!(b > a);
+    }
+}
