@@ -218,6 +218,14 @@ impl Approvals {
     }
 
     fn agent_message(&mut self, msg: FromAgent, effects: &mut Vec<Effect>) {
+        if self.hold.is_none() {
+            // Created after the user already gave up (Ctrl-C while it was
+            // being sent): withdraw it, so nobody approves a dead request.
+            if let FromAgent::Created { id, .. } = msg {
+                self.send(&ToAgent::Withdraw { id }, effects);
+            }
+            return;
+        }
         let Some(hold) = self.hold.as_mut() else { return };
         if let FromAgent::Created { id, expires_at } = &msg {
             effects.push(Effect::Marker(format!("approval requested ({}): $ {}", short(id), self.shown_line)));
