@@ -26,6 +26,7 @@
 //! - `doctor`, `demo`: `custos` subcommands.
 
 pub mod account;
+pub mod approval;
 pub mod child;
 pub mod client;
 pub mod config;

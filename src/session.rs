@@ -77,6 +77,8 @@ pub struct GateRuntime {
     pub gate: Gate,
     pub socket: GateSocket,
     pub on_degraded: OnDegraded,
+    /// Approvals, when a collector is configured (see `approval`).
+    pub approvals: Option<crate::approval::link::Approvals>,
 }
 
 /// How often, at most, an Enter typed while a command runs makes the gate
@@ -157,6 +159,8 @@ struct Loop<'a> {
     status_base: Option<String>,
     degraded: Option<String>,
     paused: Option<String>,
+    /// A held line's wait for approval, as the status line shows it.
+    held: Option<String>,
     last_foreground_check: Option<Instant>,
     /// Set when the session must end (a degraded session, configured so).
     ending: Option<String>,
@@ -196,6 +200,7 @@ pub fn run(
         status_base: None,
         degraded: None,
         paused: None,
+        held: None,
         last_foreground_check: None,
         ending: None,
     };
@@ -219,7 +224,9 @@ impl Loop<'_> {
             let gate_deadline = self.options.gate.as_ref().and_then(|g| g.gate.deadline());
             // While paused, look often for the room the writer finds.
             let tick_deadline = self.paused.is_some().then(|| Instant::now() + PAUSED_RETRY);
-            let deadline = [sync_deadline, self.hold_deadline, gate_deadline, tick_deadline].into_iter().flatten().min();
+            let approval_tick = self.options.gate.as_ref().and_then(|g| g.approvals.as_ref()).and_then(|a| a.deadline(Instant::now()));
+            let deadline =
+                [sync_deadline, self.hold_deadline, gate_deadline, tick_deadline, approval_tick].into_iter().flatten().min();
             // Something to draw: look for more output without waiting. A
             // synchronized update holds drawing back, so then wait, as for a
             // held tail, until its deadline.
@@ -244,8 +251,13 @@ impl Loop<'_> {
                 PollFd::new(self.term.input, key_events),
                 PollFd::new(signals.read.as_fd(), PollFlags::POLLIN),
             ];
+            let mut agent_index = None;
             if let Some(g) = self.options.gate.as_ref() {
                 fds.extend(g.socket.fds().into_iter().map(|fd| PollFd::new(fd, PollFlags::POLLIN)));
+                if let Some(fd) = g.approvals.as_ref().and_then(|a| a.fd()) {
+                    agent_index = Some(fds.len());
+                    fds.push(PollFd::new(fd, PollFlags::POLLIN));
+                }
             }
             match poll(&mut fds, timeout) {
                 Ok(_) => {}
@@ -254,8 +266,10 @@ impl Loop<'_> {
             }
             let ready = |fd: Option<&PollFd<'_>>| fd.and_then(|fd| fd.revents()).unwrap_or(PollFlags::empty());
             let (m, k, s) = (ready(fds.first()), ready(fds.get(1)), ready(fds.get(2)));
+            let agent_ready = agent_index.is_some_and(|i| ready(fds.get(i)).intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR));
             let gate_ready: Vec<usize> = fds
                 .iter()
+                .take(agent_index.unwrap_or(usize::MAX))
                 .skip(3)
                 .enumerate()
                 .filter(|(_, fd)| ready(Some(fd)).intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR))
@@ -268,6 +282,16 @@ impl Loop<'_> {
                 self.gate_ready(index);
             }
             self.gate_poll();
+            if agent_ready {
+                let effects = self.options.gate.as_mut().and_then(|g| g.approvals.as_mut()).map(|a| a.readable()).unwrap_or_default();
+                self.approval_effects(effects);
+            }
+            self.approval_status();
+            if let Some(g) = self.options.gate.as_mut() {
+                if g.approvals.as_mut().is_some_and(|a| a.keepalive_due(Instant::now())) {
+                    g.socket.wait_held();
+                }
+            }
 
             if s.contains(PollFlags::POLLIN) {
                 self.handle_signals(&signals.read)?;
@@ -362,6 +386,14 @@ impl Loop<'_> {
             Ok(0) => self.hang_up(),
             Ok(n) => {
                 let keys = buf.get(..n).unwrap_or_default();
+                // A held line: keys go to the hold (a reason, Ctrl-C), not
+                // the shell, which waits for its answer.
+                if let Some(a) = self.options.gate.as_mut().and_then(|g| g.approvals.as_mut()).filter(|a| a.holding()) {
+                    let effects = a.keys(keys);
+                    self.approval_effects(effects);
+                    self.approval_status();
+                    return;
+                }
                 if self.options.record_input {
                     self.record_keys(keys);
                 }
@@ -469,6 +501,26 @@ impl Loop<'_> {
                     let json = serde_json::json!({"kind": "hooked", "shell": shell, "pid": pid, "version": version});
                     let _ = self.sink.write(at, &Event::Audit(&json.to_string()));
                 }
+                Note::Held(held) => {
+                    // The shell echoed the line before it asked: take that
+                    // in, so the approvers' screen shows it.
+                    let mut buf = vec![0u8; 16 * 1024];
+                    for _ in 0..8 {
+                        let Some(master) = self.master.as_ref() else { break };
+                        match nix::unistd::read(master, &mut buf) {
+                            Ok(n) if n > 0 => self.feed(buf.get(..n).unwrap_or_default()),
+                            _ => break,
+                        }
+                    }
+                    let line = self.options.masker.mask_text(&held.record.line);
+                    let screen = self.options.masker.mask_text(&self.screen.text());
+                    let effects = match self.options.gate.as_mut().and_then(|g| g.approvals.as_mut()) {
+                        Some(a) => a.start(&held, line, screen, Instant::now()),
+                        None => vec![crate::approval::link::Effect::Resolve(Some(("error", "approvals are not configured".into())))],
+                    };
+                    self.approval_effects(effects);
+                    self.approval_status();
+                }
                 Note::Degraded(why) => {
                     let _ = self.sink.write(at, &Event::Marker(&format!("DEGRADED: {why}")));
                     let json = serde_json::json!({"kind": "degraded", "reason": why});
@@ -507,7 +559,8 @@ impl Loop<'_> {
     /// The status line: as configured, plus what is wrong now.
     fn refresh_status(&mut self) {
         let Some(base) = &self.status_base else { return };
-        let mut line = base.clone();
+        // A held line's wait replaces the usual text; problems still show.
+        let mut line = self.held.clone().unwrap_or_else(|| base.clone());
         if let Some(why) = &self.paused {
             line.push_str(&format!("  \u{23f8} OUTPUT PAUSED: {why}"));
         }
@@ -517,6 +570,40 @@ impl Loop<'_> {
         if self.options.status_line.as_ref() != Some(&line) {
             self.options.status_line = Some(line);
             self.dirty = true;
+        }
+    }
+
+    /// Applies what a held line's progress asks for (see `approval::link`).
+    fn approval_effects(&mut self, effects: Vec<crate::approval::link::Effect>) {
+        use crate::approval::link::Effect;
+        for effect in effects {
+            let at = self.started.elapsed();
+            match effect {
+                Effect::Audit(json) => {
+                    let _ = self.sink.write(at, &Event::Audit(&json.to_string()));
+                }
+                Effect::Marker(text) => {
+                    let _ = self.sink.write(at, &Event::Marker(&text));
+                }
+                Effect::Resolve(refusal) => {
+                    let Some(g) = self.options.gate.as_mut() else { continue };
+                    let (reply, notes) = g.gate.resolve(refusal);
+                    if let Some(reply) = reply {
+                        g.socket.answer_held(&reply);
+                    }
+                    self.apply_notes(notes);
+                }
+            }
+        }
+    }
+
+    /// Shows a held line's state on the status line, and the usual one
+    /// after.
+    fn approval_status(&mut self) {
+        let held = self.options.gate.as_ref().and_then(|g| g.approvals.as_ref()).and_then(|a| a.status(Instant::now()));
+        if held != self.held {
+            self.held = held;
+            self.refresh_status();
         }
     }
 

@@ -252,6 +252,7 @@ fn interactive_session(
     cmd: &ShellCommand,
     gate: Option<(Injection, Gate)>,
 ) -> anyhow::Result<Outcome> {
+    let approval_who = (info.session_id.clone(), info.host.clone(), info.user.clone());
     let stdin = std::io::stdin();
     let stdout = std::io::stdout();
     let size = crate::pty::get_size(stdout.as_fd())
@@ -293,7 +294,8 @@ fn interactive_session(
         Some((inj, gate)) => {
             let listener = inj.listener.try_clone().context("the gate's socket")?;
             let socket = GateSocket::new(listener, account_uid(&privilege));
-            (Some(inj), Some(session::GateRuntime { gate, socket, on_degraded: config.gate.on_degraded }))
+            let (gate, approvals) = crate::approval::link::for_session(gate, config, &approval_who);
+            (Some(inj), Some(session::GateRuntime { gate, socket, on_degraded: config.gate.on_degraded, approvals }))
         }
         None => (None, None),
     };

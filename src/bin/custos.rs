@@ -51,6 +51,11 @@ enum Command {
     /// The recorder's identity helper (reads a request on stdin).
     #[command(hide = true)]
     Identity(custos::identity::cli::HelperArgs),
+    /// Decide pending approval requests (the approver's TUI).
+    Approve(custos::approval::tui::Args),
+    /// The recorder's link to the collector for held lines (internal).
+    #[command(hide = true)]
+    ApprovalAgent(custos::approval::agent::Args),
 }
 
 fn main() -> ExitCode {
@@ -71,6 +76,8 @@ fn main() -> ExitCode {
         Command::Login(args) => custos::identity::cli::login(&args),
         Command::Logout(args) => custos::identity::cli::logout(&args),
         Command::Identity(args) => custos::identity::cli::helper(&args),
+        Command::Approve(args) => custos::approval::tui::run(&args),
+        Command::ApprovalAgent(args) => custos::approval::agent::run(&args),
     };
     match result {
         Ok(code) => code,

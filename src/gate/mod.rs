@@ -52,6 +52,16 @@ pub enum Note {
     Degraded(String),
     /// The hooks said hello.
     Hooked { shell: String, pid: i32, version: String },
+    /// A line waits for approval; its CHECK is held until
+    /// [`Gate::resolve`].
+    Held(Box<Held>),
+}
+
+/// A line held for approval: its record (outcome `held`) and the rule.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Held {
+    pub record: CommandRecord,
+    pub rule: crate::policy::RuleRef,
 }
 
 /// The structured record of one checked line.
@@ -64,7 +74,8 @@ pub struct CommandRecord {
     pub source: &'static str,
     /// `allow`, `deny`, or `pending` (an approve verdict, held).
     pub verdict: &'static str,
-    /// What happened to the line: `ran`, `refused`, `pending-refused`.
+    /// What happened to the line: `ran`, `refused`, `pending-refused`, or
+    /// with approvals `held`, then `ran`, `denied`, `expired`, `withdrawn`.
     pub outcome: &'static str,
     pub rule: Option<String>,
     pub message: Option<String>,
@@ -113,6 +124,10 @@ pub struct Gate {
     check_due: Option<Instant>,
     started: Instant,
     degraded: Vec<String>,
+    /// Approvals are available: approve verdicts are held, not refused.
+    approvals: bool,
+    /// The line held for approval.
+    held: Option<CommandRecord>,
 }
 
 impl Gate {
@@ -132,7 +147,37 @@ impl Gate {
             check_due: None,
             started,
             degraded: Vec::new(),
+            approvals: false,
+            held: None,
         }
+    }
+
+    /// Holds approve verdicts for approval instead of refusing them.
+    pub fn enable_approvals(&mut self) {
+        self.approvals = true;
+    }
+
+    /// Answers the held line: `None` lets it run (once: the hold is
+    /// consumed), `Some((outcome, message))` refuses it. `None` as the
+    /// reply: nothing was held.
+    pub fn resolve(&mut self, refusal: Option<(&'static str, String)>) -> (Option<Reply>, Vec<Note>) {
+        let Some(mut record) = self.held.take() else { return (None, Vec::new()) };
+        let nonce = self.rotate();
+        let reply = match refusal {
+            None => {
+                record.outcome = "ran";
+                record.message = None;
+                self.running = Some(record.id);
+                self.phase = Phase::Running;
+                Reply::Allow { nonce }
+            }
+            Some((outcome, message)) => {
+                record.outcome = outcome;
+                record.message = Some(message.clone());
+                Reply::Deny { nonce, message }
+            }
+        };
+        (Some(reply), vec![Note::Command(record)])
     }
 
     /// The hooked shell's arguments, read when it said hello.
@@ -199,7 +244,12 @@ impl Gate {
                 self.check_nonce(&nonce, "check", &mut notes);
                 self.check_due = None;
                 let (reply, record) = self.check(source, cwd, line, &command, vars);
-                if let Some(record) = record {
+                if let (Reply::Hold, Some((record, Some(rule)))) = (&reply, &record) {
+                    self.held = Some(record.clone());
+                    notes.push(Note::Held(Box::new(Held { record: record.clone(), rule: rule.clone() })));
+                    return (Some(reply), notes);
+                }
+                if let Some((record, _)) = record {
                     if source == Source::Backstop {
                         self.degrade("a line reached the shell without passing the Enter gate (the backstop checked it)".into(), &mut notes);
                     }
@@ -220,7 +270,7 @@ impl Gate {
         }
     }
 
-    fn check(&mut self, source: Source, cwd: String, line: String, command: &str, vars: Vec<(String, String)>) -> (Reply, Option<CommandRecord>) {
+    fn check(&mut self, source: Source, cwd: String, line: String, command: &str, vars: Vec<(String, String)>) -> (Reply, Option<(CommandRecord, Option<crate::policy::RuleRef>)>) {
         let mut env = Env::new(&cwd, &self.home);
         env.vars.extend(vars);
         let mut decision = self.policy.check(&line, &self.subject, &env);
@@ -249,6 +299,9 @@ impl Gate {
                 "refused",
                 Some(format!("refused by rule {}: {}", rule.as_deref().unwrap_or("?"), why.as_deref().unwrap_or(""))),
             ),
+            // Held only at the Enter gate: a backstop check runs inside a
+            // line the shell already accepted, where nothing can wait.
+            Verdict::Approve if self.approvals && source == Source::Enter && self.held.is_none() => ("pending", "held", None),
             Verdict::Approve => (
                 "pending",
                 "pending-refused",
@@ -271,12 +324,15 @@ impl Gate {
             programs: decision.commands.iter().map(|c| c.program.clone()).collect(),
             unsafe_expansions: decision.unsafe_expansions,
         };
+        if record.outcome == "held" {
+            return (Reply::Hold, Some((record, decision.rule)));
+        }
         let nonce = self.rotate();
         let reply = match message {
             None => Reply::Allow { nonce },
             Some(message) => Reply::Deny { nonce, message },
         };
-        (reply, Some(record))
+        (reply, Some((record, decision.rule)))
     }
 
     /// The user pressed Enter. At a prompt, a check must follow within

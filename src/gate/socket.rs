@@ -21,6 +21,8 @@ struct Conn {
     stream: UnixStream,
     decoder: Decoder,
     pid: i32,
+    /// This connection's CHECK is held for approval.
+    held: bool,
 }
 
 pub struct GateSocket {
@@ -62,6 +64,7 @@ impl GateSocket {
                             let (reply, mut more) = gate.handle(message, conn.pid, now);
                             notes.append(&mut more);
                             match reply {
+                                Some(super::wire::Reply::Hold) => conn.held = true,
                                 Some(reply) => {
                                     if conn.stream.write_all(&reply.encode()).is_err() {
                                         keep = false;
@@ -92,6 +95,27 @@ impl GateSocket {
         notes
     }
 
+    /// Sends the answer to the held CHECK. False when the connection that
+    /// asked is gone (the shell stopped waiting).
+    pub fn answer_held(&mut self, reply: &super::wire::Reply) -> bool {
+        let Some(i) = self.conns.iter().position(|c| c.held) else { return false };
+        let Some(conn) = self.conns.get_mut(i) else { return false };
+        conn.held = false;
+        if conn.stream.write_all(&reply.encode()).is_err() {
+            self.conns.remove(i);
+            return false;
+        }
+        true
+    }
+
+    /// Tells the shell waiting on a held CHECK that the answer is still
+    /// coming (its read would time out otherwise).
+    pub fn wait_held(&mut self) {
+        if let Some(conn) = self.conns.iter_mut().find(|c| c.held) {
+            let _ = conn.stream.write_all(b"WAIT -\n");
+        }
+    }
+
     fn accept(&mut self, notes: &mut Vec<Note>) {
         while let Ok((stream, _)) = self.listener.accept() {
             let Ok(cred) = getsockopt(&stream, PeerCredentials) else { continue };
@@ -103,7 +127,7 @@ impl GateSocket {
             // waits for them, so writes do not block for long.
             let _ = stream.set_nonblocking(false);
             let _ = stream.set_write_timeout(Some(std::time::Duration::from_secs(2)));
-            self.conns.push(Conn { stream, decoder: Decoder::default(), pid: cred.pid() });
+            self.conns.push(Conn { stream, decoder: Decoder::default(), pid: cred.pid(), held: false });
         }
     }
 }

@@ -32,6 +32,7 @@ fn check(g: &mut Gate, nonce: &str, line: &str, now: Instant) -> (Reply, Vec<Not
 fn nonce_of(r: &Reply) -> String {
     match r {
         Reply::Ok { nonce } | Reply::Allow { nonce } | Reply::More { nonce } | Reply::Deny { nonce, .. } => nonce.clone(),
+        Reply::Hold => String::new(),
     }
 }
 

@@ -19,6 +19,7 @@
 //! ```text
 //! OK <nonce>\n        ALLOW <nonce>\n        MORE <nonce>\n
 //! DENY <nonce> <len>\n<message>
+//! WAIT -\n           (a held line: still waiting for approval; no nonce)
 //! ```
 //!
 //! The decoder is pure and incremental: bytes in as they arrive, whole
@@ -83,6 +84,9 @@ pub enum Reply {
     Allow { nonce: String },
     More { nonce: String },
     Deny { nonce: String, message: String },
+    /// No answer yet: the line waits for approval, and the answer comes
+    /// later (see `Gate::resolve`). Nothing is sent.
+    Hold,
 }
 
 impl Reply {
@@ -91,6 +95,7 @@ impl Reply {
             Reply::Ok { nonce } => format!("OK {nonce}\n").into_bytes(),
             Reply::Allow { nonce } => format!("ALLOW {nonce}\n").into_bytes(),
             Reply::More { nonce } => format!("MORE {nonce}\n").into_bytes(),
+            Reply::Hold => Vec::new(),
             Reply::Deny { nonce, message } => {
                 // One line of text: the hooks print it as it is.
                 let message = message.replace(['\n', '\r'], " ");

@@ -22,6 +22,7 @@
 //! approvers = "dba-leads"          # required: the group that decides
 //! quorum = 2                       # default 1
 //! timeout = "15m"                  # s, m, h; default "10m"
+//! reason = true                    # the requester must say why; default false
 //!
 //! # Matchers: all given must hold for a simple command. At least one.
 //! program = ["rm", "/usr/bin/rm", "mkfs*"]  # basename, absolute path, or glob on the basename
@@ -124,6 +125,8 @@ pub struct Rule {
     pub approvers: Option<String>,
     pub quorum: u32,
     pub timeout: Duration,
+    /// For approve rules: the requester must give a reason.
+    pub reason: bool,
     pub matcher: Matcher,
 }
 
@@ -217,6 +220,7 @@ struct RawRule {
     approvers: Option<String>,
     quorum: Option<u32>,
     timeout: Option<String>,
+    reason: Option<bool>,
     #[serde(default)]
     program: Vec<String>,
     #[serde(default)]
@@ -299,8 +303,8 @@ pub fn parse_rules(text: &str, path: &Path) -> Result<Vec<Rule>, PolicyError> {
             if r.approvers.as_deref().is_none_or(|a| a.trim().is_empty()) {
                 return Err(bad("an approve rule needs `approvers` (the group that decides)".into()));
             }
-        } else if r.approvers.is_some() || r.quorum.is_some() || r.timeout.is_some() {
-            return Err(bad("`approvers`, `quorum` and `timeout` only apply to action = \"approve\"".into()));
+        } else if r.approvers.is_some() || r.quorum.is_some() || r.timeout.is_some() || r.reason.is_some() {
+            return Err(bad("`approvers`, `quorum`, `timeout` and `reason` only apply to action = \"approve\"".into()));
         }
         let quorum = r.quorum.unwrap_or(1);
         if quorum == 0 {
@@ -322,6 +326,7 @@ pub fn parse_rules(text: &str, path: &Path) -> Result<Vec<Rule>, PolicyError> {
             approvers: r.approvers,
             quorum,
             timeout,
+            reason: r.reason.unwrap_or(false),
             matcher,
         });
     }

@@ -78,6 +78,9 @@ pub struct RuleRef {
     pub quorum: u32,
     #[serde(serialize_with = "seconds")]
     pub timeout: Duration,
+    /// For approve rules: the requester must give a reason.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub reason: bool,
     /// Line of the rule in its policy file (0 for built-in rules).
     pub line: usize,
 }
@@ -162,7 +165,7 @@ impl Policy {
             let incomplete = problem.is_incomplete();
             return Decision {
                 verdict: Verdict::Deny,
-                rule: Some(RuleRef { name: UNCHECKABLE_RULE.into(), message, action: Verdict::Deny, approvers: None, quorum: 1, timeout: DEFAULT_TIMEOUT, line: 0 }),
+                rule: Some(RuleRef { name: UNCHECKABLE_RULE.into(), message, action: Verdict::Deny, approvers: None, quorum: 1, timeout: DEFAULT_TIMEOUT, reason: false, line: 0 }),
                 command: None,
                 commands: analysis.commands,
                 unsafe_expansions,
@@ -199,6 +202,7 @@ fn rule_ref(r: &Rule) -> RuleRef {
         approvers: r.approvers.clone(),
         quorum: r.quorum,
         timeout: r.timeout,
+        reason: r.reason,
         line: r.line,
     }
 }

@@ -54,6 +54,11 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/sessions/{id}/follow"),
     ("GET", "/v1/sessions/{id}/markers"),
     ("GET", "/v1/audit/access"),
+    ("POST", "/v1/approvals"),
+    ("GET", "/v1/approvals"),
+    ("GET", "/v1/approvals/{id}"),
+    ("POST", "/v1/approvals/{id}/decide"),
+    ("POST", "/v1/approvals/{id}/withdraw"),
 ];
 
 /// The OpenAPI description served at `/openapi.json`.
@@ -126,6 +131,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/sessions/{id}/follow", get(follow))
         .route("/v1/sessions/{id}/markers", get(super::audit::markers))
         .route("/v1/audit/access", get(super::audit::list))
+        .merge(super::approvals::routes())
         .fallback(|| async { ApiError::not_found("no such route".into()) })
         .with_state(app)
 }

@@ -17,6 +17,7 @@
 //! auditor = ["auditors"]             # read every session
 //! approver = ["approvers"]           # decide approvals
 //! admin = ["custos-admins"]          # everything
+//! approval_webhook = "https://chat.example/hook"  # optional: JSON POST per approval event
 //! ```
 
 use std::net::SocketAddr;
@@ -52,6 +53,8 @@ pub struct ServeConfig {
     pub max_chunk_bytes: usize,
     pub enroll_token_ttl_secs: u64,
     pub identity: Option<super::identity::ServeIdentity>,
+    /// Approval requests and decisions are POSTed here as JSON, if set.
+    pub approval_webhook: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -73,6 +76,7 @@ struct RawServeConfig {
     max_chunk_bytes: Option<usize>,
     enroll_token_ttl_secs: Option<u64>,
     identity: Option<RawServeIdentity>,
+    approval_webhook: Option<String>,
 }
 
 impl Default for ServeConfig {
@@ -83,6 +87,7 @@ impl Default for ServeConfig {
             max_chunk_bytes: DEFAULT_MAX_CHUNK_BYTES,
             enroll_token_ttl_secs: DEFAULT_ENROLL_TOKEN_TTL_SECS,
             identity: None,
+            approval_webhook: None,
         }
     }
 }
@@ -134,7 +139,12 @@ impl ServeConfig {
             }
             Some(i) => return Err(invalid("identity.issuer", format!("{:?} is not an https:// URL", i.issuer))),
         };
-        Ok(Self { listen, data_dir, max_chunk_bytes, enroll_token_ttl_secs, identity })
+        let approval_webhook = match raw.approval_webhook {
+            Some(v) if v.starts_with("http://") || v.starts_with("https://") => Some(v),
+            Some(v) => return Err(invalid("approval_webhook", format!("{v:?} is not an http:// or https:// URL"))),
+            None => None,
+        };
+        Ok(Self { listen, data_dir, max_chunk_bytes, enroll_token_ttl_secs, identity, approval_webhook })
     }
 
     pub fn read(path: &Path) -> Result<Self, ServeConfigError> {
@@ -173,6 +183,7 @@ mod tests {
     #[case::not_toml("listen = \n", "line 1")]
     #[case::identity_not_a_url("[identity]\nissuer = \"idp\"\n", "identity.issuer: \"idp\" is not an https:// URL")]
     #[case::identity_unknown_role("[identity]\nissuer = \"https://i\"\n[identity.roles]\nauditors = []\n", "unknown field `auditors`")]
+    #[case::webhook_not_a_url("approval_webhook = \"chat\"\n", "approval_webhook: \"chat\" is not an http")]
     fn bad_config_names_file_and_reason(#[case] text: &str, #[case] expected: &str) {
         let err = ServeConfig::parse(text, Path::new("/etc/custos/serve.toml")).unwrap_err().to_string();
         assert!(err.starts_with("/etc/custos/serve.toml: "), "{err}");

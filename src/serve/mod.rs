@@ -16,6 +16,7 @@
 
 pub mod api;
 pub mod audit;
+pub mod approvals;
 pub mod config;
 pub mod group;
 pub mod identity;
@@ -52,6 +53,8 @@ pub struct App {
     committer: std::sync::OnceLock<group::GroupCommitter>,
     /// ID token verification and roles, when `[identity]` is configured.
     pub identity: Option<identity::Verifier>,
+    /// Approval requests' change notifications (see `approvals`).
+    pub approvals: approvals::Hub,
 }
 
 const LOCK_STRIPES: usize = 256;
@@ -69,6 +72,7 @@ impl App {
             spare_lock: tokio::sync::Mutex::new(()),
             arrivals,
             committer: std::sync::OnceLock::new(),
+            approvals: approvals::Hub::new(),
         }
     }
 
@@ -131,6 +135,18 @@ pub enum Action {
         #[arg(long)]
         ttl: Option<u64>,
     },
+    /// Register an approver (name, groups, public key) and print their
+    /// bearer token; registering a name again replaces its token and key.
+    Approver {
+        #[arg(long)]
+        name: String,
+        /// Comma-separated groups (rules name one as `approvers`).
+        #[arg(long, value_delimiter = ',')]
+        groups: Vec<String>,
+        /// The approver's public key, `ed25519:<base64>` (from `custos keygen --out FILE`).
+        #[arg(long)]
+        public_key: String,
+    },
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -160,8 +176,17 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let config = resolve_config(args)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
     runtime.block_on(async move {
-        match args.action {
-            Some(Action::Token { kind, ttl }) => make_token(config, kind, ttl).await,
+        match &args.action {
+            Some(Action::Token { kind, ttl }) => make_token(config, *kind, *ttl).await,
+            Some(Action::Approver { name, groups, public_key }) => {
+                let store = Store::open(&config.data_dir)
+                    .await
+                    .with_context(|| format!("opening the collector data in {}", config.data_dir.display()))?;
+                approvals::migrate(&store).await?;
+                let key: crate::evidence::PublicKey = public_key.parse()?;
+                println!("{}", approvals::register_approver(&store, name, groups, &key).await?);
+                Ok(ExitCode::SUCCESS)
+            }
             None => serve(config).await,
         }
     })
@@ -188,11 +213,13 @@ async fn serve(config: ServeConfig) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("opening the collector data in {}", config.data_dir.display()))?;
     let admin = store.ensure_admin_token(unix_now()).await?;
+    approvals::migrate(&store).await.context("creating the approval tables")?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("listening on {}", config.listen))?;
     let addr = listener.local_addr().context("reading the bound address")?;
     let app = Arc::new(App::new(store, config));
+    tokio::spawn(approvals::expiry_task(Arc::clone(&app)));
     {
         let mut out = std::io::stdout().lock();
         writeln!(out, "http://{addr}").and_then(|()| out.flush()).context("writing the address")?;

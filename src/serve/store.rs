@@ -306,7 +306,8 @@ impl Store {
         Ok(Self { pool, chunks_dir })
     }
 
-    /// The database, for modules with tables of their own (`audit`).
+    /// The database, for modules with tables of their own (`audit`,
+    /// `approvals`).
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
     }

@@ -64,7 +64,11 @@ __custos_send() {
 __custos_recv() {
     local LC_ALL=C n
     __custos_body=
-    IFS=' ' builtin read -r -t 30 -u "$__custos_fd" -a __custos_reply || return 1
+    # WAIT: the line is held for approval; the recorder says so every 10 s.
+    while :; do
+        IFS=' ' builtin read -r -t 30 -u "$__custos_fd" -a __custos_reply || return 1
+        [[ ${__custos_reply[0]} == WAIT ]] || break
+    done
     __custos_nonce=${__custos_reply[1]}
     n=${__custos_reply[2]:-0}
     if [[ ${__custos_reply[0]} == DENY ]] && (( n > 0 )); then

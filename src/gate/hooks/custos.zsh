@@ -49,7 +49,11 @@ __custos_recv() {
     setopt no_multibyte
     local n
     __custos_body=
-    IFS=' ' read -r -t 30 -u $__custos_fd -A __custos_reply || return 1
+    # WAIT: the line is held for approval; the recorder says so every 10 s.
+    while :; do
+        IFS=' ' read -r -t 30 -u $__custos_fd -A __custos_reply || return 1
+        [[ ${__custos_reply[1]} == WAIT ]] || break
+    done
     __custos_nonce=${__custos_reply[2]}
     n=${__custos_reply[3]:-0}
     if [[ ${__custos_reply[1]} == DENY ]] && (( n > 0 )); then

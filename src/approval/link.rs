@@ -1,0 +1,392 @@
+//! The recorder's side of approvals: the `custos approval-agent` child and
+//! the held line, turned into [`Effect`]s the session loop applies.
+//!
+//! The agent is started at the first held line, as the recorder's own
+//! (service) user, with pipes for stdin and stdout and stderr discarded
+//! (the user's terminal belongs to the session). Its stdout is read without
+//! blocking from the session's `poll`. Standard library only: the HTTP
+//! client lives in the agent, so `custos-shell` links none.
+//!
+//! Fails closed: if the agent cannot start, dies, or speaks nonsense, the
+//! held line is refused with a message saying why.
+
+use std::io::{Read as _, Write as _};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use super::decision::line_hash;
+use super::hold::{short, End, Hold};
+use super::wire::{encode, FromAgent, Lines, NewRequest, ToAgent, VERSION};
+use crate::gate::Held;
+
+/// What the session loop does with the hold's news.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Effect {
+    /// An `a` record for the recording.
+    Audit(serde_json::Value),
+    /// An `m` marker.
+    Marker(String),
+    /// Answer the held line: `None` runs it, `Some((outcome, message))`
+    /// refuses it.
+    Resolve(Option<(&'static str, String)>),
+}
+
+/// Where the agent reaches the collector, and who is asking.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// The `custos` binary.
+    pub exe: PathBuf,
+    pub server: String,
+    /// The host key that signs requests.
+    pub key: PathBuf,
+    pub session: String,
+    pub host: String,
+    pub user: String,
+}
+
+impl Settings {
+    /// The `custos` binary next to the running one.
+    pub fn sibling_exe() -> PathBuf {
+        std::env::current_exe()
+            .ok()
+            .and_then(|p| p.parent().map(|d| d.join("custos")))
+            .unwrap_or_else(|| PathBuf::from("/usr/bin/custos"))
+    }
+}
+
+/// Approvals for a session when `[collector] url` is configured: the gate
+/// then holds approve verdicts instead of refusing them. `who` is the
+/// session id, host and user.
+pub fn for_session(mut gate: crate::gate::Gate, config: &crate::config::Config, who: &(String, String, String)) -> (crate::gate::Gate, Option<Approvals>) {
+    let Some(server) = config.collector.url.clone() else { return (gate, None) };
+    gate.enable_approvals();
+    let settings = Settings {
+        exe: Settings::sibling_exe(),
+        server,
+        key: config.evidence.key.clone(),
+        session: who.0.clone(),
+        host: who.1.clone(),
+        user: who.2.clone(),
+    };
+    (gate, Some(Approvals::new(settings)))
+}
+
+struct Agent {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: ChildStdout,
+    lines: Lines,
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub struct Approvals {
+    settings: Settings,
+    agent: Option<Agent>,
+    hold: Option<Hold>,
+    /// The masked line of the hold, for markers.
+    shown_line: String,
+    /// When the waiting shell was last told to keep waiting.
+    last_keepalive: Option<Instant>,
+}
+
+/// How often a shell waiting on a held line hears `WAIT` (its hooks give
+/// up on a silent recorder after 30 s).
+pub const KEEPALIVE: Duration = Duration::from_secs(10);
+
+impl Approvals {
+    pub fn new(settings: Settings) -> Self {
+        Self { settings, agent: None, hold: None, shown_line: String::new(), last_keepalive: None }
+    }
+
+    /// Whether the waiting shell is due a `WAIT` now.
+    pub fn keepalive_due(&mut self, now: Instant) -> bool {
+        if self.hold.is_none() {
+            self.last_keepalive = None;
+            return false;
+        }
+        let since = *self.last_keepalive.get_or_insert(now);
+        if now.saturating_duration_since(since) >= KEEPALIVE {
+            self.last_keepalive = Some(now);
+            return true;
+        }
+        false
+    }
+
+    pub fn holding(&self) -> bool {
+        self.hold.is_some()
+    }
+
+    /// The agent's stdout, to poll.
+    pub fn fd(&self) -> Option<BorrowedFd<'_>> {
+        self.agent.as_ref().map(|a| a.stdout.as_fd())
+    }
+
+    /// When the status line's timer next changes.
+    pub fn deadline(&self, now: Instant) -> Option<Instant> {
+        self.hold.as_ref().map(|_| now + Duration::from_millis(500))
+    }
+
+    pub fn status(&self, now: Instant) -> Option<String> {
+        self.hold.as_ref().map(|h| h.status(now))
+    }
+
+    /// A line was held: `shown_line` is it masked, `screen` the masked
+    /// screen.
+    pub fn start(&mut self, held: &Held, shown_line: String, screen: String, now: Instant) -> Vec<Effect> {
+        let rule = &held.rule;
+        let request = NewRequest {
+            session: self.settings.session.clone(),
+            host: self.settings.host.clone(),
+            user: self.settings.user.clone(),
+            line: shown_line.clone(),
+            line_sha256: line_hash(&held.record.line),
+            cwd: held.record.cwd.clone(),
+            programs: held.record.programs.clone(),
+            rule: rule.name.clone(),
+            rule_message: rule.message.clone(),
+            approvers: rule.approvers.clone().unwrap_or_default(),
+            quorum: rule.quorum,
+            timeout_secs: rule.timeout.as_secs(),
+            reason: None,
+            screen,
+        };
+        self.shown_line = shown_line;
+        let (hold, msg) = Hold::new(request, rule.reason, now);
+        self.hold = Some(hold);
+        let mut effects = Vec::new();
+        if let Some(msg) = msg {
+            self.send(&msg, &mut effects);
+        }
+        effects
+    }
+
+    /// Keys typed while a line is held.
+    pub fn keys(&mut self, keys: &[u8]) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        let Some(hold) = self.hold.as_mut() else { return effects };
+        let (msg, end) = hold.keys(keys);
+        if let Some(msg) = msg {
+            self.send(&msg, &mut effects);
+        }
+        if let Some(end) = end {
+            self.end(end, &mut effects);
+        }
+        effects
+    }
+
+    /// The agent wrote something (or exited).
+    pub fn readable(&mut self) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        let mut buf = [0u8; 16 * 1024];
+        let mut gone = false;
+        if let Some(agent) = self.agent.as_mut() {
+            match agent.stdout.read(&mut buf) {
+                Ok(0) => gone = true,
+                Ok(n) => agent.lines.push(buf.get(..n).unwrap_or_default()),
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted) => {}
+                Err(_) => gone = true,
+            }
+        }
+        while let Some(next) = self.agent.as_mut().and_then(|a| a.lines.next_message::<FromAgent>()) {
+            let msg = match next {
+                Ok(FromAgent::Ready { version }) if version != VERSION => FromAgent::Error { message: format!("the approval agent speaks version {version}, not {VERSION}") },
+                Ok(msg) => msg,
+                Err(e) => FromAgent::Error { message: e.to_string() },
+            };
+            if let FromAgent::Error { .. } = &msg {
+                gone = true;
+            }
+            self.agent_message(msg, &mut effects);
+        }
+        if gone {
+            self.agent = None;
+            if self.hold.is_some() {
+                self.agent_message(FromAgent::Error { message: "the approval agent stopped".into() }, &mut effects);
+            }
+        }
+        effects
+    }
+
+    fn agent_message(&mut self, msg: FromAgent, effects: &mut Vec<Effect>) {
+        if self.hold.is_none() {
+            // Created after the user already gave up (Ctrl-C while it was
+            // being sent): withdraw it, so nobody approves a dead request.
+            if let FromAgent::Created { id, .. } = msg {
+                self.send(&ToAgent::Withdraw { id }, effects);
+            }
+            return;
+        }
+        let Some(hold) = self.hold.as_mut() else { return };
+        if let FromAgent::Created { id, expires_at } = &msg {
+            effects.push(Effect::Marker(format!("approval requested ({}): $ {}", short(id), self.shown_line)));
+            effects.push(Effect::Audit(json!({
+                "kind": "approval", "event": "requested", "request": id, "expires_at": expires_at,
+                "rule": hold.request.rule, "approvers": hold.request.approvers, "quorum": hold.request.quorum,
+                "line": self.shown_line, "line_sha256": hold.request.line_sha256, "reason": hold.request.reason,
+            })));
+        }
+        if let FromAgent::Progress { approvals, quorum, by } = &msg {
+            effects.push(Effect::Audit(json!({"kind": "approval", "event": "progress", "request": hold.id(), "approvals": approvals, "quorum": quorum, "by": by})));
+        }
+        if let Some(end) = hold.agent(msg) {
+            self.end(end, effects);
+        }
+    }
+
+    fn end(&mut self, end: End, effects: &mut Vec<Effect>) {
+        self.hold = None;
+        let line = &self.shown_line;
+        match end {
+            End::Approved { id, decisions } => {
+                let names: Vec<String> = decisions.iter().map(|d| format!("{} ({})", d.approver, d.reason)).collect();
+                effects.push(Effect::Marker(format!("approved by {}: $ {line}", names.join(", "))));
+                effects.push(Effect::Audit(json!({"kind": "approval", "event": "approved", "request": id, "decisions": decisions})));
+                effects.push(Effect::Resolve(None));
+            }
+            End::Refused { id, outcome, message } => {
+                effects.push(Effect::Marker(format!("{outcome}: {message}: $ {line}")));
+                effects.push(Effect::Audit(json!({"kind": "approval", "event": outcome, "request": id, "message": message})));
+                effects.push(Effect::Resolve(Some((outcome, message))));
+            }
+        }
+    }
+
+    fn send(&mut self, msg: &ToAgent, effects: &mut Vec<Effect>) {
+        if self.agent.is_none() {
+            match self.spawn() {
+                Ok(agent) => self.agent = Some(agent),
+                Err(e) => {
+                    let end = End::Refused {
+                        id: None,
+                        outcome: "error",
+                        message: format!("approval unavailable: cannot start {}: {e}", self.settings.exe.display()),
+                    };
+                    if self.hold.is_some() {
+                        self.end(end, effects);
+                    }
+                    return;
+                }
+            }
+        }
+        let failed = self.agent.as_mut().is_some_and(|a| a.stdin.write_all(&encode(msg)).is_err());
+        if failed {
+            self.agent = None;
+            if self.hold.is_some() {
+                self.end(End::Refused { id: None, outcome: "error", message: "approval unavailable: the approval agent stopped".into() }, effects);
+            }
+        }
+    }
+
+    fn spawn(&self) -> std::io::Result<Agent> {
+        let s = &self.settings;
+        let mut child = Command::new(&s.exe)
+            .arg("approval-agent")
+            .arg("--server")
+            .arg(&s.server)
+            .arg("--key")
+            .arg(&s.key)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            let _ = child.kill();
+            return Err(std::io::Error::other("no pipes to the agent"));
+        };
+        nix::fcntl::fcntl(&stdout, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK)).map_err(std::io::Error::from)?;
+        Ok(Agent { child, stdin, stdout, lines: Lines::default() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+    use super::*;
+    use crate::gate::CommandRecord;
+    use crate::policy::{RuleRef, Verdict};
+
+    fn held(reason: bool) -> Held {
+        Held {
+            record: CommandRecord {
+                id: 1,
+                line: "pg_dump prod".into(),
+                cwd: "/".into(),
+                source: "enter",
+                verdict: "pending",
+                outcome: "held",
+                rule: Some("dump".into()),
+                message: None,
+                programs: vec!["pg_dump".into()],
+                unsafe_expansions: vec![],
+            },
+            rule: RuleRef {
+                name: "dump".into(),
+                message: "m".into(),
+                action: Verdict::Approve,
+                approvers: Some("dba".into()),
+                quorum: 1,
+                timeout: Duration::from_secs(60),
+                reason,
+                line: 1,
+            },
+        }
+    }
+
+    fn approvals(exe: &str) -> Approvals {
+        Approvals::new(Settings {
+            exe: PathBuf::from(exe),
+            server: "http://127.0.0.1:9".into(),
+            key: PathBuf::from("/nonexistent"),
+            session: "s".into(),
+            host: "h".into(),
+            user: "bob".into(),
+        })
+    }
+
+    #[test]
+    fn an_agent_that_cannot_start_refuses_the_line_fail_closed() {
+        let mut a = approvals("/nonexistent/custos");
+        let effects = a.start(&held(false), "pg_dump prod".into(), String::new(), Instant::now());
+        match effects.last() {
+            Some(Effect::Resolve(Some(("error", message)))) => assert!(message.contains("cannot start"), "{message}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(!a.holding());
+    }
+
+    #[test]
+    fn an_agent_that_dies_refuses_the_held_line() {
+        // `true` exits at once: its stdout closes with nothing said.
+        let mut a = approvals("/bin/true");
+        assert!(a.start(&held(false), "pg_dump prod".into(), String::new(), Instant::now()).is_empty());
+        assert!(a.holding());
+        let mut effects = Vec::new();
+        for _ in 0..100 {
+            effects = a.readable();
+            if !effects.is_empty() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(matches!(effects.last(), Some(Effect::Resolve(Some(("error", _))))), "{effects:?}");
+    }
+
+    #[test]
+    fn a_rule_wanting_a_reason_waits_for_it_before_starting_the_agent() {
+        let mut a = approvals("/nonexistent/custos");
+        assert!(a.start(&held(true), "pg_dump prod".into(), String::new(), Instant::now()).is_empty());
+        assert!(a.status(Instant::now()).unwrap().contains("needs a reason"));
+        let effects = a.keys(b"\x03");
+        assert!(matches!(effects.last(), Some(Effect::Resolve(Some(("withdrawn", _))))), "{effects:?}");
+    }
+}
