@@ -326,3 +326,26 @@ pub fn wait_for(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// The one session a collector stored in `data_dir`, as cast text, once
+/// its chain is complete and verifies with the host key at `key_path`.
+/// Recorders with a key and a collector stream their chunks and keep none,
+/// so this is where such a session's recording is read back.
+pub fn stored_cast(data_dir: &Path, key_path: &Path) -> String {
+    let public = HostKey::load(key_path).unwrap().public();
+    let root = data_dir.join("chunks");
+    let mut text = None;
+    wait_for(30, "the session's final chunk at the collector", || {
+        let dirs: Vec<PathBuf> = std::fs::read_dir(&root).map(|d| d.map(|e| e.unwrap().path()).collect()).unwrap_or_default();
+        assert!(dirs.len() <= 1, "more than one session stored: {dirs:?}");
+        let Some(dir) = dirs.first() else { return false };
+        let found = custos::evidence::SessionDir::open(dir).unwrap().found().unwrap();
+        let report = custos::evidence::verify_chain(found, None, |id| (public.id() == *id).then_some(public));
+        if !(report.is_intact() && report.is_complete()) {
+            return false;
+        }
+        text = Some(report.chunks.iter().map(|c| String::from_utf8(c.payload().unwrap()).unwrap()).collect::<String>());
+        true
+    });
+    text.unwrap()
+}
