@@ -177,6 +177,7 @@ fn a_session_recorded_while_the_collector_is_down_is_delivered_by_the_next_one()
         verify_chain(dir.found().unwrap(), None, |k| (public.id() == *k).then_some(public))
     };
     assert!(report.is_intact() && report.is_complete(), "{:?}", report.problems);
+    let local: String = report.chunks.iter().map(|c| String::from_utf8(c.payload().unwrap()).unwrap()).collect();
 
     // The collector comes up on that port; the next session's uploader
     // delivers both.
@@ -189,7 +190,9 @@ fn a_session_recorded_while_the_collector_is_down_is_delivered_by_the_next_one()
     pty.line("exit");
     assert_eq!(pty.wait_exit(), 0);
     wait_for(30, "both sessions at the collector", || rig.collected().len() == 2 && rig.collected().iter().all(|id| rig.complete(id)));
-    assert!(rig.cast(&first).contains("while-down"));
+    // What the collector serves is the local recording, byte for byte.
+    assert_eq!(rig.cast(&first), local, "the collector's cast differs from the local recording");
+    assert!(local.contains("while-down"));
     assert!(rig.verify_stored(&first).is_intact());
     wait_for(10, "the spool to empty", || rig.spool_sessions().is_empty());
 }

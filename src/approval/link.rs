@@ -51,10 +51,8 @@ pub struct Settings {
 impl Settings {
     /// The `custos` binary next to the running one.
     pub fn sibling_exe() -> PathBuf {
-        std::env::current_exe()
-            .ok()
-            .and_then(|p| p.parent().map(|d| d.join("custos")))
-            .unwrap_or_else(|| PathBuf::from("/usr/bin/custos"))
+        // A missing binary fails at spawn, which refuses the held line.
+        crate::stream::custos_binary().unwrap_or_else(|_| PathBuf::from("/usr/bin/custos"))
     }
 }
 

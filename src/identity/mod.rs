@@ -122,7 +122,7 @@ pub fn unix_now() -> u64 {
 
 /// The helper binary: `custos`, installed next to `custos-shell`.
 fn helper_path() -> std::io::Result<PathBuf> {
-    Ok(std::env::current_exe()?.with_file_name("custos"))
+    crate::stream::custos_binary()
 }
 
 /// Where the recorder keeps identities: inside its own spool.
