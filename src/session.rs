@@ -540,7 +540,7 @@ impl Loop<'_> {
     /// Applies `[evidence] when_full` when the recording has no room, and
     /// resumes when it has again.
     fn check_room(&mut self) {
-        let full = self.sink.full().map(str::to_owned);
+        let full = self.sink.full();
         if full == self.paused {
             return;
         }

@@ -149,9 +149,7 @@ fn write_chunks(mut writer: EvidenceWriter, rx: &Receiver<Msg>, full: &Mutex<Opt
 fn publish(full: &Mutex<Option<String>>, why: Option<String>) {
     // A poisoned lock means the loop panicked; nothing to tell it then.
     if let Ok(mut slot) = full.lock() {
-        if *slot != why {
-            *slot = why;
-        }
+        *slot = why;
     }
 }
 
@@ -176,8 +174,6 @@ pub struct Sink {
     form: Form,
     path: PathBuf,
     when_full: WhenFull,
-    /// Why writing is stopped, if it is (as the loop last saw it).
-    full: Option<String>,
     /// The writer thread is gone: nothing more can be recorded.
     broken: Option<String>,
 }
@@ -218,7 +214,7 @@ impl Sink {
                 (Form::Cast(cast), path)
             }
         };
-        Ok(Sink { form, path, when_full: config.when_full, full: None, broken: None })
+        Ok(Sink { form, path, when_full: config.when_full, broken: None })
     }
 
     /// The `.cast` file, or the session's chunk directory.
@@ -254,15 +250,16 @@ impl Sink {
     /// Why the recording cannot take more output now, if it cannot. The
     /// writer thread seals chunks on time and retries a full spool by
     /// itself; this reads what it last found.
-    pub fn full(&mut self) -> Option<&str> {
+    pub fn full(&self) -> Option<String> {
         if self.broken.is_some() {
-            return self.broken.as_deref();
+            return self.broken.clone();
         }
-        if let Form::Chunks(chunks) = &self.form {
-            let now = chunks.full.lock().map(|g| g.clone()).unwrap_or_else(|_| Some("the evidence writer failed".into()));
-            self.full = now;
+        match &self.form {
+            Form::Chunks(chunks) => {
+                chunks.full.lock().map(|g| g.clone()).unwrap_or_else(|_| Some("the evidence writer failed".into()))
+            }
+            Form::Cast(_) => None,
         }
-        self.full.as_deref()
     }
 
     pub fn when_full(&self) -> WhenFull {
