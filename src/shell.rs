@@ -253,6 +253,7 @@ fn interactive_session(
     gate: Option<(Injection, Gate)>,
 ) -> anyhow::Result<Outcome> {
     let approval_who = (info.session_id.clone(), info.host.clone(), info.user.clone());
+    let approval_identity = info.identity.clone();
     let stdin = std::io::stdin();
     let stdout = std::io::stdout();
     let size = crate::pty::get_size(stdout.as_fd())
@@ -294,7 +295,7 @@ fn interactive_session(
         Some((inj, gate)) => {
             let listener = inj.listener.try_clone().context("the gate's socket")?;
             let socket = GateSocket::new(listener, account_uid(&privilege));
-            let (gate, approvals) = crate::approval::link::for_session(gate, config, &approval_who);
+            let (gate, approvals) = crate::approval::link::for_session(gate, config, &approval_who, approval_identity.as_ref());
             (Some(inj), Some(session::GateRuntime { gate, socket, on_degraded: config.gate.on_degraded, approvals }))
         }
         None => (None, None),

@@ -459,6 +459,55 @@ fn an_approver_decides_in_custos_approve_with_keystrokes() {
     assert_eq!(audits(&cast, "approved")[0]["decisions"][0]["reason"], "checked the runbook");
 }
 
+#[path = "support/oidc.rs"]
+mod oidc;
+
+#[test]
+fn an_approver_signed_in_with_the_identity_provider_approves_in_custos_approve() {
+    // No approver token or key anywhere: dana's `custos login` is all.
+    let idp = oidc::Idp::start(&[("dana", &["dba", "approvers"])]);
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_owned();
+    let serve_config = root.join("serve.toml");
+    std::fs::write(&serve_config, format!("[identity]\nissuer = \"{}\"\n[identity.roles]\napprover = [\"approvers\"]\n", idp.issuer)).unwrap();
+    let server = Server::start_with(&root.join("data"), "127.0.0.1:0", &["--config", serve_config.to_str().unwrap()], None);
+    let (_, key_path) = collector::host_key(&root);
+    server.enroll(&collector::empty_config(&root), &key_path);
+    let mut w = start_shell(dir, server, root, &key_path, "/bin/bash");
+
+    let me = custos::account::Account::lookup(nix::unistd::getuid().as_raw()).unwrap().name;
+    let xdg = w.root.join("xdg");
+    oidc::login(&idp, &xdg.join("custos"), &me, "dana");
+    let client_config = w.root.join("approver.toml");
+    std::fs::write(&client_config, format!("[identity]\nissuer = \"{}\"\n[collector]\nurl = \"{}\"\n", idp.issuer, w.server.url)).unwrap();
+    let mut cmd = std::process::Command::new(collector::custos_bin());
+    cmd.arg("approve")
+        .env_clear()
+        .env("CUSTOS_CONFIG", &client_config)
+        .env("XDG_CACHE_HOME", &xdg)
+        .env("HOME", &w.root)
+        .env("TERM", "xterm-256color")
+        .env("LANG", "C.UTF-8");
+    let mut tui = Pty::spawn(cmd, 30, 120);
+    tui.wait_text("pending approvals: 0");
+    w.pty.line("bump signed-in");
+    tui.wait_text("bump signed-in");
+    tui.send(b"a");
+    tui.wait_text("reason:");
+    tui.send(b"on call, checked\r");
+    w.pty.wait_text("bump-ran");
+    assert_eq!(w.count(), "bump signed-in\n");
+    tui.send(b"q");
+    tui.wait_exit();
+    let cast = w.exit();
+    // The recording holds the collector's attestation naming dana.
+    let approved = audits(&cast, "approved");
+    let decision = &approved[0]["decisions"][0];
+    assert_eq!(decision["reason"], "on call, checked");
+    assert_eq!(decision["attested"]["subject"], "dana", "{decision}");
+    assert_eq!(decision["attested"]["issuer"], idp.issuer.as_str());
+}
+
 /// A request made through the API as a host would, signed with its key.
 fn create_signed(server: &Server, key: &HostKey, timeout_secs: u64) -> Response {
     use base64::Engine as _;

@@ -431,3 +431,100 @@ fn the_admin_token_can_be_switched_off() {
     let r = server.get("/v1/sessions", Some(server.token()));
     assert_eq!(r.status, 401, "{}", r.text());
 }
+
+/// A request for rule group `dba`, as a host would make it (signed with its
+/// key), from unix user `alice` whose session identity is `requester`.
+fn request_approval(server: &collector::Server, key: &custos::evidence::HostKey, requester: serde_json::Value) -> serde_json::Value {
+    use base64::Engine as _;
+    let line = "pg_dump prod";
+    let body = serde_json::json!({
+        "session": uuid::Uuid::now_v7().to_string(), "host": custos::account::host_name(), "user": "alice",
+        "line": line, "line_sha256": custos::approval::decision::line_hash(line), "cwd": "/",
+        "programs": ["pg_dump"], "rule": "dump", "rule_message": "dumps need a DBA", "approvers": "dba", "quorum": 1,
+        "timeout_secs": 300, "reason": null, "screen": "", "identity": requester,
+    });
+    let text = body.to_string();
+    let mut signed = b"custos-approval-request-v1\n".to_vec();
+    signed.extend_from_slice(text.as_bytes());
+    let sig = base64::engine::general_purpose::STANDARD.encode(key.sign(&signed));
+    let key_id = key.public().id().to_string();
+    let r = collector::http(&server.url, "POST", "/v1/approvals", &[("X-Custos-Key", &key_id), ("X-Custos-Signature", &sig)], text.as_bytes());
+    assert_eq!(r.status, 201, "{}", r.text());
+    let mut request = body;
+    request["id"] = r.json()["id"].clone();
+    request
+}
+
+fn decide_as(server: &collector::Server, id: &str, token: &str, verdict: &str, reason: &str) -> collector::Response {
+    let auth = format!("Bearer {token}");
+    let body = serde_json::json!({"verdict": verdict, "reason": reason}).to_string();
+    collector::http(&server.url, "POST", &format!("/v1/approvals/{id}/decide"), &[("Authorization", &auth), ("Content-Type", "application/json")], body.as_bytes())
+}
+
+#[test]
+fn approvers_come_from_oidc_roles_and_groups_and_the_collector_attests_their_decisions() {
+    // dana decides; nina is in the rule's group without the approver role;
+    // omar has the role but not the group; alice asked.
+    let idp = Idp::start(&[("alice", &["dba", "approvers"]), ("dana", &["dba", "approvers"]), ("nina", &["dba"]), ("omar", &["approvers"])]);
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let cache = root.join("cache");
+    let mut tokens = std::collections::HashMap::new();
+    for who in ["alice", "dana", "nina", "omar"] {
+        oidc::login(&idp, &cache, who, who);
+        tokens.insert(who, oidc::cached_id_token(&cache, who));
+    }
+    let serve_config = root.join("serve.toml");
+    std::fs::write(&serve_config, format!("[identity]\nissuer = \"{}\"\n[identity.roles]\napprover = [\"approvers\"]\n", idp.issuer)).unwrap();
+    let data = root.join("data");
+    let server = collector::Server::start_with(&data, "127.0.0.1:0", &["--config", serve_config.to_str().unwrap()], None);
+    let (key, key_path) = collector::host_key(root);
+    server.enroll(&collector::empty_config(root), &key_path);
+    let alice = serde_json::json!({"issuer": idp.issuer, "subject": "alice"});
+    let request = request_approval(&server, &key, alice);
+    let id = request["id"].as_str().unwrap();
+
+    // Who sees the request: approvers of its group only.
+    let pending = |who: &str| {
+        let r = server.get("/v1/approvals?state=pending", Some(&tokens[who]));
+        assert_eq!(r.status, 200, "{}", r.text());
+        r.json()["requests"].as_array().unwrap().len()
+    };
+    assert_eq!((pending("dana"), pending("nina"), pending("omar")), (1, 0, 0));
+    assert_eq!(server.get(&format!("/v1/approvals/{id}"), Some(&tokens["omar"])).status, 403);
+
+    // The refusals, each with its reason; none changes the request.
+    let r = decide_as(&server, id, &tokens["nina"], "approve", "looks fine");
+    assert_eq!((r.status, r.code()), (403, "not_approver".to_owned()), "{}", r.text());
+    assert!(r.text().contains("approver role"), "{}", r.text());
+    let r = decide_as(&server, id, &tokens["omar"], "approve", "looks fine");
+    assert_eq!((r.status, r.code()), (403, "not_approver".to_owned()), "{}", r.text());
+    assert!(r.text().contains("approver group \\\"dba\\\""), "{}", r.text());
+    let r = decide_as(&server, id, &tokens["alice"], "approve", "trust me");
+    assert_eq!((r.status, r.code()), (403, "self_approval".to_owned()), "{}", r.text());
+    let r = decide_as(&server, id, &oidc::forge(&tokens["dana"], false), "approve", "forged");
+    assert_eq!(r.status, 401, "{}", r.text());
+    let r = decide_as(&server, id, &tokens["dana"], "maybe", "hmm");
+    assert_eq!((r.status, r.code()), (400, "malformed".to_owned()), "{}", r.text());
+    assert_eq!(server.get(&format!("/v1/approvals/{id}"), Some(&tokens["dana"])).json()["state"], "pending");
+
+    // dana approves; the collector signs for her with its attestation key.
+    let r = decide_as(&server, id, &tokens["dana"], "approve", "ticket 42");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let view = r.json();
+    assert_eq!(view["state"], "approved");
+    let decision: custos::approval::decision::Decision = serde_json::from_value(view["decisions"][0].clone()).unwrap();
+    assert_eq!(decision.attested.as_ref().map(|a| (a.issuer.as_str(), a.subject.as_str())), Some((idp.issuer.as_str(), "dana")));
+    let attestation = custos::evidence::HostKey::load(&data.join("attestation.key")).unwrap();
+    assert_eq!(decision.public_key, attestation.public().to_string());
+    let binding = custos::approval::decision::Binding {
+        request_id: id.into(),
+        session: request["session"].as_str().unwrap().into(),
+        host: custos::account::host_name(),
+        line_sha256: request["line_sha256"].as_str().unwrap().into(),
+    };
+    decision.check(&binding).unwrap();
+    // A second decision on a decided request is refused.
+    let r = decide_as(&server, id, &tokens["dana"], "deny", "changed my mind");
+    assert_eq!((r.status, r.code()), (409, "not_pending".to_owned()), "{}", r.text());
+}

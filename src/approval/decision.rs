@@ -18,6 +18,21 @@
 //! Fields must not contain a newline (refused when signing and checking),
 //! so no two decisions share a signed text.
 //!
+//! An approver who signs in with the identity provider instead of holding a
+//! key of their own gets an *attested* decision: the collector, having
+//! verified the approver's ID token, signs with its own key, and the text
+//! gains three lines naming whom it vouches for:
+//!
+//! ```text
+//! attested
+//! <issuer>
+//! <subject>
+//! ```
+//!
+//! The approver name is then their email (or subject). The recorder checks
+//! an attested decision like any other and refuses one whose subject is the
+//! requester's own.
+//!
 //! Trust boundary: the binding defends against a decision being reused: for
 //! another request, another line (even one differing by a byte), another
 //! host or session. A second run of the same line is a new request with a
@@ -75,6 +90,17 @@ pub struct Decision {
     /// When the collector accepted it (unix seconds); not signed.
     #[serde(default)]
     pub at: i64,
+    /// Set when the collector signed for an approver it verified with the
+    /// identity provider (then `public_key` is the collector's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attested: Option<Box<Attestation>>,
+}
+
+/// Whom the collector vouches for in an attested decision.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attestation {
+    pub issuer: String,
+    pub subject: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -108,7 +134,8 @@ pub fn line_hash(line: &str) -> String {
     })
 }
 
-fn message(b: &Binding, verdict: Verdict, approver: &str, reason: &str) -> Result<Vec<u8>, DecisionError> {
+fn message(b: &Binding, verdict: Verdict, approver: &str, reason: &str, attested: Option<&Attestation>) -> Result<Vec<u8>, DecisionError> {
+    let (issuer, subject) = attested.map_or(("", ""), |a| (a.issuer.as_str(), a.subject.as_str()));
     for (name, v) in [
         ("request_id", b.request_id.as_str()),
         ("session", &b.session),
@@ -116,29 +143,45 @@ fn message(b: &Binding, verdict: Verdict, approver: &str, reason: &str) -> Resul
         ("line_sha256", &b.line_sha256),
         ("approver", approver),
         ("reason", reason),
+        ("issuer", issuer),
+        ("subject", subject),
     ] {
         if v.contains('\n') {
             return Err(DecisionError::Newline(name));
         }
     }
-    Ok(format!(
+    let mut text = format!(
         "{CONTEXT}\n{}\n{}\n{}\n{}\n{}\n{approver}\n{reason}",
         b.request_id,
         b.session,
         b.host,
         b.line_sha256,
         verdict.as_str()
-    )
-    .into_bytes())
+    );
+    if attested.is_some() {
+        text.push_str(&format!("\nattested\n{issuer}\n{subject}"));
+    }
+    Ok(text.into_bytes())
 }
 
 impl Decision {
     /// Signs a decision on `binding` with the approver's key.
     pub fn sign(key: &HostKey, binding: Binding, verdict: Verdict, approver: &str, reason: &str) -> Result<Decision, DecisionError> {
+        Self::signed(key, binding, verdict, approver, reason, None)
+    }
+
+    /// The collector's decision on behalf of an approver it verified with
+    /// the identity provider: signed with the collector's key, naming the
+    /// approver's issuer and subject.
+    pub fn attest(collector: &HostKey, binding: Binding, verdict: Verdict, approver: &str, reason: &str, who: Attestation) -> Result<Decision, DecisionError> {
+        Self::signed(collector, binding, verdict, approver, reason, Some(Box::new(who)))
+    }
+
+    fn signed(key: &HostKey, binding: Binding, verdict: Verdict, approver: &str, reason: &str, attested: Option<Box<Attestation>>) -> Result<Decision, DecisionError> {
         if reason.trim().is_empty() {
             return Err(DecisionError::NoReason);
         }
-        let msg = message(&binding, verdict, approver, reason)?;
+        let msg = message(&binding, verdict, approver, reason, attested.as_deref())?;
         let signature = base64::engine::general_purpose::STANDARD.encode(key.sign(&msg));
         Ok(Decision {
             binding,
@@ -148,6 +191,7 @@ impl Decision {
             public_key: key.public().to_string(),
             signature,
             at: 0,
+            attested,
         })
     }
 
@@ -177,7 +221,7 @@ impl Decision {
             .ok()
             .and_then(|s| <[u8; 64]>::try_from(s).ok())
             .ok_or(DecisionError::MalformedSignature)?;
-        let msg = message(got, self.verdict, &self.approver, &self.reason)?;
+        let msg = message(got, self.verdict, &self.approver, &self.reason, self.attested.as_deref())?;
         if key.verifies(&msg, &sig) {
             Ok(())
         } else {
@@ -233,6 +277,25 @@ mod tests {
         assert_eq!(d.check(&binding()), Err(DecisionError::MalformedSignature));
         d.public_key = "nonsense".into();
         assert!(matches!(d.check(&binding()), Err(DecisionError::BadKey(_))));
+    }
+
+    #[test]
+    fn an_attested_decision_binds_the_approvers_identity() {
+        let collector = HostKey::from_seed([9; 32]);
+        let who = Attestation { issuer: "https://idp".into(), subject: "alice".into() };
+        let d = Decision::attest(&collector, binding(), Verdict::Approve, "alice@example.com", "ticket 7", who.clone()).unwrap();
+        assert_eq!(d.check(&binding()), Ok(()));
+        assert_eq!(d.public_key, collector.public().to_string());
+        // Claiming someone else, or dropping the attestation, breaks it.
+        let mut other = d.clone();
+        other.attested = Some(Box::new(Attestation { subject: "bob".into(), ..who }));
+        assert!(matches!(other.check(&binding()), Err(DecisionError::BadSignature { .. })));
+        let mut bare = d;
+        bare.attested = None;
+        assert!(matches!(bare.check(&binding()), Err(DecisionError::BadSignature { .. })));
+        // A plain decision's text is unchanged by the new field.
+        let plain = Decision::sign(&collector, binding(), Verdict::Approve, "alice@example.com", "ticket 7").unwrap();
+        assert!(!serde_json::to_string(&plain).unwrap().contains("attested"));
     }
 
     #[test]

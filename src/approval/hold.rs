@@ -118,7 +118,8 @@ impl Hold {
                     if let Err(e) = d.check(&want) {
                         return Some(End::Refused { id: Some(id), outcome: "error", message: format!("an approval was rejected: {e}") });
                     }
-                    if d.verdict == Verdict::Approve && d.approver != self.request.user && !names.contains(&d.approver.as_str()) {
+                    let own = d.approver == self.request.user || (d.attested.is_some() && d.attested.as_deref() == self.request.identity.as_ref());
+                    if d.verdict == Verdict::Approve && !own && !names.contains(&d.approver.as_str()) {
                         names.push(&d.approver);
                     }
                 }
@@ -190,6 +191,7 @@ mod tests {
             timeout_secs: 60,
             reason: None,
             screen: String::new(),
+            identity: None,
         }
     }
 
@@ -230,6 +232,28 @@ mod tests {
         let mut h = waiting();
         let d = vec![sign(1, "alice", "r1", "pg_dump prod", Verdict::Approve), sign(3, "bob", "r1", "pg_dump prod", Verdict::Approve)];
         assert!(matches!(h.agent(FromAgent::Approved { decisions: d }), Some(End::Refused { .. })));
+    }
+
+    #[test]
+    fn the_requesters_own_identity_attested_under_another_name_does_not_count() {
+        use crate::approval::decision::Attestation;
+        let me = Attestation { issuer: "https://idp".into(), subject: "bob-sub".into() };
+        let mut req = request();
+        req.identity = Some(me.clone());
+        let (mut h, _) = Hold::new(req, false, Instant::now());
+        assert_eq!(h.agent(FromAgent::Created { id: "r1".into(), expires_at: 0 }), None);
+        let b = Binding { request_id: "r1".into(), session: "s".into(), host: "h".into(), line_sha256: line_hash("pg_dump prod") };
+        let collector = HostKey::from_seed([5; 32]);
+        let own = Decision::attest(&collector, b.clone(), Verdict::Approve, "bob@example.com", "mine", me).unwrap();
+        let d = vec![own.clone(), sign(1, "alice", "r1", "pg_dump prod", Verdict::Approve)];
+        assert!(matches!(h.agent(FromAgent::Approved { decisions: d }), Some(End::Refused { .. })));
+        // Someone else's attested approval does count.
+        let (mut h, _) = Hold::new(request(), false, Instant::now());
+        assert_eq!(h.agent(FromAgent::Created { id: "r1".into(), expires_at: 0 }), None);
+        let carol = Attestation { issuer: "https://idp".into(), subject: "carol-sub".into() };
+        let theirs = Decision::attest(&collector, b, Verdict::Approve, "carol@example.com", "fine", carol).unwrap();
+        let d = vec![theirs, sign(1, "alice", "r1", "pg_dump prod", Verdict::Approve)];
+        assert!(matches!(h.agent(FromAgent::Approved { decisions: d }), Some(End::Approved { .. })));
     }
 
     #[test]

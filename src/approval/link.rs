@@ -46,6 +46,8 @@ pub struct Settings {
     pub session: String,
     pub host: String,
     pub user: String,
+    /// The requester's OIDC issuer and subject, if the session has them.
+    pub identity: Option<crate::approval::decision::Attestation>,
 }
 
 impl Settings {
@@ -58,8 +60,13 @@ impl Settings {
 
 /// Approvals for a session when `[collector] url` is configured: the gate
 /// then holds approve verdicts instead of refusing them. `who` is the
-/// session id, host and user.
-pub fn for_session(mut gate: crate::gate::Gate, config: &crate::config::Config, who: &(String, String, String)) -> (crate::gate::Gate, Option<Approvals>) {
+/// session id, host and user; `identity` the session header's.
+pub fn for_session(
+    mut gate: crate::gate::Gate,
+    config: &crate::config::Config,
+    who: &(String, String, String),
+    identity: Option<&serde_json::Value>,
+) -> (crate::gate::Gate, Option<Approvals>) {
     let Some(server) = config.collector.url.clone() else { return (gate, None) };
     gate.enable_approvals();
     let settings = Settings {
@@ -69,6 +76,10 @@ pub fn for_session(mut gate: crate::gate::Gate, config: &crate::config::Config, 
         session: who.0.clone(),
         host: who.1.clone(),
         user: who.2.clone(),
+        identity: identity.and_then(|id| {
+            let field = |k: &str| id.get(k).and_then(serde_json::Value::as_str).map(str::to_owned);
+            Some(crate::approval::decision::Attestation { issuer: field("issuer")?, subject: field("subject")? })
+        }),
     };
     (gate, Some(Approvals::new(settings)))
 }
@@ -157,6 +168,7 @@ impl Approvals {
             timeout_secs: rule.timeout.as_secs(),
             reason: None,
             screen,
+            identity: self.settings.identity.clone(),
         };
         self.shown_line = shown_line;
         let (hold, msg) = Hold::new(request, rule.reason, now);
@@ -348,6 +360,7 @@ mod tests {
             session: "s".into(),
             host: "h".into(),
             user: "bob".into(),
+            identity: None,
         })
     }
 
@@ -364,12 +377,16 @@ mod tests {
 
     #[test]
     fn an_agent_that_dies_refuses_the_held_line() {
-        // `true` exits at once: its stdout closes with nothing said.
+        // `true` exits at once: its stdout closes with nothing said. If it
+        // is gone before the request is written, the write fails and the
+        // line is refused at once; otherwise when its stdout closes.
         let mut a = approvals("/bin/true");
-        assert!(a.start(&held(false), "pg_dump prod".into(), String::new(), Instant::now()).is_empty());
-        assert!(a.holding());
-        let mut effects = Vec::new();
+        let mut effects = a.start(&held(false), "pg_dump prod".into(), String::new(), Instant::now());
         for _ in 0..100 {
+            if !effects.is_empty() {
+                break;
+            }
+            assert!(a.holding());
             effects = a.readable();
             if !effects.is_empty() {
                 break;

@@ -26,25 +26,27 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Table, TableState, Wrap};
 use ratatui::Frame;
 
-use super::decision::{Binding, Decision, Verdict};
+use super::decision::Verdict;
 use super::wire::{RequestView, State};
-use crate::evidence::HostKey;
 use crate::theme::{Role, Theme};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The collector's base URL.
+    /// The collector's base URL (default: `[collector] url` of the configuration).
     #[arg(long)]
-    pub server: String,
-    /// Your approver name, as registered with `custos serve approver`.
+    pub server: Option<String>,
+    /// Your approver name, as registered with `custos serve approver` (or
+    /// CUSTOS_APPROVER_NAME). Not needed when you signed in with `custos login`.
     #[arg(long)]
-    pub name: String,
-    /// Your approver token (or CUSTOS_APPROVER_TOKEN).
+    pub name: Option<String>,
+    /// Your approver token (or CUSTOS_APPROVER_TOKEN). Without one, the ID
+    /// token of `custos login` is used and the collector attests your decisions.
     #[arg(long)]
     pub token: Option<String>,
-    /// Your signing key (made with `custos keygen --out FILE`).
+    /// Your signing key, made with `custos keygen --out FILE` (or
+    /// CUSTOS_APPROVER_KEY); goes with --token.
     #[arg(long)]
-    pub key: PathBuf,
+    pub key: Option<PathBuf>,
     /// A built-in theme (default, light, high-contrast) or a theme file.
     #[arg(long, default_value = "default", value_name = "NAME|FILE")]
     pub theme: String,
@@ -346,17 +348,12 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     use ratatui::crossterm::terminal::{disable_raw_mode, enable_raw_mode, EnterAlternateScreen, LeaveAlternateScreen};
     use ratatui::crossterm::ExecutableCommand as _;
     let theme = Theme::load(&args.theme)?;
-    let key = HostKey::load(&args.key).with_context(|| format!("your signing key {}", args.key.display()))?;
+    let server = net::server(args)?;
+    let credentials = net::Credentials::resolve(args)?;
+    let me = credentials.name().to_owned();
     let (to_ui, from_net) = mpsc::channel::<Net>();
     let (to_net, from_ui) = tokio::sync::mpsc::unbounded_channel::<Decide>();
-    let server = args.server.trim_end_matches('/').to_owned();
-    let token = args
-        .token
-        .clone()
-        .or_else(|| std::env::var("CUSTOS_APPROVER_TOKEN").ok())
-        .context("no approver token: give --token or set CUSTOS_APPROVER_TOKEN")?;
-    let name = args.name.clone();
-    std::thread::spawn(move || network(server, token, name, key, to_ui, from_ui));
+    std::thread::spawn(move || net::network(server, credentials, to_ui, from_ui));
 
     struct Guard;
     impl Drop for Guard {
@@ -369,7 +366,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let _guard = Guard;
     std::io::stdout().execute(EnterAlternateScreen)?;
     let mut terminal = ratatui::Terminal::new(ratatui::backend::CrosstermBackend::new(std::io::stdout()))?;
-    let mut model = Model::new(&args.name);
+    let mut model = Model::new(&me);
     while !model.quit {
         while let Ok(msg) = from_net.try_recv() {
             match msg {
@@ -393,84 +390,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn network(server: String, token: String, name: String, key: HostKey, to_ui: mpsc::Sender<Net>, mut from_ui: tokio::sync::mpsc::UnboundedReceiver<Decide>) {
-    let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
-        let _ = to_ui.send(Net::Result(Role::Danger, "cannot start the network runtime".into()));
-        return;
-    };
-    runtime.block_on(async move {
-        let Ok(client) = reqwest::Client::builder().timeout(Duration::from_secs(40)).build() else { return };
-        let mut after: Option<i64> = None;
-        loop {
-            let url = match after {
-                None => format!("{server}/v1/approvals?state=pending"),
-                Some(v) => format!("{server}/v1/approvals?after={v}&wait=20"),
-            };
-            let poll = client.get(&url).bearer_auth(&token).send();
-            tokio::select! {
-                sent = poll => {
-                    let parsed = match sent {
-                        Ok(r) if r.status().is_success() => r.bytes().await.ok().and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok()),
-                        Ok(r) => {
-                            let status = r.status();
-                            let text = r.text().await.unwrap_or_default();
-                            let _ = to_ui.send(Net::Result(Role::Danger, format!("the collector answered {status}: {text}")));
-                            None
-                        }
-                        Err(_) => None,
-                    };
-                    match parsed {
-                        Some(v) => {
-                            let _ = to_ui.send(Net::Connected(true));
-                            if let Some(version) = v.get("version").and_then(serde_json::Value::as_i64) {
-                                after = Some(version.max(after.unwrap_or(0)));
-                            }
-                            let list: Vec<RequestView> = v.get("requests").cloned().and_then(|r| serde_json::from_value(r).ok()).unwrap_or_default();
-                            if to_ui.send(Net::Changed(list)).is_err() {
-                                return;
-                            }
-                        }
-                        None => {
-                            let _ = to_ui.send(Net::Connected(false));
-                            tokio::time::sleep(Duration::from_secs(1)).await;
-                        }
-                    }
-                }
-                decide = from_ui.recv() => {
-                    let Some(d) = decide else { return };
-                    let text = send_decision(&client, &server, &token, &name, &key, &d).await;
-                    let _ = to_ui.send(text);
-                }
-            }
-        }
-    });
-}
-
-async fn send_decision(client: &reqwest::Client, server: &str, token: &str, name: &str, key: &HostKey, d: &Decide) -> Net {
-    let r = &d.request;
-    let binding = Binding { request_id: r.id.clone(), session: r.request.session.clone(), host: r.request.host.clone(), line_sha256: r.request.line_sha256.clone() };
-    let decision = match Decision::sign(key, binding, d.verdict, name, &d.reason) {
-        Ok(decision) => decision,
-        Err(e) => return Net::Result(Role::Danger, format!("cannot sign: {e}")),
-    };
-    let body = serde_json::to_vec(&decision).unwrap_or_default();
-    let sent = client
-        .post(format!("{server}/v1/approvals/{}/decide", r.id))
-        .bearer_auth(token)
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await;
-    match sent {
-        Ok(resp) if resp.status().is_success() => Net::Result(Role::Ok, format!("{} {}: sent", d.verdict.as_str(), super::hold::short(&r.id))),
-        Ok(resp) => {
-            let text = resp.bytes().await.ok().and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
-            let message = text.and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_owned)).unwrap_or_default();
-            Net::Result(Role::Danger, format!("refused: {message}"))
-        }
-        Err(e) => Net::Result(Role::Danger, format!("the collector is unreachable: {e}")),
-    }
-}
+mod net;
 
 #[cfg(test)]
 mod tests;

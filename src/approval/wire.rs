@@ -63,6 +63,10 @@ pub struct NewRequest {
     /// The requester's screen when they asked, masked, rows joined by `\n`.
     #[serde(default)]
     pub screen: String,
+    /// The requester's OIDC identity, when the session has one: what the
+    /// self-approval rule compares an approver's identity with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<crate::approval::decision::Attestation>,
 }
 
 /// A request's state.

@@ -28,10 +28,20 @@
 //! it within half a second). Every event also lands in `approval_log` and,
 //! if configured, is POSTed to the webhook (three retries, backing off).
 //!
-//! Approvers authenticate with a token the admin issues with `custos serve
-//! approver`, which also registers their public key and groups. Until OIDC
-//! lands, an approver's name is compared with the requester's unix user
-//! name for the self-approval rule.
+//! Approvers authenticate in one of two ways:
+//!
+//! - a token the admin issues with `custos serve approver`, which also
+//!   registers their public key and groups; they sign their own decisions;
+//! - with `[identity]` configured, the ID token of `custos login`: the
+//!   caller needs the approver role (`[identity.roles] approver`) and
+//!   membership of the rule's group in the token's groups claim. They send
+//!   only a verdict and a reason; the collector signs the decision with its
+//!   attestation key (`<data_dir>/attestation.key`, made on first start),
+//!   naming their issuer and subject ([`Decision::attest`]).
+//!
+//! Self-approval is refused when the approver's name is the requester's
+//! unix user, or when their OIDC issuer and subject are the requester's
+//! session identity.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,7 +56,7 @@ use sqlx::Row as _;
 
 use super::api::ApiError;
 use super::App;
-use crate::approval::decision::{Binding, Decision, Verdict};
+use crate::approval::decision::{Attestation, Binding, Decision, Verdict};
 use crate::approval::wire::{NewRequest, RequestView, State as ReqState};
 use crate::evidence::PublicKey;
 
@@ -94,6 +104,8 @@ pub struct Hub {
     last_version: std::sync::Mutex<i64>,
     write: tokio::sync::Mutex<()>,
     client: Option<reqwest::Client>,
+    /// Signs decisions for approvers verified by the identity provider.
+    pub attestation: std::sync::OnceLock<crate::evidence::HostKey>,
 }
 
 impl Default for Hub {
@@ -110,6 +122,7 @@ impl Hub {
             last_version: std::sync::Mutex::new(0),
             write: tokio::sync::Mutex::new(()),
             client: reqwest::Client::builder().timeout(Duration::from_secs(10)).build().ok(),
+            attestation: std::sync::OnceLock::new(),
         }
     }
 
@@ -124,6 +137,17 @@ impl Hub {
         *last = (*last + 1).max(now);
         *last
     }
+}
+
+/// The collector's attestation key in `data_dir`, made on first start.
+pub fn attestation_key(data_dir: &std::path::Path) -> Result<crate::evidence::HostKey, crate::evidence::KeyError> {
+    let path = data_dir.join("attestation.key");
+    if path.exists() {
+        return crate::evidence::HostKey::load(&path);
+    }
+    let key = crate::evidence::HostKey::generate();
+    key.save(&path)?;
+    Ok(key)
 }
 
 /// Creates the tables.
@@ -269,14 +293,46 @@ async fn log(app: &App, view: &RequestView, event: &str, detail: Value) {
 
 enum Caller {
     Admin,
+    /// Registered with `custos serve approver`; signs with their own key.
     Approver { name: String, groups: Vec<String>, public_key: String },
+    /// Signed in with the identity provider; the collector attests.
+    Person { identity: crate::identity::Identity, approver: bool },
+}
+
+impl Caller {
+    /// Whether the caller may see and decide requests for `group`.
+    fn in_group(&self, group: &str) -> bool {
+        match self {
+            Caller::Admin => true,
+            Caller::Approver { groups, .. } => groups.iter().any(|g| g == group),
+            Caller::Person { identity, approver } => *approver && identity.groups.iter().any(|g| g == group),
+        }
+    }
+}
+
+/// The name an OIDC approver's decisions carry.
+fn person_name(identity: &crate::identity::Identity) -> String {
+    identity.email.clone().unwrap_or_else(|| identity.subject.clone())
 }
 
 async fn caller(app: &App, headers: &HeaderMap) -> Result<Caller, ApiError> {
+    use crate::identity::roles::Role;
+    use super::identity::{authenticate, AuthError, Caller as Authed};
     let unauthorized = |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m.to_owned());
     let token = bearer(headers).ok_or_else(|| unauthorized("a bearer token is required"))?;
-    if app.store.is_admin_token(token).await? {
-        return Ok(Caller::Admin);
+    // An ID token (three dot-separated parts) goes to the identity
+    // provider's keys; the admin token obeys `[identity] admin_token`.
+    if token.split('.').count() == 3 || app.store.is_admin_token(token).await? {
+        return match authenticate(app, headers).await {
+            Ok(Authed::Admin) => Ok(Caller::Admin),
+            Ok(who @ Authed::Person { .. }) => {
+                let approver = who.has(Role::Approver);
+                let Authed::Person { identity, .. } = who else { return Err(internal("unreachable caller")) };
+                Ok(Caller::Person { identity, approver })
+            }
+            Err(AuthError::Store(e)) => Err(e.into()),
+            Err(e) => Err(unauthorized(&e.to_string())),
+        };
     }
     let row: Option<(String, String, String)> = sqlx::query_as("SELECT name, groups, public_key FROM approvers WHERE token_hash = ?")
         .bind(token_hash(token))
@@ -416,10 +472,7 @@ async fn list(
             let v = row_view(row)?;
             version = version.max(v.version);
             let r = &v.request;
-            let visible = match &who {
-                Caller::Admin => true,
-                Caller::Approver { groups, .. } => groups.contains(&r.approvers),
-            };
+            let visible = who.in_group(&r.approvers);
             let matches = q.host.as_ref().is_none_or(|h| &r.host == h)
                 && q.user.as_ref().is_none_or(|u| &r.user == u)
                 && q.rule.as_ref().is_none_or(|u| &r.rule == u)
@@ -455,7 +508,13 @@ async fn authorize_read(app: &App, headers: &HeaderMap, id: &str) -> Result<(), 
     if !token.is_empty() && token_hash(token) == hash {
         return Ok(());
     }
-    caller(app, headers).await.map(|_| ())
+    let who = caller(app, headers).await?;
+    let view = load(app, id).await?.ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no approval request {id}")))?;
+    if who.in_group(&view.request.approvers) {
+        Ok(())
+    } else {
+        Err(ApiError::new(StatusCode::FORBIDDEN, "not_approver", format!("only approvers of group {:?} read this request", view.request.approvers)))
+    }
 }
 
 async fn one(
@@ -477,13 +536,35 @@ async fn one(
     }
 }
 
+/// What an approver signed in with the identity provider sends: the
+/// collector binds and signs it.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Attest {
+    verdict: Verdict,
+    reason: String,
+}
+
+/// A decision body, by who sends it.
+enum Asked {
+    Signed(Box<Decision>),
+    Attest(Attest),
+}
+
 async fn decide(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<String>, body: axum::body::Bytes) -> Result<Json<RequestView>, ApiError> {
     let forbidden = |code, m: String| ApiError::new(StatusCode::FORBIDDEN, code, m);
     let conflict = |code, m: String| ApiError::new(StatusCode::CONFLICT, code, m);
-    let Caller::Approver { name, groups, public_key } = caller(&app, &headers).await? else {
-        return Err(forbidden("not_approver", "decisions are made by approvers with their own token and key, not the admin".into()));
+    let who = caller(&app, &headers).await?;
+    let name = match &who {
+        Caller::Admin => return Err(forbidden("not_approver", "decisions are made by approvers with their own token and key, not the admin".into())),
+        Caller::Approver { name, .. } => name.clone(),
+        Caller::Person { identity, .. } => person_name(identity),
     };
-    let decision: Decision = serde_json::from_slice(&body).map_err(|e| bad("malformed", format!("decision: {e}")))?;
+    let malformed = |e: serde_json::Error| bad("malformed", format!("decision: {e}"));
+    let asked = match &who {
+        Caller::Person { .. } => Asked::Attest(serde_json::from_slice(&body).map_err(malformed)?),
+        _ => Asked::Signed(serde_json::from_slice(&body).map_err(malformed)?),
+    };
     let _guard = app.approvals.write.lock().await;
     let view = load(&app, &id).await?.ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no approval request {id}")))?;
     if view.state == ReqState::Pending && view.expires_at <= super::unix_now() {
@@ -495,32 +576,54 @@ async fn decide(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<
         return Err(conflict("not_pending", format!("request {id} is {}", view.state.as_str())).with("state", view.state.as_str().into()));
     }
     let r = &view.request;
-    if name == r.user {
+    let own = match &who {
+        Caller::Person { identity, .. } => {
+            r.identity.as_ref().is_some_and(|i| i.issuer == identity.issuer && i.subject == identity.subject)
+                || (r.identity.is_none() && (name == r.user || identity.subject == r.user))
+        }
+        _ => name == r.user,
+    };
+    if own {
         log(&app, &view, "refused", json!({"approver": name, "why": "self_approval"})).await;
         return Err(forbidden("self_approval", format!("{name} asked for this command and cannot approve it")));
     }
-    if !groups.contains(&r.approvers) {
+    if let Caller::Person { approver: false, .. } = &who {
+        log(&app, &view, "refused", json!({"approver": name, "why": "not_approver"})).await;
+        return Err(forbidden("not_approver", format!("{name} does not hold the approver role (see [identity.roles] approver)")));
+    }
+    if !who.in_group(&r.approvers) {
         log(&app, &view, "refused", json!({"approver": name, "why": "not_approver"})).await;
         return Err(forbidden("not_approver", format!("{name} is not in the approver group {:?} of rule {}", r.approvers, r.rule)));
     }
-    if decision.approver != name {
-        return Err(forbidden("wrong_approver", format!("the decision is signed as {:?}, but the token is {name:?}'s", decision.approver)));
-    }
-    if decision.public_key != public_key {
-        return Err(forbidden("key_mismatch", format!("the decision is not signed with {name}'s registered key")));
-    }
     let want = Binding { request_id: view.id.clone(), session: r.session.clone(), host: r.host.clone(), line_sha256: r.line_sha256.clone() };
-    if let Err(e) = decision.check(&want) {
-        log(&app, &view, "refused", json!({"approver": name, "why": e.to_string()})).await;
-        return Err(bad("bad_decision", format!("the decision is not for this request: {e}")));
-    }
+    let decision = match (&who, asked) {
+        (Caller::Person { identity, .. }, Asked::Attest(asked)) => {
+            let key = app.approvals.attestation.get().ok_or_else(|| internal("the collector has no attestation key"))?;
+            let who = Attestation { issuer: identity.issuer.clone(), subject: identity.subject.clone() };
+            Decision::attest(key, want, asked.verdict, &name, &asked.reason, who).map_err(|e| bad("bad_decision", e.to_string()))?
+        }
+        (Caller::Approver { public_key, .. }, Asked::Signed(decision)) => {
+            if decision.approver != name {
+                return Err(forbidden("wrong_approver", format!("the decision is signed as {:?}, but the token is {name:?}'s", decision.approver)));
+            }
+            if decision.public_key != *public_key || decision.attested.is_some() {
+                return Err(forbidden("key_mismatch", format!("the decision is not signed with {name}'s registered key")));
+            }
+            if let Err(e) = decision.check(&want) {
+                log(&app, &view, "refused", json!({"approver": name, "why": e.to_string()})).await;
+                return Err(bad("bad_decision", format!("the decision is not for this request: {e}")));
+            }
+            *decision
+        }
+        _ => return Err(internal("unreachable caller")),
+    };
     if view.decisions.iter().any(|d| d.approver == name) {
         return Err(conflict("already_decided", format!("{name} has already decided request {id}")));
     }
     let mut decision = decision;
     decision.at = super::unix_now();
     let verdict = decision.verdict;
-    let detail = json!({"approver": name, "verdict": verdict.as_str(), "reason": decision.reason});
+    let detail = json!({"approver": name, "verdict": verdict.as_str(), "reason": decision.reason, "attested": decision.attested});
     let quorum = r.quorum;
     let mut next = view.clone();
     next.decisions.push(decision.clone());
@@ -577,6 +680,7 @@ mod tests {
             timeout_secs: 60,
             reason: None,
             screen: String::new(),
+            identity: None,
         }
     }
 

@@ -218,7 +218,9 @@ async fn serve(config: ServeConfig) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("listening on {}", config.listen))?;
     let addr = listener.local_addr().context("reading the bound address")?;
+    let attestation = approvals::attestation_key(&config.data_dir).context("the collector's attestation key")?;
     let app = Arc::new(App::new(store, config));
+    let _ = app.approvals.attestation.set(attestation);
     tokio::spawn(approvals::expiry_task(Arc::clone(&app)));
     {
         let mut out = std::io::stdout().lock();

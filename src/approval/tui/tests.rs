@@ -35,6 +35,7 @@ fn request(id: &str, user: &str, line: &str, quorum: u32, created_ago: i64) -> R
             timeout_secs: 600,
             reason: Some("INC-7 restore".into()),
             screen: "bob@db-1:~$ ls\nbackup.sql  notes\nbob@db-1:~$ pg_dump prod".into(),
+            identity: None,
         },
         decisions: Vec::new(),
     }
