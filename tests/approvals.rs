@@ -183,6 +183,18 @@ fn decide(server: &Server, request: &serde_json::Value, who: &Approver, verdict:
     post_decision(server, request["id"].as_str().unwrap(), who, &d)
 }
 
+/// The status of `GET /v1/sessions/{id}/follow`: read only the status
+/// line, since a granted follow streams until the session ends.
+fn follow_status(server: &Server, session: &str, token: &str) -> u16 {
+    use std::io::{BufRead as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(server.addr()).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(stream, "GET /v1/sessions/{session}/follow HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n").unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(stream).read_line(&mut line).unwrap();
+    line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("no status in {line:?}"))
+}
+
 fn audits(cast: &custos::record::Cast, event: &str) -> Vec<serde_json::Value> {
     cast.audits().into_iter().filter(|a| a["kind"] == "approval" && a["event"] == event).collect()
 }
@@ -191,6 +203,7 @@ fn audits(cast: &custos::record::Cast, event: &str) -> Vec<serde_json::Value> {
 fn an_approved_line_runs_once_unchanged_and_a_replayed_decision_is_rejected() {
     let mut w = world();
     let alice = register(&w.server, &w.root, "alice", "dba,ops");
+    let olga = register(&w.server, &w.root, "olga", "ops");
     w.pty.line("echo context-$((6*7))");
     w.pty.wait_text("context-42");
     w.pty.line("bump first");
@@ -204,9 +217,16 @@ fn an_approved_line_runs_once_unchanged_and_a_replayed_decision_is_rejected() {
     assert!(request["screen"].as_str().unwrap().contains("context-42"), "{}", request["screen"]);
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(w.count(), "", "the held line ran before approval");
+    // An approver of the pending request may follow the session live;
+    // an approver of another group may not.
+    let session = request["session"].as_str().unwrap();
+    assert_eq!(follow_status(&w.server, session, &alice.token), 200);
+    assert_eq!(follow_status(&w.server, session, &olga.token), 403);
     let r = decide(&w.server, &request, &alice, Verdict::Approve, "ticket 42");
     assert_eq!(r.status, 200, "{}", r.text());
     w.pty.wait_text("bump-ran");
+    // Decided: nothing pending in the session, so no more watching.
+    assert_eq!(follow_status(&w.server, session, &alice.token), 403);
     assert_eq!(w.count(), "bump first\n");
 
     // The same decision again: the request is no longer pending.
@@ -436,10 +456,17 @@ fn an_approver_decides_in_custos_approve_with_keystrokes() {
         .env("LANG", "C.UTF-8");
     let mut tui = Pty::spawn(cmd, 30, 120);
     tui.wait_text("pending approvals: 0");
+    w.pty.line("echo live-$((6*7))");
+    w.pty.wait_text("live-42");
     w.pty.line("bump via-tui");
     // The approver sees the request arrive, with its command and rule.
     tui.wait_text("bump via-tui");
     tui.wait_text("bump-needs-approval");
+    // The requester's session is followed live: their earlier output is
+    // there, and the held line is not (the shell took it off the screen).
+    tui.wait_text("screen, live");
+    tui.wait_for("the requester's output in the live screen", |s| s.lines().any(|l| l.contains("│live-42")));
+    assert!(!tui.screen_text().lines().any(|l| l.contains("│gate> bump via-tui")), "{}", tui.screen_text());
     tui.send(b"a");
     tui.wait_text("reason:");
     tui.send(b"checked the runbook\r");

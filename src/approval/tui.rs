@@ -79,6 +79,8 @@ pub struct Model {
     pub message: Option<(Role, String)>,
     pub quit: bool,
     pub connected: bool,
+    /// The latest screen of a followed session: session id and its text.
+    pub live: Option<(String, String)>,
 }
 
 impl Model {
@@ -92,6 +94,21 @@ impl Model {
             message: None,
             quit: false,
             connected: false,
+            live: None,
+        }
+    }
+
+    /// The session the selected request came from: the one to follow live.
+    pub fn watched_session(&self) -> Option<String> {
+        self.current().map(|r| r.request.session.clone())
+    }
+
+    /// The requester's screen for `r`: live if its session is followed,
+    /// else as it was when they asked; and whether it is live.
+    pub fn screen_of(&self, r: &RequestView) -> (String, bool) {
+        match &self.live {
+            Some((session, text)) if *session == r.request.session => (text.clone(), true),
+            _ => (r.request.screen.clone(), false),
         }
     }
 
@@ -263,7 +280,10 @@ pub fn draw(frame: &mut Frame<'_>, model: &Model, theme: &Theme, now: i64) {
             let field = |k: &str, v: String| Line::from(vec![Span::styled(format!("{k:>9} "), theme.style(Role::Muted)), Span::raw(v)]);
             let mut lines = vec![
                 field("request", super::hold::short(&r.id).to_owned()),
-                field("who", format!("{} (unix user, unverified)", q.user)),
+                field("who", match &q.identity {
+                    Some(id) => format!("{} ({} at {})", q.user, id.subject, id.issuer),
+                    None => format!("{} (unix user, unverified)", q.user),
+                }),
                 field("where", format!("{} session {}", q.host, super::hold::short(&q.session))),
                 field("cwd", q.cwd.clone()),
                 Line::from(vec![Span::styled(format!("{:>9} ", "command"), theme.style(Role::Muted)), Span::styled(q.line.clone(), theme.style(Role::Highlight))]),
@@ -285,14 +305,15 @@ pub fn draw(frame: &mut Frame<'_>, model: &Model, theme: &Theme, now: i64) {
         Paragraph::new(details).wrap(Wrap { trim: false }).block(Block::default().borders(Borders::ALL).border_style(border).title(" details ")),
         details_area,
     );
-    let screen = current.map(|r| r.request.screen.clone()).unwrap_or_default();
+    let (screen, live) = current.map(|r| model.screen_of(r)).unwrap_or_default();
+    let screen_title = if live { " requester's screen, live (masked) " } else { " requester's screen when they asked (masked) " };
     // The bottom of the screen is where the prompt was: keep it in view.
     let inner_rows = usize::from(screen_area.height.saturating_sub(2));
     let rows: Vec<&str> = screen.lines().collect();
     let start = rows.len().saturating_sub(inner_rows);
     let shown: Vec<Line<'_>> = rows.iter().skip(start).map(|l| Line::raw((*l).to_owned())).collect();
     frame.render_widget(
-        Paragraph::new(shown).block(Block::default().borders(Borders::ALL).border_style(border).title(" requester's screen (masked) ")),
+        Paragraph::new(shown).block(Block::default().borders(Borders::ALL).border_style(border).title(screen_title)),
         screen_area,
     );
 
@@ -342,6 +363,8 @@ enum Net {
     Changed(Vec<RequestView>),
     Connected(bool),
     Result(Role, String),
+    /// A followed session's screen text.
+    Screen(String, String),
 }
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
@@ -353,7 +376,8 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let me = credentials.name().to_owned();
     let (to_ui, from_net) = mpsc::channel::<Net>();
     let (to_net, from_ui) = tokio::sync::mpsc::unbounded_channel::<Decide>();
-    std::thread::spawn(move || net::network(server, credentials, to_ui, from_ui));
+    let (watch, watched) = tokio::sync::watch::channel::<Option<String>>(None);
+    std::thread::spawn(move || net::network(server, credentials, to_ui, from_ui, watched));
 
     struct Guard;
     impl Drop for Guard {
@@ -373,8 +397,17 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
                 Net::Changed(v) => model.update(v),
                 Net::Connected(c) => model.connected = c,
                 Net::Result(role, text) => model.message = Some((role, text)),
+                Net::Screen(session, text) => model.live = Some((session, text)),
             }
         }
+        let session = model.watched_session();
+        watch.send_if_modified(|w| {
+            let changed = *w != session;
+            if changed {
+                w.clone_from(&session);
+            }
+            changed
+        });
         let now = crate::serve::unix_now();
         terminal.draw(|f| draw(f, &model, &theme, now))?;
         if event::poll(Duration::from_millis(100))? {

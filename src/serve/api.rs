@@ -161,6 +161,15 @@ pub(super) async fn require_role(app: &App, headers: &HeaderMap, role: Role) -> 
     }
 }
 
+/// Watching a session live: whoever may read it, and also an approver of a
+/// request pending in it (to see the requester's screen before deciding).
+pub(super) async fn require_watch(app: &App, headers: &HeaderMap, id: &str) -> ApiResult<Caller> {
+    match require_read(app, headers, id).await {
+        Ok(caller) => Ok(caller),
+        Err(refused) => super::approvals::watcher(app, headers, id).await?.ok_or(refused),
+    }
+}
+
 /// Reading a session: auditors read all; anyone else only their own.
 pub(super) async fn require_read(app: &App, headers: &HeaderMap, id: &str) -> ApiResult<Caller> {
     let caller = super::identity::authenticate(app, headers).await?;
@@ -448,7 +457,7 @@ async fn follow(
     query: Result<Query<FollowQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Response> {
     let id = parse_session_id(&id)?;
-    let caller = require_read(&app, &headers, &id).await?;
+    let caller = require_watch(&app, &headers, &id).await?;
     let Query(q) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "malformed", e.body_text()))?;
     let resume = headers
         .get("last-event-id")

@@ -330,6 +330,7 @@ async fn caller(app: &App, headers: &HeaderMap) -> Result<Caller, ApiError> {
                 let Authed::Person { identity, .. } = who else { return Err(internal("unreachable caller")) };
                 Ok(Caller::Person { identity, approver })
             }
+            Ok(Authed::Approver { .. }) => Err(internal("authenticate never answers an approver")),
             Err(AuthError::Store(e)) => Err(e.into()),
             Err(e) => Err(unauthorized(&e.to_string())),
         };
@@ -493,6 +494,31 @@ async fn list(
 struct OneQuery {
     after: Option<i64>,
     wait: Option<u64>,
+}
+
+/// The caller, if they may decide a request pending in `session`: they
+/// may then follow that session live (`GET /v1/sessions/{id}/follow`).
+/// `None` when the token is no approver's; refused when it is, but no
+/// request of theirs is pending there.
+pub async fn watcher(app: &App, headers: &HeaderMap, session: &str) -> Result<Option<super::identity::Caller>, ApiError> {
+    let Ok(who) = caller(app, headers).await else { return Ok(None) };
+    let refused = || ApiError::new(StatusCode::FORBIDDEN, "forbidden", format!("no request you may decide is pending in session {session}"));
+    let groups: Vec<(String,)> = sqlx::query_as("SELECT DISTINCT json_extract(body, '$.approvers') FROM approval_requests WHERE state = 'pending' AND json_extract(body, '$.session') = ?")
+        .bind(session)
+        .fetch_all(app.store.pool())
+        .await
+        .map_err(internal)?;
+    if !groups.iter().any(|(g,)| who.in_group(g)) {
+        return Err(refused());
+    }
+    Ok(Some(match who {
+        Caller::Admin => super::identity::Caller::Admin,
+        Caller::Approver { name, .. } => super::identity::Caller::Approver { name },
+        Caller::Person { identity, .. } => {
+            let roles = app.identity.as_ref().map(|v| crate::identity::roles::roles_for(&v.config.roles, &identity.groups)).unwrap_or_default();
+            super::identity::Caller::Person { identity, roles }
+        }
+    }))
 }
 
 /// Who may read or withdraw a request: the admin, an approver of its

@@ -74,6 +74,7 @@ pub fn caller_label(caller: &super::identity::Caller, headers: &HeaderMap) -> St
             Some(email) => format!("oidc:{} {} <{email}>", identity.issuer, identity.subject),
             None => format!("oidc:{} {}", identity.issuer, identity.subject),
         },
+        super::identity::Caller::Approver { name } => format!("approver:{name}"),
     }
 }
 

@@ -65,6 +65,9 @@ pub enum Caller {
     Admin,
     /// A person signed in with the provider.
     Person { identity: Identity, roles: BTreeSet<Role> },
+    /// An approver registered with `custos serve approver` (their token is
+    /// not an ID token); admitted only where approvals say so.
+    Approver { name: String },
 }
 
 impl Caller {
@@ -73,6 +76,7 @@ impl Caller {
         match self {
             Self::Admin => true,
             Self::Person { roles, .. } => roles.contains(&role) || roles.contains(&Role::Admin),
+            Self::Approver { .. } => false,
         }
     }
 
