@@ -96,8 +96,10 @@ struct PaneRuntime {
     /// The prefix as the divider names it (`C-]`).
     key_name: String,
     state: PaneState,
-    /// The user closed the pane: its exit status is expected, not news.
-    closing: bool,
+    /// Panes the user closed whose exit status is still to come: those
+    /// exits are expected, not news. The launcher runs one pane at a time
+    /// and reports exits in order, so a count is enough.
+    expected_exits: u32,
     /// The last line the pane showed before it ended on its own.
     last_words: Option<String>,
 }
@@ -239,7 +241,7 @@ pub fn run(
         prefix: Prefix::new(p.prefix),
         key_name: key_name(p.prefix),
         state: PaneState::Closed,
-        closing: false,
+        expected_exits: 0,
         last_words: None,
     });
     let mut lp = Loop {
@@ -603,7 +605,6 @@ impl Loop<'_> {
                     Ok(split) => match p.launcher.open(Size { rows: split.pane_rows, cols: split.cols }) {
                         Ok(()) => {
                             p.state = PaneState::Opening;
-                            p.closing = false;
                             p.last_words = None;
                         }
                         Err(e) => self.pane_notice = Some(format!("approvals pane: cannot reach its launcher: {e}")),
@@ -630,7 +631,7 @@ impl Loop<'_> {
         // also sends SIGTERM.
         p.state = PaneState::Closed;
         if by_user {
-            p.closing = true;
+            p.expected_exits += 1;
             let _ = p.launcher.close();
         }
         let _ = self.check_size();
@@ -661,7 +662,7 @@ impl Loop<'_> {
                                 self.pane_notice = Some(format!("approvals pane: {e}"));
                             }
                             p.state = PaneState::Closed;
-                            p.closing = true;
+                            p.expected_exits += 1;
                             let _ = p.launcher.close();
                             drop(master);
                         }
@@ -674,8 +675,9 @@ impl Loop<'_> {
                     self.pane_notice = Some(format!("approvals pane: {why}"));
                 }
                 Reply::Exited(status) => {
-                    let expected = std::mem::take(&mut p.closing);
-                    if matches!(p.state, PaneState::Open(_)) {
+                    let expected = p.expected_exits > 0;
+                    p.expected_exits = p.expected_exits.saturating_sub(1);
+                    if !expected && matches!(p.state, PaneState::Open(_)) {
                         // Its last output may still be in the PTY.
                         let mut buf = vec![0u8; 16 * 1024];
                         self.read_pane(&mut buf);
@@ -1103,9 +1105,6 @@ impl Loop<'_> {
     /// Drains what the shell left, renders the last frame, records the exit
     /// status and gives the terminal back.
     fn finish(mut self) -> std::io::Result<Ending> {
-        if let Some(p) = self.pane.as_mut() {
-            p.closing = true;
-        }
         self.close_pane(true);
         if let Some(p) = self.pane.take() {
             p.launcher.shut_down(Duration::from_millis(500));

@@ -499,6 +499,14 @@ fn an_approver_decides_in_the_pane_of_their_own_custos_shell() {
     w.pty.wait_text("bump-ran");
     assert_eq!(w.count(), "bump from-pane\n");
     me.wait_text("pending approvals: 0");
+    me.wait_text("sent");
+
+    // Closed and opened again at once: a fresh pane, and the old one's
+    // end is no news.
+    me.send(b"\x1da\x1da");
+    me.wait_for("a fresh pane", |s| s.contains("pending approvals: 0") && !s.contains("sent"));
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!me.screen_text().contains("exited with status"), "{}", me.screen_text());
 
     me.send(b"\x1da");
     me.wait_for("the pane to close", |s| !s.contains("pending approvals"));
@@ -520,7 +528,7 @@ fn an_approver_decides_in_the_pane_of_their_own_custos_shell() {
     assert!(!inputs.iter().any(|i| i.contains("approved in my pane") || i.contains('\x1d')), "the pane's keys were recorded: {inputs:?}");
     // The shell was resized for the pane and back, and the recording says so.
     let resizes: Vec<&str> = cast.events.iter().filter(|(_, code, _)| code == "r").map(|(_, _, d)| d.as_str()).collect();
-    assert_eq!(resizes, ["100x16", "100x29"], "{resizes:?}");
+    assert_eq!(resizes, ["100x16", "100x29", "100x16", "100x29"], "{resizes:?}");
     let replayed = common::replay(&cast);
     assert!(replayed.screen().contents().contains("after=29"), "{}", replayed.screen().contents());
     let cast = w.exit();

@@ -160,23 +160,7 @@ impl Launcher {
             Err(nix::Error::EAGAIN | nix::Error::EINTR) => return None,
             Err(_) => return Some(Reply::Gone),
         };
-        let msg = buf.get(..n).unwrap_or_default();
-        Some(match msg.split_first() {
-            None => Reply::Gone,
-            Some((b'O', _)) => match fds.into_iter().next() {
-                Some(master) => match set_nonblocking(&master) {
-                    Ok(()) => Reply::Opened(master),
-                    Err(e) => Reply::Failed(format!("the pane's terminal: {e}")),
-                },
-                None => Reply::Failed("the launcher sent no terminal".into()),
-            },
-            Some((b'F', text)) => Reply::Failed(String::from_utf8_lossy(text).into_owned()),
-            Some((b'X', status)) => match <[u8; 4]>::try_from(status) {
-                Ok(bytes) => Reply::Exited(i32::from_be_bytes(bytes)),
-                Err(_) => Reply::Failed(format!("the launcher sent a malformed exit status ({} bytes)", status.len())),
-            },
-            Some((other, _)) => Reply::Failed(format!("the launcher sent an unknown message {:?}", char::from(*other))),
-        })
+        Some(decode(buf.get(..n).unwrap_or_default(), fds.into_iter().next()))
     }
 
     /// Closes the socket (the launcher stops the pane and exits) and reaps
@@ -191,6 +175,26 @@ impl Launcher {
                 _ => return,
             }
         }
+    }
+}
+
+/// One message from the launcher, with the descriptor it carried.
+fn decode(msg: &[u8], fd: Option<OwnedFd>) -> Reply {
+    match msg.split_first() {
+        None => Reply::Gone,
+        Some((b'O', _)) => match fd {
+            Some(master) => match set_nonblocking(&master) {
+                Ok(()) => Reply::Opened(master),
+                Err(e) => Reply::Failed(format!("the pane's terminal: {e}")),
+            },
+            None => Reply::Failed("the launcher sent no terminal".into()),
+        },
+        Some((b'F', text)) => Reply::Failed(String::from_utf8_lossy(text).into_owned()),
+        Some((b'X', status)) => match <[u8; 4]>::try_from(status) {
+            Ok(bytes) => Reply::Exited(i32::from_be_bytes(bytes)),
+            Err(_) => Reply::Failed(format!("the launcher sent a malformed exit status ({} bytes)", status.len())),
+        },
+        Some((other, _)) => Reply::Failed(format!("the launcher sent an unknown message {:?}", char::from(*other))),
     }
 }
 
@@ -264,9 +268,13 @@ fn serve(sock: RawFd, privilege: &Privilege, cmd: &PaneCommand) -> ! {
                 unsafe { libc::_exit(0) }
             }
             [b'o', r0, r1, c0, c1] => {
-                if child.is_some() {
-                    reply(b"Fthe approvals pane is already running", None);
-                    continue;
+                // A pane closed a moment ago may not have ended yet: end
+                // it, and report its exit first, so exits stay in order.
+                if let Some(pid) = child.take() {
+                    let code = stop(pid);
+                    let mut msg = vec![b'X'];
+                    msg.extend_from_slice(&code.to_be_bytes());
+                    reply(&msg, None);
                 }
                 let size = Size { rows: u16::from_be_bytes([*r0, *r1]), cols: u16::from_be_bytes([*c0, *c1]) };
                 match spawn(cmd, size) {
@@ -285,6 +293,27 @@ fn serve(sock: RawFd, privilege: &Privilege, cmd: &PaneCommand) -> ! {
             _ => reply(b"Fthe launcher got a malformed request", None),
         }
     }
+}
+
+/// SIGTERM, a second's grace, then SIGKILL; the exit status.
+fn stop(pid: Pid) -> i32 {
+    let _ = kill(pid, Signal::SIGTERM);
+    for i in 0..110 {
+        match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) => {}
+            Ok(status) => {
+                if let Some(code) = crate::child::exit_code(status) {
+                    return code;
+                }
+            }
+            Err(_) => return 128 + libc::SIGKILL,
+        }
+        if i == 100 {
+            let _ = kill(pid, Signal::SIGKILL);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    128 + libc::SIGKILL
 }
 
 fn reply(msg: &[u8], fd: Option<RawFd>) {
@@ -319,5 +348,40 @@ fn spawn(cmd: &PaneCommand, size: Size) -> std::io::Result<(OwnedFd, Pid)> {
             }
         }
         ForkResult::Parent { child } => Ok((pty.master, child)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+    use super::*;
+
+    fn failed(reply: Reply) -> String {
+        match reply {
+            Reply::Failed(why) => why,
+            other => panic!("expected a failure, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn replies_decode() {
+        let (r, _w) = nix::unistd::pipe().unwrap();
+        assert!(matches!(decode(b"O", Some(r)), Reply::Opened(_)));
+        assert!(matches!(decode(&[b'X', 0, 0, 0, 130], None), Reply::Exited(130)));
+        assert!(matches!(decode(b"", None), Reply::Gone));
+        assert_eq!(failed(decode(b"Fno pty", None)), "no pty");
+    }
+
+    #[test]
+    fn malformed_replies_are_named_failures() {
+        assert!(failed(decode(b"O", None)).contains("no terminal"));
+        assert!(failed(decode(&[b'X', 1, 2], None)).contains("malformed exit status (2 bytes)"));
+        assert!(failed(decode(b"Zzz", None)).contains("unknown message 'Z'"));
+    }
+
+    #[test]
+    fn a_nul_in_the_command_is_an_error_naming_it() {
+        let err = PaneCommand::new(Path::new("/bin/custos"), &[OsString::from("a\0b")], &[]).err().unwrap();
+        assert!(err.to_string().contains("NUL"), "{err}");
     }
 }
