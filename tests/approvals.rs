@@ -591,6 +591,38 @@ fn a_pane_whose_approve_fails_closes_and_the_status_line_says_why() {
     assert!(!output.contains("exited with status"), "the status line was recorded: {output}");
 }
 
+/// The terminal resized while the pane is open: the split follows it, and
+/// a terminal grown too short closes the pane and gives the shell every
+/// row. (No collector listens: `custos approve` waits, connecting.)
+#[test]
+fn the_pane_follows_a_resize_and_closes_when_the_terminal_gets_too_short() {
+    let setup = Setup::new("[shell]\ndefault = \"/bin/bash\"\n[collector]\nurl = \"http://127.0.0.1:9\"\n");
+    std::fs::write(setup.dir.path().join(".bashrc"), "PS1='size> '\n").unwrap();
+    let key_path = setup.dir.path().join("approver.key");
+    HostKey::generate().save(&key_path).unwrap();
+    let mut cmd = setup.command(&[]);
+    cmd.env("CUSTOS_APPROVER_TOKEN", "cst_unused").env("CUSTOS_APPROVER_NAME", "alice").env("CUSTOS_APPROVER_KEY", &key_path);
+    let mut pty = Pty::spawn(cmd, 30, 100);
+    pty.wait_for("the prompt", |s| s.lines().any(|l| l.trim_end() == "size>"));
+    pty.send(b"\x1da");
+    pty.wait_text("connecting");
+    assert!(pty.rows()[16].contains("C-] a closes"), "{:#?}", pty.rows());
+    // 40 rows: 16 for the pane, the divider on row 22.
+    pty.resize(40, 100);
+    pty.wait_for("the pane to move", |_| pty.rows()[22].contains("C-] a closes") && pty.rows()[23].contains("pending approvals: 0"));
+    assert!(pty.rows()[39].contains("REC"), "{:#?}", pty.rows());
+    pty.resize(12, 100);
+    pty.wait_text("approvals pane closed: terminal too small (12 rows, needs 15)");
+    pty.line("echo rows=$(tput lines)");
+    pty.wait_text("rows=11");
+    pty.line("exit");
+    pty.wait_exit();
+    let cast = setup.recording();
+    let resizes: Vec<&str> = cast.events.iter().filter(|(_, code, _)| code == "r").map(|(_, _, d)| d.as_str()).collect();
+    assert_eq!(resizes, ["100x16", "100x22", "100x11"], "{resizes:?}");
+    assert!(!cast.output().contains("connecting"), "{}", cast.output());
+}
+
 /// A request made through the API as a host would, signed with its key.
 fn create_signed(server: &Server, key: &HostKey, timeout_secs: u64) -> Response {
     use base64::Engine as _;
