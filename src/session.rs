@@ -531,7 +531,13 @@ impl Loop<'_> {
     /// Keys for the approvals pane: to its `custos approve` alone.
     fn keys_to_pane(&mut self, keys: &[u8]) {
         if let Some(PaneState::Open(open)) = self.pane.as_mut().map(|p| &mut p.state) {
-            open.to_pane.extend_from_slice(keys);
+            // The terminal's modes are the shell's; the pane may want
+            // pastes plain.
+            if open.screen.modes().bracketed_paste {
+                open.to_pane.extend_from_slice(keys);
+            } else {
+                open.to_pane.extend(crate::pane::unbracket_paste(keys));
+            }
         }
         self.flush_to_pane();
     }

@@ -495,7 +495,8 @@ fn an_approver_decides_in_the_pane_of_their_own_custos_shell() {
     me.wait_text("bump from-pane");
     me.send(b"a");
     me.wait_text("reason:");
-    me.send(b"approved in my pane\r");
+    // Pasted: the terminal brackets it, as bash asked; the pane gets it plain.
+    me.send(b"\x1b[200~approved in my pane\x1b[201~\r");
     w.pty.wait_text("bump-ran");
     assert_eq!(w.count(), "bump from-pane\n");
     me.wait_text("pending approvals: 0");

@@ -207,6 +207,25 @@ pub fn approve_command(server: &str, env: &[(OsString, OsString)]) -> (Vec<OsStr
     (args, kept)
 }
 
+/// Keys for a pane whose program has not asked for bracketed paste, with
+/// the paste markers taken out. The user's terminal wraps a paste in them
+/// whenever the *shell* asked for it (bash does at its prompt), and
+/// `custos approve` would drop a marked paste whole, reason and all.
+pub fn unbracket_paste(keys: &[u8]) -> Vec<u8> {
+    const MARKERS: [&[u8]; 2] = [b"\x1b[200~", b"\x1b[201~"];
+    let mut out = Vec::with_capacity(keys.len());
+    let mut rest = keys;
+    while let Some((&first, tail)) = rest.split_first() {
+        if let Some(m) = MARKERS.iter().find(|m| rest.starts_with(m)) {
+            rest = rest.get(m.len()..).unwrap_or_default();
+            continue;
+        }
+        out.push(first);
+        rest = tail;
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
@@ -241,6 +260,13 @@ mod tests {
         assert!(!p.armed());
         assert_eq!(p.feed(&[P]), vec![]);
         assert_eq!(p.feed(&[P]), vec![fwd(&[P])]);
+    }
+
+    #[test]
+    fn paste_markers_are_taken_out_and_nothing_else() {
+        assert_eq!(unbracket_paste(b"\x1b[200~INC-7 restore\x1b[201~\r"), b"INC-7 restore\r");
+        assert_eq!(unbracket_paste(b"\x1b[A\x1b[20"), b"\x1b[A\x1b[20");
+        assert_eq!(unbracket_paste(b""), b"");
     }
 
     #[rstest]
