@@ -50,6 +50,8 @@ pub struct Config {
     pub gate: GateConfig,
     /// `[collector]`: where `custos upload` delivers chunks.
     pub collector: CollectorConfig,
+    /// `[approvals]`: the approvals pane inside `custos-shell`.
+    pub approvals: ApprovalsConfig,
     /// `[evidence]`: the host key, chunking, the spool quota.
     pub evidence: EvidenceConfig,
     /// `[identity]`: the OpenID provider and who must sign in.
@@ -111,6 +113,27 @@ struct RawCollector {
     url: Option<String>,
 }
 
+/// `[approvals]`: the approvals pane (see `pane`). It needs `[collector]
+/// url`; without one the prefix key is not intercepted at all.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApprovalsConfig {
+    /// The prefix byte (`pane_key = "C-]"`, the default); `None` for
+    /// `"none"`: no pane.
+    pub pane_key: Option<u8>,
+}
+
+impl Default for ApprovalsConfig {
+    fn default() -> Self {
+        Self { pane_key: Some(crate::pane::DEFAULT_PREFIX) }
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawApprovals {
+    pane_key: Option<String>,
+}
+
 /// `[evidence]`: how recordings become signed chunks in the spool.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EvidenceConfig {
@@ -139,6 +162,8 @@ struct RawConfig {
     gate: RawGate,
     #[serde(default)]
     collector: RawCollector,
+    #[serde(default)]
+    approvals: RawApprovals,
     #[serde(default)]
     evidence: RawEvidence,
     #[serde(default)]
@@ -194,6 +219,7 @@ impl Default for Config {
             masking: MaskingConfig::default(),
             gate: GateConfig { enabled: true, on_degraded: OnDegraded::Mark },
             collector: CollectorConfig::default(),
+            approvals: ApprovalsConfig::default(),
             evidence: EvidenceConfig {
                 key: PathBuf::from("/var/lib/custos/host.key"),
                 chunking: ChunkerConfig::default(),
@@ -253,6 +279,10 @@ impl Config {
             None => None,
         };
         let evidence = raw.evidence.validate(&defaults.evidence, &invalid)?;
+        let pane_key = match raw.approvals.pane_key {
+            Some(v) => crate::pane::parse_key(&v).map_err(|e| invalid("approvals.pane_key", &e.to_string()))?,
+            None => defaults.approvals.pane_key,
+        };
         Ok(Self {
             shell: ShellConfig { default, users, groups },
             status_line: raw.status_line.enabled.unwrap_or(defaults.status_line),
@@ -266,6 +296,7 @@ impl Config {
                 on_degraded: raw.gate.on_degraded.unwrap_or(defaults.gate.on_degraded),
             },
             collector: CollectorConfig { url: collector_url },
+            approvals: ApprovalsConfig { pane_key },
             evidence,
             identity: raw.identity.validate(path)?,
             source: Some(path.to_owned()),
@@ -408,6 +439,13 @@ mod tests {
     }
 
     #[test]
+    fn the_pane_key_defaults_to_ctrl_bracket_and_can_be_changed_or_turned_off() {
+        assert_eq!(Config::parse("", Path::new("c.toml")).unwrap().approvals.pane_key, Some(0x1d));
+        assert_eq!(Config::parse("[approvals]\npane_key = \"C-b\"\n", Path::new("c.toml")).unwrap().approvals.pane_key, Some(0x02));
+        assert_eq!(Config::parse("[approvals]\npane_key = \"none\"\n", Path::new("c.toml")).unwrap().approvals.pane_key, None);
+    }
+
+    #[test]
     fn shells_resolve_user_then_group_then_default() {
         let c = Config::parse(
             "[shell]\ndefault = \"/bin/bash\"\n[shell.users]\nalice = \"/bin/zsh\"\n[shell.groups]\ndba = \"/usr/bin/fish\"\n",
@@ -431,6 +469,8 @@ mod tests {
     #[case::gate_unknown_key("[gate]\nenable = true\n", "unknown field `enable`")]
     #[case::collector_not_a_url("[collector]\nurl = \"collector:8470\"\n", "collector.url")]
     #[case::collector_unknown_key("[collector]\nurl = \"http://c\"\nurll = 1\n", "unknown field `urll`")]
+    #[case::approvals_bad_pane_key("[approvals]\npane_key = \"M-x\"\n", "approvals.pane_key: \"M-x\" is not a control key")]
+    #[case::approvals_unknown_key("[approvals]\npanekey = \"C-a\"\n", "unknown field `panekey`")]
     #[case::masking_unknown_key("[masking]\nglpyh = \"*\"\n", "unknown field `glpyh`")]
     #[case::masking_unknown_detector("[masking]\ndisabled = [\"visa\"]\n", "masking.disabled: unknown detector \"visa\"")]
     #[case::masking_bad_rule(

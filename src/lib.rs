@@ -41,6 +41,7 @@ pub mod masker;
 pub mod mask;
 pub mod nesting;
 pub mod offline;
+pub mod pane;
 pub mod policy;
 pub mod privilege;
 pub mod pty;

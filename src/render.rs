@@ -582,6 +582,35 @@ fn write_mode_changes(old: &Modes, new: &Modes, out: &mut Vec<u8>) {
     }
 }
 
+/// Draws every row of `screen` on the target's rows `top..` (0-based),
+/// `cols` wide, with no shadow: the approvals pane (see `pane`), a second
+/// screen below the shell's rows on the user's terminal only. It is a few
+/// rows a frame, so redrawing it whole keeps it right whatever the shell's
+/// frame did around it (a switch of buffers clears the target).
+pub fn draw_screen_at(screen: &Screen, top: u16, cols: u16, out: &mut Vec<u8>) {
+    let cols = usize::from(cols);
+    for r in 0..screen.size().rows {
+        let Some(cells) = screen.row(r) else { break };
+        let cells = cells.get(..cols).unwrap_or(cells);
+        cup(out, usize::from(top) + usize::from(r) + 1, 1);
+        out.extend_from_slice(b"\x1b[0m");
+        let mut pen = Some(Pen::default());
+        let mut text = String::new();
+        if let Some(end) = last_content(cells) {
+            write_cells(cells.get(..=end).unwrap_or_default(), &mut pen, &mut text);
+        }
+        out.extend_from_slice(text.as_bytes());
+        out.extend_from_slice(b"\x1b[0m\x1b[K");
+    }
+}
+
+/// A reverse-video bar on row `row` (0-based) of the target, like the
+/// status line: the approvals pane's divider and, while the pane is open,
+/// the status line itself.
+pub fn draw_bar(row: u16, cols: u16, text: &str, out: &mut Vec<u8>) {
+    draw_status(Layout { pane_rows: row, cols, status: true }, text, out);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

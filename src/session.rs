@@ -17,13 +17,20 @@
 //! - **hang-up** (the user's terminal is gone) closes the PTY master, which
 //!   hangs up the shell, and the recording is completed all the same.
 //!
+//! With a collector configured, a prefix key opens the approvals pane
+//! (see `pane`): a second inner PTY running `custos approve`, parsed into
+//! its own screen and drawn below the shell's rows on the user's terminal
+//! only. While it is open, keys go to it (never to the shell, the gate or
+//! the input recording), the shell's PTY is that many rows shorter, and
+//! the recording, which shows the shell alone, gets a resize event.
+//!
 //! Writes to the user's terminal block: a slow terminal slows the shell
 //! down instead of losing output. The recording does the same: when the
 //! evidence spool is full (see `sink`), the loop stops reading the shell's
 //! output until there is room (`when_full = "throttle"`), or ends the
 //! session (`"end"`).
 
-use std::io::Read as _;
+use std::io::{Read as _, Write as _};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
@@ -36,6 +43,7 @@ use crate::config::OnDegraded;
 use crate::gate::socket::GateSocket;
 use crate::gate::{Gate, Note};
 use crate::masker::Masker;
+use crate::pane::{Key, Prefix, Split};
 use crate::evidence::WhenFull;
 use crate::record::Event;
 use crate::render::{Layout, Renderer, Scrolled};
@@ -70,6 +78,50 @@ pub struct Options {
     pub masker: Masker,
     /// The command gate, when the shell has hooks.
     pub gate: Option<GateRuntime>,
+    /// The approvals pane, when a collector is configured (see `pane`).
+    pub pane: Option<PaneSetup>,
+}
+
+/// What the approvals pane needs: its launcher, forked at session start,
+/// and the prefix key.
+pub struct PaneSetup {
+    pub launcher: crate::pane::launcher::Launcher,
+    pub prefix: u8,
+}
+
+/// The approvals pane as the loop runs it.
+struct PaneRuntime {
+    launcher: crate::pane::launcher::Launcher,
+    prefix: Prefix,
+    /// The prefix as the divider names it (`C-]`).
+    key_name: String,
+    state: PaneState,
+    /// Panes the user closed whose exit status is still to come: those
+    /// exits are expected, not news. The launcher runs one pane at a time
+    /// and reports exits in order, so a count is enough.
+    expected_exits: u32,
+    /// The last line the pane showed before it ended on its own.
+    last_words: Option<String>,
+}
+
+enum PaneState {
+    Closed,
+    /// Asked the launcher; the focus stays on the shell until it answers.
+    Opening,
+    Open(Box<OpenPane>),
+}
+
+struct OpenPane {
+    master: OwnedFd,
+    screen: Screen,
+    split: Split,
+    to_pane: Vec<u8>,
+}
+
+/// `C-]` for 0x1d, `C-a` for 0x01.
+fn key_name(prefix: u8) -> String {
+    let c = char::from(prefix | 0x40);
+    format!("C-{}", if c.is_ascii_uppercase() { c.to_ascii_lowercase() } else { c })
 }
 
 /// The command gate as the loop runs it (see `gate`).
@@ -164,6 +216,12 @@ struct Loop<'a> {
     last_foreground_check: Option<Instant>,
     /// Set when the session must end (a degraded session, configured so).
     ending: Option<String>,
+    pane: Option<PaneRuntime>,
+    /// Why the approvals pane closed or would not open, on the status line
+    /// until the prefix is used again.
+    pane_notice: Option<String>,
+    /// The user's terminal has a scroll region for the shell's rows.
+    region_set: bool,
 }
 
 /// Runs the session until the shell exits or the terminal hangs up.
@@ -175,9 +233,17 @@ pub fn run(
     layout: Layout,
     signals: &Signals,
     sink: &mut Sink,
-    options: Options,
+    mut options: Options,
 ) -> std::io::Result<Ending> {
     let started = Instant::now();
+    let pane = options.pane.take().map(|p| PaneRuntime {
+        launcher: p.launcher,
+        prefix: Prefix::new(p.prefix),
+        key_name: key_name(p.prefix),
+        state: PaneState::Closed,
+        expected_exits: 0,
+        last_words: None,
+    });
     let mut lp = Loop {
         term,
         master: Some(master),
@@ -203,6 +269,9 @@ pub fn run(
         held: None,
         last_foreground_check: None,
         ending: None,
+        pane,
+        pane_notice: None,
+        region_set: false,
     };
     lp.status_base = lp.options.status_line.clone();
     let mut start = Vec::new();
@@ -252,11 +321,26 @@ impl Loop<'_> {
                 PollFd::new(signals.read.as_fd(), PollFlags::POLLIN),
             ];
             let mut agent_index = None;
+            let mut gate_end = fds.len();
             if let Some(g) = self.options.gate.as_ref() {
                 fds.extend(g.socket.fds().into_iter().map(|fd| PollFd::new(fd, PollFlags::POLLIN)));
+                gate_end = fds.len();
                 if let Some(fd) = g.approvals.as_ref().and_then(|a| a.fd()) {
                     agent_index = Some(fds.len());
                     fds.push(PollFd::new(fd, PollFlags::POLLIN));
+                }
+            }
+            let (mut launcher_index, mut pane_index) = (None, None);
+            if let Some(p) = self.pane.as_ref() {
+                launcher_index = Some(fds.len());
+                fds.push(PollFd::new(p.launcher.fd(), PollFlags::POLLIN));
+                if let PaneState::Open(open) = &p.state {
+                    let mut events = PollFlags::POLLIN;
+                    if !open.to_pane.is_empty() {
+                        events |= PollFlags::POLLOUT;
+                    }
+                    pane_index = Some(fds.len());
+                    fds.push(PollFd::new(open.master.as_fd(), events));
                 }
             }
             match poll(&mut fds, timeout) {
@@ -267,15 +351,26 @@ impl Loop<'_> {
             let ready = |fd: Option<&PollFd<'_>>| fd.and_then(|fd| fd.revents()).unwrap_or(PollFlags::empty());
             let (m, k, s) = (ready(fds.first()), ready(fds.get(1)), ready(fds.get(2)));
             let agent_ready = agent_index.is_some_and(|i| ready(fds.get(i)).intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR));
+            let launcher_ready = launcher_index.is_some_and(|i| !ready(fds.get(i)).is_empty());
+            let pane_ready = pane_index.map_or(PollFlags::empty(), |i| ready(fds.get(i)));
             let gate_ready: Vec<usize> = fds
                 .iter()
-                .take(agent_index.unwrap_or(usize::MAX))
+                .take(gate_end)
                 .skip(3)
                 .enumerate()
                 .filter(|(_, fd)| ready(Some(fd)).intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR))
                 .map(|(i, _)| i)
                 .collect();
             drop(fds);
+            if launcher_ready {
+                self.launcher_replies();
+            }
+            if pane_ready.contains(PollFlags::POLLOUT) {
+                self.flush_to_pane();
+            }
+            if pane_ready.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR) {
+                self.read_pane(&mut buf);
+            }
             // Connections are handled last first, so indices stay valid
             // when one is dropped.
             for index in gate_ready.into_iter().rev() {
@@ -386,25 +481,227 @@ impl Loop<'_> {
             Ok(0) => self.hang_up(),
             Ok(n) => {
                 let keys = buf.get(..n).unwrap_or_default();
-                // A held line: keys go to the hold (a reason, Ctrl-C), not
-                // the shell, which waits for its answer.
-                if let Some(a) = self.options.gate.as_mut().and_then(|g| g.approvals.as_mut()).filter(|a| a.holding()) {
-                    let effects = a.keys(keys);
-                    self.approval_effects(effects);
-                    self.approval_status();
+                let Some(pane) = self.pane.as_mut() else {
+                    self.keys_to_shell(keys);
                     return;
+                };
+                for key in pane.prefix.feed(keys) {
+                    match key {
+                        Key::Toggle => self.toggle_pane(),
+                        Key::Forward(bytes) => {
+                            if self.pane_focused() {
+                                self.keys_to_pane(&bytes);
+                            } else {
+                                self.keys_to_shell(&bytes);
+                            }
+                        }
+                    }
                 }
-                if self.options.record_input {
-                    self.record_keys(keys);
-                }
-                if keys.iter().any(|&b| b == b'\r' || b == b'\n') {
-                    self.gate_enter();
-                }
-                self.to_master.extend_from_slice(keys);
-                self.flush_to_master();
             }
             Err(nix::Error::EINTR | nix::Error::EAGAIN) => {}
             Err(_) => self.hang_up(),
+        }
+    }
+
+    /// Keys for the shell: to a held line's prompt, or to the shell (and
+    /// the gate's Enter watch, and the input recording).
+    fn keys_to_shell(&mut self, keys: &[u8]) {
+        // A held line: keys go to the hold (a reason, Ctrl-C), not
+        // the shell, which waits for its answer.
+        if let Some(a) = self.options.gate.as_mut().and_then(|g| g.approvals.as_mut()).filter(|a| a.holding()) {
+            let effects = a.keys(keys);
+            self.approval_effects(effects);
+            self.approval_status();
+            return;
+        }
+        if self.options.record_input {
+            self.record_keys(keys);
+        }
+        if keys.iter().any(|&b| b == b'\r' || b == b'\n') {
+            self.gate_enter();
+        }
+        self.to_master.extend_from_slice(keys);
+        self.flush_to_master();
+    }
+
+    fn pane_focused(&self) -> bool {
+        self.pane.as_ref().is_some_and(|p| matches!(p.state, PaneState::Open(_)))
+    }
+
+    /// Keys for the approvals pane: to its `custos approve` alone.
+    fn keys_to_pane(&mut self, keys: &[u8]) {
+        if let Some(PaneState::Open(open)) = self.pane.as_mut().map(|p| &mut p.state) {
+            // The terminal's modes are the shell's; the pane may want
+            // pastes plain.
+            if open.screen.modes().bracketed_paste {
+                open.to_pane.extend_from_slice(keys);
+            } else {
+                open.to_pane.extend(crate::pane::unbracket_paste(keys));
+            }
+        }
+        self.flush_to_pane();
+    }
+
+    fn flush_to_pane(&mut self) {
+        let Some(PaneState::Open(open)) = self.pane.as_mut().map(|p| &mut p.state) else { return };
+        while !open.to_pane.is_empty() {
+            match nix::unistd::write(&open.master, &open.to_pane) {
+                Ok(n) => {
+                    open.to_pane.drain(..n);
+                }
+                Err(nix::Error::EINTR) => {}
+                // EAGAIN waits for POLLOUT; anything else is the pane
+                // ending, which its read side reports.
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// Reads the pane's output into its screen; at its end, closes it.
+    fn read_pane(&mut self, buf: &mut [u8]) {
+        let Some(PaneState::Open(open)) = self.pane.as_mut().map(|p| &mut p.state) else { return };
+        // Bounded, so a flooding pane cannot starve the shell.
+        for _ in 0..4 {
+            match nix::unistd::read(&open.master, buf) {
+                Ok(0) => return self.pane_ended(),
+                Ok(n) => {
+                    open.screen.process(buf.get(..n).unwrap_or_default());
+                    // A TUI draws in the alternate screen; whatever scrolls
+                    // off the pane is not kept.
+                    open.screen.clear_scrolled();
+                    let replies = open.screen.take_replies();
+                    open.to_pane.extend_from_slice(&replies);
+                    let _ = open.screen.take_passthrough();
+                    self.dirty = true;
+                }
+                Err(nix::Error::EAGAIN) => break,
+                Err(nix::Error::EINTR) => {}
+                // EIO: `custos approve` and everything on its terminal ended.
+                Err(_) => return self.pane_ended(),
+            }
+        }
+        self.flush_to_pane();
+    }
+
+    /// The pane's program ended on its own: the pane closes, keeping its
+    /// last line for the status line should the exit status be a failure.
+    fn pane_ended(&mut self) {
+        let Some(p) = self.pane.as_mut() else { return };
+        if let PaneState::Open(open) = &p.state {
+            let text = open.screen.text();
+            p.last_words = text.lines().rev().map(str::trim).find(|l| !l.is_empty()).map(|l| l.chars().take(160).collect());
+        }
+        self.close_pane(false);
+    }
+
+    /// Prefix then `a`: open the pane, or close it.
+    fn toggle_pane(&mut self) {
+        self.pane_notice = None;
+        let want_status = self.options.status_line.is_some();
+        let size = crate::pty::get_size(self.term.output);
+        let Some(p) = self.pane.as_mut() else { return };
+        match p.state {
+            PaneState::Closed => {
+                let Some(size) = size else {
+                    self.pane_notice = Some("approvals pane: the terminal's size is unknown".into());
+                    return self.refresh_status();
+                };
+                match crate::pane::split(size.rows, size.cols, want_status) {
+                    Err(e) => self.pane_notice = Some(format!("approvals pane: {e}")),
+                    Ok(split) => match p.launcher.open(Size { rows: split.pane_rows, cols: split.cols }) {
+                        Ok(()) => {
+                            p.state = PaneState::Opening;
+                            p.last_words = None;
+                        }
+                        Err(e) => self.pane_notice = Some(format!("approvals pane: cannot reach its launcher: {e}")),
+                    },
+                }
+            }
+            PaneState::Opening => {
+                // Changed their mind: the pane is closed as it arrives.
+                p.state = PaneState::Closed;
+            }
+            PaneState::Open(_) => self.close_pane(true),
+        }
+        self.refresh_status();
+    }
+
+    /// Closes the pane (`by_user`: prefix then `a`, so its exit is no
+    /// news), stops its program and gives the shell its rows back.
+    fn close_pane(&mut self, by_user: bool) {
+        let Some(p) = self.pane.as_mut() else { return };
+        if !matches!(p.state, PaneState::Open(_)) {
+            return;
+        }
+        // Dropping the master hangs up the pane's terminal; the launcher
+        // also sends SIGTERM.
+        p.state = PaneState::Closed;
+        if by_user {
+            p.expected_exits += 1;
+            let _ = p.launcher.close();
+        }
+        let _ = self.check_size();
+        self.dirty = true;
+    }
+
+    /// What the launcher said: a pane to show, a failure, an exit.
+    fn launcher_replies(&mut self) {
+        use crate::pane::launcher::Reply;
+        let want_status = self.options.status_line.is_some();
+        while let Some(reply) = self.pane.as_ref().and_then(|p| p.launcher.read()) {
+            let size = crate::pty::get_size(self.term.output);
+            let Some(p) = self.pane.as_mut() else { return };
+            match reply {
+                Reply::Opened(master) => {
+                    let split = size.ok_or(None).and_then(|s| crate::pane::split(s.rows, s.cols, want_status).map_err(Some));
+                    match (&p.state, split) {
+                        (PaneState::Opening, Ok(split)) => {
+                            let pane = Size { rows: split.pane_rows, cols: split.cols };
+                            // The terminal may have changed since the ask.
+                            let _ = crate::pty::set_size(master.as_fd(), pane);
+                            p.state = PaneState::Open(Box::new(OpenPane { master, screen: Screen::new(pane), split, to_pane: Vec::new() }));
+                            self.check_size()
+                                .unwrap_or_else(|e| self.pane_notice = Some(format!("approvals pane: cannot resize the shell: {e}")));
+                        }
+                        (state, split) => {
+                            if let (PaneState::Opening, Err(Some(e))) = (state, split) {
+                                self.pane_notice = Some(format!("approvals pane: {e}"));
+                            }
+                            p.state = PaneState::Closed;
+                            p.expected_exits += 1;
+                            let _ = p.launcher.close();
+                            drop(master);
+                        }
+                    }
+                }
+                Reply::Failed(why) => {
+                    if matches!(p.state, PaneState::Opening) {
+                        p.state = PaneState::Closed;
+                    }
+                    self.pane_notice = Some(format!("approvals pane: {why}"));
+                }
+                Reply::Exited(status) => {
+                    let expected = p.expected_exits > 0;
+                    p.expected_exits = p.expected_exits.saturating_sub(1);
+                    if !expected && matches!(p.state, PaneState::Open(_)) {
+                        // Its last output may still be in the PTY.
+                        let mut buf = vec![0u8; 16 * 1024];
+                        self.read_pane(&mut buf);
+                        self.pane_ended();
+                    }
+                    let Some(p) = self.pane.as_mut() else { return };
+                    if !expected && status != 0 {
+                        let words = p.last_words.take().map(|w| format!(": {w}")).unwrap_or_default();
+                        self.pane_notice = Some(format!("approvals pane: custos approve exited with status {status}{words}"));
+                    }
+                }
+                Reply::Gone => {
+                    self.close_pane(false);
+                    self.pane = None;
+                    self.pane_notice = Some("approvals pane: unavailable (its launcher ended)".into());
+                }
+            }
+            self.refresh_status();
         }
     }
 
@@ -567,6 +864,10 @@ impl Loop<'_> {
         if let Some(why) = &self.degraded {
             line.push_str(&format!("  \u{26a0} DEGRADED: {why}"));
         }
+        // The pane's news goes first: it answers a key just pressed.
+        if let Some(notice) = &self.pane_notice {
+            line = format!(" \u{26a0} {notice} \u{2502}{line}");
+        }
         if self.options.status_line.as_ref() != Some(&line) {
             self.options.status_line = Some(line);
             self.dirty = true;
@@ -633,7 +934,34 @@ impl Loop<'_> {
 
     fn check_size(&mut self) -> std::io::Result<()> {
         let Some(size) = crate::pty::get_size(self.term.output) else { return Ok(()) };
-        let layout = Layout::for_terminal(size.rows, size.cols, self.options.status_line.is_some());
+        let want_status = self.options.status_line.is_some();
+        // With the pane open, the shell gets the rows above it.
+        let mut split = None;
+        if let Some(PaneState::Open(open)) = self.pane.as_mut().map(|p| &mut p.state) {
+            match crate::pane::split(size.rows, size.cols, want_status) {
+                Ok(s) => {
+                    if s != open.split {
+                        let pane = Size { rows: s.pane_rows, cols: s.cols };
+                        crate::pty::set_size(open.master.as_fd(), pane)?;
+                        open.screen.resize(pane);
+                        open.screen.clear_scrolled();
+                        open.split = s;
+                        self.dirty = true;
+                    }
+                    split = Some(s);
+                }
+                Err(e) => {
+                    self.pane_notice = Some(format!("approvals pane closed: {e}"));
+                    self.close_pane(true);
+                    self.refresh_status();
+                    return Ok(());
+                }
+            }
+        }
+        let layout = match split {
+            Some(s) => Layout { pane_rows: s.shell_rows, cols: s.cols, status: false },
+            None => Layout::for_terminal(size.rows, size.cols, want_status),
+        };
         if layout == self.to_terminal.layout() {
             return Ok(());
         }
@@ -692,8 +1020,20 @@ impl Loop<'_> {
         self.term_buf.clear();
         self.rec_buf.clear();
         let status = self.options.status_line.as_deref();
+        let drawn = self.drawn_pane().map(|open| open.split);
+        // The shell's rows scroll alone while the pane is below them.
+        if let Some(split) = drawn {
+            let _ = write!(self.term_buf, "\x1b[1;{}r", split.shell_rows);
+            self.region_set = true;
+        } else if std::mem::take(&mut self.region_set) {
+            self.term_buf.extend_from_slice(b"\x1b[r");
+            self.to_terminal.invalidate();
+        }
         self.to_terminal.frame(&self.screen, &scrolled, &damage, &cover, status, &mut self.term_buf);
         self.to_recording.frame(&self.screen, &scrolled, &damage, &cover, None, &mut self.rec_buf);
+        if drawn.is_some() {
+            self.draw_pane();
+        }
         Renderer::passthrough(&passthrough, &mut self.term_buf);
         Renderer::passthrough(&passthrough, &mut self.rec_buf);
         let term_buf = std::mem::take(&mut self.term_buf);
@@ -702,6 +1042,34 @@ impl Loop<'_> {
         self.record_output();
         self.dirty = false;
         self.last_frame = Instant::now();
+    }
+
+    /// The open pane, once the shell's renderer has made room for it.
+    fn drawn_pane(&self) -> Option<&OpenPane> {
+        let layout = self.to_terminal.layout();
+        match self.pane.as_ref().map(|p| &p.state) {
+            Some(PaneState::Open(open)) if !layout.status && layout.pane_rows == open.split.shell_rows => Some(open),
+            _ => None,
+        }
+    }
+
+    /// The divider, the pane, the status line and the pane's cursor, onto
+    /// the user's terminal only: the recording never sees them.
+    fn draw_pane(&mut self) {
+        let status = self.options.status_line.as_deref();
+        let Some(p) = self.pane.as_ref() else { return };
+        let PaneState::Open(open) = &p.state else { return };
+        let split = open.split;
+        let out = &mut self.term_buf;
+        let divider = format!(" approvals \u{2500}\u{2500} {} a closes \u{2500}\u{2500} keys go to the pane, not the shell", p.key_name);
+        crate::render::draw_bar(split.divider, split.cols, &divider, out);
+        crate::render::draw_screen_at(&open.screen, split.pane_top, split.cols, out);
+        if let Some(text) = status {
+            crate::render::draw_bar(split.pane_top + split.pane_rows, split.cols, text, out);
+        }
+        let (row, col) = open.screen.cursor();
+        let _ = write!(out, "\x1b[{};{}H", split.pane_top + row + 1, col + 1);
+        out.extend_from_slice(if open.screen.modes().cursor_visible { b"\x1b[?25h" } else { b"\x1b[?25l" });
     }
 
     fn record_output(&mut self) {
@@ -743,6 +1111,10 @@ impl Loop<'_> {
     /// Drains what the shell left, renders the last frame, records the exit
     /// status and gives the terminal back.
     fn finish(mut self) -> std::io::Result<Ending> {
+        self.close_pane(true);
+        if let Some(p) = self.pane.take() {
+            p.launcher.shut_down(Duration::from_millis(500));
+        }
         if self.exit.is_some() && !self.hung_up {
             // The shell has exited; what it wrote is already in the PTY.
             // Background jobs may still hold the slave open and keep

@@ -280,6 +280,9 @@ fn interactive_session(
         ForkResult::Child => cmd.exec_child(Some(&pty.slave), &privilege),
         ForkResult::Parent { child } => child,
     };
+    // Still single-threaded and holding both identities: the only moment
+    // the pane's launcher can be forked to run as the user (see `pane`).
+    let pane = approvals_pane(config, &privilege);
     // From here the recorder is the service user for good. If that fails,
     // returning drops the master, which hangs up the shell: never an
     // unrecorded shell.
@@ -300,12 +303,33 @@ fn interactive_session(
         }
         None => (None, None),
     };
-    let options = session::Options { status_line: status_text, record_input: config.recording.record_input, masker, gate };
+    let options = session::Options { status_line: status_text, record_input: config.recording.record_input, masker, gate, pane };
     let ending = session::run(term, pty.master, child, layout, &signals, &mut sink, options);
     drop(raw);
     drop(injection);
     let ending = ending.context("the session failed")?;
     Ok(Outcome { status: ending.status(), recording: Some(sink.path().to_owned()) })
+}
+
+/// The approvals pane's launcher, when a collector is configured and the
+/// pane key is not turned off. Without it the prefix key is not
+/// intercepted. A pane that cannot be prepared is reported and left out:
+/// the session itself does not depend on it.
+fn approvals_pane(config: &Config, privilege: &Privilege) -> Option<session::PaneSetup> {
+    let (Some(url), Some(prefix)) = (config.collector.url.as_deref(), config.approvals.pane_key) else { return None };
+    let prepared = crate::stream::custos_binary().map_err(|e| e.to_string()).and_then(|custos| {
+        let env: Vec<(OsString, OsString)> = std::env::vars_os().collect();
+        let (args, env) = crate::pane::approve_command(url, &env);
+        let cmd = crate::pane::launcher::PaneCommand::new(&custos, &args, &env).map_err(|e| e.to_string())?;
+        crate::pane::launcher::Launcher::start(privilege, &cmd).map_err(|e| e.to_string())
+    });
+    match prepared {
+        Ok(launcher) => Some(session::PaneSetup { launcher, prefix }),
+        Err(e) => {
+            eprintln!("custos-shell: the approvals pane is unavailable: {e}");
+            None
+        }
+    }
 }
 
 /// The uid the user's shell runs as (the gate accepts only that peer).

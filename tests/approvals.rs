@@ -535,6 +535,171 @@ fn an_approver_signed_in_with_the_identity_provider_approves_in_custos_approve()
     assert_eq!(decision["attested"]["issuer"], idp.issuer.as_str());
 }
 
+/// The approvals pane inside the approver's own `custos-shell`: Ctrl-] a
+/// opens `custos approve` below the shell, keys go to it, the decision
+/// releases another session's held line, Ctrl-] a closes it, and the
+/// approver's recording holds their shell alone, never the pane.
+#[test]
+fn an_approver_decides_in_the_pane_of_their_own_custos_shell() {
+    let mut w = world();
+    let alice = register(&w.server, &w.root, "alice", "dba");
+    let key_path = w.root.join("alice.key");
+    alice.key.save(&key_path).unwrap();
+    // Alice's session: the same collector, no host key, so her recording
+    // stays a local .cast; keys are recorded, to show the pane's are not.
+    let mine = Setup::with_recording("record_input = true", &format!("[shell]\ndefault = \"/bin/bash\"\n[collector]\nurl = \"{}\"\n", w.server.url));
+    std::fs::write(mine.dir.path().join(".bashrc"), "PS1='mine> '\n").unwrap();
+    let mut cmd = mine.command(&[]);
+    cmd.env("CUSTOS_APPROVER_TOKEN", &alice.token).env("CUSTOS_APPROVER_NAME", "alice").env("CUSTOS_APPROVER_KEY", &key_path);
+    // 30 rows: 29 for the shell and the status line; with the pane open,
+    // 12 (40 %) for the pane, 1 divider, 16 for the shell.
+    let mut me = Pty::spawn(cmd, 30, 100);
+    me.wait_for("alice's prompt", |s| s.lines().any(|l| l.trim_end() == "mine>"));
+    me.line("echo before=$(tput lines)");
+    me.wait_text("before=29");
+
+    me.send(b"\x1da");
+    me.wait_text("pending approvals: 0");
+    me.wait_text("C-] a closes");
+    // The pane sits below the shell's 16 rows and the divider.
+    let rows = me.rows();
+    assert!(rows[16].contains("approvals") && rows[17].contains("pending approvals: 0"), "{rows:#?}");
+    assert!(rows[29].contains("REC"), "the status line stays on the last row: {rows:#?}");
+
+    w.pty.line("bump from-pane");
+    w.pty.wait_text("waiting for approval");
+    me.wait_text("bump from-pane");
+    me.send(b"a");
+    me.wait_text("reason:");
+    // Pasted: the terminal brackets it, as bash asked; the pane gets it plain.
+    me.send(b"\x1b[200~approved in my pane\x1b[201~\r");
+    w.pty.wait_text("bump-ran");
+    assert_eq!(w.count(), "bump from-pane\n");
+    me.wait_text("pending approvals: 0");
+    me.wait_text("sent");
+
+    // Closed and opened again at once: a fresh pane, and the old one's
+    // end is no news.
+    me.send(b"\x1da\x1da");
+    me.wait_for("a fresh pane", |s| s.contains("pending approvals: 0") && !s.contains("sent"));
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!me.screen_text().contains("exited with status"), "{}", me.screen_text());
+
+    me.send(b"\x1da");
+    me.wait_for("the pane to close", |s| !s.contains("pending approvals"));
+    // The shell has its rows back, and took none of the pane's keys.
+    me.line("echo after=$(tput lines)");
+    me.wait_text("after=29");
+    assert!(me.rows()[29].contains("REC"), "{:#?}", me.rows());
+    me.line("exit");
+    assert_eq!(me.wait_exit(), 0);
+
+    let cast = mine.recording();
+    let output = cast.output();
+    assert!(output.contains("after=29"), "{output}");
+    for pane_text in ["bump from-pane", "pending approvals", "approved in my pane", "a approve", "reason:", "C-] a closes"] {
+        assert!(!output.contains(pane_text), "the recording shows the pane's {pane_text:?}:\n{output}");
+    }
+    let inputs: Vec<&str> = cast.events.iter().filter(|(_, code, _)| code == "i").map(|(_, _, d)| d.as_str()).collect();
+    assert!(inputs.iter().any(|i| i.contains("echo after")), "{inputs:?}");
+    assert!(!inputs.iter().any(|i| i.contains("approved in my pane") || i.contains('\x1d')), "the pane's keys were recorded: {inputs:?}");
+    // The shell was resized for the pane and back, and the recording says so.
+    let resizes: Vec<&str> = cast.events.iter().filter(|(_, code, _)| code == "r").map(|(_, _, d)| d.as_str()).collect();
+    assert_eq!(resizes, ["100x16", "100x29", "100x16", "100x29"], "{resizes:?}");
+    let replayed = common::replay(&cast);
+    assert!(replayed.screen().contents().contains("after=29"), "{}", replayed.screen().contents());
+    let cast = w.exit();
+    assert_eq!(audits(&cast, "approved")[0]["decisions"][0]["reason"], "approved in my pane");
+}
+
+/// Without a collector the prefix key is not the shell's to take: it
+/// reaches the program untouched.
+#[test]
+fn without_a_collector_the_prefix_key_passes_through() {
+    let setup = Setup::new("[shell]\ndefault = \"/bin/bash\"\n");
+    std::fs::write(setup.dir.path().join(".bashrc"), "PS1='plain> '\n").unwrap();
+    let mut pty = Pty::spawn(setup.command(&[]), 24, 80);
+    pty.wait_for("the prompt", |s| s.lines().any(|l| l.trim_end() == "plain>"));
+    // od shows the bytes it gets: Ctrl-] and `a` arrive as typed.
+    pty.line("od -An -c");
+    std::thread::sleep(Duration::from_millis(300));
+    pty.send(b"\x1da\r\x04");
+    pty.wait_text("035   a  \\n");
+    assert!(!pty.screen_text().contains("approvals"), "{}", pty.screen_text());
+    pty.line("exit");
+    pty.wait_exit();
+}
+
+/// A terminal too short for the pane: it does not open, and the status
+/// line says why.
+#[test]
+fn a_terminal_too_short_for_the_pane_is_refused_on_the_status_line() {
+    let setup = Setup::new("[shell]\ndefault = \"/bin/bash\"\n[collector]\nurl = \"http://127.0.0.1:9\"\n");
+    std::fs::write(setup.dir.path().join(".bashrc"), "PS1='short> '\n").unwrap();
+    let mut pty = Pty::spawn(setup.command(&[]), 12, 100);
+    pty.wait_for("the prompt", |s| s.lines().any(|l| l.trim_end() == "short>"));
+    pty.send(b"\x1da");
+    pty.wait_text("approvals pane: terminal too small (12 rows, needs 15)");
+    // The keys still reach the shell.
+    pty.line("echo still=$(tput lines)");
+    pty.wait_text("still=11");
+    pty.line("exit");
+    pty.wait_exit();
+}
+
+/// `custos approve` that cannot start (here: no approver credentials at
+/// all): the pane closes by itself, the status line says why, and the
+/// shell keeps its full size.
+#[test]
+fn a_pane_whose_approve_fails_closes_and_the_status_line_says_why() {
+    let setup = Setup::new("[shell]\ndefault = \"/bin/bash\"\n[collector]\nurl = \"http://127.0.0.1:9\"\n");
+    std::fs::write(setup.dir.path().join(".bashrc"), "PS1='fail> '\n").unwrap();
+    let mut pty = Pty::spawn(setup.command(&[]), 30, 100);
+    pty.wait_for("the prompt", |s| s.lines().any(|l| l.trim_end() == "fail>"));
+    pty.send(b"\x1da");
+    pty.wait_text("approvals pane: custos approve exited with status");
+    assert!(!pty.screen_text().contains("C-] a closes"), "{}", pty.screen_text());
+    pty.line("echo full=$(tput lines)");
+    pty.wait_text("full=29");
+    pty.line("exit");
+    pty.wait_exit();
+    let output = setup.recording().output();
+    assert!(output.contains("full=29"), "{output}");
+    assert!(!output.contains("exited with status"), "the status line was recorded: {output}");
+}
+
+/// The terminal resized while the pane is open: the split follows it, and
+/// a terminal grown too short closes the pane and gives the shell every
+/// row. (No collector listens: `custos approve` waits, connecting.)
+#[test]
+fn the_pane_follows_a_resize_and_closes_when_the_terminal_gets_too_short() {
+    let setup = Setup::new("[shell]\ndefault = \"/bin/bash\"\n[collector]\nurl = \"http://127.0.0.1:9\"\n");
+    std::fs::write(setup.dir.path().join(".bashrc"), "PS1='size> '\n").unwrap();
+    let key_path = setup.dir.path().join("approver.key");
+    HostKey::generate().save(&key_path).unwrap();
+    let mut cmd = setup.command(&[]);
+    cmd.env("CUSTOS_APPROVER_TOKEN", "cst_unused").env("CUSTOS_APPROVER_NAME", "alice").env("CUSTOS_APPROVER_KEY", &key_path);
+    let mut pty = Pty::spawn(cmd, 30, 100);
+    pty.wait_for("the prompt", |s| s.lines().any(|l| l.trim_end() == "size>"));
+    pty.send(b"\x1da");
+    pty.wait_text("connecting");
+    assert!(pty.rows()[16].contains("C-] a closes"), "{:#?}", pty.rows());
+    // 40 rows: 16 for the pane, the divider on row 22.
+    pty.resize(40, 100);
+    pty.wait_for("the pane to move", |_| pty.rows()[22].contains("C-] a closes") && pty.rows()[23].contains("pending approvals: 0"));
+    assert!(pty.rows()[39].contains("REC"), "{:#?}", pty.rows());
+    pty.resize(12, 100);
+    pty.wait_text("approvals pane closed: terminal too small (12 rows, needs 15)");
+    pty.line("echo rows=$(tput lines)");
+    pty.wait_text("rows=11");
+    pty.line("exit");
+    pty.wait_exit();
+    let cast = setup.recording();
+    let resizes: Vec<&str> = cast.events.iter().filter(|(_, code, _)| code == "r").map(|(_, _, d)| d.as_str()).collect();
+    assert_eq!(resizes, ["100x16", "100x22", "100x11"], "{resizes:?}");
+    assert!(!cast.output().contains("connecting"), "{}", cast.output());
+}
+
 /// A request made through the API as a host would, signed with its key.
 fn create_signed(server: &Server, key: &HostKey, timeout_secs: u64) -> Response {
     use base64::Engine as _;

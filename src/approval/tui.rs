@@ -220,9 +220,16 @@ fn age(secs: i64) -> String {
     }
 }
 
+/// Below this many rows the TUI draws its compact layout (see `compact`):
+/// the approvals pane inside `custos-shell` is 8 to 12 rows high.
+pub const COMPACT_BELOW: u16 = 16;
+
 /// Draws the whole TUI; `now` is unix seconds.
 pub fn draw(frame: &mut Frame<'_>, model: &Model, theme: &Theme, now: i64) {
     let area = frame.area();
+    if area.height < COMPACT_BELOW {
+        return compact::draw(frame, model, theme, now);
+    }
     frame.render_widget(Block::default().style(theme.style(Role::Base)), area);
     let [queue_area, lower, footer] = Layout::vertical([Constraint::Percentage(40), Constraint::Min(6), Constraint::Length(1)]).areas(area);
     let [details_area, screen_area] = Layout::horizontal([Constraint::Percentage(45), Constraint::Percentage(55)]).areas(lower);
@@ -317,7 +324,38 @@ pub fn draw(frame: &mut Frame<'_>, model: &Model, theme: &Theme, now: i64) {
         screen_area,
     );
 
-    let footer_line = match &model.mode {
+    frame.render_widget(Paragraph::new(footer_line(model, theme)), footer);
+
+    if model.mode == Mode::Help {
+        let w = 64.min(area.width);
+        let h = u16::try_from(HELP.len() + 2).unwrap_or(11).min(area.height);
+        let popup = Rect { x: area.width.saturating_sub(w) / 2, y: area.height.saturating_sub(h) / 2, width: w, height: h };
+        frame.render_widget(Clear, popup);
+        frame.render_widget(
+            Paragraph::new(HELP.iter().map(|l| Line::raw(*l)).collect::<Vec<_>>())
+                .style(theme.style(Role::Base))
+                .block(Block::default().borders(Borders::ALL).border_style(theme.style(Role::Accent)).title(" keys ")),
+            popup,
+        );
+    }
+}
+
+const HELP: [&str; 9] = [
+    "a        approve the selected request (asks for a reason)",
+    "d        deny it (asks for a reason; one denial ends it)",
+    "/        filter by user, host, rule or command",
+    "↑ ↓ j k  select",
+    "Esc      cancel a prompt",
+    "q        quit",
+    "",
+    "Decisions are signed with your key and bound to the",
+    "request, session, host and exact command line.",
+];
+
+/// The bottom line: the reason or filter prompt, the last outcome, or the
+/// keys.
+fn footer_line<'a>(model: &'a Model, theme: &Theme) -> Line<'a> {
+    match &model.mode {
         Mode::Reason { verdict, typed } => {
             let role = if *verdict == Verdict::Approve { Role::Ok } else { Role::Danger };
             Line::from(vec![Span::styled(format!(" {} — reason: ", verdict.as_str()), theme.style(role)), Span::raw(format!("{typed}█")), Span::styled("  (Enter signs and sends, Esc cancels)", theme.style(Role::Muted))])
@@ -330,31 +368,6 @@ pub fn draw(frame: &mut Frame<'_>, model: &Model, theme: &Theme, now: i64) {
                 theme.style(Role::Muted),
             ),
         },
-    };
-    frame.render_widget(Paragraph::new(footer_line), footer);
-
-    if model.mode == Mode::Help {
-        let help = [
-            "a        approve the selected request (asks for a reason)",
-            "d        deny it (asks for a reason; one denial ends it)",
-            "/        filter by user, host, rule or command",
-            "↑ ↓ j k  select",
-            "Esc      cancel a prompt",
-            "q        quit",
-            "",
-            "Decisions are signed with your key and bound to the",
-            "request, session, host and exact command line.",
-        ];
-        let w = 64.min(area.width);
-        let h = u16::try_from(help.len() + 2).unwrap_or(11).min(area.height);
-        let popup = Rect { x: area.width.saturating_sub(w) / 2, y: area.height.saturating_sub(h) / 2, width: w, height: h };
-        frame.render_widget(Clear, popup);
-        frame.render_widget(
-            Paragraph::new(help.iter().map(|l| Line::raw(*l)).collect::<Vec<_>>())
-                .style(theme.style(Role::Base))
-                .block(Block::default().borders(Borders::ALL).border_style(theme.style(Role::Accent)).title(" keys ")),
-            popup,
-        );
     }
 }
 
@@ -425,5 +438,6 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
 
 mod net;
 
+mod compact;
 #[cfg(test)]
 mod tests;

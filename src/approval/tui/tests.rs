@@ -51,7 +51,11 @@ fn model() -> Model {
 }
 
 fn render(m: &Model) -> String {
-    let mut t = Terminal::new(TestBackend::new(100, 24)).unwrap();
+    render_sized(m, 100, 24)
+}
+
+fn render_sized(m: &Model, cols: u16, rows: u16) -> String {
+    let mut t = Terminal::new(TestBackend::new(cols, rows)).unwrap();
     t.draw(|f| draw(f, m, &Theme::default(), NOW)).unwrap();
     let buf = t.backend().buffer().clone();
     let mut out = String::new();
@@ -136,4 +140,42 @@ fn a_decided_request_leaves_the_queue_and_the_selection_follows() {
     m.update(vec![gone]);
     assert_eq!(m.visible().len(), 1);
     assert_eq!(m.current().unwrap().request.user, "carol");
+}
+
+/// The approvals pane inside `custos-shell` is 8 to 12 rows high: the
+/// compact layout keeps the queue, one line of details and the keys.
+#[test]
+fn the_compact_layout_for_the_pane_inside_custos_shell() {
+    let m = model();
+    let got = render_sized(&m, 100, 9);
+    snapshot("compact", &got);
+    assert_eq!(got.lines().count(), 9);
+    assert!(got.contains("pg_dump prod > /tmp/d.sql") && got.contains("pg_dump billing"), "{got}");
+    assert!(got.lines().last().unwrap().contains("a approve"), "{got}");
+}
+
+#[test]
+fn the_compact_layout_scrolls_to_the_selection_and_prompts_for_a_reason() {
+    let mut m = Model::new("alice");
+    m.update((0..12).map(|i| request(&format!("0190f0c2-0000-7000-8000-0000000000{i:02}"), "bob", &format!("pg_dump db{i}"), 1, 100 - i)).collect());
+    for _ in 0..10 {
+        m.key(key(KeyCode::Down));
+    }
+    m.key(key(KeyCode::Char('a')));
+    for c in "ok".chars() {
+        m.key(key(KeyCode::Char(c)));
+    }
+    let got = render_sized(&m, 80, 8);
+    snapshot("compact-reason", &got);
+    assert!(got.contains("▶ bob@db-1 pg_dump db10"), "the selection scrolled out of view:\n{got}");
+    assert!(!got.contains("pg_dump db0 "), "{got}");
+    assert!(got.contains("approve — reason: ok"), "{got}");
+}
+
+#[test]
+fn a_tall_terminal_keeps_the_full_layout() {
+    let got = render_sized(&model(), 100, COMPACT_BELOW);
+    assert!(got.contains("requester's screen when they asked (masked)"), "{got}");
+    let short = render_sized(&model(), 100, COMPACT_BELOW - 1);
+    assert!(!short.contains("requester's screen when they asked (masked)"), "{short}");
 }
