@@ -565,6 +565,16 @@ fn an_approver_decides_in_the_pane_of_their_own_custos_shell() {
     let rows = me.rows();
     assert!(rows[16].contains("approvals") && rows[17].contains("pending approvals: 0"), "{rows:#?}");
     assert!(rows[29].contains("REC"), "the status line stays on the last row: {rows:#?}");
+    // The launcher is a fresh `custos pane-launcher` process, not a fork
+    // of the recorder still holding its memory.
+    let launchers: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains("pane-launcher") && c.contains("--name alice"))
+        .collect();
+    assert_eq!(launchers.len(), 1, "{launchers:?}");
+    assert!(launchers[0].contains(" -- approve --server"), "{launchers:?}");
 
     w.pty.line("bump from-pane");
     w.pty.wait_text("waiting for approval");

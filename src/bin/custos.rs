@@ -56,6 +56,12 @@ enum Command {
     /// The recorder's link to the collector for held lines (internal).
     #[command(hide = true)]
     ApprovalAgent(custos::approval::agent::Args),
+    /// Starts `custos approve` for custos-shell's approvals pane (internal).
+    #[command(hide = true)]
+    PaneLauncher {
+        #[arg(last = true)]
+        args: Vec<std::ffi::OsString>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -78,6 +84,7 @@ fn main() -> ExitCode {
         Command::Identity(args) => custos::identity::cli::helper(&args),
         Command::Approve(args) => custos::approval::tui::run(&args),
         Command::ApprovalAgent(args) => custos::approval::agent::run(&args),
+        Command::PaneLauncher { args } => custos::pane::launcher::run(&args),
     };
     match result {
         Ok(code) => code,

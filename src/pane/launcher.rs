@@ -23,12 +23,12 @@
 //!
 //! Trust boundary: the launcher runs as the user, so the user can kill it
 //! (they lose their pane, nothing else) or write to its socket only through
-//! the recorder. It never execs, so it holds a copy of the recorder's
-//! memory as of the fork; it is made non-dumpable (as the setuid recorder
-//! already is), which keeps the user's `ptrace` and `/proc/PID/mem` out,
-//! and it closes every descriptor but its socket at once: above all the
-//! shell's PTY master (an open master would keep the shell alive after the
-//! recorder died) and the session lock.
+//! the recorder. The forked child closes every descriptor but its socket
+//! at once (above all the shell's PTY master, which would keep the shell
+//! alive after the recorder died, and the session lock), drops to the user,
+//! and execs `custos pane-launcher`: a fresh process image, so nothing of
+//! the recorder's memory (the host signing key among it) lives on in a
+//! process the user owns.
 
 use std::ffi::{CString, OsString};
 use std::io::{IoSlice, IoSliceMut};
@@ -102,6 +102,11 @@ impl Launcher {
     /// Forks the launcher. Call it while the process is single-threaded and
     /// still holds both identities (before `drop_to_service`).
     pub fn start(privilege: &Privilege, cmd: &PaneCommand) -> std::io::Result<Self> {
+        // `custos pane-launcher -- <approve's arguments>`, in approve's
+        // environment: built before the fork.
+        let mut argv = vec![cmd.program.clone(), c"pane-launcher".to_owned(), c"--".to_owned()];
+        argv.extend(cmd.argv.iter().skip(1).cloned());
+        let launcher = PaneCommand { program: cmd.program.clone(), argv, env: cmd.env.clone() };
         let (ours, theirs) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)?;
         // SAFETY: the caller guarantees a single-threaded process, so the
         // child may allocate; it never returns into the caller.
@@ -110,7 +115,7 @@ impl Launcher {
                 drop(ours);
                 let fd = theirs.as_raw_fd();
                 std::mem::forget(theirs);
-                serve(fd, privilege, cmd)
+                become_launcher(fd, privilege, &launcher)
             }
             ForkResult::Parent { child } => Ok(Self { sock: ours, pid: child }),
         }
@@ -208,8 +213,9 @@ fn set_nonblocking(fd: &OwnedFd) -> std::io::Result<()> {
 /// The launcher's socket, once it has settled.
 const SOCK: RawFd = 3;
 
-/// The launcher's life. Never returns.
-fn serve(sock: RawFd, privilege: &Privilege, cmd: &PaneCommand) -> ! {
+/// The forked child: settles its descriptors on the socket alone, drops to
+/// the user and execs `custos pane-launcher`. Never returns.
+fn become_launcher(sock: RawFd, privilege: &Privilege, launcher: &PaneCommand) -> ! {
     // The recorder's handlers write to its signal pipe; ours are the
     // defaults, with nothing blocked.
     for sig in [Signal::SIGCHLD, Signal::SIGWINCH, Signal::SIGHUP, Signal::SIGTERM, Signal::SIGINT, Signal::SIGQUIT, Signal::SIGPIPE] {
@@ -229,13 +235,40 @@ fn serve(sock: RawFd, privilege: &Privilege, cmd: &PaneCommand) -> ! {
             && libc::close_range(4, libc::c_uint::MAX, 0) == 0
             && libc::setsid() >= 0
     };
-    if !settled || privilege.drop_to_user().is_err() {
-        // SAFETY: _exit is always sound.
-        unsafe { libc::_exit(126) }
+    if settled && privilege.drop_to_user().is_ok() {
+        // The socket must survive the exec.
+        // SAFETY: fcntl on our own descriptor.
+        if unsafe { libc::fcntl(SOCK, libc::F_SETFD, 0) } == 0 {
+            let _ = nix::unistd::execve(&launcher.program, &launcher.argv, &launcher.env);
+        }
     }
-    // SAFETY: a prctl on this process.
-    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    // SAFETY: _exit is always sound.
+    unsafe { libc::_exit(126) }
+}
 
+/// `custos pane-launcher -- approve ARGS`: the launcher after its exec,
+/// with its socket on descriptor 3, starting `custos approve ARGS` in its
+/// own environment whenever the recorder asks. Not for people.
+pub fn run(args: &[OsString]) -> anyhow::Result<std::process::ExitCode> {
+    use anyhow::Context as _;
+    let mut kind: libc::c_int = 0;
+    let mut len = libc::socklen_t::try_from(std::mem::size_of::<libc::c_int>()).unwrap_or(4);
+    // SAFETY: getsockopt into a c_int we own, with its length.
+    let is_ours = unsafe { libc::getsockopt(SOCK, libc::SOL_SOCKET, libc::SO_TYPE, (&raw mut kind).cast(), &raw mut len) } == 0
+        && kind == libc::SOCK_SEQPACKET;
+    anyhow::ensure!(is_ours, "custos pane-launcher is started by custos-shell for its approvals pane, not by hand");
+    // Our socket must not leak into `custos approve`.
+    // SAFETY: fcntl on our own descriptor.
+    unsafe { libc::fcntl(SOCK, libc::F_SETFD, libc::FD_CLOEXEC) };
+    let custos = std::env::current_exe().context("finding the custos binary")?;
+    let env: Vec<(OsString, OsString)> = std::env::vars_os().collect();
+    anyhow::ensure!(args.first().is_some_and(|a| a == "approve"), "custos pane-launcher only starts `custos approve`");
+    let cmd = PaneCommand::new(&custos, args, &env)?;
+    serve(&cmd)
+}
+
+/// The launcher's loop. Never returns.
+fn serve(cmd: &PaneCommand) -> ! {
     let mut child: Option<Pid> = None;
     loop {
         if let Some(pid) = child {
