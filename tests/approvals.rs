@@ -381,6 +381,25 @@ fn a_rule_that_wants_a_reason_asks_for_it_and_sends_it() {
 }
 
 #[test]
+fn a_recorder_killed_while_a_line_waits_withdraws_its_request() {
+    let mut w = world();
+    let alice = register(&w.server, &w.root, "alice", "dba");
+    w.pty.line("bump orphan");
+    w.pty.wait_text("waiting for approval");
+    let request = w.one_pending(&alice);
+    // SIGKILL: no goodbye from the recorder; its agent sees stdin close.
+    w.pty.child.kill().unwrap();
+    let id = request["id"].as_str().unwrap();
+    collector::wait_for(10, "the request to be withdrawn", || {
+        w.server.get(&format!("/v1/approvals/{id}"), Some(&alice.token)).json()["state"] == "withdrawn"
+    });
+    assert!(w.pending(&alice).is_empty());
+    let r = decide(&w.server, &request, &alice, Verdict::Approve, "too late");
+    assert_eq!((r.status, r.code()), (409, "not_pending".into()), "{}", r.text());
+    assert_eq!(w.count(), "");
+}
+
+#[test]
 fn a_collector_restart_while_pending_is_survived() {
     let mut w = world();
     let alice = register(&w.server, &w.root, "alice", "dba");

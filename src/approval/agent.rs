@@ -10,7 +10,9 @@
 //! The collector is the authority on state, so the agent keeps none it
 //! cannot re-read: when the collector is unreachable (restarting), it
 //! retries every half second and resumes the same request by id. It stops
-//! when stdin closes (the recorder went away).
+//! when stdin closes (the recorder went away), withdrawing a request still
+//! pending: nobody would run the line, so nobody should be asked to
+//! approve it.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -90,7 +92,12 @@ async fn agent(server: String, key: HostKey) -> anyhow::Result<ExitCode> {
         tokio::select! {
             msg = rx.recv() => {
                 match msg {
-                    None => return Ok(ExitCode::SUCCESS),
+                    None => {
+                        if let Some(c) = current.take() {
+                            withdraw(&client, &server, &c).await;
+                        }
+                        return Ok(ExitCode::SUCCESS);
+                    }
                     Some(Err(message)) => say(&mut out, &FromAgent::Error { message }).await?,
                     Some(Ok(ToAgent::Create { request })) => {
                         match create(&client, &server, &key, &request, &mut rx).await {

@@ -299,7 +299,11 @@ impl Approvals {
 
     fn spawn(&self) -> std::io::Result<Agent> {
         let s = &self.settings;
+        use std::os::unix::process::CommandExt as _;
+        // Its own process group: when the login's terminal goes away, the
+        // hangup must not kill the agent before it withdraws the request.
         let mut child = Command::new(&s.exe)
+            .process_group(0)
             .arg("approval-agent")
             .arg("--server")
             .arg(&s.server)
