@@ -528,3 +528,47 @@ fn approvers_come_from_oidc_roles_and_groups_and_the_collector_attests_their_dec
     let r = decide_as(&server, id, &tokens["dana"], "deny", "changed my mind");
     assert_eq!((r.status, r.code()), (409, "not_pending".to_owned()), "{}", r.text());
 }
+
+#[test]
+fn a_client_not_yet_signed_in_signs_in_with_the_device_flow_at_the_terminal() {
+    let idp = Idp::start(&[("audrey", &["auditors"])]);
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let serve_config = root.join("serve.toml");
+    std::fs::write(&serve_config, format!("[identity]\nissuer = \"{}\"\n[identity.roles]\nauditor = [\"auditors\"]\n", idp.issuer)).unwrap();
+    let server = collector::Server::start_with(&root.join("data"), "127.0.0.1:0", &["--config", serve_config.to_str().unwrap()], None);
+    let (key, key_path) = collector::host_key(root);
+    server.enroll(&collector::empty_config(root), &key_path);
+    let session = upload_session(&server, &key, None);
+    let client_config = root.join("client.toml");
+    std::fs::write(&client_config, identity_section(&idp.issuer, "")).unwrap();
+    let xdg = root.join("xdg");
+    let client = |interactive: bool| {
+        let mut cmd = std::process::Command::new(common::CUSTOS_BIN);
+        cmd.args(["sessions", "--server", &server.url, "--format", "json"])
+            .env("CUSTOS_CONFIG", &client_config)
+            .env("XDG_CACHE_HOME", &xdg)
+            .env_remove("CUSTOS_TOKEN")
+            .env("HOME", root);
+        if !interactive {
+            cmd.stdin(Stdio::null());
+        }
+        cmd
+    };
+    // Nobody at a terminal: no prompt, no hang, a refusal that says why.
+    let out = client(false).output().unwrap();
+    assert!(!out.status.success());
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("code "), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // At a terminal: the device prompt, then the listing as audrey.
+    let mut pty = Pty::spawn(client(true), 40, 200);
+    pty.wait_text("code ");
+    let code = oidc::user_code(&pty.screen_text()).expect("a user code on screen");
+    idp.approve(&code, "audrey");
+    pty.wait_text(&session);
+    assert_eq!(pty.wait_exit(), 0);
+    // The sign-in is cached: the next run asks nothing.
+    let out = client(false).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&session));
+}

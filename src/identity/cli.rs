@@ -273,16 +273,27 @@ pub fn logout(args: &LoginArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// The ID token of the user's own cached sign-in, refreshed silently if it
-/// has expired, for the clients to send as their bearer token. `None` when
-/// identity is not configured or nobody signed in.
+/// has expired, for the clients to send as their bearer token. With no
+/// cached sign-in and a person at the terminal, it signs them in with the
+/// device flow first (as `custos login` would), so `custos sessions`,
+/// `replay` and `approve` need no separate step. `None` when identity is
+/// not configured, or nobody signed in and nobody is there to.
 pub fn client_id_token() -> anyhow::Result<Option<String>> {
-    let Ok(req) = LoginArgs { issuer: None, client_id: None, cache_dir: None, user: None }.request(false) else {
+    let Ok(mut req) = LoginArgs { issuer: None, client_id: None, cache_dir: None, user: None }.request(false) else {
         return Ok(None);
     };
-    if cache::load(&req.cache_dir, &req.user, &req.issuer, &req.client_id).is_none() {
+    let cached = cache::load(&req.cache_dir, &req.user, &req.issuer, &req.client_id).is_some();
+    let person = std::io::IsTerminal::is_terminal(&std::io::stdin()) && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    if !cached && !person {
         return Ok(None);
     }
-    let identity = runtime()?.block_on(obtain(&req, &mut std::io::sink())).context("renewing your sign-in (run `custos login`)")?;
+    let identity = if cached {
+        runtime()?.block_on(obtain(&req, &mut std::io::sink())).context("renewing your sign-in (run `custos login`)")?
+    } else {
+        req.interactive = true;
+        eprintln!("custos: not signed in to {}; signing in with the device flow", req.issuer);
+        runtime()?.block_on(obtain(&req, &mut std::io::stderr())).context("signing in (or run `custos login`)")?
+    };
     Ok(identity.id_token)
 }
 
