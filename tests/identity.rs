@@ -91,6 +91,37 @@ fn ctrl_c_at_the_sign_in_prompt_cancels_cleanly() {
 }
 
 #[test]
+fn a_sign_in_nobody_completes_times_out_cleanly() {
+    // required: no shell; optional: the session goes on, unverified.
+    let idp = Idp::start(&[("alice", &[])]);
+    for (mode, want) in [("required", 126), ("optional", 0)] {
+        let setup = Setup::new(&identity_section(&idp.issuer, &format!("login_timeout_secs = 10\nmode = \"{mode}\"")));
+        let mut pty = Pty::spawn(setup.command(&[]), 40, 100);
+        pty.wait_text("Ctrl-C cancels");
+        let started = Instant::now();
+        if want == 0 {
+            while !String::from_utf8_lossy(&pty.raw_output()).contains("marked unverified") {
+                assert!(started.elapsed() < Duration::from_secs(25), "the optional session never went on");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            pty.line("echo went-$((6*7))");
+            pty.wait_text("went-42");
+            pty.line("exit");
+        }
+        assert_eq!(pty.wait_exit(), want, "{mode}");
+        let waited = started.elapsed();
+        assert!(waited > Duration::from_secs(8) && waited < Duration::from_secs(30), "{mode}: {waited:?}");
+        let shown = String::from_utf8_lossy(&pty.raw_output()).into_owned();
+        assert!(shown.contains("timed out"), "{mode}: {shown}");
+        if want == 0 {
+            assert_eq!(setup.recording().header.custos.identity.as_ref().map(|i| i["verified"].clone()), Some(serde_json::json!(false)), "{mode}");
+        } else {
+            assert!(setup.recordings().is_empty(), "no session may start");
+        }
+    }
+}
+
+#[test]
 fn refresh_is_silent_and_an_expired_refresh_token_forces_a_new_login() {
     // ID tokens shorter than the one-minute margin are always renewed.
     let idp = Idp::start_with(&[("bob", &["dev"])], &[("ID_TTL", "30"), ("REFRESH_TTL", "6")]);
