@@ -157,8 +157,8 @@ pub fn load_policy(privilege: &Privilege) -> anyhow::Result<crate::policy::Polic
 
 /// Checks a `-c` command line against the policy before anything runs, as
 /// the gate checks an interactive line. Returns why it is refused, or
-/// `None` to let it run. Approval is not available yet, so a line that
-/// needs it is refused with a message saying so.
+/// `None` to let it run. A `-c` line has no prompt to wait at, so one that
+/// needs approval is refused with a message saying where it can be asked.
 fn gate_command(line: &str, account: &Account, oidc_groups: &[String], privilege: &Privilege) -> anyhow::Result<Option<String>> {
     use crate::policy::{Env, Subject, Verdict};
     let policy = load_policy(privilege).context("the command policy")?;
@@ -171,7 +171,9 @@ fn gate_command(line: &str, account: &Account, oidc_groups: &[String], privilege
     Ok(match decision.verdict {
         Verdict::Allow => None,
         Verdict::Deny => Some(format!("refused by rule {rule}")),
-        Verdict::Approve => Some(format!("needs approval under rule {rule}, and approvals are not available on this host yet")),
+        Verdict::Approve => Some(format!(
+            "needs approval under rule {rule}; a command given with -c cannot wait for one: type it at an interactive prompt (ssh -t) to ask"
+        )),
     })
 }
 

@@ -302,15 +302,24 @@ impl Gate {
             // Held only at the Enter gate: a backstop check runs inside a
             // line the shell already accepted, where nothing can wait.
             Verdict::Approve if self.approvals && source == Source::Enter && self.held.is_none() => ("pending", "held", None),
-            Verdict::Approve => (
-                "pending",
-                "pending-refused",
-                Some(format!(
-                    "rule {} needs approval ({}); approvals are not available on this host yet, so the line was not run",
-                    rule.as_deref().unwrap_or("?"),
-                    why.as_deref().unwrap_or("")
-                )),
-            ),
+            Verdict::Approve => {
+                let because = if !self.approvals {
+                    "approvals are not available on this host (no [collector] url)"
+                } else if source != Source::Enter {
+                    "only a line typed at the prompt can wait for approval, and this one ran inside another command"
+                } else {
+                    "another line is already waiting for approval"
+                };
+                (
+                    "pending",
+                    "pending-refused",
+                    Some(format!(
+                        "rule {} needs approval ({}); {because}, so the line was not run",
+                        rule.as_deref().unwrap_or("?"),
+                        why.as_deref().unwrap_or("")
+                    )),
+                )
+            }
         };
         let record = CommandRecord {
             id,

@@ -59,7 +59,7 @@ fn lines_are_allowed_refused_held_or_awaited() {
     assert!(matches!(&notes[..], [Note::Command(c)] if c.outcome == "refused"));
 
     let (r, notes) = check(&mut g, &nonce_of(&r), "pg_dump prod", now);
-    assert!(matches!(&r, Reply::Deny { message, .. } if message.contains("needs approval")));
+    assert!(matches!(&r, Reply::Deny { message, .. } if message.contains("needs approval") && message.contains("no [collector] url")), "{r:?}");
     assert!(matches!(&notes[..], [Note::Command(c)] if c.verdict == "pending"));
 
     let (r, notes) = check(&mut g, &nonce_of(&r), "for i in 1 2; do", now);
@@ -129,3 +129,21 @@ fn interactive_shells_are_told_from_scripts() {
         assert!(ungated_shell(&p(args)).is_none(), "{args:?} seen as an interactive shell");
     }
 }
+
+#[test]
+fn an_approve_line_that_cannot_wait_is_refused_saying_why() {
+    let (mut g, now) = gate();
+    g.enable_approvals();
+    let n = hello(&mut g, now);
+    // Caught by the backstop inside a running command: nothing can wait.
+    let m = Message::Check { nonce: n, source: Source::Backstop, cwd: "/tmp".into(), line: "pg_dump prod".into(), command: "pg_dump prod".into(), vars: vec![] };
+    let (reply, notes) = g.handle(m, 7, now);
+    let Some(Reply::Deny { message, nonce }) = reply else { panic!("{reply:?}") };
+    assert!(message.contains("only a line typed at the prompt"), "{message}");
+    assert!(notes.iter().any(|n| matches!(n, Note::Command(c) if c.outcome == "pending-refused")), "{notes:?}");
+    // At the prompt, it is held instead.
+    let (r, notes) = check(&mut g, &nonce, "pg_dump prod", now);
+    assert!(matches!(r, Reply::Hold), "{r:?}");
+    assert!(matches!(&notes[..], [Note::Held(h)] if h.record.outcome == "held"), "{notes:?}");
+}
+
