@@ -483,11 +483,23 @@ fn draw_cells(screen: &Screen, layout: Layout, damage: &Damage, cover: &Cover, s
     }
 }
 
+/// The status line, cut and padded to exactly the terminal's width in
+/// columns (a wide character such as the hourglass takes two: counting
+/// characters instead wrapped the last row and scrolled the terminal).
 fn draw_status(layout: Layout, text: &str, out: &mut Vec<u8>) {
+    use unicode_width::UnicodeWidthChar as _;
     let width = usize::from(layout.cols);
-    let mut line: String = text.chars().filter(|c| !c.is_control()).take(width).collect();
-    let len = line.chars().count();
-    line.extend(std::iter::repeat_n(' ', width.saturating_sub(len)));
+    let mut line = String::new();
+    let mut used = 0;
+    for c in text.chars().filter(|c| !c.is_control()) {
+        let w = c.width().unwrap_or(0);
+        if used + w > width {
+            break;
+        }
+        used += w;
+        line.push(c);
+    }
+    line.extend(std::iter::repeat_n(' ', width.saturating_sub(used)));
     let _ = write!(Text(out), "\x1b[{};1H\x1b[0;7m{line}\x1b[0m", layout.total_rows());
 }
 
@@ -674,6 +686,33 @@ mod tests {
         cup(&mut out, 1, 120);
         cup(&mut out, 40, 9);
         assert_eq!(out, b"\x1b[1;120H\x1b[40;9H");
+    }
+
+    #[test]
+    fn a_status_line_of_wide_characters_never_wraps_or_scrolls() {
+        let layout = Layout::for_terminal(5, 20, true);
+        let mut screen = Screen::new(Size { rows: layout.pane_rows, cols: layout.cols });
+        let mut renderer = Renderer::new(layout);
+        let mut out = Vec::new();
+        renderer.start(&mut out);
+        screen.process(b"top row");
+        // Each tick redraws the status: hourglasses are two columns wide.
+        for tick in 0..5 {
+            let status = format!(" \u{23f3} waiting {tick} \u{23f3}\u{23f3}\u{23f3}\u{23f3}\u{23f3}\u{23f3}");
+            let scrolled = Scrolled::take(&screen, &Cover::none());
+            let damage = screen.take_damage();
+            renderer.frame(&screen, &scrolled, &damage, &Cover::none(), Some(&status), &mut out);
+        }
+        let mut out_draw = Vec::new();
+        draw_status(layout, "\u{23f3}\u{23f3}\u{23f3}\u{23f3}\u{23f3}\u{23f3}\u{23f3}\u{23f3}\u{23f3}\u{23f3}\u{23f3}", &mut out_draw);
+        let drawn = String::from_utf8(out_draw).unwrap();
+        assert_eq!(drawn.matches('\u{23f3}').count(), 10, "cut to 20 columns: {drawn:?}");
+        #[allow(clippy::disallowed_methods)]
+        let mut target = vt100::Parser::new(std::num::NonZeroU16::new(5).unwrap(), std::num::NonZeroU16::new(20).unwrap(), 100);
+        target.process(&out);
+        let rows: Vec<String> = target.screen().rows(0, 20).collect();
+        assert_eq!(rows[0], "top row", "{rows:?}");
+        assert!(rows[4].contains("waiting 4"), "{rows:?}");
     }
 
     #[test]

@@ -855,9 +855,19 @@ impl Loop<'_> {
 
     /// The status line: as configured, plus what is wrong now.
     fn refresh_status(&mut self) {
-        let Some(base) = &self.status_base else { return };
+        // With the status line turned off, it still appears while there is
+        // news the user must not miss (a held line, paused output, a
+        // degraded gate, the pane's notice), and goes when there is none.
+        let news = self.held.is_some() || self.paused.is_some() || self.degraded.is_some() || self.pane_notice.is_some();
+        let Some(base) = self.status_base.clone().or_else(|| news.then(String::new)) else {
+            if self.options.status_line.take().is_some() {
+                self.dirty = true;
+                let _ = self.check_size();
+            }
+            return;
+        };
         // A held line's wait replaces the usual text; problems still show.
-        let mut line = self.held.clone().unwrap_or_else(|| base.clone());
+        let mut line = self.held.clone().unwrap_or(base);
         if let Some(why) = &self.paused {
             line.push_str(&format!("  \u{23f8} OUTPUT PAUSED: {why}"));
         }
@@ -869,8 +879,12 @@ impl Loop<'_> {
             line = format!(" \u{26a0} {notice} \u{2502}{line}");
         }
         if self.options.status_line.as_ref() != Some(&line) {
+            let appeared = self.options.status_line.is_none();
             self.options.status_line = Some(line);
             self.dirty = true;
+            if appeared {
+                let _ = self.check_size();
+            }
         }
     }
 

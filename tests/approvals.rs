@@ -99,8 +99,12 @@ fn world_in(shell: &str) -> World {
 }
 
 fn start_shell(dir: tempfile::TempDir, server: Server, root: PathBuf, key_path: &Path, shell: &str) -> World {
+    start_shell_with(dir, server, root, key_path, shell, "")
+}
+
+fn start_shell_with(dir: tempfile::TempDir, server: Server, root: PathBuf, key_path: &Path, shell: &str, extra: &str) -> World {
     let setup = Setup::new(&format!(
-        "[shell]\ndefault = \"{shell}\"\n[collector]\nurl = \"{}\"\n[evidence]\nkey = \"{}\"\n",
+        "[shell]\ndefault = \"{shell}\"\n[collector]\nurl = \"{}\"\n[evidence]\nkey = \"{}\"\n{extra}",
         server.url,
         key_path.display()
     ));
@@ -378,6 +382,33 @@ fn a_rule_that_wants_a_reason_asks_for_it_and_sends_it() {
     w.pty.wait_text("explain-ran");
     assert_eq!(w.count(), "explain all\n");
     w.exit();
+}
+
+#[test]
+fn with_the_status_line_off_a_held_line_still_shows_its_wait() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_owned();
+    let server = Server::start(&root.join("data"));
+    let (_, key_path) = collector::host_key(&root);
+    server.enroll(&collector::empty_config(&root), &key_path);
+    let mut w = start_shell_with(dir, server, root, &key_path, "/bin/bash", "[status_line]\nenabled = false\n");
+    let alice = register(&w.server, &w.root, "alice", "dba");
+    w.pty.line("echo rows=$(tput lines)");
+    w.pty.wait_text("rows=24");
+    w.pty.line("bump quietly");
+    // The status line appears on the last row for the wait...
+    w.pty.wait_for("the wait on the last row", |s| s.lines().nth(23).is_some_and(|l| l.contains("waiting for approval")));
+    let request = w.one_pending(&alice);
+    let r = decide(&w.server, &request, &alice, Verdict::Approve, "fine");
+    assert_eq!(r.status, 200, "{}", r.text());
+    w.pty.wait_text("bump-ran");
+    // ...and goes with it: the shell has all 24 rows again.
+    w.pty.line("echo rows=$(tput lines) again");
+    w.pty.wait_text("rows=24 again");
+    assert!(!w.pty.screen_text().contains("waiting for approval"), "{}", w.pty.screen_text());
+    let cast = w.exit();
+    let resizes: Vec<&str> = cast.events.iter().filter(|(_, code, _)| code == "r").map(|(_, _, d)| d.as_str()).collect();
+    assert_eq!(resizes, ["120x23", "120x24"], "{resizes:?}");
 }
 
 #[test]
