@@ -654,3 +654,117 @@ fn sha256(path: &Path) -> String {
     let out = run_ok(Command::new("sha256sum").arg(path));
     String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap().to_owned()
 }
+
+// ------------------------------------------------------------ approvals pane
+
+/// Puts the embedded default configuration back, whatever the test did.
+struct RestoreConfig;
+
+impl Drop for RestoreConfig {
+    fn drop(&mut self) {
+        let _ = std::fs::write(CONFIG, DEFAULT_CONFIG);
+    }
+}
+
+fn pids_with_cmdline(needle: &str) -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+            let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+            String::from_utf8_lossy(&cmdline).replace('\0', " ").contains(needle).then_some(pid)
+        })
+        .collect()
+}
+
+#[test]
+fn the_approvals_pane_of_an_installed_shell_runs_as_the_user_in_a_fresh_process() {
+    let Some(sys) = System::setup("approvals pane") else { return };
+    let _restore = RestoreConfig;
+    // A collector on loopback with this host's key enrolled.
+    let data = tempfile::tempdir().unwrap();
+    let mut serve = Command::new(sys.custos())
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    {
+        use std::io::BufRead as _;
+        std::io::BufReader::new(serve.stdout.as_mut().unwrap()).read_line(&mut first).unwrap();
+    }
+    let url = first.trim().to_owned();
+    let token = run_ok(Command::new(sys.custos()).args(["serve", "token", "--data-dir"]).arg(data.path()));
+    let token = String::from_utf8_lossy(&token.stdout).trim().to_owned();
+    run_ok(Command::new(sys.custos()).args(["enroll", "--server", &url, "--token", &token, "--key", "/var/lib/custos/host.key"]));
+    // An approver whose key the test user owns.
+    let key = custos::evidence::HostKey::generate();
+    let key_dir = tempfile::tempdir().unwrap();
+    chmod(key_dir.path(), 0o755);
+    let key_path = key_dir.path().join("alice.key");
+    key.save(&key_path).unwrap();
+    nix::unistd::chown(&key_path, Some(nix::unistd::Uid::from_raw(sys.uid)), None).unwrap();
+    let approver = run_ok(Command::new(sys.custos()).args(["serve", "approver", "--data-dir"]).arg(data.path()).args([
+        "--name",
+        "alice",
+        "--groups",
+        "custos-approvers",
+        "--public-key",
+        &key.public().to_string(),
+    ]));
+    let approver_token = String::from_utf8_lossy(&approver.stdout).trim().to_owned();
+    let configured = DEFAULT_CONFIG.replace("# url = \"https://collector.example.com:8470\"", &format!("url = \"{url}\""));
+    assert_ne!(configured, DEFAULT_CONFIG, "the default config's collector url line moved");
+    std::fs::write(CONFIG, &configured).unwrap();
+
+    let shell = sys.shell();
+    let mut t = Term::spawn(
+        "runuser",
+        &[
+            "-u",
+            USER,
+            "--",
+            "env",
+            &format!("CUSTOS_APPROVER_TOKEN={approver_token}"),
+            "CUSTOS_APPROVER_NAME=alice",
+            &format!("CUSTOS_APPROVER_KEY={}", key_path.display()),
+            shell.to_str().unwrap(),
+            "-l",
+        ],
+        50,
+        200,
+    );
+    t.run("true");
+    t.send(b"\x1da");
+    t.expect("pending approvals: 0", SHORT);
+    // The launcher and `custos approve` run as the user, on every id, from
+    // the installed custos binary: fresh images, not forks of the recorder.
+    let launchers = pids_with_cmdline("pane-launcher -- approve");
+    assert_eq!(launchers.len(), 1, "{launchers:?}");
+    let approves: Vec<i32> = pids_with_cmdline("approve --server").into_iter().filter(|p| !launchers.contains(p)).collect();
+    assert_eq!(approves.len(), 1, "{approves:?}");
+    for pid in [launchers[0], approves[0]] {
+        assert_eq!(proc_ids(pid, "Uid:").unwrap(), vec![sys.uid; 4], "pid {pid}");
+        assert_eq!(std::fs::read_link(format!("/proc/{pid}/exe")).unwrap(), sys.custos(), "pid {pid}");
+    }
+    t.send(b"\x1da");
+    // The shell has its keys back once the pane is closed.
+    let marker = std::env::temp_dir().join(format!("custos-pane-{}", std::process::id()));
+    let _ = std::fs::remove_file(&marker);
+    std::thread::sleep(Duration::from_millis(500));
+    t.line(&format!("touch {}", marker.display()));
+    let deadline = Instant::now() + SHORT;
+    while !marker.exists() {
+        assert!(Instant::now() < deadline, "the shell did not run a command after the pane closed:\n{}", t.transcript());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = std::fs::remove_file(&marker);
+    t.line("exit");
+    assert_eq!(t.wait(SHORT).code(), Some(0), "{}", t.transcript());
+    let _ = serve.kill();
+    let _ = serve.wait();
+}
+

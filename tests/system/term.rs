@@ -65,6 +65,11 @@ impl Term {
         }
     }
 
+    /// Types raw bytes (control keys).
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.master.write_all(bytes).unwrap();
+    }
+
     /// Types `text` and presses Enter.
     pub fn line(&mut self, text: &str) {
         self.master.write_all(text.as_bytes()).unwrap();
