@@ -112,10 +112,32 @@ pub fn run(argv: &[OsString], config: &Config, privilege: Privilege) -> anyhow::
     let cmd = ShellCommand::new(&shell, &inv, &[("CUSTOS_SESSION", &session_id)])?;
     // Read while still privileged: the key is readable only by custos.
     let key = crate::sink::host_key(&config.evidence).context("cannot sign this session's recording")?;
-    let rec = Recording { spool: &spool, key, config };
+    let mut rec = Recording { spool: &spool, key, config, early: Vec::new() };
     if let Some(line) = &inv.command {
-        if let Some(refusal) = gate_command(line, &account, &identity.groups, &privilege)? {
-            return refuse(&rec, info, &refusal);
+        match gate_command(line, &account, &identity.groups, &privilege)? {
+            CommandCheck::Run => {}
+            CommandCheck::Refuse(why) => return refuse(&rec, info, &why),
+            CommandCheck::Approve(held) => {
+                let Some(server) = config.collector.url.clone() else {
+                    let why = format!("needs approval under rule {}; approvals are not available on this host (no [collector] url)", held.rule.name);
+                    return refuse(&rec, info, &why);
+                };
+                let settings = crate::approval::link::Settings {
+                    exe: crate::approval::link::Settings::sibling_exe(),
+                    server,
+                    key: config.evidence.key.clone(),
+                    session: info.session_id.clone(),
+                    host: info.host.clone(),
+                    user: info.user.clone(),
+                    identity: crate::approval::link::attestation_of(info.identity.as_ref()),
+                };
+                let masker = crate::masker::Masker::new(&config.masking).context("the [masking] configuration")?;
+                let waited = crate::approval::command::wait(settings, &held, masker.mask_text(line));
+                rec.early = waited.effects;
+                if let Some((_, why)) = waited.refusal {
+                    return refuse(&rec, info, &why);
+                }
+            }
         }
     }
     if interactive {
@@ -155,11 +177,17 @@ pub fn load_policy(privilege: &Privilege) -> anyhow::Result<crate::policy::Polic
     }
 }
 
+/// What the policy says of a `-c` command.
+enum CommandCheck {
+    Run,
+    Refuse(String),
+    /// It needs approval: the line as the gate would hold it.
+    Approve(Box<crate::gate::Held>),
+}
+
 /// Checks a `-c` command line against the policy before anything runs, as
-/// the gate checks an interactive line. Returns why it is refused, or
-/// `None` to let it run. A `-c` line has no prompt to wait at, so one that
-/// needs approval is refused with a message saying where it can be asked.
-fn gate_command(line: &str, account: &Account, oidc_groups: &[String], privilege: &Privilege) -> anyhow::Result<Option<String>> {
+/// the gate checks an interactive line.
+fn gate_command(line: &str, account: &Account, oidc_groups: &[String], privilege: &Privilege) -> anyhow::Result<CommandCheck> {
     use crate::policy::{Env, Subject, Verdict};
     let policy = load_policy(privilege).context("the command policy")?;
     let who = Subject { user: account.name.clone(), groups: account.groups.clone(), oidc_groups: oidc_groups.to_vec() };
@@ -168,12 +196,24 @@ fn gate_command(line: &str, account: &Account, oidc_groups: &[String], privilege
     env.vars = std::env::vars().collect();
     let decision = policy.check(line, &who, &env);
     let rule = decision.rule.as_ref().map_or_else(|| "(no rule)".to_owned(), |r| format!("{} ({})", r.name, r.message));
-    Ok(match decision.verdict {
-        Verdict::Allow => None,
-        Verdict::Deny => Some(format!("refused by rule {rule}")),
-        Verdict::Approve => Some(format!(
-            "needs approval under rule {rule}; a command given with -c cannot wait for one: type it at an interactive prompt (ssh -t) to ask"
-        )),
+    Ok(match (decision.verdict, decision.rule.clone()) {
+        (Verdict::Allow, _) => CommandCheck::Run,
+        (Verdict::Deny, _) | (Verdict::Approve, None) => CommandCheck::Refuse(format!("refused by rule {rule}")),
+        (Verdict::Approve, Some(rule_ref)) => CommandCheck::Approve(Box::new(crate::gate::Held {
+            record: crate::gate::CommandRecord {
+                id: 1,
+                line: line.to_owned(),
+                cwd,
+                source: "command",
+                verdict: "pending",
+                outcome: "held",
+                rule: Some(rule_ref.name.clone()),
+                message: None,
+                programs: decision.commands.iter().map(|c| c.program.clone()).collect(),
+                unsafe_expansions: decision.unsafe_expansions.clone(),
+            },
+            rule: rule_ref,
+        })),
     })
 }
 
@@ -195,11 +235,24 @@ struct Recording<'a> {
     spool: &'a Path,
     key: Option<std::sync::Arc<crate::evidence::HostKey>>,
     config: &'a Config,
+    /// What happened before the session began (a `-c` command's approval),
+    /// written right after the header.
+    early: Vec<crate::approval::link::Effect>,
 }
 
 impl Recording<'_> {
     fn open(&self, header: &Header) -> anyhow::Result<Sink> {
-        Ok(Sink::open(self.spool, header, self.key.clone(), &self.config.evidence)?)
+        use crate::approval::link::Effect;
+        let mut sink = Sink::open(self.spool, header, self.key.clone(), &self.config.evidence)?;
+        for effect in &self.early {
+            let at = std::time::Duration::ZERO;
+            match effect {
+                Effect::Audit(json) => sink.write(at, &crate::record::Event::Audit(&json.to_string()))?,
+                Effect::Marker(text) => sink.write(at, &crate::record::Event::Marker(text))?,
+                Effect::Resolve(_) => {}
+            }
+        }
+        Ok(sink)
     }
 
     /// Starts `custos upload --follow` for a chunked recording when a

@@ -385,6 +385,83 @@ fn a_rule_that_wants_a_reason_asks_for_it_and_sends_it() {
 }
 
 #[test]
+fn a_command_given_with_c_waits_for_approval_then_runs_or_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_owned();
+    let server = Server::start(&root.join("data"));
+    let (_, key_path) = collector::host_key(&root);
+    server.enroll(&collector::empty_config(&root), &key_path);
+    let alice = register(&server, &root, "alice", "dba");
+    let setup = Setup::new(&format!("[collector]\nurl = \"{}\"\n[evidence]\nkey = \"{}\"\n", server.url, key_path.display()));
+    let policy = setup.dir.path().join("policy.toml");
+    std::fs::write(&policy, POLICY).unwrap();
+    let bin = setup.dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let count = setup.dir.path().join("count");
+    std::fs::write(bin.join("bump"), format!("#!/bin/sh\necho bump \"$@\" >> {}\necho bump-ran\n", count.display())).unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(bin.join("bump"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let run = |line: &str| {
+        let mut cmd = setup.command(&["-c", line]);
+        cmd.env("CUSTOS_POLICY", &policy)
+            .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        cmd.spawn().unwrap()
+    };
+    let counted = || std::fs::read_to_string(&count).unwrap_or_default();
+    let pending = || {
+        let mut found = Vec::new();
+        collector::wait_for(20, "a pending request", || {
+            let r = server.get("/v1/approvals?state=pending", Some(&alice.token));
+            found = r.json()["requests"].as_array().unwrap().clone();
+            found.len() == 1
+        });
+        found.remove(0)
+    };
+
+    // Approved: it waits, then runs once, recorded with its approval.
+    let child = run("bump via-c");
+    let request = pending();
+    assert_eq!(request["line"], "bump via-c");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(counted(), "", "the command ran before approval");
+    assert_eq!(decide(&server, &request, &alice, Verdict::Approve, "deploy window").status, 200);
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("needs approval under rule bump-needs-approval") && err.contains("waiting for approval"), "{err}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("bump-ran"));
+    assert_eq!(counted(), "bump via-c\n");
+    let cast = custos::record::Cast::parse(&collector::stored_cast(&server.data_dir, &key_path)).unwrap();
+    assert_eq!(audits(&cast, "approved")[0]["decisions"][0]["reason"], "deploy window", "{:?}", cast.audits());
+    assert_eq!(cast.header.custos.command.as_deref(), Some("bump via-c"));
+
+    // Denied: refused with who and why, and not run.
+    let child = run("bump denied");
+    let request = pending();
+    assert_eq!(decide(&server, &request, &alice, Verdict::Deny, "not on a friday").status, 200);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(126));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("denied by alice: not on a friday"), "{err}");
+    assert_eq!(counted(), "bump via-c\n");
+
+    // Interrupted (a cancelled job): the request is withdrawn.
+    let child = run("bump cancelled");
+    let request = pending();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap()), nix::sys::signal::Signal::SIGTERM).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(126), "{}", String::from_utf8_lossy(&out.stderr));
+    let id = request["id"].as_str().unwrap();
+    collector::wait_for(10, "the request to be withdrawn", || {
+        server.get(&format!("/v1/approvals/{id}"), Some(&alice.token)).json()["state"] == "withdrawn"
+    });
+    assert_eq!(counted(), "bump via-c\n");
+}
+
+#[test]
 fn with_the_status_line_off_a_held_line_still_shows_its_wait() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_owned();

@@ -76,23 +76,42 @@ pub fn for_session(
         session: who.0.clone(),
         host: who.1.clone(),
         user: who.2.clone(),
-        identity: identity.and_then(|id| {
-            let field = |k: &str| id.get(k).and_then(serde_json::Value::as_str).map(str::to_owned);
-            Some(crate::approval::decision::Attestation { issuer: field("issuer")?, subject: field("subject")? })
-        }),
+        identity: attestation_of(identity),
     };
     (gate, Some(Approvals::new(settings)))
 }
 
+/// The issuer and subject of a session header's identity, if it has one.
+pub fn attestation_of(identity: Option<&serde_json::Value>) -> Option<crate::approval::decision::Attestation> {
+    let id = identity?;
+    let field = |k: &str| id.get(k).and_then(serde_json::Value::as_str).map(str::to_owned);
+    Some(crate::approval::decision::Attestation { issuer: field("issuer")?, subject: field("subject")? })
+}
+
 struct Agent {
     child: Child,
-    stdin: ChildStdin,
+    /// `None` once closed, in `drop`.
+    stdin: Option<ChildStdin>,
     stdout: ChildStdout,
     lines: Lines,
 }
 
+/// How long a dropped agent may take to finish what it was told (a
+/// withdrawal in flight) after its stdin closes, before it is killed.
+const AGENT_GRACE: Duration = Duration::from_secs(3);
+
 impl Drop for Agent {
+    /// Closes the agent's stdin, so it withdraws a pending request and
+    /// exits; kills it if it takes longer than [`AGENT_GRACE`].
     fn drop(&mut self) {
+        drop(self.stdin.take());
+        let deadline = Instant::now() + AGENT_GRACE;
+        while Instant::now() < deadline {
+            if !matches!(self.child.try_wait(), Ok(None)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -288,7 +307,7 @@ impl Approvals {
                 }
             }
         }
-        let failed = self.agent.as_mut().is_some_and(|a| a.stdin.write_all(&encode(msg)).is_err());
+        let failed = self.agent.as_mut().is_some_and(|a| a.stdin.as_mut().is_none_or(|s| s.write_all(&encode(msg)).is_err()));
         if failed {
             self.agent = None;
             if self.hold.is_some() {
@@ -318,7 +337,7 @@ impl Approvals {
             return Err(std::io::Error::other("no pipes to the agent"));
         };
         nix::fcntl::fcntl(&stdout, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK)).map_err(std::io::Error::from)?;
-        Ok(Agent { child, stdin, stdout, lines: Lines::default() })
+        Ok(Agent { child, stdin: Some(stdin), stdout, lines: Lines::default() })
     }
 }
 

@@ -17,11 +17,14 @@
 //!   no HTTP, tokio or TUI code.
 //! - `agent` (the `custos` binary only): the agent itself, reqwest against
 //!   the collector, long-polling for changes, reconnecting across restarts.
+//! - `command`: a `-c` command that needs approval waits before its
+//!   session starts (std only, like `link`).
 //! - `tui` (the `custos` binary only): `custos approve`, the approver's TUI.
 //!
 //! The collector side lives in `serve::approvals`.
 
 pub mod agent;
+pub mod command;
 pub mod decision;
 pub mod hold;
 pub mod link;
