@@ -275,6 +275,20 @@ pub fn enroll_proof_message(token: &str) -> Vec<u8> {
     format!("custos-enroll-v1:{token}").into_bytes()
 }
 
+/// The collector's URL: `flag` (`--server`), else `[collector] url` of the
+/// configuration; without a trailing slash.
+pub fn collector_url(flag: Option<&str>) -> anyhow::Result<String> {
+    use anyhow::Context as _;
+    let url = match flag {
+        Some(s) => s.to_owned(),
+        None => crate::config::Config::load(false, std::env::var("CUSTOS_CONFIG").ok().as_deref())?
+            .collector
+            .url
+            .context("no collector: pass --server URL or set [collector] url in the config")?,
+    };
+    Ok(url.trim_end_matches('/').to_owned())
+}
+
 /// The bearer token for reading, from (in order) `--token`, the
 /// `CUSTOS_TOKEN` environment variable, `--token-file`, or
 /// `~/.config/custos/token` if it exists.

@@ -34,13 +34,7 @@ pub struct Remote {
 
 impl Remote {
     pub fn connect(&self) -> anyhow::Result<Collector> {
-        let server = match &self.server {
-            Some(s) => s.clone(),
-            None => crate::config::Config::load(false, std::env::var("CUSTOS_CONFIG").ok().as_deref())?
-                .collector
-                .url
-                .context("no collector: pass --server URL or set [collector] url in the config")?,
-        };
+        let server = crate::client::collector_url(self.server.as_deref())?;
         let token = match crate::client::resolve_token(self.token.as_deref(), self.token_file.as_deref())? {
             Some(t) => Some(t),
             // No token given: the ID token of `custos login`, if signed in.

@@ -118,18 +118,10 @@ pub fn run(argv: &[OsString], config: &Config, privilege: Privilege) -> anyhow::
             CommandCheck::Run => {}
             CommandCheck::Refuse(why) => return refuse(&rec, info, &why),
             CommandCheck::Approve(held) => {
-                let Some(server) = config.collector.url.clone() else {
+                let who = (info.session_id.clone(), info.host.clone(), info.user.clone());
+                let Some(settings) = crate::approval::link::Settings::for_session(config, &who, info.identity.as_ref()) else {
                     let why = format!("needs approval under rule {}; approvals are not available on this host (no [collector] url)", held.rule.name);
                     return refuse(&rec, info, &why);
-                };
-                let settings = crate::approval::link::Settings {
-                    exe: crate::approval::link::Settings::sibling_exe(),
-                    server,
-                    key: config.evidence.key.clone(),
-                    session: info.session_id.clone(),
-                    host: info.host.clone(),
-                    user: info.user.clone(),
-                    identity: crate::approval::link::attestation_of(info.identity.as_ref()),
                 };
                 let masker = crate::masker::Masker::new(&config.masking).context("the [masking] configuration")?;
                 let waited = crate::approval::command::wait(settings, &held, masker.mask_text(line));

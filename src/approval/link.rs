@@ -51,6 +51,20 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// The agent's settings for a session: `who` is its id, host and user,
+    /// `identity` its header's identity; `None` without `[collector] url`.
+    pub fn for_session(config: &crate::config::Config, who: &(String, String, String), identity: Option<&serde_json::Value>) -> Option<Self> {
+        Some(Settings {
+            exe: Settings::sibling_exe(),
+            server: config.collector.url.clone()?,
+            key: config.evidence.key.clone(),
+            session: who.0.clone(),
+            host: who.1.clone(),
+            user: who.2.clone(),
+            identity: attestation_of(identity),
+        })
+    }
+
     /// The `custos` binary next to the running one.
     pub fn sibling_exe() -> PathBuf {
         // A missing binary fails at spawn, which refuses the held line.
@@ -67,22 +81,13 @@ pub fn for_session(
     who: &(String, String, String),
     identity: Option<&serde_json::Value>,
 ) -> (crate::gate::Gate, Option<Approvals>) {
-    let Some(server) = config.collector.url.clone() else { return (gate, None) };
+    let Some(settings) = Settings::for_session(config, who, identity) else { return (gate, None) };
     gate.enable_approvals();
-    let settings = Settings {
-        exe: Settings::sibling_exe(),
-        server,
-        key: config.evidence.key.clone(),
-        session: who.0.clone(),
-        host: who.1.clone(),
-        user: who.2.clone(),
-        identity: attestation_of(identity),
-    };
     (gate, Some(Approvals::new(settings)))
 }
 
 /// The issuer and subject of a session header's identity, if it has one.
-pub fn attestation_of(identity: Option<&serde_json::Value>) -> Option<crate::approval::decision::Attestation> {
+fn attestation_of(identity: Option<&serde_json::Value>) -> Option<crate::approval::decision::Attestation> {
     let id = identity?;
     let field = |k: &str| id.get(k).and_then(serde_json::Value::as_str).map(str::to_owned);
     Some(crate::approval::decision::Attestation { issuer: field("issuer")?, subject: field("subject")? })

@@ -384,7 +384,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     use ratatui::crossterm::terminal::{disable_raw_mode, enable_raw_mode, EnterAlternateScreen, LeaveAlternateScreen};
     use ratatui::crossterm::ExecutableCommand as _;
     let theme = Theme::load(&args.theme)?;
-    let server = net::server(args)?;
+    let server = crate::client::collector_url(args.server.as_deref())?;
     let credentials = net::Credentials::resolve(args)?;
     let me = credentials.name().to_owned();
     let (to_ui, from_net) = mpsc::channel::<Net>();

@@ -296,16 +296,24 @@ enum Caller {
     /// Registered with `custos serve approver`; signs with their own key.
     Approver { name: String, groups: Vec<String>, public_key: String },
     /// Signed in with the identity provider; the collector attests.
-    Person { identity: crate::identity::Identity, approver: bool },
+    Person { identity: crate::identity::Identity, roles: std::collections::BTreeSet<crate::identity::roles::Role> },
 }
 
 impl Caller {
+    /// Whether a signed-in person holds the approver role (admin implies it).
+    fn is_approver(&self) -> bool {
+        match self {
+            Caller::Person { roles, .. } => roles.contains(&crate::identity::roles::Role::Approver),
+            Caller::Admin | Caller::Approver { .. } => true,
+        }
+    }
+
     /// Whether the caller may see and decide requests for `group`.
     fn in_group(&self, group: &str) -> bool {
         match self {
             Caller::Admin => true,
             Caller::Approver { groups, .. } => groups.iter().any(|g| g == group),
-            Caller::Person { identity, approver } => *approver && identity.groups.iter().any(|g| g == group),
+            Caller::Person { identity, .. } => self.is_approver() && identity.groups.iter().any(|g| g == group),
         }
     }
 }
@@ -316,7 +324,6 @@ fn person_name(identity: &crate::identity::Identity) -> String {
 }
 
 async fn caller(app: &App, headers: &HeaderMap) -> Result<Caller, ApiError> {
-    use crate::identity::roles::Role;
     use super::identity::{authenticate, AuthError, Caller as Authed};
     let unauthorized = |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m.to_owned());
     let token = bearer(headers).ok_or_else(|| unauthorized("a bearer token is required"))?;
@@ -325,11 +332,7 @@ async fn caller(app: &App, headers: &HeaderMap) -> Result<Caller, ApiError> {
     if token.split('.').count() == 3 || app.store.is_admin_token(token).await? {
         return match authenticate(app, headers).await {
             Ok(Authed::Admin) => Ok(Caller::Admin),
-            Ok(who @ Authed::Person { .. }) => {
-                let approver = who.has(Role::Approver);
-                let Authed::Person { identity, .. } = who else { return Err(internal("unreachable caller")) };
-                Ok(Caller::Person { identity, approver })
-            }
+            Ok(Authed::Person { identity, roles }) => Ok(Caller::Person { identity, roles }),
             Ok(Authed::Approver { .. }) => Err(internal("authenticate never answers an approver")),
             Err(AuthError::Store(e)) => Err(e.into()),
             Err(e) => Err(unauthorized(&e.to_string())),
@@ -514,10 +517,7 @@ pub async fn watcher(app: &App, headers: &HeaderMap, session: &str) -> Result<Op
     Ok(Some(match who {
         Caller::Admin => super::identity::Caller::Admin,
         Caller::Approver { name, .. } => super::identity::Caller::Approver { name },
-        Caller::Person { identity, .. } => {
-            let roles = app.identity.as_ref().map(|v| crate::identity::roles::roles_for(&v.config.roles, &identity.groups)).unwrap_or_default();
-            super::identity::Caller::Person { identity, roles }
-        }
+        Caller::Person { identity, roles } => super::identity::Caller::Person { identity, roles },
     }))
 }
 
@@ -613,7 +613,7 @@ async fn decide(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<
         log(&app, &view, "refused", json!({"approver": name, "why": "self_approval"})).await;
         return Err(forbidden("self_approval", format!("{name} asked for this command and cannot approve it")));
     }
-    if let Caller::Person { approver: false, .. } = &who {
+    if !who.is_approver() {
         log(&app, &view, "refused", json!({"approver": name, "why": "not_approver"})).await;
         return Err(forbidden("not_approver", format!("{name} does not hold the approver role (see [identity.roles] approver)")));
     }

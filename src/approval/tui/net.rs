@@ -42,18 +42,6 @@ pub enum Credentials {
     SignedIn { token: String, name: String },
 }
 
-/// The collector's URL: `--server`, else `[collector] url`.
-pub fn server(args: &super::Args) -> anyhow::Result<String> {
-    let url = match &args.server {
-        Some(s) => s.clone(),
-        None => crate::config::Config::load(false, std::env::var("CUSTOS_CONFIG").ok().as_deref())?
-            .collector
-            .url
-            .context("no collector: pass --server URL or set [collector] url in the config")?,
-    };
-    Ok(url.trim_end_matches('/').to_owned())
-}
-
 fn flag_or_env(flag: Option<&str>, var: &str) -> Option<String> {
     flag.map(str::to_owned)
         .or_else(|| std::env::var(var).ok())
