@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use custos::evidence::{seal, Chunk, ChunkSpool, Chunker, ChunkerConfig, Digest, HostKey};
-use custos::record::{Encoder, Event, Header, SessionInfo};
+use custos::evidence::asciicast::{Encoder, Event, Header, SessionInfo};
 use uuid::Uuid;
 
 /// A small deterministic generator (xorshift64*), so every run measures the

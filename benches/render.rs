@@ -10,9 +10,9 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use custos::masker::Cover;
-use custos::render::{Layout, Renderer, Scrolled};
-use custos::screen::{Screen, Size};
+use custos::term::masker::Cover;
+use custos::term::render::{Layout, Renderer, Scrolled};
+use custos::term::screen::{Screen, Size};
 
 /// Realistic terminal text like ptybench's: log lines with colours, long
 /// wrapping lines, UTF-8 with wide characters, progress bars.
@@ -73,7 +73,7 @@ fn main() {
             }
         });
         measure(&format!("emulator + both renderers, {label}"), data.len(), || flood(&data, size, layout, None));
-        let masker = || custos::masker::Masker::new(&custos::mask::MaskingConfig::default()).unwrap();
+        let masker = || custos::term::masker::Masker::new(&custos::mask::MaskingConfig::default()).unwrap();
         measure(&format!("emulator + masker + both renderers, {label}"), data.len(), || {
             flood(&data, size, layout, Some(masker()));
         });
@@ -100,7 +100,7 @@ fn main() {
     println!("{:<48} {:8.1} µs per keystroke frame", "echo frame (one changed cell)", t.elapsed().as_secs_f64() * 1e6 / f64::from(n));
 
     // The same with masking: the masker reads the whole screen each frame.
-    let mut masker = custos::masker::Masker::new(&custos::mask::MaskingConfig::default()).unwrap();
+    let mut masker = custos::term::masker::Masker::new(&custos::mask::MaskingConfig::default()).unwrap();
     let t = Instant::now();
     for i in 0..n {
         screen.process(if i % 2 == 0 { b"x" } else { b"\x08 \x08" });
@@ -117,7 +117,7 @@ fn main() {
 /// The session's output path over `data`: slices of 512 bytes, scrolled rows
 /// flushed at 400, a frame to both renderers every 16 reads of 4 KiB (about
 /// what a flood produces), with or without the masker.
-fn flood(data: &[u8], size: Size, layout: Layout, mut masker: Option<custos::masker::Masker>) {
+fn flood(data: &[u8], size: Size, layout: Layout, mut masker: Option<custos::term::masker::Masker>) {
     let mut screen = Screen::new(size);
     let mut term = Renderer::new(layout);
     let mut rec = Renderer::new(Layout { status: false, ..layout });

@@ -12,9 +12,9 @@
 
 use std::time::{Duration, Instant};
 
-use custos::record::Recording;
-use custos::replay::index::Index;
-use custos::replay::player::Player;
+use custos::evidence::asciicast::Recording;
+use custos::tui::replay::index::Index;
+use custos::tui::replay::player::Player;
 
 /// Realistic terminal text (as in benches/render.rs): coloured logs, long
 /// wrapping JSON lines, wide characters, progress bars, tabs.

@@ -11,7 +11,7 @@
 use std::time::Instant;
 
 use custos::evidence::{seal, Digest, HostKey};
-use custos::replay::source::{LocalSource, Source as _};
+use custos::tui::replay::source::{LocalSource, Source as _};
 
 fn line(i: u64) -> String {
     match i % 6 {

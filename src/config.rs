@@ -24,7 +24,7 @@ pub const SYSTEM_CONFIG: &str = "/etc/custos/custos.toml";
 
 /// The commented default configuration `install.sh` writes. Every value in it
 /// is also the built-in default.
-pub const DEFAULT_CONFIG: &str = include_str!("../testdata/custos.default.toml");
+pub const DEFAULT_CONFIG: &str = include_str!("../defaults/custos.toml");
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -124,7 +124,7 @@ pub struct ApprovalsConfig {
 
 impl Default for ApprovalsConfig {
     fn default() -> Self {
-        Self { pane_key: Some(crate::pane::DEFAULT_PREFIX) }
+        Self { pane_key: Some(crate::recorder::pane::DEFAULT_PREFIX) }
     }
 }
 
@@ -280,7 +280,7 @@ impl Config {
         };
         let evidence = raw.evidence.validate(&defaults.evidence, &invalid)?;
         let pane_key = match raw.approvals.pane_key {
-            Some(v) => crate::pane::parse_key(&v).map_err(|e| invalid("approvals.pane_key", &e.to_string()))?,
+            Some(v) => crate::recorder::pane::parse_key(&v).map_err(|e| invalid("approvals.pane_key", &e.to_string()))?,
             None => defaults.approvals.pane_key,
         };
         Ok(Self {

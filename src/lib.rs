@@ -25,38 +25,17 @@
 //!   sources, ratatui views); `theme`: colour roles for the TUIs.
 //! - `doctor`, `demo`: `custos` subcommands.
 
-pub mod account;
 pub mod approval;
-pub mod child;
 pub mod client;
+pub mod cmd;
 pub mod config;
-pub mod demo;
-pub mod doctor;
+pub mod evidence;
 pub mod gate;
 pub mod identity;
-pub mod enroll;
-pub mod evidence;
-pub mod invocation;
-pub mod masker;
 pub mod mask;
-pub mod nesting;
-pub mod offline;
-pub mod pane;
 pub mod policy;
-pub mod privilege;
-pub mod pty;
-pub mod record;
-pub mod remote;
-pub mod render;
-pub mod replay;
-pub mod screen;
+pub mod recorder;
 pub mod serve;
-pub mod sessions;
-pub mod session;
-pub mod shell;
-pub mod sink;
-pub mod stream;
-pub mod spool;
-pub mod upload;
+pub mod term;
+pub mod tui;
 pub mod when;
-pub mod theme;

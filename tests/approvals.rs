@@ -152,12 +152,12 @@ impl World {
         found.remove(0)
     }
 
-    fn exit(mut self) -> custos::record::Cast {
+    fn exit(mut self) -> custos::evidence::asciicast::Cast {
         self.pty.send(b"\x15exit\r");
         self.pty.wait_exit();
         // The recorder streamed the session; the collector holds it.
         let text = collector::stored_cast(&self.server.data_dir, &self.root.join("host.key"));
-        custos::record::Cast::parse(&text).unwrap()
+        custos::evidence::asciicast::Cast::parse(&text).unwrap()
     }
 }
 
@@ -199,7 +199,7 @@ fn follow_status(server: &Server, session: &str, token: &str) -> u16 {
     line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("no status in {line:?}"))
 }
 
-fn audits(cast: &custos::record::Cast, event: &str) -> Vec<serde_json::Value> {
+fn audits(cast: &custos::evidence::asciicast::Cast, event: &str) -> Vec<serde_json::Value> {
     cast.audits().into_iter().filter(|a| a["kind"] == "approval" && a["event"] == event).collect()
 }
 
@@ -434,7 +434,7 @@ fn a_command_given_with_c_waits_for_approval_then_runs_or_is_refused() {
     assert!(err.contains("needs approval under rule bump-needs-approval") && err.contains("waiting for approval"), "{err}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("bump-ran"));
     assert_eq!(counted(), "bump via-c\n");
-    let cast = custos::record::Cast::parse(&collector::stored_cast(&server.data_dir, &key_path)).unwrap();
+    let cast = custos::evidence::asciicast::Cast::parse(&collector::stored_cast(&server.data_dir, &key_path)).unwrap();
     assert_eq!(audits(&cast, "approved")[0]["decisions"][0]["reason"], "deploy window", "{:?}", cast.audits());
     assert_eq!(cast.header.custos.command.as_deref(), Some("bump via-c"));
 
@@ -629,7 +629,7 @@ fn an_approver_signed_in_with_the_identity_provider_approves_in_custos_approve()
     server.enroll(&collector::empty_config(&root), &key_path);
     let mut w = start_shell(dir, server, root, &key_path, "/bin/bash");
 
-    let me = custos::account::Account::lookup(nix::unistd::getuid().as_raw()).unwrap().name;
+    let me = custos::recorder::account::Account::lookup(nix::unistd::getuid().as_raw()).unwrap().name;
     let xdg = w.root.join("xdg");
     oidc::login(&idp, &xdg.join("custos"), &me, "dana");
     let client_config = w.root.join("approver.toml");
@@ -841,7 +841,7 @@ fn the_pane_follows_a_resize_and_closes_when_the_terminal_gets_too_short() {
 fn create_signed(server: &Server, key: &HostKey, timeout_secs: u64) -> Response {
     use base64::Engine as _;
     let body = serde_json::json!({
-        "session": uuid::Uuid::now_v7().to_string(), "host": custos::account::host_name(), "user": "bob",
+        "session": uuid::Uuid::now_v7().to_string(), "host": custos::recorder::account::host_name(), "user": "bob",
         "line": "bump x", "line_sha256": custos::approval::decision::line_hash("bump x"), "cwd": "/",
         "programs": ["bump"], "rule": "r", "rule_message": "m", "approvers": "dba", "quorum": 1,
         "timeout_secs": timeout_secs, "reason": null, "screen": ""

@@ -651,7 +651,7 @@ fn the_timer_run_is_quiet_without_a_collector_and_the_cli_is_not() {
 /// to broken, and every read is in the access log with the token's identity.
 #[test]
 fn the_replay_source_reads_a_collector_and_every_access_is_logged() {
-    use custos::replay::source::{Source as _, Verification};
+    use custos::tui::replay::source::{Source as _, Verification};
     let w = world();
     let session = Uuid::now_v7();
     let id = session.to_string();
@@ -661,7 +661,7 @@ fn the_replay_source_reads_a_collector_and_every_access_is_logged() {
     }
     let collector = custos::client::Collector::new(&w.server.url, Some(w.server.token().to_owned())).unwrap();
     let cache = w.root.join("cache");
-    let mut source = custos::replay::remote::ServerSource::new(collector, Some(cache.clone())).unwrap();
+    let mut source = custos::tui::replay::remote::ServerSource::new(collector, Some(cache.clone())).unwrap();
     let list = source.list().unwrap();
     assert_eq!(list.len(), 1);
     assert_eq!((list[0].id.as_str(), list[0].user.as_str(), list[0].host.as_str()), (id.as_str(), "alice", "db1"));
@@ -723,7 +723,7 @@ fn the_replay_source_reads_a_collector_and_every_access_is_logged() {
 /// then each new chunk, over Server-Sent Events, within a second.
 #[test]
 fn the_replay_source_follows_a_live_session() {
-    use custos::replay::source::{Source as _, Verification};
+    use custos::tui::replay::source::{Source as _, Verification};
     let w = world();
     let session = Uuid::now_v7();
     let id = session.to_string();
@@ -733,7 +733,7 @@ fn the_replay_source_follows_a_live_session() {
         assert_eq!(w.server.put_chunk(&id, c.envelope().seq, c.as_bytes()).status, 201);
     }
     let collector = custos::client::Collector::new(&w.server.url, Some(w.server.token().to_owned())).unwrap();
-    let mut source = custos::replay::remote::ServerSource::new(collector, None).unwrap();
+    let mut source = custos::tui::replay::remote::ServerSource::new(collector, None).unwrap();
     let (opened, _builder, mut tail) = source.follow(&id).unwrap();
     assert!(matches!(opened.summary.verification, Verification::Incomplete(_)), "{:?}", opened.summary.verification);
     assert!(opened.index.text.contains("step-1"));

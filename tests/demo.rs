@@ -23,7 +23,7 @@ fn demo_without_a_terminal_records_a_scripted_session() {
         .lines()
         .find_map(|l| l.strip_prefix("Recording (asciicast v3): "))
         .expect("demo names the recording");
-    let cast = custos::record::Cast::parse(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let cast = custos::evidence::asciicast::Cast::parse(&std::fs::read_to_string(path).unwrap()).unwrap();
     assert_eq!(cast.exit_status(), Some(0));
     assert!(cast.output().contains("hello from a recorded shell"));
     assert!(!cast.output().contains("Tr0ub4dor-3"), "the recording holds a secret");

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use custos::evidence::{Chunk, Chunker, ChunkerConfig, Digest, EvidenceWriter, HostKey};
-use custos::record::{Event, Header, SessionInfo};
+use custos::evidence::asciicast::{Event, Header, SessionInfo};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -388,7 +388,7 @@ fn export_writes_each_format_and_a_spool_verifies() {
 
     let cast = s.custos(&["export", d]);
     assert!(cast.status.success(), "{}", text(&cast));
-    let parsed = custos::record::Cast::parse(std::str::from_utf8(&cast.stdout).unwrap()).unwrap();
+    let parsed = custos::evidence::asciicast::Cast::parse(std::str::from_utf8(&cast.stdout).unwrap()).unwrap();
     assert_eq!(parsed.output(), outputs.concat());
     assert_eq!(parsed.exit_status(), Some(0));
 
@@ -530,7 +530,7 @@ fn export_cuts_a_time_range_by_position_or_by_clock_time() {
     let header: Value = serde_json::from_str(cast.lines().next().unwrap()).unwrap();
     assert_eq!(header["excerpt"], serde_json::json!({"from": "0.300000", "to": "0.500000"}));
     assert_eq!(header["custos"]["user"], "alice");
-    let parsed = custos::record::Cast::parse(&cast).unwrap();
+    let parsed = custos::evidence::asciicast::Cast::parse(&cast).unwrap();
     assert!(parsed.output().ends_with("line 5\r\nline 6\r\nline 7\r\nline 8\r\n"), "{cast}");
     assert!(!parsed.output().contains("line 9"), "{cast}");
     assert_eq!(parsed.exit_status(), None, "the exit is after the range");

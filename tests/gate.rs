@@ -74,14 +74,14 @@ impl Session {
         self.pty.wait_for("the next prompt", |s| s.lines().filter(|l| l.starts_with("gate>")).count() > before);
     }
 
-    fn exit(mut self) -> custos::record::Cast {
+    fn exit(mut self) -> custos::evidence::asciicast::Cast {
         self.pty.send(b"\x15exit\r");
         self.pty.wait_exit();
         self.setup.recording()
     }
 }
 
-fn audits_of(cast: &custos::record::Cast, kind: &str) -> Vec<serde_json::Value> {
+fn audits_of(cast: &custos::evidence::asciicast::Cast, kind: &str) -> Vec<serde_json::Value> {
     cast.audits().into_iter().filter(|a| a["kind"] == kind).collect()
 }
 

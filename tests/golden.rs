@@ -12,10 +12,10 @@ mod common;
 
 use std::time::Duration;
 
-use custos::record::{Cast, Encoder, Event, Header, SessionInfo};
-use custos::masker::Cover;
-use custos::render::{Layout, Renderer, Scrolled};
-use custos::screen::{Screen, Size};
+use custos::evidence::asciicast::{Cast, Encoder, Event, Header, SessionInfo};
+use custos::term::masker::Cover;
+use custos::term::render::{Layout, Renderer, Scrolled};
+use custos::term::screen::{Screen, Size};
 
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/golden");
 

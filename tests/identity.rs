@@ -23,7 +23,7 @@ fn identity_section(issuer: &str, extra: &str) -> String {
 }
 
 fn me() -> String {
-    custos::account::Account::lookup(nix::unistd::getuid().as_raw()).unwrap().name
+    custos::recorder::account::Account::lookup(nix::unistd::getuid().as_raw()).unwrap().name
 }
 
 fn spool_cache(setup: &Setup) -> std::path::PathBuf {
@@ -342,7 +342,7 @@ mod collector;
 /// A session whose header carries `identity`, sealed and uploaded.
 fn upload_session(server: &collector::Server, key: &custos::evidence::HostKey, identity: Option<serde_json::Value>) -> String {
     let session = uuid::Uuid::now_v7();
-    let info = custos::record::SessionInfo {
+    let info = custos::evidence::asciicast::SessionInfo {
         session_id: session.to_string(),
         user: "someone".into(),
         uid: 1000,
@@ -352,8 +352,8 @@ fn upload_session(server: &collector::Server, key: &custos::evidence::HostKey, i
         command: None,
         identity,
     };
-    let header = custos::record::Header::new(info, 80, 24, None, custos::identity::unix_now());
-    let mut text = String::from_utf8(custos::record::Encoder::header(&header)).unwrap();
+    let header = custos::evidence::asciicast::Header::new(info, 80, 24, None, custos::identity::unix_now());
+    let mut text = String::from_utf8(custos::evidence::asciicast::Encoder::header(&header)).unwrap();
     text.push_str("[0.1, \"o\", \"hello\\r\\n\"]\n[0.1, \"x\", \"0\"]\n");
     for chunk in collector::seal_chain(key, session, &[text], true) {
         let r = server.put_chunk(&session.to_string(), chunk.envelope().seq, chunk.as_bytes());
@@ -469,7 +469,7 @@ fn request_approval(server: &collector::Server, key: &custos::evidence::HostKey,
     use base64::Engine as _;
     let line = "pg_dump prod";
     let body = serde_json::json!({
-        "session": uuid::Uuid::now_v7().to_string(), "host": custos::account::host_name(), "user": "alice",
+        "session": uuid::Uuid::now_v7().to_string(), "host": custos::recorder::account::host_name(), "user": "alice",
         "line": line, "line_sha256": custos::approval::decision::line_hash(line), "cwd": "/",
         "programs": ["pg_dump"], "rule": "dump", "rule_message": "dumps need a DBA", "approvers": "dba", "quorum": 1,
         "timeout_secs": 300, "reason": null, "screen": "", "identity": requester,
@@ -551,7 +551,7 @@ fn approvers_come_from_oidc_roles_and_groups_and_the_collector_attests_their_dec
     let binding = custos::approval::decision::Binding {
         request_id: id.into(),
         session: request["session"].as_str().unwrap().into(),
-        host: custos::account::host_name(),
+        host: custos::recorder::account::host_name(),
         line_sha256: request["line_sha256"].as_str().unwrap().into(),
     };
     decision.check(&binding).unwrap();

@@ -14,10 +14,10 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use common::{Pty, Setup};
-use custos::masker::Masker;
+use custos::term::masker::Masker;
 use custos::mask::MaskingConfig;
-use custos::offline::Filter;
-use custos::screen::Size;
+use custos::cmd::mask::Filter;
+use custos::term::screen::Size;
 
 const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/mask");
 
@@ -109,7 +109,7 @@ fn corpus_in_a_live_session_leaks_nothing_to_screen_or_recording() {
     pty.line("exit");
     assert_eq!(pty.wait_exit(), 0);
     let recording = std::fs::read_to_string(&setup.recordings()[0]).unwrap();
-    let cast = custos::record::Cast::parse(&recording).unwrap();
+    let cast = custos::evidence::asciicast::Cast::parse(&recording).unwrap();
     let replayed = common::all_lines(&mut common::replay(&cast)).join("\n");
     for (name, _, expect) in corpus() {
         for secret in &expect.mask {

@@ -7,14 +7,15 @@ use std::process::{Command, Output};
 
 const CUSTOS: &str = env!("CARGO_BIN_EXE_custos");
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/policy");
+const DEFAULT_POLICY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/defaults/policy.toml");
 
 fn custos(args: &[&str]) -> Output {
     Command::new(CUSTOS).args(args).output().unwrap()
 }
 
 fn check(line: &str, extra: &[&str]) -> Output {
-    let policy = format!("{DIR}/default.toml");
-    let mut args = vec!["policy", "check", "--policy", &policy, "--user", "alice", "--cwd", "/home/alice"];
+    let policy = DEFAULT_POLICY;
+    let mut args = vec!["policy", "check", "--policy", policy, "--user", "alice", "--cwd", "/home/alice"];
     args.extend_from_slice(extra);
     args.extend_from_slice(&["--", line]);
     custos(&args)
@@ -85,7 +86,7 @@ fn policy_test_reports_failures_with_line_expected_and_actual() {
     let cases = dir.path().join("c.toml");
     std::fs::write(
         &cases,
-        format!("policy = \"{DIR}/default.toml\"\n[[case]]\nline = \"rm -rf /\"\nexpect = \"allow\"\n[[case]]\nline = \"ls\"\nexpect = \"allow\"\n"),
+        format!("policy = \"{DEFAULT_POLICY}\"\n[[case]]\nline = \"rm -rf /\"\nexpect = \"allow\"\n[[case]]\nline = \"ls\"\nexpect = \"allow\"\n"),
     )
     .unwrap();
     let out = custos(&["policy", "test", cases.to_str().unwrap()]);

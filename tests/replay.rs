@@ -12,10 +12,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
 use alacritty_terminal::vte::ansi::NamedColor;
-use custos::record::{Kind, Recording};
-use custos::replay::index::{self, snapshot, Index, Spacing};
-use custos::replay::player::Player;
-use custos::screen::{Color, Screen, Size};
+use custos::evidence::asciicast::{Kind, Recording};
+use custos::tui::replay::index::{self, snapshot, Index, Spacing};
+use custos::tui::replay::player::Player;
+use custos::term::screen::{Color, Screen, Size};
 
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/replay");
 

@@ -65,7 +65,7 @@ fn play_a_recorded_session_search_it_and_quit() {
 
 /// A recording with gate markers, written the way the recorder writes.
 fn session_with_commands(path: &Path) {
-    use custos::record::{CastFile, Event, Header, SessionInfo};
+    use custos::evidence::asciicast::{CastFile, Event, Header, SessionInfo};
     let info = SessionInfo {
         session_id: "01930000-0000-7000-8000-0000000000aa".into(),
         user: "alice".into(),

@@ -9,11 +9,11 @@
 use std::path::Path;
 use std::time::Duration;
 
-use custos::record::{CastFile, Event, Header, SessionInfo};
-use custos::replay::app::App;
-use custos::replay::source::{LocalSource, Verification};
-use custos::replay::ui;
-use custos::theme::{Role, Theme};
+use custos::evidence::asciicast::{CastFile, Event, Header, SessionInfo};
+use custos::tui::replay::app::App;
+use custos::tui::replay::source::{LocalSource, Verification};
+use custos::tui::replay::ui;
+use custos::tui::theme::{Role, Theme};
 use ratatui::backend::TestBackend;
 use ratatui::buffer::Buffer;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};

@@ -115,7 +115,7 @@ fn a_live_session_streams_to_the_collector_while_it_runs() {
     wait_for(20, "the final chunk at the collector", || rig.complete(&id));
     let report = rig.verify_stored(&id);
     assert!(report.is_intact() && report.is_complete(), "{:?}", report.problems);
-    let cast = custos::record::Cast::parse(&rig.cast(&id)).unwrap();
+    let cast = custos::evidence::asciicast::Cast::parse(&rig.cast(&id)).unwrap();
     assert_eq!(cast.exit_status(), Some(3));
     assert_eq!(cast.header.custos.session_id, id);
     assert!(cast.markers().iter().any(|m| m.contains("echo streamed-$((6*7))")), "{:?}", cast.markers());
@@ -149,7 +149,7 @@ fn a_killed_recorder_loses_nothing_and_the_session_is_marked_abnormal() {
     wait_for(30, "the sealed session at the collector", || rig.complete(&id));
     let report = rig.verify_stored(&id);
     assert!(report.is_intact() && report.is_complete(), "{:?}", report.problems);
-    let cast = custos::record::Cast::parse(&rig.cast(&id)).unwrap();
+    let cast = custos::evidence::asciicast::Cast::parse(&rig.cast(&id)).unwrap();
     assert!(cast.output().contains("before-the-kill"));
     assert!(
         cast.markers().iter().any(|m| m.contains(custos::evidence::spool::ORPHAN_MARKER)),

@@ -37,7 +37,7 @@ use term::Term;
 const SHELL_BIN: &str = env!("CARGO_BIN_EXE_custos-shell");
 const CUSTOS_BIN: &str = env!("CARGO_BIN_EXE_custos");
 const INSTALL_SH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/install.sh");
-const DEFAULT_CONFIG: &str = include_str!("../testdata/custos.default.toml");
+const DEFAULT_CONFIG: &str = include_str!("../defaults/custos.toml");
 
 const USER: &str = "custos-t1";
 const CONFIG: &str = "/etc/custos/custos.toml";

@@ -23,10 +23,8 @@
 //!
 //! The collector side lives in `serve::approvals`.
 
-pub mod agent;
 pub mod command;
 pub mod decision;
 pub mod hold;
 pub mod link;
-pub mod tui;
 pub mod wire;

@@ -20,30 +20,30 @@ struct Cli {
 enum Command {
     /// Run a recorded shell in this terminal, with everything under a
     /// temporary directory (no root needed).
-    Demo(custos::demo::Args),
+    Demo(custos::cmd::demo::Args),
     /// Check an installation: binary bits and owners, configuration, spool.
-    Doctor(custos::doctor::Args),
+    Doctor(custos::cmd::doctor::Args),
     /// Write recordings out as .cast (v3 or v2), plain text, or JSON lines.
-    Export(custos::evidence::cli::ExportArgs),
+    Export(custos::cmd::evidence::ExportArgs),
     /// Make the host key that signs recordings; prints the public key.
-    Keygen(custos::evidence::cli::KeygenArgs),
+    Keygen(custos::cmd::evidence::KeygenArgs),
     /// Mask raw terminal bytes from stdin as a session would, to stdout.
-    Mask(custos::offline::Args),
+    Mask(custos::cmd::mask::Args),
     /// Check command lines against the command policy, offline.
-    Policy(custos::policy::cli::Args),
+    Policy(custos::cmd::policy::Args),
     /// Run the collector: hosts upload signed chunks, auditors read sessions.
     Serve(custos::serve::Args),
     /// Register this host's public key with a collector.
-    Enroll(custos::enroll::Args),
+    Enroll(custos::client::enroll::Args),
     /// Deliver spooled chunks to the collector.
-    Upload(custos::upload::Args),
+    Upload(custos::client::upload::Args),
     /// List and search the sessions a collector holds.
-    Sessions(custos::sessions::Args),
+    Sessions(custos::client::sessions::Args),
     /// Check recordings' signatures and hash chain; exit 0 only when intact
     /// and complete.
-    Verify(custos::evidence::cli::VerifyArgs),
+    Verify(custos::cmd::evidence::VerifyArgs),
     /// Browse and play recorded sessions (the auditor's TUI).
-    Replay(custos::replay::Args),
+    Replay(custos::tui::replay::Args),
     /// Sign in with the OpenID provider (device flow) and cache the identity.
     Login(custos::identity::cli::LoginArgs),
     /// Forget the cached sign-in.
@@ -52,10 +52,10 @@ enum Command {
     #[command(hide = true)]
     Identity(custos::identity::cli::HelperArgs),
     /// Decide pending approval requests (the approver's TUI).
-    Approve(custos::approval::tui::Args),
+    Approve(custos::tui::approve::Args),
     /// The recorder's link to the collector for held lines (internal).
     #[command(hide = true)]
-    ApprovalAgent(custos::approval::agent::Args),
+    ApprovalAgent(custos::client::approval::Args),
     /// Starts `custos approve` for custos-shell's approvals pane (internal).
     #[command(hide = true)]
     PaneLauncher {
@@ -67,24 +67,24 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Demo(args) => custos::demo::run(&args),
-        Command::Doctor(args) => custos::doctor::run(&args),
-        Command::Export(args) => custos::evidence::cli::export(&args),
-        Command::Keygen(args) => custos::evidence::cli::keygen(&args),
-        Command::Mask(args) => custos::offline::run(&args),
-        Command::Policy(args) => custos::policy::cli::run(&args),
+        Command::Demo(args) => custos::cmd::demo::run(&args),
+        Command::Doctor(args) => custos::cmd::doctor::run(&args),
+        Command::Export(args) => custos::cmd::evidence::export(&args),
+        Command::Keygen(args) => custos::cmd::evidence::keygen(&args),
+        Command::Mask(args) => custos::cmd::mask::run(&args),
+        Command::Policy(args) => custos::cmd::policy::run(&args),
         Command::Serve(args) => custos::serve::run(&args),
-        Command::Enroll(args) => custos::enroll::run(&args),
-        Command::Upload(args) => custos::upload::run(&args),
-        Command::Sessions(args) => custos::sessions::run(&args),
-        Command::Verify(args) => custos::evidence::cli::verify(&args),
-        Command::Replay(args) => custos::replay::run(&args),
+        Command::Enroll(args) => custos::client::enroll::run(&args),
+        Command::Upload(args) => custos::client::upload::run(&args),
+        Command::Sessions(args) => custos::client::sessions::run(&args),
+        Command::Verify(args) => custos::cmd::evidence::verify(&args),
+        Command::Replay(args) => custos::tui::replay::run(&args),
         Command::Login(args) => custos::identity::cli::login(&args),
         Command::Logout(args) => custos::identity::cli::logout(&args),
         Command::Identity(args) => custos::identity::cli::helper(&args),
-        Command::Approve(args) => custos::approval::tui::run(&args),
-        Command::ApprovalAgent(args) => custos::approval::agent::run(&args),
-        Command::PaneLauncher { args } => custos::pane::launcher::run(&args),
+        Command::Approve(args) => custos::tui::approve::run(&args),
+        Command::ApprovalAgent(args) => custos::client::approval::run(&args),
+        Command::PaneLauncher { args } => custos::recorder::pane::launcher::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -2,7 +2,7 @@
 //! chunks, bounded by time and by size.
 //!
 //! It is fed whole lines, the header line first and then each event line
-//! [`crate::record::Encoder`] produced, with the event's time in
+//! [`crate::evidence::asciicast::Encoder`] produced, with the event's time in
 //! microseconds since the session started (the recorder's clock, passed in:
 //! the chunker reads none). Lines are never split or re-encoded, so the
 //! chunks' payloads, concatenated in order, are byte for byte the `.cast`
@@ -187,7 +187,7 @@ impl Chunker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::{Encoder, Event, Header, SessionInfo};
+    use crate::evidence::asciicast::{Encoder, Event, Header, SessionInfo};
     use proptest::prelude::*;
     use std::time::Duration;
 

@@ -7,7 +7,7 @@
 //!   object becomes `width`/`height`; other header fields (`custos`
 //!   included) are kept. v2 has no exit event, so `x` is dropped.
 //! - `txt`: output is fed through the same emulator the session used
-//!   ([`crate::screen::Screen`]), honouring resizes; the rows that scrolled
+//!   ([`crate::term::screen::Screen`]), honouring resizes; the rows that scrolled
 //!   off the top, then the final screen, right-trimmed, trailing blank rows
 //!   left out.
 //! - `json`: one object per line: the session's identity fields, the
@@ -17,9 +17,9 @@
 use serde_json::{json, Map, Value};
 
 use super::{Chunk, ChunkError};
-use crate::masker::Cover;
-use crate::render::{Layout as RenderLayout, Renderer, Scrolled};
-use crate::screen::{row_text, Damage, Screen, Size};
+use crate::term::masker::Cover;
+use crate::term::render::{Layout as RenderLayout, Renderer, Scrolled};
+use crate::term::screen::{row_text, Damage, Screen, Size};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {

@@ -17,12 +17,13 @@
 //! disk, the spool quota reported rather than ever dropping data. `docs/format.md` specifies the byte format for a second
 //! implementation; `testdata/evidence/` holds vectors to check it against.
 
+pub mod asciicast;
 pub mod chain;
 pub mod chunker;
-pub mod cli;
 pub mod envelope;
 pub mod export;
 pub mod key;
+pub mod sink;
 pub mod spool;
 pub mod writer;
 

@@ -50,7 +50,7 @@ use uuid::Uuid;
 
 use super::chain::Found;
 use super::{seal, Chunk, ChunkError, Digest, HostKey};
-use crate::record::{Encoder, Event};
+use crate::evidence::asciicast::{Encoder, Event};
 
 /// The marker that ends a session whose recorder died.
 pub const ORPHAN_MARKER: &str = "recorder lost: session ended abnormally";

@@ -24,7 +24,7 @@ use uuid::Uuid;
 
 use super::spool::ChainTip;
 use super::{Chunk, ChunkSpool, Chunker, ChunkerConfig, ChunkerError, HostKey, SpoolError};
-use crate::record::{Encoder, Event, Header};
+use crate::evidence::asciicast::{Encoder, Event, Header};
 
 /// What the recorder does when the spool is full (`[evidence] when_full`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -177,7 +177,7 @@ mod tests {
     use super::*;
     use crate::evidence::spool::SessionDir;
     use crate::evidence::{verify_chain, KeyId, PublicKey};
-    use crate::record::SessionInfo;
+    use crate::evidence::asciicast::SessionInfo;
 
     fn key() -> Arc<HostKey> {
         Arc::new(HostKey::from_seed([4; 32]))

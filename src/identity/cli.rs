@@ -226,7 +226,7 @@ impl LoginArgs {
             .context("no identity provider: give --issuer or set [identity] issuer in custos.toml")?;
         let user = match &self.user {
             Some(u) => u.clone(),
-            None => crate::account::Account::lookup(nix::unistd::getuid().as_raw())?.name,
+            None => crate::recorder::account::Account::lookup(nix::unistd::getuid().as_raw())?.name,
         };
         Ok(Request {
             issuer: issuer.trim_end_matches('/').to_owned(),

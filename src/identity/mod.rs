@@ -37,8 +37,8 @@ use serde::{Deserialize, Serialize};
 
 pub use config::{IdentityConfig, MachineIdentity, Mode};
 
-use crate::account::Account;
-use crate::privilege::Privilege;
+use crate::recorder::account::Account;
+use crate::recorder::privilege::Privilege;
 
 /// How the identity of a session was obtained.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -122,7 +122,7 @@ pub fn unix_now() -> u64 {
 
 /// The helper binary: `custos`, installed next to `custos-shell`.
 fn helper_path() -> std::io::Result<PathBuf> {
-    crate::stream::custos_binary()
+    crate::recorder::uploader::custos_binary()
 }
 
 /// Where the recorder keeps identities: inside its own spool.

@@ -2,7 +2,7 @@
 //!
 //! Format (version 1). A policy is a list of `[[rule]]` tables, tried in
 //! file order; `testdata/policy/policy.example.toml` is the commented
-//! reference and `testdata/policy/default.toml` the built-in policy.
+//! reference and `defaults/policy.toml` the built-in policy.
 //!
 //! ```toml
 //! version = 1                      # optional; only 1 exists

@@ -28,6 +28,7 @@
 //! gate that lets through what it cannot read is no gate. The user sees
 //! why and can fix the line (close the quote, split the script).
 
+pub mod cases;
 mod config;
 mod expand;
 mod flags;
@@ -36,7 +37,6 @@ mod path;
 mod rules;
 mod wrappers;
 
-pub mod cli;
 
 use std::path::Path;
 use std::time::Duration;
@@ -51,7 +51,7 @@ pub use path::canonical;
 pub const SYSTEM_POLICY: &str = "/etc/custos/policy.toml";
 
 /// The built-in policy, used when no policy file exists.
-pub const DEFAULT_POLICY: &str = include_str!("../../testdata/policy/default.toml");
+pub const DEFAULT_POLICY: &str = include_str!("../../defaults/policy.toml");
 
 /// Name of the built-in rule that denies lines the gate cannot check.
 pub const UNCHECKABLE_RULE: &str = "custos:uncheckable";
@@ -126,7 +126,7 @@ impl Policy {
         Self::parse(&text, path)
     }
 
-    /// The built-in policy (`testdata/policy/default.toml`).
+    /// The built-in policy (`defaults/policy.toml`).
     pub fn default_policy() -> Self {
         // The built-in text is checked by a test; should it ever fail to
         // parse, an empty policy would allow everything, so fall back to

@@ -15,10 +15,10 @@ const CASES: &str = include_str!("../../testdata/policy/default.cases.toml");
 
 #[test]
 fn the_default_policy_passes_its_case_table() {
-    let file: cli::CaseFile = toml::from_str(CASES).unwrap();
+    let file: cases::CaseFile = toml::from_str(CASES).unwrap();
     assert!(file.cases.len() >= 150, "only {} cases", file.cases.len());
     let policy = Policy::default_policy();
-    let failures: Vec<String> = cli::run_cases(&policy, &file)
+    let failures: Vec<String> = cases::run_cases(&policy, &file)
         .into_iter()
         .filter_map(|o| {
             o.failure.map(|f| {

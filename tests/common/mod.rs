@@ -54,11 +54,11 @@ impl Setup {
     }
 
     /// The only recording; panics if there is not exactly one.
-    pub fn recording(&self) -> custos::record::Cast {
+    pub fn recording(&self) -> custos::evidence::asciicast::Cast {
         let recs = self.recordings();
         assert_eq!(recs.len(), 1, "expected exactly one recording, found {recs:?}");
         let text = std::fs::read_to_string(&recs[0]).unwrap();
-        custos::record::Cast::parse(&text).unwrap()
+        custos::evidence::asciicast::Cast::parse(&text).unwrap()
     }
 
     /// A command for `custos-shell` with this setup's config and a clean,
@@ -284,7 +284,7 @@ pub fn all_lines(parser: &mut vt100::Parser) -> Vec<String> {
 }
 
 /// Replays a recording's output on a fresh emulator of the recorded size.
-pub fn replay(cast: &custos::record::Cast) -> vt100::Parser {
+pub fn replay(cast: &custos::evidence::asciicast::Cast) -> vt100::Parser {
     let mut rows = cast.header.term.rows;
     let mut cols = cast.header.term.cols;
     #[allow(clippy::disallowed_methods)]

@@ -236,7 +236,7 @@ pub fn host_key(dir: &Path) -> (HostKey, PathBuf) {
 
 /// The asciicast header line of a test session.
 pub fn header_line(session: Uuid, user: &str, host: &str) -> String {
-    let info = custos::record::SessionInfo {
+    let info = custos::evidence::asciicast::SessionInfo {
         session_id: session.to_string(),
         user: user.into(),
         uid: 1000,
@@ -246,8 +246,8 @@ pub fn header_line(session: Uuid, user: &str, host: &str) -> String {
         command: None,
         identity: None,
     };
-    let header = custos::record::Header::new(info, 80, 24, Some("xterm".into()), 1_764_115_200);
-    String::from_utf8(custos::record::Encoder::header(&header)).unwrap()
+    let header = custos::evidence::asciicast::Header::new(info, 80, 24, Some("xterm".into()), 1_764_115_200);
+    String::from_utf8(custos::evidence::asciicast::Encoder::header(&header)).unwrap()
 }
 
 /// The cast text of `n` chunks: a header in the first, a command marker and

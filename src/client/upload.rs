@@ -1,0 +1,475 @@
+//! `custos upload`: delivers spooled chunks to the collector.
+//!
+//! Invariants:
+//! - Chunks of a session are sent in seq order, and a chunk file is deleted
+//!   only after the collector acknowledged it (2xx). Uploads are idempotent
+//!   on the collector, so a lost answer costs a resend, never a duplicate.
+//! - A session directory is removed only after its final chunk is
+//!   acknowledged; that acknowledgement implies every earlier chunk is stored.
+//! - Network failures and 5xx answers keep the chunk and retry with
+//!   exponential backoff and jitter ([`backoff`]); a refusal (4xx) keeps the
+//!   chunk too, is reported, and stops that session, because resending the
+//!   same bytes cannot change the answer and deleting them would lose evidence.
+//! - An orphan (no live recorder holds `live.lock`, no final chunk) is sealed
+//!   with a final "ended abnormally" chunk by the evidence module and then
+//!   delivered like any other session.
+//! - One uploader per session at a time: `upload.lock` in the session
+//!   directory is flocked while a session is worked on, so the systemd timer
+//!   and a recorder's `--follow` uploader never race on the same files.
+//!
+//! Spool layout (owned by the evidence module):
+//! `<spool>/chunks/<session-id>/<seq, 20 digits>.chunk`, plus `live.lock`.
+
+use std::os::fd::AsRawFd as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+
+use crate::client::{ClientError, Collector, Head};
+use crate::evidence::{Chunk, HostKey};
+
+/// Exponential backoff with jitter: attempt 0 waits about `base`, each
+/// further attempt doubles it up to `cap`; the wait is drawn from the upper
+/// half of that window ("equal jitter") so that many hosts that lost the
+/// collector at once do not come back in lockstep, yet none retries at once.
+pub fn backoff(attempt: u32, base: Duration, cap: Duration, random: u32) -> Duration {
+    let window = base.saturating_mul(1u32.checked_shl(attempt.min(31)).unwrap_or(u32::MAX)).min(cap);
+    let half = window / 2;
+    let jitter = half.mul_f64(f64::from(random) / f64::from(u32::MAX));
+    half + jitter
+}
+
+fn random_u32() -> u32 {
+    let mut b = [0u8; 4];
+    // Without OS randomness, no jitter: still correct, merely in lockstep.
+    let _ = getrandom::fill(&mut b);
+    u32::from_le_bytes(b)
+}
+
+/// The directory holding one directory per session.
+pub fn chunks_root(spool: &Path) -> PathBuf {
+    crate::recorder::layout::chunks_root(spool)
+}
+
+/// The chunk files of a session directory, in seq order.
+pub fn local_chunks(dir: &Path) -> std::io::Result<Vec<(u64, PathBuf)>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let Some(stem) = name.strip_suffix(".chunk") else { continue };
+        if stem.len() == 20 && stem.bytes().all(|b| b.is_ascii_digit()) {
+            if let Ok(seq) = stem.parse() {
+                out.push((seq, entry.path()));
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Tries to take an exclusive flock on `path` without waiting. `Ok(None)`:
+/// someone else holds it.
+fn try_lock(path: &Path, create: bool) -> std::io::Result<Option<std::fs::File>> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let file = std::fs::OpenOptions::new().read(true).write(create).create(create).mode(0o600).open(path)?;
+    // SAFETY: flock on a descriptor we own; no memory is involved.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc == 0 {
+        return Ok(Some(file));
+    }
+    let err = std::io::Error::last_os_error();
+    if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
+        Ok(None)
+    } else {
+        Err(err)
+    }
+}
+
+/// Whether a live recorder still holds the session's `live.lock`.
+pub fn recorder_alive(dir: &Path) -> bool {
+    match try_lock(&dir.join("live.lock"), false) {
+        Ok(Some(_released_on_drop)) => false,
+        Ok(None) => true,
+        // No lock file: nobody is recording into this directory.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        // Cannot tell: assume alive, so an active session is never sealed.
+        Err(_) => true,
+    }
+}
+
+/// How one pass over a session ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Progress {
+    /// The final chunk is acknowledged and the directory removed.
+    Finished,
+    /// Everything present is acknowledged; the recorder is still writing.
+    Waiting,
+    /// Another uploader is working on this session.
+    Busy,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UploadError {
+    #[error("session {session}: {source}")]
+    Collector { session: String, source: Box<ClientError> },
+    #[error("session {session}: {path}: {source}")]
+    Io { session: String, path: PathBuf, source: std::io::Error },
+    #[error("session {session}: {reason}")]
+    Stuck { session: String, reason: String },
+}
+
+impl UploadError {
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            UploadError::Collector { source, .. } => source.is_retryable(),
+            UploadError::Io { .. } | UploadError::Stuck { .. } => false,
+        }
+    }
+}
+
+/// The uploader: a collector, a spool, and the host key for sealing orphans.
+pub struct Uploader {
+    pub collector: Collector,
+    pub spool: PathBuf,
+    pub key: Option<HostKey>,
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl Uploader {
+    /// One pass over one session: send what is there, in order.
+    pub async fn push_session(&self, session: &str) -> Result<Progress, UploadError> {
+        let dir = chunks_root(&self.spool).join(session);
+        let io = |path: &Path| {
+            let (session, path) = (session.to_owned(), path.to_owned());
+            move |source| UploadError::Io { session, path, source }
+        };
+        if !dir.is_dir() {
+            return Ok(Progress::Finished);
+        }
+        let lock_path = dir.join("upload.lock");
+        let _lock = match try_lock(&lock_path, true) {
+            Ok(Some(lock)) => lock,
+            Ok(None) => return Ok(Progress::Busy),
+            // Removed under us by an uploader that just finished the session.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Progress::Finished),
+            Err(e) => return Err(io(&lock_path)(e)),
+        };
+        if !dir.is_dir() {
+            return Ok(Progress::Finished);
+        }
+        let collector_err = |source| UploadError::Collector { session: session.to_owned(), source: Box::new(source) };
+        loop {
+            let chunks = local_chunks(&dir).map_err(io(&dir))?;
+            for (seq, path) in &chunks {
+                let bytes = match std::fs::read(path) {
+                    Ok(b) => b,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(io(path)(e)),
+                };
+                let is_final = Chunk::parse(bytes.clone()).map(|c| c.envelope().is_final).unwrap_or(false);
+                match self.collector.put_chunk(session, *seq, bytes).await {
+                    Ok(_ack) => {}
+                    Err(e) if e.code() == Some("out_of_order") => {
+                        return Err(UploadError::Stuck {
+                            session: session.to_owned(),
+                            reason: format!(
+                                "the collector needs chunk {} before {seq}, and the spool does not have it: {e}",
+                                refused_expected(&e).map_or_else(|| "?".into(), |n| n.to_string())
+                            ),
+                        });
+                    }
+                    Err(e) => return Err(collector_err(e)),
+                }
+                remove_durably(path).map_err(io(path))?;
+                if is_final {
+                    std::fs::remove_dir_all(&dir).map_err(io(&dir))?;
+                    return Ok(Progress::Finished);
+                }
+            }
+            if recorder_alive(&dir) {
+                return Ok(Progress::Waiting);
+            }
+            // The recorder is gone and no final chunk was written: seal the
+            // orphan, then deliver the seal on the next turn of the loop.
+            let head = self.collector.head(session).await.map_err(collector_err)?;
+            if head.as_ref().is_some_and(|h| h.is_final) {
+                std::fs::remove_dir_all(&dir).map_err(io(&dir))?;
+                return Ok(Progress::Finished);
+            }
+            self.seal_orphan(session, &dir, head.as_ref())?;
+        }
+    }
+
+    fn seal_orphan(&self, session: &str, dir: &Path, head: Option<&Head>) -> Result<(), UploadError> {
+        use crate::evidence::spool::{seal_orphan, Orphan};
+        use crate::evidence::{ChainTip, Digest, SessionDir};
+        let stuck = |reason: String| UploadError::Stuck { session: session.to_owned(), reason };
+        let Some(key) = &self.key else {
+            return Err(stuck("the recorder ended without a final chunk, and no host key is available to seal it (set [evidence] key or pass --key)".into()));
+        };
+        let spool_dir = SessionDir::open(dir).map_err(|e| stuck(e.to_string()))?;
+        // Acknowledged chunks are gone from the spool; the collector's head
+        // says where the chain ends.
+        let known = match head {
+            Some(h) => Some(ChainTip {
+                session: spool_dir.session(),
+                seq: h.last_seq,
+                hash: h.hash.parse::<Digest>().map_err(|e| stuck(format!("the collector's head hash: {e}")))?,
+                last_us: h.last_us,
+                is_final: h.is_final,
+            }),
+            None => None,
+        };
+        match seal_orphan(&spool_dir, key, known) {
+            Ok(Orphan::Sealed(_) | Orphan::Complete | Orphan::Live) => Ok(()),
+            Err(e) => Err(stuck(format!("cannot seal the orphaned session: {e}"))),
+        }
+    }
+
+    /// Delivers every session in the spool once, retrying transient failures
+    /// up to `attempts` times each. Returns the sessions left behind.
+    pub async fn drain(&self, attempts: u32, skip: Option<&str>) -> Vec<UploadError> {
+        let mut failures = Vec::new();
+        let sessions = match session_ids(&self.spool) {
+            Ok(s) => s,
+            Err(e) => {
+                failures.push(UploadError::Io { session: "*".into(), path: chunks_root(&self.spool), source: e });
+                return failures;
+            }
+        };
+        for session in sessions.iter().filter(|s| Some(s.as_str()) != skip) {
+            let mut attempt = 0;
+            loop {
+                match self.push_session(session).await {
+                    Ok(_) => break,
+                    Err(e) if e.is_retryable() && attempt + 1 < attempts => {
+                        tokio::time::sleep(backoff(attempt, self.base_delay, self.max_delay, random_u32())).await;
+                        attempt += 1;
+                    }
+                    Err(e) => {
+                        failures.push(e);
+                        break;
+                    }
+                }
+            }
+        }
+        failures
+    }
+
+    /// Follows one live session until its final chunk is acknowledged,
+    /// retrying transient failures for as long as it takes, polling the
+    /// spool every `poll`. Refusals stop it with an error.
+    pub async fn follow(&self, session: &str, poll: Duration) -> Result<(), UploadError> {
+        let mut attempt = 0u32;
+        let mut missing_since: Option<std::time::Instant> = None;
+        loop {
+            let dir = chunks_root(&self.spool).join(session);
+            if !dir.is_dir() {
+                // Not created yet (the recorder starts us early), or already
+                // delivered and removed by another uploader.
+                let head = self.collector.head(session).await;
+                match head {
+                    Ok(Some(h)) if h.is_final => return Ok(()),
+                    Ok(_) | Err(_) => {}
+                }
+                let since = *missing_since.get_or_insert_with(std::time::Instant::now);
+                if since.elapsed() > Duration::from_secs(60) {
+                    return Err(UploadError::Stuck {
+                        session: session.to_owned(),
+                        reason: format!("no spool directory {} appeared within a minute", dir.display()),
+                    });
+                }
+                tokio::time::sleep(poll).await;
+                continue;
+            }
+            missing_since = None;
+            match self.push_session(session).await {
+                Ok(Progress::Finished) => return Ok(()),
+                Ok(Progress::Waiting | Progress::Busy) => {
+                    attempt = 0;
+                    tokio::time::sleep(poll).await;
+                }
+                Err(e) if e.is_retryable() => {
+                    tokio::time::sleep(backoff(attempt, self.base_delay, self.max_delay, random_u32())).await;
+                    attempt = attempt.saturating_add(1);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// The host key's path from config (`[evidence] key`).
+pub fn configured_key_path(config: &crate::config::Config) -> PathBuf {
+    config.evidence.key.clone()
+}
+
+fn refused_expected(e: &ClientError) -> Option<u64> {
+    match e {
+        ClientError::Refused { body, .. } => body.get("expected_seq").and_then(serde_json::Value::as_u64),
+        _ => None,
+    }
+}
+
+/// Session directories in the spool (names that are UUIDs).
+pub fn session_ids(spool: &Path) -> std::io::Result<Vec<String>> {
+    let root = chunks_root(spool);
+    let entries = match std::fs::read_dir(&root) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry?;
+        if let Some(name) = entry.file_name().to_str() {
+            if uuid::Uuid::parse_str(name).is_ok() && entry.path().is_dir() {
+                out.push(name.to_owned());
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Unlinks `path` and syncs its directory, so an acknowledged chunk does not
+/// come back after a crash (harmless, being idempotent, but wasteful).
+fn remove_durably(path: &Path) -> std::io::Result<()> {
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The spool directory (default: `[recording] spool_dir` from config).
+    #[arg(long)]
+    pub spool: Option<PathBuf>,
+    /// The collector URL (default: `[collector] url` from config).
+    #[arg(long)]
+    pub server: Option<String>,
+    /// The host key for sealing orphaned sessions (default: `[evidence] key`).
+    #[arg(long)]
+    pub key: Option<PathBuf>,
+    /// Deliver everything in the spool once and exit (the default).
+    #[arg(long, conflicts_with = "follow")]
+    pub once: bool,
+    /// Follow this live session until its final chunk is acknowledged, then
+    /// deliver whatever else the spool holds.
+    #[arg(long, value_name = "SESSION")]
+    pub follow: Option<String>,
+    /// How often to look for new chunks while following, in milliseconds.
+    #[arg(long, default_value_t = 250)]
+    pub poll_ms: u64,
+    /// Exit quietly (0) when no collector is configured: the systemd timer
+    /// runs on every host, configured or not.
+    #[arg(long)]
+    pub if_configured: bool,
+    /// Tries per session for transient failures with --once.
+    #[arg(long, default_value_t = 5)]
+    pub attempts: u32,
+}
+
+pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    let config = crate::config::Config::load(false, std::env::var("CUSTOS_CONFIG").ok().as_deref())?;
+    let Some(server) = args.server.clone().or_else(|| config.collector.url.clone()) else {
+        if args.if_configured {
+            return Ok(ExitCode::SUCCESS);
+        }
+        anyhow::bail!("no collector: pass --server URL or set [collector] url in the config");
+    };
+    let spool = args.spool.clone().unwrap_or_else(|| config.recording.spool_dir.clone());
+    let key_path = Some(args.key.clone().unwrap_or_else(|| configured_key_path(&config)));
+    let key = match key_path {
+        Some(path) => match HostKey::load(&path) {
+            Ok(key) => Some(key),
+            Err(e) => {
+                // Without the key, everything but sealing orphans still works.
+                eprintln!("custos upload: orphaned sessions cannot be sealed: {e}");
+                None
+            }
+        },
+        None => None,
+    };
+    let uploader = Uploader {
+        collector: Collector::new(&server, None)?,
+        spool,
+        key,
+        base_delay: Duration::from_millis(250),
+        max_delay: Duration::from_secs(30),
+    };
+    let runtime = crate::client::runtime()?;
+    runtime.block_on(async {
+        let mut failed = false;
+        if let Some(session) = &args.follow {
+            let session = uuid::Uuid::parse_str(session)
+                .with_context(|| format!("--follow {session:?} is not a session id"))?
+                .to_string();
+            if let Err(e) = uploader.follow(&session, Duration::from_millis(args.poll_ms.max(10))).await {
+                eprintln!("custos upload: {e}");
+                failed = true;
+            }
+            for e in uploader.drain(args.attempts.max(1), Some(&session)).await {
+                eprintln!("custos upload: {e}");
+                failed = true;
+            }
+        } else {
+            for e in uploader.drain(args.attempts.max(1), None).await {
+                eprintln!("custos upload: {e} (the chunks stay in the spool)");
+                failed = true;
+            }
+        }
+        Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_to_the_cap_with_jitter_in_the_upper_half() {
+        let base = Duration::from_millis(100);
+        let cap = Duration::from_secs(3);
+        assert_eq!(backoff(0, base, cap, 0), Duration::from_millis(50));
+        assert_eq!(backoff(0, base, cap, u32::MAX), Duration::from_millis(100));
+        assert_eq!(backoff(3, base, cap, 0), Duration::from_millis(400));
+        assert_eq!(backoff(10, base, cap, 0), Duration::from_millis(1500));
+        assert_eq!(backoff(200, base, cap, u32::MAX), cap);
+        let mid = backoff(2, base, cap, u32::MAX / 2);
+        assert!(mid > Duration::from_millis(200) && mid < Duration::from_millis(400), "{mid:?}");
+    }
+
+    #[test]
+    fn local_chunks_are_sorted_and_skip_other_files() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["00000000000000000002.chunk", "00000000000000000000.chunk", "00000000000000000001.chunk", "live.lock", ".00000000000000000003.tmp", "3.chunk"] {
+            std::fs::write(dir.path().join(name), b"x").unwrap();
+        }
+        let seqs: Vec<u64> = local_chunks(dir.path()).unwrap().into_iter().map(|c| c.0).collect();
+        assert_eq!(seqs, vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn a_held_live_lock_means_the_recorder_is_alive() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(!recorder_alive(dir.path()), "no lock file: nobody records");
+        let held = try_lock(&dir.path().join("live.lock"), true).unwrap().unwrap();
+        // flock locks belong to the open file description: a second open
+        // (as another process would) does not get it.
+        assert!(recorder_alive(dir.path()));
+        drop(held);
+        assert!(!recorder_alive(dir.path()));
+    }
+}

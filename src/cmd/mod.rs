@@ -1,0 +1,8 @@
+//! The `custos` subcommands' front ends: arguments, output formatting,
+//! exit codes. The work itself lives in the parts they call.
+
+pub mod demo;
+pub mod doctor;
+pub mod evidence;
+pub mod mask;
+pub mod policy;

@@ -1,0 +1,433 @@
+//! `custos-shell`: the login shell's story, top to bottom.
+//!
+//! 1. Learn who we are (real uid) and whether we run privileged (setuid).
+//! 2. Load the configuration from where that allows (see `config`).
+//! 3. Pick the real shell from root's configuration, never the environment.
+//! 4. If a live recorder already owns this session, exec the real shell
+//!    unrecorded: the outer recording already sees everything.
+//! 5. Otherwise record: with a terminal on stdin and stdout, an interactive
+//!    session in a PTY (`session`); without one, a data channel whose bytes
+//!    pass through untouched while the command, identity and exit status are
+//!    recorded.
+//!
+//! Exit status policy, in one place: the real shell's status; 128+N when it
+//! died of signal N (as bash reports); 126 when custos refuses to start the
+//! shell (bad configuration, no recording possible: fail closed); 127 when
+//! the real shell cannot be executed.
+
+use std::ffi::OsString;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context as _};
+use nix::sys::wait::waitpid;
+use nix::unistd::{fork, ForkResult};
+
+use crate::recorder::account::{host_name, Account};
+use crate::recorder::child::ShellCommand;
+use crate::config::Config;
+use crate::gate::inject::{Injection, ShellKind};
+use crate::gate::socket::GateSocket;
+use crate::gate::Gate;
+use crate::recorder::invocation::Invocation;
+use crate::recorder::privilege::Privilege;
+use crate::evidence::asciicast::{Header, SessionInfo};
+use crate::term::render::Layout;
+use crate::term::screen::Size;
+use crate::recorder::session::{self, Signals, Terminal};
+use crate::evidence::sink::Sink;
+
+/// Status when custos refuses to start a shell.
+pub const EXIT_REFUSED: i32 = 126;
+
+/// What a finished `custos-shell` reports.
+pub struct Outcome {
+    pub status: i32,
+    /// The recording, when one was made.
+    pub recording: Option<PathBuf>,
+}
+
+/// Entry point of the `custos-shell` binary.
+pub fn main(argv: Vec<OsString>) -> i32 {
+    let privilege = Privilege::current();
+    let config = match Config::load(privilege.is_privileged(), std::env::var("CUSTOS_CONFIG").ok().as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("custos-shell: {e}\ncustos-shell: refusing to start an unrecorded shell");
+            return EXIT_REFUSED;
+        }
+    };
+    match run(&argv, &config, privilege) {
+        Ok(outcome) => outcome.status,
+        Err(e) => {
+            eprintln!("custos-shell: {e:#}");
+            EXIT_REFUSED
+        }
+    }
+}
+
+/// Where recordings go: the configured spool, except for an unprivileged
+/// run with no configuration file, which uses the user's own state
+/// directory so a fresh build works without root.
+pub fn spool_dir(config: &Config, privilege: &Privilege, account: &Account) -> PathBuf {
+    if privilege.is_privileged() || config.source.is_some() {
+        return config.recording.spool_dir.clone();
+    }
+    std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .unwrap_or_else(|| account.home.join(".local/state"))
+        .join("custos")
+}
+
+/// Runs one shell invocation under `config`.
+pub fn run(argv: &[OsString], config: &Config, privilege: Privilege) -> anyhow::Result<Outcome> {
+    let account = Account::lookup(privilege.user_uid).context("cannot identify the user")?;
+    let shell = config.shell_for(&account.name, &account.groups).to_owned();
+    let inv = Invocation::parse(argv);
+    let spool = spool_dir(config, &privilege, &account);
+    crate::recorder::layout::ensure_private_dir(&spool.join("recordings"))
+        .with_context(|| format!("cannot create the spool {}", spool.display()))?;
+
+    if crate::recorder::nesting::is_nested(&spool) {
+        exec_unrecorded(&shell, &inv, &privilege);
+    }
+
+    let session_id = uuid::Uuid::now_v7().to_string();
+    let stdin = std::io::stdin();
+    let stdout = std::io::stdout();
+    let interactive = crate::recorder::pty::is_terminal(stdin.as_fd()) && crate::recorder::pty::is_terminal(stdout.as_fd());
+    // Before anything runs: who is this, verified (or refuse, per mode).
+    let identity = crate::identity::at_session_start(&config.identity, &account, &privilege, &spool, interactive)?;
+    let info = SessionInfo {
+        session_id: session_id.clone(),
+        user: account.name.clone(),
+        uid: account.uid,
+        host: host_name(),
+        shell: shell.display().to_string(),
+        mode: if interactive { "interactive" } else { "data" }.into(),
+        command: inv.describe(),
+        identity: identity.header,
+    };
+    let cmd = ShellCommand::new(&shell, &inv, &[("CUSTOS_SESSION", &session_id)])?;
+    // Read while still privileged: the key is readable only by custos.
+    let key = crate::evidence::sink::host_key(&config.evidence).context("cannot sign this session's recording")?;
+    let mut rec = Recording { spool: &spool, key, config, early: Vec::new() };
+    if let Some(line) = &inv.command {
+        match gate_command(line, &account, &identity.groups, &privilege)? {
+            CommandCheck::Run => {}
+            CommandCheck::Refuse(why) => return refuse(&rec, info, &why),
+            CommandCheck::Approve(held) => {
+                let who = (info.session_id.clone(), info.host.clone(), info.user.clone());
+                let Some(settings) = crate::approval::link::Settings::for_session(config, &who, info.identity.as_ref()) else {
+                    let why = format!("needs approval under rule {}; approvals are not available on this host (no [collector] url)", held.rule.name);
+                    return refuse(&rec, info, &why);
+                };
+                let masker = crate::term::masker::Masker::new(&config.masking).context("the [masking] configuration")?;
+                let waited = crate::approval::command::wait(settings, &held, masker.mask_text(line));
+                rec.early = waited.effects;
+                if let Some((_, why)) = waited.refusal {
+                    return refuse(&rec, info, &why);
+                }
+            }
+        }
+    }
+    if interactive {
+        let gated = config.gate.enabled && inv.command.is_none() && inv.script.is_none();
+        let gate = if gated { prepare_gate(&shell, &account, &identity.groups, &privilege)? } else { None };
+        let cmd = match &gate {
+            Some((inj, _)) => cmd.with_gate(&inj.args(), &inj.env(&inv.args), inj.socket_path())?,
+            None => cmd,
+        };
+        interactive_session(config, privilege, &rec, info, &cmd, gate)
+    } else {
+        data_channel(privilege, &rec, info, &cmd)
+    }
+}
+
+/// Where the command policy comes from, decided like the configuration: a
+/// privileged shell trusts only a root-owned `/etc/custos/policy.toml`
+/// (fail closed if it is not), `CUSTOS_POLICY` is honoured only when not
+/// privileged, and with no file the built-in policy applies.
+pub fn load_policy(privilege: &Privilege) -> anyhow::Result<crate::policy::Policy> {
+    use crate::policy::{Policy, SYSTEM_POLICY};
+    if !privilege.is_privileged() {
+        if let Some(p) = std::env::var_os("CUSTOS_POLICY").filter(|p| !p.is_empty()) {
+            return Ok(Policy::read(Path::new(&p))?);
+        }
+    }
+    let system = Path::new(SYSTEM_POLICY);
+    match std::fs::metadata(system) {
+        Ok(meta) => {
+            if privilege.is_privileged() {
+                crate::config::check_root_owned(system, &meta)?;
+            }
+            Ok(Policy::read(system)?)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Policy::default_policy()),
+        Err(e) => Err(e).with_context(|| format!("cannot read {SYSTEM_POLICY}")),
+    }
+}
+
+/// What the policy says of a `-c` command.
+enum CommandCheck {
+    Run,
+    Refuse(String),
+    /// It needs approval: the line as the gate would hold it.
+    Approve(Box<crate::gate::Held>),
+}
+
+/// Checks a `-c` command line against the policy before anything runs, as
+/// the gate checks an interactive line.
+fn gate_command(line: &str, account: &Account, oidc_groups: &[String], privilege: &Privilege) -> anyhow::Result<CommandCheck> {
+    use crate::policy::{Env, Subject, Verdict};
+    let policy = load_policy(privilege).context("the command policy")?;
+    let who = Subject { user: account.name.clone(), groups: account.groups.clone(), oidc_groups: oidc_groups.to_vec() };
+    let cwd = std::env::current_dir().map(|p| p.display().to_string()).unwrap_or_else(|_| account.home.display().to_string());
+    let mut env = Env::new(&cwd, &account.home.display().to_string());
+    env.vars = std::env::vars().collect();
+    let decision = policy.check(line, &who, &env);
+    let rule = decision.rule.as_ref().map_or_else(|| "(no rule)".to_owned(), |r| format!("{} ({})", r.name, r.message));
+    Ok(match (decision.verdict, decision.rule.clone()) {
+        (Verdict::Allow, _) => CommandCheck::Run,
+        (Verdict::Deny, _) | (Verdict::Approve, None) => CommandCheck::Refuse(format!("refused by rule {rule}")),
+        (Verdict::Approve, Some(rule_ref)) => CommandCheck::Approve(Box::new(crate::gate::Held {
+            record: crate::gate::CommandRecord {
+                id: 1,
+                line: line.to_owned(),
+                cwd,
+                source: "command",
+                verdict: "pending",
+                outcome: "held",
+                rule: Some(rule_ref.name.clone()),
+                message: None,
+                programs: decision.commands.iter().map(|c| c.program.clone()).collect(),
+                unsafe_expansions: decision.unsafe_expansions.clone(),
+            },
+            rule: rule_ref,
+        })),
+    })
+}
+
+/// The gate for an interactive bash or zsh: hooks written, socket open,
+/// policy loaded. `None` for shells the gate has no hooks for (their
+/// sessions are recorded and masked, not gated).
+fn prepare_gate(shell: &Path, account: &Account, oidc_groups: &[String], privilege: &Privilege) -> anyhow::Result<Option<(Injection, Gate)>> {
+    let Some(kind) = ShellKind::of(shell) else { return Ok(None) };
+    let policy = load_policy(privilege).context("the command policy")?;
+    let inj = Injection::prepare(kind).context("cannot prepare the command gate's hooks")?;
+    let who = crate::policy::Subject { user: account.name.clone(), groups: account.groups.clone(), oidc_groups: oidc_groups.to_vec() };
+    let gate = Gate::new(policy, who, account.home.display().to_string(), inj.token.clone(), std::time::Instant::now());
+    Ok(Some((inj, gate)))
+}
+
+/// What a session's recording needs: the spool, the host key (if the
+/// host has one) and the evidence and collector settings.
+struct Recording<'a> {
+    spool: &'a Path,
+    key: Option<std::sync::Arc<crate::evidence::HostKey>>,
+    config: &'a Config,
+    /// What happened before the session began (a `-c` command's approval),
+    /// written right after the header.
+    early: Vec<crate::approval::link::Effect>,
+}
+
+impl Recording<'_> {
+    fn open(&self, header: &Header) -> anyhow::Result<Sink> {
+        use crate::approval::link::Effect;
+        let mut sink = Sink::open(self.spool, header, self.key.clone(), &self.config.evidence)?;
+        for effect in &self.early {
+            let at = std::time::Duration::ZERO;
+            match effect {
+                Effect::Audit(json) => sink.write(at, &crate::evidence::asciicast::Event::Audit(&json.to_string()))?,
+                Effect::Marker(text) => sink.write(at, &crate::evidence::asciicast::Event::Marker(text))?,
+                Effect::Resolve(_) => {}
+            }
+        }
+        Ok(sink)
+    }
+
+    /// Starts `custos upload --follow` for a chunked recording when a
+    /// collector is configured. Call it as the service user.
+    fn stream(&self, sink: &Sink) {
+        if let (true, Some(url)) = (sink.is_chunked(), &self.config.collector.url) {
+            let session = sink.path().file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            if let Err(e) = crate::recorder::uploader::spawn_follow(self.spool, url, &self.config.evidence.key, self.config.source.as_deref(), &session) {
+                // The chunks stay in the spool for `custos upload`.
+                eprintln!("custos-shell: cannot start streaming to the collector ({e}); the recording stays in the spool");
+            }
+        }
+    }
+}
+
+/// Records a refused command (header, a marker saying why, exit 126) and
+/// tells the user why on stderr. Nothing runs.
+fn refuse(rec: &Recording<'_>, info: SessionInfo, reason: &str) -> anyhow::Result<Outcome> {
+    eprintln!("custos-shell: {reason}");
+    let header = Header::new(info, 80, 24, None, unix_now());
+    let mut sink = rec.open(&header)?;
+    sink.write(std::time::Duration::ZERO, &crate::evidence::asciicast::Event::Marker(reason))?;
+    sink.write(std::time::Duration::ZERO, &crate::evidence::asciicast::Event::Exit(EXIT_REFUSED))?;
+    sink.finish()?;
+    // Not streamed from here (still privileged, and nothing is live): the
+    // next session's uploader or `custos upload` delivers it.
+    Ok(Outcome { status: EXIT_REFUSED, recording: Some(sink.path().to_owned()) })
+}
+
+fn exec_unrecorded(shell: &Path, inv: &Invocation, privilege: &Privilege) -> ! {
+    match ShellCommand::new(shell, inv, &[]) {
+        Ok(cmd) => cmd.exec_child(None, privilege),
+        Err(e) => {
+            eprintln!("custos-shell: {e}");
+            // SAFETY: _exit is always sound.
+            unsafe { libc::_exit(EXIT_REFUSED) }
+        }
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn interactive_session(
+    config: &Config,
+    privilege: Privilege,
+    rec: &Recording<'_>,
+    info: SessionInfo,
+    cmd: &ShellCommand,
+    gate: Option<(Injection, Gate)>,
+) -> anyhow::Result<Outcome> {
+    let approval_who = (info.session_id.clone(), info.host.clone(), info.user.clone());
+    let approval_identity = info.identity.clone();
+    let stdin = std::io::stdin();
+    let stdout = std::io::stdout();
+    let size = crate::recorder::pty::get_size(stdout.as_fd())
+        .or_else(|| crate::recorder::pty::get_size(stdin.as_fd()))
+        .unwrap_or(Size { rows: 24, cols: 80 });
+    let status_text = config
+        .status_line
+        .then(|| format!(" \u{25cf} REC  custos  {}@{}  session {}", info.user, info.host, short_id(&info.session_id)));
+    // Fail closed: no session starts without the masking the config asks for.
+    let masker = crate::term::masker::Masker::new(&config.masking).context("the [masking] configuration")?;
+    let layout = Layout::for_terminal(size.rows, size.cols, status_text.is_some());
+    let pane = Size { rows: layout.pane_rows, cols: layout.cols };
+
+    // The user owns their terminal device, as with any login.
+    let pty = privilege.as_user(|| crate::recorder::pty::Pty::open(pane))??;
+    let _locks = crate::recorder::nesting::claim(rec.spool, &pty.slave).context("cannot claim the session lock")?;
+    let header = Header::new(info, pane.cols, pane.rows, std::env::var("TERM").ok(), unix_now());
+    let mut sink = rec.open(&header)?;
+    let signals = Signals::register().context("cannot install signal handlers")?;
+
+    // SAFETY: this process is single-threaded here; the child only makes
+    // system calls before exec.
+    let child = match unsafe { fork() }.context("cannot fork")? {
+        ForkResult::Child => cmd.exec_child(Some(&pty.slave), &privilege),
+        ForkResult::Parent { child } => child,
+    };
+    // Still single-threaded and holding both identities: the only moment
+    // the pane's launcher can be forked to run as the user (see `pane`).
+    let pane = approvals_pane(config, &privilege);
+    // From here the recorder is the service user for good. If that fails,
+    // returning drops the master, which hangs up the shell: never an
+    // unrecorded shell.
+    privilege.drop_to_service()?;
+    drop(pty.slave);
+    rec.stream(&sink);
+
+    let raw = crate::recorder::pty::RawMode::enter(stdin.as_fd()).context("cannot put the terminal in raw mode")?;
+    let term = Terminal { input: stdin.as_fd(), output: stdout.as_fd() };
+    // The injection's directory lives until the session ends; the socket
+    // moves into the loop.
+    let (injection, gate) = match gate {
+        Some((inj, gate)) => {
+            let listener = inj.listener.try_clone().context("the gate's socket")?;
+            let socket = GateSocket::new(listener, account_uid(&privilege));
+            let (gate, approvals) = crate::approval::link::for_session(gate, config, &approval_who, approval_identity.as_ref());
+            (Some(inj), Some(session::GateRuntime { gate, socket, on_degraded: config.gate.on_degraded, approvals }))
+        }
+        None => (None, None),
+    };
+    let options = session::Options { status_line: status_text, record_input: config.recording.record_input, masker, gate, pane };
+    let ending = session::run(term, pty.master, child, layout, &signals, &mut sink, options);
+    drop(raw);
+    drop(injection);
+    let ending = ending.context("the session failed")?;
+    Ok(Outcome { status: ending.status(), recording: Some(sink.path().to_owned()) })
+}
+
+/// The approvals pane's launcher, when a collector is configured and the
+/// pane key is not turned off. Without it the prefix key is not
+/// intercepted. A pane that cannot be prepared is reported and left out:
+/// the session itself does not depend on it.
+fn approvals_pane(config: &Config, privilege: &Privilege) -> Option<session::PaneSetup> {
+    let (Some(url), Some(prefix)) = (config.collector.url.as_deref(), config.approvals.pane_key) else { return None };
+    let prepared = crate::recorder::uploader::custos_binary().map_err(|e| e.to_string()).and_then(|custos| {
+        let env: Vec<(OsString, OsString)> = std::env::vars_os().collect();
+        let (args, env) = crate::recorder::pane::approve_command(url, &env);
+        let cmd = crate::recorder::pane::launcher::PaneCommand::new(&custos, &args, &env).map_err(|e| e.to_string())?;
+        crate::recorder::pane::launcher::Launcher::start(privilege, &cmd).map_err(|e| e.to_string())
+    });
+    match prepared {
+        Ok(launcher) => Some(session::PaneSetup { launcher, prefix }),
+        Err(e) => {
+            eprintln!("custos-shell: the approvals pane is unavailable: {e}");
+            None
+        }
+    }
+}
+
+/// The uid the user's shell runs as (the gate accepts only that peer).
+fn account_uid(privilege: &Privilege) -> u32 {
+    privilege.user_uid
+}
+
+fn short_id(id: &str) -> &str {
+    id.get(id.len().saturating_sub(8)..).unwrap_or(id)
+}
+
+/// No terminal: scp, rsync, git, `ssh host cmd`, cron. The shell gets our
+/// stdin, stdout and stderr themselves, so every byte passes untouched and
+/// end-of-file reaches it exactly as the client sent it. The recorder keeps
+/// only stderr and records what ran, as whom, and how it ended.
+fn data_channel(privilege: Privilege, rec: &Recording<'_>, info: SessionInfo, cmd: &ShellCommand) -> anyhow::Result<Outcome> {
+    let header = Header::new(info, 80, 24, None, unix_now());
+    let mut sink = rec.open(&header)?;
+    let started = std::time::Instant::now();
+    // SAFETY: single-threaded here; the child only makes system calls
+    // before exec.
+    let child = match unsafe { fork() }.context("cannot fork")? {
+        ForkResult::Child => cmd.exec_child(None, &privilege),
+        ForkResult::Parent { child } => child,
+    };
+    privilege.drop_to_service()?;
+    rec.stream(&sink);
+    // Ctrl-C in a pipeline reaches the shell; the recorder stays to record
+    // how it ended.
+    for sig in [nix::sys::signal::Signal::SIGINT, nix::sys::signal::Signal::SIGQUIT, nix::sys::signal::Signal::SIGHUP] {
+        // SAFETY: ignoring a signal is always sound.
+        let _ = unsafe { nix::sys::signal::signal(sig, nix::sys::signal::SigHandler::SigIgn) };
+    }
+    // Hold no copy of the data streams: the peer must see end-of-file when
+    // the shell closes them, not when the recorder exits.
+    if let Ok(null) = std::fs::File::options().read(true).write(true).open("/dev/null") {
+        let _ = nix::unistd::dup2_stdin(&null);
+        let _ = nix::unistd::dup2_stdout(&null);
+    }
+    let status = loop {
+        match waitpid(child, None) {
+            Ok(s) => {
+                if let Some(code) = crate::recorder::child::exit_code(s) {
+                    break code;
+                }
+            }
+            Err(nix::Error::EINTR) => {}
+            Err(e) => bail!("waiting for the shell: {e}"),
+        }
+    };
+    sink.write(started.elapsed(), &crate::evidence::asciicast::Event::Exit(status))?;
+    sink.finish()?;
+    Ok(Outcome { status, recording: Some(sink.path().to_owned()) })
+}

@@ -1,0 +1,856 @@
+//! The renderer: turns the inner [`Screen`] into bytes for one target
+//! terminal, the way a multiplexer renders a pane.
+//!
+//! There are two targets per session, each with its own [`Renderer`]: the
+//! user's terminal (pane plus a status line on the bottom row) and the
+//! recording (the pane alone, so the status line is never recorded). Both are
+//! fed the same screen and the same scrolled rows, so the recording shows
+//! exactly what the user saw in the pane.
+//!
+//! A frame is rendered in this order:
+//!
+//! 1. **Scrolled rows.** Rows that scrolled off the top of the inner primary
+//!    screen since the last frame are drawn onto the top rows of the target,
+//!    then the target is scrolled with line feeds on its bottom row. That
+//!    pushes exactly those rows, in order, into the target's scrollback (a
+//!    full-screen scroll is the one kind every terminal saves), whatever the
+//!    target's own content was. The screen is then redrawn in full.
+//! 2. **Alternate screen.** Entering or leaving the inner alternate screen is
+//!    mirrored on the target (`?1049`), so full-screen programs never pollute
+//!    the user's scrollback. Each buffer keeps its own shadow.
+//! 3. **Cells.** Each pane row is compared with the shadow of what the target
+//!    shows; only the changed span is redrawn, with `EL` for trailing blanks.
+//! 4. **Status line, modes, cursor.** Input modes (application cursor and
+//!    keypad, bracketed paste, mouse, focus) and cursor shape are mirrored
+//!    only when they change.
+//!
+//! The renderer is pure: screen and text in, bytes out. It never reads a
+//! clock or a file descriptor.
+
+use std::fmt::Write as _;
+
+use alacritty_terminal::term::cell::Flags;
+use alacritty_terminal::vte::ansi::NamedColor;
+
+use std::ops::Range;
+
+use crate::term::masker::Cover;
+use crate::term::screen::{is_blank, is_spacer, is_wrapped, shown_char, Cell, Color, Damage, Modes, Passthrough, Screen};
+
+/// Where the pane sits on the target terminal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Layout {
+    /// Rows of the inner screen.
+    pub pane_rows: u16,
+    pub cols: u16,
+    /// A status line on the row below the pane.
+    pub status: bool,
+}
+
+impl Layout {
+    /// The layout for an outer terminal of `rows` x `cols`. The status line is
+    /// dropped when the terminal is too short to spare a row for it.
+    pub fn for_terminal(rows: u16, cols: u16, want_status: bool) -> Self {
+        let status = want_status && rows >= 3;
+        Self {
+            pane_rows: if status { rows - 1 } else { rows.max(1) },
+            cols: cols.max(2),
+            status,
+        }
+    }
+
+    fn total_rows(self) -> u16 {
+        self.pane_rows + u16::from(self.status)
+    }
+}
+
+/// Rows that scrolled off the inner screen, formatted once and drawn by
+/// both renderers.
+#[derive(Default)]
+pub struct Scrolled {
+    text: String,
+    rows: Vec<ScrolledRow>,
+}
+
+struct ScrolledRow {
+    /// Byte range of the row in `text`.
+    start: usize,
+    end: usize,
+    /// It wrapped into the next row.
+    wrapped: bool,
+    /// The pen its text assumes at its start (carried over from the row it
+    /// continues; the default otherwise).
+    pen: Pen,
+}
+
+impl Scrolled {
+    /// Formats the screen's scrolled rows, with the cells `cover` masks
+    /// drawn as its glyph. The caller clears them from the screen once every
+    /// renderer has drawn them.
+    pub fn take(screen: &Screen, cover: &Cover) -> Self {
+        let mut text = String::new();
+        let mut rows = Vec::with_capacity(screen.scrolled_len());
+        // Rows of one wrapped line are written as one run of text, so the
+        // pen carries over between them; a line ends with the pen reset.
+        let mut pen = Some(Pen::default());
+        let mut masked = Vec::new();
+        for (index, cells) in screen.scrolled_rows().enumerate() {
+            let cells = apply_cover(cells, cover.scrolled_row(index), None, cover.glyph, &mut masked);
+            let start = text.len();
+            let start_pen = pen.unwrap_or_default();
+            let wrapped = is_wrapped(cells);
+            let end = if wrapped { cells.len() } else { last_content(cells).map_or(0, |c| c + 1) };
+            write_cells(cells.get(..end).unwrap_or_default(), &mut pen, &mut text);
+            if !wrapped && pen != Some(Pen::default()) {
+                text.push_str("\x1b[0m");
+                pen = Some(Pen::default());
+            }
+            rows.push(ScrolledRow { start, end: text.len(), wrapped, pen: start_pen });
+        }
+        Self { text, rows }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+}
+
+/// What one buffer (primary or alternate) of the target shows.
+#[derive(Default)]
+struct Shadow {
+    /// `None`: unknown, redraw everything.
+    rows: Option<Vec<Vec<Cell>>>,
+    status: Option<String>,
+    /// Rows the last frame drew masked or held: they must be compared again
+    /// even when the screen did not change them, since the cover may have.
+    covered: Vec<bool>,
+}
+
+impl Shadow {
+    fn invalidate(&mut self) {
+        self.rows = None;
+        self.status = None;
+    }
+}
+
+/// Renders frames for one target terminal.
+pub struct Renderer {
+    layout: Layout,
+    primary: Shadow,
+    alternate: Shadow,
+    /// The target is in its alternate screen.
+    in_alt: bool,
+    modes: Modes,
+}
+
+impl Renderer {
+    pub fn new(layout: Layout) -> Self {
+        Self {
+            layout,
+            primary: Shadow::default(),
+            alternate: Shadow::default(),
+            in_alt: false,
+            modes: Modes { cursor_visible: true, ..Modes::default() },
+        }
+    }
+
+    pub fn layout(&self) -> Layout {
+        self.layout
+    }
+
+    /// The target changed size: everything it shows must be redrawn.
+    pub fn resize(&mut self, layout: Layout) {
+        self.layout = layout;
+        self.invalidate();
+    }
+
+    /// Forgets what the target shows, so the next frame redraws it all.
+    pub fn invalidate(&mut self) {
+        self.primary.invalidate();
+        self.alternate.invalidate();
+    }
+
+    /// Bytes that make a fresh target ready: existing content is scrolled
+    /// into the target's scrollback rather than erased, then the pane starts
+    /// blank at the top.
+    pub fn start(&mut self, out: &mut Vec<u8>) {
+        let rows = self.layout.total_rows();
+        let _ = write!(Text(out), "\x1b[{rows};1H");
+        out.extend(std::iter::repeat_n(b'\n', usize::from(rows)));
+        out.extend_from_slice(b"\x1b[H");
+        self.invalidate();
+    }
+
+    /// Renders one frame: the `scrolled` rows (see [`Scrolled::take`]), then
+    /// the current screen (only rows in `damage` are compared with what the
+    /// target shows), the status line, the modes and the cursor.
+    #[allow(clippy::too_many_arguments)]
+    pub fn frame(
+        &mut self,
+        screen: &Screen,
+        scrolled: &Scrolled,
+        damage: &Damage,
+        cover: &Cover,
+        status: Option<&str>,
+        out: &mut Vec<u8>,
+    ) {
+        let modes = screen.modes();
+        out.extend_from_slice(b"\x1b[?25l");
+
+        self.push_scrolled(scrolled, out);
+        self.switch_buffer(modes.alternate_screen, out);
+
+        let layout = self.layout;
+        let shadow = if self.in_alt { &mut self.alternate } else { &mut self.primary };
+        draw_cells(screen, layout, damage, cover, shadow, out);
+        if layout.status {
+            let text = status.unwrap_or("");
+            if shadow.status.as_deref() != Some(text) {
+                draw_status(layout, text, out);
+                shadow.status = Some(text.to_owned());
+            }
+        }
+
+        write_mode_changes(&self.modes, &modes, out);
+        self.modes = modes;
+
+        let (row, col) = screen.cursor();
+        let row = row.min(layout.pane_rows.saturating_sub(1));
+        let col = col.min(layout.cols.saturating_sub(1));
+        cup(out, usize::from(row) + 1, usize::from(col) + 1);
+        if modes.cursor_visible {
+            out.extend_from_slice(b"\x1b[?25h");
+        }
+    }
+
+    /// Titles, bells and clipboard writes, in the order the program sent them.
+    pub fn passthrough(items: &[Passthrough], out: &mut Vec<u8>) {
+        for item in items {
+            match item {
+                Passthrough::Title(title) => {
+                    let clean: String = title.chars().filter(|c| !c.is_control()).collect();
+                    let _ = write!(Text(out), "\x1b]2;{clean}\x1b\\");
+                }
+                Passthrough::Bell => out.push(0x07),
+                Passthrough::Clipboard(kind, text) => {
+                    use base64::Engine as _;
+                    out.extend_from_slice(b"\x1b]52;");
+                    out.push(*kind);
+                    out.push(b';');
+                    out.extend_from_slice(base64::engine::general_purpose::STANDARD.encode(text).as_bytes());
+                    out.extend_from_slice(b"\x1b\\");
+                }
+            }
+        }
+    }
+
+    /// Bytes that put the target back as the session found it: modes off,
+    /// primary screen, cursor visible, status line cleared, cursor on a fresh
+    /// line below the pane's content.
+    pub fn finish(&mut self, screen: &Screen, out: &mut Vec<u8>) {
+        let restored = Modes { cursor_visible: true, ..Modes::default() };
+        write_mode_changes(&self.modes, &restored, out);
+        self.modes = restored;
+        let was_alt = self.in_alt;
+        self.switch_buffer(false, out);
+        if self.layout.status {
+            let _ = write!(Text(out), "\x1b[{};1H\x1b[0m\x1b[2K", self.layout.total_rows());
+        }
+        // Leave the cursor below the last non-blank row of the primary pane.
+        let last = (0..self.layout.pane_rows)
+            .rev()
+            .find(|&r| screen.row(r).is_some_and(|cells| last_content(cells).is_some()))
+            .map_or(0, |r| r + 1);
+        let row = if was_alt { screen.cursor().0 } else { last.max(screen.cursor().0) };
+        let row = row.min(self.layout.pane_rows.saturating_sub(1));
+        let _ = write!(Text(out), "\x1b[0m\x1b[?25h\x1b[{};1H", row + 1);
+        if last > 0 {
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+
+    fn switch_buffer(&mut self, alt: bool, out: &mut Vec<u8>) {
+        if alt == self.in_alt {
+            return;
+        }
+        if alt {
+            // 1049h saves the cursor and clears the alternate buffer.
+            out.extend_from_slice(b"\x1b[0m\x1b[?1049h");
+            self.alternate.invalidate();
+        } else {
+            // 1049l restores the primary buffer as we last drew it.
+            out.extend_from_slice(b"\x1b[0m\x1b[?1049l");
+        }
+        self.in_alt = alt;
+    }
+
+    /// Pushes `scrolled` rows into the target's scrollback, in order. The
+    /// pane is left to the next frame to redraw.
+    pub fn push_scrolled(&mut self, scrolled: &Scrolled, out: &mut Vec<u8>) {
+        if scrolled.is_empty() {
+            return;
+        }
+        self.switch_buffer(false, out);
+        let pane = usize::from(self.layout.pane_rows.max(1));
+        let bottom = self.layout.total_rows();
+        out.extend_from_slice(b"\x1b[0m");
+        for batch in scrolled.rows.chunks(pane) {
+            let mut continues = false;
+            for (i, row) in batch.iter().enumerate() {
+                // A row that continues a wrapped one is written straight on:
+                // the target wraps it itself, keeps the line whole in its
+                // scrollback, and a search of the stream finds it whole.
+                if !continues {
+                    cup(out, i + 1, 1);
+                    out.extend_from_slice(b"\x1b[0m\x1b[2K");
+                    if row.pen != Pen::default() {
+                        row.pen.write(&mut Text(out));
+                    }
+                }
+                out.extend_from_slice(scrolled.text.get(row.start..row.end).unwrap_or_default().as_bytes());
+                continues = row.wrapped;
+            }
+            let _ = write!(Text(out), "\x1b[0m\x1b[{bottom};1H");
+            out.extend(std::iter::repeat_n(b'\n', batch.len()));
+        }
+        self.primary.invalidate();
+    }
+}
+
+/// Cursor position (1-based), without `fmt`: it is written for every row
+/// drawn, and `write!` showed up at 8 % of a flood's profile.
+fn cup(out: &mut Vec<u8>, row: usize, col: usize) {
+    out.extend_from_slice(b"\x1b[");
+    push_decimal(out, row);
+    out.push(b';');
+    push_decimal(out, col);
+    out.push(b'H');
+}
+
+fn push_decimal(out: &mut Vec<u8>, mut n: usize) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        if let Some(d) = digits.get_mut(i) {
+            // n % 10 < 10, so the cast cannot truncate.
+            *d = b'0' + (n % 10) as u8;
+        }
+        n /= 10;
+        if n == 0 || i == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(digits.get(i..).unwrap_or_default());
+}
+
+/// `fmt::Write` into a byte buffer.
+struct Text<'a>(&'a mut Vec<u8>);
+
+impl std::fmt::Write for Text<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0.extend_from_slice(s.as_bytes());
+        Ok(())
+    }
+}
+
+/// The column of the last cell that shows something.
+fn last_content(cells: &[Cell]) -> Option<usize> {
+    cells.iter().rposition(|c| !is_blank(c))
+}
+
+/// Writes `cells` (their text and the SGR changes between them) to `out`.
+///
+/// This is the renderer's innermost loop (every cell of every row that
+/// scrolls off passes through it), so it writes to a `String` directly.
+fn write_cells(cells: &[Cell], pen: &mut Option<Pen>, out: &mut String) {
+    for cell in cells {
+        if is_spacer(cell) {
+            continue;
+        }
+        let want = Pen { fg: cell.fg, bg: cell.bg, flags: cell.flags & STYLE_FLAGS };
+        if *pen != Some(want) {
+            want.write(out);
+            *pen = Some(want);
+        }
+        out.push(shown_char(cell));
+        if let Some(marks) = cell.zerowidth() {
+            out.extend(marks);
+        }
+    }
+}
+
+/// The cells to draw for a row: the screen's, or a copy with the covered
+/// cells replaced by the glyph (and held ones by blanks). A covered wide
+/// character becomes one glyph per cell, so the layout holds.
+fn apply_cover<'a>(
+    cells: &'a [Cell],
+    masked: &[Range<usize>],
+    held: Option<&Range<usize>>,
+    glyph: char,
+    buf: &'a mut Vec<Cell>,
+) -> &'a [Cell] {
+    if masked.is_empty() && held.is_none() {
+        return cells;
+    }
+    buf.clear();
+    buf.extend_from_slice(cells);
+    let wide = Flags::WIDE_CHAR | Flags::WIDE_CHAR_SPACER | Flags::LEADING_WIDE_CHAR_SPACER;
+    let mut cover = |range: &Range<usize>, c: char| {
+        for cell in buf.iter_mut().take(range.end).skip(range.start) {
+            cell.c = c;
+            cell.flags.remove(wide);
+            cell.extra = None;
+        }
+    };
+    for range in masked {
+        cover(range, glyph);
+    }
+    if let Some(range) = held {
+        cover(range, ' ');
+    }
+    buf
+}
+
+fn draw_cells(screen: &Screen, layout: Layout, damage: &Damage, cover: &Cover, shadow: &mut Shadow, out: &mut Vec<u8>) {
+    let rows = layout.pane_rows;
+    let cols = usize::from(layout.cols);
+    let redraw_all = shadow.rows.is_none();
+    let shadow_rows = shadow.rows.get_or_insert_with(Vec::new);
+    shadow_rows.resize_with(usize::from(rows), Vec::new);
+    shadow.covered.resize(usize::from(rows), false);
+    let mut masked = Vec::new();
+    // After a row drawn to its last column that wraps, the target's cursor
+    // waits to wrap: the next row can be written straight on.
+    let mut wrap_pending = false;
+
+    for ((r, shadow_row), was_covered) in (0..rows).zip(shadow_rows.iter_mut()).zip(shadow.covered.iter_mut()) {
+        let covered = cover.touches(r);
+        if !redraw_all && !damage.row(r) && !covered && !*was_covered {
+            wrap_pending = false;
+            continue;
+        }
+        *was_covered = covered;
+        let Some(cells) = screen.row(r) else { break };
+        let cells = cells.get(..cols).unwrap_or(cells);
+        let cells = apply_cover(cells, cover.row(r), cover.held_on(r), cover.glyph, &mut masked);
+        let changed = if redraw_all {
+            Some(0)
+        } else {
+            cells.iter().zip(shadow_row.iter()).position(|(a, b)| a != b).or_else(|| (cells.len() != shadow_row.len()).then_some(0))
+        };
+        let Some(mut first) = changed else {
+            wrap_pending = false;
+            continue;
+        };
+        let last_changed = if redraw_all || cells.len() != shadow_row.len() {
+            cells.len().saturating_sub(1)
+        } else {
+            cells.iter().zip(shadow_row.iter()).rposition(|(a, b)| a != b).unwrap_or(first)
+        };
+        // Never start drawing on the right half of a wide character.
+        while first > 0 && cells.get(first).is_some_and(is_spacer) {
+            first -= 1;
+        }
+        let content_end = last_content(cells);
+        let draw_end = content_end.map(|lc| lc.min(last_changed));
+        if !(wrap_pending && first == 0) {
+            cup(out, usize::from(r) + 1, first + 1);
+        }
+        // The target's pen is unknown after a jump; the first cell sets it.
+        let mut pen: Option<Pen> = None;
+        let mut text = String::new();
+        if let Some(end) = draw_end.filter(|&e| e >= first) {
+            write_cells(cells.get(first..=end).unwrap_or_default(), &mut pen, &mut text);
+        }
+        out.extend_from_slice(text.as_bytes());
+        if pen.is_some_and(|p| p != Pen::default()) {
+            out.extend_from_slice(b"\x1b[0m");
+        }
+        // Everything after the last non-blank cell is blank: erase to the
+        // end of the line instead of writing spaces.
+        let erase = content_end.is_none_or(|lc| last_changed > lc);
+        if erase {
+            out.extend_from_slice(b"\x1b[K");
+        }
+        wrap_pending = !erase && draw_end == Some(cols - 1) && is_wrapped(cells);
+        shadow_row.clear();
+        shadow_row.extend_from_slice(cells);
+    }
+}
+
+/// The status line, cut and padded to exactly the terminal's width in
+/// columns (a wide character such as the hourglass takes two: counting
+/// characters instead wrapped the last row and scrolled the terminal).
+fn draw_status(layout: Layout, text: &str, out: &mut Vec<u8>) {
+    use unicode_width::UnicodeWidthChar as _;
+    let width = usize::from(layout.cols);
+    let mut line = String::new();
+    let mut used = 0;
+    for c in text.chars().filter(|c| !c.is_control()) {
+        let w = c.width().unwrap_or(0);
+        if used + w > width {
+            break;
+        }
+        used += w;
+        line.push(c);
+    }
+    line.extend(std::iter::repeat_n(' ', width.saturating_sub(used)));
+    let _ = write!(Text(out), "\x1b[{};1H\x1b[0;7m{line}\x1b[0m", layout.total_rows());
+}
+
+/// The SGR state of the target while drawing a span.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Pen {
+    fg: Color,
+    bg: Color,
+    flags: Flags,
+}
+
+impl Default for Pen {
+    fn default() -> Self {
+        Self { fg: Color::Named(NamedColor::Foreground), bg: Color::Named(NamedColor::Background), flags: Flags::empty() }
+    }
+}
+
+/// The flags that change how a cell is drawn.
+const STYLE_FLAGS: Flags = Flags::BOLD
+    .union(Flags::DIM)
+    .union(Flags::ITALIC)
+    .union(Flags::ALL_UNDERLINES)
+    .union(Flags::INVERSE)
+    .union(Flags::HIDDEN)
+    .union(Flags::STRIKEOUT);
+
+impl Pen {
+    /// Writes the SGR sequence that sets exactly this pen.
+    fn write(self, out: &mut impl std::fmt::Write) {
+        let want = self;
+        let _ = out.write_str("\x1b[0");
+        for (flag, code) in [
+            (Flags::BOLD, ";1"),
+            (Flags::DIM, ";2"),
+            (Flags::ITALIC, ";3"),
+            (Flags::UNDERLINE, ";4"),
+            (Flags::DOUBLE_UNDERLINE, ";4:2"),
+            (Flags::UNDERCURL, ";4:3"),
+            (Flags::DOTTED_UNDERLINE, ";4:4"),
+            (Flags::DASHED_UNDERLINE, ";4:5"),
+            (Flags::INVERSE, ";7"),
+            (Flags::HIDDEN, ";8"),
+            (Flags::STRIKEOUT, ";9"),
+        ] {
+            if want.flags.contains(flag) {
+                let _ = out.write_str(code);
+            }
+        }
+        write_color(out, want.fg, 30, 38);
+        write_color(out, want.bg, 40, 48);
+        let _ = out.write_str("m");
+    }
+}
+
+fn write_color(w: &mut impl std::fmt::Write, color: Color, base: u8, extended: u8) {
+    let _ = match color {
+        Color::Named(named) => {
+            let n = named as usize;
+            match n {
+                0..=7 => write!(w, ";{}", usize::from(base) + n),
+                8..=15 => write!(w, ";{}", usize::from(base) + 60 + n - 8),
+                _ => Ok(()),
+            }
+        }
+        Color::Indexed(i) => write!(w, ";{extended};5;{i}"),
+        Color::Spec(rgb) => write!(w, ";{extended};2;{};{};{}", rgb.r, rgb.g, rgb.b),
+    };
+}
+
+fn write_mode_changes(old: &Modes, new: &Modes, out: &mut Vec<u8>) {
+    let mut w = Text(out);
+    let flag = |on: bool| if on { 'h' } else { 'l' };
+    for (was, is, code) in [
+        (old.app_cursor, new.app_cursor, 1),
+        (old.bracketed_paste, new.bracketed_paste, 2004),
+        (old.mouse_click, new.mouse_click, 1000),
+        (old.mouse_drag, new.mouse_drag, 1002),
+        (old.mouse_motion, new.mouse_motion, 1003),
+        (old.mouse_utf8, new.mouse_utf8, 1005),
+        (old.mouse_sgr, new.mouse_sgr, 1006),
+        (old.focus, new.focus, 1004),
+    ] {
+        if was != is {
+            let _ = write!(w, "\x1b[?{code}{}", flag(is));
+        }
+    }
+    if old.app_keypad != new.app_keypad {
+        let _ = w.write_str(if new.app_keypad { "\x1b=" } else { "\x1b>" });
+    }
+    if old.cursor_shape != new.cursor_shape {
+        let _ = write!(w, "\x1b[{} q", new.cursor_shape);
+    }
+}
+
+/// Draws every row of `screen` on the target's rows `top..` (0-based),
+/// `cols` wide, with no shadow: the approvals pane (see `pane`), a second
+/// screen below the shell's rows on the user's terminal only. It is a few
+/// rows a frame, so redrawing it whole keeps it right whatever the shell's
+/// frame did around it (a switch of buffers clears the target).
+pub fn draw_screen_at(screen: &Screen, top: u16, cols: u16, out: &mut Vec<u8>) {
+    let cols = usize::from(cols);
+    for r in 0..screen.size().rows {
+        let Some(cells) = screen.row(r) else { break };
+        let cells = cells.get(..cols).unwrap_or(cells);
+        cup(out, usize::from(top) + usize::from(r) + 1, 1);
+        out.extend_from_slice(b"\x1b[0m");
+        let mut pen = Some(Pen::default());
+        let mut text = String::new();
+        if let Some(end) = last_content(cells) {
+            write_cells(cells.get(..=end).unwrap_or_default(), &mut pen, &mut text);
+        }
+        out.extend_from_slice(text.as_bytes());
+        out.extend_from_slice(b"\x1b[0m\x1b[K");
+    }
+}
+
+/// A reverse-video bar on row `row` (0-based) of the target, like the
+/// status line: the approvals pane's divider and, while the pane is open,
+/// the status line itself.
+pub fn draw_bar(row: u16, cols: u16, text: &str, out: &mut Vec<u8>) {
+    draw_status(Layout { pane_rows: row, cols, status: true }, text, out);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::term::screen::Size;
+
+    /// Renders `input` through a screen and a renderer, in the given pieces,
+    /// and replays every byte the renderer produced on an independent
+    /// emulator the size of the target, with scrollback.
+    fn replay(pieces: &[&[u8]], layout: Layout) -> (vt100::Parser, Vec<u8>) {
+        let mut screen = Screen::new(Size { rows: layout.pane_rows, cols: layout.cols });
+        let mut renderer = Renderer::new(layout);
+        let mut out = Vec::new();
+        renderer.start(&mut out);
+        for piece in pieces {
+            screen.process(piece);
+            let scrolled = Scrolled::take(&screen, &Cover::none());
+            let damage = screen.take_damage();
+            renderer.frame(&screen, &scrolled, &damage, &Cover::none(), Some("STATUS"), &mut out);
+            screen.clear_scrolled();
+        }
+        #[allow(clippy::disallowed_methods)]
+        let mut target = vt100::Parser::new(
+            std::num::NonZeroU16::new(layout.total_rows()).unwrap(),
+            std::num::NonZeroU16::new(layout.cols).unwrap(),
+            10_000,
+        );
+        target.process(&out);
+        (target, out)
+    }
+
+    fn scrollback_and_screen(target: &mut vt100::Parser) -> Vec<String> {
+        let screen = target.screen_mut();
+        screen.set_scrollback(usize::MAX);
+        let depth = screen.scrollback();
+        let mut lines = Vec::new();
+        for offset in (1..=depth).rev() {
+            screen.set_scrollback(offset);
+            lines.push(screen.rows(0, screen.size().1.get()).next().unwrap_or_default());
+        }
+        screen.set_scrollback(0);
+        lines.extend(screen.rows(0, screen.size().1.get()));
+        lines
+    }
+
+    /// Regression: the emulator keeps `\t` in the cell a tab started from,
+    /// and writing it out moved the target's cursor to its own tab stop, so
+    /// everything after a tab landed in the wrong columns.
+    #[test]
+    fn tabs_are_drawn_as_blank_cells() {
+        let layout = Layout::for_terminal(3, 40, false);
+        let (target, out) = replay(&[b"a\tb\tc\r\nCREDENTIALS\tKEY"], layout);
+        assert!(!out.contains(&b'\t'), "a tab reached the target");
+        let rows: Vec<String> = target.screen().rows(0, 40).collect();
+        assert_eq!(rows[0], "a       b       c");
+        assert_eq!(rows[1], "CREDENTIALS     KEY");
+    }
+
+    #[test]
+    fn cursor_positions_are_written_in_decimal() {
+        let mut out = Vec::new();
+        cup(&mut out, 1, 120);
+        cup(&mut out, 40, 9);
+        assert_eq!(out, b"\x1b[1;120H\x1b[40;9H");
+    }
+
+    #[test]
+    fn a_status_line_of_wide_characters_never_wraps_or_scrolls() {
+        let layout = Layout::for_terminal(5, 20, true);
+        let mut screen = Screen::new(Size { rows: layout.pane_rows, cols: layout.cols });
+        let mut renderer = Renderer::new(layout);
+        let mut out = Vec::new();
+        renderer.start(&mut out);
+        screen.process(b"top row");
+        // Each tick redraws the status: hourglasses are two columns wide.
+        for tick in 0..5 {
+            let status = format!(" \u{23f3} waiting {tick} \u{23f3}\u{23f3}\u{23f3}\u{23f3}\u{23f3}\u{23f3}");
+            let scrolled = Scrolled::take(&screen, &Cover::none());
+            let damage = screen.take_damage();
+            renderer.frame(&screen, &scrolled, &damage, &Cover::none(), Some(&status), &mut out);
+        }
+        let mut out_draw = Vec::new();
+        draw_status(layout, "\u{23f3}\u{23f3}\u{23f3}\u{23f3}\u{23f3}\u{23f3}\u{23f3}\u{23f3}\u{23f3}\u{23f3}\u{23f3}", &mut out_draw);
+        let drawn = String::from_utf8(out_draw).unwrap();
+        assert_eq!(drawn.matches('\u{23f3}').count(), 10, "cut to 20 columns: {drawn:?}");
+        #[allow(clippy::disallowed_methods)]
+        let mut target = vt100::Parser::new(std::num::NonZeroU16::new(5).unwrap(), std::num::NonZeroU16::new(20).unwrap(), 100);
+        target.process(&out);
+        let rows: Vec<String> = target.screen().rows(0, 20).collect();
+        assert_eq!(rows[0], "top row", "{rows:?}");
+        assert!(rows[4].contains("waiting 4"), "{rows:?}");
+    }
+
+    #[test]
+    fn pane_is_drawn_with_status_line_below() {
+        let layout = Layout::for_terminal(5, 20, true);
+        let (target, _) = replay(&[b"hello\r\nworld"], layout);
+        let rows: Vec<String> = target.screen().rows(0, 20).collect();
+        assert_eq!(rows[0], "hello");
+        assert_eq!(rows[1], "world");
+        assert!(rows[4].starts_with("STATUS"));
+        assert_eq!(target.screen().cursor_position(), (1, 5));
+    }
+
+    #[test]
+    fn every_scrolled_row_reaches_the_target_scrollback_in_order() {
+        let layout = Layout::for_terminal(6, 30, true);
+        let mut input = Vec::new();
+        for i in 0..200 {
+            input.extend_from_slice(format!("line {i:03}\r\n").as_bytes());
+        }
+        // One frame with far more rows than the pane holds, then small ones.
+        let (mut target, _) = replay(&[&input[..1500], &input[1500..1510], &input[1510..]], layout);
+        let lines = scrollback_and_screen(&mut target);
+        let numbered: Vec<&String> = lines.iter().filter(|l| l.starts_with("line ")).collect();
+        let expected: Vec<String> = (0..200).map(|i| format!("line {i:03}")).collect();
+        assert_eq!(numbered, expected.iter().collect::<Vec<_>>());
+        // The status line is on the screen, and never in the scrollback.
+        assert!(lines.last().unwrap().starts_with("STATUS"));
+        assert_eq!(lines.iter().filter(|l| l.starts_with("STATUS")).count(), 1);
+    }
+
+    #[test]
+    fn colours_and_attributes_survive_rendering() {
+        let layout = Layout::for_terminal(4, 40, false);
+        let (target, _) = replay(
+            &[b"\x1b[1;31mred\x1b[0m \x1b[38;5;200mx\x1b[38;2;1;2;3my\x1b[4;7mz\x1b[0m"],
+            layout,
+        );
+        let s = target.screen();
+        assert_eq!(s.cell(0, 0).unwrap().fgcolor(), vt100::Color::Idx(1));
+        assert!(s.cell(0, 0).unwrap().bold());
+        assert_eq!(s.cell(0, 4).unwrap().fgcolor(), vt100::Color::Idx(200));
+        assert_eq!(s.cell(0, 5).unwrap().fgcolor(), vt100::Color::Rgb(1, 2, 3));
+        assert!(s.cell(0, 6).unwrap().underline() && s.cell(0, 6).unwrap().inverse());
+        assert!(!s.cell(0, 3).unwrap().bold());
+    }
+
+    #[test]
+    fn wide_and_combining_characters_keep_their_cells() {
+        let layout = Layout::for_terminal(4, 20, false);
+        let (target, _) = replay(&["漢字 e\u{301} 🙂|".as_bytes()], layout);
+        let row = target.screen().rows(0, 20).next().unwrap();
+        assert_eq!(row, "漢字 e\u{301} 🙂|");
+        assert_eq!(target.screen().cell(0, 9).unwrap().contents(), "|");
+    }
+
+    #[test]
+    fn a_long_line_is_written_whole_so_the_target_wraps_it() {
+        let layout = Layout::for_terminal(4, 10, false);
+        let long = "abcdefghij0123456789XYZ";
+        let mut input = format!("{long}\r\n").into_bytes();
+        input.extend_from_slice(b"1\r\n2\r\n3\r\n4\r\n");
+        let (target, out) = replay(&[&input], layout);
+        // Scrolled into scrollback in one piece, not cut by cursor moves.
+        assert!(String::from_utf8_lossy(&out).contains(long), "{:?}", String::from_utf8_lossy(&out));
+        assert!(target.screen().contents().ends_with("2\n3\n4"));
+    }
+
+    #[test]
+    fn alternate_screen_is_mirrored_and_primary_restored() {
+        let layout = Layout::for_terminal(5, 20, true);
+        let (target, out) = replay(
+            &[b"prompt$ ", b"\x1b[?1049h\x1b[Hfullscreen", b"\x1b[?1049lback"],
+            layout,
+        );
+        let text = String::from_utf8_lossy(&out);
+        assert!(text.contains("\x1b[?1049h") && text.contains("\x1b[?1049l"));
+        let rows: Vec<String> = target.screen().rows(0, 20).collect();
+        assert_eq!(rows[0], "prompt$ back");
+        assert!(!target.screen().alternate_screen());
+    }
+
+    #[test]
+    fn unchanged_screen_renders_no_cells() {
+        let layout = Layout::for_terminal(5, 20, true);
+        let mut screen = Screen::new(Size { rows: 4, cols: 20 });
+        let mut r = Renderer::new(layout);
+        let mut out = Vec::new();
+        screen.process(b"abc");
+        let damage = screen.take_damage();
+        r.frame(&screen, &Scrolled::default(), &damage, &Cover::none(), Some("s"), &mut out);
+        out.clear();
+        let damage = screen.take_damage();
+        r.frame(&screen, &Scrolled::default(), &damage, &Cover::none(), Some("s"), &mut out);
+        assert_eq!(String::from_utf8(out).unwrap(), "\x1b[?25l\x1b[1;4H\x1b[?25h");
+    }
+
+    #[test]
+    fn modes_are_mirrored_once_and_reset_at_finish() {
+        let layout = Layout::for_terminal(5, 20, false);
+        let mut screen = Screen::new(Size { rows: 5, cols: 20 });
+        let mut r = Renderer::new(layout);
+        let mut out = Vec::new();
+        screen.process(b"\x1b[?2004h\x1b[?1000h\x1b[?1006h\x1b[?1h\x1b[?1004h\x1b[5 q");
+        let damage = screen.take_damage();
+        r.frame(&screen, &Scrolled::default(), &damage, &Cover::none(), None, &mut out);
+        let text = String::from_utf8(out.clone()).unwrap();
+        for seq in ["\x1b[?2004h", "\x1b[?1000h", "\x1b[?1006h", "\x1b[?1h", "\x1b[?1004h", "\x1b[5 q"] {
+            assert!(text.contains(seq), "missing {seq:?} in {text:?}");
+        }
+        out.clear();
+        r.finish(&screen, &mut out);
+        let text = String::from_utf8(out).unwrap();
+        for seq in ["\x1b[?2004l", "\x1b[?1000l", "\x1b[?1006l", "\x1b[?1l", "\x1b[?1004l", "\x1b[0 q"] {
+            assert!(text.contains(seq), "missing {seq:?} in {text:?}");
+        }
+    }
+
+    proptest::proptest! {
+        /// However the output is split into reads, the target ends with the
+        /// same screen as the emulator, and the same scrollback.
+        #[test]
+        fn any_split_renders_the_same_final_screen(cuts in proptest::collection::vec(0usize..2000, 0..12)) {
+            let mut input = Vec::new();
+            for i in 0..60 {
+                input.extend_from_slice(format!("\x1b[3{}mrow {i} \x1b[0m漢字 {}\r\n", i % 8, "x".repeat(i % 37)).as_bytes());
+            }
+            input.extend_from_slice(b"\x1b[2;5Hpatched\x1b[K");
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(input.len())).collect();
+            cuts.sort_unstable();
+            let mut pieces = Vec::new();
+            let mut prev = 0;
+            for c in cuts { pieces.push(&input[prev..c]); prev = c; }
+            pieces.push(&input[prev..]);
+            let layout = Layout::for_terminal(8, 30, true);
+            let (mut split, _) = replay(&pieces, layout);
+            let (mut whole, _) = replay(&[&input], layout);
+            proptest::prop_assert_eq!(scrollback_and_screen(&mut split), scrollback_and_screen(&mut whole));
+        }
+    }
+}
