@@ -32,7 +32,7 @@ enum Command {
     /// Check command lines against the command policy, offline.
     Policy(custos::cmd::policy::Args),
     /// Run the collector: hosts upload signed chunks, auditors read sessions.
-    Serve(custos::serve::Args),
+    Serve(custos::cmd::serve::Args),
     /// Register this host's public key with a collector.
     Enroll(custos::client::enroll::Args),
     /// Deliver spooled chunks to the collector.
@@ -73,7 +73,7 @@ fn main() -> ExitCode {
         Command::Keygen(args) => custos::cmd::evidence::keygen(&args),
         Command::Mask(args) => custos::cmd::mask::run(&args),
         Command::Policy(args) => custos::cmd::policy::run(&args),
-        Command::Serve(args) => custos::serve::run(&args),
+        Command::Serve(args) => custos::cmd::serve::run(&args),
         Command::Enroll(args) => custos::client::enroll::run(&args),
         Command::Upload(args) => custos::client::upload::run(&args),
         Command::Sessions(args) => custos::client::sessions::run(&args),

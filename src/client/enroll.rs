@@ -10,7 +10,8 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 
-use crate::client::{enroll_proof_message, Collector};
+use crate::client::Collector;
+use crate::evidence::key::enroll_proof_message;
 use crate::evidence::HostKey;
 
 #[derive(clap::Args, Debug)]

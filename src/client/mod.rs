@@ -276,11 +276,9 @@ impl Collector {
     }
 }
 
-/// The message an enrolling host signs with its key, proving to the
-/// collector that it holds the secret half of the key it enrolls.
-pub fn enroll_proof_message(token: &str) -> Vec<u8> {
-    format!("custos-enroll-v1:{token}").into_bytes()
-}
+/// The enrollment proof's message: a wire fact shared with the collector,
+/// so it lives with the key (`evidence::key`).
+pub use crate::evidence::key::enroll_proof_message;
 
 /// The collector's URL: `flag` (`--server`), else `[collector] url` of the
 /// configuration; without a trailing slash.

@@ -6,3 +6,4 @@ pub mod doctor;
 pub mod evidence;
 pub mod mask;
 pub mod policy;
+pub mod serve;
