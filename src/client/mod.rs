@@ -10,6 +10,7 @@ pub mod approval;
 pub mod enroll;
 pub mod remote;
 pub mod sessions;
+pub mod sse;
 pub mod upload;
 
 
