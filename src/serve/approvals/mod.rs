@@ -58,12 +58,11 @@ use super::app::App;
 use super::auth::{authenticate, bearer, AuthError, Caller as Authed};
 use super::error::ApiError;
 use crate::approval::decision::{Attestation, Binding, Decision, Verdict};
-use crate::approval::wire::{NewRequest, RequestView, State as ReqState};
+use crate::approval::wire::{NewRequest, RequestView, State as ReqState, REQUEST_CONTEXT};
 use crate::evidence::PublicKey;
 
 pub mod hub;
 
-const REQUEST_CONTEXT: &str = "custos-approval-request-v1\n";
 /// Longest long-poll.
 const MAX_WAIT: Duration = Duration::from_secs(30);
 /// Longest screen a request may carry.
