@@ -15,13 +15,14 @@
 //! - `link`: the recorder's edge: spawns the agent and talks to it through
 //!   pipes without blocking. Standard library only, so `custos-shell` links
 //!   no HTTP, tokio or TUI code.
-//! - `agent` (the `custos` binary only): the agent itself, reqwest against
-//!   the collector, long-polling for changes, reconnecting across restarts.
 //! - `command`: a `-c` command that needs approval waits before its
 //!   session starts (std only, like `link`).
-//! - `tui` (the `custos` binary only): `custos approve`, the approver's TUI.
 //!
-//! The collector side lives in `serve::approvals`.
+//! Nothing in this folder speaks HTTP: it is the recorder's side and the
+//! pure cores. Elsewhere: the agent itself (HTTP to the collector,
+//! long-polling for changes, reconnecting across restarts) is
+//! `client::approval`; `custos approve`, the approver's TUI, is
+//! `tui::approve`; the collector side is `serve::approvals`.
 
 pub mod command;
 pub mod decision;

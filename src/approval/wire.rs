@@ -32,6 +32,11 @@ use super::decision::Decision;
 
 /// Protocol version the agent announces.
 pub const VERSION: u32 = 1;
+
+/// What a host signs before a new request's JSON body when it creates the
+/// request (`POST /v1/approvals`, `X-Custos-Signature`): the agent signs,
+/// the collector checks.
+pub const REQUEST_CONTEXT: &str = "custos-approval-request-v1\n";
 /// Longest line either side accepts (a request carries a screen).
 pub const MAX_LINE: usize = 1024 * 1024;
 

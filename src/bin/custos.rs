@@ -32,13 +32,13 @@ enum Command {
     /// Check command lines against the command policy, offline.
     Policy(custos::cmd::policy::Args),
     /// Run the collector: hosts upload signed chunks, auditors read sessions.
-    Serve(custos::serve::Args),
+    Serve(custos::cmd::serve::Args),
     /// Register this host's public key with a collector.
-    Enroll(custos::client::enroll::Args),
+    Enroll(custos::cmd::enroll::Args),
     /// Deliver spooled chunks to the collector.
-    Upload(custos::client::upload::Args),
+    Upload(custos::cmd::upload::Args),
     /// List and search the sessions a collector holds.
-    Sessions(custos::client::sessions::Args),
+    Sessions(custos::cmd::sessions::Args),
     /// Check recordings' signatures and hash chain; exit 0 only when intact
     /// and complete.
     Verify(custos::cmd::evidence::VerifyArgs),
@@ -73,10 +73,10 @@ fn main() -> ExitCode {
         Command::Keygen(args) => custos::cmd::evidence::keygen(&args),
         Command::Mask(args) => custos::cmd::mask::run(&args),
         Command::Policy(args) => custos::cmd::policy::run(&args),
-        Command::Serve(args) => custos::serve::run(&args),
-        Command::Enroll(args) => custos::client::enroll::run(&args),
-        Command::Upload(args) => custos::client::upload::run(&args),
-        Command::Sessions(args) => custos::client::sessions::run(&args),
+        Command::Serve(args) => custos::cmd::serve::run(&args),
+        Command::Enroll(args) => custos::cmd::enroll::run(&args),
+        Command::Upload(args) => custos::cmd::upload::run(&args),
+        Command::Sessions(args) => custos::cmd::sessions::run(&args),
         Command::Verify(args) => custos::cmd::evidence::verify(&args),
         Command::Replay(args) => custos::tui::replay::run(&args),
         Command::Login(args) => custos::identity::cli::login(&args),

@@ -186,7 +186,7 @@ async fn create(
     rx: &mut tokio::sync::mpsc::UnboundedReceiver<Result<ToAgent, String>>,
 ) -> Result<Option<(String, String, i64, i64)>, String> {
     let body = serde_json::to_vec(request).map_err(|e| e.to_string())?;
-    let mut signed = b"custos-approval-request-v1\n".to_vec();
+    let mut signed = crate::approval::wire::REQUEST_CONTEXT.as_bytes().to_vec();
     signed.extend_from_slice(&body);
     let signature = base64::engine::general_purpose::STANDARD.encode(key.sign(&signed));
     let key_id = key.public().id().to_string();

@@ -1,5 +1,20 @@
-//! The HTTP client side of the collector API, shared by `custos upload`,
-//! `custos enroll`, `custos sessions`, and `verify`/`export --server`.
+//! The HTTP client side of the collector API: [`Collector`] (one
+//! connection, every route the clients use, errors sorted below), and the
+//! parts built on it:
+//!
+//! - `upload`: the uploader, delivering spooled chunks (`custos upload`,
+//!   the recorder's `--follow` uploader);
+//! - `enroll`: registering a host key with its proof;
+//! - `download`: a collector's copy of a session, fetched for offline
+//!   checking (`verify`/`export --server`);
+//! - `approval`: the recorder's approval agent (`custos approval-agent`);
+//! - `sse`: the Server-Sent Events parser of the live routes, shared by
+//!   `replay --follow` and `custos approve`.
+//!
+//! The commands' flags and output are in `cmd` (`upload`, `enroll`,
+//! `sessions`, `collector` for the shared `--server`/`--token` flags).
+//! This side imports nothing from the collector (`serve`): what both must
+//! agree on lives in `evidence` and `approval`.
 //!
 //! Errors are sorted by what the caller should do about them
 //! ([`ClientError::is_retryable`]): a network failure or a 5xx answer means
@@ -7,9 +22,9 @@
 //! refused this request for a reason that retrying will not change.
 
 pub mod approval;
+pub mod download;
 pub mod enroll;
-pub mod remote;
-pub mod sessions;
+pub mod sse;
 pub mod upload;
 
 
@@ -276,11 +291,9 @@ impl Collector {
     }
 }
 
-/// The message an enrolling host signs with its key, proving to the
-/// collector that it holds the secret half of the key it enrolls.
-pub fn enroll_proof_message(token: &str) -> Vec<u8> {
-    format!("custos-enroll-v1:{token}").into_bytes()
-}
+/// The enrollment proof's message: a wire fact shared with the collector,
+/// so it lives with the key (`evidence::key`).
+pub use crate::evidence::key::enroll_proof_message;
 
 /// The collector's URL: `flag` (`--server`), else `[collector] url` of the
 /// configuration; without a trailing slash.

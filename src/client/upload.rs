@@ -1,4 +1,6 @@
-//! `custos upload`: delivers spooled chunks to the collector.
+//! The uploader: delivers spooled chunks to the collector (`custos upload`,
+//! whose flags and report are `cmd::upload`, and the recorder's `--follow`
+//! uploader).
 //!
 //! Invariants:
 //! - Chunks of a session are sent in seq order, and a chunk file is deleted
@@ -22,10 +24,7 @@
 
 use std::os::fd::AsRawFd as _;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 use std::time::Duration;
-
-use anyhow::Context as _;
 
 use crate::client::{ClientError, Collector, Head};
 use crate::evidence::{Chunk, HostKey};
@@ -305,10 +304,6 @@ impl Uploader {
 }
 
 /// The host key's path from config (`[evidence] key`).
-pub fn configured_key_path(config: &crate::config::Config) -> PathBuf {
-    config.evidence.key.clone()
-}
-
 fn refused_expected(e: &ClientError) -> Option<u64> {
     match e {
         ClientError::Refused { body, .. } => body.get("expected_seq").and_then(serde_json::Value::as_u64),
@@ -349,89 +344,6 @@ fn remove_durably(path: &Path) -> std::io::Result<()> {
         std::fs::File::open(dir)?.sync_all()?;
     }
     Ok(())
-}
-
-#[derive(clap::Args, Debug)]
-pub struct Args {
-    /// The spool directory (default: `[recording] spool_dir` from config).
-    #[arg(long)]
-    pub spool: Option<PathBuf>,
-    /// The collector URL (default: `[collector] url` from config).
-    #[arg(long)]
-    pub server: Option<String>,
-    /// The host key for sealing orphaned sessions (default: `[evidence] key`).
-    #[arg(long)]
-    pub key: Option<PathBuf>,
-    /// Deliver everything in the spool once and exit (the default).
-    #[arg(long, conflicts_with = "follow")]
-    pub once: bool,
-    /// Follow this live session until its final chunk is acknowledged, then
-    /// deliver whatever else the spool holds.
-    #[arg(long, value_name = "SESSION")]
-    pub follow: Option<String>,
-    /// How often to look for new chunks while following, in milliseconds.
-    #[arg(long, default_value_t = 250)]
-    pub poll_ms: u64,
-    /// Exit quietly (0) when no collector is configured: the systemd timer
-    /// runs on every host, configured or not.
-    #[arg(long)]
-    pub if_configured: bool,
-    /// Tries per session for transient failures with --once.
-    #[arg(long, default_value_t = 5)]
-    pub attempts: u32,
-}
-
-pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
-    let config = crate::config::Config::load(false, std::env::var("CUSTOS_CONFIG").ok().as_deref())?;
-    let Some(server) = args.server.clone().or_else(|| config.collector.url.clone()) else {
-        if args.if_configured {
-            return Ok(ExitCode::SUCCESS);
-        }
-        anyhow::bail!("no collector: pass --server URL or set [collector] url in the config");
-    };
-    let spool = args.spool.clone().unwrap_or_else(|| config.recording.spool_dir.clone());
-    let key_path = Some(args.key.clone().unwrap_or_else(|| configured_key_path(&config)));
-    let key = match key_path {
-        Some(path) => match HostKey::load(&path) {
-            Ok(key) => Some(key),
-            Err(e) => {
-                // Without the key, everything but sealing orphans still works.
-                eprintln!("custos upload: orphaned sessions cannot be sealed: {e}");
-                None
-            }
-        },
-        None => None,
-    };
-    let uploader = Uploader {
-        collector: Collector::new(&server, None)?,
-        spool,
-        key,
-        base_delay: Duration::from_millis(250),
-        max_delay: Duration::from_secs(30),
-    };
-    let runtime = crate::client::runtime()?;
-    runtime.block_on(async {
-        let mut failed = false;
-        if let Some(session) = &args.follow {
-            let session = uuid::Uuid::parse_str(session)
-                .with_context(|| format!("--follow {session:?} is not a session id"))?
-                .to_string();
-            if let Err(e) = uploader.follow(&session, Duration::from_millis(args.poll_ms.max(10))).await {
-                eprintln!("custos upload: {e}");
-                failed = true;
-            }
-            for e in uploader.drain(args.attempts.max(1), Some(&session)).await {
-                eprintln!("custos upload: {e}");
-                failed = true;
-            }
-        } else {
-            for e in uploader.drain(args.attempts.max(1), None).await {
-                eprintln!("custos upload: {e} (the chunks stay in the spool)");
-                failed = true;
-            }
-        }
-        Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
-    })
 }
 
 #[cfg(test)]

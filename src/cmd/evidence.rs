@@ -47,9 +47,9 @@ pub struct VerifyArgs {
     /// configured host key's `.pub` file, else the key.
     #[arg(long = "key", value_name = "KEY")]
     pub keys: Vec<String>,
-    /// With --server: PATH is a session id on that collector (`crate::client::remote`).
+    /// With --server: PATH is a session id on that collector (`crate::client::download`).
     #[command(flatten)]
-    pub remote: crate::client::sessions::Remote,
+    pub remote: crate::cmd::collector::Remote,
 }
 
 #[derive(clap::Args, Debug)]
@@ -77,9 +77,9 @@ pub struct ExportArgs {
     /// Export only up to this time (the same forms as --from).
     #[arg(long, value_name = "TIME")]
     pub to: Option<String>,
-    /// With --server: PATH is a session id on that collector (`crate::client::remote`).
+    /// With --server: PATH is a session id on that collector (`crate::client::download`).
     #[command(flatten)]
-    pub remote: crate::client::sessions::Remote,
+    pub remote: crate::cmd::collector::Remote,
 }
 
 /// Reads one end of `--from`/`--to` as microseconds from the recording's
@@ -259,9 +259,19 @@ pub fn describe(report: &Report, label: &str) -> String {
     out
 }
 
+/// `verify --server`: the collector's copy, checked here like a local one.
+fn verify_remote(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
+    let collector = args.remote.connect()?;
+    let got = crate::client::download::session(&collector, &args.path.to_string_lossy(), &args.keys)?;
+    let keys = resolve_keys(&got.keys)?;
+    let report = verify_session(&SessionDir::open(&got.dir)?, &keys)?;
+    println!("{}", describe(&report, &format!("{}, checked with {}", collector.base(), got.key_source)));
+    Ok(if report.is_intact() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
 pub fn verify(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
     if args.remote.server.is_some() {
-        return crate::client::remote::verify(args);
+        return verify_remote(args);
     }
     let keys = resolve_keys(&args.keys)?;
     let ok = match classify(&args.path)? {
@@ -368,9 +378,26 @@ fn chunks_for_export(dir: &SessionDir, args: &ExportArgs) -> anyhow::Result<Vec<
     Ok(chunks)
 }
 
+/// `export --server`: the collector's copy, exported like a local one.
+fn export_remote(args: &ExportArgs) -> anyhow::Result<ExitCode> {
+    let collector = args.remote.connect()?;
+    let got = crate::client::download::session(&collector, &args.path.to_string_lossy(), &args.keys)?;
+    let local = ExportArgs {
+        path: got.dir.clone(),
+        format: args.format,
+        output: args.output.clone(),
+        keys: got.keys.clone(),
+        unverified: args.unverified,
+        from: args.from.clone(),
+        to: args.to.clone(),
+        remote: crate::cmd::collector::Remote::default(),
+    };
+    export(&local)
+}
+
 pub fn export(args: &ExportArgs) -> anyhow::Result<ExitCode> {
     if args.remote.server.is_some() {
-        return crate::client::remote::export(args);
+        return export_remote(args);
     }
     let dir = SessionDir::open(&args.path).with_context(|| "export reads a session's chunk directory".to_owned())?;
     let chunks = chunks_for_export(&dir, args)?;

@@ -10,6 +10,10 @@
 //!
 //! The public key travels as text, `ed25519:<base64 of 32 bytes>`, and is
 //! named inside chunks by its [`KeyId`].
+//!
+//! Enrollment proof: a host enrolling its key with a collector signs
+//! [`enroll_proof_message`] of the enrollment token (the wire fact both
+//! `custos enroll` and the collector must agree on).
 
 use std::fmt;
 use std::io::Write as _;
@@ -258,6 +262,13 @@ impl FromStr for PublicKey {
         let bytes: [u8; 32] = bytes.as_slice().try_into().map_err(|_| err("not 32 bytes"))?;
         PublicKey::from_bytes(&bytes)
     }
+}
+
+/// The message an enrolling host signs with its key, proving to the
+/// collector that it holds the secret half of the key it enrolls:
+/// `custos-enroll-v1:` followed by the enrollment token.
+pub fn enroll_proof_message(token: &str) -> Vec<u8> {
+    format!("custos-enroll-v1:{token}").into_bytes()
 }
 
 #[cfg(test)]

@@ -11,7 +11,9 @@
 //! the token's SHA-256 (the same hash the token table holds, so an
 //! administrator can tell tokens apart without the log revealing one).
 //!
-//! Routes (additive to `api`): `GET /v1/audit/access` (admin) lists the
+//! The table is created with the rest of the store's schema (`store`).
+//!
+//! Routes (in `api`'s table): `GET /v1/audit/access` (admin) lists the
 //! trail, newest first, filtered by session, who, time and limit; `GET
 //! /v1/sessions/{id}/markers` (admin, logged) gives a session's command
 //! markers, which `custos replay --server` shows in its browser.
@@ -25,20 +27,9 @@ use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
 use sqlx::Row as _;
 
-use super::api::ApiError;
-use super::App;
-
-/// The table, created with the rest of the schema.
-pub const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS access_log (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    at INTEGER NOT NULL,
-    who TEXT NOT NULL,
-    session_id TEXT NOT NULL,
-    action TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS access_log_session ON access_log(session_id);
-";
+use super::app::App;
+use super::auth::{require_read, require_role, Caller};
+use super::error::{parse_session_id, ApiError};
 
 /// What an auditor did with a session.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,14 +58,14 @@ impl Action {
 /// The identity of the bearer of the request's token.
 /// Who to name in the trail: a signed-in person by issuer and subject
 /// (and email when known), the admin token by its hash (see [`who`]).
-pub fn caller_label(caller: &super::identity::Caller, headers: &HeaderMap) -> String {
+pub fn caller_label(caller: &Caller, headers: &HeaderMap) -> String {
     match caller {
-        super::identity::Caller::Admin => who(headers),
-        super::identity::Caller::Person { identity, .. } => match &identity.email {
+        Caller::Admin => who(headers),
+        Caller::Person { identity, .. } => match &identity.email {
             Some(email) => format!("oidc:{} {} <{email}>", identity.issuer, identity.subject),
             None => format!("oidc:{} {}", identity.issuer, identity.subject),
         },
-        super::identity::Caller::Approver { name } => format!("approver:{name}"),
+        Caller::Approver { name } => format!("approver:{name}"),
     }
 }
 
@@ -96,7 +87,7 @@ pub fn who(headers: &HeaderMap) -> String {
 }
 
 /// Records one access; an error refuses the request (fail closed).
-pub async fn record(app: &App, headers: &HeaderMap, caller: &super::identity::Caller, session: &str, action: Action) -> Result<(), ApiError> {
+pub async fn record(app: &App, headers: &HeaderMap, caller: &Caller, session: &str, action: Action) -> Result<(), ApiError> {
     sqlx::query("INSERT INTO access_log (at, who, session_id, action) VALUES (?, ?, ?, ?)")
         .bind(super::unix_now())
         .bind(caller_label(caller, headers))
@@ -125,7 +116,7 @@ pub async fn list(
     headers: HeaderMap,
     query: Result<Query<AccessQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    super::api::require_role(&app, &headers, crate::identity::roles::Role::Admin).await?;
+    require_role(&app, &headers, crate::identity::roles::Role::Admin).await?;
     let Query(q) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "malformed", e.body_text()))?;
     let since = q
         .since
@@ -162,8 +153,8 @@ pub async fn list(
 /// `GET /v1/sessions/{id}/markers`: the session's `m` markers in order,
 /// `{"at_us", "text"}` each.
 pub async fn markers(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
-    let id = super::api::parse_session_id(&id)?;
-    let caller = super::api::require_read(&app, &headers, &id).await?;
+    let id = parse_session_id(&id)?;
+    let caller = require_read(&app, &headers, &id).await?;
     if app.store.session_state(&id).await?.is_none() {
         return Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no session {id}")));
     }

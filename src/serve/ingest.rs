@@ -1,5 +1,7 @@
-//! Ingest: the rules for storing an uploaded chunk, `PUT
-//! /v1/sessions/{id}/chunks/{seq}`.
+//! Ingest: the uploaders' routes, `PUT /v1/sessions/{id}/chunks/{seq}`
+//! (with the rules for storing an uploaded chunk) and `GET
+//! /v1/sessions/{id}/head` (where an uploader resumes). Neither needs a
+//! bearer token: a chunk is authenticated by its own signature.
 //!
 //! A chunk is stored only when all of these hold, checked in this order:
 //!
@@ -29,13 +31,18 @@
 
 use std::sync::Arc;
 
-use axum::http::StatusCode;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::Json;
+use futures_util::StreamExt as _;
+use serde_json::{json, Value};
 
-use super::api::ApiError;
+use super::app::App;
+use super::error::{parse_session_id, ApiError, ApiResult};
 use super::index::index_payload;
 use super::metrics::Reject;
 use super::store::{NewAlert, NewChunk, Store};
-use super::App;
 use crate::evidence::{Chunk, Digest, PublicKey};
 
 /// What a successful upload answers.
@@ -46,6 +53,66 @@ pub struct Ack {
     pub hash: String,
     /// False when these exact bytes were already stored (a retry).
     pub stored_now: bool,
+}
+
+/// Where an uploader resumes: the last stored seq and its hash.
+pub(super) async fn head(State(app): State<Arc<App>>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let id = parse_session_id(&id)?;
+    match app.store.session_state(&id).await? {
+        Some(s) => {
+            let last_us = app.store.chunk_last_us(&id, s.last_seq).await?;
+            Ok(Json(json!({"session": id, "last_seq": s.last_seq, "hash": s.last_hash, "last_us": last_us, "final": s.is_final})))
+        }
+        None => Err(ApiError::not_found(format!("no chunk of session {id} is stored yet"))),
+    }
+}
+
+pub(super) async fn upload(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Path((id, seq)): Path<(String, String)>,
+    body: Body,
+) -> ApiResult<(StatusCode, Json<Ack>)> {
+    let body = read_bounded(&app, &headers, body).await?;
+    let ack = ingest(&app, &id, &seq, body).await?;
+    let status = if ack.stored_now { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, Json(ack)))
+}
+
+/// Reads a request body of at most `max_chunk_bytes`, refusing early on a
+/// declared length that is too large and counting as it streams otherwise.
+pub(super) async fn read_bounded(app: &App, headers: &HeaderMap, body: Body) -> ApiResult<Vec<u8>> {
+    let max = app.config.max_chunk_bytes;
+    let too_large = |len: String| {
+        app.metrics.reject(Reject::TooLarge);
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            Reject::TooLarge.label(),
+            format!("the body is {len} bytes; a chunk may be at most {max} bytes"),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if let Some(len) = declared {
+        if len > u64::try_from(max).unwrap_or(u64::MAX) {
+            return Err(too_large(len.to_string()));
+        }
+    }
+    let mut out = Vec::with_capacity(declared.and_then(|l| usize::try_from(l).ok()).unwrap_or(0).min(max));
+    let mut stream = body.into_data_stream();
+    while let Some(piece) = stream.next().await {
+        let piece = piece.map_err(|e| {
+            app.metrics.reject(Reject::Malformed);
+            ApiError::new(StatusCode::BAD_REQUEST, "truncated", format!("the request body ended early: {e}"))
+        })?;
+        if out.len().saturating_add(piece.len()) > max {
+            return Err(too_large(format!("more than {max}")));
+        }
+        out.extend_from_slice(&piece);
+    }
+    Ok(out)
 }
 
 fn reject(app: &App, reason: Reject, status: StatusCode, message: String) -> ApiError {

@@ -254,6 +254,19 @@ fn to_u64(v: i64, what: &'static str) -> Result<u64, StoreError> {
     u64::try_from(v).map_err(|_| StoreError::Range(what))
 }
 
+/// The auditors' access trail (`audit` writes and reads it), created with
+/// the rest of the schema.
+const ACCESS_LOG_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS access_log (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at INTEGER NOT NULL,
+    who TEXT NOT NULL,
+    session_id TEXT NOT NULL,
+    action TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS access_log_session ON access_log(session_id);
+";
+
 /// SHA-256 of a token, hex: what the database holds instead of the token.
 fn token_hash(token: &str) -> String {
     hex(&Sha256::digest(token.as_bytes()))
@@ -302,7 +315,7 @@ impl Store {
             .busy_timeout(Duration::from_secs(30));
         let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
         sqlx::raw_sql(SCHEMA).execute(&pool).await?;
-        sqlx::raw_sql(super::audit::SCHEMA).execute(&pool).await?;
+        sqlx::raw_sql(ACCESS_LOG_SCHEMA).execute(&pool).await?;
         Ok(Self { pool, chunks_dir })
     }
 

@@ -3,7 +3,8 @@
 //! key, seq, link to the chunk before it), so tampering with the collector's
 //! own files after ingest is reported, not only bad uploads.
 
-use super::App;
+use super::app::App;
+use super::error::ApiError;
 use crate::evidence::{Chunk, Digest, PublicKey};
 
 /// What `GET /v1/sessions/{id}` reports under `verification`.
@@ -18,7 +19,7 @@ pub struct Verification {
     pub problem: Option<String>,
 }
 
-pub async fn verify_stored(app: &App, id: &str) -> Result<Verification, super::api::ApiError> {
+pub async fn verify_stored(app: &App, id: &str) -> Result<Verification, ApiError> {
     let rows = app.store.chunks(id).await?;
     let state = app.store.session_state(id).await?;
     let fail = |checked: u64, problem: String| {

@@ -421,7 +421,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             }
             changed
         });
-        let now = crate::serve::unix_now();
+        let now = i64::try_from(crate::when::unix_now()).unwrap_or(i64::MAX);
         terminal.draw(|f| draw(f, &model, &theme, now))?;
         if event::poll(Duration::from_millis(100))? {
             if let Event::Key(k) = event::read()? {

@@ -236,7 +236,7 @@ async fn follow(
     if !response.status().is_success() {
         return;
     }
-    let mut parser = crate::tui::replay::remote::SseParser::default();
+    let mut parser = crate::client::sse::SseParser::default();
     let mut live = LiveScreen::default();
     while let Ok(Some(piece)) = response.chunk().await {
         for event in parser.feed(&piece) {

@@ -59,7 +59,7 @@ pub struct Args {
     /// Browse and play from a collector (`--server URL`, with `--token` or
     /// `--token-file` as for `custos sessions`) instead of local files.
     #[command(flatten)]
-    pub remote: crate::client::sessions::Remote,
+    pub remote: crate::cmd::collector::Remote,
     /// Public keys to verify chunk directories with (`ed25519:...` or a key
     /// file; repeat). Default: the configured host key's, if readable.
     #[arg(long = "key", value_name = "KEY")]

@@ -1,47 +1,20 @@
-//! `custos sessions`: lists and searches the sessions a collector holds.
+//! `custos sessions`: lists and searches the sessions a collector holds,
+//! as a table or JSON (`GET /v1/sessions`, `Collector::sessions`).
 //!
 //! Times (`--since`, `--until`) are read on this machine, so `2h` means two
 //! hours before this machine's clock, and sent as unix seconds.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 use serde_json::Value;
 
-use crate::client::Collector;
+use crate::cmd::collector::Remote;
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
     Table,
     Json,
-}
-
-/// Where to find a collector and the token to read it: shared by
-/// `sessions`, `verify --server` and `export --server`.
-#[derive(clap::Args, Debug, Clone)]
-pub struct Remote {
-    /// The collector URL (default: `[collector] url` from config).
-    #[arg(long)]
-    pub server: Option<String>,
-    /// Bearer token (else `CUSTOS_TOKEN`, `--token-file`, ~/.config/custos/token).
-    #[arg(long)]
-    pub token: Option<String>,
-    /// A file holding the bearer token.
-    #[arg(long)]
-    pub token_file: Option<PathBuf>,
-}
-
-impl Remote {
-    pub fn connect(&self) -> anyhow::Result<Collector> {
-        let server = crate::client::collector_url(self.server.as_deref())?;
-        let token = match crate::client::resolve_token(self.token.as_deref(), self.token_file.as_deref())? {
-            Some(t) => Some(t),
-            // No token given: the ID token of `custos login`, if signed in.
-            None => crate::identity::cli::client_id_token()?,
-        };
-        Ok(Collector::new(&server, token)?)
-    }
 }
 
 #[derive(clap::Args, Debug)]
@@ -72,7 +45,7 @@ pub struct Args {
 }
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
-    let now = crate::serve::unix_now();
+    let now = i64::try_from(crate::when::unix_now()).unwrap_or(i64::MAX);
     let mut query: Vec<(&str, String)> = vec![("limit", args.limit.to_string())];
     if let Some(u) = &args.user {
         query.push(("user", u.clone()));

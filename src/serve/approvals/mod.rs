@@ -4,7 +4,7 @@
 //! request survives a restart) and bumps the request's `version`, which
 //! long-polls wait on.
 //!
-//! Routes (JSON; errors in the shape `api` documents):
+//! Routes (JSON; errors in the shape `error` documents):
 //!
 //! - `POST /v1/approvals`: a host creates a request. Authenticated by the
 //!   host key: `X-Custos-Key` (key id) and `X-Custos-Signature` (base64
@@ -54,13 +54,15 @@ use base64::Engine as _;
 use serde_json::{json, Value};
 use sqlx::Row as _;
 
-use super::api::ApiError;
-use super::App;
+use super::app::App;
+use super::auth::{authenticate, bearer, AuthError, Caller as Authed};
+use super::error::ApiError;
 use crate::approval::decision::{Attestation, Binding, Decision, Verdict};
-use crate::approval::wire::{NewRequest, RequestView, State as ReqState};
+use crate::approval::wire::{NewRequest, RequestView, State as ReqState, REQUEST_CONTEXT};
 use crate::evidence::PublicKey;
 
-const REQUEST_CONTEXT: &str = "custos-approval-request-v1\n";
+pub mod hub;
+
 /// Longest long-poll.
 const MAX_WAIT: Duration = Duration::from_secs(30);
 /// Longest screen a request may carry.
@@ -97,47 +99,6 @@ CREATE TABLE IF NOT EXISTS approval_log (
     detail TEXT NOT NULL
 );
 ";
-
-/// Change notification and the lock that serialises decisions.
-pub struct Hub {
-    changes: tokio::sync::broadcast::Sender<i64>,
-    last_version: std::sync::Mutex<i64>,
-    write: tokio::sync::Mutex<()>,
-    client: Option<reqwest::Client>,
-    /// Signs decisions for approvers verified by the identity provider.
-    pub attestation: std::sync::OnceLock<crate::evidence::HostKey>,
-}
-
-impl Default for Hub {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Hub {
-    pub fn new() -> Self {
-        let (changes, _) = tokio::sync::broadcast::channel(1024);
-        Self {
-            changes,
-            last_version: std::sync::Mutex::new(0),
-            write: tokio::sync::Mutex::new(()),
-            client: reqwest::Client::builder().timeout(Duration::from_secs(10)).build().ok(),
-            attestation: std::sync::OnceLock::new(),
-        }
-    }
-
-    /// A version larger than every earlier one, also across restarts: the
-    /// clock in milliseconds, or one more than the last.
-    fn next_version(&self) -> i64 {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-            .unwrap_or(0);
-        let mut last = self.last_version.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        *last = (*last + 1).max(now);
-        *last
-    }
-}
 
 /// The collector's attestation key in `data_dir`, made on first start.
 pub fn attestation_key(data_dir: &std::path::Path) -> Result<crate::evidence::HostKey, crate::evidence::KeyError> {
@@ -206,7 +167,7 @@ async fn expire_due(app: &App) -> Result<(), ApiError> {
 }
 
 fn internal(e: impl std::fmt::Display) -> ApiError {
-    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+    ApiError::internal(e)
 }
 
 fn bad(code: &'static str, message: String) -> ApiError {
@@ -324,7 +285,6 @@ fn person_name(identity: &crate::identity::Identity) -> String {
 }
 
 async fn caller(app: &App, headers: &HeaderMap) -> Result<Caller, ApiError> {
-    use super::identity::{authenticate, AuthError, Caller as Authed};
     let unauthorized = |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m.to_owned());
     let token = bearer(headers).ok_or_else(|| unauthorized("a bearer token is required"))?;
     // An ID token (three dot-separated parts) goes to the identity
@@ -349,12 +309,6 @@ async fn caller(app: &App, headers: &HeaderMap) -> Result<Caller, ApiError> {
         }
         None => Err(unauthorized("the bearer token is not valid")),
     }
-}
-
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then_some(token.trim())
 }
 
 async fn create(State(app): State<Arc<App>>, headers: HeaderMap, body: axum::body::Bytes) -> Result<(StatusCode, Json<Value>), ApiError> {
@@ -503,7 +457,7 @@ struct OneQuery {
 /// may then follow that session live (`GET /v1/sessions/{id}/follow`).
 /// `None` when the token is no approver's; refused when it is, but no
 /// request of theirs is pending there.
-pub async fn watcher(app: &App, headers: &HeaderMap, session: &str) -> Result<Option<super::identity::Caller>, ApiError> {
+pub async fn watcher(app: &App, headers: &HeaderMap, session: &str) -> Result<Option<Authed>, ApiError> {
     let Ok(who) = caller(app, headers).await else { return Ok(None) };
     let refused = || ApiError::new(StatusCode::FORBIDDEN, "forbidden", format!("no request you may decide is pending in session {session}"));
     let groups: Vec<(String,)> = sqlx::query_as("SELECT DISTINCT json_extract(body, '$.approvers') FROM approval_requests WHERE state = 'pending' AND json_extract(body, '$.session') = ?")
@@ -515,9 +469,9 @@ pub async fn watcher(app: &App, headers: &HeaderMap, session: &str) -> Result<Op
         return Err(refused());
     }
     Ok(Some(match who {
-        Caller::Admin => super::identity::Caller::Admin,
-        Caller::Approver { name, .. } => super::identity::Caller::Approver { name },
-        Caller::Person { identity, roles } => super::identity::Caller::Person { identity, roles },
+        Caller::Admin => Authed::Admin,
+        Caller::Approver { name, .. } => Authed::Approver { name },
+        Caller::Person { identity, roles } => Authed::Person { identity, roles },
     }))
 }
 
@@ -725,13 +679,5 @@ mod tests {
         let e = validate(&r).unwrap_err();
         assert_eq!((e.status, e.code), (StatusCode::BAD_REQUEST, "malformed"));
         assert!(e.message.contains(expected), "{:?} should mention {expected:?}", e.message);
-    }
-
-    #[test]
-    fn versions_only_grow() {
-        let hub = Hub::new();
-        let a = hub.next_version();
-        let b = hub.next_version();
-        assert!(b > a);
     }
 }

@@ -1,0 +1,42 @@
+//! `custos enroll`: the front end of enrollment (`client::enroll`). Its
+//! flags, their defaults from the configuration (collector URL, host key)
+//! and the host name, and the line it prints on success.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+
+use crate::evidence::HostKey;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The collector URL (default: `[collector] url` from config).
+    #[arg(long)]
+    pub server: Option<String>,
+    /// The enrollment token from the collector's admin.
+    #[arg(long)]
+    pub token: String,
+    /// The host key (default: `[evidence] key` from config).
+    #[arg(long)]
+    pub key: Option<PathBuf>,
+    /// The name the collector shows for this host (default: the host name).
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
+pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    let config = crate::config::Config::load(false, std::env::var("CUSTOS_CONFIG").ok().as_deref())?;
+    let server = args
+        .server
+        .clone()
+        .or_else(|| config.collector.url.clone())
+        .context("no collector: pass --server URL or set [collector] url in the config")?;
+    let key_path = args.key.clone().unwrap_or_else(|| crate::cmd::upload::configured_key_path(&config));
+    let key = HostKey::load(&key_path)?;
+    let public = key.public();
+    let name = args.name.clone().unwrap_or_else(crate::recorder::account::host_name);
+    crate::client::enroll::enroll(&server, &args.token, &key, &name)?;
+    println!("enrolled key {} ({public}) as {name:?} with {server}", public.id());
+    Ok(ExitCode::SUCCESS)
+}

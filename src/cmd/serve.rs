@@ -1,0 +1,165 @@
+//! `custos serve`: the collector's command front end. Its flags and
+//! actions (`token`, `approver`), reading the configuration, and starting
+//! the collector (`serve`): open the store, bind, print the address and the
+//! first admin token, serve until SIGTERM or SIGINT.
+//!
+//! Start-up contract (tests rely on it): the bound address is printed on
+//! stdout as one line, `http://IP:PORT`, once the socket listens. The first
+//! admin token is printed once on stderr.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+
+use crate::serve::app::App;
+use crate::serve::config::ServeConfig;
+use crate::serve::store::{Store, TokenKind};
+use crate::serve::unix_now;
+use crate::serve::{api, approvals};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Collector configuration (TOML); built-in defaults without it.
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    /// Listen here instead of the configured address (port 0: any free port).
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// Use this data directory instead of the configured one.
+    #[arg(long, global = true)]
+    pub data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    pub action: Option<Action>,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum Action {
+    /// Create a token in the data directory and print it: an enrollment
+    /// token for `custos enroll` (single use, expires), or another admin token.
+    Token {
+        #[arg(long, value_enum, default_value = "enroll")]
+        kind: TokenArg,
+        /// Lifetime of an enrollment token in seconds (default from config).
+        #[arg(long)]
+        ttl: Option<u64>,
+    },
+    /// Register an approver (name, groups, public key) and print their
+    /// bearer token; registering a name again replaces its token and key.
+    Approver {
+        #[arg(long)]
+        name: String,
+        /// Comma-separated groups (rules name one as `approvers`).
+        #[arg(long, value_delimiter = ',')]
+        groups: Vec<String>,
+        /// The approver's public key, `ed25519:<base64>` (from `custos keygen --out FILE`).
+        #[arg(long)]
+        public_key: String,
+    },
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum TokenArg {
+    Enroll,
+    Admin,
+}
+
+fn resolve_config(args: &Args) -> anyhow::Result<ServeConfig> {
+    let mut config = match &args.config {
+        Some(path) => ServeConfig::read(path)?,
+        None => ServeConfig::default(),
+    };
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    if let Some(dir) = &args.data_dir {
+        config.data_dir = std::path::absolute(dir).with_context(|| format!("data dir {}", dir.display()))?;
+    }
+    if config.max_chunk_bytes > crate::evidence::envelope::MAX_CHUNK {
+        config.max_chunk_bytes = crate::evidence::envelope::MAX_CHUNK;
+    }
+    Ok(config)
+}
+
+pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    let config = resolve_config(args)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
+    runtime.block_on(async move {
+        match &args.action {
+            Some(Action::Token { kind, ttl }) => make_token(config, *kind, *ttl).await,
+            Some(Action::Approver { name, groups, public_key }) => {
+                let store = Store::open(&config.data_dir)
+                    .await
+                    .with_context(|| format!("opening the collector data in {}", config.data_dir.display()))?;
+                approvals::migrate(&store).await?;
+                let key: crate::evidence::PublicKey = public_key.parse()?;
+                println!("{}", approvals::register_approver(&store, name, groups, &key).await?);
+                Ok(ExitCode::SUCCESS)
+            }
+            None => serve(config).await,
+        }
+    })
+}
+
+async fn make_token(config: ServeConfig, kind: TokenArg, ttl: Option<u64>) -> anyhow::Result<ExitCode> {
+    let store = Store::open(&config.data_dir)
+        .await
+        .with_context(|| format!("opening the collector data in {}", config.data_dir.display()))?;
+    let now = unix_now();
+    let token = match kind {
+        TokenArg::Admin => store.create_token(TokenKind::Admin, None, now).await?,
+        TokenArg::Enroll => {
+            let ttl = i64::try_from(ttl.unwrap_or(config.enroll_token_ttl_secs)).unwrap_or(i64::MAX);
+            store.create_token(TokenKind::Enroll, Some(now.saturating_add(ttl)), now).await?
+        }
+    };
+    println!("{token}");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn serve(config: ServeConfig) -> anyhow::Result<ExitCode> {
+    let store = Store::open(&config.data_dir)
+        .await
+        .with_context(|| format!("opening the collector data in {}", config.data_dir.display()))?;
+    let admin = store.ensure_admin_token(unix_now()).await?;
+    approvals::migrate(&store).await.context("creating the approval tables")?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("listening on {}", config.listen))?;
+    let addr = listener.local_addr().context("reading the bound address")?;
+    let attestation = approvals::attestation_key(&config.data_dir).context("the collector's attestation key")?;
+    let app = Arc::new(App::new(store, config));
+    let _ = app.approvals.attestation.set(attestation);
+    tokio::spawn(approvals::expiry_task(Arc::clone(&app)));
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "http://{addr}").and_then(|()| out.flush()).context("writing the address")?;
+    }
+    if let Some(token) = admin {
+        eprintln!("custos serve: admin token (shown once; it is stored only as a hash): {token}");
+    }
+    axum::serve(listener, api::router(app))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("serving")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    match (term, int) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {},
+                _ = int.recv() => {},
+            }
+        }
+        // Without signal handlers the default actions still stop us.
+        _ => std::future::pending::<()>().await,
+    }
+}
