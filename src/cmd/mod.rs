@@ -1,8 +1,11 @@
 //! The `custos` subcommands' front ends: arguments, output formatting,
 //! exit codes. The work itself lives in the parts they call.
 
+pub mod approve;
 pub mod demo;
 pub mod doctor;
 pub mod evidence;
+pub mod identity;
 pub mod mask;
 pub mod policy;
+pub mod replay;
