@@ -124,7 +124,7 @@ pub struct ApprovalsConfig {
 
 impl Default for ApprovalsConfig {
     fn default() -> Self {
-        Self { pane_key: Some(crate::recorder::pane::DEFAULT_PREFIX) }
+        Self { pane_key: Some(DEFAULT_PREFIX) }
     }
 }
 
@@ -132,6 +132,29 @@ impl Default for ApprovalsConfig {
 #[serde(deny_unknown_fields)]
 struct RawApprovals {
     pane_key: Option<String>,
+}
+
+/// The default prefix: Ctrl-] (0x1d), as `[approvals] pane_key = "C-]"`.
+pub const DEFAULT_PREFIX: u8 = 0x1d;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PaneKeyError {
+    #[error("{0:?} is not a control key: write it as C-x, where x is a letter or one of @ [ \\ ] ^ _ (or \"none\")")]
+    NotControl(String),
+}
+
+/// Parses `[approvals] pane_key`: `C-]`, `C-a`, `^]`, or `none` (no pane).
+pub fn parse_pane_key(text: &str) -> Result<Option<u8>, PaneKeyError> {
+    let t = text.trim();
+    if t.eq_ignore_ascii_case("none") {
+        return Ok(None);
+    }
+    let rest = t.strip_prefix("C-").or_else(|| t.strip_prefix("c-")).or_else(|| t.strip_prefix('^'));
+    let mut chars = rest.map(str::chars).into_iter().flatten();
+    match (chars.next(), chars.next()) {
+        (Some(c), None) if c.is_ascii_alphabetic() || "@[\\]^_".contains(c) => Ok(Some((c.to_ascii_uppercase() as u8) & 0x1f)),
+        _ => Err(PaneKeyError::NotControl(text.to_owned())),
+    }
 }
 
 /// `[evidence]`: how recordings become signed chunks in the spool.
@@ -280,7 +303,7 @@ impl Config {
         };
         let evidence = raw.evidence.validate(&defaults.evidence, &invalid)?;
         let pane_key = match raw.approvals.pane_key {
-            Some(v) => crate::recorder::pane::parse_key(&v).map_err(|e| invalid("approvals.pane_key", &e.to_string()))?,
+            Some(v) => parse_pane_key(&v).map_err(|e| invalid("approvals.pane_key", &e.to_string()))?,
             None => defaults.approvals.pane_key,
         };
         Ok(Self {
@@ -298,7 +321,10 @@ impl Config {
             collector: CollectorConfig { url: collector_url },
             approvals: ApprovalsConfig { pane_key },
             evidence,
-            identity: raw.identity.validate(path)?,
+            identity: raw
+                .identity
+                .validate()
+                .map_err(|e| ConfigError::Invalid { path: path.to_owned(), field: e.field, reason: e.reason })?,
             source: Some(path.to_owned()),
         })
     }
@@ -498,5 +524,27 @@ mod tests {
         assert!(!unprivileged.status_line);
         let privileged = Config::load(true, p.to_str()).unwrap();
         assert_ne!(privileged.source.as_deref(), Some(p.as_path()));
+    }
+
+    #[rstest]
+    #[case("C-]", Some(0x1d))]
+    #[case("C-a", Some(0x01))]
+    #[case("C-A", Some(0x01))]
+    #[case("^b", Some(0x02))]
+    #[case("C-\\", Some(0x1c))]
+    #[case("none", None)]
+    fn pane_keys_parse(#[case] text: &str, #[case] want: Option<u8>) {
+        assert_eq!(parse_pane_key(text), Ok(want));
+    }
+
+    #[rstest]
+    #[case("]")]
+    #[case("C-")]
+    #[case("C-ab")]
+    #[case("C-1")]
+    #[case("M-a")]
+    fn bad_pane_keys_are_named(#[case] text: &str) {
+        let err = parse_pane_key(text).unwrap_err();
+        assert!(err.to_string().contains(text), "{err}");
     }
 }

@@ -43,16 +43,16 @@ enum Command {
     /// and complete.
     Verify(custos::cmd::evidence::VerifyArgs),
     /// Browse and play recorded sessions (the auditor's TUI).
-    Replay(custos::tui::replay::Args),
+    Replay(custos::cmd::replay::Args),
     /// Sign in with the OpenID provider (device flow) and cache the identity.
-    Login(custos::identity::cli::LoginArgs),
+    Login(custos::cmd::identity::LoginArgs),
     /// Forget the cached sign-in.
-    Logout(custos::identity::cli::LoginArgs),
+    Logout(custos::cmd::identity::LoginArgs),
     /// The recorder's identity helper (reads a request on stdin).
     #[command(hide = true)]
-    Identity(custos::identity::cli::HelperArgs),
+    Identity(custos::cmd::identity::HelperArgs),
     /// Decide pending approval requests (the approver's TUI).
-    Approve(custos::tui::approve::Args),
+    Approve(custos::cmd::approve::Args),
     /// The recorder's link to the collector for held lines (internal).
     #[command(hide = true)]
     ApprovalAgent(custos::client::approval::Args),
@@ -78,11 +78,11 @@ fn main() -> ExitCode {
         Command::Upload(args) => custos::cmd::upload::run(&args),
         Command::Sessions(args) => custos::cmd::sessions::run(&args),
         Command::Verify(args) => custos::cmd::evidence::verify(&args),
-        Command::Replay(args) => custos::tui::replay::run(&args),
-        Command::Login(args) => custos::identity::cli::login(&args),
-        Command::Logout(args) => custos::identity::cli::logout(&args),
-        Command::Identity(args) => custos::identity::cli::helper(&args),
-        Command::Approve(args) => custos::tui::approve::run(&args),
+        Command::Replay(args) => custos::cmd::replay::run(&args),
+        Command::Login(args) => custos::cmd::identity::login(&args),
+        Command::Logout(args) => custos::cmd::identity::logout(&args),
+        Command::Identity(args) => custos::cmd::identity::helper(&args),
+        Command::Approve(args) => custos::cmd::approve::run(&args),
         Command::ApprovalAgent(args) => custos::client::approval::run(&args),
         Command::PaneLauncher { args } => custos::recorder::pane::launcher::run(&args),
     };

@@ -33,7 +33,7 @@ impl Remote {
         let token = match crate::client::resolve_token(self.token.as_deref(), self.token_file.as_deref())? {
             Some(t) => Some(t),
             // No token given: the ID token of `custos login`, if signed in.
-            None => crate::identity::cli::client_id_token()?,
+            None => crate::identity::signin::client_id_token()?,
         };
         Ok(Collector::new(&server, token)?)
     }

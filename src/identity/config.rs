@@ -23,7 +23,6 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::ConfigError;
 
 /// Whether a session needs a verified identity.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -117,13 +116,20 @@ struct RawMachine {
     client_secret_file: Option<String>,
 }
 
+/// A value in `[identity]` that is not valid: the dotted key and why.
+/// `crate::config` turns it into its `ConfigError::Invalid`, with the path;
+/// this module does not depend on `config`, so the dependency runs one way.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct FieldError {
+    pub field: String,
+    pub reason: String,
+}
+
 impl RawIdentity {
-    pub(crate) fn validate(self, path: &Path) -> Result<IdentityConfig, ConfigError> {
-        let invalid = |field: &str, reason: String| ConfigError::Invalid {
-            path: path.to_owned(),
-            field: format!("identity.{field}"),
-            reason,
-        };
+    /// Validates the section; `crate::config` names the file in the error.
+    pub(crate) fn validate(self) -> Result<IdentityConfig, FieldError> {
+        let invalid = |field: &str, reason: String| FieldError { field: format!("identity.{field}"), reason };
         let d = IdentityConfig::default();
         let issuer = match self.issuer {
             Some(v) if v.starts_with("https://") || v.starts_with("http://") => Some(v.trim_end_matches('/').to_owned()),

@@ -5,7 +5,7 @@
 //! 1. [`IdentityConfig::mode_for`] decides whether this user needs a
 //!    verified identity (`required`), may go on without one (`optional`),
 //!    or is not asked (`off`).
-//! 2. The recorder spawns the helper `custos identity` ([`helper`]), as the
+//! 2. The recorder spawns the helper `custos identity` (`cmd::identity`), as the
 //!    `custos` service user, with a cleared environment and the request on
 //!    its stdin. The helper owns everything that talks HTTP, so
 //!    `custos-shell` links no HTTP client, no TLS and no async runtime. Its
@@ -24,10 +24,10 @@
 //! user can neither read the refresh token nor plant an identity.
 
 pub mod cache;
-pub mod cli;
 pub mod config;
 pub mod oidc;
 pub mod roles;
+pub mod signin;
 
 use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};

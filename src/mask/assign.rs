@@ -29,7 +29,7 @@ use std::ops::Range;
 use memchr::memmem;
 
 use super::config::DetectorId;
-use super::detect::{at, before, run_end, run_start, trim_range, Detectors, Hit, Source};
+use super::scan::{at, before, run_end, run_start, trim_range, Enabled, Hit, Source};
 use super::tokens::is_aws_secret;
 
 /// Key names containing one of these (after lowercasing and dropping `_`,
@@ -115,7 +115,7 @@ pub(crate) struct Assignment {
     pub open_ended: bool,
 }
 
-pub(crate) fn assignments(d: &Detectors, line: &str, keyword_hits: &[Range<usize>], hits: &mut Vec<Hit>) {
+pub(crate) fn assignments(d: Enabled, line: &str, keyword_hits: &[Range<usize>], hits: &mut Vec<Hit>) {
     for a in parse_all(line, keyword_hits) {
         let b = line.as_bytes();
         let value = a.value.clone();

@@ -34,7 +34,7 @@ use memchr::memmem;
 
 use super::assign::is_secret_name;
 use super::config::DetectorId;
-use super::detect::{at, run_end, trim_range, Detectors, Hit, Source};
+use super::scan::{at, run_end, trim_range, Enabled, Hit, Source};
 
 /// How far ahead of a `data:` line to look for the object's `kind`.
 const LOOKAHEAD: usize = 400;
@@ -88,7 +88,7 @@ struct DataBlock {
 /// Runs before the single-line detectors. Returns true when the whole line
 /// is masked (a PEM body line) and nothing else needs to look at it.
 pub(crate) fn before_line(
-    d: &Detectors,
+    d: Enabled,
     ctx: &mut Context,
     lines: &[&str],
     index: usize,

@@ -18,9 +18,8 @@
 use std::ops::Range;
 use std::sync::Arc;
 
-use aho_corasick::{AhoCorasick, MatchKind};
-
 use super::config::{check_rule, Checksum, DetectorId, Group, MaskingConfig};
+use super::scan::{contains_ci, Enabled, Hit, Prefilter, Source, Trigger};
 use super::{assign, blocks, checksum, digits, pending, tokens, MaskError};
 
 pub use super::blocks::Context;
@@ -35,82 +34,6 @@ pub struct Finding {
     /// A built-in's snake_case name or a custom rule's configured name.
     pub detector: Arc<str>,
 }
-
-/// What found a span, before it becomes a [`Finding`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Source {
-    Builtin(DetectorId),
-    Custom(usize),
-}
-
-impl Source {
-    /// Lower wins when two detectors report the same span: the more specific
-    /// name is the more useful one in `--explain`.
-    fn rank(self) -> u8 {
-        match self {
-            Source::Builtin(DetectorId::Assignment) => 3,
-            Source::Builtin(DetectorId::K8sSecretData | DetectorId::PemPrivateKey) => 2,
-            Source::Builtin(DetectorId::Email) => 4,
-            Source::Builtin(_) => 0,
-            Source::Custom(_) => 1,
-        }
-    }
-}
-
-/// A span on the line being scanned.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Hit {
-    pub range: Range<usize>,
-    pub source: Source,
-}
-
-/// What a trigger word found by the prefilter sends the line to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Trigger {
-    /// A word that may be part of a secret-named key (`password`, `token`).
-    Keyword,
-    AwsKeyId,
-    GithubClassic,
-    GithubPat,
-    Slack,
-    SlackHook,
-    Stripe,
-    Google,
-    Jwt,
-    Url,
-    PemBegin,
-}
-
-/// Trigger words, matched ASCII case-insensitively (the recognisers check
-/// case where it matters). Keywords are short stems so one hit covers
-/// `PASSWORD`, `db_pass`, `x-api-key`, `client_secret` and so on.
-const TRIGGERS: &[(&str, Trigger)] = &[
-    ("pass", Trigger::Keyword),
-    ("pwd", Trigger::Keyword),
-    ("secret", Trigger::Keyword),
-    ("token", Trigger::Keyword),
-    ("key", Trigger::Keyword),
-    ("auth", Trigger::Keyword),
-    ("credential", Trigger::Keyword),
-    ("akia", Trigger::AwsKeyId),
-    ("asia", Trigger::AwsKeyId),
-    ("ghp_", Trigger::GithubClassic),
-    ("gho_", Trigger::GithubClassic),
-    ("ghu_", Trigger::GithubClassic),
-    ("ghs_", Trigger::GithubClassic),
-    ("ghr_", Trigger::GithubClassic),
-    ("github_pat_", Trigger::GithubPat),
-    ("xox", Trigger::Slack),
-    ("hooks.slack.com/services/", Trigger::SlackHook),
-    ("sk_live_", Trigger::Stripe),
-    ("sk_test_", Trigger::Stripe),
-    ("rk_live_", Trigger::Stripe),
-    ("rk_test_", Trigger::Stripe),
-    ("aiza", Trigger::Google),
-    ("eyj", Trigger::Jwt),
-    ("://", Trigger::Url),
-    ("-----begin ", Trigger::PemBegin),
-];
 
 /// A custom rule, compiled.
 #[derive(Debug)]
@@ -147,37 +70,29 @@ impl Memo {
 /// The enabled detectors, compiled once from a [`MaskingConfig`].
 #[derive(Debug)]
 pub struct Detectors {
-    enabled: u32,
-    triggers: AhoCorasick,
+    enabled: Enabled,
+    prefilter: Prefilter,
     rules: Vec<Rule>,
     email: Option<regex::Regex>,
     names: Vec<Arc<str>>,
     custom_names: Vec<Arc<str>>,
 }
 
-const fn bit(id: DetectorId) -> u32 {
-    1 << (id as u32)
-}
-
 impl Detectors {
     /// Compiles `config`. With `enabled = false` nothing is ever found.
     pub fn new(config: &MaskingConfig) -> Result<Self, MaskError> {
-        let mut enabled = 0;
+        let mut enabled = Enabled::default();
         if config.enabled {
             for id in &config.detectors {
                 if *id != DetectorId::Email || config.email {
-                    enabled |= bit(*id);
+                    enabled = enabled.with(*id);
                 }
             }
             if config.email {
-                enabled |= bit(DetectorId::Email);
+                enabled = enabled.with(DetectorId::Email);
             }
         }
-        let triggers = AhoCorasick::builder()
-            .ascii_case_insensitive(true)
-            .match_kind(MatchKind::LeftmostFirst)
-            .build(TRIGGERS.iter().map(|(p, _)| p))
-            .map_err(|e| MaskError::Prefilter(e.to_string()))?;
+        let prefilter = Prefilter::new().map_err(|e| MaskError::Prefilter(e.to_string()))?;
         let mut rules = Vec::new();
         let mut custom_names = Vec::new();
         if config.enabled {
@@ -193,7 +108,7 @@ impl Detectors {
                 custom_names.push(Arc::from(rule.name.as_str()));
             }
         }
-        let email = if enabled & bit(DetectorId::Email) != 0 {
+        let email = if enabled.is_enabled(DetectorId::Email) {
             let re = regex::Regex::new(
                 r"(?i)\b[a-z0-9][a-z0-9._%+-]*@[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*\.[a-z]{2,24}\b",
             )
@@ -204,7 +119,7 @@ impl Detectors {
         };
         Ok(Self {
             enabled,
-            triggers,
+            prefilter,
             rules,
             email,
             names: DetectorId::ALL.iter().map(|d| Arc::from(d.name())).collect(),
@@ -214,7 +129,7 @@ impl Detectors {
 
     /// Whether a built-in detector is on.
     pub fn is_enabled(&self, id: DetectorId) -> bool {
-        self.enabled & bit(id) != 0
+        self.enabled.is_enabled(id)
     }
 
     /// Scans a screen's worth of logical lines, top to bottom, with no
@@ -245,13 +160,13 @@ impl Detectors {
 
     fn scan_lines(&self, context: &mut Context, lines: &[&str], mut memo: Option<&mut Memo>) -> Vec<Finding> {
         let mut findings = Vec::new();
-        if self.enabled == 0 && self.rules.is_empty() {
+        if self.enabled.is_empty() && self.rules.is_empty() {
             return findings;
         }
         let mut hits = Vec::new();
         for (index, line) in lines.iter().enumerate() {
             hits.clear();
-            let whole_line_masked = blocks::before_line(self, context, lines, index, line, &mut hits);
+            let whole_line_masked = blocks::before_line(self.enabled, context, lines, index, line, &mut hits);
             if !whole_line_masked {
                 let known_inert = memo.as_ref().is_some_and(|m| m.inert.contains(*line));
                 if !known_inert {
@@ -280,26 +195,25 @@ impl Detectors {
         let mut keyword_hits: Vec<Range<usize>> = Vec::new();
         let mut aws_key_id = false;
         let mut triggered = false;
-        for m in self.triggers.find_iter(line) {
+        for (range, trigger) in self.prefilter.find_iter(line) {
             triggered = true;
-            let Some(&(_, trigger)) = TRIGGERS.get(m.pattern().as_usize()) else { continue };
             match trigger {
-                Trigger::Keyword => keyword_hits.push(m.range()),
+                Trigger::Keyword => keyword_hits.push(range),
                 Trigger::PemBegin => {
                     if self.is_enabled(DetectorId::PemPrivateKey) {
-                        blocks::pem_begin(context, line, m.start(), hits);
+                        blocks::pem_begin(context, line, range.start, hits);
                     }
                 }
                 Trigger::AwsKeyId => {
-                    aws_key_id |= tokens::aws_key_id(bytes, m.start()).is_some();
-                    tokens::recognise(self, Trigger::AwsKeyId, line, m.start(), hits);
+                    aws_key_id |= tokens::aws_key_id(bytes, range.start).is_some();
+                    tokens::recognise(self.enabled, Trigger::AwsKeyId, line, range.start, hits);
                 }
-                other => tokens::recognise(self, other, line, m.start(), hits),
+                other => tokens::recognise(self.enabled, other, line, range.start, hits),
             }
         }
         if !keyword_hits.is_empty() {
             if self.is_enabled(DetectorId::Assignment) || self.is_enabled(DetectorId::AwsSecretAccessKey) {
-                assign::assignments(self, line, &keyword_hits, hits);
+                assign::assignments(self.enabled, line, &keyword_hits, hits);
             }
             if self.is_enabled(DetectorId::Assignment) {
                 blocks::table_header(context, line);
@@ -312,7 +226,7 @@ impl Detectors {
         if aws_key_id && self.is_enabled(DetectorId::AwsSecretAccessKey) {
             tokens::aws_secret_beside_key_id(line, hits);
         }
-        digits::recognise(self, line, hits);
+        digits::recognise(self.enabled, line, hits);
         if let Some(re) = &self.email {
             if bytes.contains(&b'@') {
                 for m in re.find_iter(line) {
@@ -361,19 +275,10 @@ impl Detectors {
     /// empty tail. Custom rules are not consulted: a regex cannot cheaply say
     /// whether a string is a prefix of a match.
     pub fn pending_prefix(&self, line: &str) -> Option<usize> {
-        if self.enabled == 0 {
+        if self.enabled.is_empty() {
             return None;
         }
-        pending::pending_prefix(self, line).filter(|&at| at < line.len() && line.is_char_boundary(at))
-    }
-
-    /// Trigger hits on `line` that are keywords, for the pending check.
-    pub(crate) fn keyword_hits(&self, line: &str) -> Vec<Range<usize>> {
-        self.triggers
-            .find_iter(line)
-            .filter(|m| TRIGGERS.get(m.pattern().as_usize()).is_some_and(|(_, t)| *t == Trigger::Keyword))
-            .map(|m| m.range())
-            .collect()
+        pending::pending_prefix(self.enabled, &self.prefilter, line).filter(|&at| at < line.len() && line.is_char_boundary(at))
     }
 }
 
@@ -410,51 +315,4 @@ fn apply_rule(rule: &Rule, index: usize, line: &str, hits: &mut Vec<Hit>) {
             }
         }
     }
-}
-
-/// Whether `hay` contains `needle_lower` (already lowercase), ignoring ASCII case.
-pub(crate) fn contains_ci(hay: &[u8], needle_lower: &[u8]) -> bool {
-    if needle_lower.is_empty() {
-        return true;
-    }
-    hay.windows(needle_lower.len()).any(|w| w.eq_ignore_ascii_case(needle_lower))
-}
-
-/// ASCII letters, digits and underscore.
-pub(crate) fn is_word(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'_'
-}
-
-/// Byte at `i`, or 0 outside the slice: lets boundary checks read past
-/// either end without indexing.
-pub(crate) fn at(bytes: &[u8], i: usize) -> u8 {
-    bytes.get(i).copied().unwrap_or(0)
-}
-
-/// Byte before `i`, or 0 at the start.
-pub(crate) fn before(bytes: &[u8], i: usize) -> u8 {
-    i.checked_sub(1).map_or(0, |j| at(bytes, j))
-}
-
-/// End of the run starting at `from` of bytes satisfying `f`.
-pub(crate) fn run_end(bytes: &[u8], from: usize, f: impl Fn(u8) -> bool) -> usize {
-    bytes.get(from..).map_or(from, |rest| from + rest.iter().take_while(|b| f(**b)).count())
-}
-
-/// Start of the run ending at `to` (exclusive) of bytes satisfying `f`.
-pub(crate) fn run_start(bytes: &[u8], to: usize, f: impl Fn(u8) -> bool) -> usize {
-    bytes.get(..to).map_or(to, |head| to - head.iter().rev().take_while(|b| f(**b)).count())
-}
-
-/// `range` with ASCII whitespace trimmed from both ends.
-pub(crate) fn trim_range(bytes: &[u8], range: Range<usize>) -> Range<usize> {
-    let mut s = range.start;
-    let mut e = range.end.min(bytes.len());
-    while s < e && at(bytes, s).is_ascii_whitespace() {
-        s += 1;
-    }
-    while e > s && at(bytes, e - 1).is_ascii_whitespace() {
-        e -= 1;
-    }
-    s..e
 }

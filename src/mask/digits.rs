@@ -25,13 +25,13 @@ use std::ops::Range;
 
 use super::checksum::{iban_length, is_card_number, is_iban, ssn_valid};
 use super::config::DetectorId;
-use super::detect::{at, before, contains_ci, is_word, run_end, Detectors, Hit, Source};
+use super::scan::{at, before, contains_ci, is_word, run_end, Enabled, Hit, Source};
 
 /// Most groups a card or SSN is printed in; longer sequences are tables of
 /// numbers, not one number.
 const MAX_GROUPS: usize = 24;
 
-pub(crate) fn recognise(d: &Detectors, line: &str, hits: &mut Vec<Hit>) {
+pub(crate) fn recognise(d: Enabled, line: &str, hits: &mut Vec<Hit>) {
     let b = line.as_bytes();
     let card = d.is_enabled(DetectorId::Card);
     let ssn = d.is_enabled(DetectorId::UsSsn);

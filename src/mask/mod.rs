@@ -20,6 +20,9 @@
 //! - `checksum.rs`: Luhn, IBAN mod 97, card issuer ranges, SSN rules.
 //! - `tokens.rs`, `digits.rs`, `assign.rs`, `blocks.rs`, `pending.rs`: the
 //!   detectors themselves, grouped by how they recognise a secret.
+//! - `scan.rs`: what the dispatcher and the detectors share (hits, the
+//!   trigger prefilter, which detectors are on, byte helpers), so the
+//!   detectors never import the dispatcher.
 //!
 //! Why hand-written recognisers rather than one regex per detector: this runs
 //! over every rendered frame and every row that scrolls off under a flood of
@@ -43,6 +46,7 @@ mod config;
 mod detect;
 mod digits;
 mod pending;
+mod scan;
 mod tokens;
 
 pub use checksum::{is_card_number, is_iban, luhn, mod97, ssn_valid};

@@ -22,19 +22,19 @@ use memchr::memmem;
 use super::assign::parse_all;
 use super::checksum::{card_could_start, iban_length};
 use super::config::DetectorId;
-use super::detect::{at, before, is_word, run_end, run_start, Detectors};
+use super::scan::{at, before, is_word, run_end, run_start, Enabled, Prefilter};
 
 /// How far back from the end the token checks look: longer than any
 /// fixed-length token, short enough to stay cheap on long lines.
 const TAIL: usize = 320;
 
-pub(crate) fn pending_prefix(d: &Detectors, line: &str) -> Option<usize> {
+pub(crate) fn pending_prefix(d: Enabled, prefilter: &Prefilter, line: &str) -> Option<usize> {
     let b = line.as_bytes();
     [
         token_tail(d, b),
         digits_tail(d, b),
         iban_tail(d, b),
-        assignment_tail(d, line),
+        assignment_tail(d, prefilter, line),
         pem_tail(d, b),
         url_tail(d, b),
         aws_secret_beside_key_tail(d, b),
@@ -47,7 +47,7 @@ pub(crate) fn pending_prefix(d: &Detectors, line: &str) -> Option<usize> {
 /// `aws … --output text` prints a key id, then the 40-character secret key
 /// with no name: on a line with an `AKIA`/`ASIA` id, a trailing run of
 /// secret-key characters shorter than 40 may still become one.
-fn aws_secret_beside_key_tail(d: &Detectors, b: &[u8]) -> Option<usize> {
+fn aws_secret_beside_key_tail(d: Enabled, b: &[u8]) -> Option<usize> {
     if !d.is_enabled(DetectorId::AwsSecretAccessKey) {
         return None;
     }
@@ -121,7 +121,7 @@ const PREFIXES: &[Prefix] = &[
     Prefix { text: b"hooks.slack.com/services/", id: DetectorId::SlackToken, body: hook_body, min: 20, body_only: true },
 ];
 
-fn token_tail(d: &Detectors, b: &[u8]) -> Option<usize> {
+fn token_tail(d: Enabled, b: &[u8]) -> Option<usize> {
     // Every prefix and body is made of these, so the token is in the last
     // run of them.
     let token_char = |c: u8| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.' | b'/');
@@ -156,7 +156,7 @@ fn token_tail(d: &Detectors, b: &[u8]) -> Option<usize> {
 }
 
 /// A trailing digit sequence that could still become a card number or SSN.
-fn digits_tail(d: &Detectors, b: &[u8]) -> Option<usize> {
+fn digits_tail(d: Enabled, b: &[u8]) -> Option<usize> {
     let card = d.is_enabled(DetectorId::Card);
     let ssn = d.is_enabled(DetectorId::UsSsn);
     if !(card || ssn) || !matches!(b.last(), Some(c) if c.is_ascii_digit() || *c == b' ' || *c == b'-') {
@@ -218,7 +218,7 @@ fn digits_tail(d: &Detectors, b: &[u8]) -> Option<usize> {
 
 /// `DE89 3704 00…`: a known country, check digits, and fewer characters
 /// than that country's IBAN has.
-fn iban_tail(d: &Detectors, b: &[u8]) -> Option<usize> {
+fn iban_tail(d: Enabled, b: &[u8]) -> Option<usize> {
     if !d.is_enabled(DetectorId::Iban) {
         return None;
     }
@@ -247,11 +247,11 @@ fn iban_tail(d: &Detectors, b: &[u8]) -> Option<usize> {
 
 /// `password=hun`, `"token": "abc`, `api_key: x`: a secret-named key whose
 /// value reaches the end of the line unclosed.
-fn assignment_tail(d: &Detectors, line: &str) -> Option<usize> {
+fn assignment_tail(d: Enabled, prefilter: &Prefilter, line: &str) -> Option<usize> {
     if !(d.is_enabled(DetectorId::Assignment) || d.is_enabled(DetectorId::AwsSecretAccessKey)) {
         return None;
     }
-    let hits = d.keyword_hits(line);
+    let hits = prefilter.keyword_hits(line);
     if hits.is_empty() {
         return None;
     }
@@ -263,7 +263,7 @@ fn assignment_tail(d: &Detectors, line: &str) -> Option<usize> {
 }
 
 /// A `-----BEGIN` marker still being written (it may name a private key).
-fn pem_tail(d: &Detectors, b: &[u8]) -> Option<usize> {
+fn pem_tail(d: Enabled, b: &[u8]) -> Option<usize> {
     if !d.is_enabled(DetectorId::PemPrivateKey) {
         return None;
     }
@@ -283,7 +283,7 @@ fn pem_tail(d: &Detectors, b: &[u8]) -> Option<usize> {
 
 /// `scheme://user:partial` with no `@` yet. A short all-digit partial is a
 /// port (`http://localhost:8080`), not held.
-fn url_tail(d: &Detectors, b: &[u8]) -> Option<usize> {
+fn url_tail(d: Enabled, b: &[u8]) -> Option<usize> {
     if !d.is_enabled(DetectorId::UrlPassword) {
         return None;
     }

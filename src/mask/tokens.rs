@@ -11,7 +11,7 @@
 use base64::Engine as _;
 
 use super::config::DetectorId;
-use super::detect::{at, before, is_word, run_end, run_start, Detectors, Hit, Source, Trigger};
+use super::scan::{at, before, is_word, run_end, run_start, Enabled, Hit, Source, Trigger};
 
 /// Longest body accepted for open-ended tokens: GitHub documents that its
 /// tokens may grow to 255 characters; nothing longer is a token.
@@ -25,7 +25,7 @@ fn base64url(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_' || b == b'-'
 }
 
-pub(crate) fn recognise(d: &Detectors, trigger: Trigger, line: &str, start: usize, hits: &mut Vec<Hit>) {
+pub(crate) fn recognise(d: Enabled, trigger: Trigger, line: &str, start: usize, hits: &mut Vec<Hit>) {
     let b = line.as_bytes();
     let found = match trigger {
         Trigger::AwsKeyId => aws_key_id(b, start).map(|r| (r, DetectorId::AwsAccessKeyId)),

@@ -5,7 +5,8 @@
 //!
 //! What this module owns, and why it is split the way it is:
 //!
-//! - [`Prefix`]: the prefix-key state machine. Pure: key bytes in, bytes to
+//! - [`Prefix`]: the prefix-key state machine (the key itself is parsed
+//!   and defaulted in `config`, `[approvals] pane_key`). Pure: key bytes in, bytes to
 //!   forward and toggles out. Prefix then `a` toggles; prefix twice sends
 //!   the prefix byte itself; prefix then any other byte sends both bytes
 //!   on, so a program that uses the key (telnet's escape is Ctrl-] too)
@@ -45,9 +46,6 @@ pub const PANE_PERCENT: u16 = 40;
 pub const MIN_PANE_ROWS: u16 = 8;
 /// The fewest rows the shell keeps while the pane is open.
 pub const MIN_SHELL_ROWS: u16 = 5;
-
-/// The default prefix: Ctrl-] (0x1d), as `[approvals] pane_key = "C-]"`.
-pub const DEFAULT_PREFIX: u8 = 0x1d;
 
 /// What the keys the user typed amount to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -106,26 +104,6 @@ impl Prefix {
             out.push(Key::Forward(run));
         }
         out
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum KeyError {
-    #[error("{0:?} is not a control key: write it as C-x, where x is a letter or one of @ [ \\ ] ^ _ (or \"none\")")]
-    NotControl(String),
-}
-
-/// Parses `[approvals] pane_key`: `C-]`, `C-a`, `^]`, or `none` (no pane).
-pub fn parse_key(text: &str) -> Result<Option<u8>, KeyError> {
-    let t = text.trim();
-    if t.eq_ignore_ascii_case("none") {
-        return Ok(None);
-    }
-    let rest = t.strip_prefix("C-").or_else(|| t.strip_prefix("c-")).or_else(|| t.strip_prefix('^'));
-    let mut chars = rest.map(str::chars).into_iter().flatten();
-    match (chars.next(), chars.next()) {
-        (Some(c), None) if c.is_ascii_alphabetic() || "@[\\]^_".contains(c) => Ok(Some((c.to_ascii_uppercase() as u8) & 0x1f)),
-        _ => Err(KeyError::NotControl(text.to_owned())),
     }
 }
 
@@ -232,7 +210,7 @@ mod tests {
     use super::*;
     use rstest::rstest;
 
-    const P: u8 = DEFAULT_PREFIX;
+    const P: u8 = crate::config::DEFAULT_PREFIX;
 
     fn fwd(b: &[u8]) -> Key {
         Key::Forward(b.to_vec())
@@ -267,28 +245,6 @@ mod tests {
         assert_eq!(unbracket_paste(b"\x1b[200~INC-7 restore\x1b[201~\r"), b"INC-7 restore\r");
         assert_eq!(unbracket_paste(b"\x1b[A\x1b[20"), b"\x1b[A\x1b[20");
         assert_eq!(unbracket_paste(b""), b"");
-    }
-
-    #[rstest]
-    #[case("C-]", Some(0x1d))]
-    #[case("C-a", Some(0x01))]
-    #[case("C-A", Some(0x01))]
-    #[case("^b", Some(0x02))]
-    #[case("C-\\", Some(0x1c))]
-    #[case("none", None)]
-    fn pane_keys_parse(#[case] text: &str, #[case] want: Option<u8>) {
-        assert_eq!(parse_key(text), Ok(want));
-    }
-
-    #[rstest]
-    #[case("]")]
-    #[case("C-")]
-    #[case("C-ab")]
-    #[case("C-1")]
-    #[case("M-a")]
-    fn bad_pane_keys_are_named(#[case] text: &str) {
-        let err = parse_key(text).unwrap_err();
-        assert!(err.to_string().contains(text), "{err}");
     }
 
     #[rstest]

@@ -12,8 +12,9 @@
 //! ratatui's `TestBackend`. The network runs on its own thread
 //! (long-polling `GET /v1/approvals?state=pending&after=V&wait=20`, and
 //! posting signed decisions) and talks to the loop through channels.
+//!
+//! The command line (`custos approve`'s flags) is `crate::cmd::approve`.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::mpsc;
 use std::time::Duration;
@@ -29,28 +30,6 @@ use ratatui::Frame;
 use crate::approval::decision::Verdict;
 use crate::approval::wire::{RequestView, State};
 use crate::tui::theme::{Role, Theme};
-
-#[derive(clap::Args, Debug)]
-pub struct Args {
-    /// The collector's base URL (default: `[collector] url` of the configuration).
-    #[arg(long)]
-    pub server: Option<String>,
-    /// Your approver name, as registered with `custos serve approver` (or
-    /// CUSTOS_APPROVER_NAME). Not needed when you signed in with `custos login`.
-    #[arg(long)]
-    pub name: Option<String>,
-    /// Your approver token (or CUSTOS_APPROVER_TOKEN). Without one, the ID
-    /// token of `custos login` is used and the collector attests your decisions.
-    #[arg(long)]
-    pub token: Option<String>,
-    /// Your signing key, made with `custos keygen --out FILE` (or
-    /// CUSTOS_APPROVER_KEY); goes with --token.
-    #[arg(long)]
-    pub key: Option<PathBuf>,
-    /// A built-in theme (default, light, high-contrast) or a theme file.
-    #[arg(long, default_value = "default", value_name = "NAME|FILE")]
-    pub theme: String,
-}
 
 /// What the model asks the network to do.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -380,12 +359,11 @@ enum Net {
     Screen(String, String),
 }
 
-pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+/// Runs the TUI on this terminal against the collector at `server`, as
+/// `credentials`, until the approver quits.
+pub fn run(theme: Theme, server: String, credentials: Credentials) -> anyhow::Result<ExitCode> {
     use ratatui::crossterm::terminal::{disable_raw_mode, enable_raw_mode, EnterAlternateScreen, LeaveAlternateScreen};
     use ratatui::crossterm::ExecutableCommand as _;
-    let theme = Theme::load(&args.theme)?;
-    let server = crate::client::collector_url(args.server.as_deref())?;
-    let credentials = net::Credentials::resolve(args)?;
     let me = credentials.name().to_owned();
     let (to_ui, from_net) = mpsc::channel::<Net>();
     let (to_net, from_ui) = tokio::sync::mpsc::unbounded_channel::<Decide>();
@@ -437,6 +415,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
 }
 
 mod net;
+pub use net::Credentials;
 
 mod compact;
 #[cfg(test)]

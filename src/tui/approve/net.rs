@@ -51,13 +51,12 @@ fn flag_or_env(flag: Option<&str>, var: &str) -> Option<String> {
 impl Credentials {
     /// `--token` (or `CUSTOS_APPROVER_TOKEN`) with a name and key, else the
     /// sign-in of `custos login`.
-    pub fn resolve(args: &super::Args) -> anyhow::Result<Credentials> {
-        if let Some(token) = flag_or_env(args.token.as_deref(), "CUSTOS_APPROVER_TOKEN") {
-            let name = flag_or_env(args.name.as_deref(), "CUSTOS_APPROVER_NAME")
+    pub fn resolve(name: Option<&str>, token: Option<&str>, key: Option<&std::path::Path>) -> anyhow::Result<Credentials> {
+        if let Some(token) = flag_or_env(token, "CUSTOS_APPROVER_TOKEN") {
+            let name = flag_or_env(name, "CUSTOS_APPROVER_NAME")
                 .context("an approver token needs your approver name: give --name or set CUSTOS_APPROVER_NAME")?;
-            let key = args
-                .key
-                .clone()
+            let key = key
+                .map(std::path::Path::to_path_buf)
                 .or_else(|| flag_or_env(None, "CUSTOS_APPROVER_KEY").map(std::path::PathBuf::from))
                 .context("an approver token needs your signing key: give --key or set CUSTOS_APPROVER_KEY")?;
             let key = HostKey::load(&key)
@@ -68,7 +67,7 @@ impl Credentials {
                 key: Box::new(key),
             });
         }
-        let token = crate::identity::cli::client_id_token()?
+        let token = crate::identity::signin::client_id_token()?
             .context("no approver credentials: sign in with `custos login`, or give --token, --name and --key")?;
         let name = display_name(&token).unwrap_or_else(|| "you".to_owned());
         Ok(Credentials::SignedIn { token, name })
@@ -94,7 +93,7 @@ impl Credentials {
             return false;
         };
         // `client_id_token` runs its own runtime: not on this one's thread.
-        match std::thread::spawn(crate::identity::cli::client_id_token).join() {
+        match std::thread::spawn(crate::identity::signin::client_id_token).join() {
             Ok(Ok(Some(fresh))) if fresh != *token => {
                 *token = fresh;
                 true

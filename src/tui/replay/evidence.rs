@@ -8,12 +8,55 @@
 //! is [`Verification::Broken`] with the first problem named. What is played
 //! then is every chunk that still parses and inflates, in seq order, so the
 //! auditor can see what the damaged evidence claims, under the broken badge.
+//!
+//! [`Verification`] lives here, not in `source`, so the dependency runs one
+//! way: `source` reads sessions through this module and re-exports the state;
+//! this module knows nothing of sources and says what it could not read with
+//! its own [`Unreadable`].
 
 use std::path::PathBuf;
 
-use super::source::{SourceError, Verification};
 use crate::evidence::spool::SessionDir;
 use crate::evidence::{verify_chain, Chunk, Problem, PublicKey, Report};
+
+/// The state of a session's evidence chain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verification {
+    /// Not checked, or nothing to check: why (an unsigned recording, no
+    /// public key at hand).
+    Unknown(String),
+    /// Every chunk is signed, continuous and final.
+    Intact,
+    /// Every chunk so far checks out, but the final one is not there: the
+    /// session is live, or its end was cut off (why).
+    Incomplete(String),
+    /// Something was changed, dropped, reordered or cut: why.
+    Broken(String),
+}
+
+impl Verification {
+    pub fn label(&self) -> &str {
+        match self {
+            Verification::Unknown(_) => "unverified",
+            Verification::Intact => "intact",
+            Verification::Incomplete(_) => "incomplete",
+            Verification::Broken(_) => "BROKEN",
+        }
+    }
+
+    /// A plain `.cast` file: nothing signed it.
+    pub fn unsigned() -> Self {
+        Verification::Unknown("unsigned recording".into())
+    }
+}
+
+/// A session directory that could not be read: which, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {reason}")]
+pub struct Unreadable {
+    pub path: PathBuf,
+    pub reason: String,
+}
 
 /// A session directory, read and checked.
 pub struct Checked {
@@ -41,9 +84,9 @@ pub fn verdict(report: &Report) -> Verification {
 
 /// Reads the chunks of `dir`, verifies them with `keys` (no keys: the state
 /// is [`Verification::Unknown`], saying so) and joins their payloads.
-pub fn read_session_dir(dir: &SessionDir, keys: &[PublicKey]) -> Result<Checked, SourceError> {
+pub fn read_session_dir(dir: &SessionDir, keys: &[PublicKey]) -> Result<Checked, Unreadable> {
     let path = dir.path().to_owned();
-    let spool_err = |e: crate::evidence::spool::SpoolError| SourceError::Evidence { path: path.clone(), reason: e.to_string() };
+    let spool_err = |e: crate::evidence::spool::SpoolError| Unreadable { path: path.clone(), reason: e.to_string() };
     let found = dir.found().map_err(spool_err)?;
     if keys.is_empty() {
         let chunks = parsed(found.into_iter().map(|f| f.bytes));
@@ -77,7 +120,7 @@ fn parsed(bytes: impl Iterator<Item = Vec<u8>>) -> Vec<Chunk> {
 
 /// The payloads joined. A chunk whose payload does not inflate is left out
 /// (its damage is already in the verification state).
-fn join(path: &std::path::Path, chunks: &[Chunk]) -> Result<String, SourceError> {
+fn join(path: &std::path::Path, chunks: &[Chunk]) -> Result<String, Unreadable> {
     let mut out = Vec::new();
     for chunk in chunks {
         if let Ok(payload) = chunk.payload() {
@@ -85,7 +128,7 @@ fn join(path: &std::path::Path, chunks: &[Chunk]) -> Result<String, SourceError>
         }
     }
     if out.is_empty() {
-        return Err(SourceError::Evidence { path: PathBuf::from(path), reason: "no chunk of this session could be read".into() });
+        return Err(Unreadable { path: PathBuf::from(path), reason: "no chunk of this session could be read".into() });
     }
     Ok(String::from_utf8_lossy(&out).into_owned())
 }

@@ -20,10 +20,11 @@
 //!   same over a collector (`--server`).
 //! - [`app`] (state and keys) and [`ui`] (drawing), tested with ratatui's
 //!   `TestBackend`; this file is the terminal edge: raw mode, the alternate
-//!   screen, the event loop.
+//!   screen, the event loop ([`interact`]).
 //!
-//! Only `custos` (src/bin/custos.rs) reaches this module; `custos-shell`
-//! links none of it.
+//! The command line (`custos replay`'s flags, choosing the source) is
+//! `crate::cmd::replay`. Only `custos` (src/bin/custos.rs) reaches this
+//! module; `custos-shell` links none of it.
 
 pub mod app;
 pub mod browser;
@@ -36,8 +37,6 @@ pub mod source;
 pub mod ui;
 
 use std::io::Write as _;
-use std::path::PathBuf;
-use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -46,142 +45,6 @@ use ratatui::crossterm::terminal::{disable_raw_mode, enable_raw_mode, Clear, Cle
 use ratatui::crossterm::ExecutableCommand as _;
 
 use self::app::App;
-use self::source::{LocalSource, Source};
-use crate::tui::theme::Theme;
-
-#[derive(clap::Args, Debug)]
-pub struct Args {
-    /// A recording (.cast, asciicast v2 or v3) or a session's chunk
-    /// directory to play, or a directory (a spool, a folder of recordings
-    /// or of chunk directories) to browse. Default: the spool of the
-    /// configuration. With --server: a session id to play.
-    pub path: Option<PathBuf>,
-    /// Browse and play from a collector (`--server URL`, with `--token` or
-    /// `--token-file` as for `custos sessions`) instead of local files.
-    #[command(flatten)]
-    pub remote: crate::cmd::collector::Remote,
-    /// Public keys to verify chunk directories with (`ed25519:...` or a key
-    /// file; repeat). Default: the configured host key's, if readable.
-    #[arg(long = "key", value_name = "KEY")]
-    pub keys: Vec<String>,
-    /// Play a recording that is still being written, staying at its end.
-    #[arg(long)]
-    pub follow: bool,
-    /// A built-in theme (default, light, high-contrast) or a theme file.
-    #[arg(long, default_value = "default", value_name = "NAME|FILE")]
-    pub theme: String,
-    /// Skip idle time longer than this many seconds (0: play it as recorded).
-    #[arg(long, default_value_t = player::DEFAULT_IDLE_CAP, value_name = "SECS")]
-    pub idle_cap: f64,
-    /// Start at this time (1:30, 90s, 50%).
-    #[arg(long, value_name = "TIME")]
-    pub at: Option<String>,
-    /// Browser filter: user name or identity contains this.
-    #[arg(long)]
-    pub user: Option<String>,
-    /// Browser filter: host contains this.
-    #[arg(long)]
-    pub host: Option<String>,
-    /// Browser filter: sessions active since ('2 hours ago', 2026-11-26, @UNIX).
-    #[arg(long)]
-    pub since: Option<String>,
-    /// Browser filter: sessions that started before this.
-    #[arg(long)]
-    pub until: Option<String>,
-    /// Browser filter: a command line contains this.
-    #[arg(long)]
-    pub command: Option<String>,
-    /// Browser filter: this text was on screen at some point.
-    #[arg(long)]
-    pub text: Option<String>,
-    /// Where indexes are cached (default: ~/.cache/custos/replay).
-    #[arg(long, value_name = "DIR")]
-    pub cache_dir: Option<PathBuf>,
-    /// Build indexes in memory only.
-    #[arg(long)]
-    pub no_cache: bool,
-    /// Where `w` writes screens as text (default: the current directory).
-    #[arg(long, value_name = "DIR")]
-    pub copy_dir: Option<PathBuf>,
-}
-
-impl Args {
-    /// The browser filter given on the command line, in the filter syntax.
-    fn filter(&self) -> String {
-        let mut parts = Vec::new();
-        for (key, value) in [
-            ("user", &self.user),
-            ("host", &self.host),
-            ("since", &self.since),
-            ("until", &self.until),
-            ("cmd", &self.command),
-            ("text", &self.text),
-        ] {
-            if let Some(v) = value {
-                parts.push(format!("{key}:'{}'", v.replace('\'', "")));
-            }
-        }
-        parts.join(" ")
-    }
-}
-
-pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
-    let theme = Theme::load(&args.theme)?;
-    let cache = if args.no_cache { None } else { args.cache_dir.clone().or_else(index::default_cache_root) };
-    let (source, file): (Box<dyn Source>, Option<String>) = match (&args.remote.server, &args.path) {
-        (Some(_), path) => {
-            let collector = args.remote.connect()?;
-            let source = remote::ServerSource::new(collector, cache)?;
-            (Box::new(source), path.as_ref().map(|p| p.display().to_string()))
-        }
-        (None, Some(path)) => {
-            let meta = std::fs::metadata(path).with_context(|| format!("cannot open {}", path.display()))?;
-            let is_session = crate::evidence::spool::SessionDir::open(path).is_ok();
-            let file = (!meta.is_dir() || is_session).then(|| path.display().to_string());
-            (Box::new(local(path, cache, &args.keys)?), file)
-        }
-        (None, None) => {
-            let config = crate::config::Config::load(false, std::env::var("CUSTOS_CONFIG").ok().as_deref())?;
-            let spool = config.recording.spool_dir;
-            anyhow::ensure!(spool.is_dir(), "no recordings at {} (give a .cast file or a directory)", spool.display());
-            (Box::new(local(&spool, cache, &args.keys)?), None)
-        }
-    };
-    anyhow::ensure!(file.is_some() || !args.follow, "--follow plays one recording: give its .cast file (or, with --server, its session id)");
-
-    let mut app = App::new(theme, source);
-    if let Some(dir) = &args.copy_dir {
-        app.copy_dir = dir.clone();
-    }
-    app.idle_cap = (args.idle_cap > 0.0).then_some(args.idle_cap);
-    match &file {
-        Some(id) => {
-            app.play(id, args.follow)?;
-            if let Some(view) = &mut app.player {
-                if let Some(at) = &args.at {
-                    let p = &mut view.player;
-                    let t = crate::when::parse_offset(at, 0.0, p.duration())?;
-                    p.seek(t);
-                }
-            }
-        }
-        None => app.browse(&args.filter())?,
-    }
-    interact(&mut app)?;
-    Ok(ExitCode::SUCCESS)
-}
-
-/// A local source whose chunk directories are verified with `keys` (or
-/// the configured host key; with neither, chunk directories show as
-/// unverified, saying why).
-fn local(path: &std::path::Path, cache: Option<PathBuf>, keys: &[String]) -> anyhow::Result<LocalSource> {
-    let keys = if keys.is_empty() {
-        crate::cmd::evidence::resolve_keys(&[]).unwrap_or_default()
-    } else {
-        crate::cmd::evidence::resolve_keys(keys)?
-    };
-    Ok(LocalSource::new(path, cache).with_keys(keys))
-}
 
 /// Puts the terminal back however the loop ends (error or panic-free
 /// return alike).
@@ -196,7 +59,9 @@ impl Drop for TerminalGuard {
     }
 }
 
-fn interact(app: &mut App) -> anyhow::Result<()> {
+/// Runs `app` on this terminal until it quits: raw mode and the alternate
+/// screen for the duration, put back however it ends.
+pub fn interact(app: &mut App) -> anyhow::Result<()> {
     enable_raw_mode().context("the terminal cannot be put in raw mode (is this a terminal?)")?;
     let _guard = TerminalGuard;
     let mut out = std::io::stdout();

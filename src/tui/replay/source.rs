@@ -23,36 +23,8 @@ use crate::evidence::spool::SessionDir;
 use crate::evidence::PublicKey;
 use crate::evidence::asciicast::{ParseError, Recording};
 
-/// The state of a session's evidence chain.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Verification {
-    /// Not checked, or nothing to check: why (an unsigned recording, no
-    /// public key at hand).
-    Unknown(String),
-    /// Every chunk is signed, continuous and final.
-    Intact,
-    /// Every chunk so far checks out, but the final one is not there: the
-    /// session is live, or its end was cut off (why).
-    Incomplete(String),
-    /// Something was changed, dropped, reordered or cut: why.
-    Broken(String),
-}
-
-impl Verification {
-    pub fn label(&self) -> &str {
-        match self {
-            Verification::Unknown(_) => "unverified",
-            Verification::Intact => "intact",
-            Verification::Incomplete(_) => "incomplete",
-            Verification::Broken(_) => "BROKEN",
-        }
-    }
-
-    /// A plain `.cast` file: nothing signed it.
-    pub fn unsigned() -> Self {
-        Verification::Unknown("unsigned recording".into())
-    }
-}
+/// Every source reports one; the evidence side (`super::evidence`) decides it.
+pub use super::evidence::Verification;
 
 /// Decides the verification state of a recording at a path.
 pub type Verifier = fn(&Path) -> Verification;
@@ -76,6 +48,12 @@ pub enum SourceError {
     Evidence { path: PathBuf, reason: String },
     #[error("collector: {0}")]
     Collector(String),
+}
+
+impl From<super::evidence::Unreadable> for SourceError {
+    fn from(e: super::evidence::Unreadable) -> Self {
+        SourceError::Evidence { path: e.path, reason: e.reason }
+    }
 }
 
 /// A row of the session browser.

@@ -1,11 +1,14 @@
-//! The identity commands: the hidden helper the recorder spawns
-//! (`custos identity`), and `custos login` / `custos logout`, which manage
-//! a user's own sign-in for the clients (`custos sessions`, `custos replay`)
-//! or, run as root or custos with `--cache-dir`, the recorder's cache.
+//! Signing in: [`obtain`] gets an identity in the order the module
+//! `identity` documents (cached, refreshed, device flow, machine), for the
+//! hidden helper the recorder spawns (`custos identity`) and for `custos
+//! login`; [`client_id_token`] is the clients' bearer token (`custos
+//! sessions`, `replay`, `approve`) from the user's own sign-in.
+//!
+//! The commands' front ends (flags, output, exit codes) are
+//! `crate::cmd::identity`.
 
-use std::io::{IsTerminal as _, Read as _, Write as _};
+use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -35,7 +38,8 @@ pub enum ObtainError {
 }
 
 impl ObtainError {
-    fn exit_code(&self) -> i32 {
+    /// The helper's exit code for this failure (see `identity::exit`).
+    pub fn exit_code(&self) -> i32 {
         match self {
             Self::NeedsLogin => exit::NEEDS_LOGIN,
             Self::Cancelled | Self::Oidc(OidcError::TimedOut(_)) => exit::CANCELLED,
@@ -160,49 +164,23 @@ pub fn prompt_text(p: &Prompt, qr: bool) -> String {
     out
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+/// The one-thread runtime the identity commands block on.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")
 }
 
-/// `custos identity`: the helper the recorder spawns. Not for people.
-#[derive(clap::Args)]
-pub struct HelperArgs {}
-
-pub fn helper(_: &HelperArgs) -> anyhow::Result<ExitCode> {
-    let mut body = Vec::new();
-    std::io::stdin().read_to_end(&mut body).context("reading the request")?;
-    let req: Request = serde_json::from_slice(&body).context("the request is not an identity request")?;
-    let rt = runtime()?;
-    let mut tty = std::io::stderr();
-    match rt.block_on(obtain(&req, &mut tty)) {
-        Ok(identity) => {
-            let mut out = std::io::stdout();
-            serde_json::to_writer(&mut out, &identity)?;
-            out.flush()?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(e) => {
-            eprintln!("custos: {e}");
-            Ok(ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1)))
-        }
-    }
-}
-
-/// Where the provider and the cache are, for `login` and `logout`.
-#[derive(clap::Args)]
-pub struct LoginArgs {
-    /// The OpenID provider (default: `[identity] issuer` of the configuration).
-    #[arg(long)]
+/// Whose sign-in, with which provider, cached where: `custos login` and
+/// `logout`'s flags, and what the clients use (all `None`: the
+/// configuration's provider, the user's own cache, the user running this).
+#[derive(Clone, Debug, Default)]
+pub struct SignIn {
+    /// The OpenID provider (default: `[identity] issuer`).
     pub issuer: Option<String>,
     /// The client id (default: `[identity] client_id`).
-    #[arg(long)]
     pub client_id: Option<String>,
-    /// The cache directory (default: `$XDG_CACHE_HOME/custos`; the recorder's
-    /// is `<spool>/identity`).
-    #[arg(long)]
+    /// The cache directory (default: `$XDG_CACHE_HOME/custos`).
     pub cache_dir: Option<PathBuf>,
-    /// The user the entry is for (default: you).
-    #[arg(long)]
+    /// The user the entry is for (default: the user running this).
     pub user: Option<String>,
 }
 
@@ -215,8 +193,9 @@ fn own_cache_dir() -> anyhow::Result<PathBuf> {
         .context("neither XDG_CACHE_HOME nor HOME is set")
 }
 
-impl LoginArgs {
-    fn request(&self, interactive: bool) -> anyhow::Result<Request> {
+impl SignIn {
+    /// The request `obtain` acts on, from these and the configuration.
+    pub fn request(&self, interactive: bool) -> anyhow::Result<Request> {
         let config = crate::config::Config::load(false, std::env::var("CUSTOS_CONFIG").ok().as_deref())?;
         let id = config.identity;
         let issuer = self
@@ -245,33 +224,6 @@ impl LoginArgs {
     }
 }
 
-/// `custos login`: signs in (or refreshes silently) and caches the result.
-pub fn login(args: &LoginArgs) -> anyhow::Result<ExitCode> {
-    let req = args.request(true)?;
-    let identity = runtime()?.block_on(obtain(&req, &mut std::io::stderr()))?;
-    let how = serde_json::to_value(identity.obtained)?;
-    println!(
-        "signed in as {} ({}) at {}, groups [{}], {}",
-        identity.subject,
-        identity.email.as_deref().unwrap_or("no email"),
-        identity.issuer,
-        identity.groups.join(", "),
-        how.as_str().unwrap_or("")
-    );
-    Ok(ExitCode::SUCCESS)
-}
-
-/// `custos logout`: forgets the cached sign-in.
-pub fn logout(args: &LoginArgs) -> anyhow::Result<ExitCode> {
-    let req = args.request(false)?;
-    if cache::remove(&req.cache_dir, &req.user)? {
-        println!("signed out: removed the cached sign-in of {}", req.user);
-    } else {
-        println!("no cached sign-in for {}", req.user);
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
 /// The ID token of the user's own cached sign-in, refreshed silently if it
 /// has expired, for the clients to send as their bearer token. With no
 /// cached sign-in and a person at the terminal, it signs them in with the
@@ -279,7 +231,7 @@ pub fn logout(args: &LoginArgs) -> anyhow::Result<ExitCode> {
 /// `replay` and `approve` need no separate step. `None` when identity is
 /// not configured, or nobody signed in and nobody is there to.
 pub fn client_id_token() -> anyhow::Result<Option<String>> {
-    let Ok(mut req) = LoginArgs { issuer: None, client_id: None, cache_dir: None, user: None }.request(false) else {
+    let Ok(mut req) = SignIn::default().request(false) else {
         return Ok(None);
     };
     let cached = cache::load(&req.cache_dir, &req.user, &req.issuer, &req.client_id).is_some();
