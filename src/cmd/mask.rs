@@ -4,8 +4,9 @@
 //! the masked terminal bytes the user's terminal would receive go out on
 //! stdout, flushed after every read, so it works in a pipe. This is how
 //! operators tune masking rules against real output, and how tests check
-//! masking without a PTY. The pipeline is the same: screen, masker,
-//! renderer, rows flushed as they scroll off.
+//! masking without a PTY. The pipeline is the session's own
+//! (`term::pipeline`): screen, masker, renderer, rows flushed as they
+//! scroll off.
 //!
 //! `--explain` prints, instead of the bytes, what was masked: detector,
 //! fingerprint and position, never the value.
@@ -19,8 +20,9 @@ use anyhow::Context as _;
 
 use crate::config::Config;
 use crate::term::masker::{Explained, Masker};
-use crate::term::render::{Layout, Renderer, Scrolled};
-use crate::term::screen::{Screen, Size};
+use crate::term::pipeline::{Pipeline, Target};
+use crate::term::render::{Layout, Renderer};
+use crate::term::screen::Size;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -45,10 +47,6 @@ pub struct Args {
     #[arg(long)]
     pub pty_output: bool,
 }
-
-/// Scrolled rows are flushed past this many (as in the session).
-const MAX_PENDING_SCROLL: usize = 400;
-const FEED_SLICE: usize = 512;
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let config = match &args.config {
@@ -110,19 +108,17 @@ fn write_or_quit(out: &mut impl std::io::Write, bytes: &[u8]) -> anyhow::Result<
 
 /// Raw terminal bytes in, masked terminal bytes out.
 pub struct Filter {
-    screen: Screen,
-    masker: Masker,
+    pipeline: Pipeline,
     renderer: Renderer,
     explained: Vec<Explained>,
 }
 
 impl Filter {
     pub fn new(size: Size, masker: Masker) -> Self {
-        let screen = Screen::new(size);
-        let size = screen.size();
+        let pipeline = Pipeline::new(size, masker);
+        let size = pipeline.screen().size();
         Self {
-            screen,
-            masker,
+            pipeline,
             renderer: Renderer::new(Layout { pane_rows: size.rows, cols: size.cols, status: false }),
             explained: Vec::new(),
         }
@@ -133,14 +129,14 @@ impl Filter {
     /// blank until the next write or [`Filter::finish`].
     pub fn feed(&mut self, bytes: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
-        for slice in bytes.chunks(FEED_SLICE) {
-            self.screen.process(slice);
-            // Answers to queries have nowhere to go offline.
-            let _ = self.screen.take_replies();
-            if self.screen.scrolled_len() >= MAX_PENDING_SCROLL {
-                self.flush(&mut out);
-            }
+        let mut rest = bytes;
+        while let Some(more) = self.pipeline.feed(rest) {
+            self.note();
+            self.pipeline.flush_scrolled(&mut [Target::plain(&mut self.renderer, &mut out)]);
+            rest = more;
         }
+        // Answers to queries have nowhere to go offline.
+        let _ = self.pipeline.screen_mut().take_replies();
         self.frame(Instant::now(), &mut out);
         out
     }
@@ -160,29 +156,16 @@ impl Filter {
     }
 
     fn note(&mut self) {
-        for e in self.masker.explain(&self.screen) {
+        let Some(masker) = self.pipeline.masker() else { return };
+        for e in masker.explain(self.pipeline.screen()) {
             if !self.explained.iter().any(|seen| seen.fingerprint == e.fingerprint && seen.detector == e.detector) {
                 self.explained.push(e);
             }
         }
     }
 
-    fn flush(&mut self, out: &mut Vec<u8>) {
-        self.note();
-        let cover = self.masker.cover_scrolled(&self.screen);
-        let scrolled = Scrolled::take(&self.screen, &cover);
-        self.screen.clear_scrolled();
-        self.renderer.push_scrolled(&scrolled, out);
-    }
-
     fn frame(&mut self, now: Instant, out: &mut Vec<u8>) {
         self.note();
-        let damage = self.screen.take_damage();
-        let (cover, _) = self.masker.cover(&self.screen, &damage, now);
-        let scrolled = Scrolled::take(&self.screen, &cover);
-        self.screen.clear_scrolled();
-        self.renderer.frame(&self.screen, &scrolled, &damage, &cover, None, out);
-        let passthrough = self.masker.filter_passthrough(self.screen.take_passthrough());
-        Renderer::passthrough(&passthrough, out);
+        self.pipeline.frame(now, &mut [Target::plain(&mut self.renderer, out)]);
     }
 }

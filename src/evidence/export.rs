@@ -19,7 +19,8 @@ use serde_json::{json, Map, Value};
 use super::{Chunk, ChunkError};
 use crate::term::masker::Cover;
 use crate::term::render::{Layout as RenderLayout, Renderer, Scrolled};
-use crate::term::screen::{row_text, Damage, Screen, Size};
+use crate::term::pipeline::Pipeline;
+use crate::term::screen::{Damage, Screen, Size};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -224,36 +225,34 @@ fn to_v2(cast: &ParsedCast) -> Result<Vec<u8>, ExportError> {
     Ok(out)
 }
 
-/// Rows scrolled off are collected this often, well below the screen's
-/// history limit.
-const DRAIN_SCROLLED_AT: usize = 10_000;
-
+/// The recording replayed through the screen pipeline (`term::pipeline`,
+/// unmasked: the recording was masked when it was made); rows are
+/// collected as they scroll off, then the last screen.
 fn to_text(cast: &ParsedCast) -> String {
     let (cols, rows) = term_size(&cast.header);
-    let mut screen = Screen::new(Size { rows, cols });
+    let mut pipeline = Pipeline::unmasked(Size { rows, cols });
     let mut lines: Vec<String> = Vec::new();
-    let drain = |screen: &mut Screen, lines: &mut Vec<String>| {
-        lines.extend(screen.scrolled_rows().map(|r| row_text(r).trim_end().to_owned()));
-        screen.clear_scrolled();
-    };
     for e in &cast.events {
         match e.code.as_str() {
-            "o" => screen.process(e.data.as_bytes()),
+            "o" => {
+                let mut rest = e.data.as_bytes();
+                while let Some(more) = pipeline.feed(rest) {
+                    lines.extend(pipeline.take_scrolled_text());
+                    rest = more;
+                }
+            }
             "r" => {
                 if let Some((c, r)) = e.data.split_once('x') {
                     if let (Ok(cols), Ok(rows)) = (c.parse(), r.parse()) {
-                        screen.resize(Size { rows, cols });
+                        pipeline.screen_mut().resize(Size { rows, cols });
                     }
                 }
             }
             _ => {}
         }
-        if screen.scrolled_len() >= DRAIN_SCROLLED_AT {
-            drain(&mut screen, &mut lines);
-        }
     }
-    drain(&mut screen, &mut lines);
-    lines.extend(screen.text().lines().map(str::to_owned));
+    lines.extend(pipeline.take_scrolled_text());
+    lines.extend(pipeline.screen().text().lines().map(str::to_owned));
     while lines.last().is_some_and(|l| l.is_empty()) {
         lines.pop();
     }

@@ -10,8 +10,11 @@
 //!   real shell.
 //! - `layout`: the custos-owned directory layout of the spool.
 //! - `uploader`: starting `custos upload --follow` beside the recorder.
-//! - `session`: the interactive loop.
-//! - `pane`: the approvals pane inside the session.
+//! - `session`: the interactive loop (poll and dispatch), with its
+//!   `gate_link`, live `pane`, `status` line and `output` beside it; the
+//!   screen work is `term::pipeline`.
+//! - `pane`: the approvals pane's pure parts (prefix key, split) and its
+//!   launcher.
 //!
 //! Nothing here links HTTP, TLS, an async runtime, SQL or a TUI: the
 //! recorder is on every login's critical path and runs with privilege.

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use crate::mask::{Context, Detectors, Finding, MaskError, MaskingConfig, Memo};
 use alacritty_terminal::term::cell::Flags;
 
-use crate::term::screen::{is_spacer, is_wrapped, shown_char, Cell, Damage, Passthrough, Screen};
+use crate::term::screen::{is_spacer, is_wrapped, row_text, shown_char, Cell, Damage, Passthrough, Screen};
 
 /// Which cells one frame covers.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -302,11 +302,6 @@ impl Lines {
     }
 }
 
-/// A row's text, for recognising it again.
-fn row_string(cells: &[Cell]) -> String {
-    cells.iter().filter(|c| !is_spacer(c)).map(shown_char).collect()
-}
-
 /// Reads one row's cells into `text`; returns the range of `origins` it
 /// added, or `None` if the row is plain ASCII (byte = column).
 fn read_row(
@@ -455,7 +450,7 @@ impl Masker {
             rows.push(cells);
         }
         let visible_from = screen.scrolled_len();
-        let first_row_text = rows.first().map(|cells| row_string(cells)).unwrap_or_default();
+        let first_row_text = rows.first().map(|cells| row_text(cells)).unwrap_or_default();
         if self.carry.as_ref().is_some_and(|c| c.next_row != first_row_text) {
             self.carry = None;
         }
@@ -522,7 +517,7 @@ impl Masker {
                     .map_or(l.text.len(), |seg| seg.bytes.start);
                 Carry {
                     text: lines.text(l).get(..end).unwrap_or_default().to_owned(),
-                    next_row: rows.get(scrolled_count).map(|cells| row_string(cells)).unwrap_or_default(),
+                    next_row: rows.get(scrolled_count).map(|cells| row_text(cells)).unwrap_or_default(),
                 }
             })
             // Bound what is carried: a line longer than this is not one a
@@ -683,7 +678,7 @@ fn normalise(ranges: &mut Vec<Range<usize>>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::term::screen::{row_text, Damage, Size};
+    use crate::term::screen::{Damage, Size};
 
     const GITHUB: &str = "ghp_R4nd0mTestTokenValue0123456789abcdEF";
 

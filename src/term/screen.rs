@@ -40,7 +40,7 @@ pub use alacritty_terminal::term::cell::Cell;
 pub use alacritty_terminal::vte::ansi::Color;
 
 /// Rows the emulator may hold scrolled off the top before the oldest are
-/// lost. The session draws them far sooner (`session::MAX_PENDING_SCROLL`).
+/// lost. The session draws them far sooner (`pipeline::MAX_PENDING_SCROLL`).
 pub const HISTORY_LIMIT: usize = 100_000;
 
 /// A size in character cells.
