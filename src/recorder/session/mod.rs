@@ -662,7 +662,8 @@ impl Loop<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::recorder::pane::{split, Prefix, DEFAULT_PREFIX};
+    use crate::config::DEFAULT_PREFIX;
+    use crate::recorder::pane::{split, Prefix};
 
     /// Runs keys through the prefix and the router as `dispatch_keys`
     /// does, with the pane opening and closing on each toggle.
