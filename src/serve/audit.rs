@@ -101,6 +101,11 @@ pub async fn record(app: &App, headers: &HeaderMap, caller: &Caller, session: &s
     Ok(())
 }
 
+/// A read of the trail that failed: the database is down (503, retry).
+fn storage(e: sqlx::Error) -> ApiError {
+    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "storage", e.to_string())
+}
+
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AccessQuery {
@@ -135,16 +140,15 @@ pub async fn list(
     .bind(limit)
     .fetch_all(app.store.pool())
     .await
-    .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "storage", e.to_string()))?;
+    .map_err(storage)?;
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
-        let get = |e: sqlx::Error| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string());
         out.push(json!({
-            "id": row.try_get::<i64, _>("id").map_err(get)?,
-            "at": row.try_get::<i64, _>("at").map_err(get)?,
-            "who": row.try_get::<String, _>("who").map_err(get)?,
-            "session": row.try_get::<String, _>("session_id").map_err(get)?,
-            "action": row.try_get::<String, _>("action").map_err(get)?,
+            "id": row.try_get::<i64, _>("id").map_err(ApiError::internal)?,
+            "at": row.try_get::<i64, _>("at").map_err(ApiError::internal)?,
+            "who": row.try_get::<String, _>("who").map_err(ApiError::internal)?,
+            "session": row.try_get::<String, _>("session_id").map_err(ApiError::internal)?,
+            "action": row.try_get::<String, _>("action").map_err(ApiError::internal)?,
         }));
     }
     Ok(Json(json!({"accesses": out})))
@@ -163,11 +167,10 @@ pub async fn markers(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): 
         .bind(&id)
         .fetch_all(app.store.pool())
         .await
-        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "storage", e.to_string()))?;
+        .map_err(storage)?;
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
-        let get = |e: sqlx::Error| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string());
-        out.push(json!({"at_us": row.try_get::<i64, _>("at_us").map_err(get)?, "text": row.try_get::<String, _>("text").map_err(get)?}));
+        out.push(json!({"at_us": row.try_get::<i64, _>("at_us").map_err(ApiError::internal)?, "text": row.try_get::<String, _>("text").map_err(ApiError::internal)?}));
     }
     Ok(Json(json!({"session": id, "markers": out})))
 }

@@ -153,7 +153,7 @@ async fn expire_due(app: &App) -> Result<(), ApiError> {
         .bind(now)
         .fetch_all(app.store.pool())
         .await
-        .map_err(internal)?;
+        .map_err(ApiError::internal)?;
     for (id,) in ids {
         let _guard = app.approvals.write.lock().await;
         if let Some(view) = load(app, &id).await? {
@@ -164,10 +164,6 @@ async fn expire_due(app: &App) -> Result<(), ApiError> {
         }
     }
     Ok(())
-}
-
-fn internal(e: impl std::fmt::Display) -> ApiError {
-    ApiError::internal(e)
 }
 
 fn bad(code: &'static str, message: String) -> ApiError {
@@ -183,17 +179,17 @@ pub fn routes() -> Router<Arc<App>> {
 }
 
 fn row_view(row: &sqlx::sqlite::SqliteRow) -> Result<RequestView, ApiError> {
-    let body: String = row.try_get("body").map_err(internal)?;
-    let decisions: String = row.try_get("decisions").map_err(internal)?;
-    let state: String = row.try_get("state").map_err(internal)?;
+    let body: String = row.try_get("body").map_err(ApiError::internal)?;
+    let decisions: String = row.try_get("decisions").map_err(ApiError::internal)?;
+    let state: String = row.try_get("state").map_err(ApiError::internal)?;
     Ok(RequestView {
-        id: row.try_get("id").map_err(internal)?,
-        state: ReqState::parse(&state).ok_or_else(|| internal(format!("stored state {state:?}")))?,
-        version: row.try_get("version").map_err(internal)?,
-        created_at: row.try_get("created_at").map_err(internal)?,
-        expires_at: row.try_get("expires_at").map_err(internal)?,
-        request: serde_json::from_str(&body).map_err(internal)?,
-        decisions: serde_json::from_str(&decisions).map_err(internal)?,
+        id: row.try_get("id").map_err(ApiError::internal)?,
+        state: ReqState::parse(&state).ok_or_else(|| ApiError::internal(format!("stored state {state:?}")))?,
+        version: row.try_get("version").map_err(ApiError::internal)?,
+        created_at: row.try_get("created_at").map_err(ApiError::internal)?,
+        expires_at: row.try_get("expires_at").map_err(ApiError::internal)?,
+        request: serde_json::from_str(&body).map_err(ApiError::internal)?,
+        decisions: serde_json::from_str(&decisions).map_err(ApiError::internal)?,
     })
 }
 
@@ -204,7 +200,7 @@ async fn load(app: &App, id: &str) -> Result<Option<RequestView>, ApiError> {
         .bind(id)
         .fetch_optional(app.store.pool())
         .await
-        .map_err(internal)?;
+        .map_err(ApiError::internal)?;
     row.as_ref().map(row_view).transpose()
 }
 
@@ -219,11 +215,11 @@ async fn save(app: &App, mut view: RequestView, state: ReqState, decision: Optio
     sqlx::query("UPDATE approval_requests SET state = ?, version = ?, decisions = ? WHERE id = ?")
         .bind(state.as_str())
         .bind(view.version)
-        .bind(serde_json::to_string(&view.decisions).map_err(internal)?)
+        .bind(serde_json::to_string(&view.decisions).map_err(ApiError::internal)?)
         .bind(&view.id)
         .execute(app.store.pool())
         .await
-        .map_err(internal)?;
+        .map_err(ApiError::internal)?;
     let _ = app.approvals.changes.send(view.version);
     Ok(view)
 }
@@ -293,7 +289,7 @@ async fn caller(app: &App, headers: &HeaderMap) -> Result<Caller, ApiError> {
         return match authenticate(app, headers).await {
             Ok(Authed::Admin) => Ok(Caller::Admin),
             Ok(Authed::Person { identity, roles }) => Ok(Caller::Person { identity, roles }),
-            Ok(Authed::Approver { .. }) => Err(internal("authenticate never answers an approver")),
+            Ok(Authed::Approver { .. }) => Err(ApiError::internal("authenticate never answers an approver")),
             Err(AuthError::Store(e)) => Err(e.into()),
             Err(e) => Err(unauthorized(&e.to_string())),
         };
@@ -302,7 +298,7 @@ async fn caller(app: &App, headers: &HeaderMap) -> Result<Caller, ApiError> {
         .bind(token_hash(token))
         .fetch_optional(app.store.pool())
         .await
-        .map_err(internal)?;
+        .map_err(ApiError::internal)?;
     match row {
         Some((name, groups, public_key)) => {
             Ok(Caller::Approver { name, groups: groups.split(',').filter(|g| !g.is_empty()).map(str::to_owned).collect(), public_key })
@@ -321,7 +317,7 @@ async fn create(State(app): State<Arc<App>>, headers: HeaderMap, body: axum::bod
         .ok_or_else(|| bad("malformed", "X-Custos-Signature: not a base64 ed25519 signature".into()))?;
     let host = app.store.hosts().await?.into_iter().find(|h| h.key_id == key_id);
     let host = host.ok_or_else(|| forbidden("unknown_host", format!("no host is enrolled with key {key_id}")))?;
-    let key: PublicKey = host.public_key.parse().map_err(internal)?;
+    let key: PublicKey = host.public_key.parse().map_err(ApiError::internal)?;
     let mut signed = REQUEST_CONTEXT.as_bytes().to_vec();
     signed.extend_from_slice(&body);
     if !key.verifies(&signed, &signature) {
@@ -333,7 +329,7 @@ async fn create(State(app): State<Arc<App>>, headers: HeaderMap, body: axum::bod
         return Err(forbidden("wrong_host", format!("host {:?} is enrolled as {:?}", request.host, host.name)));
     }
     let id = uuid::Uuid::now_v7().to_string();
-    let requester_token = super::store::new_token().map_err(internal)?;
+    let requester_token = super::store::new_token().map_err(ApiError::internal)?;
     let now = super::unix_now();
     let expires_at = now.saturating_add(i64::try_from(request.timeout_secs).unwrap_or(i64::MAX));
     let _guard = app.approvals.write.lock().await;
@@ -348,10 +344,10 @@ async fn create(State(app): State<Arc<App>>, headers: HeaderMap, body: axum::bod
     .bind(expires_at)
     .bind(&key_id)
     .bind(token_hash(&requester_token))
-    .bind(serde_json::to_string(&request).map_err(internal)?)
+    .bind(serde_json::to_string(&request).map_err(ApiError::internal)?)
     .execute(app.store.pool())
     .await
-    .map_err(internal)?;
+    .map_err(ApiError::internal)?;
     let _ = app.approvals.changes.send(version);
     let view = RequestView { id: id.clone(), state: ReqState::Pending, version, created_at: now, expires_at, request, decisions: Vec::new() };
     log(&app, &view, "requested", json!({"key_id": key_id})).await;
@@ -422,7 +418,7 @@ async fn list(
         if let Some(after) = q.after {
             query = query.bind(after);
         }
-        let rows = query.fetch_all(app.store.pool()).await.map_err(internal)?;
+        let rows = query.fetch_all(app.store.pool()).await.map_err(ApiError::internal)?;
         let needle = q.q.as_deref().map(str::to_lowercase);
         let mut out = Vec::new();
         let mut version = q.after.unwrap_or(0);
@@ -464,7 +460,7 @@ pub async fn watcher(app: &App, headers: &HeaderMap, session: &str) -> Result<Op
         .bind(session)
         .fetch_all(app.store.pool())
         .await
-        .map_err(internal)?;
+        .map_err(ApiError::internal)?;
     if !groups.iter().any(|(g,)| who.in_group(g)) {
         return Err(refused());
     }
@@ -483,7 +479,7 @@ async fn authorize_read(app: &App, headers: &HeaderMap, id: &str) -> Result<(), 
         .bind(id)
         .fetch_optional(app.store.pool())
         .await
-        .map_err(internal)?;
+        .map_err(ApiError::internal)?;
     let Some((hash,)) = row else { return Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no approval request {id}"))) };
     if !token.is_empty() && token_hash(token) == hash {
         return Ok(());
@@ -578,7 +574,7 @@ async fn decide(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<
     let want = Binding { request_id: view.id.clone(), session: r.session.clone(), host: r.host.clone(), line_sha256: r.line_sha256.clone() };
     let decision = match (&who, asked) {
         (Caller::Person { identity, .. }, Asked::Attest(asked)) => {
-            let key = app.approvals.attestation.get().ok_or_else(|| internal("the collector has no attestation key"))?;
+            let key = app.approvals.attestation.get().ok_or_else(|| ApiError::internal("the collector has no attestation key"))?;
             let who = Attestation { issuer: identity.issuer.clone(), subject: identity.subject.clone() };
             Decision::attest(key, want, asked.verdict, &name, &asked.reason, who).map_err(|e| bad("bad_decision", e.to_string()))?
         }
@@ -595,7 +591,7 @@ async fn decide(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<
             }
             *decision
         }
-        _ => return Err(internal("unreachable caller")),
+        _ => return Err(ApiError::internal("unreachable caller")),
     };
     if view.decisions.iter().any(|d| d.approver == name) {
         return Err(conflict("already_decided", format!("{name} has already decided request {id}")));
@@ -624,12 +620,12 @@ async fn withdraw(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Pat
         .bind(&id)
         .fetch_optional(app.store.pool())
         .await
-        .map_err(internal)?;
+        .map_err(ApiError::internal)?;
     let Some((hash,)) = row else { return Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no approval request {id}"))) };
     if token.is_empty() || token_hash(&token) != hash {
         return Err(ApiError::new(StatusCode::FORBIDDEN, "not_requester", "only the requester's token withdraws a request".into()));
     }
-    let view = load(&app, &id).await?.ok_or_else(|| internal("the request vanished"))?;
+    let view = load(&app, &id).await?.ok_or_else(|| ApiError::internal("the request vanished"))?;
     if view.state != ReqState::Pending {
         return Err(ApiError::new(StatusCode::CONFLICT, "not_pending", format!("request {id} is {}", view.state.as_str())));
     }
