@@ -72,7 +72,7 @@ pub struct Args {
 }
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
-    let now = crate::serve::unix_now();
+    let now = crate::when::unix_now_i64();
     let mut query: Vec<(&str, String)> = vec![("limit", args.limit.to_string())];
     if let Some(u) = &args.user {
         query.push(("user", u.clone()));

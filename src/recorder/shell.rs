@@ -264,7 +264,7 @@ impl Recording<'_> {
 /// tells the user why on stderr. Nothing runs.
 fn refuse(rec: &Recording<'_>, info: SessionInfo, reason: &str) -> anyhow::Result<Outcome> {
     eprintln!("custos-shell: {reason}");
-    let header = Header::new(info, 80, 24, None, unix_now());
+    let header = Header::new(info, 80, 24, None, crate::when::unix_now());
     let mut sink = rec.open(&header)?;
     sink.write(std::time::Duration::ZERO, &crate::evidence::asciicast::Event::Marker(reason))?;
     sink.write(std::time::Duration::ZERO, &crate::evidence::asciicast::Event::Exit(EXIT_REFUSED))?;
@@ -283,12 +283,6 @@ fn exec_unrecorded(shell: &Path, inv: &Invocation, privilege: &Privilege) -> ! {
             unsafe { libc::_exit(EXIT_REFUSED) }
         }
     }
-}
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 fn interactive_session(
@@ -317,7 +311,7 @@ fn interactive_session(
     // The user owns their terminal device, as with any login.
     let pty = privilege.as_user(|| crate::recorder::pty::Pty::open(pane))??;
     let _locks = crate::recorder::nesting::claim(rec.spool, &pty.slave).context("cannot claim the session lock")?;
-    let header = Header::new(info, pane.cols, pane.rows, std::env::var("TERM").ok(), unix_now());
+    let header = Header::new(info, pane.cols, pane.rows, std::env::var("TERM").ok(), crate::when::unix_now());
     let mut sink = rec.open(&header)?;
     let signals = Signals::register().context("cannot install signal handlers")?;
 
@@ -393,7 +387,7 @@ fn short_id(id: &str) -> &str {
 /// end-of-file reaches it exactly as the client sent it. The recorder keeps
 /// only stderr and records what ran, as whom, and how it ended.
 fn data_channel(privilege: Privilege, rec: &Recording<'_>, info: SessionInfo, cmd: &ShellCommand) -> anyhow::Result<Outcome> {
-    let header = Header::new(info, 80, 24, None, unix_now());
+    let header = Header::new(info, 80, 24, None, crate::when::unix_now());
     let mut sink = rec.open(&header)?;
     let started = std::time::Instant::now();
     // SAFETY: single-threaded here; the child only makes system calls

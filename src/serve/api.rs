@@ -241,7 +241,7 @@ async fn enroll(State(app): State<Arc<App>>, body: axum::body::Bytes) -> ApiResu
     }
     let key_id = key.id().to_string();
     let name = request.name.unwrap_or_default();
-    match app.store.enroll(&request.token, &key_id, &key.to_string(), &name, super::unix_now()).await? {
+    match app.store.enroll(&request.token, &key_id, &key.to_string(), &name, crate::when::unix_now_i64()).await? {
         Ok(()) => Ok((StatusCode::CREATED, Json(json!({"key_id": key_id, "public_key": key.to_string(), "name": name})))),
         Err(refusal) => Err(ApiError::new(StatusCode::FORBIDDEN, "enrollment_refused", refusal.to_string())),
     }
@@ -281,7 +281,7 @@ async fn list_sessions(
 ) -> ApiResult<Json<Value>> {
     let caller = super::identity::authenticate(&app, &headers).await?;
     let Query(q) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "malformed", e.body_text()))?;
-    let now = super::unix_now();
+    let now = crate::when::unix_now_i64();
     let time = |name: &str, v: Option<String>| -> ApiResult<Option<i64>> {
         v.map(|t| crate::when::parse_time(&t, now))
             .transpose()

@@ -94,19 +94,11 @@ impl App {
 
     /// A new single-use enrollment token and its expiry (unix seconds).
     pub async fn new_enroll_token(&self) -> Result<(String, i64), store::StoreError> {
-        let now = unix_now();
+        let now = crate::when::unix_now_i64();
         let ttl = i64::try_from(self.config.enroll_token_ttl_secs).unwrap_or(i64::MAX);
         let expires = now.saturating_add(ttl);
         Ok((self.store.create_token(TokenKind::Enroll, Some(expires), now).await?, expires))
     }
-}
-
-/// Seconds since the Unix epoch.
-pub fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
 
 #[derive(clap::Args, Debug)]
@@ -196,7 +188,7 @@ async fn make_token(config: ServeConfig, kind: TokenArg, ttl: Option<u64>) -> an
     let store = Store::open(&config.data_dir)
         .await
         .with_context(|| format!("opening the collector data in {}", config.data_dir.display()))?;
-    let now = unix_now();
+    let now = crate::when::unix_now_i64();
     let token = match kind {
         TokenArg::Admin => store.create_token(TokenKind::Admin, None, now).await?,
         TokenArg::Enroll => {
@@ -212,7 +204,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<ExitCode> {
     let store = Store::open(&config.data_dir)
         .await
         .with_context(|| format!("opening the collector data in {}", config.data_dir.display()))?;
-    let admin = store.ensure_admin_token(unix_now()).await?;
+    let admin = store.ensure_admin_token(crate::when::unix_now_i64()).await?;
     approvals::migrate(&store).await.context("creating the approval tables")?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

@@ -29,6 +29,7 @@ use ratatui::Frame;
 use crate::approval::decision::Verdict;
 use crate::approval::wire::{RequestView, State};
 use crate::tui::theme::{Role, Theme};
+use crate::when::format_age;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -209,17 +210,6 @@ impl Model {
     }
 }
 
-fn age(secs: i64) -> String {
-    let secs = secs.max(0);
-    if secs < 60 {
-        format!("{secs}s")
-    } else if secs < 3600 {
-        format!("{}m{:02}s", secs / 60, secs % 60)
-    } else {
-        format!("{}h{:02}m", secs / 3600, (secs % 3600) / 60)
-    }
-}
-
 /// Below this many rows the TUI draws its compact layout (see `compact`):
 /// the approvals pane inside `custos-shell` is 8 to 12 rows high.
 pub const COMPACT_BELOW: u16 = 16;
@@ -252,8 +242,8 @@ pub fn draw(frame: &mut Frame<'_>, model: &Model, theme: &Theme, now: i64) {
                 Cell::from(r.request.host.clone()),
                 Cell::from(r.request.line.replace('\n', "⏎")),
                 Cell::from(r.request.rule.clone()),
-                Cell::from(age(now - r.created_at)),
-                Cell::from(age(left)).style(left_style),
+                Cell::from(format_age(now - r.created_at)),
+                Cell::from(format_age(left)).style(left_style),
                 Cell::from(format!("{}/{}", r.approvals(), r.request.quorum)).style(theme.style(Role::Progress)),
             ])
         })
@@ -421,7 +411,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             }
             changed
         });
-        let now = crate::serve::unix_now();
+        let now = crate::when::unix_now_i64();
         terminal.draw(|f| draw(f, &model, &theme, now))?;
         if event::poll(Duration::from_millis(100))? {
             if let Event::Key(k) = event::read()? {
