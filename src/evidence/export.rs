@@ -2,7 +2,8 @@
 //! concatenated), as asciicast v2, as the text the session showed, or as one
 //! JSON object per event for a SIEM.
 //!
-//! Pure: asciicast bytes in, bytes out. Conversions:
+//! Pure: asciicast bytes in (read through the crate's one codec,
+//! [`super::asciicast`]), bytes out. Conversions:
 //! - `cast-v2`: times become absolute (seconds since the start); the `term`
 //!   object becomes `width`/`height`; other header fields (`custos`
 //!   included) are kept. v2 has no exit event, so `x` is dropped.
@@ -16,6 +17,7 @@
 
 use serde_json::{json, Map, Value};
 
+use super::asciicast::{parse_event_line, parse_size, ParseError};
 use super::{Chunk, ChunkError};
 use crate::term::masker::Cover;
 use crate::term::render::{Layout as RenderLayout, Renderer, Scrolled};
@@ -76,14 +78,12 @@ fn parse(cast: &[u8]) -> Result<ParsedCast, ExportError> {
     let mut events = Vec::new();
     let mut at_us = 0u64;
     for (i, line) in lines {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let (interval, code, data): (f64, String, String) =
-            serde_json::from_str(line).map_err(|e| err(i + 1, e.to_string()))?;
-        if !interval.is_finite() || interval < 0.0 {
-            return Err(err(i + 1, format!("interval {interval} is not a time")));
-        }
+        let event = parse_event_line(line, i + 1).map_err(|e| match e {
+            ParseError::Time { line, time } => err(line, format!("interval {time} is not a time")),
+            ParseError::Json { line, source } => err(line, source.to_string()),
+            other => err(i + 1, other.to_string()),
+        })?;
+        let Some((interval, code, data)) = event else { continue };
         // Saturating float-to-int conversion; intervals are written in µs.
         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
         let micros = (interval * 1e6).round() as u64;
@@ -185,8 +185,7 @@ pub fn slice(cast: &[u8], from_us: u64, to_us: Option<u64>) -> Result<Vec<u8>, E
 }
 
 fn resize(data: &str) -> Option<Size> {
-    let (c, r) = data.split_once('x')?;
-    Some(Size { cols: c.trim().parse().ok()?, rows: r.trim().parse().ok()? })
+    parse_size(data).map(|(cols, rows)| Size { cols, rows })
 }
 
 fn seconds(us: u64) -> String {

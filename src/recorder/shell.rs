@@ -197,8 +197,8 @@ fn gate_command(line: &str, account: &Account, oidc_groups: &[String], privilege
                 line: line.to_owned(),
                 cwd,
                 source: "command",
-                verdict: "pending",
-                outcome: "held",
+                verdict: crate::gate::RecordVerdict::Pending,
+                outcome: crate::evidence::marker::Outcome::Held,
                 rule: Some(rule_ref.name.clone()),
                 message: None,
                 programs: decision.commands.iter().map(|c| c.program.clone()).collect(),
@@ -240,7 +240,7 @@ impl Recording<'_> {
             let at = std::time::Duration::ZERO;
             match effect {
                 Effect::Audit(json) => sink.write(at, &crate::evidence::asciicast::Event::Audit(&json.to_string()))?,
-                Effect::Marker(text) => sink.write(at, &crate::evidence::asciicast::Event::Marker(text))?,
+                Effect::Marker(marker) => sink.write(at, &crate::evidence::asciicast::Event::Marker(&marker.label()))?,
                 Effect::Resolve(_) => {}
             }
         }
@@ -266,7 +266,8 @@ fn refuse(rec: &Recording<'_>, info: SessionInfo, reason: &str) -> anyhow::Resul
     eprintln!("custos-shell: {reason}");
     let header = Header::new(info, 80, 24, None, crate::when::unix_now());
     let mut sink = rec.open(&header)?;
-    sink.write(std::time::Duration::ZERO, &crate::evidence::asciicast::Event::Marker(reason))?;
+    let marker = crate::evidence::marker::Marker::Refusal(reason.to_owned());
+    sink.write(std::time::Duration::ZERO, &crate::evidence::asciicast::Event::Marker(&marker.label()))?;
     sink.write(std::time::Duration::ZERO, &crate::evidence::asciicast::Event::Exit(EXIT_REFUSED))?;
     sink.finish()?;
     // Not streamed from here (still privileged, and nothing is live): the

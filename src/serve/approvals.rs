@@ -56,7 +56,7 @@ use sqlx::Row as _;
 
 use super::api::ApiError;
 use super::App;
-use crate::approval::decision::{Attestation, Binding, Decision, Verdict};
+use crate::approval::decision::{Attestation, Binding, Decision, Choice};
 use crate::approval::wire::{NewRequest, RequestView, State as ReqState};
 use crate::evidence::PublicKey;
 
@@ -567,7 +567,7 @@ async fn one(
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Attest {
-    verdict: Verdict,
+    verdict: Choice,
     reason: String,
 }
 
@@ -654,9 +654,9 @@ async fn decide(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<
     let mut next = view.clone();
     next.decisions.push(decision.clone());
     let state = match verdict {
-        Verdict::Deny => ReqState::Denied,
-        Verdict::Approve if next.approvals() >= quorum => ReqState::Approved,
-        Verdict::Approve => ReqState::Pending,
+        Choice::Deny => ReqState::Denied,
+        Choice::Approve if next.approvals() >= quorum => ReqState::Approved,
+        Choice::Approve => ReqState::Pending,
     };
     let view = save(&app, view, state, Some(decision)).await?;
     log(&app, &view, if state == ReqState::Pending { "approval" } else { state.as_str() }, detail).await;

@@ -2,12 +2,16 @@
 //! header (chunk 0), command text from `m` markers, the exit status from the
 //! `x` event, and the running session time.
 //!
-//! Pure: asciicast bytes in, an [`PayloadIndex`] out. The payload is signed
+//! Pure: asciicast bytes in, an [`PayloadIndex`] out, read through the
+//! crate's asciicast codec ([`read_event_loose`]); marker labels are stored
+//! as they came (replay reads them with [`crate::evidence::marker`]). The payload is signed
 //! evidence from an enrolled host, so a line this indexer cannot read does not
 //! make the chunk rejectable; it is counted, and the bytes are kept as they
 //! came. Search is a convenience over the evidence, never a gate on it.
 
 use serde_json::Value;
+
+use crate::evidence::asciicast::read_event_loose;
 
 /// The fields of an asciicast v3 header the collector indexes.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -58,32 +62,18 @@ pub fn index_payload(payload: &[u8], first: bool, elapsed_us: u64) -> PayloadInd
         }
     }
     for line in lines {
-        let Ok(Value::Array(event)) = serde_json::from_str::<Value>(line) else {
+        let Some(event) = read_event_loose(line) else {
             index.unreadable_lines += 1;
             continue;
         };
-        let (Some(interval), Some(code)) =
-            (event.first().and_then(Value::as_f64), event.get(1).and_then(Value::as_str))
-        else {
-            index.unreadable_lines += 1;
-            continue;
-        };
-        if interval.is_finite() && interval > 0.0 {
+        if event.time.is_finite() && event.time > 0.0 {
             // Saturating float-to-int conversion: a hostile interval cannot wrap.
-            index.elapsed_us = index.elapsed_us.saturating_add((interval * 1e6) as u64);
+            index.elapsed_us = index.elapsed_us.saturating_add((event.time * 1e6) as u64);
         }
-        let data = event.get(2);
-        match code {
-            "m" => {
-                let text = match data {
-                    Some(Value::String(s)) => s.clone(),
-                    Some(other) => other.to_string(),
-                    None => String::new(),
-                };
-                index.markers.push(Marker { at_us: index.elapsed_us, text });
-            }
+        match event.code.as_str() {
+            "m" => index.markers.push(Marker { at_us: index.elapsed_us, text: event.text() }),
             "x" => {
-                index.exit_status = match data {
+                index.exit_status = match &event.data {
                     Some(Value::String(s)) => s.trim().parse().ok(),
                     Some(Value::Number(n)) => n.as_i64().and_then(|n| i32::try_from(n).ok()),
                     _ => None,

@@ -774,18 +774,8 @@ impl Loop<'_> {
             match note {
                 Note::Command(record) => {
                     let line = self.options.masker.mask_text(&record.line);
-                    let label = match record.outcome {
-                        "ran" => format!("$ {line}"),
-                        "refused" => format!("refused: $ {line}"),
-                        _ => format!("pending approval, refused: $ {line}"),
-                    };
-                    let _ = self.sink.write(at, &Event::Marker(&label));
-                    let mut json = serde_json::to_value(&record).unwrap_or_default();
-                    if let Some(obj) = json.as_object_mut() {
-                        obj.insert("kind".into(), "command".into());
-                        obj.insert("line".into(), line.into());
-                    }
-                    let _ = self.sink.write(at, &Event::Audit(&json.to_string()));
+                    let _ = self.sink.write(at, &Event::Marker(&record.marker(&line).label()));
+                    let _ = self.sink.write(at, &Event::Audit(&record.audit(line).to_string()));
                 }
                 Note::Exit { id, status } => {
                     let json = serde_json::json!({"kind": "exit", "id": id, "status": status});
@@ -813,13 +803,13 @@ impl Loop<'_> {
                     let screen = self.options.masker.mask_text(&self.screen.text());
                     let effects = match self.options.gate.as_mut().and_then(|g| g.approvals.as_mut()) {
                         Some(a) => a.start(&held, line, screen, Instant::now()),
-                        None => vec![crate::approval::link::Effect::Resolve(Some(("error", "approvals are not configured".into())))],
+                        None => vec![crate::approval::link::Effect::Resolve(Some((crate::evidence::marker::Outcome::Error, "approvals are not configured".into())))],
                     };
                     self.approval_effects(effects);
                     self.approval_status();
                 }
                 Note::Degraded(why) => {
-                    let _ = self.sink.write(at, &Event::Marker(&format!("DEGRADED: {why}")));
+                    let _ = self.sink.write(at, &Event::Marker(&crate::evidence::marker::Marker::Degraded(why.clone()).label()));
                     let json = serde_json::json!({"kind": "degraded", "reason": why});
                     let _ = self.sink.write(at, &Event::Audit(&json.to_string()));
                     self.degraded = Some(why.clone());
@@ -897,8 +887,8 @@ impl Loop<'_> {
                 Effect::Audit(json) => {
                     let _ = self.sink.write(at, &Event::Audit(&json.to_string()));
                 }
-                Effect::Marker(text) => {
-                    let _ = self.sink.write(at, &Event::Marker(&text));
+                Effect::Marker(marker) => {
+                    let _ = self.sink.write(at, &Event::Marker(&marker.label()));
                 }
                 Effect::Resolve(refusal) => {
                     let Some(g) = self.options.gate.as_mut() else { continue };

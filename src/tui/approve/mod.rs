@@ -26,7 +26,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Table, TableState, Wrap};
 use ratatui::Frame;
 
-use crate::approval::decision::Verdict;
+use crate::approval::decision::Choice;
 use crate::approval::wire::{RequestView, State};
 use crate::tui::theme::{Role, Theme};
 use crate::when::format_age;
@@ -57,7 +57,7 @@ pub struct Args {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Decide {
     pub request: RequestView,
-    pub verdict: Verdict,
+    pub verdict: Choice,
     pub reason: String,
 }
 
@@ -65,7 +65,7 @@ pub struct Decide {
 pub enum Mode {
     Normal,
     Filter,
-    Reason { verdict: Verdict, typed: String },
+    Reason { verdict: Choice, typed: String },
     Help,
 }
 
@@ -200,7 +200,7 @@ impl Model {
                 KeyCode::Char('/') => self.mode = Mode::Filter,
                 KeyCode::Char('?') => self.mode = Mode::Help,
                 KeyCode::Char(c @ ('a' | 'd')) if self.current().is_some() => {
-                    let verdict = if c == 'a' { Verdict::Approve } else { Verdict::Deny };
+                    let verdict = if c == 'a' { Choice::Approve } else { Choice::Deny };
                     self.mode = Mode::Reason { verdict, typed: String::new() };
                 }
                 _ => {}
@@ -347,7 +347,7 @@ const HELP: [&str; 9] = [
 fn footer_line<'a>(model: &'a Model, theme: &Theme) -> Line<'a> {
     match &model.mode {
         Mode::Reason { verdict, typed } => {
-            let role = if *verdict == Verdict::Approve { Role::Ok } else { Role::Danger };
+            let role = if *verdict == Choice::Approve { Role::Ok } else { Role::Danger };
             Line::from(vec![Span::styled(format!(" {} — reason: ", verdict.as_str()), theme.style(role)), Span::raw(format!("{typed}█")), Span::styled("  (Enter signs and sends, Esc cancels)", theme.style(Role::Muted))])
         }
         Mode::Filter => Line::from(vec![Span::styled(" filter: ", theme.style(Role::Accent)), Span::raw(format!("{}█", model.filter))]),
