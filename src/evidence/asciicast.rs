@@ -487,6 +487,25 @@ mod tests {
         assert_eq!(r.duration(), 1.75);
     }
 
+    #[test]
+    fn loose_reading_takes_what_it_can() {
+        let e = read_event_loose("[-5, \"m\", {\"cmd\":\"ls\"}]").unwrap();
+        assert_eq!((e.time, e.code.as_str(), e.text()), (-5.0, "m", "{\"cmd\":\"ls\"}".to_owned()));
+        assert_eq!(read_event_loose("[1, \"x\"]").unwrap().text(), "");
+        assert_eq!(read_event_loose("[1, \"o\", \"a\"]").unwrap().text(), "a");
+        for line in ["not json", "[\"x\"]", "{\"version\":3}", "[1]"] {
+            assert_eq!(read_event_loose(line), None, "{line}");
+        }
+    }
+
+    #[test]
+    fn sizes_are_cols_by_rows() {
+        assert_eq!(parse_size("80x24"), Some((80, 24)));
+        assert_eq!(parse_size(" 100 x 30 "), Some((100, 30)));
+        assert_eq!(parse_size("wide"), None);
+        assert_eq!(parse_size("80x"), None);
+    }
+
     #[rstest::rstest]
     #[case::empty("", "the recording is empty")]
     #[case::not_json("hello\n", "line 1:")]

@@ -30,7 +30,7 @@ pub struct HeaderFields {
 /// One `m` marker: its text and when it happened (microseconds since the
 /// session started).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Marker {
+pub struct IndexedMarker {
     pub at_us: u64,
     pub text: String,
 }
@@ -38,7 +38,7 @@ pub struct Marker {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PayloadIndex {
     pub header: Option<HeaderFields>,
-    pub markers: Vec<Marker>,
+    pub markers: Vec<IndexedMarker>,
     pub exit_status: Option<i32>,
     /// Session time after the chunk's last event.
     pub elapsed_us: u64,
@@ -71,7 +71,7 @@ pub fn index_payload(payload: &[u8], first: bool, elapsed_us: u64) -> PayloadInd
             index.elapsed_us = index.elapsed_us.saturating_add((event.time * 1e6) as u64);
         }
         match event.code.as_str() {
-            "m" => index.markers.push(Marker { at_us: index.elapsed_us, text: event.text() }),
+            "m" => index.markers.push(IndexedMarker { at_us: index.elapsed_us, text: event.text() }),
             "x" => {
                 index.exit_status = match &event.data {
                     Some(Value::String(s)) => s.trim().parse().ok(),
@@ -114,7 +114,7 @@ mod tests {
         assert_eq!(header.host.as_deref(), Some("db1"));
         assert_eq!(header.shell.as_deref(), Some("/bin/bash"));
         assert_eq!(header.timestamp, Some(1_700_000_000));
-        assert_eq!(index.markers, vec![Marker { at_us: 1_750_000, text: "rm -rf /tmp/x".into() }]);
+        assert_eq!(index.markers, vec![IndexedMarker { at_us: 1_750_000, text: "rm -rf /tmp/x".into() }]);
         assert_eq!(index.elapsed_us, 2_000_000);
         assert_eq!(index.exit_status, None);
         assert_eq!(index.unreadable_lines, 0);
@@ -124,7 +124,7 @@ mod tests {
     fn later_chunks_continue_the_clock_and_find_the_exit() {
         let index = index_payload(b"[1.0, \"m\", \"ls\"]\n[0.5, \"x\", \"130\"]\n", false, 10_000_000);
         assert_eq!(index.header, None);
-        assert_eq!(index.markers, vec![Marker { at_us: 11_000_000, text: "ls".into() }]);
+        assert_eq!(index.markers, vec![IndexedMarker { at_us: 11_000_000, text: "ls".into() }]);
         assert_eq!(index.exit_status, Some(130));
         assert_eq!(index.elapsed_us, 11_500_000);
     }
@@ -134,6 +134,6 @@ mod tests {
         let index = index_payload(b"not json\n[\"x\"]\n[-5, \"m\", {\"cmd\":\"ls\"}]\n\xff\xfe\n", false, 7);
         assert_eq!(index.unreadable_lines, 3);
         assert_eq!(index.elapsed_us, 7, "a negative interval does not move the clock");
-        assert_eq!(index.markers, vec![Marker { at_us: 7, text: "{\"cmd\":\"ls\"}".into() }]);
+        assert_eq!(index.markers, vec![IndexedMarker { at_us: 7, text: "{\"cmd\":\"ls\"}".into() }]);
     }
 }
