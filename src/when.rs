@@ -12,8 +12,18 @@
 //! `2 minutes`), relative to where playback is (`+30s`, `-1m`), or a share
 //! of it (`50%`).
 //!
-//! Pure: `now` is passed in. Only UTC offsets are understood, never time zone
-//! names, so a timestamp means the same thing on every machine.
+//! Durations in configuration files ([`parse_duration`]): `90s`, `10m`,
+//! `2h`, or plain seconds (a policy rule's `timeout`).
+//!
+//! Shown: [`format_utc`] and [`format_date`] for tables, [`format_rfc3339_us`]
+//! for exported events, [`format_clock`] for positions, [`format_age`] for
+//! how long ago or how long left.
+//!
+//! This is the only clock, calendar and duration code in the crate: one
+//! proleptic Gregorian conversion each way, one "now" ([`unix_now`]).
+//! Everything but [`unix_now`] is pure: `now` is passed in. Only UTC offsets
+//! are understood, never time zone names, so a timestamp means the same thing
+//! on every machine.
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WhenError {
@@ -203,11 +213,9 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
-/// Unix seconds as `YYYY-MM-DD HH:MM:SSZ`, for tables.
-pub fn format_utc(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Inverse of days_from_civil.
+/// The proleptic Gregorian date of a day count since 1970-01-01 (Howard
+/// Hinnant's `civil_from_days`, the inverse of [`days_from_civil`]).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;
@@ -217,7 +225,23 @@ pub fn format_utc(secs: i64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+/// Unix seconds as `YYYY-MM-DD HH:MM:SSZ`, for tables.
+pub fn format_utc(secs: i64) -> String {
+    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+    let rem = secs.rem_euclid(86_400);
     format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.ffffffZ` for microseconds since the unix epoch
+/// (UTC), for exported events.
+pub fn format_rfc3339_us(us: u64) -> String {
+    let secs = i64::try_from(us / 1_000_000).unwrap_or(i64::MAX);
+    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+    let rem = secs.rem_euclid(86_400);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:06}Z", rem / 3600, rem % 3600 / 60, rem % 60, us % 1_000_000)
 }
 
 /// `2026-11-26 10:04` (UTC), for the replay browser.
@@ -239,9 +263,46 @@ pub fn format_clock(secs: f64) -> String {
     }
 }
 
-/// Seconds since the epoch, for the edges that need "now".
+/// How long ago, or how long left: `42s`, `5m03s`, `2h07m`; negative is 0.
+pub fn format_age(secs: i64) -> String {
+    let secs = secs.max(0);
+    if secs < 60 {
+        format!("{secs}s")
+    } else if secs < 3600 {
+        format!("{}m{:02}s", secs / 60, secs % 60)
+    } else {
+        format!("{}h{:02}m", secs / 3600, (secs % 3600) / 60)
+    }
+}
+
+/// A duration in a configuration file: `"90s"`, `"10m"`, `"2h"`, or plain
+/// seconds; more than zero. The error says what was wrong, for the caller
+/// to prefix with the field.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let s = s.trim();
+    let (digits, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = digits.parse().map_err(|_| format!("{s:?} is not a duration like \"90s\", \"10m\" or \"2h\""))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n.saturating_mul(60),
+        "h" => n.saturating_mul(3600),
+        _ => return Err(format!("{s:?}: unknown unit {unit:?} (use s, m or h)")),
+    };
+    if secs == 0 {
+        return Err("must be more than zero".into());
+    }
+    Ok(std::time::Duration::from_secs(secs))
+}
+
+/// Seconds since the epoch: the one reading of the wall clock, for the
+/// edges that need "now" (0 if the clock is before 1970).
 pub fn unix_now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// [`unix_now`] as the signed seconds the collector's database stores.
+pub fn unix_now_i64() -> i64 {
+    i64::try_from(unix_now()).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]
@@ -326,6 +387,39 @@ mod tests {
         assert_eq!(format_clock(3723.9), "1:02:03");
         assert_eq!(format_clock(65.0), "01:05");
         assert_eq!(format_clock(f64::NAN), "00:00");
+    }
+
+    #[test]
+    fn rfc3339_dates_are_gregorian() {
+        assert_eq!(format_rfc3339_us(0), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(format_rfc3339_us(951_782_400_000_000), "2000-02-29T00:00:00.000000Z");
+        assert_eq!(format_rfc3339_us(4_107_542_399_999_999), "2100-02-28T23:59:59.999999Z");
+    }
+
+    #[test]
+    fn ages_format() {
+        assert_eq!(format_age(-3), "0s");
+        assert_eq!(format_age(59), "59s");
+        assert_eq!(format_age(303), "5m03s");
+        assert_eq!(format_age(7620), "2h07m");
+    }
+
+    #[rstest]
+    #[case("90", 90)]
+    #[case("90s", 90)]
+    #[case(" 10m ", 600)]
+    #[case("2h", 7200)]
+    fn config_durations_parse(#[case] text: &str, #[case] secs: u64) {
+        assert_eq!(parse_duration(text), Ok(std::time::Duration::from_secs(secs)));
+    }
+
+    #[rstest]
+    #[case("", "\"\" is not a duration like \"90s\", \"10m\" or \"2h\"")]
+    #[case("1.5h", "\"1.5h\": unknown unit \".5h\" (use s, m or h)")]
+    #[case("3d", "\"3d\": unknown unit \"d\" (use s, m or h)")]
+    #[case("0m", "must be more than zero")]
+    fn bad_config_durations_are_named(#[case] text: &str, #[case] expected: &str) {
+        assert_eq!(parse_duration(text).unwrap_err(), expected);
     }
 
     #[test]

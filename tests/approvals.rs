@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use collector::{http, Response, Server};
 use common::{Pty, Setup};
-use custos::approval::decision::{Binding, Decision, Verdict};
+use custos::approval::decision::{Binding, Decision, Choice};
 use custos::evidence::HostKey;
 
 const POLICY: &str = r#"
@@ -182,7 +182,7 @@ fn post_decision(server: &Server, request_id: &str, who: &Approver, decision: &D
     )
 }
 
-fn decide(server: &Server, request: &serde_json::Value, who: &Approver, verdict: Verdict, reason: &str) -> Response {
+fn decide(server: &Server, request: &serde_json::Value, who: &Approver, verdict: Choice, reason: &str) -> Response {
     let d = Decision::sign(&who.key, binding(request), verdict, &who.name, reason).unwrap();
     post_decision(server, request["id"].as_str().unwrap(), who, &d)
 }
@@ -226,7 +226,7 @@ fn an_approved_line_runs_once_unchanged_and_a_replayed_decision_is_rejected() {
     let session = request["session"].as_str().unwrap();
     assert_eq!(follow_status(&w.server, session, &alice.token), 200);
     assert_eq!(follow_status(&w.server, session, &olga.token), 403);
-    let r = decide(&w.server, &request, &alice, Verdict::Approve, "ticket 42");
+    let r = decide(&w.server, &request, &alice, Choice::Approve, "ticket 42");
     assert_eq!(r.status, 200, "{}", r.text());
     w.pty.wait_text("bump-ran");
     // Decided: nothing pending in the session, so no more watching.
@@ -234,7 +234,7 @@ fn an_approved_line_runs_once_unchanged_and_a_replayed_decision_is_rejected() {
     assert_eq!(w.count(), "bump first\n");
 
     // The same decision again: the request is no longer pending.
-    let old = Decision::sign(&alice.key, binding(&request), Verdict::Approve, "alice", "ticket 42").unwrap();
+    let old = Decision::sign(&alice.key, binding(&request), Choice::Approve, "alice", "ticket 42").unwrap();
     let again = post_decision(&w.server, request["id"].as_str().unwrap(), &alice, &old);
     assert_eq!((again.status, again.code()), (409, "not_pending".into()), "{}", again.text());
 
@@ -248,14 +248,14 @@ fn an_approved_line_runs_once_unchanged_and_a_replayed_decision_is_rejected() {
     // Nor does one for another line (same request id, other hash).
     let mut other = binding(&second);
     other.line_sha256 = custos::approval::decision::line_hash("bump second");
-    let forged = Decision::sign(&alice.key, other, Verdict::Approve, "alice", "x").unwrap();
+    let forged = Decision::sign(&alice.key, other, Choice::Approve, "alice", "x").unwrap();
     let r = post_decision(&w.server, second["id"].as_str().unwrap(), &alice, &forged);
     assert_eq!((r.status, r.code()), (400, "bad_decision".into()), "{}", r.text());
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(w.count(), "bump first\n", "a replayed decision released the line");
 
     // Denial: the line does not run and the user sees who and why.
-    let r = decide(&w.server, &second, &alice, Verdict::Deny, "not during the freeze");
+    let r = decide(&w.server, &second, &alice, Choice::Deny, "not during the freeze");
     assert_eq!(r.status, 200, "{}", r.text());
     w.pty.wait_text("denied by alice: not during the freeze");
     std::thread::sleep(Duration::from_millis(300));
@@ -283,13 +283,13 @@ fn zsh_holds_an_approve_line_and_runs_it_once_approved() {
     let request = w.one_pending(&alice);
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(w.count(), "");
-    let r = decide(&w.server, &request, &alice, Verdict::Approve, "zsh ok");
+    let r = decide(&w.server, &request, &alice, Choice::Approve, "zsh ok");
     assert_eq!(r.status, 200, "{}", r.text());
     w.pty.wait_text("bump-ran");
     assert_eq!(w.count(), "bump from-zsh\n");
     w.pty.line("bump denied-zsh");
     let request = w.one_pending(&alice);
-    let r = decide(&w.server, &request, &alice, Verdict::Deny, "no");
+    let r = decide(&w.server, &request, &alice, Choice::Deny, "no");
     assert_eq!(r.status, 200, "{}", r.text());
     w.pty.wait_text("denied by alice: no");
     std::thread::sleep(Duration::from_millis(200));
@@ -307,25 +307,25 @@ fn quorum_needs_two_distinct_approvers_and_refuses_self_and_outsiders() {
     w.pty.line("double it");
     let request = w.one_pending(&alice);
     // The requester cannot approve their own line.
-    let r = decide(&w.server, &request, &me, Verdict::Approve, "it is fine");
+    let r = decide(&w.server, &request, &me, Choice::Approve, "it is fine");
     assert_eq!((r.status, r.code()), (403, "self_approval".into()), "{}", r.text());
     // Someone outside the rule's group cannot either (and does not see it).
     assert!(w.pending(&dave).is_empty());
-    let r = decide(&w.server, &request, &dave, Verdict::Approve, "sure");
+    let r = decide(&w.server, &request, &dave, Choice::Approve, "sure");
     assert_eq!((r.status, r.code()), (403, "not_approver".into()), "{}", r.text());
     // A decision signed with someone else's key is refused.
-    let wrong_key = Decision::sign(&carol.key, binding(&request), Verdict::Approve, "alice", "x").unwrap();
+    let wrong_key = Decision::sign(&carol.key, binding(&request), Choice::Approve, "alice", "x").unwrap();
     let r = post_decision(&w.server, request["id"].as_str().unwrap(), &alice, &wrong_key);
     assert_eq!((r.status, r.code()), (403, "key_mismatch".into()), "{}", r.text());
 
-    let r = decide(&w.server, &request, &alice, Verdict::Approve, "one");
+    let r = decide(&w.server, &request, &alice, Choice::Approve, "one");
     assert_eq!(r.status, 200, "{}", r.text());
     w.pty.wait_text("1/2 approvals");
-    let r = decide(&w.server, &request, &alice, Verdict::Approve, "one again");
+    let r = decide(&w.server, &request, &alice, Choice::Approve, "one again");
     assert_eq!((r.status, r.code()), (409, "already_decided".into()), "{}", r.text());
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(w.count(), "", "one approval of two released the line");
-    let r = decide(&w.server, &request, &carol, Verdict::Approve, "two");
+    let r = decide(&w.server, &request, &carol, Choice::Approve, "two");
     assert_eq!(r.status, 200, "{}", r.text());
     w.pty.wait_text("double-ran");
     assert_eq!(w.count(), "double it\n");
@@ -356,7 +356,7 @@ fn expiry_and_withdrawal_with_ctrl_c_leave_the_line_unrun_in_the_editor() {
         w.server.get(&format!("/v1/approvals/{}", request["id"].as_str().unwrap()), Some(&alice.token)).json()["state"] == "withdrawn"
     });
     // Too late to approve now.
-    let r = decide(&w.server, &request, &alice, Verdict::Approve, "ok");
+    let r = decide(&w.server, &request, &alice, Choice::Approve, "ok");
     assert_eq!((r.status, r.code()), (409, "not_pending".into()));
     // Still in the editor: Enter sends it again, as a new request.
     assert!(w.pty.screen_text().lines().any(|l| l.starts_with("gate> bump later")), "{}", w.pty.screen_text());
@@ -377,7 +377,7 @@ fn a_rule_that_wants_a_reason_asks_for_it_and_sends_it() {
     w.pty.send(b"INC-7 restore\r");
     let request = w.one_pending(&alice);
     assert_eq!(request["reason"], "INC-7 restore");
-    let r = decide(&w.server, &request, &alice, Verdict::Approve, "ok");
+    let r = decide(&w.server, &request, &alice, Choice::Approve, "ok");
     assert_eq!(r.status, 200, "{}", r.text());
     w.pty.wait_text("explain-ran");
     assert_eq!(w.count(), "explain all\n");
@@ -427,7 +427,7 @@ fn a_command_given_with_c_waits_for_approval_then_runs_or_is_refused() {
     assert_eq!(request["line"], "bump via-c");
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(counted(), "", "the command ran before approval");
-    assert_eq!(decide(&server, &request, &alice, Verdict::Approve, "deploy window").status, 200);
+    assert_eq!(decide(&server, &request, &alice, Choice::Approve, "deploy window").status, 200);
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
@@ -441,7 +441,7 @@ fn a_command_given_with_c_waits_for_approval_then_runs_or_is_refused() {
     // Denied: refused with who and why, and not run.
     let child = run("bump denied");
     let request = pending();
-    assert_eq!(decide(&server, &request, &alice, Verdict::Deny, "not on a friday").status, 200);
+    assert_eq!(decide(&server, &request, &alice, Choice::Deny, "not on a friday").status, 200);
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(126));
     let err = String::from_utf8_lossy(&out.stderr);
@@ -476,7 +476,7 @@ fn with_the_status_line_off_a_held_line_still_shows_its_wait() {
     // The status line appears on the last row for the wait...
     w.pty.wait_for("the wait on the last row", |s| s.lines().nth(23).is_some_and(|l| l.contains("waiting for approval")));
     let request = w.one_pending(&alice);
-    let r = decide(&w.server, &request, &alice, Verdict::Approve, "fine");
+    let r = decide(&w.server, &request, &alice, Choice::Approve, "fine");
     assert_eq!(r.status, 200, "{}", r.text());
     w.pty.wait_text("bump-ran");
     // ...and goes with it: the shell has all 24 rows again.
@@ -502,7 +502,7 @@ fn a_recorder_killed_while_a_line_waits_withdraws_its_request() {
         w.server.get(&format!("/v1/approvals/{id}"), Some(&alice.token)).json()["state"] == "withdrawn"
     });
     assert!(w.pending(&alice).is_empty());
-    let r = decide(&w.server, &request, &alice, Verdict::Approve, "too late");
+    let r = decide(&w.server, &request, &alice, Choice::Approve, "too late");
     assert_eq!((r.status, r.code()), (409, "not_pending".into()), "{}", r.text());
     assert_eq!(w.count(), "");
 }
@@ -523,7 +523,7 @@ fn a_collector_restart_while_pending_is_survived() {
     drop(std::mem::replace(&mut w.server, server));
     let again = w.one_pending(&alice);
     assert_eq!(again["id"], request["id"], "the request did not survive the restart");
-    let r = decide(&w.server, &again, &alice, Verdict::Approve, "after restart");
+    let r = decide(&w.server, &again, &alice, Choice::Approve, "after restart");
     assert_eq!(r.status, 200, "{}", r.text());
     w.pty.wait_text("bump-ran");
     assert_eq!(w.count(), "bump after-restart\n");
@@ -559,7 +559,7 @@ fn a_line_held_past_the_hooks_read_timeout_still_runs_once_approved() {
     // The hooks give up on a silent recorder after 30 s; WAIT keeps them.
     std::thread::sleep(Duration::from_secs(33));
     assert!(!w.pty.screen_text().contains("unavailable"), "{}", w.pty.screen_text());
-    let r = decide(&w.server, &request, &alice, Verdict::Approve, "finally");
+    let r = decide(&w.server, &request, &alice, Choice::Approve, "finally");
     assert_eq!(r.status, 200, "{}", r.text());
     w.pty.wait_text("bump-ran");
     assert_eq!(w.count(), "bump slowly\n");
@@ -926,7 +926,7 @@ fn bench_decision_to_command_start() {
     for i in 0..n {
         w.pty.line("bump");
         let request = w.one_pending(&alice);
-        let d = Decision::sign(&alice.key, binding(&request), Verdict::Approve, "alice", "bench").unwrap();
+        let d = Decision::sign(&alice.key, binding(&request), Choice::Approve, "alice", "bench").unwrap();
         let t0 = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
         let r = post_decision(&w.server, request["id"].as_str().unwrap(), &alice, &d);
         assert_eq!(r.status, 200, "{}", r.text());
@@ -1014,7 +1014,7 @@ fn bench_collector_10k_pending_200_watchers() {
     let window = 30;
     let mut rss_max = 0;
     for request in requests.iter().take(window) {
-        let d = Decision::sign(&alice.key, binding(request), Verdict::Approve, "alice", "bench").unwrap();
+        let d = Decision::sign(&alice.key, binding(request), Choice::Approve, "alice", "bench").unwrap();
         assert_eq!(post_decision(&server, request["id"].as_str().unwrap(), &alice, &d).status, 200);
         std::thread::sleep(Duration::from_secs(1));
         rss_max = rss_max.max(proc_cpu_rss(pid).1);

@@ -164,7 +164,7 @@ fn bad_id_tokens_are_rejected_each_with_its_reason() {
     let cache = dir.path().join("cache");
     oidc::login(&idp, &cache, "carol", "carol");
     let token = oidc::cached_id_token(&cache, "carol");
-    let now = custos::identity::unix_now();
+    let now = custos::when::unix_now();
     rt().block_on(async {
         let mut right = Provider::discover(&idp.issuer, "custos").await.unwrap();
         assert!(right.verify(&token, now, "groups", Obtained::Device).await.is_ok());
@@ -206,7 +206,7 @@ fn a_rotated_signing_key_is_fetched_once_and_accepted() {
     let old = oidc::cached_id_token(&dir.path().join("a"), "dave");
     rt().block_on(async {
         let mut verifier = Provider::discover(&first.issuer, "custos").await.unwrap();
-        let now = custos::identity::unix_now();
+        let now = custos::when::unix_now();
         assert!(verifier.verify(&old, now, "groups", Obtained::Device).await.is_ok());
         // The provider restarts with a new key on the same issuer.
         drop(first);
@@ -352,7 +352,7 @@ fn upload_session(server: &collector::Server, key: &custos::evidence::HostKey, i
         command: None,
         identity,
     };
-    let header = custos::evidence::asciicast::Header::new(info, 80, 24, None, custos::identity::unix_now());
+    let header = custos::evidence::asciicast::Header::new(info, 80, 24, None, custos::when::unix_now());
     let mut text = String::from_utf8(custos::evidence::asciicast::Encoder::header(&header)).unwrap();
     text.push_str("[0.1, \"o\", \"hello\\r\\n\"]\n[0.1, \"x\", \"0\"]\n");
     for chunk in collector::seal_chain(key, session, &[text], true) {

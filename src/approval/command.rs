@@ -26,7 +26,7 @@ pub struct Waited {
     /// Audit records and markers for the recording, in order.
     pub effects: Vec<Effect>,
     /// `None`: approved, run it. Otherwise the outcome and why not.
-    pub refusal: Option<(&'static str, String)>,
+    pub refusal: Option<(crate::evidence::marker::Outcome, String)>,
 }
 
 /// The status text without its clock, so stderr hears of changes only.
@@ -77,7 +77,7 @@ pub fn wait(settings: Settings, held: &Held, shown: String) -> Waited {
         } else if approvals.fd().is_none() {
             std::thread::sleep(Duration::from_millis(200));
             if !approvals.holding() {
-                break Some(("error", "approval unavailable: the approval agent is not running".into()));
+                break Some((crate::evidence::marker::Outcome::Error, "approval unavailable: the approval agent is not running".into()));
             }
         }
     };

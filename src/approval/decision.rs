@@ -48,19 +48,20 @@ use crate::evidence::{HostKey, PublicKey};
 
 const CONTEXT: &str = "custos-approval-decision-v1";
 
-/// Approve or deny.
+/// An approver's choice: approve or deny (the policy's verdict is
+/// [`crate::policy::Verdict`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Verdict {
+pub enum Choice {
     Approve,
     Deny,
 }
 
-impl Verdict {
+impl Choice {
     pub fn as_str(self) -> &'static str {
         match self {
-            Verdict::Approve => "approve",
-            Verdict::Deny => "deny",
+            Choice::Approve => "approve",
+            Choice::Deny => "deny",
         }
     }
 }
@@ -80,7 +81,7 @@ pub struct Binding {
 pub struct Decision {
     #[serde(flatten)]
     pub binding: Binding,
-    pub verdict: Verdict,
+    pub verdict: Choice,
     pub approver: String,
     pub reason: String,
     /// The approver's public key, `ed25519:<base64>`.
@@ -134,7 +135,7 @@ pub fn line_hash(line: &str) -> String {
     })
 }
 
-fn message(b: &Binding, verdict: Verdict, approver: &str, reason: &str, attested: Option<&Attestation>) -> Result<Vec<u8>, DecisionError> {
+fn message(b: &Binding, verdict: Choice, approver: &str, reason: &str, attested: Option<&Attestation>) -> Result<Vec<u8>, DecisionError> {
     let (issuer, subject) = attested.map_or(("", ""), |a| (a.issuer.as_str(), a.subject.as_str()));
     for (name, v) in [
         ("request_id", b.request_id.as_str()),
@@ -166,18 +167,18 @@ fn message(b: &Binding, verdict: Verdict, approver: &str, reason: &str, attested
 
 impl Decision {
     /// Signs a decision on `binding` with the approver's key.
-    pub fn sign(key: &HostKey, binding: Binding, verdict: Verdict, approver: &str, reason: &str) -> Result<Decision, DecisionError> {
+    pub fn sign(key: &HostKey, binding: Binding, verdict: Choice, approver: &str, reason: &str) -> Result<Decision, DecisionError> {
         Self::signed(key, binding, verdict, approver, reason, None)
     }
 
     /// The collector's decision on behalf of an approver it verified with
     /// the identity provider: signed with the collector's key, naming the
     /// approver's issuer and subject.
-    pub fn attest(collector: &HostKey, binding: Binding, verdict: Verdict, approver: &str, reason: &str, who: Attestation) -> Result<Decision, DecisionError> {
+    pub fn attest(collector: &HostKey, binding: Binding, verdict: Choice, approver: &str, reason: &str, who: Attestation) -> Result<Decision, DecisionError> {
         Self::signed(collector, binding, verdict, approver, reason, Some(Box::new(who)))
     }
 
-    fn signed(key: &HostKey, binding: Binding, verdict: Verdict, approver: &str, reason: &str, attested: Option<Box<Attestation>>) -> Result<Decision, DecisionError> {
+    fn signed(key: &HostKey, binding: Binding, verdict: Choice, approver: &str, reason: &str, attested: Option<Box<Attestation>>) -> Result<Decision, DecisionError> {
         if reason.trim().is_empty() {
             return Err(DecisionError::NoReason);
         }
@@ -242,14 +243,14 @@ mod tests {
     #[test]
     fn a_signed_decision_checks_against_its_own_binding() {
         let key = HostKey::from_seed([7; 32]);
-        let d = Decision::sign(&key, binding(), Verdict::Approve, "alice", "ticket 42").unwrap();
+        let d = Decision::sign(&key, binding(), Choice::Approve, "alice", "ticket 42").unwrap();
         assert_eq!(d.check(&binding()), Ok(()));
     }
 
     #[test]
     fn a_decision_replayed_elsewhere_is_rejected() {
         let key = HostKey::from_seed([7; 32]);
-        let d = Decision::sign(&key, binding(), Verdict::Approve, "alice", "ok").unwrap();
+        let d = Decision::sign(&key, binding(), Choice::Approve, "alice", "ok").unwrap();
         let mut other = binding();
         other.request_id = "r2".into();
         assert!(matches!(d.check(&other), Err(DecisionError::OtherRequest { .. })));
@@ -267,10 +268,10 @@ mod tests {
     #[test]
     fn an_edited_decision_fails_its_signature() {
         let key = HostKey::from_seed([7; 32]);
-        let mut d = Decision::sign(&key, binding(), Verdict::Deny, "alice", "no").unwrap();
-        d.verdict = Verdict::Approve;
+        let mut d = Decision::sign(&key, binding(), Choice::Deny, "alice", "no").unwrap();
+        d.verdict = Choice::Approve;
         assert!(matches!(d.check(&binding()), Err(DecisionError::BadSignature { .. })));
-        let mut d = Decision::sign(&key, binding(), Verdict::Approve, "alice", "ok").unwrap();
+        let mut d = Decision::sign(&key, binding(), Choice::Approve, "alice", "ok").unwrap();
         d.approver = "mallory".into();
         assert!(matches!(d.check(&binding()), Err(DecisionError::BadSignature { .. })));
         d.signature = "!!".into();
@@ -283,7 +284,7 @@ mod tests {
     fn an_attested_decision_binds_the_approvers_identity() {
         let collector = HostKey::from_seed([9; 32]);
         let who = Attestation { issuer: "https://idp".into(), subject: "alice".into() };
-        let d = Decision::attest(&collector, binding(), Verdict::Approve, "alice@example.com", "ticket 7", who.clone()).unwrap();
+        let d = Decision::attest(&collector, binding(), Choice::Approve, "alice@example.com", "ticket 7", who.clone()).unwrap();
         assert_eq!(d.check(&binding()), Ok(()));
         assert_eq!(d.public_key, collector.public().to_string());
         // Claiming someone else, or dropping the attestation, breaks it.
@@ -294,14 +295,14 @@ mod tests {
         bare.attested = None;
         assert!(matches!(bare.check(&binding()), Err(DecisionError::BadSignature { .. })));
         // A plain decision's text is unchanged by the new field.
-        let plain = Decision::sign(&collector, binding(), Verdict::Approve, "alice@example.com", "ticket 7").unwrap();
+        let plain = Decision::sign(&collector, binding(), Choice::Approve, "alice@example.com", "ticket 7").unwrap();
         assert!(!serde_json::to_string(&plain).unwrap().contains("attested"));
     }
 
     #[test]
     fn newlines_and_empty_reasons_are_refused() {
         let key = HostKey::from_seed([7; 32]);
-        assert_eq!(Decision::sign(&key, binding(), Verdict::Approve, "a\nb", "ok"), Err(DecisionError::Newline("approver")));
-        assert_eq!(Decision::sign(&key, binding(), Verdict::Approve, "a", "  "), Err(DecisionError::NoReason));
+        assert_eq!(Decision::sign(&key, binding(), Choice::Approve, "a\nb", "ok"), Err(DecisionError::Newline("approver")));
+        assert_eq!(Decision::sign(&key, binding(), Choice::Approve, "a", "  "), Err(DecisionError::NoReason));
     }
 }

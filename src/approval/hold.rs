@@ -10,7 +10,8 @@
 
 use std::time::Instant;
 
-use super::decision::{Binding, Decision, Verdict};
+use super::decision::{Binding, Decision, Choice};
+use crate::evidence::marker::Outcome;
 use super::wire::{FromAgent, NewRequest, ToAgent};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -25,9 +26,9 @@ pub enum Phase {
 pub enum End {
     /// Run the line, once.
     Approved { id: String, decisions: Vec<Decision> },
-    /// Do not run it. `outcome` is `denied`, `expired`, `withdrawn` or
-    /// `error`; `message` is what the user sees.
-    Refused { id: Option<String>, outcome: &'static str, message: String },
+    /// Do not run it. `outcome` is `Denied`, `Expired`, `Withdrawn` or
+    /// `Error`; `message` is what the user sees.
+    Refused { id: Option<String>, outcome: Outcome, message: String },
 }
 
 pub struct Hold {
@@ -62,7 +63,7 @@ impl Hold {
         if keys.contains(&CTRL_C) {
             let id = self.id().map(str::to_owned);
             let withdraw = id.clone().map(|id| ToAgent::Withdraw { id });
-            let end = End::Refused { id, outcome: "withdrawn", message: "approval request withdrawn; the line was not run".into() };
+            let end = End::Refused { id, outcome: Outcome::Withdrawn, message: "approval request withdrawn; the line was not run".into() };
             return (withdraw, Some(end));
         }
         let Phase::Reason { typed } = &mut self.phase else { return (None, None) };
@@ -110,22 +111,22 @@ impl Hold {
             }
             FromAgent::Approved { decisions } => {
                 let Some(id) = id else {
-                    return Some(End::Refused { id: None, outcome: "error", message: "an approval came for no request".into() });
+                    return Some(End::Refused { id: None, outcome: Outcome::Error, message: "an approval came for no request".into() });
                 };
                 let want = self.binding(&id);
                 let mut names: Vec<&str> = Vec::new();
                 for d in &decisions {
                     if let Err(e) = d.check(&want) {
-                        return Some(End::Refused { id: Some(id), outcome: "error", message: format!("an approval was rejected: {e}") });
+                        return Some(End::Refused { id: Some(id), outcome: Outcome::Error, message: format!("an approval was rejected: {e}") });
                     }
                     let own = d.approver == self.request.user || (d.attested.is_some() && d.attested.as_deref() == self.request.identity.as_ref());
-                    if d.verdict == Verdict::Approve && !own && !names.contains(&d.approver.as_str()) {
+                    if d.verdict == Choice::Approve && !own && !names.contains(&d.approver.as_str()) {
                         names.push(&d.approver);
                     }
                 }
                 if u32::try_from(names.len()).unwrap_or(0) < self.request.quorum {
                     let message = format!("an approval was rejected: {} of {} approvers", names.len(), self.request.quorum);
-                    return Some(End::Refused { id: Some(id), outcome: "error", message });
+                    return Some(End::Refused { id: Some(id), outcome: Outcome::Error, message });
                 }
                 Some(End::Approved { id, decisions })
             }
@@ -134,15 +135,15 @@ impl Hold {
                     Some(Ok(())) => format!("denied by {}: {}", decision.approver, decision.reason),
                     _ => format!("denied (by {}, reason {:?}; the decision did not verify)", decision.approver, decision.reason),
                 };
-                Some(End::Refused { id, outcome: "denied", message })
+                Some(End::Refused { id, outcome: Outcome::Denied, message })
             }
             FromAgent::Expired => Some(End::Refused {
                 id,
-                outcome: "expired",
+                outcome: Outcome::Expired,
                 message: format!("approval request expired after {}s with no decision; the line was not run", self.request.timeout_secs),
             }),
-            FromAgent::Withdrawn => Some(End::Refused { id, outcome: "withdrawn", message: "approval request withdrawn".into() }),
-            FromAgent::Error { message } => Some(End::Refused { id, outcome: "error", message: format!("approval unavailable: {message}") }),
+            FromAgent::Withdrawn => Some(End::Refused { id, outcome: Outcome::Withdrawn, message: "approval request withdrawn".into() }),
+            FromAgent::Error { message } => Some(End::Refused { id, outcome: Outcome::Error, message: format!("approval unavailable: {message}") }),
         }
     }
 
@@ -195,7 +196,7 @@ mod tests {
         }
     }
 
-    fn sign(seed: u8, who: &str, id: &str, line: &str, verdict: Verdict) -> Decision {
+    fn sign(seed: u8, who: &str, id: &str, line: &str, verdict: Choice) -> Decision {
         let b = Binding { request_id: id.into(), session: "s".into(), host: "h".into(), line_sha256: line_hash(line) };
         Decision::sign(&HostKey::from_seed([seed; 32]), b, verdict, who, "ok").unwrap()
     }
@@ -210,27 +211,27 @@ mod tests {
     #[test]
     fn a_quorum_of_bound_decisions_releases_the_line() {
         let mut h = waiting();
-        let d = vec![sign(1, "alice", "r1", "pg_dump prod", Verdict::Approve), sign(2, "carol", "r1", "pg_dump prod", Verdict::Approve)];
+        let d = vec![sign(1, "alice", "r1", "pg_dump prod", Choice::Approve), sign(2, "carol", "r1", "pg_dump prod", Choice::Approve)];
         assert!(matches!(h.agent(FromAgent::Approved { decisions: d }), Some(End::Approved { .. })));
     }
 
     #[test]
     fn a_decision_for_another_request_or_line_is_refused() {
         let mut h = waiting();
-        let d = vec![sign(1, "alice", "r0", "pg_dump prod", Verdict::Approve), sign(2, "carol", "r1", "pg_dump prod", Verdict::Approve)];
-        assert!(matches!(h.agent(FromAgent::Approved { decisions: d }), Some(End::Refused { outcome: "error", .. })));
+        let d = vec![sign(1, "alice", "r0", "pg_dump prod", Choice::Approve), sign(2, "carol", "r1", "pg_dump prod", Choice::Approve)];
+        assert!(matches!(h.agent(FromAgent::Approved { decisions: d }), Some(End::Refused { outcome: Outcome::Error, .. })));
         let mut h = waiting();
-        let d = vec![sign(1, "alice", "r1", "pg_dump prod2", Verdict::Approve), sign(2, "carol", "r1", "pg_dump prod", Verdict::Approve)];
-        assert!(matches!(h.agent(FromAgent::Approved { decisions: d }), Some(End::Refused { outcome: "error", .. })));
+        let d = vec![sign(1, "alice", "r1", "pg_dump prod2", Choice::Approve), sign(2, "carol", "r1", "pg_dump prod", Choice::Approve)];
+        assert!(matches!(h.agent(FromAgent::Approved { decisions: d }), Some(End::Refused { outcome: Outcome::Error, .. })));
     }
 
     #[test]
     fn one_approver_twice_or_the_requester_does_not_make_a_quorum() {
         let mut h = waiting();
-        let d = vec![sign(1, "alice", "r1", "pg_dump prod", Verdict::Approve), sign(1, "alice", "r1", "pg_dump prod", Verdict::Approve)];
+        let d = vec![sign(1, "alice", "r1", "pg_dump prod", Choice::Approve), sign(1, "alice", "r1", "pg_dump prod", Choice::Approve)];
         assert!(matches!(h.agent(FromAgent::Approved { decisions: d }), Some(End::Refused { .. })));
         let mut h = waiting();
-        let d = vec![sign(1, "alice", "r1", "pg_dump prod", Verdict::Approve), sign(3, "bob", "r1", "pg_dump prod", Verdict::Approve)];
+        let d = vec![sign(1, "alice", "r1", "pg_dump prod", Choice::Approve), sign(3, "bob", "r1", "pg_dump prod", Choice::Approve)];
         assert!(matches!(h.agent(FromAgent::Approved { decisions: d }), Some(End::Refused { .. })));
     }
 
@@ -244,15 +245,15 @@ mod tests {
         assert_eq!(h.agent(FromAgent::Created { id: "r1".into(), expires_at: 0 }), None);
         let b = Binding { request_id: "r1".into(), session: "s".into(), host: "h".into(), line_sha256: line_hash("pg_dump prod") };
         let collector = HostKey::from_seed([5; 32]);
-        let own = Decision::attest(&collector, b.clone(), Verdict::Approve, "bob@example.com", "mine", me).unwrap();
-        let d = vec![own.clone(), sign(1, "alice", "r1", "pg_dump prod", Verdict::Approve)];
+        let own = Decision::attest(&collector, b.clone(), Choice::Approve, "bob@example.com", "mine", me).unwrap();
+        let d = vec![own.clone(), sign(1, "alice", "r1", "pg_dump prod", Choice::Approve)];
         assert!(matches!(h.agent(FromAgent::Approved { decisions: d }), Some(End::Refused { .. })));
         // Someone else's attested approval does count.
         let (mut h, _) = Hold::new(request(), false, Instant::now());
         assert_eq!(h.agent(FromAgent::Created { id: "r1".into(), expires_at: 0 }), None);
         let carol = Attestation { issuer: "https://idp".into(), subject: "carol-sub".into() };
-        let theirs = Decision::attest(&collector, b, Verdict::Approve, "carol@example.com", "fine", carol).unwrap();
-        let d = vec![theirs, sign(1, "alice", "r1", "pg_dump prod", Verdict::Approve)];
+        let theirs = Decision::attest(&collector, b, Choice::Approve, "carol@example.com", "fine", carol).unwrap();
+        let d = vec![theirs, sign(1, "alice", "r1", "pg_dump prod", Choice::Approve)];
         assert!(matches!(h.agent(FromAgent::Approved { decisions: d }), Some(End::Approved { .. })));
     }
 
@@ -273,13 +274,13 @@ mod tests {
         assert!(h.status(Instant::now()).contains("waiting for approval"));
         let (msg, end) = h.keys(b"x\x03");
         assert_eq!(msg, Some(ToAgent::Withdraw { id: "r7".into() }));
-        assert!(matches!(end, Some(End::Refused { outcome: "withdrawn", .. })));
+        assert!(matches!(end, Some(End::Refused { outcome: Outcome::Withdrawn, .. })));
     }
 
     #[test]
     fn denial_names_who_and_why() {
         let mut h = waiting();
-        let end = h.agent(FromAgent::Denied { decision: sign(1, "alice", "r1", "pg_dump prod", Verdict::Deny) });
-        assert_eq!(end, Some(End::Refused { id: Some("r1".into()), outcome: "denied", message: "denied by alice: ok".into() }));
+        let end = h.agent(FromAgent::Denied { decision: sign(1, "alice", "r1", "pg_dump prod", Choice::Deny) });
+        assert_eq!(end, Some(End::Refused { id: Some("r1".into()), outcome: Outcome::Denied, message: "denied by alice: ok".into() }));
     }
 }

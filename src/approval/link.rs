@@ -21,6 +21,7 @@ use serde_json::json;
 use super::decision::line_hash;
 use super::hold::{short, End, Hold};
 use super::wire::{encode, FromAgent, Lines, NewRequest, ToAgent, VERSION};
+use crate::evidence::marker::{Marker, Outcome};
 use crate::gate::Held;
 
 /// What the session loop does with the hold's news.
@@ -29,10 +30,10 @@ pub enum Effect {
     /// An `a` record for the recording.
     Audit(serde_json::Value),
     /// An `m` marker.
-    Marker(String),
+    Marker(Marker),
     /// Answer the held line: `None` runs it, `Some((outcome, message))`
     /// refuses it.
-    Resolve(Option<(&'static str, String)>),
+    Resolve(Option<(Outcome, String)>),
 }
 
 /// Where the agent reaches the collector, and who is asking.
@@ -262,7 +263,7 @@ impl Approvals {
         }
         let Some(hold) = self.hold.as_mut() else { return };
         if let FromAgent::Created { id, expires_at } = &msg {
-            effects.push(Effect::Marker(format!("approval requested ({}): $ {}", short(id), self.shown_line)));
+            effects.push(Effect::Marker(Marker::ApprovalRequested { request: short(id).to_owned(), line: self.shown_line.clone() }));
             effects.push(Effect::Audit(json!({
                 "kind": "approval", "event": "requested", "request": id, "expires_at": expires_at,
                 "rule": hold.request.rule, "approvers": hold.request.approvers, "quorum": hold.request.quorum,
@@ -283,12 +284,12 @@ impl Approvals {
         match end {
             End::Approved { id, decisions } => {
                 let names: Vec<String> = decisions.iter().map(|d| format!("{} ({})", d.approver, d.reason)).collect();
-                effects.push(Effect::Marker(format!("approved by {}: $ {line}", names.join(", "))));
+                effects.push(Effect::Marker(Marker::Approved { by: names.join(", "), line: line.clone() }));
                 effects.push(Effect::Audit(json!({"kind": "approval", "event": "approved", "request": id, "decisions": decisions})));
                 effects.push(Effect::Resolve(None));
             }
             End::Refused { id, outcome, message } => {
-                effects.push(Effect::Marker(format!("{outcome}: {message}: $ {line}")));
+                effects.push(Effect::Marker(Marker::ApprovalRefused { outcome, message: message.clone(), line: line.clone() }));
                 effects.push(Effect::Audit(json!({"kind": "approval", "event": outcome, "request": id, "message": message})));
                 effects.push(Effect::Resolve(Some((outcome, message))));
             }
@@ -302,7 +303,7 @@ impl Approvals {
                 Err(e) => {
                     let end = End::Refused {
                         id: None,
-                        outcome: "error",
+                        outcome: Outcome::Error,
                         message: format!("approval unavailable: cannot start {}: {e}", self.settings.exe.display()),
                     };
                     if self.hold.is_some() {
@@ -316,7 +317,7 @@ impl Approvals {
         if failed {
             self.agent = None;
             if self.hold.is_some() {
-                self.end(End::Refused { id: None, outcome: "error", message: "approval unavailable: the approval agent stopped".into() }, effects);
+                self.end(End::Refused { id: None, outcome: Outcome::Error, message: "approval unavailable: the approval agent stopped".into() }, effects);
             }
         }
     }
@@ -360,8 +361,8 @@ mod tests {
                 line: "pg_dump prod".into(),
                 cwd: "/".into(),
                 source: "enter",
-                verdict: "pending",
-                outcome: "held",
+                verdict: crate::gate::RecordVerdict::Pending,
+                outcome: Outcome::Held,
                 rule: Some("dump".into()),
                 message: None,
                 programs: vec!["pg_dump".into()],
@@ -397,7 +398,7 @@ mod tests {
         let mut a = approvals("/nonexistent/custos");
         let effects = a.start(&held(false), "pg_dump prod".into(), String::new(), Instant::now());
         match effects.last() {
-            Some(Effect::Resolve(Some(("error", message)))) => assert!(message.contains("cannot start"), "{message}"),
+            Some(Effect::Resolve(Some((Outcome::Error, message)))) => assert!(message.contains("cannot start"), "{message}"),
             other => panic!("{other:?}"),
         }
         assert!(!a.holding());
@@ -421,7 +422,7 @@ mod tests {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        assert!(matches!(effects.last(), Some(Effect::Resolve(Some(("error", _))))), "{effects:?}");
+        assert!(matches!(effects.last(), Some(Effect::Resolve(Some((Outcome::Error, _))))), "{effects:?}");
     }
 
     #[test]
@@ -430,6 +431,6 @@ mod tests {
         assert!(a.start(&held(true), "pg_dump prod".into(), String::new(), Instant::now()).is_empty());
         assert!(a.status(Instant::now()).unwrap().contains("needs a reason"));
         let effects = a.keys(b"\x03");
-        assert!(matches!(effects.last(), Some(Effect::Resolve(Some(("withdrawn", _))))), "{effects:?}");
+        assert!(matches!(effects.last(), Some(Effect::Resolve(Some((Outcome::Withdrawn, _))))), "{effects:?}");
     }
 }

@@ -128,7 +128,7 @@ impl RequestView {
         let mut names: Vec<&str> = self
             .decisions
             .iter()
-            .filter(|d| d.verdict == super::decision::Verdict::Approve)
+            .filter(|d| d.verdict == super::decision::Choice::Approve)
             .map(|d| d.approver.as_str())
             .collect();
         names.sort_unstable();

@@ -21,7 +21,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use base64::Engine as _;
 
-use crate::approval::decision::Verdict;
+use crate::approval::decision::Choice;
 use crate::approval::wire::{encode, FromAgent, NewRequest, RequestView, State, ToAgent, VERSION};
 use crate::evidence::HostKey;
 
@@ -132,7 +132,7 @@ async fn agent(server: String, key: HostKey) -> anyhow::Result<ExitCode> {
                         let done = match view.state {
                             State::Pending => None,
                             State::Approved => Some(FromAgent::Approved { decisions: view.decisions.clone() }),
-                            State::Denied => match view.decisions.iter().find(|d| d.verdict == Verdict::Deny) {
+                            State::Denied => match view.decisions.iter().find(|d| d.verdict == Choice::Deny) {
                                 Some(d) => Some(FromAgent::Denied { decision: d.clone() }),
                                 None => Some(FromAgent::Error { message: "the collector says denied but shows no denial".into() }),
                             },

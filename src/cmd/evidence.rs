@@ -108,7 +108,7 @@ fn excerpt(cast: Vec<u8>, args: &ExportArgs) -> anyhow::Result<Vec<u8>> {
         return Ok(cast);
     }
     let bounds = export::bounds(&cast)?;
-    let now = i64::try_from(crate::when::unix_now()).unwrap_or(i64::MAX);
+    let now = crate::when::unix_now_i64();
     let from = args.from.as_deref().map(|t| range_point(t, bounds, now)).transpose().context("--from")?.unwrap_or(0);
     let to = args.to.as_deref().map(|t| range_point(t, bounds, now)).transpose().context("--to")?;
     if let Some(to) = to {

@@ -18,7 +18,7 @@ use anyhow::Context as _;
 use crate::serve::app::App;
 use crate::serve::config::ServeConfig;
 use crate::serve::store::{Store, TokenKind};
-use crate::serve::unix_now;
+use crate::when::unix_now_i64 as unix_now;
 use crate::serve::{api, approvals};
 
 #[derive(clap::Args, Debug)]

@@ -45,7 +45,7 @@ pub struct Args {
 }
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
-    let now = i64::try_from(crate::when::unix_now()).unwrap_or(i64::MAX);
+    let now = crate::when::unix_now_i64();
     let mut query: Vec<(&str, String)> = vec![("limit", args.limit.to_string())];
     if let Some(u) = &args.user {
         query.push(("user", u.clone()));

@@ -190,8 +190,10 @@ pub enum ParseError {
 }
 
 /// Parses one event line, `[time, code, data]`. Blank lines and v3
-/// comment lines (`#`) are `None`. This is the one event parser: [`Cast`]
-/// and [`Recording`] both read their events through it.
+/// comment lines (`#`) are `None`. This is the one event parser: [`Cast`],
+/// [`Recording`], the export (`super::export`) and the approver's live
+/// screen read their events through it; the collector's index reads
+/// through [`read_event_loose`].
 pub fn parse_event_line(line: &str, number: usize) -> Result<Option<(f64, String, String)>, ParseError> {
     let trimmed = line.trim();
     if trimmed.is_empty() || trimmed.starts_with('#') {
@@ -203,6 +205,46 @@ pub fn parse_event_line(line: &str, number: usize) -> Result<Option<(f64, String
         return Err(ParseError::Time { line: number, time: event.0 });
     }
     Ok(Some(event))
+}
+
+/// An event line as far as it could be read: see [`read_event_loose`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct LooseEvent {
+    /// The line's time field, unchecked (it may be negative).
+    pub time: f64,
+    pub code: String,
+    /// Any JSON value, or none.
+    pub data: Option<serde_json::Value>,
+}
+
+impl LooseEvent {
+    /// The data as text: a string as it is, other JSON as JSON text.
+    pub fn text(&self) -> String {
+        match &self.data {
+            Some(serde_json::Value::String(s)) => s.clone(),
+            Some(other) => other.to_string(),
+            None => String::new(),
+        }
+    }
+}
+
+/// Reads an event line without judging it: `None` unless it is a JSON
+/// array that starts with a number and a code. For the collector's index,
+/// which reads signed evidence from enrolled hosts: a line it cannot read
+/// must not make a chunk rejectable, so times are not checked and the data
+/// may be any JSON value, or missing.
+pub fn read_event_loose(line: &str) -> Option<LooseEvent> {
+    let serde_json::Value::Array(mut event) = serde_json::from_str(line).ok()? else { return None };
+    let time = event.first().and_then(serde_json::Value::as_f64)?;
+    let code = event.get(1).and_then(serde_json::Value::as_str)?.to_owned();
+    let data = (event.len() > 2).then(|| event.swap_remove(2));
+    Some(LooseEvent { time, code, data })
+}
+
+/// A resize event's data, `COLSxROWS`, as (cols, rows).
+pub fn parse_size(data: &str) -> Option<(u16, u16)> {
+    let (c, r) = data.split_once('x')?;
+    Some((c.trim().parse().ok()?, r.trim().parse().ok()?))
 }
 
 impl Cast {
@@ -346,8 +388,7 @@ impl Recording {
             "m" => Kind::Marker,
             "x" => Kind::Exit,
             "r" => {
-                let parsed = data.split_once('x').and_then(|(c, r)| Some((c.trim().parse().ok()?, r.trim().parse().ok()?)));
-                let Some((cols, rows)) = parsed else {
+                let Some((cols, rows)) = parse_size(&data) else {
                     return Err(ParseError::Resize { line: number, data });
                 };
                 Kind::Resize { cols, rows }
@@ -444,6 +485,25 @@ mod tests {
         );
         assert_eq!(r.exit_status(), Some(3));
         assert_eq!(r.duration(), 1.75);
+    }
+
+    #[test]
+    fn loose_reading_takes_what_it_can() {
+        let e = read_event_loose("[-5, \"m\", {\"cmd\":\"ls\"}]").unwrap();
+        assert_eq!((e.time, e.code.as_str(), e.text()), (-5.0, "m", "{\"cmd\":\"ls\"}".to_owned()));
+        assert_eq!(read_event_loose("[1, \"x\"]").unwrap().text(), "");
+        assert_eq!(read_event_loose("[1, \"o\", \"a\"]").unwrap().text(), "a");
+        for line in ["not json", "[\"x\"]", "{\"version\":3}", "[1]"] {
+            assert_eq!(read_event_loose(line), None, "{line}");
+        }
+    }
+
+    #[test]
+    fn sizes_are_cols_by_rows() {
+        assert_eq!(parse_size("80x24"), Some((80, 24)));
+        assert_eq!(parse_size(" 100 x 30 "), Some((100, 30)));
+        assert_eq!(parse_size("wide"), None);
+        assert_eq!(parse_size("80x"), None);
     }
 
     #[rstest::rstest]

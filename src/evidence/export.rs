@@ -2,7 +2,8 @@
 //! concatenated), as asciicast v2, as the text the session showed, or as one
 //! JSON object per event for a SIEM.
 //!
-//! Pure: asciicast bytes in, bytes out. Conversions:
+//! Pure: asciicast bytes in (read through the crate's one codec,
+//! [`super::asciicast`]), bytes out. Conversions:
 //! - `cast-v2`: times become absolute (seconds since the start); the `term`
 //!   object becomes `width`/`height`; other header fields (`custos`
 //!   included) are kept. v2 has no exit event, so `x` is dropped.
@@ -16,6 +17,7 @@
 
 use serde_json::{json, Map, Value};
 
+use super::asciicast::{parse_event_line, parse_size, ParseError};
 use super::{Chunk, ChunkError};
 use crate::term::masker::Cover;
 use crate::term::render::{Layout as RenderLayout, Renderer, Scrolled};
@@ -77,14 +79,12 @@ fn parse(cast: &[u8]) -> Result<ParsedCast, ExportError> {
     let mut events = Vec::new();
     let mut at_us = 0u64;
     for (i, line) in lines {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let (interval, code, data): (f64, String, String) =
-            serde_json::from_str(line).map_err(|e| err(i + 1, e.to_string()))?;
-        if !interval.is_finite() || interval < 0.0 {
-            return Err(err(i + 1, format!("interval {interval} is not a time")));
-        }
+        let event = parse_event_line(line, i + 1).map_err(|e| match e {
+            ParseError::Time { line, time } => err(line, format!("interval {time} is not a time")),
+            ParseError::Json { line, source } => err(line, source.to_string()),
+            other => err(i + 1, other.to_string()),
+        })?;
+        let Some((interval, code, data)) = event else { continue };
         // Saturating float-to-int conversion; intervals are written in µs.
         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
         let micros = (interval * 1e6).round() as u64;
@@ -186,8 +186,7 @@ pub fn slice(cast: &[u8], from_us: u64, to_us: Option<u64>) -> Result<Vec<u8>, E
 }
 
 fn resize(data: &str) -> Option<Size> {
-    let (c, r) = data.split_once('x')?;
-    Some(Size { cols: c.trim().parse().ok()?, rows: r.trim().parse().ok()? })
+    parse_size(data).map(|(cols, rows)| Size { cols, rows })
 }
 
 fn seconds(us: u64) -> String {
@@ -277,7 +276,7 @@ fn to_json(cast: &ParsedCast) -> Result<Vec<u8>, ExportError> {
             _ => "other",
         };
         let fields = json!({
-            "time": rfc3339(abs_us),
+            "time": crate::when::format_rfc3339_us(abs_us),
             "ts": abs_us as f64 / 1e6,
             "offset": e.at_us as f64 / 1e6,
             "type": kind,
@@ -291,30 +290,6 @@ fn to_json(cast: &ParsedCast) -> Result<Vec<u8>, ExportError> {
         out.push(b'\n');
     }
     Ok(out)
-}
-
-/// `YYYY-MM-DDTHH:MM:SS.ffffffZ` for microseconds since the unix epoch (UTC).
-fn rfc3339(us: u64) -> String {
-    let secs = us / 1_000_000;
-    let days = secs / 86_400;
-    let rem = secs % 86_400;
-    let (y, m, d) = civil_from_days(days);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:06}Z", rem / 3600, rem % 3600 / 60, rem % 60, us % 1_000_000)
-}
-
-/// The proleptic Gregorian date of a day count since 1970-01-01 (Howard
-/// Hinnant's `civil_from_days`, for days on or after the epoch).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z % 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + u64::from(m <= 2);
-    (y, m, d)
 }
 
 #[cfg(test)]
@@ -391,13 +366,6 @@ mod tests {
     #[test]
     fn bounds_are_the_header_time_and_the_last_event() {
         assert_eq!(bounds(CAST.as_bytes()).unwrap(), Bounds { start: Some(1_700_000_000), duration_us: 1_750_001 });
-    }
-
-    #[test]
-    fn dates_are_gregorian() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000000Z");
-        assert_eq!(rfc3339(951_782_400_000_000), "2000-02-29T00:00:00.000000Z");
-        assert_eq!(rfc3339(4_107_542_399_999_999), "2100-02-28T23:59:59.999999Z");
     }
 
     #[test]

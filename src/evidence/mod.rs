@@ -7,7 +7,9 @@
 //! public key can check, offline, that nothing was changed, dropped,
 //! reordered, appended or cut off ([`chain`]). Decompressed and concatenated
 //! in order, a session's chunks are byte for byte its `.cast` file
-//! ([`export`] turns them into the other formats).
+//! ([`export`] turns them into the other formats). Inside the chunks is
+//! asciicast ([`asciicast`], the crate's one codec for it), whose `m`
+//! events carry [`marker`] labels.
 //!
 //! The cores (envelope codec, chunker, chain verification, export) are pure:
 //! bytes and values in, bytes and values out, no clock and no I/O. The edges
@@ -23,6 +25,7 @@ pub mod chunker;
 pub mod envelope;
 pub mod export;
 pub mod key;
+pub mod marker;
 pub mod sink;
 pub mod spool;
 pub mod writer;

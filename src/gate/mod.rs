@@ -33,6 +33,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::evidence::marker::{Marker, Outcome};
 use crate::policy::{Env, Policy, Subject, Verdict};
 use wire::{Message, Reply, Source};
 
@@ -73,15 +74,43 @@ pub struct CommandRecord {
     /// `enter`, or `backstop` when the line bypassed the Enter gate.
     pub source: &'static str,
     /// `allow`, `deny`, or `pending` (an approve verdict, held).
-    pub verdict: &'static str,
+    pub verdict: RecordVerdict,
     /// What happened to the line: `ran`, `refused`, `pending-refused`, or
-    /// with approvals `held`, then `ran`, `denied`, `expired`, `withdrawn`.
-    pub outcome: &'static str,
+    /// with approvals `held`, then `ran`, `denied`, `expired`, `withdrawn`
+    /// or `error`.
+    pub outcome: Outcome,
     pub rule: Option<String>,
     pub message: Option<String>,
     /// The programs the line would run, as the policy saw them.
     pub programs: Vec<String>,
     pub unsafe_expansions: Vec<String>,
+}
+
+/// The policy's verdict as the audit record names it: an approve verdict
+/// is `pending` (held, or refused because it cannot wait).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RecordVerdict {
+    Allow,
+    Deny,
+    Pending,
+}
+
+impl CommandRecord {
+    /// The marker for this line, shown as `line` (masked).
+    pub fn marker(&self, line: &str) -> Marker {
+        Marker::Command { outcome: self.outcome, line: line.to_owned() }
+    }
+
+    /// The `a` record for this line, shown as `line` (masked).
+    pub fn audit(&self, line: String) -> serde_json::Value {
+        let mut json = serde_json::to_value(self).unwrap_or_default();
+        if let Some(obj) = json.as_object_mut() {
+            obj.insert("kind".into(), "command".into());
+            obj.insert("line".into(), line.into());
+        }
+        json
+    }
 }
 
 /// Where the watcher believes the shell is.
@@ -160,12 +189,12 @@ impl Gate {
     /// Answers the held line: `None` lets it run (once: the hold is
     /// consumed), `Some((outcome, message))` refuses it. `None` as the
     /// reply: nothing was held.
-    pub fn resolve(&mut self, refusal: Option<(&'static str, String)>) -> (Option<Reply>, Vec<Note>) {
+    pub fn resolve(&mut self, refusal: Option<(Outcome, String)>) -> (Option<Reply>, Vec<Note>) {
         let Some(mut record) = self.held.take() else { return (None, Vec::new()) };
         let nonce = self.rotate();
         let reply = match refusal {
             None => {
-                record.outcome = "ran";
+                record.outcome = Outcome::Ran;
                 record.message = None;
                 self.running = Some(record.id);
                 self.phase = Phase::Running;
@@ -253,7 +282,7 @@ impl Gate {
                     if source == Source::Backstop {
                         self.degrade("a line reached the shell without passing the Enter gate (the backstop checked it)".into(), &mut notes);
                     }
-                    if record.outcome == "ran" {
+                    if record.outcome == Outcome::Ran {
                         self.running = Some(record.id);
                         self.phase = Phase::Running;
                     }
@@ -293,15 +322,15 @@ impl Gate {
         let rule = decision.rule.as_ref().map(|r| r.name.clone());
         let why = decision.rule.as_ref().map(|r| r.message.clone());
         let (verdict, outcome, message) = match decision.verdict {
-            Verdict::Allow => ("allow", "ran", None),
+            Verdict::Allow => (RecordVerdict::Allow, Outcome::Ran, None),
             Verdict::Deny => (
-                "deny",
-                "refused",
+                RecordVerdict::Deny,
+                Outcome::Refused,
                 Some(format!("refused by rule {}: {}", rule.as_deref().unwrap_or("?"), why.as_deref().unwrap_or(""))),
             ),
             // Held only at the Enter gate: a backstop check runs inside a
             // line the shell already accepted, where nothing can wait.
-            Verdict::Approve if self.approvals && source == Source::Enter && self.held.is_none() => ("pending", "held", None),
+            Verdict::Approve if self.approvals && source == Source::Enter && self.held.is_none() => (RecordVerdict::Pending, Outcome::Held, None),
             Verdict::Approve => {
                 let because = if !self.approvals {
                     "approvals are not available on this host (no [collector] url)"
@@ -311,8 +340,8 @@ impl Gate {
                     "another line is already waiting for approval"
                 };
                 (
-                    "pending",
-                    "pending-refused",
+                    RecordVerdict::Pending,
+                    Outcome::PendingRefused,
                     Some(format!(
                         "rule {} needs approval ({}); {because}, so the line was not run",
                         rule.as_deref().unwrap_or("?"),
@@ -333,7 +362,7 @@ impl Gate {
             programs: decision.commands.iter().map(|c| c.program.clone()).collect(),
             unsafe_expansions: decision.unsafe_expansions,
         };
-        if record.outcome == "held" {
+        if record.outcome == Outcome::Held {
             return (Reply::Hold, Some((record, decision.rule)));
         }
         let nonce = self.rotate();

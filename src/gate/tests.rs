@@ -51,16 +51,16 @@ fn lines_are_allowed_refused_held_or_awaited() {
     let (r, notes) = check(&mut g, &n, "ls -l /tmp", now);
     assert!(matches!(r, Reply::Allow { .. }));
     let Note::Command(rec) = &notes[0] else { panic!("{notes:?}") };
-    assert_eq!((rec.verdict, rec.outcome, rec.programs.clone()), ("allow", "ran", vec!["ls".to_owned()]));
+    assert_eq!((rec.verdict, rec.outcome, rec.programs.clone()), (RecordVerdict::Allow, Outcome::Ran, vec!["ls".to_owned()]));
 
     let (r, notes) = check(&mut g, &nonce_of(&r), "sudo rm -rf /", now);
     let Reply::Deny { message, .. } = &r else { panic!("{r:?}") };
     assert!(message.contains("rm-root"), "{message}");
-    assert!(matches!(&notes[..], [Note::Command(c)] if c.outcome == "refused"));
+    assert!(matches!(&notes[..], [Note::Command(c)] if c.outcome == Outcome::Refused));
 
     let (r, notes) = check(&mut g, &nonce_of(&r), "pg_dump prod", now);
     assert!(matches!(&r, Reply::Deny { message, .. } if message.contains("needs approval") && message.contains("no [collector] url")), "{r:?}");
-    assert!(matches!(&notes[..], [Note::Command(c)] if c.verdict == "pending"));
+    assert!(matches!(&notes[..], [Note::Command(c)] if c.verdict == RecordVerdict::Pending));
 
     let (r, notes) = check(&mut g, &nonce_of(&r), "for i in 1 2; do", now);
     assert!(matches!(r, Reply::More { .. }));
@@ -140,10 +140,10 @@ fn an_approve_line_that_cannot_wait_is_refused_saying_why() {
     let (reply, notes) = g.handle(m, 7, now);
     let Some(Reply::Deny { message, nonce }) = reply else { panic!("{reply:?}") };
     assert!(message.contains("only a line typed at the prompt"), "{message}");
-    assert!(notes.iter().any(|n| matches!(n, Note::Command(c) if c.outcome == "pending-refused")), "{notes:?}");
+    assert!(notes.iter().any(|n| matches!(n, Note::Command(c) if c.outcome == Outcome::PendingRefused)), "{notes:?}");
     // At the prompt, it is held instead.
     let (r, notes) = check(&mut g, &nonce, "pg_dump prod", now);
     assert!(matches!(r, Reply::Hold), "{r:?}");
-    assert!(matches!(&notes[..], [Note::Held(h)] if h.record.outcome == "held"), "{notes:?}");
+    assert!(matches!(&notes[..], [Note::Held(h)] if h.record.outcome == Outcome::Held), "{notes:?}");
 }
 

@@ -116,10 +116,6 @@ pub struct Refused {
     pub reason: String,
 }
 
-pub fn unix_now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
 /// The helper binary: `custos`, installed next to `custos-shell`.
 fn helper_path() -> std::io::Result<PathBuf> {
     crate::recorder::uploader::custos_binary()

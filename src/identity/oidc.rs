@@ -252,7 +252,7 @@ impl Provider {
             .request_async(&self.http)
             .await
             .map_err(|e| Self::refused(&e))?;
-        Ok(token.expires_in().map(|d| super::unix_now() + d.as_secs()))
+        Ok(token.expires_in().map(|d| crate::when::unix_now() + d.as_secs()))
     }
 
     fn verifier(&self, keys: JsonWebKeySet<CoreJsonWebKey>, at: u64) -> CoreIdTokenVerifier<'static> {

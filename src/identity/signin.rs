@@ -15,7 +15,8 @@ use anyhow::Context as _;
 
 use super::cache::{self, Entry};
 use super::oidc::{OidcError, Prompt, Provider, Tokens};
-use super::{exit, unix_now, Identity, MachineIdentity, Obtained, Request};
+use super::{exit, Identity, MachineIdentity, Obtained, Request};
+use crate::when::unix_now;
 
 /// A cached ID token is used only while it stays valid this much longer.
 const MIN_VALIDITY_SECS: u64 = 60;

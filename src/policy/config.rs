@@ -311,7 +311,7 @@ pub fn parse_rules(text: &str, path: &Path) -> Result<Vec<Rule>, PolicyError> {
             return Err(bad("`quorum` must be at least 1".into()));
         }
         let timeout = match &r.timeout {
-            Some(t) => parse_duration(t).map_err(|e| bad(format!("timeout: {e}")))?,
+            Some(t) => crate::when::parse_duration(t).map_err(|e| bad(format!("timeout: {e}")))?,
             None => DEFAULT_TIMEOUT,
         };
         let matcher = matcher(&r).map_err(bad)?;
@@ -412,21 +412,4 @@ fn absolute(field: &str, key: &str, p: &str) -> Result<String, String> {
     } else {
         Err(format!("{field}.{key}: {p:?} is not an absolute path"))
     }
-}
-
-/// `"90s"`, `"10m"`, `"2h"`, or plain seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (digits, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = digits.parse().map_err(|_| format!("{s:?} is not a duration like \"90s\", \"10m\" or \"2h\""))?;
-    let secs = match unit {
-        "" | "s" => n,
-        "m" => n.saturating_mul(60),
-        "h" => n.saturating_mul(3600),
-        _ => return Err(format!("{s:?}: unknown unit {unit:?} (use s, m or h)")),
-    };
-    if secs == 0 {
-        return Err("must be more than zero".into());
-    }
-    Ok(Duration::from_secs(secs))
 }

@@ -43,7 +43,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-pub use config::{parse_duration, PolicyError, Rule, Verdict, DEFAULT_TIMEOUT};
+pub use config::{PolicyError, Rule, Verdict, DEFAULT_TIMEOUT};
 pub use parse::{analyse, Analysis, Arg, Env, ParsedCommand, Problem, Redirect, MAX_COMMANDS, MAX_LINE_BYTES, MAX_NESTING, MAX_OPENERS};
 pub use path::canonical;
 

@@ -197,8 +197,8 @@ fn gate_command(line: &str, account: &Account, oidc_groups: &[String], privilege
                 line: line.to_owned(),
                 cwd,
                 source: "command",
-                verdict: "pending",
-                outcome: "held",
+                verdict: crate::gate::RecordVerdict::Pending,
+                outcome: crate::evidence::marker::Outcome::Held,
                 rule: Some(rule_ref.name.clone()),
                 message: None,
                 programs: decision.commands.iter().map(|c| c.program.clone()).collect(),
@@ -240,7 +240,7 @@ impl Recording<'_> {
             let at = std::time::Duration::ZERO;
             match effect {
                 Effect::Audit(json) => sink.write(at, &crate::evidence::asciicast::Event::Audit(&json.to_string()))?,
-                Effect::Marker(text) => sink.write(at, &crate::evidence::asciicast::Event::Marker(text))?,
+                Effect::Marker(marker) => sink.write(at, &crate::evidence::asciicast::Event::Marker(&marker.label()))?,
                 Effect::Resolve(_) => {}
             }
         }
@@ -264,9 +264,10 @@ impl Recording<'_> {
 /// tells the user why on stderr. Nothing runs.
 fn refuse(rec: &Recording<'_>, info: SessionInfo, reason: &str) -> anyhow::Result<Outcome> {
     eprintln!("custos-shell: {reason}");
-    let header = Header::new(info, 80, 24, None, unix_now());
+    let header = Header::new(info, 80, 24, None, crate::when::unix_now());
     let mut sink = rec.open(&header)?;
-    sink.write(std::time::Duration::ZERO, &crate::evidence::asciicast::Event::Marker(reason))?;
+    let marker = crate::evidence::marker::Marker::Refusal(reason.to_owned());
+    sink.write(std::time::Duration::ZERO, &crate::evidence::asciicast::Event::Marker(&marker.label()))?;
     sink.write(std::time::Duration::ZERO, &crate::evidence::asciicast::Event::Exit(EXIT_REFUSED))?;
     sink.finish()?;
     // Not streamed from here (still privileged, and nothing is live): the
@@ -283,12 +284,6 @@ fn exec_unrecorded(shell: &Path, inv: &Invocation, privilege: &Privilege) -> ! {
             unsafe { libc::_exit(EXIT_REFUSED) }
         }
     }
-}
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 fn interactive_session(
@@ -317,7 +312,7 @@ fn interactive_session(
     // The user owns their terminal device, as with any login.
     let pty = privilege.as_user(|| crate::recorder::pty::Pty::open(pane))??;
     let _locks = crate::recorder::nesting::claim(rec.spool, &pty.slave).context("cannot claim the session lock")?;
-    let header = Header::new(info, pane.cols, pane.rows, std::env::var("TERM").ok(), unix_now());
+    let header = Header::new(info, pane.cols, pane.rows, std::env::var("TERM").ok(), crate::when::unix_now());
     let mut sink = rec.open(&header)?;
     let signals = Signals::register().context("cannot install signal handlers")?;
 
@@ -393,7 +388,7 @@ fn short_id(id: &str) -> &str {
 /// end-of-file reaches it exactly as the client sent it. The recorder keeps
 /// only stderr and records what ran, as whom, and how it ended.
 fn data_channel(privilege: Privilege, rec: &Recording<'_>, info: SessionInfo, cmd: &ShellCommand) -> anyhow::Result<Outcome> {
-    let header = Header::new(info, 80, 24, None, unix_now());
+    let header = Header::new(info, 80, 24, None, crate::when::unix_now());
     let mut sink = rec.open(&header)?;
     let started = std::time::Instant::now();
     // SAFETY: single-threaded here; the child only makes system calls

@@ -72,7 +72,7 @@ impl App {
 
     /// A new single-use enrollment token and its expiry (unix seconds).
     pub async fn new_enroll_token(&self) -> Result<(String, i64), StoreError> {
-        let now = super::unix_now();
+        let now = crate::when::unix_now_i64();
         let ttl = i64::try_from(self.config.enroll_token_ttl_secs).unwrap_or(i64::MAX);
         let expires = now.saturating_add(ttl);
         Ok((self.store.create_token(TokenKind::Enroll, Some(expires), now).await?, expires))

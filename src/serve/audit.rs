@@ -89,7 +89,7 @@ pub fn who(headers: &HeaderMap) -> String {
 /// Records one access; an error refuses the request (fail closed).
 pub async fn record(app: &App, headers: &HeaderMap, caller: &Caller, session: &str, action: Action) -> Result<(), ApiError> {
     sqlx::query("INSERT INTO access_log (at, who, session_id, action) VALUES (?, ?, ?, ?)")
-        .bind(super::unix_now())
+        .bind(crate::when::unix_now_i64())
         .bind(caller_label(caller, headers))
         .bind(session)
         .bind(action.as_str())
@@ -125,7 +125,7 @@ pub async fn list(
     let Query(q) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "malformed", e.body_text()))?;
     let since = q
         .since
-        .map(|t| crate::when::parse_time(&t, super::unix_now()))
+        .map(|t| crate::when::parse_time(&t, crate::when::unix_now_i64()))
         .transpose()
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "malformed", format!("since: {e}")))?;
     let limit = q.limit.unwrap_or(1000).clamp(1, 10_000);

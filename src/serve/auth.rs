@@ -100,7 +100,7 @@ pub async fn authenticate(app: &App, headers: &HeaderMap) -> Result<Caller, Auth
     }
     match &app.identity {
         Some(v) if token.split('.').count() == 3 => {
-            let identity = v.verify(token, crate::identity::unix_now()).await.map_err(AuthError::BadIdToken)?;
+            let identity = v.verify(token, crate::when::unix_now()).await.map_err(AuthError::BadIdToken)?;
             let roles = roles_for(&v.config.roles, &identity.groups);
             Ok(Caller::Person { identity, roles })
         }

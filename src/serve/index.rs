@@ -2,12 +2,16 @@
 //! header (chunk 0), command text from `m` markers, the exit status from the
 //! `x` event, and the running session time.
 //!
-//! Pure: asciicast bytes in, an [`PayloadIndex`] out. The payload is signed
+//! Pure: asciicast bytes in, an [`PayloadIndex`] out, read through the
+//! crate's asciicast codec ([`read_event_loose`]); marker labels are stored
+//! as they came (replay reads them with [`crate::evidence::marker`]). The payload is signed
 //! evidence from an enrolled host, so a line this indexer cannot read does not
 //! make the chunk rejectable; it is counted, and the bytes are kept as they
 //! came. Search is a convenience over the evidence, never a gate on it.
 
 use serde_json::Value;
+
+use crate::evidence::asciicast::read_event_loose;
 
 /// The fields of an asciicast v3 header the collector indexes.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -26,7 +30,7 @@ pub struct HeaderFields {
 /// One `m` marker: its text and when it happened (microseconds since the
 /// session started).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Marker {
+pub struct IndexedMarker {
     pub at_us: u64,
     pub text: String,
 }
@@ -34,7 +38,7 @@ pub struct Marker {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PayloadIndex {
     pub header: Option<HeaderFields>,
-    pub markers: Vec<Marker>,
+    pub markers: Vec<IndexedMarker>,
     pub exit_status: Option<i32>,
     /// Session time after the chunk's last event.
     pub elapsed_us: u64,
@@ -58,32 +62,18 @@ pub fn index_payload(payload: &[u8], first: bool, elapsed_us: u64) -> PayloadInd
         }
     }
     for line in lines {
-        let Ok(Value::Array(event)) = serde_json::from_str::<Value>(line) else {
+        let Some(event) = read_event_loose(line) else {
             index.unreadable_lines += 1;
             continue;
         };
-        let (Some(interval), Some(code)) =
-            (event.first().and_then(Value::as_f64), event.get(1).and_then(Value::as_str))
-        else {
-            index.unreadable_lines += 1;
-            continue;
-        };
-        if interval.is_finite() && interval > 0.0 {
+        if event.time.is_finite() && event.time > 0.0 {
             // Saturating float-to-int conversion: a hostile interval cannot wrap.
-            index.elapsed_us = index.elapsed_us.saturating_add((interval * 1e6) as u64);
+            index.elapsed_us = index.elapsed_us.saturating_add((event.time * 1e6) as u64);
         }
-        let data = event.get(2);
-        match code {
-            "m" => {
-                let text = match data {
-                    Some(Value::String(s)) => s.clone(),
-                    Some(other) => other.to_string(),
-                    None => String::new(),
-                };
-                index.markers.push(Marker { at_us: index.elapsed_us, text });
-            }
+        match event.code.as_str() {
+            "m" => index.markers.push(IndexedMarker { at_us: index.elapsed_us, text: event.text() }),
             "x" => {
-                index.exit_status = match data {
+                index.exit_status = match &event.data {
                     Some(Value::String(s)) => s.trim().parse().ok(),
                     Some(Value::Number(n)) => n.as_i64().and_then(|n| i32::try_from(n).ok()),
                     _ => None,
@@ -124,7 +114,7 @@ mod tests {
         assert_eq!(header.host.as_deref(), Some("db1"));
         assert_eq!(header.shell.as_deref(), Some("/bin/bash"));
         assert_eq!(header.timestamp, Some(1_700_000_000));
-        assert_eq!(index.markers, vec![Marker { at_us: 1_750_000, text: "rm -rf /tmp/x".into() }]);
+        assert_eq!(index.markers, vec![IndexedMarker { at_us: 1_750_000, text: "rm -rf /tmp/x".into() }]);
         assert_eq!(index.elapsed_us, 2_000_000);
         assert_eq!(index.exit_status, None);
         assert_eq!(index.unreadable_lines, 0);
@@ -134,7 +124,7 @@ mod tests {
     fn later_chunks_continue_the_clock_and_find_the_exit() {
         let index = index_payload(b"[1.0, \"m\", \"ls\"]\n[0.5, \"x\", \"130\"]\n", false, 10_000_000);
         assert_eq!(index.header, None);
-        assert_eq!(index.markers, vec![Marker { at_us: 11_000_000, text: "ls".into() }]);
+        assert_eq!(index.markers, vec![IndexedMarker { at_us: 11_000_000, text: "ls".into() }]);
         assert_eq!(index.exit_status, Some(130));
         assert_eq!(index.elapsed_us, 11_500_000);
     }
@@ -144,6 +134,6 @@ mod tests {
         let index = index_payload(b"not json\n[\"x\"]\n[-5, \"m\", {\"cmd\":\"ls\"}]\n\xff\xfe\n", false, 7);
         assert_eq!(index.unreadable_lines, 3);
         assert_eq!(index.elapsed_us, 7, "a negative interval does not move the clock");
-        assert_eq!(index.markers, vec![Marker { at_us: 7, text: "{\"cmd\":\"ls\"}".into() }]);
+        assert_eq!(index.markers, vec![IndexedMarker { at_us: 7, text: "{\"cmd\":\"ls\"}".into() }]);
     }
 }

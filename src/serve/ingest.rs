@@ -133,7 +133,7 @@ pub async fn ingest(app: &Arc<App>, url_session: &str, url_seq: &str, body: Vec<
         .map_err(|e| reject(app, Reject::Malformed, StatusCode::BAD_REQUEST, format!("not a valid chunk: {e}")))?;
     let env = chunk.envelope().clone();
     let session_text = session.to_string();
-    let now = super::unix_now();
+    let now = crate::when::unix_now_i64();
     if env.session != session {
         let err = reject(
             app,

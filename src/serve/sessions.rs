@@ -52,7 +52,7 @@ pub(super) async fn list_sessions(
 ) -> ApiResult<Json<Value>> {
     let caller = authenticate(&app, &headers).await?;
     let Query(q) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "malformed", e.body_text()))?;
-    let now = super::unix_now();
+    let now = crate::when::unix_now_i64();
     let time = |name: &str, v: Option<String>| -> ApiResult<Option<i64>> {
         v.map(|t| crate::when::parse_time(&t, now))
             .transpose()

@@ -4,24 +4,23 @@
 //! handed to `approval::link`, whose effects come back here.
 //!
 //! The gate decides (see `gate`); this file only carries its decisions to
-//! the recording, the shell's socket and the status line. What a note
-//! turns into is written as pure functions ([`command_label`],
-//! [`command_audit`]) so it is tested without a session. A full evidence
+//! the recording, the shell's socket and the status line. What a checked
+//! line leaves in the recording is the gate's typed record, written through
+//! `evidence::marker` (the one owner of the marker format). A full evidence
 //! spool (`[evidence] when_full`) is handled here too: it is the other
 //! thing, besides the gate, that can pause or end a session.
 
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-
 use super::{Loop, Reads};
 use crate::approval::link::Effect;
 use crate::config::OnDegraded;
 use crate::evidence::asciicast::Event;
+use crate::evidence::marker::{Marker, Outcome};
 use crate::evidence::WhenFull;
 use crate::gate::socket::GateSocket;
-use crate::gate::{CommandRecord, Gate, Note};
+use crate::gate::{Gate, Note};
 
 /// The command gate as the loop runs it (see `gate`).
 pub struct GateRuntime {
@@ -35,26 +34,6 @@ pub struct GateRuntime {
 /// How often, at most, an Enter typed while a command runs makes the gate
 /// look at the foreground processes.
 const FOREGROUND_CHECK_INTERVAL: Duration = Duration::from_millis(500);
-
-/// The marker a checked line leaves for players (`line` already masked).
-pub(super) fn command_label(outcome: &str, line: &str) -> String {
-    match outcome {
-        "ran" => format!("$ {line}"),
-        "refused" => format!("refused: $ {line}"),
-        _ => format!("pending approval, refused: $ {line}"),
-    }
-}
-
-/// The audit record of a checked line: the gate's record with its line
-/// masked (`line`) and `kind` set.
-pub(super) fn command_audit(record: &CommandRecord, line: &str) -> Value {
-    let mut json = serde_json::to_value(record).unwrap_or_default();
-    if let Some(obj) = json.as_object_mut() {
-        obj.insert("kind".into(), "command".into());
-        obj.insert("line".into(), line.into());
-    }
-    json
-}
 
 /// What the terminal shows when the session is ended on the user.
 pub(super) fn ending_message(why: &str) -> String {
@@ -133,8 +112,8 @@ impl Loop<'_> {
             match note {
                 Note::Command(record) => {
                     let line = self.pipeline.mask_text(&record.line);
-                    self.record_at(at, &Event::Marker(&command_label(record.outcome, &line)));
-                    self.record_at(at, &Event::Audit(&command_audit(&record, &line).to_string()));
+                    self.record_at(at, &Event::Marker(&record.marker(&line).label()));
+                    self.record_at(at, &Event::Audit(&record.audit(line).to_string()));
                 }
                 Note::Exit { id, status } => {
                     let json = serde_json::json!({"kind": "exit", "id": id, "status": status});
@@ -156,13 +135,13 @@ impl Loop<'_> {
                     let screen = self.pipeline.mask_text(&self.pipeline.screen().text());
                     let effects = match self.gate.as_mut().and_then(|g| g.approvals.as_mut()) {
                         Some(a) => a.start(&held, line, screen, Instant::now()),
-                        None => vec![Effect::Resolve(Some(("error", "approvals are not configured".into())))],
+                        None => vec![Effect::Resolve(Some((Outcome::Error, "approvals are not configured".into())))],
                     };
                     self.approval_effects(effects);
                     self.approval_status();
                 }
                 Note::Degraded(why) => {
-                    self.record_at(at, &Event::Marker(&format!("DEGRADED: {why}")));
+                    self.record_at(at, &Event::Marker(&Marker::Degraded(why.clone()).label()));
                     let json = serde_json::json!({"kind": "degraded", "reason": why});
                     self.record_at(at, &Event::Audit(&json.to_string()));
                     self.status.degraded = Some(why.clone());
@@ -181,7 +160,7 @@ impl Loop<'_> {
         for effect in effects {
             match effect {
                 Effect::Audit(json) => self.record(&Event::Audit(&json.to_string())),
-                Effect::Marker(text) => self.record(&Event::Marker(&text)),
+                Effect::Marker(marker) => self.record(&Event::Marker(&marker.label())),
                 Effect::Resolve(refusal) => {
                     let Some(g) = self.gate.as_mut() else { continue };
                     let (reply, notes) = g.gate.resolve(refusal);
@@ -226,14 +205,15 @@ impl Loop<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gate::{CommandRecord, RecordVerdict};
 
-    fn record(outcome: &'static str, line: &str) -> CommandRecord {
+    fn record(outcome: Outcome, line: &str) -> CommandRecord {
         CommandRecord {
             id: 7,
             line: line.into(),
             cwd: "/home/alice".into(),
             source: "enter",
-            verdict: "allow",
+            verdict: RecordVerdict::Allow,
             outcome,
             rule: None,
             message: None,
@@ -244,14 +224,17 @@ mod tests {
 
     #[test]
     fn each_outcome_has_its_marker() {
-        assert_eq!(command_label("ran", "ls"), "$ ls");
-        assert_eq!(command_label("refused", "rm -rf /"), "refused: $ rm -rf /");
-        assert_eq!(command_label("pending-refused", "reboot"), "pending approval, refused: $ reboot");
+        assert_eq!(record(Outcome::Ran, "ls").marker("ls").label(), "$ ls");
+        assert_eq!(record(Outcome::Refused, "rm -rf /").marker("rm -rf /").label(), "refused: $ rm -rf /");
+        assert_eq!(
+            record(Outcome::PendingRefused, "reboot").marker("reboot").label(),
+            "pending approval, refused: $ reboot"
+        );
     }
 
     #[test]
     fn the_audit_record_carries_the_masked_line_not_the_typed_one() {
-        let json = command_audit(&record("ran", "echo ghp_secret"), "echo ****");
+        let json = record(Outcome::Ran, "echo ghp_secret").audit("echo ****".into());
         assert_eq!(json["kind"], "command");
         assert_eq!(json["line"], "echo ****");
         assert_eq!(json["id"], 7);

@@ -57,7 +57,7 @@ use sqlx::Row as _;
 use super::app::App;
 use super::auth::{authenticate, bearer, AuthError, Caller as Authed};
 use super::error::ApiError;
-use crate::approval::decision::{Attestation, Binding, Decision, Verdict};
+use crate::approval::decision::{Attestation, Binding, Choice, Decision};
 use crate::approval::wire::{NewRequest, RequestView, State as ReqState, REQUEST_CONTEXT};
 use crate::evidence::PublicKey;
 
@@ -133,7 +133,7 @@ pub async fn register_approver(store: &super::store::Store, name: &str, groups: 
     .bind(groups.join(","))
     .bind(public_key.to_string())
     .bind(token_hash(&token))
-    .bind(super::unix_now())
+    .bind(crate::when::unix_now_i64())
     .execute(store.pool())
     .await?;
     Ok(token)
@@ -148,7 +148,7 @@ pub async fn expiry_task(app: Arc<App>) {
 }
 
 async fn expire_due(app: &App) -> Result<(), ApiError> {
-    let now = super::unix_now();
+    let now = crate::when::unix_now_i64();
     let ids: Vec<(String,)> = sqlx::query_as("SELECT id FROM approval_requests WHERE state = 'pending' AND expires_at <= ?")
         .bind(now)
         .fetch_all(app.store.pool())
@@ -227,7 +227,7 @@ async fn save(app: &App, mut view: RequestView, state: ReqState, decision: Optio
 /// The approval log, and the webhook.
 async fn log(app: &App, view: &RequestView, event: &str, detail: Value) {
     let _ = sqlx::query("INSERT INTO approval_log (at, request_id, event, detail) VALUES (?, ?, ?, ?)")
-        .bind(super::unix_now())
+        .bind(crate::when::unix_now_i64())
         .bind(&view.id)
         .bind(event)
         .bind(detail.to_string())
@@ -330,7 +330,7 @@ async fn create(State(app): State<Arc<App>>, headers: HeaderMap, body: axum::bod
     }
     let id = uuid::Uuid::now_v7().to_string();
     let requester_token = super::store::new_token().map_err(ApiError::internal)?;
-    let now = super::unix_now();
+    let now = crate::when::unix_now_i64();
     let expires_at = now.saturating_add(i64::try_from(request.timeout_secs).unwrap_or(i64::MAX));
     let _guard = app.approvals.write.lock().await;
     let version = app.approvals.next_version();
@@ -517,7 +517,7 @@ async fn one(
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Attest {
-    verdict: Verdict,
+    verdict: Choice,
     reason: String,
 }
 
@@ -543,7 +543,7 @@ async fn decide(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<
     };
     let _guard = app.approvals.write.lock().await;
     let view = load(&app, &id).await?.ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no approval request {id}")))?;
-    if view.state == ReqState::Pending && view.expires_at <= super::unix_now() {
+    if view.state == ReqState::Pending && view.expires_at <= crate::when::unix_now_i64() {
         let view = save(&app, view, ReqState::Expired, None).await?;
         log(&app, &view, "expired", json!({})).await;
         return Err(conflict("not_pending", format!("request {id} expired")));
@@ -597,16 +597,16 @@ async fn decide(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<
         return Err(conflict("already_decided", format!("{name} has already decided request {id}")));
     }
     let mut decision = decision;
-    decision.at = super::unix_now();
+    decision.at = crate::when::unix_now_i64();
     let verdict = decision.verdict;
     let detail = json!({"approver": name, "verdict": verdict.as_str(), "reason": decision.reason, "attested": decision.attested});
     let quorum = r.quorum;
     let mut next = view.clone();
     next.decisions.push(decision.clone());
     let state = match verdict {
-        Verdict::Deny => ReqState::Denied,
-        Verdict::Approve if next.approvals() >= quorum => ReqState::Approved,
-        Verdict::Approve => ReqState::Pending,
+        Choice::Deny => ReqState::Denied,
+        Choice::Approve if next.approvals() >= quorum => ReqState::Approved,
+        Choice::Approve => ReqState::Pending,
     };
     let view = save(&app, view, state, Some(decision)).await?;
     log(&app, &view, if state == ReqState::Pending { "approval" } else { state.as_str() }, detail).await;

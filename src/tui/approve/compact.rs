@@ -14,7 +14,8 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph};
 use ratatui::Frame;
 
-use super::{age, footer_line, Mode, Model, HELP};
+use super::{footer_line, Mode, Model, HELP};
+use crate::when::format_age;
 use crate::tui::theme::{Role, Theme};
 
 pub fn draw(frame: &mut Frame<'_>, model: &Model, theme: &Theme, now: i64) {
@@ -56,8 +57,8 @@ pub fn draw(frame: &mut Frame<'_>, model: &Model, theme: &Theme, now: i64) {
             Line::from(vec![
                 Span::styled(format!("{mark}{}@{} ", r.request.user, r.request.host), base),
                 Span::styled(r.request.line.replace('\n', "⏎"), theme.style(Role::Highlight)),
-                Span::styled(format!("  {}  {} ago, ", r.request.rule, age(now - r.created_at)), base),
-                Span::styled(format!("{} left", age(left)), left_style),
+                Span::styled(format!("  {}  {} ago, ", r.request.rule, format_age(now - r.created_at)), base),
+                Span::styled(format!("{} left", format_age(left)), left_style),
                 Span::styled(format!("  {}/{}", r.approvals(), r.request.quorum), theme.style(Role::Progress)),
             ])
         })

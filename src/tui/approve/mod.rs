@@ -27,15 +27,16 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Table, TableState, Wrap};
 use ratatui::Frame;
 
-use crate::approval::decision::Verdict;
+use crate::approval::decision::Choice;
 use crate::approval::wire::{RequestView, State};
 use crate::tui::theme::{Role, Theme};
+use crate::when::format_age;
 
 /// What the model asks the network to do.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Decide {
     pub request: RequestView,
-    pub verdict: Verdict,
+    pub verdict: Choice,
     pub reason: String,
 }
 
@@ -43,7 +44,7 @@ pub struct Decide {
 pub enum Mode {
     Normal,
     Filter,
-    Reason { verdict: Verdict, typed: String },
+    Reason { verdict: Choice, typed: String },
     Help,
 }
 
@@ -178,24 +179,13 @@ impl Model {
                 KeyCode::Char('/') => self.mode = Mode::Filter,
                 KeyCode::Char('?') => self.mode = Mode::Help,
                 KeyCode::Char(c @ ('a' | 'd')) if self.current().is_some() => {
-                    let verdict = if c == 'a' { Verdict::Approve } else { Verdict::Deny };
+                    let verdict = if c == 'a' { Choice::Approve } else { Choice::Deny };
                     self.mode = Mode::Reason { verdict, typed: String::new() };
                 }
                 _ => {}
             },
         }
         None
-    }
-}
-
-fn age(secs: i64) -> String {
-    let secs = secs.max(0);
-    if secs < 60 {
-        format!("{secs}s")
-    } else if secs < 3600 {
-        format!("{}m{:02}s", secs / 60, secs % 60)
-    } else {
-        format!("{}h{:02}m", secs / 3600, (secs % 3600) / 60)
     }
 }
 
@@ -231,8 +221,8 @@ pub fn draw(frame: &mut Frame<'_>, model: &Model, theme: &Theme, now: i64) {
                 Cell::from(r.request.host.clone()),
                 Cell::from(r.request.line.replace('\n', "⏎")),
                 Cell::from(r.request.rule.clone()),
-                Cell::from(age(now - r.created_at)),
-                Cell::from(age(left)).style(left_style),
+                Cell::from(format_age(now - r.created_at)),
+                Cell::from(format_age(left)).style(left_style),
                 Cell::from(format!("{}/{}", r.approvals(), r.request.quorum)).style(theme.style(Role::Progress)),
             ])
         })
@@ -336,7 +326,7 @@ const HELP: [&str; 9] = [
 fn footer_line<'a>(model: &'a Model, theme: &Theme) -> Line<'a> {
     match &model.mode {
         Mode::Reason { verdict, typed } => {
-            let role = if *verdict == Verdict::Approve { Role::Ok } else { Role::Danger };
+            let role = if *verdict == Choice::Approve { Role::Ok } else { Role::Danger };
             Line::from(vec![Span::styled(format!(" {} — reason: ", verdict.as_str()), theme.style(role)), Span::raw(format!("{typed}█")), Span::styled("  (Enter signs and sends, Esc cancels)", theme.style(Role::Muted))])
         }
         Mode::Filter => Line::from(vec![Span::styled(" filter: ", theme.style(Role::Accent)), Span::raw(format!("{}█", model.filter))]),
@@ -399,7 +389,7 @@ pub fn run(theme: Theme, server: String, credentials: Credentials) -> anyhow::Re
             }
             changed
         });
-        let now = i64::try_from(crate::when::unix_now()).unwrap_or(i64::MAX);
+        let now = crate::when::unix_now_i64();
         terminal.draw(|f| draw(f, &model, &theme, now))?;
         if event::poll(Duration::from_millis(100))? {
             if let Event::Key(k) = event::read()? {

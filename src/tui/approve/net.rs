@@ -187,14 +187,8 @@ impl LiveScreen {
             match code.as_str() {
                 "o" => self.screen.process(data.as_bytes()),
                 "r" => {
-                    let size = data.split_once('x').and_then(|(c, r)| {
-                        Some(Size {
-                            cols: c.parse().ok()?,
-                            rows: r.parse().ok()?,
-                        })
-                    });
-                    if let Some(size) = size {
-                        self.screen.resize(size);
+                    if let Some((cols, rows)) = crate::evidence::asciicast::parse_size(&data) {
+                        self.screen.resize(Size { rows, cols });
                     }
                 }
                 _ => {}

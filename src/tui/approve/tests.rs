@@ -98,7 +98,7 @@ fn the_reason_prompt_and_the_decision_it_makes() {
     }
     snapshot("reason", &render(&m));
     let d = m.key(key(KeyCode::Enter)).unwrap();
-    assert_eq!((d.verdict, d.reason.as_str(), d.request.request.user.as_str()), (Verdict::Deny, "not now", "carol"));
+    assert_eq!((d.verdict, d.reason.as_str(), d.request.request.user.as_str()), (Choice::Deny, "not now", "carol"));
 }
 
 #[test]

@@ -425,7 +425,7 @@ mod tests {
     fn commands_are_listed_and_navigated_in_order() {
         let mut p = player(shell_session());
         assert_eq!(p.commands().len(), 30);
-        assert_eq!(p.commands()[4].verdict, markers::Verdict::Deny);
+        assert_eq!(p.commands()[4].ruling, crate::evidence::marker::Ruling::Deny);
         assert_eq!(p.commands()[2].exit, Some(2));
         assert_eq!(p.current_command(), None);
         assert!(p.next_command());

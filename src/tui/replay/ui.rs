@@ -15,7 +15,7 @@ use ratatui::Frame;
 
 use super::app::{App, Focus, PlayerView, PromptKind};
 use super::browser::Browser;
-use super::markers::Verdict;
+use crate::evidence::marker::Ruling;
 use super::source::Verification;
 use crate::when::{format_clock, format_date};
 use crate::term::screen::{is_spacer, shown_char, Cell, Color as TermColor, Screen};
@@ -246,12 +246,12 @@ fn draw_commands(frame: &mut Frame<'_>, area: Rect, theme: &Theme, view: &Player
         .iter()
         .enumerate()
         .map(|(i, c)| {
-            let (mark, role) = match c.verdict {
-                Verdict::Allow => ("✔", Role::Ok),
-                Verdict::Deny => ("✖", Role::Danger),
-                Verdict::Approve => ("⧗", Role::Warn),
-                Verdict::None if c.degraded => ("!", Role::Warn),
-                Verdict::None => ("•", Role::Muted),
+            let (mark, role) = match c.ruling {
+                Ruling::Allow => ("✔", Role::Ok),
+                Ruling::Deny => ("✖", Role::Danger),
+                Ruling::Approve => ("⧗", Role::Warn),
+                Ruling::None if c.degraded => ("!", Role::Warn),
+                Ruling::None => ("•", Role::Muted),
             };
             let mut spans = vec![
                 Span::styled(format!("{} ", format_clock(c.time)), theme.style(Role::Muted)),

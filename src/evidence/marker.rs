@@ -1,0 +1,226 @@
+//! Markers (`m` events): the one codec for their labels. The recorder
+//! writes them through [`Marker::label`]; replay (from a file or through the
+//! collector, whose index stores labels as they came) reads them through
+//! [`read`]. What happened to a checked line travels as an [`Outcome`] from
+//! the gate to here, never as a string.
+//!
+//! Labels custos writes (recordings exist, so these bytes never change):
+//!
+//! | marker | label |
+//! | --- | --- |
+//! | a checked line that ran | `$ LINE` |
+//! | refused by a rule | `refused: $ LINE` |
+//! | needed approval and did not run | `pending approval, refused: $ LINE` |
+//! | the hooks are gone | `DEGRADED: WHY` |
+//! | a request for approval | `approval requested (ID): $ LINE` |
+//! | approved | `approved by NAMES: $ LINE` |
+//! | a held line refused | `OUTCOME: MESSAGE: $ LINE` |
+//! | a `-c` command refused before it ran | the reason, as it is |
+//!
+//! Labels read, besides those: a JSON object, `{"command": "...",
+//! "verdict": "allow"|"deny"|"approve", "rule": "...", "exit": N}` (with the
+//! aliases `cmd`/`line`, `status`/`exit_status`, and `degraded`), and any
+//! other text (asciinema's markers), shown as it is. A plain label that
+//! starts `refused by rule` or `needs approval` (what `custos-shell -c`
+//! records) counts as a denial. Fields this version does not know are
+//! ignored.
+
+use serde::{Deserialize, Serialize};
+
+/// What happened to a checked line. The names are the audit record's
+/// `outcome` field.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    /// Allowed (or approved) and run.
+    Ran,
+    /// Denied by a rule.
+    Refused,
+    /// Needed approval where none could be waited for.
+    PendingRefused,
+    /// Waiting for approval.
+    Held,
+    /// After a hold: an approver denied it.
+    Denied,
+    /// After a hold: nobody decided in time.
+    Expired,
+    /// After a hold: the user withdrew the request.
+    Withdrawn,
+    /// After a hold: approvals failed (fails closed).
+    Error,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ran => "ran",
+            Outcome::Refused => "refused",
+            Outcome::PendingRefused => "pending-refused",
+            Outcome::Held => "held",
+            Outcome::Denied => "denied",
+            Outcome::Expired => "expired",
+            Outcome::Withdrawn => "withdrawn",
+            Outcome::Error => "error",
+        }
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A marker the recorder writes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Marker {
+    /// A checked line (as shown: masked) and what happened to it.
+    Command { outcome: Outcome, line: String },
+    /// The session was degraded; why.
+    Degraded(String),
+    /// A held line was sent for approval as request `request` (short id).
+    ApprovalRequested { request: String, line: String },
+    /// A held line was approved; `by` names each approver and reason.
+    Approved { by: String, line: String },
+    /// A held line was refused after all.
+    ApprovalRefused { outcome: Outcome, message: String, line: String },
+    /// A `-c` command refused before it ran: the reason.
+    Refusal(String),
+}
+
+impl Marker {
+    /// The `m` event's data.
+    pub fn label(&self) -> String {
+        match self {
+            Marker::Command { outcome: Outcome::Ran, line } => format!("$ {line}"),
+            Marker::Command { outcome: Outcome::Refused, line } => format!("refused: $ {line}"),
+            // Every other end of a line that needed approval: refused
+            // while pending, or denied, expired, withdrawn or failed after
+            // a hold (the `a` record says which).
+            Marker::Command { line, .. } => format!("pending approval, refused: $ {line}"),
+            Marker::Degraded(why) => format!("DEGRADED: {why}"),
+            Marker::ApprovalRequested { request, line } => format!("approval requested ({request}): $ {line}"),
+            Marker::Approved { by, line } => format!("approved by {by}: $ {line}"),
+            Marker::ApprovalRefused { outcome, message, line } => format!("{outcome}: {message}: $ {line}"),
+            Marker::Refusal(reason) => reason.clone(),
+        }
+    }
+}
+
+/// The gate's ruling on a command line, as a marker tells it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ruling {
+    Allow,
+    Deny,
+    Approve,
+    /// A marker that is not a gate decision.
+    None,
+}
+
+/// A marker as read back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reading {
+    /// The command line, or the marker's label.
+    pub text: String,
+    pub ruling: Ruling,
+    pub rule: Option<String>,
+    pub exit: Option<i32>,
+    /// The session was degraded here (shell hooks lost).
+    pub degraded: bool,
+}
+
+#[derive(Deserialize)]
+struct GateMarker {
+    #[serde(alias = "cmd", alias = "line")]
+    command: Option<String>,
+    verdict: Option<String>,
+    rule: Option<String>,
+    #[serde(alias = "status", alias = "exit_status")]
+    exit: Option<i32>,
+    #[serde(default)]
+    degraded: bool,
+}
+
+/// Reads a marker's label.
+pub fn read(label: &str) -> Reading {
+    let gate = label.trim_start().starts_with('{').then(|| serde_json::from_str::<GateMarker>(label).ok()).flatten();
+    if let Some(g) = gate {
+        let ruling = match g.verdict.as_deref().map(str::to_ascii_lowercase).as_deref() {
+            Some("allow") => Ruling::Allow,
+            Some("deny") => Ruling::Deny,
+            Some("approve" | "approval") => Ruling::Approve,
+            _ => Ruling::None,
+        };
+        let text = g.command.unwrap_or_else(|| if g.degraded { "(shell hooks lost)".into() } else { label.to_owned() });
+        return Reading { text, ruling, rule: g.rule, exit: g.exit, degraded: g.degraded };
+    }
+    let (ruling, text) = if let Some(line) = label.strip_prefix("pending approval, refused: $ ") {
+        (Ruling::Approve, line)
+    } else if let Some(line) = label.strip_prefix("refused: $ ") {
+        (Ruling::Deny, line)
+    } else if let Some(line) = label.strip_prefix("$ ") {
+        (Ruling::Allow, line)
+    } else if label.starts_with("refused by rule") || label.starts_with("needs approval") {
+        (Ruling::Deny, label)
+    } else {
+        (Ruling::None, label)
+    };
+    Reading { text: text.to_owned(), ruling, rule: None, exit: None, degraded: label.starts_with("DEGRADED: ") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[rstest::rstest]
+    #[case::gate_allow(r#"{"command":"ls -la","verdict":"allow","exit":0}"#, "ls -la", Ruling::Allow, Some(0))]
+    #[case::gate_deny(r#"{"command":"rm -rf /","verdict":"deny","rule":"no-rm-root"}"#, "rm -rf /", Ruling::Deny, None)]
+    #[case::gate_approve(r#"{"cmd":"pg_dump prod","verdict":"approve","status":2}"#, "pg_dump prod", Ruling::Approve, Some(2))]
+    #[case::plain("chapter 2", "chapter 2", Ruling::None, None)]
+    #[case::refusal("refused by rule rm-root (never)", "refused by rule rm-root (never)", Ruling::Deny, None)]
+    #[case::broken_json("{not json", "{not json", Ruling::None, None)]
+    #[case::gate_ran("$ ls -la", "ls -la", Ruling::Allow, None)]
+    #[case::gate_refused("refused: $ rm -rf /", "rm -rf /", Ruling::Deny, None)]
+    #[case::gate_pending("pending approval, refused: $ pg_dump x", "pg_dump x", Ruling::Approve, None)]
+    fn labels_read_as_commands(#[case] label: &str, #[case] text: &str, #[case] ruling: Ruling, #[case] exit: Option<i32>) {
+        let r = read(label);
+        assert_eq!((r.text.as_str(), r.ruling, r.exit), (text, ruling, exit));
+    }
+
+    /// The labels are the recording format: these bytes are in recordings
+    /// that exist, and each reads back as the ruling it was written for.
+    #[rstest::rstest]
+    #[case::ran(Marker::Command { outcome: Outcome::Ran, line: "ls".into() }, "$ ls", Ruling::Allow)]
+    #[case::refused(Marker::Command { outcome: Outcome::Refused, line: "rm -rf /".into() }, "refused: $ rm -rf /", Ruling::Deny)]
+    #[case::pending(Marker::Command { outcome: Outcome::PendingRefused, line: "x".into() }, "pending approval, refused: $ x", Ruling::Approve)]
+    #[case::denied_after_hold(Marker::Command { outcome: Outcome::Denied, line: "x".into() }, "pending approval, refused: $ x", Ruling::Approve)]
+    #[case::degraded(Marker::Degraded("hooks gone".into()), "DEGRADED: hooks gone", Ruling::None)]
+    #[case::requested(Marker::ApprovalRequested { request: "0190f1a2".into(), line: "x".into() }, "approval requested (0190f1a2): $ x", Ruling::None)]
+    #[case::approved(Marker::Approved { by: "alice (ok)".into(), line: "x".into() }, "approved by alice (ok): $ x", Ruling::None)]
+    #[case::hold_refused(Marker::ApprovalRefused { outcome: Outcome::Expired, message: "too late".into(), line: "x".into() }, "expired: too late: $ x", Ruling::None)]
+    #[case::refusal(Marker::Refusal("refused by rule r (m)".into()), "refused by rule r (m)", Ruling::Deny)]
+    #[case::needs_approval(Marker::Refusal("needs approval under rule r; no".into()), "needs approval under rule r; no", Ruling::Deny)]
+    fn markers_write_their_labels(#[case] marker: Marker, #[case] label: &str, #[case] ruling: Ruling) {
+        assert_eq!(marker.label(), label);
+        let read = read(label);
+        assert_eq!(read.ruling, ruling);
+        assert_eq!(read.degraded, matches!(marker, Marker::Degraded(_)));
+    }
+
+    #[test]
+    fn outcomes_serialise_as_the_audit_records_names() {
+        for outcome in [
+            Outcome::Ran,
+            Outcome::Refused,
+            Outcome::PendingRefused,
+            Outcome::Held,
+            Outcome::Denied,
+            Outcome::Expired,
+            Outcome::Withdrawn,
+            Outcome::Error,
+        ] {
+            assert_eq!(serde_json::to_value(outcome).unwrap(), outcome.as_str());
+        }
+        assert_eq!(Outcome::PendingRefused.to_string(), "pending-refused");
+    }
+}
