@@ -17,9 +17,11 @@
 //! 3. Findings become column ranges per row: a [`Cover`]. The renderer
 //!    draws those cells as the glyph, one glyph per cell, so a wide
 //!    character becomes two glyphs and layouts hold.
-//! 4. **Hold window.** A tail of the line being written that could still
-//!    grow into a secret (`ghp_12`, a run of card digits) is drawn blank for
-//!    up to `hold_ms`. If the rest arrives in time it is masked whole; if not,
+//! 4. **Withholding.** A tail of the line being written that could still
+//!    grow into a secret (`ghp_12`, a run of card digits) is withheld (drawn
+//!    blank) for up to `hold_ms` (the config key keeps its name). The word
+//!    "held" is the approvals' (a line waiting for an approver); here it is
+//!    "withheld". If the rest arrives in time it is masked whole; if not,
 //!    it is shown. A secret arriving in pieces is never shown in part.
 //!
 //! Because the cover is computed from the screen at the moment of drawing,
@@ -41,8 +43,8 @@ pub struct Cover {
     pub rows: Vec<Vec<Range<usize>>>,
     /// Per scrolled row (in the screen's order): column ranges drawn as the glyph.
     pub scrolled: Vec<Vec<Range<usize>>>,
-    /// A tail held back (drawn blank) for now: visible row and columns.
-    pub held: Vec<(u16, Range<usize>)>,
+    /// A tail withheld (drawn blank) for now: visible row and columns.
+    pub withheld: Vec<(u16, Range<usize>)>,
     pub glyph: char,
 }
 
@@ -61,15 +63,15 @@ impl Cover {
         self.scrolled.get(index).map_or(&[], Vec::as_slice)
     }
 
-    /// The held range on `row`, if any.
-    pub fn held_on(&self, row: u16) -> Option<&Range<usize>> {
-        self.held.iter().find(|(r, _)| *r == row).map(|(_, range)| range)
+    /// The withheld range on `row`, if any.
+    pub fn withheld_on(&self, row: u16) -> Option<&Range<usize>> {
+        self.withheld.iter().find(|(r, _)| *r == row).map(|(_, range)| range)
     }
 
     /// Whether anything on visible row `row` is drawn differently from the
     /// screen.
     pub fn touches(&self, row: u16) -> bool {
-        !self.row(row).is_empty() || self.held_on(row).is_some()
+        !self.row(row).is_empty() || self.withheld_on(row).is_some()
     }
 }
 
@@ -93,10 +95,10 @@ struct Carry {
     next_row: String,
 }
 
-struct Held {
+struct Withheld {
     row: u16,
     start: usize,
-    /// The held text when the hold began; growing it keeps the hold.
+    /// The withheld text when the withholding began; growing it keeps it withheld.
     text: String,
     since: Instant,
 }
@@ -106,11 +108,11 @@ pub struct Masker {
     detectors: Detectors,
     enabled: bool,
     glyph: char,
-    hold: Duration,
+    withhold: Duration,
     /// What rows that scrolled off for good said about the rows after them.
     context: Context,
-    held: Option<Held>,
-    /// A tail whose hold expired: shown, and not held again.
+    withheld: Option<Withheld>,
+    /// A tail whose withholding expired: shown, and not withheld again.
     released: Option<(u16, usize, String)>,
     lines: Lines,
     spans: Vec<CellSpan>,
@@ -382,9 +384,9 @@ impl Masker {
             detectors: Detectors::new(config)?,
             enabled: config.enabled,
             glyph: config.glyph,
-            hold: Duration::from_millis(config.hold_ms),
+            withhold: Duration::from_millis(config.hold_ms),
             context: Context::new(),
-            held: None,
+            withheld: None,
             released: None,
             lines: Lines::default(),
             spans: Vec::new(),
@@ -405,13 +407,13 @@ impl Masker {
     /// Computes the cover for the screen as it is now, including the rows
     /// that scrolled off since the last call (which are then final: their
     /// context is kept for later frames). Returns the cover and, when a
-    /// tail is held, the moment the frame must be redrawn to release it.
+    /// tail is withheld, the moment the frame must be redrawn to release it.
     ///
     /// `damage` is the emulator's record of rows changed since the last
     /// frame ([`Screen::take_damage`]); undamaged rows are not read again.
     pub fn cover(&mut self, screen: &Screen, damage: &Damage, now: Instant) -> (Cover, Option<Instant>) {
         let mut cover = self.cover_rows(screen, Some(damage));
-        let deadline = if self.enabled { self.hold_tail(screen, &mut cover, now) } else { None };
+        let deadline = if self.enabled { self.withhold_tail(screen, &mut cover, now) } else { None };
         for ranges in cover.rows.iter_mut().chain(cover.scrolled.iter_mut()) {
             normalise(ranges);
         }
@@ -603,10 +605,10 @@ impl Masker {
     }
 
     /// Holds back the tail of the cursor's line if it could still grow into
-    /// a secret. Returns when the hold ends. Uses the lines built by the
+    /// a secret. Returns when the withholding ends. Uses the lines built by the
     /// cover just computed.
-    fn hold_tail(&mut self, screen: &Screen, cover: &mut Cover, now: Instant) -> Option<Instant> {
-        if self.hold.is_zero() {
+    fn withhold_tail(&mut self, screen: &Screen, cover: &mut Cover, now: Instant) -> Option<Instant> {
+        if self.withhold.is_zero() {
             return None;
         }
         let scrolled_count = screen.scrolled_len();
@@ -614,14 +616,14 @@ impl Masker {
         let row_index = scrolled_count + usize::from(cursor_row);
         let lines = &self.lines;
         let Some(line) = lines.lines.iter().find(|l| l.first_row <= row_index && row_index <= l.last_row) else {
-            self.held = None;
+            self.withheld = None;
             return None;
         };
         // The text written so far: up to the cursor on its row.
         let end = lines.byte_at(line, row_index, usize::from(cursor_col));
         let written = lines.text(line).get(..end)?;
         let Some(start_byte) = self.detectors.pending_prefix(written) else {
-            self.held = None;
+            self.withheld = None;
             return None;
         };
         let tail = written.get(start_byte..)?.to_owned();
@@ -633,29 +635,29 @@ impl Masker {
         if self.released.as_ref().is_some_and(|(r, c, t)| *r == row && *c == start_col && tail.starts_with(t.as_str())) {
             return None;
         }
-        let since = match &self.held {
+        let since = match &self.withheld {
             Some(h) if h.row == row && h.start == start_col && tail.starts_with(h.text.as_str()) => h.since,
             _ => now,
         };
-        if now.saturating_duration_since(since) >= self.hold {
+        if now.saturating_duration_since(since) >= self.withhold {
             // Nothing more came in time: it was not a secret after all.
-            self.held = None;
+            self.withheld = None;
             self.released = Some((row, start_col, tail));
             return None;
         }
         // Hold every cell of the tail, on each row it spans.
         for span in &self.spans {
             let Some(r) = span.row.checked_sub(scrolled_count).and_then(|r| u16::try_from(r).ok()) else { continue };
-            match cover.held.last_mut() {
+            match cover.withheld.last_mut() {
                 Some((hr, cols)) if *hr == r => {
                     cols.start = cols.start.min(span.cols.start);
                     cols.end = cols.end.max(span.cols.end);
                 }
-                _ => cover.held.push((r, span.cols.clone())),
+                _ => cover.withheld.push((r, span.cols.clone())),
             }
         }
-        self.held = Some(Held { row, start: start_col, text: tail, since });
-        Some(since + self.hold)
+        self.withheld = Some(Withheld { row, start: start_col, text: tail, since });
+        Some(since + self.withhold)
     }
 }
 
@@ -763,24 +765,24 @@ mod tests {
         let t0 = Instant::now();
         screen.process(b"$ echo ghp_R4nd0m");
         let (cover, deadline) = m.cover(&screen, &Damage::full(), t0);
-        assert_eq!(cover.held, vec![(0, 7..17)]);
+        assert_eq!(cover.withheld, vec![(0, 7..17)]);
         assert!(deadline.is_some());
         screen.process(&GITHUB.as_bytes()[10..]);
         let (cover, _) = m.cover(&screen, &Damage::full(), t0 + Duration::from_millis(5));
-        assert!(cover.held.is_empty());
+        assert!(cover.withheld.is_empty());
         assert_eq!(masked_rows(&screen, &cover)[0], format!("$ echo {}", "*".repeat(GITHUB.len())));
     }
 
     #[test]
-    fn a_partial_token_that_never_completes_is_shown_after_the_hold() {
+    fn a_partial_token_that_never_completes_is_shown_after_the_window() {
         let mut m = masker();
         let mut screen = Screen::new(Size { rows: 2, cols: 60 });
         let t0 = Instant::now();
         screen.process(b"$ echo ghp_abc");
         let (cover, deadline) = m.cover(&screen, &Damage::full(), t0);
-        assert!(!cover.held.is_empty());
+        assert!(!cover.withheld.is_empty());
         let (cover, deadline2) = m.cover(&screen, &Damage::full(), deadline.unwrap());
-        assert!(cover.held.is_empty());
+        assert!(cover.withheld.is_empty());
         assert_eq!(deadline2, None);
         assert_eq!(row_text(screen.row(0).unwrap()).trim_end(), "$ echo ghp_abc");
     }
@@ -792,7 +794,7 @@ mod tests {
         for ch in "$ ls -la /etc && git status".chars() {
             screen.process(ch.to_string().as_bytes());
             let (cover, deadline) = m.cover(&screen, &Damage::full(), Instant::now());
-            assert_eq!((cover.held, deadline), (vec![], None), "held while typing {ch:?}");
+            assert_eq!((cover.withheld, deadline), (vec![], None), "withheld while typing {ch:?}");
         }
     }
 

@@ -11,7 +11,7 @@
 //!    take those rows first ([`Pipeline::flush_scrolled`] or
 //!    [`Pipeline::take_scrolled_text`]);
 //! 2. **cover**: the [`Masker`] decides which cells hide a secret (a frame's
-//!    cover may hold a growing tail back until a deadline);
+//!    cover may withhold a growing tail until a deadline);
 //! 3. **scrolled rows**: formatted once under that cover ([`Scrolled::take`])
 //!    and cleared from the screen after every target has them;
 //! 4. **frame**: each [`Target`]'s renderer draws what changed, with its own
@@ -135,7 +135,7 @@ impl Pipeline {
     }
 
     /// Renders one frame to every target: cover, scrolled rows, the screen,
-    /// each target's overlay, then the passthrough. Returns when a held
+    /// each target's overlay, then the passthrough. Returns when a withheld
     /// tail (see `masker`) must be released by another frame.
     pub fn frame(&mut self, now: Instant, targets: &mut [Target<'_>]) -> Option<Instant> {
         let damage = self.screen.take_damage();

@@ -125,7 +125,7 @@ struct Shadow {
     /// `None`: unknown, redraw everything.
     rows: Option<Vec<Vec<Cell>>>,
     status: Option<String>,
-    /// Rows the last frame drew masked or held: they must be compared again
+    /// Rows the last frame drew masked or withheld: they must be compared again
     /// even when the screen did not change them, since the cover may have.
     covered: Vec<bool>,
 }
@@ -385,16 +385,16 @@ fn write_cells(cells: &[Cell], pen: &mut Option<Pen>, out: &mut String) {
 }
 
 /// The cells to draw for a row: the screen's, or a copy with the covered
-/// cells replaced by the glyph (and held ones by blanks). A covered wide
+/// cells replaced by the glyph (and withheld ones by blanks). A covered wide
 /// character becomes one glyph per cell, so the layout holds.
 fn apply_cover<'a>(
     cells: &'a [Cell],
     masked: &[Range<usize>],
-    held: Option<&Range<usize>>,
+    withheld: Option<&Range<usize>>,
     glyph: char,
     buf: &'a mut Vec<Cell>,
 ) -> &'a [Cell] {
-    if masked.is_empty() && held.is_none() {
+    if masked.is_empty() && withheld.is_none() {
         return cells;
     }
     buf.clear();
@@ -410,7 +410,7 @@ fn apply_cover<'a>(
     for range in masked {
         cover(range, glyph);
     }
-    if let Some(range) = held {
+    if let Some(range) = withheld {
         cover(range, ' ');
     }
     buf
@@ -437,7 +437,7 @@ fn draw_cells(screen: &Screen, layout: Layout, damage: &Damage, cover: &Cover, s
         *was_covered = covered;
         let Some(cells) = screen.row(r) else { break };
         let cells = cells.get(..cols).unwrap_or(cells);
-        let cells = apply_cover(cells, cover.row(r), cover.held_on(r), cover.glyph, &mut masked);
+        let cells = apply_cover(cells, cover.row(r), cover.withheld_on(r), cover.glyph, &mut masked);
         let changed = if redraw_all {
             Some(0)
         } else {
