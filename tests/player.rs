@@ -8,12 +8,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
-mod common;
+#[path = "support/shell.rs"]
+mod shell;
 
 use std::path::PathBuf;
 use std::process::Command;
 
-use common::{replay, Pty, Setup};
+use shell::{replay, Pty, Setup};
 
 fn player() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("ASCIINEMA_BIN").map(PathBuf::from).filter(|p| p.exists()) {
@@ -38,7 +39,7 @@ fn a_recording_plays_in_asciinema_3_to_the_same_screen() {
     assert_eq!(pty.wait_exit(), 0);
     let path = setup.recordings().remove(0);
     let cast = setup.recording();
-    let expected: Vec<String> = common::all_lines(&mut replay(&cast)).into_iter().filter(|l| !l.trim().is_empty()).collect();
+    let expected: Vec<String> = shell::all_lines(&mut replay(&cast)).into_iter().filter(|l| !l.trim().is_empty()).collect();
     assert!(expected.iter().any(|l| l.starts_with("green 漢字 card *******************")), "{expected:?}");
 
     let mut play = Command::new(asciinema);

@@ -6,6 +6,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
+#[path = "support/fixtures.rs"]
+mod fixtures;
+
 use std::path::Path;
 use std::time::Duration;
 
@@ -22,16 +25,7 @@ use ratatui::Terminal;
 const START: u64 = 1_795_700_000; // 2026-11-26 13:33 UTC
 
 fn info(user: &str, host: &str, n: u128) -> SessionInfo {
-    SessionInfo {
-        session_id: format!("0193{n:028x}"),
-        user: user.into(),
-        uid: 1000,
-        host: host.into(),
-        shell: "/bin/bash".into(),
-        mode: "interactive".into(),
-        command: None,
-        identity: None,
-    }
+    fixtures::session_info(format!("0193{n:028x}"), user, host)
 }
 
 /// A recorded session: prompt, commands with gate markers, output.

@@ -16,6 +16,10 @@ use std::time::{Duration, Instant};
 use custos::evidence::{seal, Chunk, Digest, HostKey};
 use uuid::Uuid;
 
+// Relative to this file: `tests/support/fixtures.rs`.
+#[path = "fixtures.rs"]
+mod fixtures;
+
 pub fn custos_bin() -> &'static str {
     env!("CARGO_BIN_EXE_custos")
 }
@@ -236,16 +240,7 @@ pub fn host_key(dir: &Path) -> (HostKey, PathBuf) {
 
 /// The asciicast header line of a test session.
 pub fn header_line(session: Uuid, user: &str, host: &str) -> String {
-    let info = custos::evidence::asciicast::SessionInfo {
-        session_id: session.to_string(),
-        user: user.into(),
-        uid: 1000,
-        host: host.into(),
-        shell: "/bin/bash".into(),
-        mode: "interactive".into(),
-        command: None,
-        identity: None,
-    };
+    let info = fixtures::session_info(session, user, host);
     let header = custos::evidence::asciicast::Header::new(info, 80, 24, Some("xterm".into()), 1_764_115_200);
     String::from_utf8(custos::evidence::asciicast::Encoder::header(&header)).unwrap()
 }

@@ -190,7 +190,7 @@ impl Emulator {
 
     /// Every line shown: scrollback, then the screen; trailing blanks cut.
     pub fn lines(&mut self) -> Vec<String> {
-        crate::common::all_lines(&mut self.0).iter().map(|l| l.trim_end().to_owned()).collect()
+        crate::shell::all_lines(&mut self.0).iter().map(|l| l.trim_end().to_owned()).collect()
     }
 }
 

@@ -2,6 +2,8 @@
 //! terminal would, and reads the screen back through an independent
 //! emulator (a separate `vt100` instance with scrollback, not the one inside
 //! custos).
+//!
+//! Include with `#[path = "support/shell.rs"] mod shell;`.
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
