@@ -437,19 +437,9 @@ fn orphan_sealing_makes_a_killed_session_verify_as_ended_abnormally() {
     assert!(String::from_utf8(cast.stdout).unwrap().ends_with(&format!("\"m\", \"{ORPHAN_MARKER}\"]\n")));
 }
 
-fn player() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("ASCIINEMA_BIN").map(PathBuf::from).filter(|p| p.exists()) {
-        return Some(p);
-    }
-    let out = Command::new("sh").args(["-c", "command -v asciinema"]).output().ok()?;
-    let path = String::from_utf8(out.stdout).ok()?.trim().to_owned();
-    let version = Command::new(&path).arg("--version").output().ok()?;
-    String::from_utf8_lossy(&version.stdout).contains("asciinema 3").then(|| PathBuf::from(path))
-}
-
 #[test]
 fn asciinema_3_plays_the_concatenated_chunks() {
-    let Some(asciinema) = player() else {
+    let Some(asciinema) = shell::asciinema_3() else {
         eprintln!("SKIP: no asciinema 3 player (set ASCIINEMA_BIN or install it: cargo install asciinema)");
         return;
     };

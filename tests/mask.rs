@@ -55,12 +55,7 @@ fn corpus() -> Vec<(String, Vec<u8>, Expect)> {
 
 /// Every line an independent emulator shows after `bytes`, scrollback first.
 fn shown(bytes: &[u8], rows: u16, cols: u16) -> String {
-    #[allow(clippy::disallowed_methods)]
-    let mut parser = vt100::Parser::new(
-        std::num::NonZeroU16::new(rows).unwrap(),
-        std::num::NonZeroU16::new(cols).unwrap(),
-        100_000,
-    );
+    let mut parser = shell::emulator(rows, cols, 100_000);
     parser.process(bytes);
     shell::all_lines(&mut parser).join("\n")
 }

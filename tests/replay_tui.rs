@@ -407,11 +407,7 @@ fn a_really_tampered_chain_shows_the_broken_badge_everywhere() {
     let dir = spool();
     let (host_key, session_dir) = signed_spool(dir.path());
     // Someone edits one byte of chunk 1's signed payload on disk.
-    let file = session_dir.join(format!("{:020}.chunk", 1));
-    let mut bytes = std::fs::read(&file).unwrap();
-    let n = bytes.len();
-    bytes[n - 70] ^= 0x20;
-    std::fs::write(&file, bytes).unwrap();
+    collector::tamper_chunk(&session_dir, 1);
 
     let source = LocalSource::new(dir.path(), None).with_keys(vec![host_key.public()]);
     let mut app = App::new(Theme::default(), Box::new(source));

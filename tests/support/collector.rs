@@ -344,3 +344,13 @@ pub fn stored_cast(data_dir: &Path, key_path: &Path) -> String {
     });
     text.unwrap()
 }
+
+/// What someone with access to the disk does in the tamper tests: flips one
+/// bit of chunk `seq` in a session's chunk directory, 70 bytes from its end.
+pub fn tamper_chunk(session_dir: &Path, seq: u64) {
+    let file = session_dir.join(format!("{seq:020}.chunk"));
+    let mut bytes = std::fs::read(&file).unwrap();
+    let n = bytes.len();
+    bytes[n - 70] ^= 0x20;
+    std::fs::write(&file, bytes).unwrap();
+}

@@ -174,9 +174,7 @@ pub struct Emulator(vt100::Parser);
 
 impl Emulator {
     pub fn new(rows: u16, cols: u16) -> Self {
-        #[allow(clippy::disallowed_methods)]
-        let parser = vt100::Parser::new(nonzero(rows), nonzero(cols), 100_000);
-        Self(parser)
+        Self(crate::shell::emulator(rows, cols, 100_000))
     }
 
     pub fn process(&mut self, bytes: &[u8]) {
