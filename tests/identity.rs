@@ -9,8 +9,6 @@
 mod shell;
 #[path = "support/oidc.rs"]
 mod oidc;
-#[path = "support/fixtures.rs"]
-mod fixtures;
 
 use std::path::Path;
 use std::process::Stdio;
@@ -341,6 +339,7 @@ fn identity_off_leaves_the_header_slot_null() {
 
 #[path = "support/collector.rs"]
 mod collector;
+use collector::fixtures;
 
 /// A session whose header carries `identity`, sealed and uploaded.
 fn upload_session(server: &collector::Server, key: &custos::evidence::HostKey, identity: Option<serde_json::Value>) -> String {

@@ -6,9 +6,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
-#[path = "support/fixtures.rs"]
-mod fixtures;
-
 use std::path::Path;
 use std::time::Duration;
 
@@ -17,6 +14,7 @@ use custos::tui::replay::app::App;
 use custos::tui::replay::source::{LocalSource, Verification};
 use custos::tui::replay::ui;
 use custos::tui::theme::{Role, Theme};
+use collector::fixtures;
 use ratatui::backend::TestBackend;
 use ratatui::buffer::Buffer;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};

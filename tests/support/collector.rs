@@ -16,9 +16,11 @@ use std::time::{Duration, Instant};
 use custos::evidence::{seal, Chunk, Digest, HostKey};
 use uuid::Uuid;
 
-// Relative to this file: `tests/support/fixtures.rs`.
+// Relative to this file: `tests/support/fixtures.rs`. A test that includes
+// this module takes the fixtures from here (`collector::fixtures`): a file
+// loaded as two modules is a clippy error.
 #[path = "fixtures.rs"]
-mod fixtures;
+pub mod fixtures;
 
 pub fn custos_bin() -> &'static str {
     env!("CARGO_BIN_EXE_custos")
