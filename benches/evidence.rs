@@ -11,13 +11,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
+#[path = "../tests/support/fixtures.rs"]
+mod fixtures;
+
 use std::hint::black_box;
 use std::io::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use custos::evidence::{seal, Chunk, ChunkSpool, Chunker, ChunkerConfig, Digest, HostKey};
-use custos::evidence::asciicast::{Encoder, Event, Header, SessionInfo};
+use custos::evidence::asciicast::{Encoder, Event, Header};
 use uuid::Uuid;
 
 /// A small deterministic generator (xorshift64*), so every run measures the
@@ -111,16 +114,7 @@ fn events(text: &str, piece: usize, gap: Duration) -> Vec<(Duration, &str)> {
 }
 
 fn header(session: Uuid) -> Header {
-    let info = SessionInfo {
-        session_id: session.to_string(),
-        user: "alice".into(),
-        uid: 1000,
-        host: "db1".into(),
-        shell: "/bin/bash".into(),
-        mode: "interactive".into(),
-        command: None,
-        identity: None,
-    };
+    let info = fixtures::session_info(session, "alice", "db1");
     Header::new(info, 120, 40, Some("xterm-256color".into()), 1_764_000_000)
 }
 

@@ -7,6 +7,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
+#[path = "../tests/support/fixtures.rs"]
+mod fixtures;
+
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
@@ -21,16 +24,7 @@ fn terminal_text(bytes: usize) -> Vec<u8> {
     let mut i = 0u64;
     while out.len() < bytes {
         i += 1;
-        let line = match i % 8 {
-            0 => format!("\x1b[32m2026-11-26T12:00:{:02}Z\x1b[0m INFO req={i:08x} handled GET /api/v1/items/{} in {}ms\r\n", i % 60, i * 7, i % 250),
-            1 => format!("\x1b[38;5;{}m{:>10}\x1b[0m  drwxr-xr-x  \x1b[01;34mdir_{i}\x1b[0m\r\n", i % 256, i * 4096),
-            2 => format!("{{\"ts\":{i},\"level\":\"debug\",\"msg\":\"{}\",\"fields\":{{\"a\":\"{}\"}}}}\r\n", "x".repeat((i % 200) as usize), "y".repeat((i % 90) as usize)),
-            3 => format!("漢字テキスト {i} 🙂 café ümlaut ────────────────\r\n"),
-            4 => format!("progress {}%\rprogress {}%\rprogress done\r\n", i % 100, (i + 50) % 100),
-            5 => format!("\x1b[38;2;{};{};{}mtruecolor line {i}\x1b[0m\tcol2\tcol3\r\n", i % 255, (i * 3) % 255, (i * 7) % 255),
-            6 => format!("\x1b[1;31mERROR\x1b[0m req={i:08x} failed: connection reset by peer\r\n"),
-            _ => format!("plain text line number {i} with some words in it\r\n"),
-        };
+        let line = fixtures::terminal_line(i);
         out.extend_from_slice(line.as_bytes());
     }
     out

@@ -55,7 +55,7 @@ pub struct Config {
     /// `[evidence]`: the host key, chunking, the spool quota.
     pub evidence: EvidenceConfig,
     /// `[identity]`: the OpenID provider and who must sign in.
-    pub identity: crate::identity::IdentityConfig,
+    pub identity: crate::identity::config::IdentityConfig,
     /// The file this came from, `None` for built-in defaults.
     pub source: Option<PathBuf>,
 }
@@ -249,7 +249,7 @@ impl Default for Config {
                 spool_quota_bytes: 1 << 30,
                 when_full: WhenFull::Throttle,
             },
-            identity: crate::identity::IdentityConfig::default(),
+            identity: crate::identity::config::IdentityConfig::default(),
             source: None,
         }
     }

@@ -30,6 +30,8 @@ pub mod client;
 pub mod cmd;
 pub mod config;
 pub mod evidence;
+#[cfg(test)]
+pub(crate) mod fixtures;
 pub mod gate;
 pub mod identity;
 pub mod mask;

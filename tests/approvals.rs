@@ -5,7 +5,8 @@
 //! API with their own tokens and signing keys (and through `custos
 //! approve` in a second PTY).
 
-mod common;
+#[path = "support/shell.rs"]
+mod shell;
 #[path = "support/collector.rs"]
 mod collector;
 
@@ -13,8 +14,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use collector::{http, Response, Server};
-use common::{Pty, Setup};
-use custos::approval::decision::{Binding, Decision, Choice};
+use shell::{Pty, Setup};
+use custos::approval::decision::{Binding, Choice, Decision};
 use custos::evidence::HostKey;
 
 const POLICY: &str = r#"
@@ -743,7 +744,7 @@ fn an_approver_decides_in_the_pane_of_their_own_custos_shell() {
     // The shell was resized for the pane and back, and the recording says so.
     let resizes: Vec<&str> = cast.events.iter().filter(|(_, code, _)| code == "r").map(|(_, _, d)| d.as_str()).collect();
     assert_eq!(resizes, ["100x16", "100x29", "100x16", "100x29"], "{resizes:?}");
-    let replayed = common::replay(&cast);
+    let replayed = shell::replay(&cast);
     assert!(replayed.screen().contents().contains("after=29"), "{}", replayed.screen().contents());
     let cast = w.exit();
     assert_eq!(audits(&cast, "approved")[0]["decisions"][0]["reason"], "approved in my pane");

@@ -617,11 +617,7 @@ fn verify_and_export_work_against_the_collector_and_catch_tampering_on_its_disk(
     assert!(String::from_utf8_lossy(&out.stdout).contains("step-2"));
 
     // Someone with access to the collector's disk edits chunk 1.
-    let file = w.server.data_dir.join("chunks").join(&id).join(format!("{:020}.chunk", 1));
-    let mut bytes = std::fs::read(&file).unwrap();
-    let n = bytes.len();
-    bytes[n - 70] ^= 0x20;
-    std::fs::write(&file, bytes).unwrap();
+    tamper_chunk(&w.server.data_dir.join("chunks").join(&id), 1);
     let out = run(&["verify", &id]);
     assert!(!out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
@@ -677,11 +673,7 @@ fn the_replay_source_reads_a_collector_and_every_access_is_logged() {
     assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 1);
 
     // Tampering on the collector's disk is reported by the list and the player.
-    let file = w.server.data_dir.join("chunks").join(&id).join(format!("{:020}.chunk", 1));
-    let mut bytes = std::fs::read(&file).unwrap();
-    let n = bytes.len();
-    bytes[n - 70] ^= 0x20;
-    std::fs::write(&file, bytes).unwrap();
+    tamper_chunk(&w.server.data_dir.join("chunks").join(&id), 1);
     let list = source.list().unwrap();
     assert!(matches!(&list[0].verification, Verification::Broken(why) if why.contains("chunk 1")), "{list:?}");
 

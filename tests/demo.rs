@@ -4,13 +4,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
-mod common;
+#[path = "support/shell.rs"]
+mod shell;
 
 use std::process::{Command, Stdio};
 
 #[test]
 fn demo_without_a_terminal_records_a_scripted_session() {
-    let out = Command::new(common::CUSTOS_BIN).arg("demo").stdin(Stdio::null()).output().unwrap();
+    let out = Command::new(shell::CUSTOS_BIN).arg("demo").stdin(Stdio::null()).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "demo failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("  | hello from a recorded shell: "), "{stdout}");

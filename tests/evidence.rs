@@ -8,7 +8,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
-mod common;
+#[path = "support/shell.rs"]
+mod shell;
+#[path = "support/fixtures.rs"]
+mod fixtures;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -319,16 +322,7 @@ fn verify_passes_the_vectors_and_names_each_kind_of_damage() {
 /// the key at `key_path`; returns its chunk directory.
 fn record_session(spool: &Path, key: Arc<HostKey>, outputs: &[&str]) -> PathBuf {
     let session = Uuid::now_v7();
-    let info = SessionInfo {
-        session_id: session.to_string(),
-        user: "alice".into(),
-        uid: 1000,
-        host: "db1".into(),
-        shell: "/bin/bash".into(),
-        mode: "interactive".into(),
-        command: None,
-        identity: None,
-    };
+    let info = fixtures::session_info(session, "alice", "db1");
     let header = Header::new(info, 40, 6, Some("xterm-256color".into()), 1_764_000_000);
     let mut w = EvidenceWriter::create(spool, key, &header, ChunkerConfig::new(100_000, 4096).unwrap(), u64::MAX).unwrap();
     let mut at = Duration::ZERO;
@@ -359,16 +353,7 @@ fn export_writes_each_format_and_a_spool_verifies() {
     // A session still being recorded has no end yet: in a spool that is not
     // damage, but the session on its own is not complete.
     let live_id = Uuid::now_v7();
-    let info = SessionInfo {
-        session_id: live_id.to_string(),
-        user: "carol".into(),
-        uid: 1002,
-        host: "db1".into(),
-        shell: "/bin/bash".into(),
-        mode: "interactive".into(),
-        command: None,
-        identity: None,
-    };
+    let info = SessionInfo { uid: 1002, ..fixtures::session_info(live_id, "carol", "db1") };
     let header = Header::new(info, 80, 24, None, 1_764_000_100);
     let mut live = EvidenceWriter::create(&spool, key.clone(), &header, ChunkerConfig::new(10_000, 4096).unwrap(), u64::MAX).unwrap();
     live.write(Duration::from_millis(50), &Event::Output("still going\r\n")).unwrap();
@@ -434,16 +419,7 @@ fn orphan_sealing_makes_a_killed_session_verify_as_ended_abnormally() {
     let key = Arc::new(HostKey::load(&s.path().join("host.key")).unwrap());
     let spool = s.path().join("spool");
     let session = Uuid::now_v7();
-    let info = SessionInfo {
-        session_id: session.to_string(),
-        user: "bob".into(),
-        uid: 1001,
-        host: "db2".into(),
-        shell: "/bin/bash".into(),
-        mode: "interactive".into(),
-        command: None,
-        identity: None,
-    };
+    let info = SessionInfo { uid: 1001, ..fixtures::session_info(session, "bob", "db2") };
     let header = Header::new(info, 80, 24, None, 1_764_000_000);
     let mut w = EvidenceWriter::create(&spool, key.clone(), &header, ChunkerConfig::new(50_000, 4096).unwrap(), u64::MAX).unwrap();
     for i in 0..5u64 {
@@ -461,19 +437,9 @@ fn orphan_sealing_makes_a_killed_session_verify_as_ended_abnormally() {
     assert!(String::from_utf8(cast.stdout).unwrap().ends_with(&format!("\"m\", \"{ORPHAN_MARKER}\"]\n")));
 }
 
-fn player() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("ASCIINEMA_BIN").map(PathBuf::from).filter(|p| p.exists()) {
-        return Some(p);
-    }
-    let out = Command::new("sh").args(["-c", "command -v asciinema"]).output().ok()?;
-    let path = String::from_utf8(out.stdout).ok()?.trim().to_owned();
-    let version = Command::new(&path).arg("--version").output().ok()?;
-    String::from_utf8_lossy(&version.stdout).contains("asciinema 3").then(|| PathBuf::from(path))
-}
-
 #[test]
 fn asciinema_3_plays_the_concatenated_chunks() {
-    let Some(asciinema) = player() else {
+    let Some(asciinema) = shell::asciinema_3() else {
         eprintln!("SKIP: no asciinema 3 player (set ASCIINEMA_BIN or install it: cargo install asciinema)");
         return;
     };
@@ -490,7 +456,7 @@ fn asciinema_3_plays_the_concatenated_chunks() {
 
     let mut play = Command::new(asciinema);
     play.args(["play", "--speed", "20"]).arg(&cast_file).env("TERM", "xterm-256color");
-    let mut player = common::Pty::spawn(play, 6, 40);
+    let mut player = shell::Pty::spawn(play, 6, 40);
     assert_eq!(player.wait_exit(), 0, "asciinema play failed:\n{}", player.screen_text());
     let shown = player.all_lines();
     let mut at = 0;

@@ -2,12 +2,13 @@
 //! The command gate in live sessions: real bash and real zsh on a PTY under
 //! `custos-shell`, with the hooks injected as a user's login would get them.
 
-mod common;
+#[path = "support/shell.rs"]
+mod shell;
 
 use std::path::Path;
 use std::time::Duration;
 
-use common::{Pty, Setup};
+use shell::{Pty, Setup};
 use rstest::rstest;
 
 const POLICY: &str = r#"

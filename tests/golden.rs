@@ -8,11 +8,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
-mod common;
+#[path = "support/shell.rs"]
+mod shell;
+#[path = "support/fixtures.rs"]
+mod fixtures;
 
 use std::time::Duration;
 
-use custos::evidence::asciicast::{Cast, Encoder, Event, Header, SessionInfo};
+use custos::evidence::asciicast::{Cast, Encoder, Event, Header};
 use custos::term::masker::Cover;
 use custos::term::render::{Layout, Renderer, Scrolled};
 use custos::term::screen::{Screen, Size};
@@ -20,16 +23,7 @@ use custos::term::screen::{Screen, Size};
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/golden");
 
 fn render_cast(input: &[u8], size: Size) -> (String, Screen) {
-    let info = SessionInfo {
-        session_id: "01930000-0000-7000-8000-000000000001".into(),
-        user: "alice".into(),
-        uid: 1000,
-        host: "db1".into(),
-        shell: "/bin/bash".into(),
-        mode: "interactive".into(),
-        command: None,
-        identity: None,
-    };
+    let info = fixtures::session_info("01930000-0000-7000-8000-000000000001", "alice", "db1");
     let header = Header::new(info, size.cols, size.rows, Some("xterm-256color".into()), 1_764_000_000);
     let mut cast = Encoder::header(&header);
     let mut encoder = Encoder::default();
@@ -64,12 +58,12 @@ fn hello_session_matches_the_golden_cast_and_replays_to_the_same_screen() {
     assert_eq!(cast_text, golden, "rendering changed; if intended, rerun with UPDATE_GOLDEN=1");
 
     let cast = Cast::parse(&golden).unwrap();
-    let mut replayed = common::replay(&cast);
+    let mut replayed = shell::replay(&cast);
     let replayed_rows: Vec<String> = replayed.screen().rows(0, size.cols).map(|r| r.trim_end().to_owned()).collect();
     let live_rows: Vec<String> = screen.text().split('\n').map(str::to_owned).collect();
     assert_eq!(replayed_rows, live_rows);
     // Rows that scrolled off are in the replay's scrollback, in order.
-    let lines = common::all_lines(&mut replayed);
+    let lines = shell::all_lines(&mut replayed);
     let numbers: Vec<u32> = lines.iter().filter_map(|l| l.split_whitespace().next()?.parse().ok()).collect();
     assert_eq!(numbers, (1..=14).collect::<Vec<u32>>());
     // Attributes survive: the background of the placed text is truecolor.

@@ -5,7 +5,8 @@
 //! machine identity, and an unreachable provider.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
-mod common;
+#[path = "support/shell.rs"]
+mod shell;
 #[path = "support/oidc.rs"]
 mod oidc;
 
@@ -13,7 +14,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{Pty, Setup};
+use shell::{Pty, Setup};
 use custos::identity::oidc::{Provider, VerifyError};
 use custos::identity::Obtained;
 use oidc::Idp;
@@ -146,7 +147,7 @@ fn refresh_is_silent_and_an_expired_refresh_token_forces_a_new_login() {
 
     // Logout forgets it.
     let config = cache.with_extension("toml");
-    let out = std::process::Command::new(common::CUSTOS_BIN)
+    let out = std::process::Command::new(shell::CUSTOS_BIN)
         .args(["logout", "--issuer", &idp.issuer, "--user", "bob", "--cache-dir"])
         .arg(&cache)
         .env("CUSTOS_CONFIG", &config)
@@ -338,20 +339,13 @@ fn identity_off_leaves_the_header_slot_null() {
 
 #[path = "support/collector.rs"]
 mod collector;
+use collector::fixtures;
 
 /// A session whose header carries `identity`, sealed and uploaded.
 fn upload_session(server: &collector::Server, key: &custos::evidence::HostKey, identity: Option<serde_json::Value>) -> String {
     let session = uuid::Uuid::now_v7();
-    let info = custos::evidence::asciicast::SessionInfo {
-        session_id: session.to_string(),
-        user: "someone".into(),
-        uid: 1000,
-        host: "db1".into(),
-        shell: "/bin/bash".into(),
-        mode: "interactive".into(),
-        command: None,
-        identity,
-    };
+    let mut info = fixtures::session_info(session, "someone", "db1");
+    info.identity = identity;
     let header = custos::evidence::asciicast::Header::new(info, 80, 24, None, custos::when::unix_now());
     let mut text = String::from_utf8(custos::evidence::asciicast::Encoder::header(&header)).unwrap();
     text.push_str("[0.1, \"o\", \"hello\\r\\n\"]\n[0.1, \"x\", \"0\"]\n");
@@ -439,7 +433,7 @@ fn the_collector_verifies_session_identities_and_authorizes_reads_by_role() {
     oidc::login(&idp, &xdg.join("custos"), &me(), "alice");
     let client_config = root.join("client.toml");
     std::fs::write(&client_config, identity_section(&idp.issuer, "")).unwrap();
-    let out = std::process::Command::new(common::CUSTOS_BIN)
+    let out = std::process::Command::new(shell::CUSTOS_BIN)
         .args(["sessions", "--server", &server.url, "--format", "json"])
         .env("CUSTOS_CONFIG", &client_config)
         .env("XDG_CACHE_HOME", &xdg)
@@ -575,7 +569,7 @@ fn a_client_not_yet_signed_in_signs_in_with_the_device_flow_at_the_terminal() {
     std::fs::write(&client_config, identity_section(&idp.issuer, "")).unwrap();
     let xdg = root.join("xdg");
     let client = |interactive: bool| {
-        let mut cmd = std::process::Command::new(common::CUSTOS_BIN);
+        let mut cmd = std::process::Command::new(shell::CUSTOS_BIN);
         cmd.args(["sessions", "--server", &server.url, "--format", "json"])
             .env("CUSTOS_CONFIG", &client_config)
             .env("XDG_CACHE_HOME", &xdg)

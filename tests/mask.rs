@@ -7,13 +7,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
-mod common;
+#[path = "support/shell.rs"]
+mod shell;
 
 use std::io::Write as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use common::{Pty, Setup};
+use shell::{Pty, Setup};
 use custos::term::masker::Masker;
 use custos::mask::MaskingConfig;
 use custos::cmd::mask::Filter;
@@ -54,14 +55,9 @@ fn corpus() -> Vec<(String, Vec<u8>, Expect)> {
 
 /// Every line an independent emulator shows after `bytes`, scrollback first.
 fn shown(bytes: &[u8], rows: u16, cols: u16) -> String {
-    #[allow(clippy::disallowed_methods)]
-    let mut parser = vt100::Parser::new(
-        std::num::NonZeroU16::new(rows).unwrap(),
-        std::num::NonZeroU16::new(cols).unwrap(),
-        100_000,
-    );
+    let mut parser = shell::emulator(rows, cols, 100_000);
     parser.process(bytes);
-    common::all_lines(&mut parser).join("\n")
+    shell::all_lines(&mut parser).join("\n")
 }
 
 fn check(name: &str, how: &str, text: &str, raw: &[u8], expect: &Expect) {
@@ -78,7 +74,7 @@ fn check(name: &str, how: &str, text: &str, raw: &[u8], expect: &Expect) {
 #[test]
 fn corpus_through_custos_mask_leaks_nothing_and_keeps_the_rest() {
     for (name, input, expect) in corpus() {
-        let mut child = Command::new(common::CUSTOS_BIN)
+        let mut child = Command::new(shell::CUSTOS_BIN)
             .args(["mask", "--cols", "200", "--rows", "30"])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -110,7 +106,7 @@ fn corpus_in_a_live_session_leaks_nothing_to_screen_or_recording() {
     assert_eq!(pty.wait_exit(), 0);
     let recording = std::fs::read_to_string(&setup.recordings()[0]).unwrap();
     let cast = custos::evidence::asciicast::Cast::parse(&recording).unwrap();
-    let replayed = common::all_lines(&mut common::replay(&cast)).join("\n");
+    let replayed = shell::all_lines(&mut shell::replay(&cast)).join("\n");
     for (name, _, expect) in corpus() {
         for secret in &expect.mask {
             assert!(!recording.contains(secret.as_str()), "recording: {name}: {secret:?} is in the file");
@@ -122,7 +118,7 @@ fn corpus_in_a_live_session_leaks_nothing_to_screen_or_recording() {
 #[test]
 fn explain_lists_detectors_and_fingerprints_without_values() {
     let input = "export GITHUB_TOKEN=ghp_R4nd0mTestTokenValue0123456789abcdEF\ncard 4111 1111 1111 1111\n";
-    let mut child = Command::new(common::CUSTOS_BIN)
+    let mut child = Command::new(shell::CUSTOS_BIN)
         .args(["mask", "--explain"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -141,7 +137,7 @@ fn a_bad_masking_rule_is_a_clear_error_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("bad.toml");
     std::fs::write(&config, "[masking]\n[[masking.rules]]\nname = \"tickets\"\nregex = 'TKT-[0-9'\n").unwrap();
-    let out = Command::new(common::CUSTOS_BIN)
+    let out = Command::new(shell::CUSTOS_BIN)
         .args(["mask", "--config", config.to_str().unwrap()])
         .stdin(Stdio::null())
         .output()

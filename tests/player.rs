@@ -8,27 +8,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
-mod common;
+#[path = "support/shell.rs"]
+mod shell;
 
-use std::path::PathBuf;
 use std::process::Command;
 
-use common::{replay, Pty, Setup};
-
-fn player() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("ASCIINEMA_BIN").map(PathBuf::from).filter(|p| p.exists()) {
-        return Some(p);
-    }
-    let out = Command::new("sh").args(["-c", "command -v asciinema"]).output().ok()?;
-    let path = String::from_utf8(out.stdout).ok()?.trim().to_owned();
-    // asciinema 2 (Python) cannot read v3; only a version 3 player counts.
-    let version = Command::new(&path).arg("--version").output().ok()?;
-    String::from_utf8_lossy(&version.stdout).contains("asciinema 3").then(|| PathBuf::from(path))
-}
+use shell::{replay, Pty, Setup};
 
 #[test]
 fn a_recording_plays_in_asciinema_3_to_the_same_screen() {
-    let Some(asciinema) = player() else {
+    let Some(asciinema) = shell::asciinema_3() else {
         eprintln!("SKIP: no asciinema 3 player (set ASCIINEMA_BIN or install it: cargo install asciinema)");
         return;
     };
@@ -38,7 +27,7 @@ fn a_recording_plays_in_asciinema_3_to_the_same_screen() {
     assert_eq!(pty.wait_exit(), 0);
     let path = setup.recordings().remove(0);
     let cast = setup.recording();
-    let expected: Vec<String> = common::all_lines(&mut replay(&cast)).into_iter().filter(|l| !l.trim().is_empty()).collect();
+    let expected: Vec<String> = shell::all_lines(&mut replay(&cast)).into_iter().filter(|l| !l.trim().is_empty()).collect();
     assert!(expected.iter().any(|l| l.starts_with("green 漢字 card *******************")), "{expected:?}");
 
     let mut play = Command::new(asciinema);

@@ -4,13 +4,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
-mod common;
+#[path = "support/shell.rs"]
+mod shell;
 
 use std::io::Write as _;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{replay, Pty, Setup};
+use shell::{replay, Pty, Setup};
 
 const ROWS: u16 = 24;
 const COLS: u16 = 80;
@@ -254,7 +255,7 @@ fn fast_output_reaches_scrollback_complete_and_in_order() {
     pty.wait_exit();
     // The recording has every line too.
     let cast = setup.recording();
-    let recorded = common::all_lines(&mut replay(&cast));
+    let recorded = shell::all_lines(&mut replay(&cast));
     let numbers: Vec<u32> = recorded.iter().filter_map(|l| l.trim().parse().ok()).collect();
     assert_eq!(numbers, (1..=20000).collect::<Vec<u32>>());
 }
@@ -354,7 +355,7 @@ fn input_is_not_recorded_by_default() {
 fn a_nested_custos_shell_does_not_record_twice() {
     let setup = Setup::new("");
     let mut pty = bash(&setup);
-    pty.line(&format!("{} -c 'echo nested=$((3*3))'", common::SHELL_BIN));
+    pty.line(&format!("{} -c 'echo nested=$((3*3))'", shell::SHELL_BIN));
     pty.wait_text("nested=9");
     pty.line("exit");
     pty.wait_exit();

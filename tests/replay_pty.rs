@@ -5,14 +5,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
-mod common;
+#[path = "support/shell.rs"]
+mod shell;
+#[path = "support/fixtures.rs"]
+mod fixtures;
 
 use std::io::Write as _;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Pty, Setup, CUSTOS_BIN};
+use shell::{Pty, Setup, CUSTOS_BIN};
 
 fn replay(args: &[&str], home: &Path) -> Command {
     let mut cmd = Command::new(CUSTOS_BIN);
@@ -65,17 +68,8 @@ fn play_a_recorded_session_search_it_and_quit() {
 
 /// A recording with gate markers, written the way the recorder writes.
 fn session_with_commands(path: &Path) {
-    use custos::evidence::asciicast::{CastFile, Event, Header, SessionInfo};
-    let info = SessionInfo {
-        session_id: "01930000-0000-7000-8000-0000000000aa".into(),
-        user: "alice".into(),
-        uid: 1000,
-        host: "db1".into(),
-        shell: "/bin/bash".into(),
-        mode: "interactive".into(),
-        command: None,
-        identity: None,
-    };
+    use custos::evidence::asciicast::{CastFile, Event, Header};
+    let info = fixtures::session_info("01930000-0000-7000-8000-0000000000aa", "alice", "db1");
     let mut cast = CastFile::create(path, &Header::new(info, 60, 12, None, 1_795_700_000)).unwrap();
     let mut t = Duration::ZERO;
     for (i, line) in ["uptime", "sudo systemctl restart pg", "df -h"].iter().enumerate() {

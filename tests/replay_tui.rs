@@ -14,6 +14,7 @@ use custos::tui::replay::app::App;
 use custos::tui::replay::source::{LocalSource, Verification};
 use custos::tui::replay::ui;
 use custos::tui::theme::{Role, Theme};
+use collector::fixtures;
 use ratatui::backend::TestBackend;
 use ratatui::buffer::Buffer;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
@@ -22,16 +23,7 @@ use ratatui::Terminal;
 const START: u64 = 1_795_700_000; // 2026-11-26 13:33 UTC
 
 fn info(user: &str, host: &str, n: u128) -> SessionInfo {
-    SessionInfo {
-        session_id: format!("0193{n:028x}"),
-        user: user.into(),
-        uid: 1000,
-        host: host.into(),
-        shell: "/bin/bash".into(),
-        mode: "interactive".into(),
-        command: None,
-        identity: None,
-    }
+    fixtures::session_info(format!("0193{n:028x}"), user, host)
 }
 
 /// A recorded session: prompt, commands with gate markers, output.
@@ -413,11 +405,7 @@ fn a_really_tampered_chain_shows_the_broken_badge_everywhere() {
     let dir = spool();
     let (host_key, session_dir) = signed_spool(dir.path());
     // Someone edits one byte of chunk 1's signed payload on disk.
-    let file = session_dir.join(format!("{:020}.chunk", 1));
-    let mut bytes = std::fs::read(&file).unwrap();
-    let n = bytes.len();
-    bytes[n - 70] ^= 0x20;
-    std::fs::write(&file, bytes).unwrap();
+    collector::tamper_chunk(&session_dir, 1);
 
     let source = LocalSource::new(dir.path(), None).with_keys(vec![host_key.public()]);
     let mut app = App::new(Theme::default(), Box::new(source));

@@ -6,7 +6,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
-mod common;
+#[path = "support/shell.rs"]
+mod shell;
 #[path = "support/collector.rs"]
 mod collector;
 
@@ -14,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use collector::{host_key, wait_for, Server};
-use common::{Pty, Setup};
+use shell::{Pty, Setup};
 use custos::evidence::{verify_chain, HostKey, SessionDir};
 
 /// A host key, a collector with the key enrolled, and a shell config that

@@ -14,7 +14,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
-mod common;
+#[path = "support/shell.rs"]
+mod shell;
 #[path = "system/sshd.rs"]
 mod sshd;
 #[path = "system/term.rs"]

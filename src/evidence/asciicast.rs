@@ -415,16 +415,7 @@ mod tests {
     use super::*;
 
     fn info() -> SessionInfo {
-        SessionInfo {
-            session_id: "0190f1a2-0000-7000-8000-000000000000".into(),
-            user: "alice".into(),
-            uid: 1000,
-            host: "db1".into(),
-            shell: "/bin/bash".into(),
-            mode: "interactive".into(),
-            command: None,
-            identity: None,
-        }
+        crate::fixtures::session_info(crate::fixtures::SESSION_ID)
     }
 
     #[test]

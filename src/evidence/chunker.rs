@@ -187,7 +187,7 @@ impl Chunker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::evidence::asciicast::{Encoder, Event, Header, SessionInfo};
+    use crate::evidence::asciicast::{Encoder, Event};
     use proptest::prelude::*;
     use std::time::Duration;
 
@@ -196,17 +196,7 @@ mod tests {
     }
 
     fn header() -> Vec<u8> {
-        let info = SessionInfo {
-            session_id: "0190f1a2-0000-7000-8000-000000000000".into(),
-            user: "alice".into(),
-            uid: 1000,
-            host: "db1".into(),
-            shell: "/bin/bash".into(),
-            mode: "interactive".into(),
-            command: None,
-            identity: None,
-        };
-        Encoder::header(&Header::new(info, 80, 24, Some("xterm".into()), 1_700_000_000))
+        Encoder::header(&crate::fixtures::header(crate::fixtures::SESSION_ID, Some("xterm")))
     }
 
     fn line(enc: &mut Encoder, at_us: u64, text: &str) -> Vec<u8> {

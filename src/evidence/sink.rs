@@ -281,20 +281,9 @@ mod tests {
     use super::*;
     use crate::evidence::spool::SessionDir;
     use crate::evidence::{verify_chain, ChunkerConfig};
-    use crate::evidence::asciicast::SessionInfo;
 
     fn header() -> Header {
-        let info = SessionInfo {
-            session_id: uuid::Uuid::now_v7().to_string(),
-            user: "alice".into(),
-            uid: 1000,
-            host: "db1".into(),
-            shell: "/bin/bash".into(),
-            mode: "interactive".into(),
-            command: None,
-            identity: None,
-        };
-        Header::new(info, 80, 24, None, 1_700_000_000)
+        crate::fixtures::header(&uuid::Uuid::now_v7().to_string(), None)
     }
 
     fn config(dir: &Path, quota: u64) -> EvidenceConfig {

@@ -177,24 +177,13 @@ mod tests {
     use super::*;
     use crate::evidence::spool::SessionDir;
     use crate::evidence::{verify_chain, KeyId, PublicKey};
-    use crate::evidence::asciicast::SessionInfo;
 
     fn key() -> Arc<HostKey> {
         Arc::new(HostKey::from_seed([4; 32]))
     }
 
     fn header(session: Uuid) -> Header {
-        let info = SessionInfo {
-            session_id: session.to_string(),
-            user: "alice".into(),
-            uid: 1000,
-            host: "db1".into(),
-            shell: "/bin/bash".into(),
-            mode: "interactive".into(),
-            command: None,
-            identity: None,
-        };
-        Header::new(info, 80, 24, None, 1_700_000_000)
+        crate::fixtures::header(&session.to_string(), None)
     }
 
     fn keys(id: &KeyId) -> Option<PublicKey> {

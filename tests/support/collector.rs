@@ -16,6 +16,12 @@ use std::time::{Duration, Instant};
 use custos::evidence::{seal, Chunk, Digest, HostKey};
 use uuid::Uuid;
 
+// Relative to this file: `tests/support/fixtures.rs`. A test that includes
+// this module takes the fixtures from here (`collector::fixtures`): a file
+// loaded as two modules is a clippy error.
+#[path = "fixtures.rs"]
+pub mod fixtures;
+
 pub fn custos_bin() -> &'static str {
     env!("CARGO_BIN_EXE_custos")
 }
@@ -236,16 +242,7 @@ pub fn host_key(dir: &Path) -> (HostKey, PathBuf) {
 
 /// The asciicast header line of a test session.
 pub fn header_line(session: Uuid, user: &str, host: &str) -> String {
-    let info = custos::evidence::asciicast::SessionInfo {
-        session_id: session.to_string(),
-        user: user.into(),
-        uid: 1000,
-        host: host.into(),
-        shell: "/bin/bash".into(),
-        mode: "interactive".into(),
-        command: None,
-        identity: None,
-    };
+    let info = fixtures::session_info(session, user, host);
     let header = custos::evidence::asciicast::Header::new(info, 80, 24, Some("xterm".into()), 1_764_115_200);
     String::from_utf8(custos::evidence::asciicast::Encoder::header(&header)).unwrap()
 }
@@ -348,4 +345,14 @@ pub fn stored_cast(data_dir: &Path, key_path: &Path) -> String {
         true
     });
     text.unwrap()
+}
+
+/// What someone with access to the disk does in the tamper tests: flips one
+/// bit of chunk `seq` in a session's chunk directory, 70 bytes from its end.
+pub fn tamper_chunk(session_dir: &Path, seq: u64) {
+    let file = session_dir.join(format!("{seq:020}.chunk"));
+    let mut bytes = std::fs::read(&file).unwrap();
+    let n = bytes.len();
+    bytes[n - 70] ^= 0x20;
+    std::fs::write(&file, bytes).unwrap();
 }

@@ -174,9 +174,7 @@ pub struct Emulator(vt100::Parser);
 
 impl Emulator {
     pub fn new(rows: u16, cols: u16) -> Self {
-        #[allow(clippy::disallowed_methods)]
-        let parser = vt100::Parser::new(nonzero(rows), nonzero(cols), 100_000);
-        Self(parser)
+        Self(crate::shell::emulator(rows, cols, 100_000))
     }
 
     pub fn process(&mut self, bytes: &[u8]) {
@@ -190,7 +188,7 @@ impl Emulator {
 
     /// Every line shown: scrollback, then the screen; trailing blanks cut.
     pub fn lines(&mut self) -> Vec<String> {
-        crate::common::all_lines(&mut self.0).iter().map(|l| l.trim_end().to_owned()).collect()
+        crate::shell::all_lines(&mut self.0).iter().map(|l| l.trim_end().to_owned()).collect()
     }
 }
 

@@ -2,6 +2,8 @@
 //! terminal would, and reads the screen back through an independent
 //! emulator (a separate `vt100` instance with scrollback, not the one inside
 //! custos).
+//!
+//! Include with `#[path = "support/shell.rs"] mod shell;`.
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
@@ -121,12 +123,7 @@ impl Pty {
         }
         let child = cmd.spawn().unwrap();
         drop(slave);
-        #[allow(clippy::disallowed_methods)]
-        let parser = Arc::new(Mutex::new(vt100::Parser::new(
-            std::num::NonZeroU16::new(rows).unwrap(),
-            std::num::NonZeroU16::new(cols).unwrap(),
-            20_000,
-        )));
+        let parser = Arc::new(Mutex::new(emulator(rows, cols, 20_000)));
         let raw = Arc::new(Mutex::new(Vec::new()));
         let mut reader_file = std::fs::File::from(pair.master.try_clone().unwrap());
         let writer = std::fs::File::from(pair.master.try_clone().unwrap());
@@ -267,6 +264,14 @@ impl Drop for Pty {
     }
 }
 
+/// A fresh independent emulator (not the one inside custos) of `rows` x
+/// `cols`, keeping `scrollback` lines. Test sizes are non-zero, so the raw
+/// vt100 call that custos fences behind `screen::Screen` is safe here.
+pub fn emulator(rows: u16, cols: u16, scrollback: usize) -> vt100::Parser {
+    #[allow(clippy::disallowed_methods)]
+    vt100::Parser::new(std::num::NonZeroU16::new(rows).unwrap(), std::num::NonZeroU16::new(cols).unwrap(), scrollback)
+}
+
 /// Every line an emulator has shown: scrollback, then the screen.
 pub fn all_lines(parser: &mut vt100::Parser) -> Vec<String> {
     let screen = parser.screen_mut();
@@ -287,12 +292,7 @@ pub fn all_lines(parser: &mut vt100::Parser) -> Vec<String> {
 pub fn replay(cast: &custos::evidence::asciicast::Cast) -> vt100::Parser {
     let mut rows = cast.header.term.rows;
     let mut cols = cast.header.term.cols;
-    #[allow(clippy::disallowed_methods)]
-    let mut parser = vt100::Parser::new(
-        std::num::NonZeroU16::new(rows).unwrap(),
-        std::num::NonZeroU16::new(cols).unwrap(),
-        20_000,
-    );
+    let mut parser = emulator(rows, cols, 20_000);
     for (_, code, data) in &cast.events {
         match code.as_str() {
             "o" => parser.process(data.as_bytes()),
@@ -312,4 +312,17 @@ pub fn replay(cast: &custos::evidence::asciicast::Cast) -> vt100::Parser {
 pub fn sha256_file(path: &Path) -> String {
     let out = Command::new("sha256sum").arg(path).output().unwrap();
     String::from_utf8(out.stdout).unwrap().split_whitespace().next().unwrap().to_owned()
+}
+
+/// The asciinema 3 player recordings are checked against (`ASCIINEMA_BIN`,
+/// else `asciinema` on PATH), or `None` when there is none.
+pub fn asciinema_3() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("ASCIINEMA_BIN").map(PathBuf::from).filter(|p| p.exists()) {
+        return Some(p);
+    }
+    let out = Command::new("sh").args(["-c", "command -v asciinema"]).output().ok()?;
+    let path = String::from_utf8(out.stdout).ok()?.trim().to_owned();
+    // asciinema 2 (Python) cannot read v3; only a version 3 player counts.
+    let version = Command::new(&path).arg("--version").output().ok()?;
+    String::from_utf8_lossy(&version.stdout).contains("asciinema 3").then(|| PathBuf::from(path))
 }
