@@ -1,29 +1,29 @@
 //! custos: a recording login shell for privileged access.
 //!
-//! The map of the crate (see `docs/ARCHITECTURE.md` for the prose version):
+//! One folder per part (`docs/ARCHITECTURE.md` has the map with what each
+//! may import; dependencies point from edges to cores, never back):
 //!
-//! - `shell`: the `custos-shell` story: config, account, nesting, and the
-//!   choice between an interactive session and a data channel.
-//! - `session`: the interactive loop (PTY, keys, signals, frames).
-//! - `screen`: the virtual screen (vt100), scrollback capture, query answers.
-//! - `render`: screen to bytes for the user's terminal and the recording.
-//! - `record`: asciicast v3 encoding and the recording file.
-//! - `config`, `invocation`, `account`, `privilege`, `pty`, `child`,
-//!   `nesting`, `spool`: the edges, each owning one concern.
-//! - `policy`: the command gate's pure core: a command line, parsed as bash
-//!   would, against the policy file; and `custos policy check|test`.
-//! - `gate`: the command gate in a live session: the bash and zsh hooks,
-//!   their socket, and the watch for hooks that were removed.
-//! - `serve`: the collector (`custos serve`): ingest of signed chunks,
-//!   search, download, live follow; `client` and `upload` are its other end
-//!   (`custos upload`, `enroll`, `sessions`). Only the `custos` binary
-//!   reaches them; nothing of the server links into `custos-shell`.
-//! - `when`: times as typed on a command line, for search filters.
-//! - `evidence`: the signed chunk chain: envelope codec, host key, chunker,
-//!   chunk spool, chain verification, export; `custos keygen|verify|export`.
-//! - `replay`: `custos replay`, the auditor's TUI (player core, index,
-//!   sources, ratatui views); `theme`: colour roles for the TUIs.
-//! - `doctor`, `demo`: `custos` subcommands.
+//! - `recorder`: the login shell, `custos-shell`: the story from argv to
+//!   exit status, the privileged split, the PTY, the session loop, the
+//!   approvals pane.
+//! - `term`: the screen pipeline: emulator, masker, renderer, and the one
+//!   pipeline the session, `custos mask` and the txt export share.
+//! - `mask`: pure secret detectors.
+//! - `policy`: the command gate's pure core: a line parsed as bash parses
+//!   it, against the policy, to a verdict.
+//! - `gate`: the command gate in a live session: hooks, socket, watch.
+//! - `approval`: approval of single lines: what an approver signs, one held
+//!   line, the recorder's link to its agent.
+//! - `evidence`: the recording format (asciicast, markers) and its signed,
+//!   hash-chained chunks, the spool, export.
+//! - `identity`: OIDC sign-in, the token cache, roles.
+//! - `serve`: the collector, `custos serve` (the `custos` binary only).
+//! - `client`: HTTP to the collector: upload, enroll, search, the approval
+//!   agent, event streams (the `custos` binary only).
+//! - `tui`: the auditor's replay and the approver's queue, their themes.
+//! - `cmd`: one front end per `custos` subcommand.
+//! - `config`: raw TOML to a validated `Config`; `when`: the only clock,
+//!   date and duration code; `layout`: where custos keeps things on a host.
 
 pub mod approval;
 pub mod client;
@@ -34,6 +34,7 @@ pub mod evidence;
 pub(crate) mod fixtures;
 pub mod gate;
 pub mod identity;
+pub mod layout;
 pub mod mask;
 pub mod policy;
 pub mod recorder;

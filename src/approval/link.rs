@@ -69,7 +69,7 @@ impl Settings {
     /// The `custos` binary next to the running one.
     pub fn sibling_exe() -> PathBuf {
         // A missing binary fails at spawn, which refuses the held line.
-        crate::recorder::uploader::custos_binary().unwrap_or_else(|_| PathBuf::from("/usr/bin/custos"))
+        crate::layout::custos_binary().unwrap_or_else(|_| PathBuf::from("/usr/bin/custos"))
     }
 }
 

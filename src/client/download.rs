@@ -45,7 +45,7 @@ pub fn session(collector: &Collector, text: &str, given: &[String]) -> anyhow::R
 /// Downloads every stored chunk of `session` into `<into>/<session>/`.
 async fn download(collector: &Collector, session: &str, into: &Path) -> anyhow::Result<PathBuf> {
     let dir = into.join(session);
-    crate::recorder::layout::ensure_private_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    crate::layout::ensure_private_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
     for info in collector.chunk_list(session).await? {
         let bytes = collector.chunk(session, info.seq).await?;
         let path = dir.join(chunk_file_name(info.seq));

@@ -49,7 +49,7 @@ fn random_u32() -> u32 {
 
 /// The directory holding one directory per session.
 pub fn chunks_root(spool: &Path) -> PathBuf {
-    crate::recorder::layout::chunks_root(spool)
+    crate::layout::chunks_root(spool)
 }
 
 /// The chunk files of a session directory, in seq order.

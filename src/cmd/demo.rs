@@ -104,7 +104,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
 
     // The recorder streamed the session as it ran; wait for the last chunk
     // to reach the collector (the spool keeps nothing acknowledged).
-    let (stored, chunks) = wait_for_session(&crate::recorder::layout::chunks_root(&data_dir), &key, Duration::from_secs(20))
+    let (stored, chunks) = wait_for_session(&crate::layout::chunks_root(&data_dir), &key, Duration::from_secs(20))
         .context("the collector did not receive the whole session")?;
     let id = stored.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     collector.stop();

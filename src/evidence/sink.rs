@@ -206,9 +206,9 @@ impl Sink {
                 (Form::Chunks(chunks), path)
             }
             None => {
-                let path = crate::recorder::layout::recording_path(spool, &header.custos.session_id);
+                let path = crate::layout::recording_path(spool, &header.custos.session_id);
                 if let Some(dir) = path.parent() {
-                    crate::recorder::layout::ensure_private_dir(dir).map_err(|source| SinkError::Cast { path: path.clone(), source })?;
+                    crate::layout::ensure_private_dir(dir).map_err(|source| SinkError::Cast { path: path.clone(), source })?;
                 }
                 let cast = CastFile::create(&path, header).map_err(|source| SinkError::Cast { path: path.clone(), source })?;
                 (Form::Cast(cast), path)
@@ -329,7 +329,7 @@ mod tests {
         let public = key.public();
         let mut sink = Sink::open(dir.path(), &header(), Some(key), &config).unwrap();
         assert!(sink.is_chunked());
-        assert_eq!(sink.path().parent().unwrap(), crate::recorder::layout::chunks_root(dir.path()));
+        assert_eq!(sink.path().parent().unwrap(), crate::layout::chunks_root(dir.path()));
         for i in 0..6u64 {
             let at = Duration::from_millis(i * 400);
             sink.write(at, &Event::Output("line\r\n")).unwrap();

@@ -53,7 +53,7 @@ pub fn load(dir: &Path, user: &str, issuer: &str, client_id: &str) -> Option<Ent
 pub fn store(dir: &Path, user: &str, entry: &Entry) -> Result<(), CacheError> {
     let target = path(dir, user)?;
     let write = |source| CacheError::Write { path: target.clone(), source };
-    crate::recorder::layout::ensure_private_dir(dir).map_err(write)?;
+    crate::layout::ensure_private_dir(dir).map_err(write)?;
     let tmp = dir.join(format!(".{user}.json.tmp"));
     let body = serde_json::to_vec_pretty(entry).map_err(|e| write(e.into()))?;
     let _ = std::fs::remove_file(&tmp);

@@ -5,24 +5,27 @@
 //! - `invocation`: classifying argv (passed on unchanged).
 //! - `account`: the user from the real uid, the host name.
 //! - `nesting`: a recorder already owning this session.
+//! - `identity`: the sign-in at session start (runs `custos identity` as
+//!   the service user; the user's mode decides what a failure means).
 //! - `privilege`: the setuid split: child to the user, recorder to `custos`.
 //! - `pty`, `child`: the PTY and terminal ioctls; forking and exec'ing the
 //!   real shell.
-//! - `layout`: the custos-owned directory layout of the spool.
 //! - `uploader`: starting `custos upload --follow` beside the recorder.
-//! - `session`: the interactive loop (poll and dispatch), with its
-//!   `gate_link`, live `pane`, `status` line and `output` beside it; the
-//!   screen work is `term::pipeline`.
-//! - `pane`: the approvals pane's pure parts (prefix key, split) and its
-//!   launcher.
+//! - `session`: the interactive loop (poll and dispatch), its gate link,
+//!   status line, output and the open approvals pane.
+//! - `pane`: the approvals pane's pure parts and its launcher process.
 //!
-//! Nothing here links HTTP, TLS, an async runtime, SQL or a TUI: the
-//! recorder is on every login's critical path and runs with privilege.
+//! Nothing here links HTTP, TLS, an async runtime, SQL or a TUI
+//! (`tests/lean.rs` checks the built binary): the recorder is on every
+//! login's critical path and runs with privilege. It imports the cores
+//! (`term`, `policy`, `mask`, `evidence`, `config`, `when`, `layout`) and
+//! the shell-side parts (`gate`, `approval`, `identity`); none of them
+//! imports it (only `custos login`'s front end borrows `account`).
 
 pub mod account;
 pub mod child;
+pub mod identity;
 pub mod invocation;
-pub mod layout;
 pub mod nesting;
 pub mod pane;
 pub mod privilege;

@@ -74,7 +74,7 @@ pub fn is_nested(spool: &Path) -> bool {
 /// Claims the session for the PTY whose slave is `slave`.
 pub fn claim(spool: &Path, slave: impl AsFd) -> std::io::Result<SessionLocks> {
     let dir = lock_dir(spool);
-    crate::recorder::layout::ensure_private_dir(&dir)?;
+    crate::layout::ensure_private_dir(&dir)?;
     let st = fstat(slave.as_fd()).map_err(std::io::Error::from)?;
     let (major, minor) = (libc::major(st.st_rdev), libc::minor(st.st_rdev));
     let mut names = vec![format!("tty-{major}-{minor}")];

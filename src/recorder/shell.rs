@@ -86,7 +86,7 @@ pub fn run(argv: &[OsString], config: &Config, privilege: Privilege) -> anyhow::
     let shell = config.shell_for(&account.name, &account.groups).to_owned();
     let inv = Invocation::parse(argv);
     let spool = spool_dir(config, &privilege, &account);
-    crate::recorder::layout::ensure_private_dir(&spool.join("recordings"))
+    crate::layout::ensure_private_dir(&spool.join("recordings"))
         .with_context(|| format!("cannot create the spool {}", spool.display()))?;
 
     if crate::recorder::nesting::is_nested(&spool) {
@@ -98,7 +98,7 @@ pub fn run(argv: &[OsString], config: &Config, privilege: Privilege) -> anyhow::
     let stdout = std::io::stdout();
     let interactive = crate::recorder::pty::is_terminal(stdin.as_fd()) && crate::recorder::pty::is_terminal(stdout.as_fd());
     // Before anything runs: who is this, verified (or refuse, per mode).
-    let identity = crate::identity::at_session_start(&config.identity, &account, &privilege, &spool, interactive)?;
+    let identity = crate::recorder::identity::at_session_start(&config.identity, &account, &privilege, &spool, interactive)?;
     let info = SessionInfo {
         session_id: session_id.clone(),
         user: account.name.clone(),
@@ -359,7 +359,7 @@ fn interactive_session(
 /// the session itself does not depend on it.
 fn approvals_pane(config: &Config, privilege: &Privilege) -> Option<session::PaneSetup> {
     let (Some(url), Some(prefix)) = (config.collector.url.as_deref(), config.approvals.pane_key) else { return None };
-    let prepared = crate::recorder::uploader::custos_binary().map_err(|e| e.to_string()).and_then(|custos| {
+    let prepared = crate::layout::custos_binary().map_err(|e| e.to_string()).and_then(|custos| {
         let env: Vec<(OsString, OsString)> = std::env::vars_os().collect();
         let (args, env) = crate::recorder::pane::approve_command(url, &env);
         let cmd = crate::recorder::pane::launcher::PaneCommand::new(&custos, &args, &env).map_err(|e| e.to_string())?;

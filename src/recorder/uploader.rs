@@ -16,26 +16,14 @@
 //! terminal, a clean environment, and no descriptor of ours: it must not
 //! keep the PTY open or receive the terminal's hang-up.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
-
-/// The `custos` binary installed beside the running `custos-shell`.
-pub fn custos_binary() -> std::io::Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    let dir = exe.parent().ok_or_else(|| std::io::Error::other("the running binary has no directory"))?;
-    let custos = dir.join("custos");
-    if custos.is_file() {
-        Ok(custos)
-    } else {
-        Err(std::io::Error::new(std::io::ErrorKind::NotFound, format!("{} is missing", custos.display())))
-    }
-}
 
 /// Starts `custos upload --follow session` for the chunks in `spool`,
 /// delivering to `server`. Returns once it runs; it outlives the recorder.
 pub fn spawn_follow(spool: &Path, server: &str, key: &Path, config: Option<&Path>, session: &str) -> std::io::Result<()> {
     use std::os::unix::process::CommandExt as _;
-    let mut cmd = Command::new(custos_binary()?);
+    let mut cmd = Command::new(crate::layout::custos_binary()?);
     cmd.arg("upload")
         .arg("--follow")
         .arg(session)

@@ -302,9 +302,9 @@ impl Store {
             let path = path.to_owned();
             move |source| StoreError::Io { path, source }
         };
-        crate::recorder::layout::ensure_private_dir(data_dir).map_err(io(data_dir))?;
+        crate::layout::ensure_private_dir(data_dir).map_err(io(data_dir))?;
         let chunks_dir = data_dir.join("chunks");
-        crate::recorder::layout::ensure_private_dir(&chunks_dir).map_err(io(&chunks_dir))?;
+        crate::layout::ensure_private_dir(&chunks_dir).map_err(io(&chunks_dir))?;
         let options = SqliteConnectOptions::new()
             .filename(data_dir.join("custos.db"))
             .create_if_missing(true)
@@ -482,7 +482,7 @@ impl Store {
             move |source| StoreError::Io { path, source }
         };
         let dir = chunks_dir.join(session);
-        crate::recorder::layout::ensure_private_dir(&dir).map_err(io(&dir))?;
+        crate::layout::ensure_private_dir(&dir).map_err(io(&dir))?;
         let tmp = dir.join(format!(".{seq:020}.tmp"));
         let mut file = std::fs::OpenOptions::new()
             .write(true)

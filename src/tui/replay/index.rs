@@ -267,7 +267,7 @@ impl Index {
     /// Writes the cache (atomically per file: a reader sees the old or the
     /// new file, never half of one).
     pub fn save(&self, dir: &Path, len: u64, mtime: u64) -> std::io::Result<()> {
-        crate::recorder::layout::ensure_private_dir(dir)?;
+        crate::layout::ensure_private_dir(dir)?;
         let file = CacheFileRef {
             format: CACHE_FORMAT,
             version: CACHE_VERSION,

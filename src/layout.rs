@@ -1,6 +1,9 @@
-//! The spool: the `custos`-owned directory where recordings are written
-//! before anything else happens to them (the evidence issue adds chunks and
-//! upload on top). Layout:
+//! Where custos keeps things on a host: the `custos` binary beside
+//! `custos-shell`, and the spool, the `custos`-owned directory where
+//! recordings are written before anything else happens to them. A leaf:
+//! every part that touches these places (recorder, evidence, identity,
+//! the collector's data directory, the clients' caches) imports it, and it
+//! imports nothing of ours. Layout of the spool:
 //!
 //! ```text
 //! <spool_dir>/            0700, owned by custos
@@ -25,4 +28,16 @@ pub fn chunks_root(spool: &Path) -> PathBuf {
 /// Where the recording of `session_id` goes when the host has no key.
 pub fn recording_path(spool: &Path, session_id: &str) -> PathBuf {
     spool.join("recordings").join(format!("{session_id}.cast"))
+}
+
+/// The `custos` binary installed beside the running `custos-shell`.
+pub fn custos_binary() -> std::io::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let dir = exe.parent().ok_or_else(|| std::io::Error::other("the running binary has no directory"))?;
+    let custos = dir.join("custos");
+    if custos.is_file() {
+        Ok(custos)
+    } else {
+        Err(std::io::Error::new(std::io::ErrorKind::NotFound, format!("{} is missing", custos.display())))
+    }
 }
