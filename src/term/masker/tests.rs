@@ -1,0 +1,154 @@
+//! Unit tests of `term::masker`.
+
+use super::*;
+use crate::term::screen::{Damage, Size};
+
+const GITHUB: &str = "ghp_R4nd0mTestTokenValue0123456789abcdEF";
+
+fn masker() -> Masker {
+    Masker::new(&MaskingConfig::default()).unwrap()
+}
+
+fn masked_rows(screen: &Screen, cover: &Cover) -> Vec<String> {
+    (0..screen.size().rows)
+        .map(|r| {
+            let cells = screen.row(r).unwrap();
+            let mut s = String::new();
+            for (c, cell) in cells.iter().enumerate() {
+                if is_spacer(cell) && !cover.row(r).iter().any(|rg| rg.contains(&c)) {
+                    continue;
+                }
+                if cover.row(r).iter().any(|rg| rg.contains(&c)) {
+                    s.push('*');
+                } else {
+                    s.push(cell.c);
+                }
+            }
+            s.trim_end().to_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn a_token_is_covered_cell_for_cell() {
+    let mut screen = Screen::new(Size { rows: 3, cols: 60 });
+    screen.process(format!("export GH={GITHUB}\r\nnext").as_bytes());
+    let (cover, _) = masker().cover(&screen, &Damage::full(), Instant::now());
+    let rows = masked_rows(&screen, &cover);
+    assert_eq!(rows[0], format!("export GH={}", "*".repeat(GITHUB.len())));
+    assert_eq!(rows[1], "next");
+}
+
+#[test]
+fn a_token_wrapped_over_two_rows_is_covered_on_both() {
+    let mut screen = Screen::new(Size { rows: 4, cols: 20 });
+    screen.process(format!("token {GITHUB} end\r\n").as_bytes());
+    let (cover, _) = masker().cover(&screen, &Damage::full(), Instant::now());
+    let rows = masked_rows(&screen, &cover);
+    let text = rows.join("");
+    assert!(!text.contains("R4nd0m"), "{rows:?}");
+    assert!(text.contains(&"*".repeat(GITHUB.len())), "{rows:?}");
+    assert!(rows[0].starts_with("token "));
+}
+
+#[test]
+fn a_token_drawn_right_half_first_by_cursor_addressing_is_covered() {
+    let mut screen = Screen::new(Size { rows: 3, cols: 60 });
+    let (left, right) = GITHUB.split_at(20);
+    screen.process(format!("\x1b[1;21H{right}\x1b[1;1H{left}").as_bytes());
+    let (cover, _) = masker().cover(&screen, &Damage::full(), Instant::now());
+    assert_eq!(masked_rows(&screen, &cover)[0], "*".repeat(GITHUB.len()));
+}
+
+#[test]
+fn coloured_digit_by_digit_card_number_is_covered() {
+    let mut screen = Screen::new(Size { rows: 2, cols: 60 });
+    let card = "4111111111111111";
+    let coloured: String = card.chars().enumerate().map(|(i, c)| format!("\x1b[3{}m{c}", i % 7)).collect();
+    screen.process(format!("card {coloured}\x1b[0m ok").as_bytes());
+    let (cover, _) = masker().cover(&screen, &Damage::full(), Instant::now());
+    assert_eq!(masked_rows(&screen, &cover)[0], format!("card {} ok", "*".repeat(16)));
+}
+
+#[test]
+fn wide_characters_keep_their_width_when_covered() {
+    let mut screen = Screen::new(Size { rows: 2, cols: 60 });
+    screen.process("password=漢字secret9 x".as_bytes());
+    let (cover, _) = masker().cover(&screen, &Damage::full(), Instant::now());
+    // 漢 and 字 take two cells each: four glyphs, then seven for "secret9".
+    assert_eq!(masked_rows(&screen, &cover)[0], format!("password={} x", "*".repeat(11)));
+}
+
+#[test]
+fn a_partial_token_is_held_then_masked_when_it_completes() {
+    let mut m = masker();
+    let mut screen = Screen::new(Size { rows: 2, cols: 60 });
+    let t0 = Instant::now();
+    screen.process(b"$ echo ghp_R4nd0m");
+    let (cover, deadline) = m.cover(&screen, &Damage::full(), t0);
+    assert_eq!(cover.withheld, vec![(0, 7..17)]);
+    assert!(deadline.is_some());
+    screen.process(&GITHUB.as_bytes()[10..]);
+    let (cover, _) = m.cover(&screen, &Damage::full(), t0 + Duration::from_millis(5));
+    assert!(cover.withheld.is_empty());
+    assert_eq!(masked_rows(&screen, &cover)[0], format!("$ echo {}", "*".repeat(GITHUB.len())));
+}
+
+#[test]
+fn a_partial_token_that_never_completes_is_shown_after_the_window() {
+    let mut m = masker();
+    let mut screen = Screen::new(Size { rows: 2, cols: 60 });
+    let t0 = Instant::now();
+    screen.process(b"$ echo ghp_abc");
+    let (cover, deadline) = m.cover(&screen, &Damage::full(), t0);
+    assert!(!cover.withheld.is_empty());
+    let (cover, deadline2) = m.cover(&screen, &Damage::full(), deadline.unwrap());
+    assert!(cover.withheld.is_empty());
+    assert_eq!(deadline2, None);
+    assert_eq!(row_text(screen.row(0).unwrap()).trim_end(), "$ echo ghp_abc");
+}
+
+#[test]
+fn ordinary_typing_is_never_held() {
+    let mut m = masker();
+    let mut screen = Screen::new(Size { rows: 2, cols: 60 });
+    for ch in "$ ls -la /etc && git status".chars() {
+        screen.process(ch.to_string().as_bytes());
+        let (cover, deadline) = m.cover(&screen, &Damage::full(), Instant::now());
+        assert_eq!((cover.withheld, deadline), (vec![], None), "withheld while typing {ch:?}");
+    }
+}
+
+#[test]
+fn pem_context_carries_over_rows_that_scrolled_off() {
+    let mut m = masker();
+    let mut screen = Screen::new(Size { rows: 3, cols: 70 });
+    screen.process(b"-----BEGIN RSA PRIVATE KEY-----\r\nMIIEpAIBAAKCAQEA0Z3VS5JJcds3xfn\r\nline2AAAA\r\nline3BBBB\r\n");
+    let (cover, _) = m.cover(&screen, &Damage::full(), Instant::now());
+    screen.clear_scrolled();
+    assert!(!cover.scrolled_row(1).is_empty(), "the first key row, scrolled off, is covered");
+    screen.process(b"line4CCCC\r\n-----END RSA PRIVATE KEY-----\r\nafter\r\n");
+    let (cover, _) = m.cover(&screen, &Damage::full(), Instant::now());
+    let rows = masked_rows(&screen, &cover);
+    assert!(rows.iter().all(|r| !r.contains("CCCC")), "{rows:?} {cover:?}");
+    assert!(rows.iter().any(|r| r == "after"), "{rows:?}");
+}
+
+#[test]
+fn explain_names_detector_and_fingerprint_never_the_value() {
+    let mut screen = Screen::new(Size { rows: 3, cols: 60 });
+    screen.process(format!("GH={GITHUB}").as_bytes());
+    let found = masker().explain(&screen);
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].detector, "github_token");
+    assert_eq!(found[0].fingerprint, crate::mask::fingerprint(GITHUB));
+    assert_eq!((found[0].row, found[0].col, found[0].cells), (Some(0), 3, GITHUB.len()));
+    assert!(!format!("{found:?}").contains("R4nd0m"));
+}
+
+#[test]
+fn titles_are_masked() {
+    let m = masker();
+    assert_eq!(m.mask_text(&format!("vim {GITHUB}")), format!("vim {}", "*".repeat(GITHUB.len())));
+    assert_eq!(m.mask_text("vim notes.txt"), "vim notes.txt");
+}
