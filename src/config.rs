@@ -157,18 +157,7 @@ pub fn parse_pane_key(text: &str) -> Result<Option<u8>, PaneKeyError> {
     }
 }
 
-/// `[evidence]`: how recordings become signed chunks in the spool.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct EvidenceConfig {
-    /// The host's ed25519 signing key (mode 0600, owned by custos).
-    pub key: PathBuf,
-    /// Where chunks are cut: by time and by uncompressed size.
-    pub chunking: ChunkerConfig,
-    /// The spool's size limit in bytes, all sessions together.
-    pub spool_quota_bytes: u64,
-    /// What the recorder does when the spool is full.
-    pub when_full: WhenFull,
-}
+pub use crate::evidence::EvidenceConfig;
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]

@@ -40,6 +40,20 @@ pub use key::{HostKey, KeyError, PublicKey};
 pub use spool::{ChainTip, ChunkSpool, SessionDir, SpoolError};
 pub use writer::{EvidenceWriter, WhenFull, WriteStatus, WriterError};
 
+/// `[evidence]`: how recordings become signed chunks in the spool (the
+/// section's validated form; `config` parses it, this part owns it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EvidenceConfig {
+    /// The host's ed25519 signing key (mode 0600, owned by custos).
+    pub key: std::path::PathBuf,
+    /// Where chunks are cut: by time and by uncompressed size.
+    pub chunking: ChunkerConfig,
+    /// The spool's size limit in bytes, all sessions together.
+    pub spool_quota_bytes: u64,
+    /// What the recorder does when the spool is full.
+    pub when_full: WhenFull,
+}
+
 /// A SHA-256 digest. Displayed (and parsed) as 64 lowercase hex digits.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct Digest(pub [u8; 32]);

@@ -35,7 +35,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::config::EvidenceConfig;
+use super::EvidenceConfig;
 use crate::evidence::{EvidenceWriter, HostKey, KeyError, WhenFull, WriteStatus, WriterError};
 use crate::evidence::asciicast::{CastFile, Encoder, Event, Header};
 
