@@ -38,3 +38,27 @@ impl Remote {
         Ok(Collector::new(&server, token)?)
     }
 }
+
+/// Which sessions: the filter flags `custos sessions` sends to the
+/// collector and `custos replay` gives its browser. One block, so the two
+/// commands take the same flags with the same syntax.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct SessionFilter {
+    /// Sessions of this user (replay's browser: the user name or identity
+    /// contains this).
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Sessions on this host (replay's browser: the host contains this).
+    #[arg(long)]
+    pub host: Option<String>,
+    /// Sessions still running at or after this time (unix seconds,
+    /// YYYY-MM-DD, RFC 3339, '2 hours ago', @UNIX, or an age such as 2h).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Sessions started at or before this time.
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Sessions that ran a command containing this text.
+    #[arg(long)]
+    pub command: Option<String>,
+}

@@ -43,21 +43,8 @@ pub struct Args {
     /// Start at this time (1:30, 90s, 50%).
     #[arg(long, value_name = "TIME")]
     pub at: Option<String>,
-    /// Browser filter: user name or identity contains this.
-    #[arg(long)]
-    pub user: Option<String>,
-    /// Browser filter: host contains this.
-    #[arg(long)]
-    pub host: Option<String>,
-    /// Browser filter: sessions active since ('2 hours ago', 2026-11-26, @UNIX).
-    #[arg(long)]
-    pub since: Option<String>,
-    /// Browser filter: sessions that started before this.
-    #[arg(long)]
-    pub until: Option<String>,
-    /// Browser filter: a command line contains this.
-    #[arg(long)]
-    pub command: Option<String>,
+    #[command(flatten)]
+    pub filter: crate::cmd::collector::SessionFilter,
     /// Browser filter: this text was on screen at some point.
     #[arg(long)]
     pub text: Option<String>,
@@ -77,11 +64,11 @@ impl Args {
     fn filter(&self) -> String {
         let mut parts = Vec::new();
         for (key, value) in [
-            ("user", &self.user),
-            ("host", &self.host),
-            ("since", &self.since),
-            ("until", &self.until),
-            ("cmd", &self.command),
+            ("user", &self.filter.user),
+            ("host", &self.filter.host),
+            ("since", &self.filter.since),
+            ("until", &self.filter.until),
+            ("cmd", &self.filter.command),
             ("text", &self.text),
         ] {
             if let Some(v) = value {

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use serde_json::Value;
 
-use crate::cmd::collector::Remote;
+use crate::cmd::collector::{Remote, SessionFilter};
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
@@ -21,22 +21,8 @@ pub enum Format {
 pub struct Args {
     #[command(flatten)]
     pub remote: Remote,
-    /// Only sessions of this unix user.
-    #[arg(long)]
-    pub user: Option<String>,
-    /// Only sessions on this host.
-    #[arg(long)]
-    pub host: Option<String>,
-    /// Only sessions still running at or after this time (unix seconds,
-    /// YYYY-MM-DD, RFC 3339, or an age such as 2h).
-    #[arg(long)]
-    pub since: Option<String>,
-    /// Only sessions started at or before this time.
-    #[arg(long)]
-    pub until: Option<String>,
-    /// Only sessions that ran a command containing this text (any case).
-    #[arg(long)]
-    pub command: Option<String>,
+    #[command(flatten)]
+    pub filter: SessionFilter,
     /// At most this many sessions, newest first.
     #[arg(long, default_value_t = 100)]
     pub limit: u32,
@@ -47,19 +33,19 @@ pub struct Args {
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let now = crate::when::unix_now_i64();
     let mut query: Vec<(&str, String)> = vec![("limit", args.limit.to_string())];
-    if let Some(u) = &args.user {
+    if let Some(u) = &args.filter.user {
         query.push(("user", u.clone()));
     }
-    if let Some(h) = &args.host {
+    if let Some(h) = &args.filter.host {
         query.push(("host", h.clone()));
     }
-    if let Some(t) = &args.since {
+    if let Some(t) = &args.filter.since {
         query.push(("since", crate::when::parse_time(t, now).context("--since")?.to_string()));
     }
-    if let Some(t) = &args.until {
+    if let Some(t) = &args.filter.until {
         query.push(("until", crate::when::parse_time(t, now).context("--until")?.to_string()));
     }
-    if let Some(c) = &args.command {
+    if let Some(c) = &args.filter.command {
         query.push(("command", c.clone()));
     }
     let collector = args.remote.connect()?;
