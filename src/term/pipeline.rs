@@ -139,7 +139,7 @@ impl Pipeline {
     /// tail (see `masker`) must be released by another frame.
     pub fn frame(&mut self, now: Instant, targets: &mut [Target<'_>]) -> Option<Instant> {
         let damage = self.screen.take_damage();
-        let (cover, hold_deadline) = match self.masker.as_mut() {
+        let (cover, withhold_deadline) = match self.masker.as_mut() {
             Some(m) => m.cover(&self.screen, &damage, now),
             None => (Cover::none(), None),
         };
@@ -155,7 +155,7 @@ impl Pipeline {
             t.out.extend_from_slice(t.overlay);
             Renderer::passthrough(&passthrough, t.out);
         }
-        hold_deadline
+        withhold_deadline
     }
 }
 

@@ -228,8 +228,8 @@ struct Loop<'a> {
     rec_buf: Vec<u8>,
     hung_up: bool,
     exit: Option<i32>,
-    /// When a held tail (see `masker`) must be released by redrawing.
-    hold_deadline: Option<Instant>,
+    /// When a withheld tail (see `masker`) must be released by redrawing.
+    withhold_deadline: Option<Instant>,
     /// Keys of the line being typed, recorded when it ends.
     input_line: Vec<u8>,
     last_foreground_check: Option<Instant>,
@@ -271,7 +271,7 @@ pub fn run(
         rec_buf: Vec::with_capacity(64 * 1024),
         hung_up: false,
         exit: None,
-        hold_deadline: None,
+        withhold_deadline: None,
         input_line: Vec::new(),
         last_foreground_check: None,
         ending: None,
@@ -318,8 +318,8 @@ impl Loop<'_> {
                 self.dirty = true;
             }
             self.check_room();
-            if self.hold_deadline.is_some_and(|d| Instant::now() >= d) {
-                self.hold_deadline = None;
+            if self.withhold_deadline.is_some_and(|d| Instant::now() >= d) {
+                self.withhold_deadline = None;
                 self.dirty = true;
             }
             if ready.output.contains(PollFlags::POLLOUT) {
@@ -354,10 +354,10 @@ impl Loop<'_> {
         // While paused, look often for the room the writer finds.
         let tick_deadline = self.status.paused.is_some().then(|| Instant::now() + PAUSED_RETRY);
         let approval_tick = self.gate.as_ref().and_then(|g| g.approvals.as_ref()).and_then(|a| a.deadline(Instant::now()));
-        let deadline = [sync_deadline, self.hold_deadline, gate_deadline, tick_deadline, approval_tick].into_iter().flatten().min();
+        let deadline = [sync_deadline, self.withhold_deadline, gate_deadline, tick_deadline, approval_tick].into_iter().flatten().min();
         // Something to draw: look for more output without waiting. A
         // synchronized update holds drawing back, so then wait, as for a
-        // held tail, until its deadline.
+        // withheld tail, until its deadline.
         let timeout = match deadline {
             _ if self.dirty && sync_deadline.is_none() => PollTimeout::ZERO,
             Some(deadline) => {

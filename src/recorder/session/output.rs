@@ -47,7 +47,7 @@ impl Loop<'_> {
             self.pane_overlay(&mut overlay);
         }
         let status = self.status.line();
-        self.hold_deadline = self.pipeline.frame(
+        self.withhold_deadline = self.pipeline.frame(
             Instant::now(),
             &mut [
                 Target { renderer: &mut self.to_terminal, status, overlay: &overlay, out: &mut self.term_buf },
