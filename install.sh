@@ -7,9 +7,13 @@
 #
 # What an installation is, and why each piece looks the way it does:
 #
-#   PREFIX/bin/custos-shell  custos:custos 6755  setuid+setgid to the service
-#                            user, so the recorder runs as `custos` and the
-#                            user can neither signal, trace nor read it.
+#   PREFIX/bin/custos-shell  root:root 4755      setuid root, like login, su and
+#                            sudo. Its privileged stage (src/recorder/
+#                            privilege.rs lists every act) takes the user's
+#                            terminal, contains the session in a cgroup, and
+#                            then drops for good: the recorder to `custos`, so
+#                            the user can neither signal, trace nor read it,
+#                            the shell to the user.
 #   PREFIX/bin/custos        root:root 0755      every other subcommand.
 #   /etc/custos/custos.toml  root:root 0644      the only config a privileged
 #                            shell reads; written once, never overwritten.
@@ -67,7 +71,7 @@ usage() {
     cat <<EOF
 Usage: $prog [OPTIONS]
 
-Install custos: custos-shell (setuid/setgid to the '$service' user) and custos
+Install custos: custos-shell (setuid root; the recorder runs as '$service') and custos
 into PREFIX/bin, the default configuration into $config_file (never
 overwritten), and the spool $spool. Ends with 'custos doctor'.
 
@@ -246,8 +250,8 @@ install_binary() {
     mv -f "$tmp" "$dest"
 }
 install_binary "$binaries/custos" "$bindir/custos" root 0755
-install_binary "$binaries/custos-shell" "$shell_path" "$service" 6755
-log "installed $bindir/custos and $shell_path (setuid/setgid $service)"
+install_binary "$binaries/custos-shell" "$shell_path" root 4755
+log "installed $bindir/custos and $shell_path (setuid root; the recorder runs as $service)"
 
 install -d -o root -g root -m 0755 "$config_dir"
 if [[ -e $config_file ]]; then

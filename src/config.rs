@@ -56,6 +56,8 @@ pub struct Config {
     pub evidence: EvidenceConfig,
     /// `[identity]`: the OpenID provider and who must sign in.
     pub identity: crate::identity::config::IdentityConfig,
+    /// `[session]`: what happens to the session's processes at its end.
+    pub session: SessionConfig,
     /// The file this came from, `None` for built-in defaults.
     pub source: Option<PathBuf>,
 }
@@ -73,6 +75,27 @@ pub struct RecordingConfig {
     pub spool_dir: PathBuf,
     /// Record keystrokes (never while the terminal's ECHO is off).
     pub record_input: bool,
+}
+
+/// `[session]`: the session's processes and the privileged stage.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionConfig {
+    /// What happens to processes still running when the session ends.
+    pub leftovers: Leftovers,
+    /// The privileged stage writes each privileged act it performs to
+    /// stderr (for operators checking an installation, and for tests).
+    pub debug: bool,
+}
+
+/// Processes of the session still running when it ends (`nohup`,
+/// `setsid`, a tmux server): the recording names them either way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Leftovers {
+    /// Killed: nothing outlives the session unrecorded.
+    Kill,
+    /// Left running, and the recording says so.
+    Keep,
 }
 
 /// `[gate]`: the command gate's hooks in interactive bash and zsh.
@@ -180,6 +203,8 @@ struct RawConfig {
     evidence: RawEvidence,
     #[serde(default)]
     identity: crate::identity::config::RawIdentity,
+    #[serde(default)]
+    session: RawSession,
 }
 
 #[derive(Deserialize, Default)]
@@ -206,6 +231,13 @@ struct RawShell {
 #[serde(deny_unknown_fields)]
 struct RawStatusLine {
     enabled: Option<bool>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawSession {
+    leftovers: Option<Leftovers>,
+    debug: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]
@@ -239,6 +271,7 @@ impl Default for Config {
                 when_full: WhenFull::Throttle,
             },
             identity: crate::identity::config::IdentityConfig::default(),
+            session: SessionConfig { leftovers: Leftovers::Kill, debug: false },
             source: None,
         }
     }
@@ -314,6 +347,10 @@ impl Config {
                 .identity
                 .validate()
                 .map_err(|e| ConfigError::Invalid { path: path.to_owned(), field: e.field, reason: e.reason })?,
+            session: SessionConfig {
+                leftovers: raw.session.leftovers.unwrap_or(defaults.session.leftovers),
+                debug: raw.session.debug.unwrap_or(defaults.session.debug),
+            },
             source: Some(path.to_owned()),
         })
     }
@@ -481,6 +518,7 @@ mod tests {
     #[case::relative_spool("[recording]\nspool_dir = \"spool\"\n", "recording.spool_dir")]
     #[case::not_toml("[shell\n", "line 1")]
     #[case::gate_bad_action("[gate]\non_degraded = \"explode\"\n", "unknown variant `explode`")]
+    #[case::session_bad_leftovers("[session]\nleftovers = \"orphan\"\n", "unknown variant `orphan`")]
     #[case::gate_unknown_key("[gate]\nenable = true\n", "unknown field `enable`")]
     #[case::collector_not_a_url("[collector]\nurl = \"collector:8470\"\n", "collector.url")]
     #[case::collector_unknown_key("[collector]\nurl = \"http://c\"\nurll = 1\n", "unknown field `urll`")]

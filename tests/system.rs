@@ -20,6 +20,8 @@ mod shell;
 mod sshd;
 #[path = "system/term.rs"]
 mod term;
+#[path = "system/escapes.rs"]
+mod escapes;
 
 use std::collections::BTreeSet;
 use std::fs::File;
@@ -265,6 +267,11 @@ impl Recording {
         &self.header["custos"][key]
     }
 
+    /// The labels of the `m` events, in order.
+    fn markers(&self) -> Vec<String> {
+        self.events.iter().filter(|e| e.1 == "m").map(|e| e.2.clone()).collect()
+    }
+
     /// What a player shows: the output replayed on an emulator of the
     /// recorded size, every line including scrollback.
     fn screen(&self) -> String {
@@ -357,8 +364,8 @@ fn install_sets_owners_and_modes_and_uninstall_restores_the_login_shell() {
     let (custos_uid, custos_gid) = sys.service_ids();
     assert_ne!(custos_uid, 0);
 
-    assert_eq!(mode(&sys.shell()), 0o6755, "custos-shell must be setuid and setgid");
-    assert_eq!(owner(&sys.shell()), (custos_uid, custos_gid));
+    assert_eq!(mode(&sys.shell()), 0o4755, "custos-shell must be setuid root");
+    assert_eq!(owner(&sys.shell()), (0, 0));
     assert_eq!(mode(&sys.custos()), 0o755);
     assert_eq!(owner(&sys.custos()), (0, 0));
     assert_eq!(mode(Path::new(CONFIG)), 0o644);
@@ -388,16 +395,16 @@ fn install_sets_owners_and_modes_and_uninstall_restores_the_login_shell() {
     assert!(again.status.success(), "second install failed:\n{}", text(&again));
     assert!(text(&again).contains("no problems found"), "install.sh ends with doctor:\n{}", text(&again));
     assert_eq!(std::fs::read_to_string(CONFIG).unwrap(), edited);
-    assert_eq!(mode(&sys.shell()), 0o6755);
-    assert_eq!(owner(&sys.shell()), (custos_uid, custos_gid));
+    assert_eq!(mode(&sys.shell()), 0o4755);
+    assert_eq!(owner(&sys.shell()), (0, 0));
 
     // doctor: clean, then a missing setuid bit is a FAIL that names it.
     let good = sys.doctor();
     assert_eq!(good.status.code(), Some(0), "{}", text(&good));
     assert!(!text(&good).contains("FAIL"), "{}", text(&good));
-    chmod(&sys.shell(), 0o2755);
+    chmod(&sys.shell(), 0o0755);
     let bad = sys.doctor();
-    chmod(&sys.shell(), 0o6755);
+    chmod(&sys.shell(), 0o4755);
     assert_eq!(bad.status.code(), Some(1), "{}", text(&bad));
     let report = text(&bad);
     let fail = report.lines().find(|l| l.starts_with("FAIL")).unwrap_or_else(|| panic!("no FAIL line:\n{report}"));

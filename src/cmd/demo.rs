@@ -59,7 +59,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     if let Some(config_path) = &args.inner {
         let config = Config::read(config_path)?;
         let argv = vec!["custos-shell".into(), "--norc".into(), "--noprofile".into(), "-i".into()];
-        let outcome = crate::recorder::shell::run(&argv, &config, Privilege::current())?;
+        let outcome = crate::recorder::shell::run(&argv, &config, Privilege::begin()?)?;
         return Ok(exit_code(outcome.status));
     }
 
@@ -96,7 +96,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let status = if interactive && !args.scripted {
         println!("custos demo: starting a recorded shell ({}). Type `exit` to end it.", args.shell.display());
         let argv = vec!["custos-shell".into(), "-l".into()];
-        crate::recorder::shell::run(&argv, &config, Privilege::current())?.status
+        crate::recorder::shell::run(&argv, &config, Privilege::begin()?)?.status
     } else {
         println!("custos demo: no terminal here, so playing a scripted session in a PTY.");
         scripted(&config_path)?

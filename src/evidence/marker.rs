@@ -86,6 +86,12 @@ pub enum Marker {
     ApprovalRefused { outcome: Outcome, message: String, line: String },
     /// A `-c` command refused before it ran: the reason.
     Refusal(String),
+    /// What the privileged stage did for this session (its acts, in words).
+    Stage(Vec<String>),
+    /// The session ended for a reason other than the shell's own exit.
+    Ended(String),
+    /// Processes still running at the end, and what became of them.
+    Leftovers(String),
 }
 
 impl Marker {
@@ -103,6 +109,9 @@ impl Marker {
             Marker::Approved { by, line } => format!("approved by {by}: $ {line}"),
             Marker::ApprovalRefused { outcome, message, line } => format!("{outcome}: {message}: $ {line}"),
             Marker::Refusal(reason) => reason.clone(),
+            Marker::Stage(acts) => format!("privileged stage: {}", acts.join("; ")),
+            Marker::Ended(why) => format!("session ended: {why}"),
+            Marker::Leftovers(text) => text.clone(),
         }
     }
 }
@@ -199,6 +208,8 @@ mod tests {
     #[case::approved(Marker::Approved { by: "alice (ok)".into(), line: "x".into() }, "approved by alice (ok): $ x", Ruling::None)]
     #[case::hold_refused(Marker::ApprovalRefused { outcome: Outcome::Expired, message: "too late".into(), line: "x".into() }, "expired: too late: $ x", Ruling::None)]
     #[case::refusal(Marker::Refusal("refused by rule r (m)".into()), "refused by rule r (m)", Ruling::Deny)]
+    #[case::stage(Marker::Stage(vec!["a".into(), "b".into()]), "privileged stage: a; b", Ruling::None)]
+    #[case::ended(Marker::Ended("SIGTERM".into()), "session ended: SIGTERM", Ruling::None)]
     #[case::needs_approval(Marker::Refusal("needs approval under rule r; no".into()), "needs approval under rule r; no", Ruling::Deny)]
     fn markers_write_their_labels(#[case] marker: Marker, #[case] label: &str, #[case] ruling: Ruling) {
         assert_eq!(marker.label(), label);

@@ -62,7 +62,7 @@ fn run_helper(request: &Request, privilege: &Privilege) -> Result<Identity, Stri
     use std::os::unix::process::CommandExt as _;
     let path = crate::layout::custos_binary().map_err(|e| format!("cannot locate the custos helper: {e}"))?;
     let body = serde_json::to_vec(request).map_err(|e| e.to_string())?;
-    let service = *privilege;
+    let service = privilege.clone();
     let mut cmd = Command::new(&path);
     cmd.arg("identity").env_clear().env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
     if let Ok(term) = std::env::var("TERM") {

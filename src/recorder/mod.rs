@@ -7,7 +7,10 @@
 //! - `nesting`: a recorder already owning this session.
 //! - `identity`: the sign-in at session start (runs `custos identity` as
 //!   the service user; the user's mode decides what a failure means).
-//! - `privilege`: the setuid split: child to the user, recorder to `custos`.
+//! - `privilege`: the privileged stage, all of the root code: it takes the
+//!   terminal, makes the session's cgroup, and splits the login into a root
+//!   warden, the recorder (as `custos`) and the shell (as the user).
+//! - `leftovers`: what is left of a session at its end, listed and ended.
 //! - `pty`, `child`: the PTY and terminal ioctls; forking and exec'ing the
 //!   real shell.
 //! - `uploader`: starting `custos upload --follow` beside the recorder.
@@ -26,6 +29,7 @@ pub mod account;
 pub mod child;
 pub mod identity;
 pub mod invocation;
+pub mod leftovers;
 pub mod nesting;
 pub mod pane;
 pub mod privilege;

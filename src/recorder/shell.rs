@@ -30,6 +30,7 @@ use crate::gate::inject::{Injection, ShellKind};
 use crate::gate::socket::GateSocket;
 use crate::gate::Gate;
 use crate::recorder::invocation::Invocation;
+use crate::recorder::leftovers::Containment;
 use crate::recorder::privilege::Privilege;
 use crate::evidence::asciicast::{Header, SessionInfo};
 use crate::term::render::Layout;
@@ -49,14 +50,23 @@ pub struct Outcome {
 
 /// Entry point of the `custos-shell` binary.
 pub fn main(argv: Vec<OsString>) -> i32 {
-    let privilege = Privilege::current();
-    let config = match Config::load(privilege.is_privileged(), std::env::var("CUSTOS_CONFIG").ok().as_deref()) {
+    let privilege = match Privilege::begin() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("custos-shell: {e}\ncustos-shell: refusing to start an unrecorded shell");
+            return EXIT_REFUSED;
+        }
+    };
+    // A privileged shell never reads CUSTOS_CONFIG (see `Config::load`).
+    let env_config = if privilege.is_privileged() { None } else { std::env::var("CUSTOS_CONFIG").ok() };
+    let config = match Config::load(privilege.is_privileged(), env_config.as_deref()) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("custos-shell: {e}\ncustos-shell: refusing to start an unrecorded shell");
             return EXIT_REFUSED;
         }
     };
+    let privilege = privilege.with_debug(config.session.debug);
     match run(&argv, &config, privilege) {
         Ok(outcome) => outcome.status,
         Err(e) => {
@@ -89,7 +99,7 @@ pub fn run(argv: &[OsString], config: &Config, privilege: Privilege) -> anyhow::
     crate::layout::ensure_private_dir(&spool.join("recordings"))
         .with_context(|| format!("cannot create the spool {}", spool.display()))?;
 
-    if crate::recorder::nesting::is_nested(&spool) {
+    if crate::recorder::nesting::is_nested(&spool, &privilege) {
         exec_unrecorded(&shell, &inv, &privilege);
     }
 
@@ -132,16 +142,51 @@ pub fn run(argv: &[OsString], config: &Config, privilege: Privilege) -> anyhow::
             }
         }
     }
+    let gated = interactive && config.gate.enabled && inv.command.is_none() && inv.script.is_none();
+    let gate = if gated { prepare_gate(&shell, &account, &identity.groups, &privilege)? } else { None };
+    let cmd = match &gate {
+        Some((inj, _)) => cmd.with_gate(&inj.args(), &inj.env(&inv.args), inj.socket_path())?,
+        None => cmd,
+    };
+    let (privilege, stage) = split_off_warden(privilege, config, &info.session_id, interactive)?;
     if interactive {
-        let gated = config.gate.enabled && inv.command.is_none() && inv.script.is_none();
-        let gate = if gated { prepare_gate(&shell, &account, &identity.groups, &privilege)? } else { None };
-        let cmd = match &gate {
-            Some((inj, _)) => cmd.with_gate(&inj.args(), &inj.env(&inv.args), inj.socket_path())?,
-            None => cmd,
-        };
-        interactive_session(config, privilege, &rec, info, &cmd, gate)
+        interactive_session(config, privilege, &rec, info, &cmd, gate, stage)
     } else {
-        data_channel(privilege, &rec, info, &cmd)
+        data_channel(privilege, &rec, info, &cmd, stage)
+    }
+}
+
+/// What the privileged stage set up for the recorder.
+struct Stage {
+    /// Its acts, in words, for the recording.
+    acts: Option<Vec<String>>,
+    containment: Option<Containment>,
+}
+
+/// With the stage on: takes the terminal, makes the session's cgroup and
+/// forks; the parent becomes the root warden (it never returns here), the
+/// child goes on as the recorder, its shell to be contained in the
+/// cgroup. With the stage off, nothing happens.
+fn split_off_warden(privilege: Privilege, config: &Config, session_id: &str, interactive: bool) -> anyhow::Result<(Privilege, Stage)> {
+    if !privilege.is_privileged() {
+        return Ok((privilege, Stage { acts: None, containment: None }));
+    }
+    let (stdin, stdout) = (std::io::stdin(), std::io::stdout());
+    let taken = if interactive { privilege.take_terminal(&[stdin.as_fd(), stdout.as_fd()])? } else { None };
+    let cgroup = privilege.create_cgroup(session_id)?.context("no cgroup for the session")?;
+    let mut acts = taken.as_ref().map(|t| t.describe(privilege.service_uid)).unwrap_or_default();
+    acts.push(format!("session processes contained in cgroup {}", cgroup.dir.display()));
+    // SAFETY: single-threaded here; the parent only waits and makes system
+    // calls, the child goes on as the recorder.
+    match unsafe { fork() }.context("cannot fork the recorder")? {
+        ForkResult::Parent { child } => privilege.become_warden(child, taken, Some(cgroup), config.session.leftovers == crate::config::Leftovers::Keep),
+        ForkResult::Child => {
+            // The warden restores the terminal; the recorder's copy of the
+            // record is dropped unused.
+            drop(taken);
+            let containment = Containment::Cgroup(cgroup.dir.clone());
+            Ok((privilege.contained_in(&cgroup), Stage { acts: Some(acts), containment: Some(containment) }))
+        }
     }
 }
 
@@ -293,6 +338,7 @@ fn interactive_session(
     info: SessionInfo,
     cmd: &ShellCommand,
     gate: Option<(Injection, Gate)>,
+    stage: Stage,
 ) -> anyhow::Result<Outcome> {
     let approval_who = (info.session_id.clone(), info.host.clone(), info.user.clone());
     let approval_identity = info.identity.clone();
@@ -311,7 +357,7 @@ fn interactive_session(
 
     // The user owns their terminal device, as with any login.
     let pty = privilege.as_user(|| crate::recorder::pty::Pty::open(pane))??;
-    let _locks = crate::recorder::nesting::claim(rec.spool, &pty.slave).context("cannot claim the session lock")?;
+    let _registration = crate::recorder::nesting::register(rec.spool, &pty.master, &pty.slave).context("cannot register the session")?;
     let header = Header::new(info, pane.cols, pane.rows, std::env::var("TERM").ok(), crate::when::unix_now());
     let mut sink = rec.open(&header)?;
     let signals = Signals::register().context("cannot install signal handlers")?;
@@ -345,7 +391,18 @@ fn interactive_session(
         }
         None => (None, None),
     };
-    let options = session::Options { status_line: status_text, record_input: config.recording.record_input, masker, gate, pane };
+    // Without the stage, the session is the shell's session id.
+    let containment = stage.containment.unwrap_or(Containment::Session(child.as_raw()));
+    let options = session::Options {
+        status_line: status_text,
+        record_input: config.recording.record_input,
+        masker,
+        gate,
+        pane,
+        containment,
+        keep_leftovers: config.session.leftovers == crate::config::Leftovers::Keep,
+        stage: stage.acts,
+    };
     let ending = session::run(term, pty.master, child, layout, &signals, &mut sink, options);
     drop(raw);
     drop(injection);
@@ -387,7 +444,9 @@ fn short_id(id: &str) -> &str {
 /// stdin, stdout and stderr themselves, so every byte passes untouched and
 /// end-of-file reaches it exactly as the client sent it. The recorder keeps
 /// only stderr and records what ran, as whom, and how it ended.
-fn data_channel(privilege: Privilege, rec: &Recording<'_>, info: SessionInfo, cmd: &ShellCommand) -> anyhow::Result<Outcome> {
+fn data_channel(privilege: Privilege, rec: &Recording<'_>, info: SessionInfo, cmd: &ShellCommand, stage: Stage) -> anyhow::Result<Outcome> {
+    let containment = stage.containment;
+    let keep = rec.config.session.leftovers == crate::config::Leftovers::Keep;
     let header = Header::new(info, 80, 24, None, crate::when::unix_now());
     let mut sink = rec.open(&header)?;
     let started = std::time::Instant::now();
@@ -422,6 +481,18 @@ fn data_channel(privilege: Privilege, rec: &Recording<'_>, info: SessionInfo, cm
             Err(e) => bail!("waiting for the shell: {e}"),
         }
     };
+    // Whatever the command left running (`nohup`, `setsid`) is listed and
+    // ended, as in an interactive session.
+    if let Some(containment) = containment {
+        containment.freeze();
+        let left = containment.list();
+        if keep { containment.thaw() } else { containment.kill() }
+        if !left.is_empty() {
+            let text = crate::recorder::leftovers::describe(&left, keep);
+            let marker = crate::evidence::marker::Marker::Leftovers(text);
+            sink.write(started.elapsed(), &crate::evidence::asciicast::Event::Marker(&marker.label()))?;
+        }
+    }
     sink.write(started.elapsed(), &crate::evidence::asciicast::Event::Exit(status))?;
     sink.finish()?;
     Ok(Outcome { status, recording: Some(sink.path().to_owned()) })

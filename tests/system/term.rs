@@ -65,6 +65,16 @@ impl Term {
         }
     }
 
+    /// The path of this terminal's slave (`/dev/pts/N`).
+    pub fn pts(&self) -> std::path::PathBuf {
+        use std::os::fd::AsRawFd as _;
+        let mut n: libc::c_uint = 0;
+        // SAFETY: TIOCGPTN writes one unsigned int into `n`.
+        let r = unsafe { libc::ioctl(self.master.as_raw_fd(), libc::TIOCGPTN, &raw mut n) };
+        assert_eq!(r, 0, "TIOCGPTN");
+        std::path::PathBuf::from(format!("/dev/pts/{n}"))
+    }
+
     /// Types raw bytes (control keys).
     pub fn send(&mut self, bytes: &[u8]) {
         self.master.write_all(bytes).unwrap();

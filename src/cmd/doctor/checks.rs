@@ -165,35 +165,34 @@ pub fn check_shell_binary(path: &Path, probe: &Probe, service: ServiceIds) -> Ve
         }
         Probe::Found(f) => *f,
     };
+    let _ = service;
     let mut findings = Vec::new();
-    if let (Some(uid), Some(gid)) = (service.uid, service.gid) {
-        if facts.uid != uid || facts.gid != gid {
-            findings.push(Finding::fail(
-                format!(
-                    "{} is owned by {}:{}, not {SERVICE_USER}:{SERVICE_USER}: the recorder runs as the binary's owner, which must be the dedicated service user",
-                    path.display(),
-                    owner_name(facts.uid),
-                    group_name(facts.gid)
-                ),
-                // chown clears the setuid bits, so the mode comes after.
-                format!("chown {SERVICE_USER}:{SERVICE_USER} {p} && chmod 6755 {p}"),
-            ));
-        }
-    }
-    let missing = match (facts.mode & 0o4000 != 0, facts.mode & 0o2000 != 0) {
-        (true, true) => None,
-        (false, true) => Some(("setuid bit is", "u+s")),
-        (true, false) => Some(("setgid bit is", "g+s")),
-        (false, false) => Some(("setuid and setgid bits are", "ug+s")),
-    };
-    if let Some((what, chmod)) = missing {
+    if facts.uid != 0 {
         findings.push(Finding::fail(
             format!(
-                "{} (mode {:04o}): the {what} missing, so the recorder runs with the user's ids: the user can kill or trace it, choose its configuration and delete the recording",
+                "{} is owned by {}:{}, not root: its privileged stage (taking the terminal, containing the session) needs setuid root",
+                path.display(),
+                owner_name(facts.uid),
+                group_name(facts.gid)
+            ),
+            // chown clears the setuid bit, so the mode comes after.
+            format!("chown root:root {p} && chmod 4755 {p}"),
+        ));
+    }
+    if facts.mode & 0o4000 == 0 {
+        findings.push(Finding::fail(
+            format!(
+                "{} (mode {:04o}): the setuid bit is missing, so the recorder runs with the user's ids: the user can kill or trace it, choose its configuration and delete the recording",
                 path.display(),
                 facts.mode
             ),
-            format!("chmod {chmod} {p}"),
+            format!("chmod u+s {p}"),
+        ));
+    }
+    if facts.mode & 0o2000 != 0 && facts.gid != 0 {
+        findings.push(Finding::fail(
+            format!("{} (mode {:04o}) is setgid to {}: custos-shell refuses to run setgid to anyone but root", path.display(), facts.mode, group_name(facts.gid)),
+            format!("chmod g-s {p}"),
         ));
     }
     if facts.mode & 0o022 != 0 {
@@ -214,7 +213,7 @@ pub fn check_shell_binary(path: &Path, probe: &Probe, service: ServiceIds) -> Ve
     }
     if findings.is_empty() {
         findings.push(Finding::ok(format!(
-            "{} is owned by {SERVICE_USER}:{SERVICE_USER}, mode {:04o} (setuid and setgid)",
+            "{} is owned by root, mode {:04o} (setuid root: the privileged stage runs, then the recorder drops to {SERVICE_USER})",
             path.display(),
             facts.mode
         )));
@@ -474,13 +473,12 @@ mod tests {
     }
 
     #[rstest]
-    #[case::good(file(990, 990, 0o6755), &[Level::Ok], None)]
-    #[case::no_setuid(file(990, 990, 0o2755), &[Level::Fail], Some("chmod u+s /b/custos-shell"))]
-    #[case::no_setgid(file(990, 990, 0o4755), &[Level::Fail], Some("chmod g+s /b/custos-shell"))]
-    #[case::plain(file(990, 990, 0o0755), &[Level::Fail], Some("chmod ug+s /b/custos-shell"))]
-    #[case::root_owned(file(0, 0, 0o6755), &[Level::Fail], Some("chown custos:custos /b/custos-shell && chmod 6755 /b/custos-shell"))]
-    #[case::group_writable(file(990, 990, 0o6775), &[Level::Fail], Some("chmod go-w /b/custos-shell"))]
-    #[case::not_for_others(file(990, 990, 0o6750), &[Level::Warn], Some("chmod o+x /b/custos-shell"))]
+    #[case::good(file(0, 0, 0o4755), &[Level::Ok], None)]
+    #[case::no_setuid(file(0, 0, 0o0755), &[Level::Fail], Some("chmod u+s /b/custos-shell"))]
+    #[case::setgid_service(file(0, 990, 0o6755), &[Level::Fail], Some("chmod g-s /b/custos-shell"))]
+    #[case::old_service_owned(file(990, 990, 0o6755), &[Level::Fail, Level::Fail], Some("chown root:root /b/custos-shell && chmod 4755 /b/custos-shell"))]
+    #[case::group_writable(file(0, 0, 0o4775), &[Level::Fail], Some("chmod go-w /b/custos-shell"))]
+    #[case::not_for_others(file(0, 0, 0o4750), &[Level::Warn], Some("chmod o+x /b/custos-shell"))]
     #[case::missing(Probe::Missing, &[Level::Fail], None)]
     #[case::a_directory(dir(0, 0o755), &[Level::Fail], None)]
     fn the_shell_binary(#[case] probe: Probe, #[case] expected: &[Level], #[case] fix: Option<&str>) {
@@ -493,9 +491,9 @@ mod tests {
 
     #[test]
     fn a_missing_setuid_bit_is_explained() {
-        let f = &check_shell_binary(Path::new("/b/custos-shell"), &file(990, 990, 0o2755), SVC)[0];
+        let f = &check_shell_binary(Path::new("/b/custos-shell"), &file(0, 0, 0o0755), SVC)[0];
         assert!(f.text.contains("setuid bit is missing"), "{}", f.text);
-        assert!(f.text.contains("mode 2755"), "{}", f.text);
+        assert!(f.text.contains("mode 0755"), "{}", f.text);
         assert!(f.text.contains("kill or trace"), "{}", f.text);
     }
 
@@ -511,7 +509,7 @@ mod tests {
     #[test]
     fn owner_is_not_checked_without_the_service_account() {
         let none = ServiceIds { uid: None, gid: None };
-        assert_eq!(levels(&check_shell_binary(Path::new("/b/s"), &file(0, 0, 0o6755), none)), [Level::Ok]);
+        assert_eq!(levels(&check_shell_binary(Path::new("/b/s"), &file(0, 0, 0o4755), none)), [Level::Ok]);
     }
 
     #[rstest]
@@ -592,7 +590,7 @@ mod tests {
 
     #[test]
     fn the_real_shell_cannot_be_custos_shell() {
-        let shells = [("shell.users.a".to_owned(), PathBuf::from("/usr/local/bin/custos-shell"), file(990, 990, 0o6755))];
+        let shells = [("shell.users.a".to_owned(), PathBuf::from("/usr/local/bin/custos-shell"), file(0, 0, 0o4755))];
         let f = check_real_shells(&shells, Path::new("/usr/local/bin/custos-shell"), Path::new("/etc/custos/custos.toml"));
         assert_eq!(levels(&f), [Level::Fail]);
     }
@@ -657,7 +655,7 @@ mod tests {
         let facts = Facts {
             service: SVC,
             shell: PathBuf::from("/usr/local/bin/custos-shell"),
-            shell_probe: file(990, 990, 0o6755),
+            shell_probe: file(0, 0, 0o4755),
             shell_dirs: vec![d("/usr/local/bin", 0, 0o755), d("/", 0, 0o755)],
             nosuid: Some(false),
             config_path: PathBuf::from(config::SYSTEM_CONFIG),

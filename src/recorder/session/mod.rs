@@ -43,6 +43,8 @@ mod status;
 use std::io::Read as _;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -54,7 +56,9 @@ pub use self::pane::PaneSetup;
 use self::pane::PaneRuntime;
 use self::status::{Change, Status};
 use crate::evidence::asciicast::Event;
+use crate::evidence::marker::Marker;
 use crate::evidence::sink::Sink;
+use crate::recorder::leftovers::Containment;
 use crate::recorder::pane::{Key, Split};
 use crate::term::masker::Masker;
 use crate::term::pipeline::Pipeline;
@@ -63,6 +67,9 @@ use crate::term::screen::Size;
 
 /// The longest a flood of output goes without a frame on screen.
 pub const FRAME_INTERVAL: Duration = Duration::from_millis(16);
+
+/// How long a hung-up shell has to exit before it is ended with the rest.
+const HANGUP_GRACE: Duration = Duration::from_secs(2);
 
 /// How often the loop looks whether a paused recording has room again.
 const PAUSED_RETRY: Duration = Duration::from_millis(100);
@@ -83,6 +90,12 @@ pub struct Options {
     pub gate: Option<GateRuntime>,
     /// The approvals pane, when a collector is configured (see `pane`).
     pub pane: Option<PaneSetup>,
+    /// Where the session's processes are, to end what is left.
+    pub containment: Containment,
+    /// Leave the leftovers running (`[session] leftovers = "keep"`).
+    pub keep_leftovers: bool,
+    /// What the privileged stage did, recorded first.
+    pub stage: Option<Vec<String>>,
 }
 
 /// What ended the session.
@@ -104,24 +117,36 @@ impl Ending {
     }
 }
 
-/// Signals the loop handles, delivered through a pipe so `poll` sees them.
+/// Signals the loop handles, delivered through a pipe so `poll` sees them;
+/// SIGTERM and SIGHUP also raise a flag, as they end the session.
 pub struct Signals {
     read: UnixStream,
     ids: Vec<signal_hook::SigId>,
+    term: Arc<AtomicBool>,
+    hup: Arc<AtomicBool>,
 }
 
 impl Signals {
     /// Registers the handlers. Call before forking the shell, so an early
-    /// exit is not missed.
+    /// exit is not missed. Interrupts from the terminal's keys are ignored:
+    /// the terminal is raw, and no key of the user's may stop the recorder.
     pub fn register() -> std::io::Result<Self> {
         let (read, write) = UnixStream::pair()?;
         read.set_nonblocking(true)?;
         write.set_nonblocking(true)?;
+        let term = Arc::new(AtomicBool::new(false));
+        let hup = Arc::new(AtomicBool::new(false));
         let mut ids = Vec::new();
         for sig in [libc::SIGWINCH, libc::SIGCHLD, libc::SIGHUP, libc::SIGTERM] {
             ids.push(signal_hook::low_level::pipe::register(sig, write.try_clone()?)?);
         }
-        Ok(Self { read, ids })
+        ids.push(signal_hook::flag::register(libc::SIGTERM, Arc::clone(&term))?);
+        ids.push(signal_hook::flag::register(libc::SIGHUP, Arc::clone(&hup))?);
+        for sig in [nix::sys::signal::Signal::SIGINT, nix::sys::signal::Signal::SIGQUIT, nix::sys::signal::Signal::SIGTSTP] {
+            // SAFETY: ignoring a signal is always sound.
+            let _ = unsafe { nix::sys::signal::signal(sig, nix::sys::signal::SigHandler::SigIgn) };
+        }
+        Ok(Self { read, ids, term, hup })
     }
 }
 
@@ -237,6 +262,8 @@ struct Loop<'a> {
     ending: Option<String>,
     /// The user's terminal has a scroll region for the shell's rows.
     region_set: bool,
+    containment: Containment,
+    keep_leftovers: bool,
 }
 
 /// Runs the session until the shell exits or the terminal hangs up.
@@ -276,7 +303,12 @@ pub fn run(
         last_foreground_check: None,
         ending: None,
         region_set: false,
+        containment: options.containment,
+        keep_leftovers: options.keep_leftovers,
     };
+    if let Some(acts) = options.stage {
+        lp.record(&Event::Marker(&Marker::Stage(acts).label()));
+    }
     let mut start = Vec::new();
     lp.to_terminal.start(&mut start);
     lp.write_terminal(&start);
@@ -311,7 +343,7 @@ impl Loop<'_> {
             self.approvals_keepalive();
 
             if ready.signals {
-                self.handle_signals(&signals.read)?;
+                self.handle_signals(signals)?;
             }
             if self.pipeline.screen().sync_deadline().is_some_and(|d| Instant::now() >= d) {
                 self.pipeline.screen_mut().end_sync();
@@ -327,8 +359,15 @@ impl Loop<'_> {
             }
             let read_output = ready.output.intersects(READABLE);
             if read_output && !self.read_output(&mut buf, Reads::Once) {
-                // The slave side is closed: every writer has gone.
-                self.reap(true);
+                // The slave side is closed: no process holds the shell's
+                // terminal any more. If the shell still runs, it left its
+                // terminal (for another one, perhaps the user's own): the
+                // session ends here and its processes with it. Never a
+                // blocking wait while the user's terminal is live.
+                self.reap(false);
+                if self.exit.is_none() {
+                    self.end_session("the shell's terminal was closed while the shell ran on".into());
+                }
                 break;
             }
             if ready.keys.intersects(READABLE) {
@@ -536,12 +575,19 @@ impl Loop<'_> {
         }
     }
 
-    fn handle_signals(&mut self, pipe: &UnixStream) -> std::io::Result<()> {
+    fn handle_signals(&mut self, signals: &Signals) -> std::io::Result<()> {
+        let pipe = &signals.read;
         // The pipe carries no signal numbers, so check everything a signal
         // could have changed.
         let mut drain = [0u8; 64];
         let mut reader = pipe;
         while matches!(reader.read(&mut drain), Ok(n) if n > 0) {}
+        if signals.term.swap(false, Ordering::Relaxed) {
+            self.end_session("ended by SIGTERM (the system is shutting down or an administrator ended it)".into());
+        }
+        if signals.hup.swap(false, Ordering::Relaxed) {
+            self.hang_up();
+        }
         self.check_size()?;
         self.reap(false);
         Ok(())
@@ -619,6 +665,53 @@ impl Loop<'_> {
         self.hung_up = true;
     }
 
+    /// Ends the session for `why`, said on the terminal and recorded.
+    fn end_session(&mut self, why: String) {
+        if self.ending.is_none() {
+            self.write_terminal(gate_link::ending_message(&why).as_bytes());
+            self.ending = Some(why);
+        }
+    }
+
+    /// Hangs up the shell's terminal and gives the shell a moment to go
+    /// (bash saves its history on SIGHUP); whatever is still running then
+    /// is a leftover.
+    fn hang_up_shell(&mut self) {
+        self.master = None;
+        let deadline = Instant::now() + HANGUP_GRACE;
+        while self.exit.is_none() && Instant::now() < deadline {
+            self.reap(false);
+            if self.exit.is_none() {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+
+    /// Lists what is left of the session and ends it (or, with `keep`,
+    /// lets it run), then collects the shell's status if it was among
+    /// them. Records what it found.
+    fn end_leftovers(&mut self) {
+        self.containment.freeze();
+        let left = self.containment.list();
+        if self.keep_leftovers && self.exit.is_some() {
+            self.containment.thaw();
+        } else {
+            self.containment.kill();
+        }
+        if !left.is_empty() {
+            let kept = self.keep_leftovers && self.exit.is_some();
+            let text = crate::recorder::leftovers::describe(&left, kept);
+            self.record(&Event::Marker(&Marker::Leftovers(text).label()));
+        }
+        let deadline = Instant::now() + HANGUP_GRACE;
+        while self.exit.is_none() && Instant::now() < deadline {
+            self.reap(false);
+            if self.exit.is_none() {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+
     /// Drains what the shell left, renders the last frame, records the exit
     /// status and gives the terminal back.
     fn finish(mut self) -> std::io::Result<Ending> {
@@ -639,17 +732,16 @@ impl Loop<'_> {
         self.write_terminal(&end);
 
         if self.exit.is_none() {
-            // Hung up: closing the master hangs up the shell's terminal, and
-            // the kernel sends it SIGHUP.
-            self.master = None;
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while self.exit.is_none() && Instant::now() < deadline {
-                self.reap(false);
-                if self.exit.is_none() {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-            }
+            // Hung up or ended: closing the master hangs up the shell's
+            // terminal, and the kernel sends it SIGHUP.
+            self.hang_up_shell();
         }
+        if let Some(why) = self.ending.clone() {
+            self.record(&Event::Marker(&Marker::Ended(why).label()));
+        } else if self.hung_up {
+            self.record(&Event::Marker(&Marker::Ended("the user's terminal hung up".into()).label()));
+        }
+        self.end_leftovers();
         self.flush_input();
         let ending = if self.hung_up { Ending::HungUp(self.exit) } else { Ending::Exited(self.exit.unwrap_or(0)) };
         let at = self.started.elapsed();
