@@ -14,7 +14,12 @@
 #                            then drops for good: the recorder to `custos`, so
 #                            the user can neither signal, trace nor read it,
 #                            the shell to the user.
-#   PREFIX/bin/custos        root:root 0755      every other subcommand.
+#   PREFIX/bin/custos        root:root 0711      every other subcommand. Not
+#                            readable by users: the kernel then marks every
+#                            process exec'd from it not dumpable, so a user
+#                            cannot ptrace the approvals pane (custos approve
+#                            and its launcher run as the user) and change
+#                            what it runs.
 #   /etc/custos/custos.toml  root:root 0644      the only config a privileged
 #                            shell reads; written once, never overwritten.
 #   /var/lib/custos          custos:custos 0700  the spool: recordings and
@@ -249,7 +254,7 @@ install_binary() {
     install -o "$owner" -g "$owner" -m "$mode" "$src" "$tmp"
     mv -f "$tmp" "$dest"
 }
-install_binary "$binaries/custos" "$bindir/custos" root 0755
+install_binary "$binaries/custos" "$bindir/custos" root 0711
 install_binary "$binaries/custos-shell" "$shell_path" root 4755
 log "installed $bindir/custos and $shell_path (setuid root; the recorder runs as $service)"
 

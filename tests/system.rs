@@ -366,7 +366,7 @@ fn install_sets_owners_and_modes_and_uninstall_restores_the_login_shell() {
 
     assert_eq!(mode(&sys.shell()), 0o4755, "custos-shell must be setuid root");
     assert_eq!(owner(&sys.shell()), (0, 0));
-    assert_eq!(mode(&sys.custos()), 0o755);
+    assert_eq!(mode(&sys.custos()), 0o711, "custos is not readable by users (its processes are not dumpable)");
     assert_eq!(owner(&sys.custos()), (0, 0));
     assert_eq!(mode(Path::new(CONFIG)), 0o644);
     assert_eq!(owner(Path::new(CONFIG)), (0, 0));
@@ -757,6 +757,16 @@ fn the_approvals_pane_of_an_installed_shell_runs_as_the_user_in_a_fresh_process(
     for pid in [launchers[0], approves[0]] {
         assert_eq!(proc_ids(pid, "Uid:").unwrap(), vec![sys.uid; 4], "pid {pid}");
         assert_eq!(std::fs::read_link(format!("/proc/{pid}/exe")).unwrap(), sys.custos(), "pid {pid}");
+    }
+    // The user cannot take the pane's processes over: ptrace (what would
+    // change what the launcher execs) is refused, though they run as the
+    // user, because custos is not readable by them. Tried from another
+    // process of the user's.
+    let attach = "import ctypes,os,sys; l=ctypes.CDLL(None,use_errno=True); \
+                  r=l.ptrace(16,int(sys.argv[1]),0,0); print('ptrace-attach', r, os.strerror(ctypes.get_errno()))";
+    for pid in [launchers[0], approves[0]] {
+        let out = run_ok(Command::new("runuser").args(["-u", USER, "--", "python3", "-c", attach, &pid.to_string()]));
+        assert!(text(&out).contains("ptrace-attach -1 Operation not permitted"), "ptrace on pane process {pid}:\n{}", text(&out));
     }
     t.send(b"\x1da");
     // The shell has its keys back once the pane is closed.

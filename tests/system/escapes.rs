@@ -316,3 +316,52 @@ fn the_privileged_stage_performs_only_its_listed_acts() {
     .collect();
     assert_eq!(acts, expected, "the acts performed:\n{text}");
 }
+
+#[test]
+fn through_sshd_the_terminal_sshd_gave_the_user_is_out_of_their_reach() {
+    let Some(sys) = System::setup("sshd terminal") else { return };
+    let sshd = sshd::Sshd::start(USER, &home());
+    let before = recordings();
+    let args = sshd.ssh_tt_args();
+    let mut t = Term::spawn("ssh", &args.iter().map(String::as_str).collect::<Vec<_>>(), 50, 200);
+    t.run("true");
+    // The user finds the login's terminal the way an attacker would.
+    let seen = t.run("printf 'outer=<%s>\\n' \"$(ps -o tty= -p $PPID | tr -d ' ')\"");
+    let outer = format!("/dev/{}", between(&seen, "outer=<", ">"));
+    assert!(outer.starts_with("/dev/pts/"), "{outer}");
+    let (custos_uid, _) = sys.service_ids();
+    assert_eq!(owner_mode(Path::new(&outer)), (custos_uid, 0o600), "{outer} during an ssh session");
+    for attempt in [format!("printf 'le%s\\n' aked > {outer}"), format!("stty -F {outer} isig")] {
+        let seen = t.run(&attempt);
+        assert!(seen.contains("Permission denied"), "{attempt}:\n{seen}\nsshd log:\n{}", sshd.log());
+    }
+    // An ssh command leaves nothing running behind either.
+    t.line("exit");
+    assert_eq!(t.wait(SHORT).code(), Some(0));
+    let out = sshd.ssh().arg("nohup sleep 1061 >/dev/null 2>&1 & echo started").output().unwrap();
+    assert!(text(&out).contains("started"), "{}", text(&out));
+    wait_until("the ssh command's job is gone", || pids_with_cmdline("sleep 1061").is_empty());
+    let found = new_recordings(&before);
+    let data = found.iter().find(|r| r.custos("mode") == "data").expect("the ssh command's recording");
+    assert!(data.markers().iter().any(|m| m.contains("killed: ") && m.contains("sleep 1061")), "{:?}", data.markers());
+}
+
+#[test]
+fn through_su_the_terminal_is_taken_and_given_back_and_the_session_is_contained() {
+    let Some(sys) = System::setup("su -") else { return };
+    let (custos_uid, _) = sys.service_ids();
+    let before = recordings();
+    let mut t = Term::spawn("sh", &["-c", &format!("read go; exec su - {USER}")], 50, 200);
+    let pts = t.pts();
+    let was = owner_mode(&pts);
+    t.line("go");
+    t.run("true");
+    assert_eq!(owner_mode(&pts), (custos_uid, 0o600));
+    let seen = t.run("cat /proc/self/cgroup");
+    assert!(seen.contains("/custos-"), "the shell runs in the session's cgroup:\n{seen}");
+    t.line("exit 6");
+    assert_eq!(t.wait(SHORT).code(), Some(6));
+    // su ran as root on a terminal the test made: root's, as it was.
+    assert_eq!(owner_mode(&pts), was);
+    only_new_recording(&before, "su -").assert_session(sys.uid, "interactive", None, 6);
+}
