@@ -381,28 +381,9 @@ impl Privilege {
         })?
     }
 
-    /// Act 3: every record whose warden is gone names a terminal to give
-    /// back, if it is still the same device and still ours.
+    /// Act 3 (see [`repair_left_terminals`]).
     fn repair_terminals(&self) {
-        let Ok(entries) = std::fs::read_dir(STATE_DIR) else { return };
-        for entry in entries.flatten() {
-            let Ok(text) = std::fs::read_to_string(entry.path()) else { continue };
-            let Some(rec) = TerminalRecord::parse(&text) else {
-                let _ = std::fs::remove_file(entry.path());
-                continue;
-            };
-            if warden_alive(rec.warden) {
-                continue;
-            }
-            if let Ok(meta) = std::fs::symlink_metadata(&rec.path) {
-                if meta.rdev() == rec.rdev && meta.uid() == self.service_uid {
-                    self.log(Act::RepairTerminal, &rec.path.display().to_string());
-                    let _ = nix::unistd::chown(&rec.path, Some(Uid::from_raw(rec.uid)), Some(Gid::from_raw(rec.gid)));
-                    let _ = std::fs::set_permissions(&rec.path, std::os::unix::fs::PermissionsExt::from_mode(rec.mode));
-                }
-            }
-            let _ = std::fs::remove_file(entry.path());
-        }
+        repair_left_terminals(self.service_uid, |path| self.log(Act::RepairTerminal, &path.display().to_string()));
     }
 
     /// Act 5: a cgroup for the session, beside this process's own.
@@ -567,6 +548,53 @@ impl TerminalRecord {
     }
 }
 
+/// Gives back every terminal whose record under [`STATE_DIR`] names a
+/// warden that no longer runs, if it is still the same device and still
+/// the service user's; removes those records. Needs root: the login's
+/// stage (act 3) and `custos doctor` call it. Returns the terminals given
+/// back.
+pub fn repair_left_terminals(service_uid: u32, mut repaired: impl FnMut(&Path)) -> Vec<PathBuf> {
+    let mut done = Vec::new();
+    let Ok(entries) = std::fs::read_dir(STATE_DIR) else { return done };
+    for entry in entries.flatten() {
+        let Ok(text) = std::fs::read_to_string(entry.path()) else { continue };
+        let Some(rec) = TerminalRecord::parse(&text) else {
+            let _ = std::fs::remove_file(entry.path());
+            continue;
+        };
+        if warden_alive(rec.warden) {
+            continue;
+        }
+        if let Ok(meta) = std::fs::symlink_metadata(&rec.path) {
+            if meta.rdev() == rec.rdev && meta.uid() == service_uid {
+                repaired(&rec.path);
+                let _ = nix::unistd::chown(&rec.path, Some(Uid::from_raw(rec.uid)), Some(Gid::from_raw(rec.gid)));
+                let _ = std::fs::set_permissions(&rec.path, std::os::unix::fs::PermissionsExt::from_mode(rec.mode));
+                done.push(rec.path.clone());
+            }
+        }
+        let _ = std::fs::remove_file(entry.path());
+    }
+    done
+}
+
+/// The terminals live sessions have taken now (their wardens run).
+pub fn terminals_taken() -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(STATE_DIR) else { return Vec::new() };
+    entries
+        .flatten()
+        .filter_map(|e| TerminalRecord::parse(&std::fs::read_to_string(e.path()).ok()?))
+        .filter(|r| warden_alive(r.warden))
+        .map(|r| r.path)
+        .collect()
+}
+
+/// Whether a cgroup v2 hierarchy is mounted (the stage refuses logins
+/// without one), and where.
+pub fn cgroup2() -> Option<PathBuf> {
+    cgroup2_mount(&std::fs::read_to_string("/proc/self/mountinfo").ok()?)
+}
+
 /// A warden still runs under `pid` when that process is this same program.
 fn warden_alive(pid: i32) -> bool {
     let (Ok(theirs), Ok(ours)) = (std::fs::metadata(format!("/proc/{pid}/exe")), std::fs::metadata("/proc/self/exe")) else { return false };
@@ -641,6 +669,64 @@ mod tests {
         assert_eq!(TerminalRecord::parse("/dev/../etc/shadow\n1 0 0 777 1\n"), None);
         assert_eq!(TerminalRecord::parse("/dev/pts/3\nnot numbers\n"), None);
         assert_eq!(TerminalRecord::parse(""), None);
+    }
+
+    /// The calls that change ids, owners, modes or cgroups. Outside this
+    /// module only `custos` subcommands (never setuid) may make them.
+    const PRIVILEGED_CALLS: [&str; 12] = [
+        "setresuid(",
+        "setresgid(",
+        "setgroups(",
+        "initgroups(",
+        "setuid(",
+        "setgid(",
+        "fchown(",
+        "chown(",
+        "fchmod(",
+        "cgroup.kill",
+        "loginuid",
+        "PR_SET_DUMPABLE",
+    ];
+
+    fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                rust_files(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+
+    #[test]
+    fn no_other_module_of_the_shell_makes_a_privileged_call() {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut files = Vec::new();
+        rust_files(&src, &mut files);
+        let allowed = |p: &Path| {
+            let rel = p.strip_prefix(&src).unwrap();
+            rel == Path::new("recorder/privilege.rs")
+                // `custos` subcommands run as whoever starts them, never setuid.
+                || rel.starts_with("cmd")
+                || rel.starts_with("bin/custos.rs")
+                // The recorder writes "1" to the cgroup.kill root gave it.
+                || rel == Path::new("recorder/leftovers.rs")
+        };
+        let mut found = Vec::new();
+        for file in files.iter().filter(|f| !allowed(f)) {
+            let text = std::fs::read_to_string(file).unwrap();
+            for (n, line) in text.lines().enumerate() {
+                let code = line.split("//").next().unwrap_or_default();
+                for call in PRIVILEGED_CALLS {
+                    if code.contains(call) {
+                        found.push(format!("{}:{}: {call}", file.display(), n + 1));
+                    }
+                }
+            }
+        }
+        assert!(found.is_empty(), "privileged calls outside recorder/privilege.rs:\n{}", found.join("\n"));
+        assert!(files.len() > 50, "the source tree was not found");
     }
 
     #[test]

@@ -103,24 +103,36 @@ fn a_recorder_killed_by_root_ends_the_shell_and_gives_the_terminal_back() {
     wait_until("the nohup job is gone", || pids_with_cmdline("sleep 1011").is_empty());
 }
 
-#[test]
-fn a_terminal_left_taken_by_a_killed_warden_is_repaired_by_the_next_login() {
-    let Some(sys) = System::setup("warden killed") else { return };
+/// Logs in on a terminal of the user's own, SIGKILLs the session's root
+/// warden (only root can), ends the session and returns the terminal,
+/// which nobody gave back.
+fn session_with_a_killed_warden(sys: &System) -> (Term, PathBuf) {
     let (custos_uid, _) = sys.service_ids();
-    let mut first = login_on_own_terminal(&sys, None);
-    let pts = first.pts();
-    let recorder = recorder_of(&mut first);
+    let mut t = login_on_own_terminal(sys, None);
+    let pts = t.pts();
+    let recorder = recorder_of(&mut t);
     let warden = parent_of(recorder);
     assert_eq!(std::fs::read_link(format!("/proc/{warden}/exe")).unwrap(), sys.shell());
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(warden), nix::sys::signal::Signal::SIGKILL).unwrap();
-    first.line("exit");
-    first.wait(SHORT);
-    // Nobody gave it back: `first` still holds the master, so it exists.
+    t.line("exit");
+    t.wait(SHORT);
+    // `t` still holds the master, so the terminal still exists.
     assert_eq!(owner_mode(&pts), (custos_uid, 0o600));
+    (t, pts)
+}
 
-    let mut second = sys.login();
-    second.line("exit");
-    second.wait(SHORT);
+#[test]
+fn a_terminal_left_taken_by_a_killed_warden_is_repaired_by_doctor_and_by_the_next_login() {
+    let Some(sys) = System::setup("warden killed") else { return };
+    let (_first, pts) = session_with_a_killed_warden(&sys);
+    let report = text(&sys.doctor());
+    assert!(report.contains(&format!("{} was left taken by a session whose warden was killed", pts.display())), "{report}");
+    assert_eq!(owner_mode(&pts), (sys.uid, 0o620), "doctor repairs {}", pts.display());
+
+    let (_second, pts) = session_with_a_killed_warden(&sys);
+    let mut next = sys.login();
+    next.line("exit");
+    next.wait(SHORT);
     assert_eq!(owner_mode(&pts), (sys.uid, 0o620), "the next login repairs {}", pts.display());
 }
 

@@ -68,6 +68,7 @@ pub fn diagnose(facts: &Facts) -> Vec<Finding> {
         ));
     }
     findings.extend(check_shell_dirs(&facts.shell, &facts.shell_dirs));
+    findings.extend(check_stage(facts.cgroup2.as_deref(), &facts.terminals_taken, &facts.terminals_repaired));
     findings.push(check_config(&facts.config_path, &facts.config));
     if facts.config_path != Path::new(config::SYSTEM_CONFIG) {
         findings.push(Finding::info(format!(
@@ -217,6 +218,34 @@ pub fn check_shell_binary(path: &Path, probe: &Probe, service: ServiceIds) -> Ve
             path.display(),
             facts.mode
         )));
+    }
+    findings
+}
+
+/// What the privileged stage needs and what it left: a cgroup v2 mount
+/// (without one every login is refused), terminals taken by live sessions,
+/// and terminals given back that a killed session had left taken.
+pub fn check_stage(cgroup2: Option<&Path>, taken: &[PathBuf], repaired: &[PathBuf]) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    match cgroup2 {
+        Some(mount) => findings.push(Finding::ok(format!(
+            "cgroup v2 is mounted at {}: the privileged stage contains each session's processes",
+            mount.display()
+        ))),
+        None => findings.push(Finding::fail(
+            "no cgroup v2 hierarchy is mounted: custos-shell refuses every login, as it cannot contain the session's processes",
+            "mount -t cgroup2 none /sys/fs/cgroup (or boot with systemd.unified_cgroup_hierarchy=1)",
+        )),
+    }
+    if !taken.is_empty() {
+        let list: Vec<String> = taken.iter().map(|p| p.display().to_string()).collect();
+        findings.push(Finding::info(format!("terminals held by live recorded sessions: {}", list.join(", "))));
+    }
+    for path in repaired {
+        findings.push(Finding::warn(
+            format!("{} was left taken by a session whose warden was killed; its owner and mode are given back now", path.display()),
+            "nothing more to do; find out who SIGKILLed the session's custos-shell (only root can)",
+        ));
     }
     findings
 }
@@ -490,6 +519,17 @@ mod tests {
     }
 
     #[test]
+    fn the_stage_needs_cgroup2_and_reports_terminals_it_gave_back() {
+        assert_eq!(levels(&check_stage(Some(Path::new("/sys/fs/cgroup")), &[], &[])), [Level::Ok]);
+        let none = check_stage(None, &[], &[]);
+        assert_eq!(levels(&none), [Level::Fail]);
+        assert!(none[0].text.contains("refuses every login"), "{}", none[0].text);
+        let repaired = check_stage(Some(Path::new("/c")), &[PathBuf::from("/dev/pts/1")], &[PathBuf::from("/dev/pts/4")]);
+        assert_eq!(levels(&repaired), [Level::Ok, Level::Info, Level::Warn]);
+        assert!(repaired[2].text.contains("/dev/pts/4 was left taken"), "{}", repaired[2].text);
+    }
+
+    #[test]
     fn a_missing_setuid_bit_is_explained() {
         let f = &check_shell_binary(Path::new("/b/custos-shell"), &file(0, 0, 0o0755), SVC)[0];
         assert!(f.text.contains("setuid bit is missing"), "{}", f.text);
@@ -666,6 +706,9 @@ mod tests {
             etc_shells: Some("/bin/bash\n".into()),
             passwd: Some("alice:x:1000:1000::/home/alice:/usr/local/bin/custos-shell\n".into()),
             sshd_configs: vec![],
+            cgroup2: Some(PathBuf::from("/sys/fs/cgroup")),
+            terminals_taken: vec![],
+            terminals_repaired: vec![],
         };
         let findings = diagnose(&facts);
         assert!(findings.iter().all(|f| f.level <= Level::Info), "{findings:#?}");

@@ -101,6 +101,13 @@ pub struct Facts {
     pub passwd: Option<String>,
     /// sshd configuration files and their text.
     pub sshd_configs: Vec<(PathBuf, String)>,
+    /// The cgroup v2 mount the privileged stage contains sessions in.
+    pub cgroup2: Option<PathBuf>,
+    /// Terminals live sessions have taken from their users.
+    pub terminals_taken: Vec<PathBuf>,
+    /// Terminals left taken by a session whose warden was killed, which
+    /// `gather` gave back (it runs as root).
+    pub terminals_repaired: Vec<PathBuf>,
 }
 
 /// Looks at the system. The only function here that does I/O.
@@ -170,7 +177,16 @@ pub fn gather(shell: &Path, config_path: &Path) -> Facts {
         }
     }
 
+    // A terminal left taken (its session's root warden was SIGKILLed) goes
+    // back to its owner now, as the next login would do.
+    let terminals_repaired = match service.uid {
+        Some(uid) if nix::unistd::geteuid().is_root() => crate::recorder::privilege::repair_left_terminals(uid, |_| {}),
+        _ => Vec::new(),
+    };
     Facts {
+        cgroup2: crate::recorder::privilege::cgroup2(),
+        terminals_taken: crate::recorder::privilege::terminals_taken(),
+        terminals_repaired,
         service,
         shell: shell.to_owned(),
         shell_probe: Probe::of(shell),
