@@ -377,3 +377,28 @@ fn through_su_the_terminal_is_taken_and_given_back_and_the_session_is_contained(
     assert_eq!(owner_mode(&pts), was);
     only_new_recording(&before, "su -").assert_session(sys.uid, "interactive", None, 6);
 }
+
+#[test]
+fn roots_own_session_leaves_nothing_behind_that_stops_the_next_login() {
+    let Some(sys) = System::setup("root's session") else { return };
+    let before: BTreeSet<PathBuf> = recordings();
+    // Root runs the installed custos-shell (as `sudo custos-shell` or a
+    // root login with it as shell would): recorded like anyone's.
+    let mut root = Term::spawn(sys.shell().to_str().unwrap(), &["-l"], 50, 200);
+    root.run("printf 'ro%s\\n' ot-ran");
+    root.line("exit");
+    assert_eq!(root.wait(SHORT).code(), Some(0), "{}", root.transcript());
+    let run = Path::new(SPOOL).join("run");
+    let left: Vec<PathBuf> = std::fs::read_dir(&run).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
+    assert!(left.is_empty(), "root's session left {left:?} in {}", run.display());
+    // The user's login on the next terminal works and is recorded.
+    let mut t = sys.login();
+    t.run("printf 'us%s\\n' er-ran");
+    t.line("exit");
+    assert_eq!(t.wait(SHORT).code(), Some(0), "{}", t.transcript());
+    let found: Vec<PathBuf> = recordings().difference(&before).cloned().collect();
+    let roots = found.iter().map(|p| Recording::read(p)).filter(|r| r.custos("user") == "root").count();
+    assert_eq!(roots, 1, "root's session is recorded: {found:?}");
+    let user = only_new_recording(&before, "the user's login");
+    assert!(user.screen().lines().any(|l| l == "user-ran"));
+}
