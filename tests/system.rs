@@ -164,6 +164,11 @@ impl System {
 impl Drop for System {
     fn drop(&mut self) {
         kill_user_processes(self.uid);
+        // Uploaders still following a session of a collector the test
+        // stopped: they run as the service user, which --purge removes.
+        if let Ok(Some(service)) = nix::unistd::User::from_name("custos") {
+            kill_user_processes(service.uid.as_raw());
+        }
         let out = self.uninstall(&["--purge"]);
         if !out.status.success() {
             eprintln!("cleanup: install.sh --uninstall --purge failed:\n{}", text(&out));
@@ -692,17 +697,19 @@ fn the_approvals_pane_of_an_installed_shell_runs_as_the_user_in_a_fresh_process(
     let _restore = RestoreConfig;
     // A collector on loopback with this host's key enrolled.
     let data = tempfile::tempdir().unwrap();
-    let mut serve = Command::new(sys.custos())
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut serve = KillOnDrop(
+        Command::new(sys.custos())
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let mut first = String::new();
     {
         use std::io::BufRead as _;
-        std::io::BufReader::new(serve.stdout.as_mut().unwrap()).read_line(&mut first).unwrap();
+        std::io::BufReader::new(serve.0.stdout.as_mut().unwrap()).read_line(&mut first).unwrap();
     }
     let url = first.trim().to_owned();
     let token = run_ok(Command::new(sys.custos()).args(["serve", "token", "--data-dir"]).arg(data.path()));
@@ -772,17 +779,31 @@ fn the_approvals_pane_of_an_installed_shell_runs_as_the_user_in_a_fresh_process(
     // The shell has its keys back once the pane is closed.
     let marker = std::env::temp_dir().join(format!("custos-pane-{}", std::process::id()));
     let _ = std::fs::remove_file(&marker);
-    std::thread::sleep(Duration::from_millis(500));
+    let settle = Instant::now() + Duration::from_millis(500);
+    while Instant::now() < settle {
+        t.pump(Duration::from_millis(50));
+    }
     t.line(&format!("touch {}", marker.display()));
     let deadline = Instant::now() + SHORT;
     while !marker.exists() {
         assert!(Instant::now() < deadline, "the shell did not run a command after the pane closed:\n{}", t.transcript());
-        std::thread::sleep(Duration::from_millis(100));
+        // Keep reading the terminal: a recorder whose terminal is not read
+        // blocks on its writes (by design) and reads no keys meanwhile.
+        t.pump(Duration::from_millis(100));
     }
     let _ = std::fs::remove_file(&marker);
     t.line("exit");
     assert_eq!(t.wait(SHORT).code(), Some(0), "{}", t.transcript());
-    let _ = serve.kill();
-    let _ = serve.wait();
+    drop(serve);
+}
+
+/// A child process killed when the test ends, passed or not.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 

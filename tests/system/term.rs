@@ -87,7 +87,7 @@ impl Term {
     }
 
     /// Reads whatever arrives within `wait`. Returns false at end of output.
-    fn pump(&mut self, wait: Duration) -> bool {
+    pub fn pump(&mut self, wait: Duration) -> bool {
         if self.eof {
             return false;
         }
