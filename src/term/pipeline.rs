@@ -61,17 +61,20 @@ pub struct Pipeline {
     screen: Screen,
     /// `None` for recordings that were masked when they were made.
     masker: Option<Masker>,
+    /// The last frame's cover, for drawing the same screen somewhere no
+    /// renderer's shadow follows (the approvals pane on the user's terminal).
+    cover: Cover,
 }
 
 impl Pipeline {
     pub fn new(size: Size, masker: Masker) -> Self {
-        Self { screen: Screen::new(size), masker: Some(masker) }
+        Self { screen: Screen::new(size), masker: Some(masker), cover: Cover::none() }
     }
 
     /// A pipeline that covers nothing: for output already masked (a
     /// recording being exported).
     pub fn unmasked(size: Size) -> Self {
-        Self { screen: Screen::new(size), masker: None }
+        Self { screen: Screen::new(size), masker: None, cover: Cover::none() }
     }
 
     pub fn screen(&self) -> &Screen {
@@ -86,6 +89,13 @@ impl Pipeline {
 
     pub fn masker(&self) -> Option<&Masker> {
         self.masker.as_ref()
+    }
+
+    /// Which cells the last [`Pipeline::frame`] covered: draw the screen
+    /// with it anywhere else it is shown, so no copy of it shows more than
+    /// the frames did.
+    pub fn cover(&self) -> &Cover {
+        &self.cover
     }
 
     /// Masks `text` as the screen would (input lines, command lines);
@@ -155,6 +165,7 @@ impl Pipeline {
             t.out.extend_from_slice(t.overlay);
             Renderer::passthrough(&passthrough, t.out);
         }
+        self.cover = cover;
         withhold_deadline
     }
 }
