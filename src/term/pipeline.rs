@@ -243,6 +243,21 @@ mod tests {
     }
 
     #[test]
+    fn the_last_frames_cover_draws_the_screen_elsewhere_masked() {
+        let size = Size { rows: 3, cols: 60 };
+        let mut p = Pipeline::new(size, masker());
+        let secret = "ghp_R4nd0mTestTokenValue0123456789abcdEF";
+        assert_eq!(p.feed(format!("token {secret}").as_bytes()), None);
+        assert!(p.cover().rows.iter().all(Vec::is_empty), "no frame yet, nothing covered");
+        let (mut r, mut out) = (renderer(size), Vec::new());
+        p.frame(Instant::now() + std::time::Duration::from_secs(3600), &mut [Target::plain(&mut r, &mut out)]);
+        let mut elsewhere = Vec::new();
+        crate::term::render::draw_screen_at(p.screen(), p.cover(), 10, size.cols, &mut elsewhere);
+        let text = String::from_utf8_lossy(&elsewhere);
+        assert!(text.contains("\x1b[11;1H") && text.contains("token ") && !text.contains(secret), "{text}");
+    }
+
+    #[test]
     fn scrolled_text_is_taken_in_order() {
         let mut p = Pipeline::unmasked(Size { rows: 2, cols: 10 });
         assert_eq!(p.feed(b"one  \r\ntwo\r\nthree\r\nfour"), None);
