@@ -667,7 +667,8 @@ fn an_approver_signed_in_with_the_identity_provider_approves_in_custos_approve()
 /// opens `custos approve` below the shell, keys go to it, the decision
 /// releases another session's held line, Ctrl-] a closes it, and the
 /// approver's recording holds the pane as a stream of its own (`p`,
-/// between its markers), never in the shell's screen.
+/// between its markers), never in the shell's screen; replay shows it
+/// only when asked.
 #[test]
 fn an_approver_decides_in_the_pane_of_their_own_custos_shell() {
     let mut w = world();
@@ -763,6 +764,28 @@ fn an_approver_decides_in_the_pane_of_their_own_custos_shell() {
     assert!(pane_markers.iter().any(|m| m.starts_with("approvals pane: custos approve exited with status ")), "{pane_markers:?}");
     let pane_stream = cast.pane_output();
     assert!(!pane_stream.contains("after=29") && !pane_stream.contains("mine>"), "the shell is in the pane's stream: {pane_stream}");
+    // Replayed, the pane's screen showed what the user saw in it; the
+    // shell's screen never did.
+    let path = &mine.recordings()[0];
+    let recording = custos::evidence::asciicast::Recording::parse(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let pane_events: Vec<usize> = (0..recording.events.len()).filter(|&i| recording.events[i].kind == custos::evidence::asciicast::Kind::Pane).collect();
+    let mut player = custos::tui::replay::player::Player::build(recording);
+    assert!(player.has_pane());
+    let mut seen_in_pane = String::new();
+    for i in pane_events {
+        player.seek_event(i + 1);
+        let pane = player.pane_screen().expect("a p event is inside an open pane").text();
+        seen_in_pane.push_str(&pane);
+        assert!(!player.screen().text().contains("pending approvals"), "{}", player.screen().text());
+    }
+    // What the user waited for on the pane (the pasted reason may be sent
+    // before the pane draws it, so it is not asked for).
+    for pane_text in ["pending approvals: 0", "bump from-pane", "reason:", "sent"] {
+        assert!(seen_in_pane.contains(pane_text), "the recorded pane never showed {pane_text:?}:\n{seen_in_pane}");
+    }
+    player.seek_event(usize::MAX);
+    assert!(player.pane_screen().is_none(), "closed at the end");
+
     let cast = w.exit();
     assert_eq!(audits(&cast, "approved")[0]["decisions"][0]["reason"], "approved in my pane");
 }
