@@ -666,7 +666,9 @@ fn an_approver_signed_in_with_the_identity_provider_approves_in_custos_approve()
 /// The approvals pane inside the approver's own `custos-shell`: Ctrl-] a
 /// opens `custos approve` below the shell, keys go to it, the decision
 /// releases another session's held line, Ctrl-] a closes it, and the
-/// approver's recording holds their shell alone, never the pane.
+/// approver's recording holds the pane as a stream of its own (`p`,
+/// between its markers), never in the shell's screen; replay shows it
+/// only when asked.
 #[test]
 fn an_approver_decides_in_the_pane_of_their_own_custos_shell() {
     let mut w = world();
@@ -746,6 +748,44 @@ fn an_approver_decides_in_the_pane_of_their_own_custos_shell() {
     assert_eq!(resizes, ["100x16", "100x29", "100x16", "100x29"], "{resizes:?}");
     let replayed = shell::replay(&cast);
     assert!(replayed.screen().contents().contains("after=29"), "{}", replayed.screen().contents());
+    for pane_text in ["pending approvals", "bump from-pane"] {
+        assert!(!replayed.screen().contents().contains(pane_text), "{}", replayed.screen().contents());
+    }
+
+    // What the pane showed is recorded, as its own stream, framed by its
+    // markers: two panes, each opened at 100x12 and closed by the user.
+    let pane_markers: Vec<&str> = cast.markers().into_iter().filter(|m| m.starts_with("approvals pane")).collect();
+    let framing: Vec<&str> = pane_markers.iter().copied().filter(|m| !m.contains("exited")).collect();
+    assert_eq!(
+        framing,
+        ["approvals pane opened (100x12)", "approvals pane closed (by the user)", "approvals pane opened (100x12)", "approvals pane closed (by the user)"],
+        "{pane_markers:?}"
+    );
+    assert!(pane_markers.iter().any(|m| m.starts_with("approvals pane: custos approve exited with status ")), "{pane_markers:?}");
+    let pane_stream = cast.pane_output();
+    assert!(!pane_stream.contains("after=29") && !pane_stream.contains("mine>"), "the shell is in the pane's stream: {pane_stream}");
+    // Replayed, the pane's screen showed what the user saw in it; the
+    // shell's screen never did.
+    let path = &mine.recordings()[0];
+    let recording = custos::evidence::asciicast::Recording::parse(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let pane_events: Vec<usize> = (0..recording.events.len()).filter(|&i| recording.events[i].kind == custos::evidence::asciicast::Kind::Pane).collect();
+    let mut player = custos::tui::replay::player::Player::build(recording);
+    assert!(player.has_pane());
+    let mut seen_in_pane = String::new();
+    for i in pane_events {
+        player.seek_event(i + 1);
+        let pane = player.pane_screen().expect("a p event is inside an open pane").text();
+        seen_in_pane.push_str(&pane);
+        assert!(!player.screen().text().contains("pending approvals"), "{}", player.screen().text());
+    }
+    // What the user waited for on the pane (the pasted reason may be sent
+    // before the pane draws it, so it is not asked for).
+    for pane_text in ["pending approvals: 0", "bump from-pane", "reason:", "sent"] {
+        assert!(seen_in_pane.contains(pane_text), "the recorded pane never showed {pane_text:?}:\n{seen_in_pane}");
+    }
+    player.seek_event(usize::MAX);
+    assert!(player.pane_screen().is_none(), "closed at the end");
+
     let cast = w.exit();
     assert_eq!(audits(&cast, "approved")[0]["decisions"][0]["reason"], "approved in my pane");
 }
@@ -801,9 +841,15 @@ fn a_pane_whose_approve_fails_closes_and_the_status_line_says_why() {
     pty.wait_text("full=29");
     pty.line("exit");
     pty.wait_exit();
-    let output = setup.recording().output();
+    let cast = setup.recording();
+    let output = cast.output();
     assert!(output.contains("full=29"), "{output}");
     assert!(!output.contains("exited with status"), "the status line was recorded: {output}");
+    // The recording tells how the pane ended: by itself, and with what.
+    let pane: Vec<&str> = cast.markers().into_iter().filter(|m| m.starts_with("approvals pane")).collect();
+    assert_eq!(pane[..2], ["approvals pane opened (100x12)", "approvals pane closed (custos approve ended)"], "{pane:?}");
+    assert!(pane[2].starts_with("approvals pane: custos approve exited with status ") && !pane[2].ends_with(" 0"), "{pane:?}");
+    assert!(cast.pane_output().contains("custos: no approver credentials"), "{}", cast.pane_output());
 }
 
 /// The terminal resized while the pane is open: the split follows it, and
@@ -836,6 +882,14 @@ fn the_pane_follows_a_resize_and_closes_when_the_terminal_gets_too_short() {
     let resizes: Vec<&str> = cast.events.iter().filter(|(_, code, _)| code == "r").map(|(_, _, d)| d.as_str()).collect();
     assert_eq!(resizes, ["100x16", "100x22", "100x11"], "{resizes:?}");
     assert!(!cast.output().contains("connecting"), "{}", cast.output());
+    // The pane's own stream follows its size, and says why it closed.
+    assert!(cast.pane_output().contains("connecting"), "{}", cast.pane_output());
+    let pane: Vec<&str> = cast.markers().into_iter().filter(|m| m.starts_with("approvals pane") && !m.contains("exited")).collect();
+    assert_eq!(
+        pane,
+        ["approvals pane opened (100x12)", "approvals pane resized (100x16)", "approvals pane closed (the terminal is too small)"],
+        "{pane:?}"
+    );
 }
 
 /// A request made through the API as a host would, signed with its key.

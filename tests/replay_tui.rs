@@ -1,8 +1,9 @@
 //! Snapshot tests of `custos replay`'s views, drawn into ratatui's
 //! `TestBackend` from real recordings in a temporary spool: the browser
 //! (and its filter), the player (screen, command list, timeline), search
-//! results, a clipped screen, help, and the broken-chain badge. They assert
-//! on the text and styles in the drawn buffer.
+//! results, a clipped screen, help, the broken-chain badge, and the
+//! approvals pane's own stream shown and hidden. They assert on the text and
+//! styles in the drawn buffer.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
@@ -433,4 +434,81 @@ fn a_really_tampered_chain_shows_the_broken_badge_everywhere() {
         assert_eq!(buf[(x, 1)].bg, danger.bg.unwrap(), "banner column {x}");
     }
     assert_eq!(buf[(0, 2)].fg, danger.fg.unwrap(), "the screen's frame is in the danger colour");
+}
+
+/// A session whose approvals pane was open from 5 s to 20 s: its stream
+/// (`p` events between its markers) as `custos-shell` writes it.
+fn record_with_pane(dir: &Path) {
+    let recordings = dir.join("recordings");
+    std::fs::create_dir_all(&recordings).unwrap();
+    let info = info("carol", "db3", 7);
+    let path = recordings.join(format!("{}.cast", info.session_id));
+    let mut cast = CastFile::create(&path, &Header::new(info, 60, 12, None, START)).unwrap();
+    let at = Duration::from_secs;
+    cast.write(at(1), &Event::Output("carol@db3$ make deploy\r\n")).unwrap();
+    cast.write(at(5), &Event::Marker("approvals pane opened (60x4)")).unwrap();
+    cast.write(at(5), &Event::Resize { cols: 60, rows: 7 }).unwrap();
+    cast.write(at(6), &Event::Pane("\x1b[?1049h\x1b[1;1H pending approvals: 1\x1b[2;1H▶ dave@web1 bump prod")).unwrap();
+    cast.write(at(20), &Event::Marker("approvals pane closed (by the user)")).unwrap();
+    cast.write(at(20), &Event::Resize { cols: 60, rows: 12 }).unwrap();
+    cast.write(at(21), &Event::Marker("approvals pane: custos approve exited with status 129")).unwrap();
+    cast.write(at(25), &Event::Exit(0)).unwrap();
+}
+
+#[test]
+fn the_approvals_pane_shows_only_when_asked_and_only_while_it_was_open() {
+    let dir = tempfile::tempdir().unwrap();
+    record_with_pane(dir.path());
+    let mut app = app(dir.path());
+    app.browse("").unwrap();
+    key(&mut app, KeyCode::Enter);
+    key(&mut app, KeyCode::Char('g'));
+    type_text(&mut app, "0:10");
+    key(&mut app, KeyCode::Enter);
+    // Hidden by default: the shell's screen alone, though the pane is open.
+    let text = lines(&draw(&mut app, 110, 24)).join("\n");
+    assert!(text.contains("carol@db3$ make deploy"), "{text}");
+    assert!(!text.contains("pending approvals") && !text.contains("approvals pane ·"), "{text}");
+    // The side list says where it was open, as any player would.
+    assert!(text.contains("approvals pane opened (60x4)"), "{text}");
+
+    key(&mut app, KeyCode::Char('p'));
+    let buf = draw(&mut app, 110, 24);
+    let text = lines(&buf);
+    let title = text.iter().position(|l| l.contains("approvals pane · its own stream · 60x4")).expect("the pane's frame");
+    let shell = text.iter().position(|l| l.contains("carol@db3$ make deploy")).unwrap();
+    assert!(title > shell, "below the shell's screen: {text:#?}");
+    assert!(text[title + 1].contains("pending approvals: 1") && text[title + 2].contains("dave@web1 bump prod"), "{text:#?}");
+    assert!(text.last().unwrap().contains("approvals pane shown"), "{text:#?}");
+    // w writes the pane's text too while it is shown.
+    assert!(app.screen_text().unwrap().contains("── approvals pane ──\n pending approvals: 1"));
+
+    // Where it was closed, it says so instead.
+    key(&mut app, KeyCode::Char('g'));
+    type_text(&mut app, "0:22");
+    key(&mut app, KeyCode::Enter);
+    let text = lines(&draw(&mut app, 110, 24)).join("\n");
+    assert!(!text.contains("pending approvals") && text.contains("approvals pane: not open at this point"), "{text}");
+    assert!(!app.screen_text().unwrap().contains("approvals pane"));
+
+    // Back inside, and hidden again.
+    key(&mut app, KeyCode::Char('g'));
+    type_text(&mut app, "0:07");
+    key(&mut app, KeyCode::Enter);
+    assert!(lines(&draw(&mut app, 110, 24)).join("\n").contains("pending approvals: 1"));
+    key(&mut app, KeyCode::Char('p'));
+    let text = lines(&draw(&mut app, 110, 24)).join("\n");
+    assert!(!text.contains("pending approvals"), "{text}");
+}
+
+#[test]
+fn a_session_without_the_pane_says_so_when_asked() {
+    let dir = spool();
+    let mut app = app(dir.path());
+    app.browse("user:bob").unwrap();
+    key(&mut app, KeyCode::Enter);
+    key(&mut app, KeyCode::Char('p'));
+    let text = lines(&draw(&mut app, 110, 18));
+    assert!(text.last().unwrap().contains("this session never opened the approvals pane"), "{text:#?}");
+    assert!(!app.player.as_ref().unwrap().show_pane);
 }

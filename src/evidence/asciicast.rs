@@ -4,11 +4,14 @@
 //! `[interval, code, data]`, where `interval` is the time in seconds since the
 //! previous event. Codes: `o` output (what the renderer drew for the pane),
 //! `i` input (only when enabled, and never while ECHO is off), `r` resize
-//! (`"COLSxROWS"`), `m` marker, `x` exit status, and one code of ours, `a`:
-//! an audit record (JSON text) from the command gate. Players skip codes
-//! they do not know (asciinema 3 does; `tests/player.rs` checks), so the
-//! structured records ride in the same signed stream as the screen. See
-//! <https://docs.asciinema.org/manual/asciicast/v3/>.
+//! (`"COLSxROWS"`), `m` marker, `x` exit status, and two codes of ours:
+//! `a`, an audit record (JSON text) from the command gate, and `p`, the
+//! approvals pane's output (what its own renderer drew for a terminal the
+//! pane's size; `m` markers from `super::marker` say when the pane opened,
+//! at what size, and when it closed). Players skip codes they do not know
+//! (asciinema 3 does; `tests/player.rs` checks), so the structured records
+//! and the pane ride in the same signed stream as the screen without ever
+//! drawing on it. See <https://docs.asciinema.org/manual/asciicast/v3/>.
 //!
 //! The header carries the standard fields (`term`, `timestamp`, `command`,
 //! `env`) plus a `custos` object that binds the recording to its session: id,
@@ -89,6 +92,9 @@ pub enum Event<'a> {
     Marker(&'a str),
     /// A structured audit record (a JSON object) from the command gate.
     Audit(&'a str),
+    /// The approvals pane's output: a frame its renderer drew for a
+    /// terminal of the pane's size, never the shell's.
+    Pane(&'a str),
     Exit(i32),
 }
 
@@ -117,6 +123,7 @@ impl Encoder {
             Event::Resize { cols, rows } => ("r", format!("{cols}x{rows}").into()),
             Event::Marker(s) => ("m", (*s).into()),
             Event::Audit(s) => ("a", (*s).into()),
+            Event::Pane(s) => ("p", (*s).into()),
             Event::Exit(status) => ("x", status.to_string().into()),
         };
         let micros = interval.as_micros();
@@ -267,6 +274,12 @@ impl Cast {
         self.events.iter().filter(|e| e.1 == "o").map(|e| e.2.as_str()).collect()
     }
 
+    /// The concatenated output of the approvals pane (`p` events): a stream
+    /// of its own, never part of [`Cast::output`].
+    pub fn pane_output(&self) -> String {
+        self.events.iter().filter(|e| e.1 == "p").map(|e| e.2.as_str()).collect()
+    }
+
     /// The audit records (`a` events), parsed.
     pub fn audits(&self) -> Vec<serde_json::Value> {
         self.events.iter().filter(|e| e.1 == "a").filter_map(|e| serde_json::from_str(&e.2).ok()).collect()
@@ -290,6 +303,8 @@ pub enum Kind {
     Input,
     Resize { cols: u16, rows: u16 },
     Marker,
+    /// The approvals pane's output (`p`): its own screen, never the shell's.
+    Pane,
     Exit,
     /// A code this version of custos does not know; kept, shown nowhere.
     Other,
@@ -386,6 +401,7 @@ impl Recording {
             "o" => Kind::Output,
             "i" => Kind::Input,
             "m" => Kind::Marker,
+            "p" => Kind::Pane,
             "x" => Kind::Exit,
             "r" => {
                 let Some((cols, rows)) = parse_size(&data) else {
@@ -429,6 +445,30 @@ mod tests {
             String::from_utf8(out).unwrap(),
             "[1.500000, \"o\", \"a\\\"b\\u001b[0m\"]\n[0.250000, \"r\", \"80x24\"]\n[0.000000, \"x\", \"130\"]\n"
         );
+    }
+
+    #[test]
+    fn the_pane_is_a_p_event_and_reads_back_as_its_own_stream() {
+        let mut enc = Encoder::default();
+        let mut out = Vec::new();
+        enc.event(Duration::from_millis(100), &Event::Output("$ "), &mut out);
+        enc.event(Duration::from_millis(250), &Event::Pane("\u{1b}[1;1Hpending approvals: 0"), &mut out);
+        let lines = String::from_utf8(out).unwrap();
+        assert!(lines.ends_with("[0.150000, \"p\", \"\\u001b[1;1Hpending approvals: 0\"]\n"), "{lines}");
+        let text = format!("{{\"version\":3,\"term\":{{\"cols\":80,\"rows\":24}}}}\n{lines}");
+        let r = Recording::parse(&text).unwrap();
+        let got: Vec<(Kind, &str)> = r.events.iter().map(|e| (e.kind, e.data.as_str())).collect();
+        assert_eq!(got, vec![(Kind::Output, "$ "), (Kind::Pane, "\u{1b}[1;1Hpending approvals: 0")]);
+        let line = lines.lines().nth(1).unwrap();
+        assert_eq!(read_event_loose(line).unwrap().code, "p");
+    }
+
+    #[test]
+    fn the_pane_never_joins_the_shells_output() {
+        let header = String::from_utf8(Encoder::header(&Header::new(info(), 80, 24, None, 0))).unwrap();
+        let cast = Cast::parse(&format!("{header}[0.1, \"o\", \"shell\"]\n[0.1, \"p\", \"pane\"]\n[0.1, \"o\", \" again\"]\n")).unwrap();
+        assert_eq!(cast.output(), "shell again");
+        assert_eq!(cast.pane_output(), "pane");
     }
 
     #[test]

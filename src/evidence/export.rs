@@ -10,14 +10,16 @@
 //! - `txt`: output is fed through the same emulator the session used
 //!   ([`crate::term::screen::Screen`]), honouring resizes; the rows that scrolled
 //!   off the top, then the final screen, right-trimmed, trailing blank rows
-//!   left out.
+//!   left out. The shell's screen alone: the approvals pane's `p` stream
+//!   is not part of it.
 //! - `json`: one object per line: the session's identity fields, the
 //!   event's absolute time (RFC 3339 and unix seconds), its offset, type and
-//!   data.
+//!   data (`type` is `pane` for the approvals pane's `p` events).
 
 use serde_json::{json, Map, Value};
 
 use super::asciicast::{parse_event_line, parse_size, ParseError};
+use super::marker::{self, Marker, PaneChange};
 use super::{Chunk, ChunkError};
 use crate::term::masker::Cover;
 use crate::term::render::{Layout as RenderLayout, Renderer, Scrolled};
@@ -135,20 +137,31 @@ pub fn slice(cast: &[u8], from_us: u64, to_us: Option<u64>) -> Result<Vec<u8>, E
     let parsed = parse(cast)?;
     let (cols, rows) = term_size(&parsed.header);
     let mut screen = Screen::new(Size { rows, cols });
+    let mut pane: Option<Screen> = None;
     let mut events = parsed.events.iter().peekable();
     while let Some(e) = events.next_if(|e| e.at_us < from_us) {
         match e.code.as_str() {
-            "o" => {
-                screen.process(e.data.as_bytes());
-                screen.take_replies();
-                screen.take_passthrough();
-                screen.clear_scrolled();
+            "o" => replay(&mut screen, &e.data),
+            "p" => {
+                if let Some(pane) = pane.as_mut() {
+                    replay(pane, &e.data);
+                }
             }
             "r" => {
                 if let Some(size) = resize(&e.data) {
                     screen.resize(size);
                 }
             }
+            "m" => match marker::read_pane(&e.data) {
+                Some(PaneChange::Opened { cols, rows }) => pane = Some(Screen::new(Size { rows, cols })),
+                Some(PaneChange::Resized { cols, rows }) => {
+                    if let Some(pane) = pane.as_mut() {
+                        pane.resize(Size { rows, cols });
+                    }
+                }
+                Some(PaneChange::Closed(_)) => pane = None,
+                Some(PaneChange::Exited(_)) | None => {}
+            },
             _ => {}
         }
     }
@@ -173,16 +186,35 @@ pub fn slice(cast: &[u8], from_us: u64, to_us: Option<u64>) -> Result<Vec<u8>, E
         let _ = serde_json::to_writer(&mut out, data);
         out.extend_from_slice(b"]\n");
     };
-    let mut redraw = Vec::new();
-    let mut renderer = Renderer::new(RenderLayout { pane_rows: size.rows, cols: size.cols, status: false });
-    renderer.frame(&screen, &Scrolled::default(), &Damage::full(), &Cover::none(), None, &mut redraw);
-    line(0, "o", &String::from_utf8_lossy(&redraw));
+    line(0, "o", &redraw(&screen));
+    if let Some(pane) = &pane {
+        let size = pane.size();
+        line(0, "m", &Marker::Pane(PaneChange::Opened { cols: size.cols, rows: size.rows }).label());
+        line(0, "p", &redraw(pane));
+    }
     let mut last = from_us;
     for e in events.take_while(|e| to_us.is_none_or(|t| e.at_us <= t)) {
         line(e.at_us - last, &e.code, &e.data);
         last = e.at_us;
     }
     Ok(out)
+}
+
+/// Applies recorded output to `screen`, dropping what a replay never reads.
+fn replay(screen: &mut Screen, data: &str) {
+    screen.process(data.as_bytes());
+    screen.take_replies();
+    screen.take_passthrough();
+    screen.clear_scrolled();
+}
+
+/// The bytes that draw `screen` on a fresh terminal of its size.
+fn redraw(screen: &Screen) -> String {
+    let size = screen.size();
+    let mut out = Vec::new();
+    let mut renderer = Renderer::new(RenderLayout { pane_rows: size.rows, cols: size.cols, status: false });
+    renderer.frame(screen, &Scrolled::default(), &Damage::full(), &Cover::none(), None, &mut out);
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn resize(data: &str) -> Option<Size> {
@@ -272,6 +304,7 @@ fn to_json(cast: &ParsedCast) -> Result<Vec<u8>, ExportError> {
             "i" => "input",
             "r" => "resize",
             "m" => "marker",
+            "p" => "pane",
             "x" => "exit",
             _ => "other",
         };
@@ -361,6 +394,42 @@ mod tests {
         // Open-ended: the exit event is kept.
         let rest = String::from_utf8(slice(CAST.as_bytes(), 1_000_000, None).unwrap()).unwrap();
         assert!(rest.lines().last().unwrap().contains("\"x\""), "{rest}");
+    }
+
+    /// A session whose approvals pane opened at 1 s and closed at 3 s.
+    const WITH_PANE: &str = concat!(
+        "{\"version\":3,\"term\":{\"cols\":20,\"rows\":3},\"timestamp\":1700000000,\"env\":{}}\n",
+        "[0.500000, \"o\", \"$ shell\"]\n",
+        "[0.500000, \"m\", \"approvals pane opened (20x2)\"]\n",
+        "[0.000000, \"p\", \"\\u001b[1;1Hpending: 0\"]\n",
+        "[1.000000, \"p\", \"\\u001b[2;1Hkeys\"]\n",
+        "[1.000000, \"m\", \"approvals pane closed (by the user)\"]\n",
+        "[0.000000, \"o\", \" back\"]\n",
+    );
+
+    #[test]
+    fn the_panes_stream_is_its_own_in_every_export() {
+        let text = String::from_utf8(export(WITH_PANE.as_bytes(), Format::Txt).unwrap()).unwrap();
+        assert_eq!(text, "$ shell back\n", "the text export is the shell's screen alone");
+        let json = String::from_utf8(export(WITH_PANE.as_bytes(), Format::Json).unwrap()).unwrap();
+        let types: Vec<String> = json.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()["type"].as_str().unwrap().to_owned()).collect();
+        assert_eq!(types, ["output", "marker", "pane", "pane", "marker", "output"]);
+        let v2 = String::from_utf8(export(WITH_PANE.as_bytes(), Format::CastV2).unwrap()).unwrap();
+        assert!(v2.contains("[1.000000, \"p\", \"\\u001b[1;1Hpending: 0\"]"), "{v2}");
+    }
+
+    #[test]
+    fn a_range_inside_an_open_pane_opens_it_again_as_it_was() {
+        let out = String::from_utf8(slice(WITH_PANE.as_bytes(), 2_500_000, None).unwrap()).unwrap();
+        let events: Vec<(f64, String, String)> = out.lines().skip(1).map(|l| serde_json::from_str(l).unwrap()).collect();
+        let codes: Vec<&str> = events.iter().map(|e| e.1.as_str()).collect();
+        assert_eq!(codes, ["o", "m", "p", "m", "o"], "{out}");
+        assert_eq!(events[1].2, "approvals pane opened (20x2)");
+        assert!(events[2].2.contains("pending: 0") && events[2].2.contains("keys"), "the pane is redrawn: {:?}", events[2]);
+        assert!(!events[0].2.contains("pending"), "the pane never draws on the shell's screen");
+        // After the pane closed, a range has no pane to open.
+        let after = String::from_utf8(slice(WITH_PANE.as_bytes(), 3_500_000, None).unwrap()).unwrap();
+        assert!(!after.contains("\"p\"") && !after.contains("approvals pane"), "{after}");
     }
 
     #[test]

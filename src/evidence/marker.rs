@@ -16,6 +16,18 @@
 //! | approved | `approved by NAMES: $ LINE` |
 //! | a held line refused | `OUTCOME: MESSAGE: $ LINE` |
 //! | a `-c` command refused before it ran | the reason, as it is |
+//! | the approvals pane opened, COLS x ROWS | `approvals pane opened (COLSxROWS)` |
+//! | the open pane's size changed | `approvals pane resized (COLSxROWS)` |
+//! | the pane closed | `approvals pane closed (WHY)`, WHY one of [`PaneClose`]'s |
+//! | `custos approve` in the pane ended | `approvals pane: custos approve exited with status N` |
+//!
+//! The pane's markers frame its own stream (`p` events, see
+//! `super::asciicast`): the `p` events after `opened` and before the next
+//! `closed` are one pane's frames, each drawn for a terminal of the size
+//! the last `opened` or `resized` gave. They are markers rather than codes
+//! of their own so that any player lists them (an auditor sees where the
+//! pane was open even where the pane itself is not shown), and the
+//! collector indexes them like any other; [`read_pane`] reads them back.
 //!
 //! Labels read, besides those: a JSON object, `{"command": "...",
 //! "verdict": "allow"|"deny"|"approve", "rule": "...", "exit": N}` (with the
@@ -92,6 +104,83 @@ pub enum Marker {
     Ended(String),
     /// Processes still running at the end, and what became of them.
     Leftovers(String),
+    /// The approvals pane opened, resized, closed, or its program ended.
+    Pane(PaneChange),
+}
+
+/// What the approvals pane did (see the module doc).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PaneChange {
+    /// Opened on a terminal of `cols` x `rows`: its `p` events follow.
+    Opened { cols: u16, rows: u16 },
+    /// The open pane's terminal is now `cols` x `rows`.
+    Resized { cols: u16, rows: u16 },
+    /// Closed: no `p` events until it opens again.
+    Closed(PaneClose),
+    /// `custos approve` ended with this status (128+N for signal N).
+    Exited(i32),
+}
+
+/// Why the approvals pane closed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PaneClose {
+    /// The prefix key and `a` again.
+    ByUser,
+    /// `custos approve` ended by itself (`q`, or an error).
+    Ended,
+    /// The terminal became too small for it.
+    TooSmall,
+    /// Its launcher ended, so no pane can run.
+    LauncherGone,
+    /// The session ended while it was open.
+    SessionEnded,
+}
+
+impl PaneClose {
+    const ALL: [PaneClose; 5] =
+        [PaneClose::ByUser, PaneClose::Ended, PaneClose::TooSmall, PaneClose::LauncherGone, PaneClose::SessionEnded];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PaneClose::ByUser => "by the user",
+            PaneClose::Ended => "custos approve ended",
+            PaneClose::TooSmall => "the terminal is too small",
+            PaneClose::LauncherGone => "its launcher ended",
+            PaneClose::SessionEnded => "the session ended",
+        }
+    }
+}
+
+const PANE_OPENED: &str = "approvals pane opened (";
+const PANE_RESIZED: &str = "approvals pane resized (";
+const PANE_CLOSED: &str = "approvals pane closed (";
+const PANE_EXITED: &str = "approvals pane: custos approve exited with status ";
+
+impl PaneChange {
+    fn label(self) -> String {
+        match self {
+            PaneChange::Opened { cols, rows } => format!("{PANE_OPENED}{cols}x{rows})"),
+            PaneChange::Resized { cols, rows } => format!("{PANE_RESIZED}{cols}x{rows})"),
+            PaneChange::Closed(why) => format!("{PANE_CLOSED}{})", why.as_str()),
+            PaneChange::Exited(status) => format!("{PANE_EXITED}{status}"),
+        }
+    }
+}
+
+/// Reads a marker's label as a change of the approvals pane; `None` for
+/// every other marker, and for a pane label this version cannot read.
+pub fn read_pane(label: &str) -> Option<PaneChange> {
+    let size = |rest: &str| rest.strip_suffix(')').and_then(super::asciicast::parse_size);
+    if let Some(rest) = label.strip_prefix(PANE_OPENED) {
+        return size(rest).map(|(cols, rows)| PaneChange::Opened { cols, rows });
+    }
+    if let Some(rest) = label.strip_prefix(PANE_RESIZED) {
+        return size(rest).map(|(cols, rows)| PaneChange::Resized { cols, rows });
+    }
+    if let Some(why) = label.strip_prefix(PANE_CLOSED).and_then(|r| r.strip_suffix(')')) {
+        return PaneClose::ALL.into_iter().find(|c| c.as_str() == why).map(PaneChange::Closed);
+    }
+    label.strip_prefix(PANE_EXITED).and_then(|n| n.parse().ok()).map(PaneChange::Exited)
 }
 
 impl Marker {
@@ -112,6 +201,7 @@ impl Marker {
             Marker::Stage(acts) => format!("privileged stage: {}", acts.join("; ")),
             Marker::Ended(why) => format!("session ended: {why}"),
             Marker::Leftovers(text) => text.clone(),
+            Marker::Pane(change) => change.label(),
         }
     }
 }
@@ -216,6 +306,33 @@ mod tests {
         let read = read(label);
         assert_eq!(read.ruling, ruling);
         assert_eq!(read.degraded, matches!(marker, Marker::Degraded(_)));
+    }
+
+    #[rstest::rstest]
+    #[case::opened(PaneChange::Opened { cols: 100, rows: 12 }, "approvals pane opened (100x12)")]
+    #[case::resized(PaneChange::Resized { cols: 100, rows: 16 }, "approvals pane resized (100x16)")]
+    #[case::by_user(PaneChange::Closed(PaneClose::ByUser), "approvals pane closed (by the user)")]
+    #[case::ended(PaneChange::Closed(PaneClose::Ended), "approvals pane closed (custos approve ended)")]
+    #[case::too_small(PaneChange::Closed(PaneClose::TooSmall), "approvals pane closed (the terminal is too small)")]
+    #[case::launcher(PaneChange::Closed(PaneClose::LauncherGone), "approvals pane closed (its launcher ended)")]
+    #[case::session(PaneChange::Closed(PaneClose::SessionEnded), "approvals pane closed (the session ended)")]
+    #[case::exited(PaneChange::Exited(143), "approvals pane: custos approve exited with status 143")]
+    fn pane_markers_write_their_labels_and_read_back(#[case] change: PaneChange, #[case] label: &str) {
+        assert_eq!(Marker::Pane(change).label(), label);
+        assert_eq!(read_pane(label), Some(change));
+        // Any player lists it as a plain marker, never as a command.
+        assert_eq!(read(label).ruling, Ruling::None);
+    }
+
+    #[rstest::rstest]
+    #[case::command("$ ls")]
+    #[case::no_size("approvals pane opened (wide)")]
+    #[case::unclosed("approvals pane opened (100x12")]
+    #[case::unknown_reason("approvals pane closed (a cosmic ray)")]
+    #[case::bad_status("approvals pane: custos approve exited with status -")]
+    #[case::asciinema("chapter 2")]
+    fn other_markers_are_not_the_panes(#[case] label: &str) {
+        assert_eq!(read_pane(label), None);
     }
 
     #[test]

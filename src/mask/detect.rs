@@ -36,7 +36,7 @@ pub struct Finding {
 }
 
 /// A custom rule, compiled.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Rule {
     regex: regex::Regex,
     checksum: Option<Checksum>,
@@ -67,8 +67,11 @@ impl Memo {
     }
 }
 
-/// The enabled detectors, compiled once from a [`MaskingConfig`].
-#[derive(Debug)]
+/// The enabled detectors, compiled once from a [`MaskingConfig`]. A clone
+/// shares the compiled automata (they are reference-counted), so a second
+/// screen (the approvals pane) gets the same detectors without compiling
+/// them again.
+#[derive(Clone, Debug)]
 pub struct Detectors {
     enabled: Enabled,
     prefilter: Prefilter,

@@ -119,7 +119,7 @@ impl Enabled {
 
 /// The prefilter: one Aho-Corasick pass over [`TRIGGERS`], which decides
 /// which recognisers a line goes to at all.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Prefilter {
     triggers: AhoCorasick,
 }

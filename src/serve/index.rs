@@ -1,6 +1,8 @@
 //! What the collector learns from a chunk's payload for search: the session
 //! header (chunk 0), command text from `m` markers, the exit status from the
-//! `x` event, and the running session time.
+//! `x` event, and the running session time. The approvals pane's `p` events
+//! are evidence like any other line (kept, timed) but not indexed: search
+//! finds commands, and the pane's markers say when it was open.
 //!
 //! Pure: asciicast bytes in, an [`PayloadIndex`] out, read through the
 //! crate's asciicast codec ([`read_event_loose`]); marker labels are stored
@@ -127,6 +129,14 @@ mod tests {
         assert_eq!(index.markers, vec![IndexedMarker { at_us: 11_000_000, text: "ls".into() }]);
         assert_eq!(index.exit_status, Some(130));
         assert_eq!(index.elapsed_us, 11_500_000);
+    }
+
+    #[test]
+    fn the_panes_stream_moves_the_clock_and_is_not_indexed() {
+        let payload = b"[1.0, \"m\", \"approvals pane opened (80x10)\"]\n[0.5, \"p\", \"pending approvals: 0\"]\n[0.5, \"o\", \"$ \"]\n";
+        let index = index_payload(payload, false, 0);
+        assert_eq!(index.markers, vec![IndexedMarker { at_us: 1_000_000, text: "approvals pane opened (80x10)".into() }]);
+        assert_eq!((index.elapsed_us, index.unreadable_lines), (2_000_000, 0));
     }
 
     #[test]

@@ -396,6 +396,26 @@ impl Masker {
         })
     }
 
+    /// A masker with the same detectors and settings and none of this
+    /// one's state (context, withheld tail, memo): for a second screen of
+    /// the session, the approvals pane, whose rows are not the shell's.
+    pub fn fresh(&self) -> Self {
+        Self {
+            detectors: self.detectors.clone(),
+            enabled: self.enabled,
+            glyph: self.glyph,
+            withhold: self.withhold,
+            context: Context::new(),
+            withheld: None,
+            released: None,
+            lines: Lines::default(),
+            spans: Vec::new(),
+            memo: Memo::default(),
+            row_cache: RowCache::default(),
+            carry: None,
+        }
+    }
+
     pub fn enabled(&self) -> bool {
         self.enabled
     }

@@ -61,17 +61,20 @@ pub struct Pipeline {
     screen: Screen,
     /// `None` for recordings that were masked when they were made.
     masker: Option<Masker>,
+    /// The last frame's cover, for drawing the same screen somewhere no
+    /// renderer's shadow follows (the approvals pane on the user's terminal).
+    cover: Cover,
 }
 
 impl Pipeline {
     pub fn new(size: Size, masker: Masker) -> Self {
-        Self { screen: Screen::new(size), masker: Some(masker) }
+        Self { screen: Screen::new(size), masker: Some(masker), cover: Cover::none() }
     }
 
     /// A pipeline that covers nothing: for output already masked (a
     /// recording being exported).
     pub fn unmasked(size: Size) -> Self {
-        Self { screen: Screen::new(size), masker: None }
+        Self { screen: Screen::new(size), masker: None, cover: Cover::none() }
     }
 
     pub fn screen(&self) -> &Screen {
@@ -86,6 +89,13 @@ impl Pipeline {
 
     pub fn masker(&self) -> Option<&Masker> {
         self.masker.as_ref()
+    }
+
+    /// Which cells the last [`Pipeline::frame`] covered: draw the screen
+    /// with it anywhere else it is shown, so no copy of it shows more than
+    /// the frames did.
+    pub fn cover(&self) -> &Cover {
+        &self.cover
     }
 
     /// Masks `text` as the screen would (input lines, command lines);
@@ -155,6 +165,7 @@ impl Pipeline {
             t.out.extend_from_slice(t.overlay);
             Renderer::passthrough(&passthrough, t.out);
         }
+        self.cover = cover;
         withhold_deadline
     }
 }
@@ -229,6 +240,21 @@ mod tests {
             let text = String::from_utf8_lossy(&out);
             assert!(text.contains("token") && !text.contains(secret), "{text}");
         }
+    }
+
+    #[test]
+    fn the_last_frames_cover_draws_the_screen_elsewhere_masked() {
+        let size = Size { rows: 3, cols: 60 };
+        let mut p = Pipeline::new(size, masker());
+        let secret = "ghp_R4nd0mTestTokenValue0123456789abcdEF";
+        assert_eq!(p.feed(format!("token {secret}").as_bytes()), None);
+        assert!(p.cover().rows.iter().all(Vec::is_empty), "no frame yet, nothing covered");
+        let (mut r, mut out) = (renderer(size), Vec::new());
+        p.frame(Instant::now() + std::time::Duration::from_secs(3600), &mut [Target::plain(&mut r, &mut out)]);
+        let mut elsewhere = Vec::new();
+        crate::term::render::draw_screen_at(p.screen(), p.cover(), 10, size.cols, &mut elsewhere);
+        let text = String::from_utf8_lossy(&elsewhere);
+        assert!(text.contains("\x1b[11;1H") && text.contains("token ") && !text.contains(secret), "{text}");
     }
 
     #[test]

@@ -595,15 +595,18 @@ fn write_mode_changes(old: &Modes, new: &Modes, out: &mut Vec<u8>) {
 }
 
 /// Draws every row of `screen` on the target's rows `top..` (0-based),
-/// `cols` wide, with no shadow: the approvals pane (see `pane`), a second
-/// screen below the shell's rows on the user's terminal only. It is a few
-/// rows a frame, so redrawing it whole keeps it right whatever the shell's
-/// frame did around it (a switch of buffers clears the target).
-pub fn draw_screen_at(screen: &Screen, top: u16, cols: u16, out: &mut Vec<u8>) {
+/// `cols` wide, with the cells `cover` masks drawn as its glyph and no
+/// shadow: the approvals pane (see `pane`), a second screen below the
+/// shell's rows on the user's terminal. It is a few rows a frame, so
+/// redrawing it whole keeps it right whatever the shell's frame did around
+/// it (a switch of buffers clears the target).
+pub fn draw_screen_at(screen: &Screen, cover: &Cover, top: u16, cols: u16, out: &mut Vec<u8>) {
     let cols = usize::from(cols);
+    let mut masked = Vec::new();
     for r in 0..screen.size().rows {
         let Some(cells) = screen.row(r) else { break };
         let cells = cells.get(..cols).unwrap_or(cells);
+        let cells = apply_cover(cells, cover.row(r), cover.withheld_on(r), cover.glyph, &mut masked);
         cup(out, usize::from(top) + usize::from(r) + 1, 1);
         out.extend_from_slice(b"\x1b[0m");
         let mut pen = Some(Pen::default());

@@ -24,8 +24,9 @@
 //! The rest lives beside the loop, one concern a file: `gate_link` (gate
 //! notes, approval effects, a full spool), `pane` (the approvals pane while
 //! it runs: a second inner PTY drawn below the shell's rows on the user's
-//! terminal only; while it is open, keys go to it, never to the shell, the
-//! gate or the input recording, and the recording gets a resize event),
+//! terminal and recorded as a stream of its own, never in the shell's
+//! screen; while it is open, keys go to it, never to the shell, the gate or
+//! the input recording, and the recording gets a resize event),
 //! `status` (the status line's text) and `output` (frames to the terminal
 //! and the recording, events into the recording).
 //!
@@ -715,7 +716,7 @@ impl Loop<'_> {
     /// Drains what the shell left, renders the last frame, records the exit
     /// status and gives the terminal back.
     fn finish(mut self) -> std::io::Result<Ending> {
-        self.close_pane(true);
+        self.close_pane(crate::evidence::marker::PaneClose::SessionEnded);
         if let Some(p) = self.pane.take() {
             p.shut_down();
         }

@@ -1,7 +1,8 @@
 //! Where the loop's output goes: frames and scrolled rows from the screen
 //! pipeline to two targets, the user's terminal (with the status line and
-//! the approvals pane) and the recording (the shell alone), and events
-//! into the recording.
+//! the approvals pane) and the recording (the shell alone: the pane is
+//! recorded as a stream of its own, see `pane`), and events into the
+//! recording.
 //!
 //! Writes to the user's terminal block (a slow terminal slows the shell,
 //! output is never dropped); a write that fails means the terminal hung up.
@@ -42,18 +43,24 @@ impl Loop<'_> {
             self.term_buf.extend_from_slice(b"\x1b[r");
             self.to_terminal.invalidate();
         }
+        // The pane's frame is recorded first: the overlay draws the pane
+        // under that frame's cover.
+        let now = Instant::now();
+        self.record_pane(now);
         let mut overlay = Vec::new();
         if drawn.is_some() {
             self.pane_overlay(&mut overlay);
         }
         let status = self.status.line();
-        self.withhold_deadline = self.pipeline.frame(
-            Instant::now(),
+        let shell_deadline = self.pipeline.frame(
+            now,
             &mut [
                 Target { renderer: &mut self.to_terminal, status, overlay: &overlay, out: &mut self.term_buf },
                 Target::plain(&mut self.to_recording, &mut self.rec_buf),
             ],
         );
+        let pane_deadline = self.pane.as_ref().and_then(super::pane::PaneRuntime::withhold_deadline);
+        self.withhold_deadline = [shell_deadline, pane_deadline].into_iter().flatten().min();
         self.output_frame();
         self.dirty = false;
         self.last_frame = Instant::now();

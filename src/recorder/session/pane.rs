@@ -1,6 +1,6 @@
 //! The approvals pane as the session loop runs it: a second inner PTY
 //! running `custos approve`, parsed into its own screen and drawn below the
-//! shell's rows on the user's terminal only.
+//! shell's rows on the user's terminal.
 //!
 //! The pane's pure parts (the prefix key, the split of the terminal, paste
 //! unbracketing) and its launcher live in `recorder::pane`; this file is
@@ -10,16 +10,29 @@
 //! `Closed` → (prefix `a`) `Opening` → (the launcher's PTY arrives) `Open`
 //! → (prefix `a`, the program's end, a terminal too small) `Closed`.
 //!
-//! The recording never sees the pane: it shows the shell alone and gets a
-//! resize event when the shell's rows change.
+//! The pane is part of the evidence, as a stream of its own: its screen
+//! runs through a pipeline of its own (the same detectors as the shell's,
+//! with their own state, since its rows are not the shell's), and a
+//! renderer for a terminal the pane's size draws its frames into `p`
+//! events, never into the shell's `o` events. `m` markers (see
+//! `evidence::marker::PaneChange`) say when it opened and at what size,
+//! when it was resized and closed and why, and how `custos approve` ended.
+//! The shell's recording gets a resize event when its rows change; the
+//! divider and the status line are never recorded.
 
 use std::io::Write as _;
 use std::os::fd::{AsFd, OwnedFd};
+use std::time::Instant;
 
 use super::{Loop, PaneFit};
+use crate::evidence::asciicast::Event;
+use crate::evidence::marker::{Marker, PaneChange, PaneClose};
 use crate::recorder::pane::launcher::{Launcher, Reply};
 use crate::recorder::pane::{Prefix, Split};
-use crate::term::screen::{Screen, Size};
+use crate::term::masker::Masker;
+use crate::term::pipeline::{Pipeline, Target};
+use crate::term::render::{Layout, Renderer};
+use crate::term::screen::Size;
 
 /// What the approvals pane needs: its launcher, forked at session start,
 /// and the prefix key.
@@ -52,9 +65,40 @@ enum PaneState {
 
 struct OpenPane {
     master: OwnedFd,
-    screen: Screen,
+    /// The pane's screen and its own masker.
+    pipeline: Pipeline,
     split: Split,
     to_pane: Vec<u8>,
+    /// Draws the pane's frames for the recording, on a terminal the pane's
+    /// size (the user's terminal gets `pane_overlay` instead).
+    to_recording: Renderer,
+    /// The screen changed since the last recorded frame.
+    changed: bool,
+    /// When a withheld tail on the pane must be released by a frame.
+    withhold_deadline: Option<Instant>,
+    /// The last frame recorded (see `record_pane`).
+    last_frame: Vec<u8>,
+}
+
+impl OpenPane {
+    fn new(master: OwnedFd, split: Split, masker: Option<Masker>) -> Self {
+        let size = Size { rows: split.pane_rows, cols: split.cols };
+        Self {
+            master,
+            pipeline: masker.map_or_else(|| Pipeline::unmasked(size), |m| Pipeline::new(size, m)),
+            split,
+            to_pane: Vec::new(),
+            to_recording: Renderer::new(recording_layout(split)),
+            changed: true,
+            withhold_deadline: None,
+            last_frame: Vec::new(),
+        }
+    }
+}
+
+/// The pane as its recorded frames draw it: its own rows, no status line.
+fn recording_layout(split: Split) -> Layout {
+    Layout { pane_rows: split.pane_rows, cols: split.cols, status: false }
 }
 
 impl PaneRuntime {
@@ -85,6 +129,14 @@ impl PaneRuntime {
     /// Keys go to the pane while it is open.
     pub fn focused(&self) -> bool {
         matches!(self.state, PaneState::Open(_))
+    }
+
+    /// When the open pane's withheld tail must be released by a frame.
+    pub fn withhold_deadline(&self) -> Option<Instant> {
+        match &self.state {
+            PaneState::Open(open) => open.withhold_deadline,
+            _ => None,
+        }
     }
 
     /// The split of the open pane.
@@ -128,7 +180,7 @@ impl Loop<'_> {
         if let Some(PaneState::Open(open)) = self.pane.as_mut().map(|p| &mut p.state) {
             // The terminal's modes are the shell's; the pane may want
             // pastes plain.
-            if open.screen.modes().bracketed_paste {
+            if open.pipeline.screen().modes().bracketed_paste {
                 open.to_pane.extend_from_slice(keys);
             } else {
                 open.to_pane.extend(crate::recorder::pane::unbracket_paste(keys));
@@ -160,13 +212,17 @@ impl Loop<'_> {
             match nix::unistd::read(&open.master, buf) {
                 Ok(0) => return self.pane_ended(),
                 Ok(n) => {
-                    open.screen.process(buf.get(..n).unwrap_or_default());
+                    let screen = open.pipeline.screen_mut();
+                    screen.process(buf.get(..n).unwrap_or_default());
                     // A TUI draws in the alternate screen; whatever scrolls
                     // off the pane is not kept.
-                    open.screen.clear_scrolled();
-                    let replies = open.screen.take_replies();
+                    screen.clear_scrolled();
+                    let replies = screen.take_replies();
                     open.to_pane.extend_from_slice(&replies);
-                    let _ = open.screen.take_passthrough();
+                    // Titles, bells and clipboard writes are the shell's
+                    // to send; the pane's go nowhere.
+                    let _ = screen.take_passthrough();
+                    open.changed = true;
                     self.dirty = true;
                 }
                 Err(nix::Error::EAGAIN) => break,
@@ -183,9 +239,9 @@ impl Loop<'_> {
     fn pane_ended(&mut self) {
         let Some(p) = self.pane.as_mut() else { return };
         if let PaneState::Open(open) = &p.state {
-            p.last_words = last_words(&open.screen.text());
+            p.last_words = last_words(&open.pipeline.screen().text());
         }
-        self.close_pane(false);
+        self.close_pane(PaneClose::Ended);
     }
 
     /// Prefix then `a`: open the pane, or close it.
@@ -215,27 +271,58 @@ impl Loop<'_> {
                 // Changed their mind: the pane is closed as it arrives.
                 p.state = PaneState::Closed;
             }
-            PaneState::Open(_) => self.close_pane(true),
+            PaneState::Open(_) => self.close_pane(PaneClose::ByUser),
         }
         self.refresh_status();
     }
 
-    /// Closes the pane (`by_user`: prefix then `a`, so its exit is no
-    /// news), stops its program and gives the shell its rows back.
-    pub(super) fn close_pane(&mut self, by_user: bool) {
-        let Some(p) = self.pane.as_mut() else { return };
-        if !matches!(p.state, PaneState::Open(_)) {
+    /// Closes the pane, `why` as the recording tells it: its last frame and
+    /// the marker are recorded, its program is stopped (unless it ended by
+    /// itself or with the launcher; stopping it makes its exit no news) and
+    /// the shell gets its rows back.
+    pub(super) fn close_pane(&mut self, why: PaneClose) {
+        if !self.pane.as_ref().is_some_and(PaneRuntime::focused) {
             return;
         }
+        self.record_pane(Instant::now());
+        self.record(&Event::Marker(&Marker::Pane(PaneChange::Closed(why)).label()));
+        let Some(p) = self.pane.as_mut() else { return };
         // Dropping the master hangs up the pane's terminal; the launcher
         // also sends SIGTERM.
         p.state = PaneState::Closed;
-        if by_user {
+        if !matches!(why, PaneClose::Ended | PaneClose::LauncherGone) {
             p.expected_exits += 1;
             let _ = p.launcher.close();
         }
         let _ = self.check_size();
         self.dirty = true;
+    }
+
+    /// Records the open pane's frame as a `p` event, when its screen
+    /// changed or a withheld tail is due: drawn by the pane's own renderer
+    /// under its own masker's cover, which `pane_overlay` then draws with.
+    pub(super) fn record_pane(&mut self, now: Instant) {
+        let Some(PaneState::Open(open)) = self.pane.as_mut().map(|p| &mut p.state) else { return };
+        let due = open.withhold_deadline.is_some_and(|d| now >= d);
+        if !open.changed && !due {
+            return;
+        }
+        let mut frame = Vec::new();
+        open.withhold_deadline = open.pipeline.frame(now, &mut [Target::plain(&mut open.to_recording, &mut frame)]);
+        open.changed = false;
+        // `custos approve` ticks ten times a second, and each tick that
+        // draws nothing new still moves the cursor: a frame that only
+        // repeats the last one changes nothing (frames draw at absolute
+        // places, and the pane has no rows scrolling off to push), so it
+        // is not recorded, rather than 400 bytes a second of an idle pane.
+        if frame.is_empty() || frame == open.last_frame {
+            return;
+        }
+        // The renderer writes only UTF-8, as for the shell's frames.
+        let text = String::from_utf8_lossy(&frame);
+        let at = self.started.elapsed();
+        let _ = self.sink.write(at, &Event::Pane(&text));
+        open.last_frame = frame;
     }
 
     /// What the launcher said: a pane to show, a failure, an exit.
@@ -252,7 +339,9 @@ impl Loop<'_> {
                             let pane = Size { rows: split.pane_rows, cols: split.cols };
                             // The terminal may have changed since the ask.
                             let _ = crate::recorder::pty::set_size(master.as_fd(), pane);
-                            p.state = PaneState::Open(Box::new(OpenPane { master, screen: Screen::new(pane), split, to_pane: Vec::new() }));
+                            let masker = self.pipeline.masker().map(Masker::fresh);
+                            p.state = PaneState::Open(Box::new(OpenPane::new(master, split, masker)));
+                            self.record(&Event::Marker(&Marker::Pane(PaneChange::Opened { cols: pane.cols, rows: pane.rows }).label()));
                             self.check_size().unwrap_or_else(|e| {
                                 self.status.pane_notice = Some(format!("approvals pane: cannot resize the shell: {e}"));
                             });
@@ -283,6 +372,9 @@ impl Loop<'_> {
                         self.read_pane(&mut buf);
                         self.pane_ended();
                     }
+                    // After the close, whichever the loop saw first: the
+                    // recording reads opened, closed, exited.
+                    self.record(&Event::Marker(&Marker::Pane(PaneChange::Exited(status)).label()));
                     let Some(p) = self.pane.as_mut() else { return };
                     if !expected && status != 0 {
                         let words = p.last_words.take().map(|w| format!(": {w}")).unwrap_or_default();
@@ -290,7 +382,7 @@ impl Loop<'_> {
                     }
                 }
                 Reply::Gone => {
-                    self.close_pane(false);
+                    self.close_pane(PaneClose::LauncherGone);
                     self.pane = None;
                     self.status.pane_notice = Some("approvals pane: unavailable (its launcher ended)".into());
                 }
@@ -309,16 +401,21 @@ impl Loop<'_> {
                 if s != open.split {
                     let pane = Size { rows: s.pane_rows, cols: s.cols };
                     crate::recorder::pty::set_size(open.master.as_fd(), pane)?;
-                    open.screen.resize(pane);
-                    open.screen.clear_scrolled();
+                    let screen = open.pipeline.screen_mut();
+                    screen.resize(pane);
+                    screen.clear_scrolled();
+                    // A new size: the next recorded frame draws it all.
+                    open.to_recording.resize(recording_layout(s));
+                    open.changed = true;
                     open.split = s;
                     self.dirty = true;
+                    self.record(&Event::Marker(&Marker::Pane(PaneChange::Resized { cols: pane.cols, rows: pane.rows }).label()));
                 }
                 Ok(PaneFit::Split(s))
             }
             Err(e) => {
                 self.status.pane_notice = Some(format!("approvals pane closed: {e}"));
-                self.close_pane(true);
+                self.close_pane(PaneClose::TooSmall);
                 self.refresh_status();
                 Ok(PaneFit::Closed)
             }
@@ -334,20 +431,24 @@ impl Loop<'_> {
     }
 
     /// The divider, the pane, the status line and the pane's cursor, for
-    /// the user's terminal only: the recording never sees them.
+    /// the user's terminal only: the pane is recorded by `record_pane`, the
+    /// divider and the status line never. The pane is drawn under the
+    /// cover of its last recorded frame, so the terminal shows no more of
+    /// it than the recording.
     pub(super) fn pane_overlay(&self, out: &mut Vec<u8>) {
         let status = self.status.line();
         let Some(p) = self.pane.as_ref() else { return };
         let PaneState::Open(open) = &p.state else { return };
         let split = open.split;
         crate::term::render::draw_bar(split.divider, split.cols, &divider(&p.key_name), out);
-        crate::term::render::draw_screen_at(&open.screen, split.pane_top, split.cols, out);
+        let screen = open.pipeline.screen();
+        crate::term::render::draw_screen_at(screen, open.pipeline.cover(), split.pane_top, split.cols, out);
         if let Some(text) = status {
             crate::term::render::draw_bar(split.pane_top + split.pane_rows, split.cols, text, out);
         }
-        let (row, col) = open.screen.cursor();
+        let (row, col) = screen.cursor();
         let _ = write!(out, "\x1b[{};{}H", split.pane_top + row + 1, col + 1);
-        out.extend_from_slice(if open.screen.modes().cursor_visible { b"\x1b[?25h" } else { b"\x1b[?25l" });
+        out.extend_from_slice(if screen.modes().cursor_visible { b"\x1b[?25h" } else { b"\x1b[?25l" });
     }
 }
 

@@ -152,3 +152,21 @@ fn titles_are_masked() {
     assert_eq!(m.mask_text(&format!("vim {GITHUB}")), format!("vim {}", "*".repeat(GITHUB.len())));
     assert_eq!(m.mask_text("vim notes.txt"), "vim notes.txt");
 }
+
+/// The approvals pane's masker: the shell's detectors, none of its state.
+#[test]
+fn a_fresh_masker_has_the_same_detectors_and_none_of_the_state() {
+    let mut shell = masker();
+    // The shell's masker is inside a PEM block: a context of its own.
+    let mut screen = Screen::new(Size { rows: 3, cols: 60 });
+    screen.process(b"-----BEGIN PRIVATE KEY-----\r\n\r\n\r\n\r\n");
+    let _ = shell.cover(&screen, &Damage::full(), Instant::now());
+    let mut pane = shell.fresh();
+    let mut pane_screen = Screen::new(Size { rows: 3, cols: 60 });
+    pane_screen.process(format!("plain words\r\ntoken {GITHUB}").as_bytes());
+    let (cover, _) = pane.cover(&pane_screen, &Damage::full(), Instant::now());
+    let rows = masked_rows(&pane_screen, &cover);
+    assert_eq!(rows[0], "plain words", "the shell's PEM context is not the pane's");
+    assert_eq!(rows[1], format!("token {}", "*".repeat(GITHUB.len())));
+    assert_eq!((pane.enabled(), pane.glyph()), (shell.enabled(), shell.glyph()));
+}

@@ -51,6 +51,10 @@ pub struct PlayerView {
     pub result_sel: usize,
     /// Where the timeline bar was drawn (x, y, width), for mouse seeks.
     pub timeline: Option<(u16, u16, u16)>,
+    /// The approvals pane's stream is shown below the shell's screen
+    /// (`p`). Hidden at first: the shell's screen is what the session
+    /// showed in its own rows, and the pane is a second stream beside it.
+    pub show_pane: bool,
 }
 
 impl PlayerView {
@@ -65,6 +69,7 @@ impl PlayerView {
             results: Vec::new(),
             result_sel: 0,
             timeline: None,
+            show_pane: false,
         }
     }
 }
@@ -384,6 +389,15 @@ impl App {
                     None => self.message = Some(("no search yet: press / to search".into(), Role::Warn)),
                 }
             }
+            KeyCode::Char('p') => {
+                self.message = Some(if !view.player.has_pane() {
+                    ("this session never opened the approvals pane".into(), Role::Warn)
+                } else {
+                    view.show_pane = !view.show_pane;
+                    let what = if view.show_pane { "shown below the screen" } else { "hidden" };
+                    (format!("approvals pane {what} (p toggles)"), Role::Ok)
+                });
+            }
             KeyCode::Char('c') => self.copy_osc52(),
             KeyCode::Char('w') => self.copy_file(),
             _ => {}
@@ -403,9 +417,19 @@ impl App {
         }
     }
 
-    /// The screen as plain text, rows trimmed.
-    pub fn screen_text(&self) -> Option<String> {
-        self.player.as_ref().map(|v| v.player.screen().text().trim_end().to_owned() + "\n")
+    /// The screen as plain text, rows trimmed; with the approvals pane
+    /// shown and open here, its text follows below a divider.
+    pub fn screen_text(&mut self) -> Option<String> {
+        let view = self.player.as_mut()?;
+        let mut text = view.player.screen().text().trim_end().to_owned() + "\n";
+        if view.show_pane {
+            if let Some(pane) = view.player.pane_screen() {
+                text.push_str("── approvals pane ──\n");
+                text.push_str(pane.text().trim_end());
+                text.push('\n');
+            }
+        }
+        Some(text)
     }
 
     fn copy_osc52(&mut self) {

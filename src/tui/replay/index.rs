@@ -348,13 +348,15 @@ pub fn apply(screen: &mut Screen, event: &TimedEvent) {
             settle(screen);
         }
         Kind::Resize { cols, rows } => screen.resize(Size { rows, cols }),
-        Kind::Input | Kind::Marker | Kind::Exit | Kind::Other => {}
+        // The approvals pane has a screen of its own (`super::pane`): the
+        // shell's screen, its keyframes and its text index never see it.
+        Kind::Input | Kind::Marker | Kind::Pane | Kind::Exit | Kind::Other => {}
     }
 }
 
 /// Drops what a replayed screen accumulates and nobody reads: answers to
 /// queries, titles, rows scrolled off the top.
-fn settle(screen: &mut Screen) {
+pub fn settle(screen: &mut Screen) {
     screen.take_replies();
     screen.take_passthrough();
     screen.clear_scrolled();

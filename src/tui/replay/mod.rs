@@ -12,6 +12,8 @@
 //! - [`player`]: the playback state machine (play, pause, speed, step,
 //!   idle cap, seek by time, command or search hit), clock passed in.
 //! - [`markers`]: `m` events read as commands with verdicts and statuses.
+//! - [`pane`]: the approvals pane's own stream (`p` events), a second
+//!   screen shown below the shell's only when asked (`p`).
 //! - [`browser`]: the session list's filter (times typed as in
 //!   `crate::when`, the one time grammar of every command).
 //! - [`source`]: where recordings come from (a `.cast` file, a session's
@@ -31,6 +33,7 @@ pub mod browser;
 pub mod evidence;
 pub mod index;
 pub mod markers;
+pub mod pane;
 pub mod player;
 pub mod remote;
 pub mod source;

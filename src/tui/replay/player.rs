@@ -11,11 +11,15 @@
 //! or restores the keyframe and plays forward from it. Playing forward goes
 //! through [`index::apply`], the same function the index builder uses, so a
 //! seek lands on the screen straight playback would show.
+//!
+//! The approvals pane's stream is never applied to that screen: it has a
+//! screen of its own ([`Player::pane_screen`], built by [`PaneTrack`]).
 
 use std::time::Duration;
 
 use super::index::{self, Builder, Hit, Index};
 use super::markers::{self, Command};
+use super::pane::PaneTrack;
 use crate::evidence::asciicast::{ParseError, Recording};
 use crate::term::screen::{Screen, Size};
 
@@ -31,6 +35,7 @@ pub struct Player {
     index: Index,
     commands: Vec<Command>,
     screen: Screen,
+    pane: PaneTrack,
     applied: usize,
     clock: f64,
     playing: bool,
@@ -43,11 +48,13 @@ impl Player {
     pub fn new(recording: Recording, index: Index) -> Self {
         let screen = Screen::new(Size { rows: recording.rows, cols: recording.cols });
         let commands = markers::commands(&recording.events);
+        let pane = PaneTrack::new(&recording.events);
         Self {
             recording,
             index,
             commands,
             screen,
+            pane,
             applied: 0,
             clock: 0.0,
             playing: false,
@@ -77,6 +84,17 @@ impl Player {
 
     pub fn screen(&self) -> &Screen {
         &self.screen
+    }
+
+    /// The approvals pane's screen where playback is, if a pane is open
+    /// there: a stream of its own, never part of [`Player::screen`].
+    pub fn pane_screen(&mut self) -> Option<&Screen> {
+        self.pane.screen_at(&self.recording.events, self.applied)
+    }
+
+    /// The session opened the approvals pane at some point.
+    pub fn has_pane(&self) -> bool {
+        self.pane.any()
     }
 
     /// Events applied to the screen.
@@ -311,6 +329,7 @@ impl Player {
         builder.feed(new);
         builder.extend(&mut self.index);
         self.commands.extend(markers::commands_from(new, before));
+        self.pane.extend(&self.recording.events);
         let added = self.recording.events.len() - before;
         if live && added > 0 {
             self.seek_event(self.recording.events.len());

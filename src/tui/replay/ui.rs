@@ -81,18 +81,29 @@ fn draw_player(frame: &mut Frame<'_>, area: Rect, theme: &Theme, view: &mut Play
         frame.render_widget(Paragraph::new(text).style(theme.style(Role::Warn)), banner);
     }
 
-    // Body: the recorded screen in a frame, the side pane to its right.
+    // Body: the recorded screen in a frame, the side pane to its right;
+    // the approvals pane, when shown and open here, below the screen.
+    let pane_size = if view.show_pane { view.player.pane_screen().map(Screen::size) } else { None };
     let screen = view.player.screen();
     let size = screen.size();
-    let want = size.cols.saturating_add(2);
+    let want = size.cols.saturating_add(2).max(pane_size.map_or(0, |p| p.cols.saturating_add(2)));
     // The side pane takes what the screen leaves; a window too narrow for
     // both clips the screen and keeps a third for the pane.
     let side = if body.width >= want + MIN_SIDE { body.width - want } else { (body.width / 3).min(SIDE) };
     let [screen_area, side_area] = Layout::horizontal([Constraint::Min(1), Constraint::Length(side)]).areas(body);
-    let fits_w = screen_area.width >= want;
+    // The shell's screen keeps at least a few rows; the approvals pane
+    // takes what it needs of the rest.
+    let pane_rows = match (view.show_pane, pane_size) {
+        (false, _) => 0,
+        (true, None) => 1,
+        (true, Some(p)) => p.rows.saturating_add(2).min(screen_area.height.saturating_sub(5)),
+    };
+    let [screen_area, pane_area] = Layout::vertical([Constraint::Min(1), Constraint::Length(pane_rows)]).areas(screen_area);
+    let screen_width = size.cols.saturating_add(2);
+    let fits_w = screen_area.width >= screen_width;
     let fits_h = screen_area.height >= size.rows.saturating_add(2);
     let frame_area = Rect {
-        width: screen_area.width.min(want),
+        width: screen_area.width.min(screen_width),
         height: screen_area.height.min(size.rows.saturating_add(2)),
         ..screen_area
     };
@@ -116,6 +127,10 @@ fn draw_player(frame: &mut Frame<'_>, area: Rect, theme: &Theme, view: &mut Play
     let inner = block.inner(frame_area);
     frame.render_widget(block, frame_area);
     draw_screen(frame, inner, theme, screen, view.query.as_deref());
+    if view.show_pane {
+        let pane_area = Rect { y: frame_area.y + frame_area.height, ..pane_area };
+        draw_pane(frame, pane_area, theme, view.player.pane_screen());
+    }
 
     match view.focus {
         Focus::Results => draw_results(frame, side_area, theme, view),
@@ -124,6 +139,24 @@ fn draw_player(frame: &mut Frame<'_>, area: Rect, theme: &Theme, view: &mut Play
     }
 
     draw_timeline(frame, timeline, theme, view);
+}
+
+/// The approvals pane's own stream where playback is, in a frame of its
+/// own below the shell's screen (never part of it), or a line saying it is
+/// not open here.
+fn draw_pane(frame: &mut Frame<'_>, area: Rect, theme: &Theme, pane: Option<&Screen>) {
+    let Some(pane) = pane else {
+        let text = " approvals pane: not open at this point (p hides) ";
+        frame.render_widget(Paragraph::new(Span::styled(text, theme.style(Role::Muted))), area);
+        return;
+    };
+    let size = pane.size();
+    let area = Rect { width: area.width.min(size.cols.saturating_add(2)), ..area };
+    let title = format!(" approvals pane · its own stream · {}x{} · p hides ", size.cols, size.rows);
+    let block = Block::bordered().border_style(theme.style(Role::Accent)).title(Line::from(Span::styled(title, theme.style(Role::Accent))));
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    draw_screen(frame, inner, theme, pane, None);
 }
 
 /// The recorded cells, clipped to `area`; when clipped, scrolled so the
@@ -455,6 +488,7 @@ const PLAYER_HELP: &[(&str, &str)] = &[
     ("/", "search the text on screen, whole session"),
     ("n N", "next / previous match"),
     ("g", "go to a time: 1:30, 90s, +30s, -1m, 50%"),
+    ("p", "show / hide the approvals pane (its own stream)"),
     ("c", "copy the screen (OSC 52)"),
     ("w", "write the screen to a text file"),
     ("click", "seek on the timeline"),
