@@ -794,6 +794,28 @@ fn the_approvals_pane_of_an_installed_shell_runs_as_the_user_in_a_fresh_process(
     let _ = std::fs::remove_file(&marker);
     t.line("exit");
     assert_eq!(t.wait(SHORT).code(), Some(0), "{}", t.transcript());
+
+    // What the pane showed is in the recording, as its own stream: read
+    // from the collector, to which the session streamed its chunks.
+    let chunks = data.path().join("chunks");
+    let deadline = Instant::now() + SHORT;
+    let rec = loop {
+        let found = std::fs::read_dir(&chunks)
+            .map(|d| d.flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect::<Vec<_>>())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|p| Recording::read(&p))
+            .find(|r| r.events.last().is_some_and(|e| e.1 == "x"));
+        if let Some(rec) = found {
+            break rec;
+        }
+        assert!(Instant::now() < deadline, "the session did not reach the collector");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let pane: String = rec.events.iter().filter(|e| e.1 == "p").map(|e| e.2.as_str()).collect();
+    assert!(pane.contains("pending approvals: 0"), "the pane's stream: {pane:?}");
+    assert!(!rec.screen().contains("pending approvals"), "the pane is not in the shell's screen");
+    assert!(rec.markers().iter().any(|m| m.starts_with("approvals pane opened (")), "{:?}", rec.markers());
     drop(serve);
 }
 
