@@ -342,8 +342,18 @@ fn chunked_cast(dir: &Path) -> String {
 fn new_recordings(before: &BTreeSet<PathBuf>) -> Vec<Recording> {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let found: Vec<Recording> = recordings()
-            .difference(before)
+        let paths: Vec<PathBuf> = recordings().difference(before).cloned().collect();
+        // A session directory with no chunk yet is a recording still being
+        // made: look again.
+        let started = |p: &PathBuf| {
+            !p.is_dir() || std::fs::read_dir(p).is_ok_and(|d| d.flatten().any(|e| e.file_name().to_string_lossy().ends_with(".chunk")))
+        };
+        if !paths.iter().all(started) && Instant::now() <= deadline {
+            std::thread::sleep(Duration::from_millis(50));
+            continue;
+        }
+        let found: Vec<Recording> = paths
+            .iter()
             .map(|p| Recording::read(p))
             .filter(|r| r.custos("user") == USER)
             .collect();

@@ -287,7 +287,7 @@ fn a_login_right_after_a_hung_up_session_is_recorded() {
         let needle = format!("after-hangup-{round}");
         assert!(found.iter().any(|r| r.screen().lines().any(|l| l == needle)), "login {round} after the hang-up is recorded");
     }
-    let hung = found.iter().find(|r| r.markers().iter().any(|m| m == "session ended: the user's terminal hung up")).expect("A's recording");
+    let hung = found.iter().find(|r| r.markers().iter().any(|m| m == "session ended: hung up (the login's terminal closed, or SIGHUP)")).expect("A's recording");
     assert!(hung.markers().iter().any(|m| m.contains("sleep 1051")), "{:?}", hung.markers());
 }
 

@@ -69,6 +69,14 @@ pub fn diagnose(facts: &Facts) -> Vec<Finding> {
     }
     findings.extend(check_shell_dirs(&facts.shell, &facts.shell_dirs));
     findings.extend(check_stage(facts.cgroup2.as_deref(), &facts.terminals_taken, &facts.terminals_repaired));
+    findings.push(if facts.stage_ran {
+        Finding::ok(format!("the privileged stage has run since boot ({} exists)", crate::recorder::privilege::STATE_DIR))
+    } else {
+        Finding::info(format!(
+            "no interactive login has run the privileged stage since boot ({} is missing); log in once as a recorded user and run doctor again to see it run",
+            crate::recorder::privilege::STATE_DIR
+        ))
+    });
     findings.push(check_config(&facts.config_path, &facts.config));
     if facts.config_path != Path::new(config::SYSTEM_CONFIG) {
         findings.push(Finding::info(format!(
@@ -709,6 +717,7 @@ mod tests {
             cgroup2: Some(PathBuf::from("/sys/fs/cgroup")),
             terminals_taken: vec![],
             terminals_repaired: vec![],
+            stage_ran: true,
         };
         let findings = diagnose(&facts);
         assert!(findings.iter().all(|f| f.level <= Level::Info), "{findings:#?}");

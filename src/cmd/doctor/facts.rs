@@ -105,6 +105,9 @@ pub struct Facts {
     pub cgroup2: Option<PathBuf>,
     /// Terminals live sessions have taken from their users.
     pub terminals_taken: Vec<PathBuf>,
+    /// `/run/custos` exists: an interactive login ran the privileged stage
+    /// since boot.
+    pub stage_ran: bool,
     /// Terminals left taken by a session whose warden was killed, which
     /// `gather` gave back (it runs as root).
     pub terminals_repaired: Vec<PathBuf>,
@@ -186,6 +189,7 @@ pub fn gather(shell: &Path, config_path: &Path) -> Facts {
     Facts {
         cgroup2: crate::recorder::privilege::cgroup2(),
         terminals_taken: crate::recorder::privilege::terminals_taken(),
+        stage_ran: Path::new(crate::recorder::privilege::STATE_DIR).is_dir(),
         terminals_repaired,
         service,
         shell: shell.to_owned(),

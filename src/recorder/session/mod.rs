@@ -740,7 +740,9 @@ impl Loop<'_> {
         if let Some(why) = self.ending.clone() {
             self.record(&Event::Marker(&Marker::Ended(why).label()));
         } else if self.hung_up {
-            self.record(&Event::Marker(&Marker::Ended("the user's terminal hung up".into()).label()));
+            // The login's terminal closed, or root sent SIGHUP (the warden
+            // passes on the terminal's): the same end for the session.
+            self.record(&Event::Marker(&Marker::Ended("hung up (the login's terminal closed, or SIGHUP)".into()).label()));
         }
         self.end_leftovers();
         self.flush_input();
