@@ -93,7 +93,11 @@ fn in_session(sid: i32) -> Vec<i32> {
     let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
     dir.flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok().and_then(|s| session_of(&s)) == Some(sid))
+        .filter(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            // A zombie has ended; it only waits to be reaped.
+            session_of(&stat) == Some(sid) && !is_zombie(&stat)
+        })
         .collect()
 }
 
@@ -101,6 +105,10 @@ fn in_session(sid: i32) -> Vec<i32> {
 fn session_of(stat: &str) -> Option<i32> {
     let rest = stat.get(stat.rfind(')')? + 2..)?;
     rest.split(' ').nth(3)?.parse().ok()
+}
+
+fn is_zombie(stat: &str) -> bool {
+    stat.rfind(')').and_then(|i| stat.get(i + 2..)).is_some_and(|rest| rest.starts_with('Z'))
 }
 
 /// A process's command line, as `ps` shows it, or its name.

@@ -41,9 +41,10 @@
 //!    effective ids, so the user owns their terminal device, as with any
 //!    login.
 //! 10. `join-cgroup` and `become-user`: the shell's child (and the approvals
-//!     pane's launcher) moves itself into the session's cgroup and drops to
-//!     the user for good, with the user's groups (`getgrouplist`), before
-//!     exec.
+//!     pane's launcher) is forked into the session's cgroup (clone3 with
+//!     `CLONE_INTO_CGROUP`, as root; where the kernel lacks it, the child
+//!     moves itself in) and drops to the user for good, with the user's
+//!     groups (`getgrouplist`), before exec.
 //! 11. `become-service`: the recorder drops to `custos` for good, with no
 //!     supplementary groups.
 //!
@@ -160,7 +161,32 @@ pub struct Privilege {
     debug: bool,
     /// The session's cgroup, which the child joins before it drops.
     cgroup_procs: Option<CString>,
+    /// The same cgroup's directory, for a child born inside it.
+    cgroup_dir: Option<PathBuf>,
 }
+
+/// Set in a child that `fork_contained` started inside the session's
+/// cgroup: it has nothing left to join.
+static BORN_CONTAINED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// `struct clone_args` of clone3(2), as far as CLONE_INTO_CGROUP needs.
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 
 /// Kept for the old name of the error a drop returns.
 pub type DropError = StageError;
@@ -187,6 +213,7 @@ impl Privilege {
                 user_groups: Vec::new(),
                 debug: false,
                 cgroup_procs: None,
+                cgroup_dir: None,
             });
         }
         if !geteuid().is_root() {
@@ -205,6 +232,7 @@ impl Privilege {
             user_groups,
             debug: false,
             cgroup_procs: None,
+            cgroup_dir: None,
         };
         stage.setup_ids()?;
         Ok(stage)
@@ -285,7 +313,65 @@ impl Privilege {
     /// The same ids, with the child joining `cgroup` before it drops.
     pub fn contained_in(mut self, cgroup: &Cgroup) -> Self {
         self.cgroup_procs = CString::new(cgroup.dir.join("cgroup.procs").as_os_str().as_encoded_bytes()).ok();
+        self.cgroup_dir = Some(cgroup.dir.clone());
         self
+    }
+
+    /// Act 10, first half: forks a child that starts inside the session's
+    /// cgroup (clone3 with `CLONE_INTO_CGROUP`, as root). Moving a running
+    /// process into a cgroup waits for an RCU grace period, a few
+    /// milliseconds on every login; a child born inside costs nothing.
+    /// Where clone3 is refused (older kernels), a plain fork, and the child
+    /// joins in `drop_to_user`.
+    ///
+    /// # Safety
+    ///
+    /// As `fork`: the process must be single-threaded, and the child may
+    /// only make system calls until it execs or exits (the raw clone does
+    /// not run the C library's fork handlers).
+    pub unsafe fn fork_contained(&self) -> nix::Result<nix::unistd::ForkResult> {
+        use nix::unistd::ForkResult;
+        let Some(dir) = self.cgroup_dir.as_ref().filter(|_| self.root) else {
+            // SAFETY: the caller's promise.
+            return unsafe { nix::unistd::fork() };
+        };
+        let Ok(path) = CString::new(dir.as_os_str().as_encoded_bytes()) else { return Err(nix::Error::EINVAL) };
+        self.log(Act::JoinCgroup, &format!("born in {}", dir.display()));
+        let cloned = self.as_root(|| {
+            // SAFETY: open/clone3/close with valid arguments; the caller
+            // guarantees a single-threaded process.
+            unsafe {
+                let fd = libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC);
+                if fd < 0 {
+                    return Err(nix::Error::last());
+                }
+                let mut args = CloneArgs {
+                    flags: CLONE_INTO_CGROUP,
+                    exit_signal: libc::SIGCHLD as u64,
+                    cgroup: fd as u64,
+                    ..CloneArgs::default()
+                };
+                let pid = libc::syscall(libc::SYS_clone3, &raw mut args, std::mem::size_of::<CloneArgs>());
+                let err = nix::Error::last();
+                libc::close(fd);
+                if pid < 0 {
+                    Err(err)
+                } else {
+                    Ok(pid)
+                }
+            }
+        });
+        match cloned {
+            Ok(Ok(0)) => {
+                BORN_CONTAINED.store(true, std::sync::atomic::Ordering::Relaxed);
+                Ok(ForkResult::Child)
+            }
+            Ok(Ok(pid)) => Ok(ForkResult::Parent { child: Pid::from_raw(i32::try_from(pid).map_err(|_| nix::Error::EINVAL)?) }),
+            // SAFETY: the caller's promise.
+            Ok(Err(nix::Error::ENOSYS | nix::Error::EINVAL | nix::Error::E2BIG)) => unsafe { nix::unistd::fork() },
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(nix::Error::EPERM),
+        }
     }
 
     /// Act 10, in a forked child before exec: join the session's cgroup
@@ -293,7 +379,7 @@ impl Privilege {
     pub fn drop_to_user(&self) -> Result<(), StageError> {
         if self.root {
             setresuid(Uid::from_raw(u32::MAX), Uid::from_raw(0), Uid::from_raw(u32::MAX)).map_err(os("regain root"))?;
-            if let Some(procs) = &self.cgroup_procs {
+            if let Some(procs) = self.cgroup_procs.as_ref().filter(|_| !BORN_CONTAINED.load(std::sync::atomic::Ordering::Relaxed)) {
                 self.log_raw(b"custos-shell: privileged act: join-cgroup\n");
                 // SAFETY: open/write/close on a path we own, no allocation.
                 let joined = unsafe {
@@ -622,7 +708,8 @@ impl Cgroup {
             if !kill {
                 return;
             }
-            std::thread::sleep(std::time::Duration::from_millis(10));
+            // Killed processes take a moment to leave.
+            std::thread::sleep(std::time::Duration::from_millis(1));
         }
     }
 }

@@ -364,7 +364,7 @@ fn interactive_session(
 
     // SAFETY: this process is single-threaded here; the child only makes
     // system calls before exec.
-    let child = match unsafe { fork() }.context("cannot fork")? {
+    let child = match unsafe { privilege.fork_contained() }.context("cannot fork")? {
         ForkResult::Child => cmd.exec_child(Some(&pty.slave), &privilege),
         ForkResult::Parent { child } => child,
     };
@@ -452,7 +452,7 @@ fn data_channel(privilege: Privilege, rec: &Recording<'_>, info: SessionInfo, cm
     let started = std::time::Instant::now();
     // SAFETY: single-threaded here; the child only makes system calls
     // before exec.
-    let child = match unsafe { fork() }.context("cannot fork")? {
+    let child = match unsafe { privilege.fork_contained() }.context("cannot fork")? {
         ForkResult::Child => cmd.exec_child(None, &privilege),
         ForkResult::Parent { child } => child,
     };
@@ -483,7 +483,7 @@ fn data_channel(privilege: Privilege, rec: &Recording<'_>, info: SessionInfo, cm
     };
     // Whatever the command left running (`nohup`, `setsid`) is listed and
     // ended, as in an interactive session.
-    if let Some(containment) = containment {
+    if let Some(containment) = containment.filter(|c| !c.list().is_empty()) {
         containment.freeze();
         let left = containment.list();
         if keep { containment.thaw() } else { containment.kill() }

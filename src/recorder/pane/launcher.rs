@@ -108,9 +108,9 @@ impl Launcher {
         argv.extend(cmd.argv.iter().skip(1).cloned());
         let launcher = PaneCommand { program: cmd.program.clone(), argv, env: cmd.env.clone() };
         let (ours, theirs) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)?;
-        // SAFETY: the caller guarantees a single-threaded process, so the
-        // child may allocate; it never returns into the caller.
-        match unsafe { fork() }? {
+        // SAFETY: the caller guarantees a single-threaded process; the
+        // child never returns into the caller.
+        match unsafe { privilege.fork_contained() }? {
             ForkResult::Child => {
                 drop(ours);
                 let fd = theirs.as_raw_fd();

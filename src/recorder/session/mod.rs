@@ -692,13 +692,19 @@ impl Loop<'_> {
     /// lets it run), then collects the shell's status if it was among
     /// them. Records what it found.
     fn end_leftovers(&mut self) {
-        self.containment.freeze();
-        let left = self.containment.list();
-        if self.keep_leftovers && self.exit.is_some() {
-            self.containment.thaw();
+        // Usually nothing is left: then there is nothing to freeze.
+        let left = if self.containment.list().is_empty() {
+            Vec::new()
         } else {
-            self.containment.kill();
-        }
+            self.containment.freeze();
+            let left = self.containment.list();
+            if self.keep_leftovers && self.exit.is_some() {
+                self.containment.thaw();
+            } else {
+                self.containment.kill();
+            }
+            left
+        };
         if !left.is_empty() {
             let kept = self.keep_leftovers && self.exit.is_some();
             let text = crate::recorder::leftovers::describe(&left, kept);
