@@ -38,19 +38,7 @@ fn registration(spool: &Path, rdev: (u32, u32)) -> PathBuf {
     lock_dir(spool).join(format!("pty-{}-{}", rdev.0, rdev.1))
 }
 
-/// The controlling terminal's (major, minor), from `/proc/self/stat`.
-pub fn controlling_tty() -> Option<(u32, u32)> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // Fields after the command name, which may itself contain spaces and ')'.
-    let rest = stat.get(stat.rfind(')')? + 2..)?;
-    let tty_nr: u32 = rest.split(' ').nth(4)?.parse().ok()?;
-    if tty_nr == 0 {
-        return None;
-    }
-    let major = (tty_nr >> 8) & 0xfff;
-    let minor = (tty_nr & 0xff) | ((tty_nr >> 12) & 0xfff00);
-    Some((major, minor))
-}
+pub use crate::recorder::pty::controlling_tty;
 
 /// True when this process's controlling terminal is the inner PTY of a
 /// live recorder (see the module doc).

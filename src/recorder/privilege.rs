@@ -27,12 +27,19 @@
 //!    0600, so no process of the user can open it, write to it or change
 //!    its modes behind the recorder; the original owner and mode are kept
 //!    in memory and under [`STATE_DIR`].
+//!    Descriptors opened before the take are not revoked by it: see act 7.
 //! 5. `create-cgroup`: a cgroup v2 of the session's own is made beside this
 //!    process's cgroup, and its `cgroup.kill` and `cgroup.freeze` are given
 //!    to `custos`, so the recorder can freeze, list and end what is left.
 //! 6. `become-warden`: the parent, the process `sshd` or `login` waits for,
 //!    becomes root on every id and does nothing but wait for the recorder,
 //!    pass on root's SIGTERM and the terminal's SIGHUP, and at the end:
+//!    Right after the fork, `evict-terminal-holders`: a process of the
+//!    user's that holds the taken terminal open (opened in the moment
+//!    between `sshd` giving the user the new terminal and the take, from
+//!    another session) is killed. (`vhangup`, which `login` uses to revoke
+//!    such descriptors, also hangs up the PTY master `sshd` reads, and the
+//!    session's output is lost.)
 //! 7. `end-cgroup`: kills what is left in the session's cgroup (when the
 //!    recorder ended abnormally, or `[session] leftovers = "kill"`) and
 //!    removes it;
@@ -58,7 +65,7 @@
 
 use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::os::unix::fs::MetadataExt as _;
+use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _};
 use std::path::{Path, PathBuf};
 
 use nix::unistd::{getegid, geteuid, getgid, getuid, setresgid, setresuid, Gid, Pid, Uid, User};
@@ -76,6 +83,7 @@ pub enum Act {
     ReadRecorder,
     RepairTerminal,
     TakeTerminal,
+    EvictTerminalHolders,
     CreateCgroup,
     BecomeWarden,
     EndCgroup,
@@ -87,11 +95,12 @@ pub enum Act {
 }
 
 impl Act {
-    pub const ALL: [Act; 12] = [
+    pub const ALL: [Act; 13] = [
         Act::SetupIds,
         Act::ReadRecorder,
         Act::RepairTerminal,
         Act::TakeTerminal,
+        Act::EvictTerminalHolders,
         Act::CreateCgroup,
         Act::BecomeWarden,
         Act::EndCgroup,
@@ -108,6 +117,7 @@ impl Act {
             Act::ReadRecorder => "read-recorder",
             Act::RepairTerminal => "repair-terminal",
             Act::TakeTerminal => "take-terminal",
+            Act::EvictTerminalHolders => "evict-terminal-holders",
             Act::CreateCgroup => "create-cgroup",
             Act::BecomeWarden => "become-warden",
             Act::EndCgroup => "end-cgroup",
@@ -507,6 +517,9 @@ impl Privilege {
             set.add(sig);
         }
         let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None);
+        if let Some(taken) = &taken {
+            self.evict_terminal_holders(recorder, taken);
+        }
         let status = loop {
             match nix::sys::wait::waitpid(recorder, Some(nix::sys::wait::WaitPidFlag::WNOHANG)) {
                 Ok(nix::sys::wait::WaitStatus::Exited(_, code)) => break Ok(code),
@@ -631,6 +644,43 @@ impl TerminalRecord {
             warden: f.next()?.parse().ok()?,
         };
         (path.starts_with("/dev/") && !path.contains("..")).then_some(rec)
+    }
+}
+
+impl Privilege {
+    /// Act 6, right after the fork: kills every process of the user's,
+    /// other than the recorder, that holds a taken terminal open. Runs in
+    /// the warden (root), beside the session's start, so it costs the
+    /// login no time. Root's sessions are left alone: root's processes may
+    /// hold anything.
+    fn evict_terminal_holders(&self, recorder: Pid, taken: &Taken) {
+        if self.user_uid == 0 {
+            return;
+        }
+        let devices: Vec<u64> = taken.terminals.iter().map(|t| t.rdev).collect();
+        let me = std::process::id();
+        let Ok(procs) = std::fs::read_dir("/proc") else { return };
+        let mut evicted = Vec::new();
+        for pid in procs.flatten().filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok()) {
+            if pid == recorder.as_raw() || u32::try_from(pid).is_ok_and(|p| p == me) {
+                continue;
+            }
+            let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else { continue };
+            let users: Vec<u32> =
+                status.lines().find_map(|l| l.strip_prefix("Uid:")).map(|ids| ids.split_whitespace().filter_map(|v| v.parse().ok()).collect()).unwrap_or_default();
+            if !users.contains(&self.user_uid) {
+                continue;
+            }
+            let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else { continue };
+            let holds = fds.flatten().any(|fd| {
+                std::fs::metadata(fd.path()).is_ok_and(|m| m.file_type().is_char_device() && devices.contains(&m.rdev()))
+            });
+            if holds {
+                let _ = nix::sys::signal::kill(Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+                evicted.push(pid.to_string());
+            }
+        }
+        self.log(Act::EvictTerminalHolders, &format!("killed [{}]", evicted.join(" ")));
     }
 }
 

@@ -103,3 +103,18 @@ impl Drop for RawMode<'_> {
         let _ = termios::tcsetattr(self.fd, termios::SetArg::TCSADRAIN, &self.saved);
     }
 }
+
+/// The controlling terminal's (major, minor), from `/proc/self/stat` (not
+/// from stdin, which the user can redirect freely).
+pub fn controlling_tty() -> Option<(u32, u32)> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which may itself contain spaces and ')'.
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
+    let tty_nr: u32 = rest.split(' ').nth(4)?.parse().ok()?;
+    if tty_nr == 0 {
+        return None;
+    }
+    let major = (tty_nr >> 8) & 0xfff;
+    let minor = (tty_nr & 0xff) | ((tty_nr >> 12) & 0xfff00);
+    Some((major, minor))
+}

@@ -20,6 +20,24 @@ fn login_on_own_terminal(sys: &System, stderr_to: Option<&Path>) -> Term {
     t
 }
 
+/// A login in which custos-shell leads the terminal's session, as under
+/// `sshd` and `login` (runuser forks, so there it does not): the terminal
+/// is given to the user first, then, after `ready` and a line from the
+/// test when `wait` is set, custos-shell is exec'd as the user.
+fn leader_script(sys: &System, stderr_to: Option<&Path>, wait: bool) -> String {
+    let user = nix::unistd::User::from_name(USER).unwrap().unwrap();
+    let redirect = stderr_to.map(|p| format!(" 2>{}", p.display())).unwrap_or_default();
+    let pause = if wait { "echo ready; read go; " } else { "" };
+    format!(
+        "chown {USER} \"$(tty)\" && chmod 620 \"$(tty)\" && {pause}exec env HOME={home} USER={USER} LOGNAME={USER} \
+         setpriv --reuid={uid} --regid={gid} --init-groups -- {shell} -l{redirect}",
+        home = user.dir.display(),
+        uid = user.uid,
+        gid = user.gid,
+        shell = sys.shell().display(),
+    )
+}
+
 fn owner_mode(path: &Path) -> (u32, u32) {
     let meta = std::fs::metadata(path).unwrap();
     (meta.uid(), meta.mode() & 0o7777)
@@ -297,7 +315,8 @@ fn the_privileged_stage_performs_only_its_listed_acts() {
     let _restore = RestoreConfig;
     std::fs::write(CONFIG, DEFAULT_CONFIG.replace("debug = false", "debug = true")).unwrap();
     let log = tempfile::NamedTempFile::new().unwrap();
-    let mut t = login_on_own_terminal(&sys, Some(log.path()));
+    let mut t = Term::spawn("sh", &["-c", &leader_script(&sys, Some(log.path()), false)], 50, 200);
+    t.run("true");
     // A nested custos-shell: the stage reads the recorder's /proc entries.
     t.run(&format!("{} -c 'printf \"nes%s\\n\" ted'", sys.shell().display()));
     t.line("exit");
@@ -313,6 +332,7 @@ fn the_privileged_stage_performs_only_its_listed_acts() {
     let expected: BTreeSet<String> = [
         "setup-ids",
         "take-terminal",
+        "evict-terminal-holders",
         "create-cgroup",
         "become-warden",
         "open-pty-as-user",
@@ -371,6 +391,18 @@ fn through_su_the_terminal_is_taken_and_given_back_and_the_session_is_contained(
     assert_eq!(owner_mode(&pts), (custos_uid, 0o600));
     let seen = t.run("cat /proc/self/cgroup");
     assert!(seen.contains("/custos-"), "the shell runs in the session's cgroup:\n{seen}");
+    // Leaving it: into the root cgroup, into a cgroup of one's own.
+    let mount = custos::recorder::privilege::cgroup2().unwrap();
+    for attempt in [
+        format!("echo $$ > {}/cgroup.procs", mount.display()),
+        format!("mkdir \"{}$(sed -n 's/^0:://p' /proc/self/cgroup)/mine\"", mount.display()),
+        format!("echo 0 > \"{}$(sed -n 's/^0:://p' /proc/self/cgroup)/cgroup.freeze\"", mount.display()),
+    ] {
+        let seen = t.run(&attempt);
+        assert!(seen.contains("Permission denied"), "{attempt}:\n{seen}");
+    }
+    let seen = t.run("cat /proc/self/cgroup");
+    assert!(seen.contains("/custos-"), "still in the session's cgroup:\n{seen}");
     t.line("exit 6");
     assert_eq!(t.wait(SHORT).code(), Some(6));
     // su ran as root on a terminal the test made: root's, as it was.
@@ -401,4 +433,47 @@ fn roots_own_session_leaves_nothing_behind_that_stops_the_next_login() {
     assert_eq!(roots, 1, "root's session is recorded: {found:?}");
     let user = only_new_recording(&before, "the user's login");
     assert!(user.screen().lines().any(|l| l == "user-ran"));
+}
+
+#[test]
+fn a_process_holding_the_terminal_from_before_the_login_is_ended() {
+    let Some(sys) = System::setup("early open") else { return };
+    let before = recordings();
+    let mut t = Term::spawn("sh", &["-c", &leader_script(&sys, None, true)], 50, 200);
+    t.expect("ready", SHORT);
+    // A process of the user's, from another session, opens the new
+    // terminal while it is still theirs, and waits for the recorded login.
+    let attacker = "import os,sys,time\n\
+        fd=os.open(sys.argv[1], os.O_RDWR|os.O_NOCTTY)\n\
+        print('opened', flush=True)\n\
+        time.sleep(3)\n\
+        try:\n    os.write(fd, b'leaked-' + b'early\\n'); print('wrote', flush=True)\n\
+        except OSError as e:\n    print('write failed:', e.strerror, flush=True)\n\
+        print('read', repr(os.read(fd, 64)), flush=True)\n";
+    let mut early = KillOnDrop(
+        Command::new("runuser")
+            .args(["-u", USER, "--", "python3", "-c", attacker, t.pts().to_str().unwrap()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut out = std::io::BufReader::new(early.0.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+    assert_eq!(line.trim(), "opened");
+    t.line("go");
+    t.run("printf 'log%s\\n' ged-in");
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    let status = early.0.wait().unwrap();
+    // runuser reports its child's SIGKILL as 128+9.
+    assert_eq!(status.code(), Some(128 + 9), "the early holder was not ended: {rest}");
+    assert!(!rest.contains("wrote") && !rest.contains("read"), "the early descriptor was used: {rest}");
+    t.run("printf 'after-%s\\n' evict");
+    t.line("exit");
+    assert_eq!(t.wait(SHORT).code(), Some(0), "{}", t.transcript());
+    assert!(!t.transcript().contains("leaked-early"), "{}", t.transcript());
+    let rec = only_new_recording(&before, "the session");
+    assert!(rec.screen().lines().any(|l| l == "after-evict"), "{}", rec.screen());
 }
