@@ -477,3 +477,24 @@ fn a_process_holding_the_terminal_from_before_the_login_is_ended() {
     let rec = only_new_recording(&before, "the session");
     assert!(rec.screen().lines().any(|l| l == "after-evict"), "{}", rec.screen());
 }
+
+#[test]
+fn a_hung_up_login_gives_the_terminal_back_and_records_the_hang_up() {
+    let Some(sys) = System::setup("hang-up restores") else { return };
+    let before = recordings();
+    let mut t = login_on_own_terminal(&sys, None);
+    let pts = t.pts();
+    let recorder = recorder_of(&mut t);
+    t.run("{ nohup sleep 1071 >/dev/null 2>&1 & }");
+    // What the kernel does when the login's terminal hangs up: SIGHUP to
+    // the session's leader, the warden (the terminal itself stays, as the
+    // test holds its master, so its owner can be checked after).
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(parent_of(recorder)), nix::sys::signal::Signal::SIGHUP).unwrap();
+    t.wait(SHORT);
+    assert_eq!(owner_mode(&pts), (sys.uid, 0o620));
+    wait_until("the job is gone", || pids_with_cmdline("sleep 1071").is_empty());
+    let rec = only_new_recording(&before, "the session");
+    let markers = rec.markers();
+    assert!(markers.iter().any(|m| m == "session ended: hung up (the login's terminal closed, or SIGHUP)"), "{markers:?}");
+    assert!(markers.iter().any(|m| m.contains("killed: ") && m.contains("sleep 1071")), "{markers:?}");
+}
