@@ -4,7 +4,8 @@
 //! may import; dependencies point from edges to cores, never back):
 //!
 //! - `recorder`: the login shell, `custos-shell`: the story from argv to
-//!   exit status, the privileged split, the PTY, the session loop, the
+//!   exit status, the privileged stage (all root code), the PTY, the
+//!   session loop, leftovers, the
 //!   approvals pane.
 //! - `term`: the screen pipeline: emulator, masker, renderer, and the one
 //!   pipeline the session, `custos mask` and the txt export share.

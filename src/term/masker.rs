@@ -380,31 +380,23 @@ const WIDE: Flags = Flags::WIDE_CHAR.union(Flags::WIDE_CHAR_SPACER).union(Flags:
 
 impl Masker {
     pub fn new(config: &MaskingConfig) -> Result<Self, MaskError> {
-        Ok(Self {
-            detectors: Detectors::new(config)?,
-            enabled: config.enabled,
-            glyph: config.glyph,
-            withhold: Duration::from_millis(config.hold_ms),
-            context: Context::new(),
-            withheld: None,
-            released: None,
-            lines: Lines::default(),
-            spans: Vec::new(),
-            memo: Memo::default(),
-            row_cache: RowCache::default(),
-            carry: None,
-        })
+        Ok(Self::with(Detectors::new(config)?, config.enabled, config.glyph, Duration::from_millis(config.hold_ms)))
     }
 
     /// A masker with the same detectors and settings and none of this
     /// one's state (context, withheld tail, memo): for a second screen of
     /// the session, the approvals pane, whose rows are not the shell's.
     pub fn fresh(&self) -> Self {
+        Self::with(self.detectors.clone(), self.enabled, self.glyph, self.withhold)
+    }
+
+    /// A masker with these settings and no state yet.
+    fn with(detectors: Detectors, enabled: bool, glyph: char, withhold: Duration) -> Self {
         Self {
-            detectors: self.detectors.clone(),
-            enabled: self.enabled,
-            glyph: self.glyph,
-            withhold: self.withhold,
+            detectors,
+            enabled,
+            glyph,
+            withhold,
             context: Context::new(),
             withheld: None,
             released: None,
