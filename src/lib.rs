@@ -5,8 +5,7 @@
 //!
 //! - `recorder`: the login shell, `custos-shell`: the story from argv to
 //!   exit status, the privileged stage (all root code), the PTY, the
-//!   session loop, leftovers, the
-//!   approvals pane.
+//!   session loop, leftovers, the approvals pane.
 //! - `term`: the screen pipeline: emulator, masker, renderer, and the one
 //!   pipeline the session, `custos mask` and the txt export share.
 //! - `mask`: pure secret detectors.
