@@ -26,6 +26,7 @@
 //!   date and duration code; `layout`: where custos keeps things on a host.
 
 pub mod approval;
+pub mod channel;
 pub mod client;
 pub mod cmd;
 pub mod config;

@@ -1,0 +1,1 @@
+//! File transfers, described rather than dumped (see the helper's work).
