@@ -13,4 +13,5 @@
 //!   rsync, git) and described from what their protocol shows, instead of
 //!   recorded byte for byte.
 
+pub mod stream;
 pub mod transfer;
