@@ -75,7 +75,23 @@ pub struct RecordingConfig {
     pub spool_dir: PathBuf,
     /// Record keystrokes (never while the terminal's ECHO is off).
     pub record_input: bool,
+    /// What a run of binary bytes on a session without a terminal leaves
+    /// in the recording.
+    pub binary: crate::channel::stream::BinaryPolicy,
 }
+
+/// `[recording] binary`: `"hash"` (length and SHA-256 only) or
+/// `"content"` (also the bytes, up to `binary_cap` per run).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum RawBinary {
+    Hash,
+    Content,
+}
+
+/// The largest `binary_cap`: a run's content is kept in memory until the
+/// run ends.
+pub const MAX_BINARY_CAP: u64 = 16 * 1024 * 1024;
 
 /// `[session]`: the session's processes and the privileged stage.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -105,6 +121,19 @@ pub struct GateConfig {
     pub enabled: bool,
     /// What a degraded session (hooks removed or bypassed) does.
     pub on_degraded: OnDegraded,
+    /// What a shell without a terminal (a script, `bash -s`) does after a
+    /// refused command.
+    pub on_refusal_noninteractive: OnRefusal,
+}
+
+/// `[gate] on_refusal_noninteractive`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnRefusal {
+    /// The shell stops with status 126: a script never runs half.
+    Exit,
+    /// The refused command is skipped and the script goes on.
+    Continue,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -128,6 +157,7 @@ pub struct CollectorConfig {
 struct RawGate {
     enabled: Option<bool>,
     on_degraded: Option<OnDegraded>,
+    on_refusal_noninteractive: Option<OnRefusal>,
 }
 
 #[derive(Deserialize, Default)]
@@ -245,6 +275,8 @@ struct RawSession {
 struct RawRecording {
     spool_dir: Option<String>,
     record_input: Option<bool>,
+    binary: Option<RawBinary>,
+    binary_cap: Option<u64>,
 }
 
 impl Default for Config {
@@ -259,9 +291,10 @@ impl Default for Config {
             recording: RecordingConfig {
                 spool_dir: PathBuf::from("/var/lib/custos"),
                 record_input: false,
+                binary: crate::channel::stream::BinaryPolicy::Hash,
             },
             masking: MaskingConfig::default(),
-            gate: GateConfig { enabled: true, on_degraded: OnDegraded::Mark },
+            gate: GateConfig { enabled: true, on_degraded: OnDegraded::Mark, on_refusal_noninteractive: OnRefusal::Exit },
             collector: CollectorConfig::default(),
             approvals: ApprovalsConfig::default(),
             evidence: EvidenceConfig {
@@ -324,6 +357,19 @@ impl Config {
             None => None,
         };
         let evidence = raw.evidence.validate(&defaults.evidence, &invalid)?;
+        let binary = match (raw.recording.binary, raw.recording.binary_cap) {
+            (None | Some(RawBinary::Hash), None) => crate::channel::stream::BinaryPolicy::Hash,
+            (None | Some(RawBinary::Hash), Some(_)) => {
+                return Err(invalid("recording.binary_cap", "applies only with binary = \"content\""));
+            }
+            (Some(RawBinary::Content), cap) => {
+                let cap = cap.unwrap_or(64 * 1024);
+                if cap == 0 || cap > MAX_BINARY_CAP {
+                    return Err(invalid("recording.binary_cap", &format!("{cap} is not between 1 and {MAX_BINARY_CAP} bytes")));
+                }
+                crate::channel::stream::BinaryPolicy::Content { cap: cap as usize }
+            }
+        };
         let pane_key = match raw.approvals.pane_key {
             Some(v) => parse_pane_key(&v).map_err(|e| invalid("approvals.pane_key", &e.to_string()))?,
             None => defaults.approvals.pane_key,
@@ -334,11 +380,13 @@ impl Config {
             recording: RecordingConfig {
                 spool_dir,
                 record_input: raw.recording.record_input.unwrap_or(defaults.recording.record_input),
+                binary,
             },
             masking,
             gate: GateConfig {
                 enabled: raw.gate.enabled.unwrap_or(defaults.gate.enabled),
                 on_degraded: raw.gate.on_degraded.unwrap_or(defaults.gate.on_degraded),
+                on_refusal_noninteractive: raw.gate.on_refusal_noninteractive.unwrap_or(defaults.gate.on_refusal_noninteractive),
             },
             collector: CollectorConfig { url: collector_url },
             approvals: ApprovalsConfig { pane_key },
@@ -519,6 +567,10 @@ mod tests {
     #[case::not_toml("[shell\n", "line 1")]
     #[case::gate_bad_action("[gate]\non_degraded = \"explode\"\n", "unknown variant `explode`")]
     #[case::session_bad_leftovers("[session]\nleftovers = \"orphan\"\n", "unknown variant `orphan`")]
+    #[case::binary_bad("[recording]\nbinary = \"raw\"\n", "unknown variant `raw`")]
+    #[case::binary_cap_without_content("[recording]\nbinary_cap = 10\n", "recording.binary_cap: applies only")]
+    #[case::binary_cap_too_big("[recording]\nbinary = \"content\"\nbinary_cap = 99999999999\n", "recording.binary_cap: 99999999999 is not between")]
+    #[case::refusal_bad("[gate]\non_refusal_noninteractive = \"shrug\"\n", "unknown variant `shrug`")]
     #[case::gate_unknown_key("[gate]\nenable = true\n", "unknown field `enable`")]
     #[case::collector_not_a_url("[collector]\nurl = \"collector:8470\"\n", "collector.url")]
     #[case::collector_unknown_key("[collector]\nurl = \"http://c\"\nurll = 1\n", "unknown field `urll`")]

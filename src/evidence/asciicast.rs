@@ -87,6 +87,9 @@ impl Header {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Event<'a> {
     Output(&'a str),
+    /// Standard error of a session without a terminal (`e`): output,
+    /// drawn like `o`, kept apart so an auditor can tell the two.
+    Error(&'a str),
     Input(&'a str),
     Resize { cols: u16, rows: u16 },
     Marker(&'a str),
@@ -119,6 +122,7 @@ impl Encoder {
         self.last = self.last.max(at);
         let (code, data): (&str, std::borrow::Cow<'_, str>) = match event {
             Event::Output(s) => ("o", (*s).into()),
+            Event::Error(s) => ("e", (*s).into()),
             Event::Input(s) => ("i", (*s).into()),
             Event::Resize { cols, rows } => ("r", format!("{cols}x{rows}").into()),
             Event::Marker(s) => ("m", (*s).into()),
@@ -398,7 +402,7 @@ impl Recording {
         let time = if self.version == 2 { time.max(self.clock) } else { self.clock + time };
         self.clock = time;
         let kind = match code.as_str() {
-            "o" => Kind::Output,
+            "o" | "e" => Kind::Output,
             "i" => Kind::Input,
             "m" => Kind::Marker,
             "p" => Kind::Pane,

@@ -141,7 +141,7 @@ pub fn slice(cast: &[u8], from_us: u64, to_us: Option<u64>) -> Result<Vec<u8>, E
     let mut events = parsed.events.iter().peekable();
     while let Some(e) = events.next_if(|e| e.at_us < from_us) {
         match e.code.as_str() {
-            "o" => replay(&mut screen, &e.data),
+            "o" | "e" => replay(&mut screen, &e.data),
             "p" => {
                 if let Some(pane) = pane.as_mut() {
                     replay(pane, &e.data);
@@ -248,7 +248,9 @@ fn to_v2(cast: &ParsedCast) -> Result<Vec<u8>, ExportError> {
     out.push(b'\n');
     for e in cast.events.iter().filter(|e| e.code != "x") {
         out.extend_from_slice(format!("[{}, ", seconds(e.at_us)).as_bytes());
-        let _ = serde_json::to_writer(&mut out, &e.code);
+        // v2 players know `o` only: standard error is output there.
+        let code = if e.code == "e" { "o" } else { e.code.as_str() };
+        let _ = serde_json::to_writer(&mut out, code);
         out.extend_from_slice(b", ");
         let _ = serde_json::to_writer(&mut out, &e.data);
         out.extend_from_slice(b"]\n");
@@ -265,7 +267,7 @@ fn to_text(cast: &ParsedCast) -> String {
     let mut lines: Vec<String> = Vec::new();
     for e in &cast.events {
         match e.code.as_str() {
-            "o" => {
+            "o" | "e" => {
                 let mut rest = e.data.as_bytes();
                 while let Some(more) = pipeline.feed(rest) {
                     lines.extend(pipeline.take_scrolled_text());
@@ -301,7 +303,9 @@ fn to_json(cast: &ParsedCast) -> Result<Vec<u8>, ExportError> {
         let abs_us = start.saturating_mul(1_000_000).saturating_add(e.at_us);
         let kind = match e.code.as_str() {
             "o" => "output",
+            "e" => "stderr",
             "i" => "input",
+            "a" => "audit",
             "r" => "resize",
             "m" => "marker",
             "p" => "pane",

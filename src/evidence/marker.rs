@@ -106,6 +106,12 @@ pub enum Marker {
     Leftovers(String),
     /// The approvals pane opened, resized, closed, or its program ended.
     Pane(PaneChange),
+    /// A run of binary bytes on a stream of a session without a terminal:
+    /// recorded as its length and hash (`a` record: kind `binary`).
+    Binary { stream: &'static str, bytes: u64, sha256: String },
+    /// A file transfer (scp, sftp, rsync, git), summarised (`a` record:
+    /// kind `transfer`).
+    Transfer(String),
 }
 
 /// What the approvals pane did (see the module doc).
@@ -202,6 +208,8 @@ impl Marker {
             Marker::Ended(why) => format!("session ended: {why}"),
             Marker::Leftovers(text) => text.clone(),
             Marker::Pane(change) => change.label(),
+            Marker::Binary { stream, bytes, sha256 } => format!("binary on {stream}: {bytes} bytes, sha256 {sha256}"),
+            Marker::Transfer(summary) => format!("transfer: {summary}"),
         }
     }
 }
