@@ -24,6 +24,7 @@
 //! `inject` prepares the shell, `socket` is the edge the session loop polls,
 //! `foreground` reads `/proc`.
 
+pub mod batch;
 pub mod foreground;
 pub mod inject;
 pub mod socket;

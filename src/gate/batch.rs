@@ -1,0 +1,244 @@
+//! The command gate for a shell without a terminal: a script on stdin
+//! (`ssh -T host < script`, `bash -s`), a script file (`bash script.sh`),
+//! or a `-c` command that starts either.
+//!
+//! Nobody types these lines, so there is no Enter to gate: bash loads
+//! `hooks/batch.bash` through `BASH_ENV`, whose DEBUG trap (inherited by
+//! functions, subshells and command substitutions through `functrace`)
+//! asks before every simple command, as it is about to run, with the text
+//! bash is about to execute and the values of the variables it names.
+//! Aliases, functions, `eval` of a decoded payload, a script file, a
+//! nested bash: all end as simple commands, each asked about on its own.
+//!
+//! Each question comes on a connection of its own (bash's `/dev/tcp` on
+//! loopback, a port and a token the recorder chose): subshells ask at the
+//! same time, and one shared descriptor could hand one the other's answer.
+//! A connection must carry the token before anything is checked.
+//!
+//! The hooks run in a shell the user scripts, so the checks also refuse
+//! what would take the hooks away: `trap` on DEBUG, turning off
+//! `functrace` or `extdebug`, `enable`, changing `BASH_ENV`, and the
+//! hooks' own functions (which are read-only besides). What a script can
+//! still do past this (a shell that reads no `BASH_ENV`, such as `dash`,
+//! or another interpreter) is for the exec-level gate.
+//!
+//! After a refusal, with `on_refusal_noninteractive = "exit"`, every later
+//! question is refused too: the refused shell exits 126, and a subshell or
+//! a parent that was still running cannot run anything more.
+//!
+//! Pure: a CHECK message in, a reply and the record of the command out.
+
+use std::collections::HashSet;
+
+use super::wire::{Message, Reply};
+use super::{constant_time_eq, CommandRecord, RecordVerdict};
+use crate::config::OnRefusal;
+use crate::evidence::marker::Outcome;
+use crate::policy::{Env, Policy, Subject, Verdict};
+
+/// Distinct allowed commands recorded per session (a loop runs the same
+/// one many times; each distinct text is recorded once, refusals always).
+const MAX_RECORDED: usize = 20_000;
+
+pub struct BatchGate {
+    policy: Policy,
+    subject: Subject,
+    home: String,
+    token: String,
+    on_refusal: OnRefusal,
+    /// A refusal stopped the session (with `exit`).
+    stopped: Option<String>,
+    recorded: HashSet<String>,
+    next_id: u64,
+}
+
+/// What one question led to.
+pub struct Answer {
+    /// `None`: drop the connection unanswered (a wrong token).
+    pub reply: Option<Reply>,
+    /// The record to write, if this command is recorded.
+    pub record: Option<CommandRecord>,
+    /// The question was refused.
+    pub refused: bool,
+}
+
+impl BatchGate {
+    pub fn new(policy: Policy, subject: Subject, home: String, token: String, on_refusal: OnRefusal) -> Self {
+        Self { policy, subject, home, token, on_refusal, stopped: None, recorded: HashSet::new(), next_id: 1 }
+    }
+
+    /// Why the session stopped, once a refusal stopped it.
+    pub fn stopped(&self) -> Option<&str> {
+        self.stopped.as_deref()
+    }
+
+    /// Answers one message from a connection.
+    pub fn answer(&mut self, message: Message) -> Answer {
+        let Message::Check { nonce: token, cwd, line, command, vars, .. } = message else {
+            return Answer { reply: None, record: None, refused: false };
+        };
+        if !constant_time_eq(token.as_bytes(), self.token.as_bytes()) {
+            return Answer { reply: None, record: None, refused: false };
+        }
+        let text = if command.is_empty() { line } else { command };
+        let mut env = Env::new(&cwd, &self.home);
+        env.vars.extend(vars);
+        let decision = self.policy.check(&text, &self.subject, &env);
+        let tamper = tampering(&decision.commands, &text);
+        let (verdict, message) = if let Some(why) = &self.stopped {
+            (RecordVerdict::Deny, Some(format!("not run: the script stopped after a refused command ({why})")))
+        } else if let Some(what) = tamper {
+            (RecordVerdict::Deny, Some(format!("refused: {what} would switch off the command gate")))
+        } else {
+            let rule = decision.rule.as_ref().map(|r| r.name.clone()).unwrap_or_else(|| "?".into());
+            let why = decision.rule.as_ref().map(|r| r.message.clone()).unwrap_or_default();
+            match decision.verdict {
+                Verdict::Allow => (RecordVerdict::Allow, None),
+                Verdict::Deny => (RecordVerdict::Deny, Some(format!("refused by rule {rule}: {why}"))),
+                Verdict::Approve => (
+                    RecordVerdict::Pending,
+                    Some(format!("rule {rule} needs approval ({why}); a command in a script cannot wait for approval, so it was not run")),
+                ),
+            }
+        };
+        let refused = message.is_some();
+        if refused && self.stopped.is_none() && self.on_refusal == OnRefusal::Exit {
+            self.stopped = Some(message.clone().unwrap_or_default());
+        }
+        let record = (refused || (self.recorded.len() < MAX_RECORDED && self.recorded.insert(text.clone()))).then(|| {
+            let id = self.next_id;
+            self.next_id += 1;
+            CommandRecord {
+                id,
+                line: text.clone(),
+                cwd,
+                source: "script",
+                verdict,
+                outcome: if refused { if verdict == RecordVerdict::Pending { Outcome::PendingRefused } else { Outcome::Refused } } else { Outcome::Ran },
+                rule: decision.rule.as_ref().map(|r| r.name.clone()),
+                message: message.clone(),
+                programs: decision.commands.iter().map(|c| c.program.clone()).collect(),
+                unsafe_expansions: decision.unsafe_expansions.clone(),
+            }
+        });
+        let nonce = "-".to_owned();
+        let reply = match message {
+            None => Reply::Allow { nonce },
+            Some(message) => Reply::Deny { nonce, message },
+        };
+        Answer { reply: Some(reply), record, refused }
+    }
+}
+
+/// What in `text` would take the backstop away, if anything.
+fn tampering(commands: &[crate::policy::ParsedCommand], text: &str) -> Option<String> {
+    if text.contains("BASH_ENV") || text.contains("__custos") {
+        return Some("a change to BASH_ENV or the hooks' functions".into());
+    }
+    // `env -i` empties the environment of what it runs, BASH_ENV with it
+    // (the policy sees through `env`, so look at the words).
+    let words: Vec<&str> = text.split_whitespace().collect();
+    if let Some(at) = words.iter().position(|w| *w == "env" || w.ends_with("/env")) {
+        if words[at + 1..].iter().any(|w| *w == "-i" || *w == "--ignore-environment" || *w == "-" || (w.starts_with('-') && !w.starts_with("--") && w.contains('i'))) {
+            return Some("`env -i`".into());
+        }
+    }
+    for c in commands {
+        let words: Vec<&str> = c.flags.iter().map(String::as_str).chain(c.args.iter().map(|a| a.text.as_str())).collect();
+        let any = |f: &dyn Fn(&str) -> bool| words.iter().any(|w| f(w));
+        let hit = match c.name.as_str() {
+            "trap" => any(&|w| w.eq_ignore_ascii_case("DEBUG") || w.eq_ignore_ascii_case("RETURN")),
+            "set" => any(&|w| w.starts_with('+') && w.contains('T')) || (any(&|w| w == "+o") && any(&|w| w == "functrace" || w == "posix")),
+            "shopt" => any(&|w| w == "extdebug"),
+            "enable" => true,
+            "env" => any(&|w| w == "-i" || w == "--ignore-environment" || w == "-"),
+            "bash" | "sh" => any(&|w| w == "--posix"),
+            _ => false,
+        };
+        if hit {
+            return Some(format!("`{}`", c.name));
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::gate::wire::Source;
+
+    fn gate(on: OnRefusal) -> BatchGate {
+        let subject = Subject { user: "alice".into(), groups: vec![], oidc_groups: vec![] };
+        BatchGate::new(Policy::default_policy(), subject, "/home/alice".into(), "tok".into(), on)
+    }
+
+    fn ask(g: &mut BatchGate, command: &str) -> Answer {
+        g.answer(Message::Check { nonce: "tok".into(), source: Source::Backstop, cwd: "/tmp".into(), line: String::new(), command: command.into(), vars: vec![] })
+    }
+
+    fn allowed(a: &Answer) -> bool {
+        matches!(a.reply, Some(Reply::Allow { .. }))
+    }
+
+    #[test]
+    fn a_refused_command_stops_every_later_one_in_exit_mode() {
+        let mut g = gate(OnRefusal::Exit);
+        assert!(allowed(&ask(&mut g, "echo hi")));
+        let refused = ask(&mut g, "rm -rf /");
+        assert!(refused.refused);
+        assert!(matches!(&refused.reply, Some(Reply::Deny { message, .. }) if message.contains("refused by rule")));
+        assert!(g.stopped().is_some());
+        let later = ask(&mut g, "echo after");
+        assert!(later.refused, "nothing runs after a refusal");
+    }
+
+    #[test]
+    fn in_continue_mode_only_the_refused_command_is_refused() {
+        let mut g = gate(OnRefusal::Continue);
+        assert!(ask(&mut g, "rm -rf /").refused);
+        assert!(allowed(&ask(&mut g, "echo after")));
+    }
+
+    #[test]
+    fn a_wrong_token_gets_no_answer() {
+        let mut g = gate(OnRefusal::Exit);
+        let a = g.answer(Message::Check { nonce: "nope".into(), source: Source::Backstop, cwd: "/".into(), line: String::new(), command: "ls".into(), vars: vec![] });
+        assert!(a.reply.is_none() && a.record.is_none());
+    }
+
+    #[test]
+    fn switching_the_backstop_off_is_refused() {
+        for cmd in ["trap - DEBUG", "trap '' debug", "builtin trap - DEBUG", "set +T", "set +o functrace", "shopt -u extdebug", "unset -f __custos_debug", "export BASH_ENV=", "enable -n trap", "env -i bash x.sh", "bash --posix x.sh"] {
+            let mut g = gate(OnRefusal::Continue);
+            let a = ask(&mut g, cmd);
+            assert!(a.refused, "{cmd} must be refused");
+        }
+        let mut g = gate(OnRefusal::Continue);
+        assert!(allowed(&ask(&mut g, "trap 'rm -f /tmp/x' EXIT")));
+        assert!(allowed(&ask(&mut g, "set -e")));
+    }
+
+    #[test]
+    fn a_variable_naming_the_command_is_resolved() {
+        let mut g = gate(OnRefusal::Continue);
+        let a = g.answer(Message::Check {
+            nonce: "tok".into(),
+            source: Source::Backstop,
+            cwd: "/".into(),
+            line: String::new(),
+            command: "$t - DEBUG".into(),
+            vars: vec![("t".into(), "trap".into())],
+        });
+        assert!(a.refused);
+    }
+
+    #[test]
+    fn each_distinct_allowed_command_is_recorded_once() {
+        let mut g = gate(OnRefusal::Continue);
+        assert!(ask(&mut g, "echo hi").record.is_some());
+        assert!(ask(&mut g, "echo hi").record.is_none());
+        assert!(ask(&mut g, "rm -rf /").record.is_some());
+        assert!(ask(&mut g, "rm -rf /").record.is_some(), "refusals are always recorded");
+    }
+}
