@@ -88,6 +88,14 @@ impl LineMasker {
         Ok(Self { detectors: Detectors::new(config)?, context: Context::new(), enabled: config.enabled, glyph: config.glyph })
     }
 
+    /// Masks one piece of text on its own (a command line), carrying no
+    /// context to or from the stream's lines.
+    pub fn mask_alone(&self, text: &str) -> String {
+        let lines: Vec<&str> = text.split('\n').collect();
+        let mut masker = Self { detectors: self.detectors.clone(), context: Context::new(), enabled: self.enabled, glyph: self.glyph };
+        masker.mask(&lines).join("\n")
+    }
+
     /// Masks `lines` (no newlines inside), in order, as one more stretch of
     /// the stream.
     pub fn mask(&mut self, lines: &[&str]) -> Vec<String> {

@@ -24,6 +24,7 @@ use std::path::{Path, PathBuf};
 
 pub const BASH_HOOKS: &str = include_str!("hooks/custos.bash");
 pub const ZSH_HOOKS: &str = include_str!("hooks/custos.zsh");
+pub const BATCH_HOOKS: &str = include_str!("hooks/batch.bash");
 const ZDOTDIR_FILES: [(&str, &str); 4] = [
     (".zshenv", include_str!("hooks/zdotdir/.zshenv")),
     (".zprofile", include_str!("hooks/zdotdir/.zprofile")),
@@ -137,6 +138,48 @@ impl Injection {
             }
         }
         env
+    }
+}
+
+/// The gate for bash without a terminal (see `gate::batch`): its hooks
+/// written to a directory of ours, the loopback socket it asks on, the
+/// token, and the environment that points bash at them.
+pub struct BatchHooks {
+    pub listener: std::net::TcpListener,
+    pub token: String,
+    path: PathBuf,
+    // Removed when the session ends.
+    _dir: tempfile::TempDir,
+}
+
+impl BatchHooks {
+    pub fn prepare() -> std::io::Result<Self> {
+        let dir = tempfile::Builder::new().prefix("custos-gate-").tempdir_in("/tmp")?;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711))?;
+        let path = dir.path().join("batch.bash");
+        std::fs::write(&path, BATCH_HOOKS)?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644))?;
+        let listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
+        let mut raw = [0u8; 24];
+        super::fill_random(&mut raw);
+        let token = raw.iter().map(|b| format!("{b:02x}")).collect();
+        Ok(Self { listener, token, path, _dir: dir })
+    }
+
+    /// The shell's environment: `BASH_ENV` (the user's own kept for the
+    /// hooks to read), the port, the token, and what a refusal does.
+    pub fn env(&self, exit_on_refusal: bool) -> std::io::Result<Vec<(String, String)>> {
+        let port = self.listener.local_addr()?.port();
+        let mut env = vec![
+            ("BASH_ENV".to_owned(), self.path.display().to_string()),
+            ("CUSTOS_GATE_PORT".to_owned(), port.to_string()),
+            ("CUSTOS_GATE_TOKEN".to_owned(), self.token.clone()),
+            ("CUSTOS_GATE_EXIT".to_owned(), if exit_on_refusal { "1" } else { "0" }.to_owned()),
+        ];
+        if let Some(orig) = std::env::var_os("BASH_ENV") {
+            env.push(("CUSTOS_BASH_ENV_ORIG".to_owned(), orig.to_string_lossy().into_owned()));
+        }
+        Ok(env)
     }
 }
 

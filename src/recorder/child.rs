@@ -90,6 +90,39 @@ impl ShellCommand {
         Ok(self)
     }
 
+    /// Sets (or replaces) environment variables.
+    pub fn with_env(mut self, env: &[(String, String)]) -> Result<Self, NulError> {
+        for (k, v) in env {
+            let prefix = format!("{k}=");
+            self.env.retain(|e| !e.as_bytes().starts_with(prefix.as_bytes()));
+            self.env.push(cstring(format!("{k}={v}").as_bytes())?);
+        }
+        Ok(self)
+    }
+
+    /// Replaces the `-c` command's text (the argument after `-c`): a
+    /// transfer's server run with its log on.
+    pub fn with_command(mut self, old: &str, new: &str) -> Result<Self, NulError> {
+        let new = cstring(new.as_bytes())?;
+        if let Some(arg) = self.argv.iter_mut().skip(1).find(|a| a.as_bytes() == old.as_bytes()) {
+            *arg = new;
+        }
+        Ok(self)
+    }
+
+    /// In the forked child: the shell's stdin, stdout and stderr become
+    /// `stdio` (the data channel's pipes), then as [`Self::exec_child`].
+    pub fn exec_child_piped(&self, stdio: [&OwnedFd; 3], privilege: &Privilege) -> ! {
+        for (target, fd) in stdio.iter().enumerate() {
+            // SAFETY: dup2 on descriptors we own, in a child that will exec
+            // or exit right after; dup2 clears close-on-exec on the copy.
+            if unsafe { libc::dup2(fd.as_raw_fd(), target as i32) } < 0 {
+                die(b"custos-shell: cannot attach the data channel\n", 126);
+            }
+        }
+        self.exec_child(None, privilege)
+    }
+
     /// In the forked child: attach to `tty` (if any) as the controlling
     /// terminal, become the user, and exec. Never returns.
     pub fn exec_child(&self, tty: Option<&OwnedFd>, privilege: &Privilege) -> ! {

@@ -26,6 +26,7 @@
 //! imports it (only `custos login`'s front end borrows `account`).
 
 pub mod account;
+pub mod channel;
 pub mod child;
 pub mod identity;
 pub mod invocation;

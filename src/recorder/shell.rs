@@ -19,8 +19,7 @@ use std::ffi::OsString;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context as _};
-use nix::sys::wait::waitpid;
+use anyhow::Context as _;
 use nix::unistd::{fork, ForkResult};
 
 use crate::recorder::account::{host_name, Account};
@@ -148,11 +147,17 @@ pub fn run(argv: &[OsString], config: &Config, privilege: Privilege) -> anyhow::
         Some((inj, _)) => cmd.with_gate(&inj.args(), &inj.env(&inv.args), inj.socket_path())?,
         None => cmd,
     };
-    let (privilege, stage) = split_off_warden(privilege, config, &info.session_id, interactive)?;
-    if interactive {
-        interactive_session(config, privilege, &rec, info, &cmd, gate, stage)
+    let (cmd, channel) = if interactive {
+        (cmd, None)
     } else {
-        data_channel(privilege, &rec, info, &cmd, stage)
+        let subject = crate::policy::Subject { user: account.name.clone(), groups: account.groups.clone(), oidc_groups: identity.groups.clone() };
+        let (cmd, setup) = prepare_channel(config, &shell, &inv, subject, &account.home, &privilege, cmd)?;
+        (cmd, Some(setup))
+    };
+    let (privilege, stage) = split_off_warden(privilege, config, &info.session_id, interactive)?;
+    match channel {
+        None => interactive_session(config, privilege, &rec, info, &cmd, gate, stage),
+        Some(setup) => data_channel(privilege, &rec, info, &cmd, stage, setup),
     }
 }
 
@@ -440,22 +445,74 @@ fn short_id(id: &str) -> &str {
     id.get(id.len().saturating_sub(8)..).unwrap_or(id)
 }
 
-/// No terminal: scp, rsync, git, `ssh host cmd`, cron. The shell gets our
-/// stdin, stdout and stderr themselves, so every byte passes untouched and
-/// end-of-file reaches it exactly as the client sent it. The recorder keeps
-/// only stderr and records what ran, as whom, and how it ended.
-fn data_channel(privilege: Privilege, rec: &Recording<'_>, info: SessionInfo, cmd: &ShellCommand, stage: Stage) -> anyhow::Result<Outcome> {
-    let containment = stage.containment;
+/// What a session without a terminal needs besides the shell: a
+/// recognised transfer, and the gate for bash's commands.
+struct ChannelSetup {
+    transfer: Option<crate::channel::transfer::Observer>,
+    swallow_stderr: bool,
+    gate: Option<(crate::gate::batch::BatchGate, std::net::TcpListener)>,
+    /// The hooks' files, kept until the session ends.
+    _hooks: Option<crate::gate::inject::BatchHooks>,
+}
+
+/// Recognises a transfer (its server may be started with its log on) or
+/// prepares the gate for a bash that reads commands without a terminal.
+fn prepare_channel(
+    config: &Config,
+    shell: &Path,
+    inv: &Invocation,
+    subject: crate::policy::Subject,
+    home: &Path,
+    privilege: &Privilege,
+    cmd: ShellCommand,
+) -> anyhow::Result<(ShellCommand, ChannelSetup)> {
+    if let Some(recognised) = inv.command.as_deref().and_then(crate::channel::transfer::recognise) {
+        let mut cmd = cmd;
+        if let (Some(old), Some(new)) = (inv.command.as_deref(), recognised.command_line()) {
+            cmd = cmd.with_command(old, &new)?;
+        }
+        let swallow_stderr = recognised.log_on_stderr();
+        let transfer = Some(crate::channel::transfer::Observer::new(recognised));
+        return Ok((cmd, ChannelSetup { transfer, swallow_stderr, gate: None, _hooks: None }));
+    }
+    if !config.gate.enabled || ShellKind::of(shell) != Some(ShellKind::Bash) {
+        return Ok((cmd, ChannelSetup { transfer: None, swallow_stderr: false, gate: None, _hooks: None }));
+    }
+    let policy = load_policy(privilege).context("the command policy")?;
+    let hooks = crate::gate::inject::BatchHooks::prepare().context("cannot prepare the command gate's hooks")?;
+    let exit = config.gate.on_refusal_noninteractive == crate::config::OnRefusal::Exit;
+    let cmd = cmd.with_env(&hooks.env(exit)?)?;
+    let gate = crate::gate::batch::BatchGate::new(policy, subject, home.display().to_string(), hooks.token.clone(), config.gate.on_refusal_noninteractive);
+    let listener = hooks.listener.try_clone().context("the gate's socket")?;
+    Ok((cmd, ChannelSetup { transfer: None, swallow_stderr: false, gate: Some((gate, listener)), _hooks: Some(hooks) }))
+}
+
+/// No terminal: scp, rsync, git, `ssh host cmd`, a script on stdin, cron.
+/// The recorder sits in the byte path (see `recorder::channel`): every
+/// byte passes untouched and end-of-file reaches each side as it was sent,
+/// while the recording gets the streams masked, binary runs as hashes,
+/// transfers described, and each command a bash runs, checked.
+fn data_channel(privilege: Privilege, rec: &Recording<'_>, info: SessionInfo, cmd: &ShellCommand, stage: Stage, setup: ChannelSetup) -> anyhow::Result<Outcome> {
+    use nix::fcntl::OFlag;
     let keep = rec.config.session.leftovers == crate::config::Leftovers::Keep;
-    let header = Header::new(info, 80, 24, None, crate::when::unix_now());
+    let header = Header::new(info, crate::channel::stream::SCREEN.cols, crate::channel::stream::SCREEN.rows, None, crate::when::unix_now());
     let mut sink = rec.open(&header)?;
     let started = std::time::Instant::now();
+    if let Some(acts) = &stage.acts {
+        let marker = crate::evidence::marker::Marker::Stage(acts.clone());
+        sink.write(std::time::Duration::ZERO, &crate::evidence::asciicast::Event::Marker(&marker.label()))?;
+    }
+    let pipe = || nix::unistd::pipe2(OFlag::O_CLOEXEC).context("cannot make the data channel's pipes");
+    let (in_r, in_w) = pipe()?;
+    let (out_r, out_w) = pipe()?;
+    let (err_r, err_w) = pipe()?;
     // SAFETY: single-threaded here; the child only makes system calls
     // before exec.
     let child = match unsafe { privilege.fork_contained() }.context("cannot fork")? {
-        ForkResult::Child => cmd.exec_child(None, &privilege),
+        ForkResult::Child => cmd.exec_child_piped([&in_r, &out_w, &err_w], &privilege),
         ForkResult::Parent { child } => child,
     };
+    drop((in_r, out_w, err_w));
     privilege.drop_to_service()?;
     rec.stream(&sink);
     // Ctrl-C in a pipeline reaches the shell; the recorder stays to record
@@ -464,36 +521,30 @@ fn data_channel(privilege: Privilege, rec: &Recording<'_>, info: SessionInfo, cm
         // SAFETY: ignoring a signal is always sound.
         let _ = unsafe { nix::sys::signal::signal(sig, nix::sys::signal::SigHandler::SigIgn) };
     }
-    // Hold no copy of the data streams: the peer must see end-of-file when
-    // the shell closes them, not when the recorder exits.
+    let dup = |fd: i32| -> anyhow::Result<std::os::fd::OwnedFd> {
+        // SAFETY: 0, 1 and 2 are open for the life of the process.
+        let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        borrowed.try_clone_to_owned().context("cannot take the connection's descriptors")
+    };
+    let connection = [dup(0)?, dup(1)?, dup(2)?];
+    // The relays hold the only copies of the connection's stdin and
+    // stdout, so closing them is what the peer sees as end-of-file.
     if let Ok(null) = std::fs::File::options().read(true).write(true).open("/dev/null") {
         let _ = nix::unistd::dup2_stdin(&null);
         let _ = nix::unistd::dup2_stdout(&null);
     }
-    let status = loop {
-        match waitpid(child, None) {
-            Ok(s) => {
-                if let Some(code) = crate::recorder::child::exit_code(s) {
-                    break code;
-                }
-            }
-            Err(nix::Error::EINTR) => {}
-            Err(e) => bail!("waiting for the shell: {e}"),
-        }
+    let ends = crate::recorder::channel::Ends { connection, shell: [in_w, out_r, err_r] };
+    let options = crate::recorder::channel::Options {
+        masking: rec.config.masking.clone(),
+        binary: rec.config.recording.binary,
+        transfer: setup.transfer,
+        swallow_stderr: setup.swallow_stderr,
+        gate: setup.gate,
+        containment: stage.containment,
+        keep_leftovers: keep,
     };
-    // Whatever the command left running (`nohup`, `setsid`) is listed and
-    // ended, as in an interactive session.
-    if let Some(containment) = containment.filter(|c| !c.list().is_empty()) {
-        containment.freeze();
-        let left = containment.list();
-        if keep { containment.thaw() } else { containment.kill() }
-        if !left.is_empty() {
-            let text = crate::recorder::leftovers::describe(&left, keep);
-            let marker = crate::evidence::marker::Marker::Leftovers(text);
-            sink.write(started.elapsed(), &crate::evidence::asciicast::Event::Marker(&marker.label()))?;
-        }
-    }
-    sink.write(started.elapsed(), &crate::evidence::asciicast::Event::Exit(status))?;
+    let ended = crate::recorder::channel::run(&mut sink, started, child, ends, options)?;
+    sink.write(started.elapsed(), &crate::evidence::asciicast::Event::Exit(ended.status))?;
     sink.finish()?;
-    Ok(Outcome { status, recording: Some(sink.path().to_owned()) })
+    Ok(Outcome { status: ended.status, recording: Some(sink.path().to_owned()) })
 }

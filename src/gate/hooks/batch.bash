@@ -1,0 +1,63 @@
+# custos: the command gate for bash without a terminal (see src/gate/batch.rs).
+#
+# Loaded through BASH_ENV by every non-interactive bash of a session without
+# a terminal: `ssh host 'cmd'`, a script on stdin, `bash script.sh`. Before
+# each simple command, in this shell, its functions, subshells and command
+# substitutions (functrace), the DEBUG trap asks the recorder on a loopback
+# connection of its own, and the command runs only if the answer is ALLOW.
+# Under extdebug a refused command is skipped; with CUSTOS_GATE_EXIT=1 the
+# shell exits 126 instead, so a script never runs half.
+#
+# The variables that reach the recorder stay in the environment: every bash
+# the script starts loads this file again and must find them.
+
+if [[ -z ${__custos_port-} ]]; then
+builtin readonly __custos_port=${CUSTOS_GATE_PORT-} __custos_token=${CUSTOS_GATE_TOKEN-} __custos_exit=${CUSTOS_GATE_EXIT-1}
+__custos_body=
+
+# Asks about one command: a CHECK (see src/gate/wire.rs) on a fresh
+# connection, one reply line, and a DENY's message.
+__custos_ask() {
+    local LC_ALL=C fd f out reply n rest=$1 re='\$\{?([A-Za-z_][A-Za-z0-9_]*)' name fields=("$PWD" "" "$1")
+    __custos_body=
+    while [[ $rest =~ $re ]]; do
+        name=${BASH_REMATCH[1]}
+        rest=${rest#*"${BASH_REMATCH[0]}"}
+        [[ -n ${!name+set} ]] && fields+=("$name" "${!name}")
+    done
+    out="CHECK $__custos_token backstop ${#fields[@]}"$'\n'
+    for f in "${fields[@]}"; do out+="${#f}:$f"; done
+    builtin exec {fd}<>"/dev/tcp/127.0.0.1/$__custos_port" || return 1
+    builtin printf '%s' "$out" >&"$fd"
+    if ! IFS=' ' builtin read -r -t 120 -u "$fd" -a reply; then
+        builtin exec {fd}>&-
+        return 1
+    fi
+    n=${reply[2]:-0}
+    if [[ ${reply[0]} == DENY ]] && (( n > 0 )); then
+        IFS= builtin read -r -t 5 -N "$n" -u "$fd" __custos_body
+    fi
+    builtin exec {fd}>&-
+    [[ ${reply[0]} == ALLOW ]]
+}
+
+__custos_debug() {
+    __custos_ask "$1" 2>/dev/null && return 0
+    builtin printf 'custos: %s\n' "${__custos_body:-the command gate is unavailable; nothing was run}" >&2
+    [[ $__custos_exit == 1 ]] && builtin exit 126
+    return 1
+}
+
+builtin readonly -f __custos_ask __custos_debug
+
+# The user's own BASH_ENV, if they had one, as bash would have read it.
+if [[ -n ${CUSTOS_BASH_ENV_ORIG-} && -r $CUSTOS_BASH_ENV_ORIG ]]; then
+    builtin source "$CUSTOS_BASH_ENV_ORIG"
+fi
+
+builtin set -T
+# Last in this file: nothing of it is asked about, and extdebug is turned on
+# from the trap, at the script's first command: set during start-up, bash
+# would look for a debugger.
+builtin trap 'builtin shopt -s extdebug; __custos_debug "$BASH_COMMAND"' DEBUG
+fi
