@@ -181,7 +181,7 @@ impl Stream {
             hash.update(bytes);
             if let BinaryPolicy::Content { cap } = self.policy {
                 let room = cap.saturating_sub(content.len());
-                content.extend_from_slice(&bytes[..room.min(bytes.len())]);
+                content.extend_from_slice(bytes.get(..room.min(bytes.len())).unwrap_or_default());
             }
             return out;
         }
@@ -327,7 +327,7 @@ pub fn is_binary(bytes: &[u8]) -> bool {
 
 /// An escape that starts a CSI, OSC or another sequence a terminal acts on.
 pub fn has_control_sequence(bytes: &[u8]) -> bool {
-    bytes.windows(2).any(|w| w[0] == 0x1b && matches!(w[1], b'[' | b']' | b'(' | b')' | b'7' | b'8' | b'=' | b'>' | b'c' | b'M' | b'P'))
+    bytes.windows(2).any(|w| matches!(w, [0x1b, b'[' | b']' | b'(' | b')' | b'7' | b'8' | b'=' | b'>' | b'c' | b'M' | b'P']))
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -139,7 +139,7 @@ fn tampering(commands: &[crate::policy::ParsedCommand], text: &str) -> Option<St
     // (the policy sees through `env`, so look at the words).
     let words: Vec<&str> = text.split_whitespace().collect();
     if let Some(at) = words.iter().position(|w| *w == "env" || w.ends_with("/env")) {
-        if words[at + 1..].iter().any(|w| *w == "-i" || *w == "--ignore-environment" || *w == "-" || (w.starts_with('-') && !w.starts_with("--") && w.contains('i'))) {
+        if words.get(at + 1..).unwrap_or_default().iter().any(|w| *w == "-i" || *w == "--ignore-environment" || *w == "-" || (w.starts_with('-') && !w.starts_with("--") && w.contains('i'))) {
             return Some("`env -i`".into());
         }
     }

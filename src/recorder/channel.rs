@@ -55,6 +55,8 @@ enum Dir {
     Stderr,
 }
 
+const DIRS: [Dir; 3] = [Dir::Stdin, Dir::Stdout, Dir::Stderr];
+
 impl Dir {
     fn name(self) -> &'static str {
         match self {
@@ -162,14 +164,18 @@ pub fn run(sink: &mut Sink, started: Instant, child: Pid, ends: Ends, options: O
                     Dir::Stderr => t.log(&bytes),
                 },
                 None => {
-                    let pieces = streams[dir as usize].feed(&bytes, now);
-                    rec.pieces(dir, pieces)?;
+                    if let Some(stream) = streams.get_mut(dir as usize) {
+                        let pieces = stream.feed(&bytes, now);
+                        rec.pieces(dir, pieces)?;
+                    }
                 }
             },
             Some(Msg::Eof(dir)) => {
-                open[dir as usize] = false;
-                let pieces = streams[dir as usize].finish(now);
-                rec.pieces(dir, pieces)?;
+                if let (Some(open), Some(stream)) = (open.get_mut(dir as usize), streams.get_mut(dir as usize)) {
+                    *open = false;
+                    let pieces = stream.finish(now);
+                    rec.pieces(dir, pieces)?;
+                }
             }
             Some(Msg::Exited(status)) => {
                 exited = Some((status, now));
@@ -188,15 +194,15 @@ pub fn run(sink: &mut Sink, started: Instant, child: Pid, ends: Ends, options: O
             }
             None => {}
         }
-        for (i, s) in streams.iter_mut().enumerate() {
+        for (dir, s) in DIRS.into_iter().zip(streams.iter_mut()) {
             let pieces = s.due(Instant::now());
-            rec.pieces([Dir::Stdin, Dir::Stdout, Dir::Stderr][i], pieces)?;
+            rec.pieces(dir, pieces)?;
         }
     }
     let now = Instant::now();
-    for (i, s) in streams.iter_mut().enumerate() {
+    for (dir, s) in DIRS.into_iter().zip(streams.iter_mut()) {
         let pieces = s.finish(now);
-        rec.pieces([Dir::Stdin, Dir::Stdout, Dir::Stderr][i], pieces)?;
+        rec.pieces(dir, pieces)?;
     }
     if let Some(t) = transfer {
         let record = t.finish();
@@ -317,7 +323,7 @@ fn spawn_relay(dir: Dir, from: OwnedFd, to: Option<OwnedFd>, tx: SyncSender<Msg>
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(_) => break,
             };
-            let bytes = &buf[..n];
+            let bytes = buf.get(..n).unwrap_or_default();
             let passed = to.as_mut().is_none_or(|out| out.write_all(bytes).is_ok());
             if tx.send(Msg::Data(dir, bytes.to_vec())).is_err() {
                 return;
@@ -355,7 +361,7 @@ fn read_question(mut conn: &TcpStream) -> Option<Message> {
     let mut buf = [0u8; 8192];
     loop {
         let n = conn.read(&mut buf).ok().filter(|&n| n > 0)?;
-        decoder.push(&buf[..n]);
+        decoder.push(buf.get(..n).unwrap_or_default());
         match decoder.next_message() {
             Some(Ok(m)) => return Some(m),
             Some(Err(_)) => return None,

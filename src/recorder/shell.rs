@@ -115,7 +115,12 @@ pub fn run(argv: &[OsString], config: &Config, privilege: Privilege) -> anyhow::
         host: host_name(),
         shell: shell.display().to_string(),
         mode: if interactive { "interactive" } else { "data" }.into(),
-        command: inv.describe(),
+        // The header is evidence like the rest: a secret on the command
+        // line is masked there too.
+        command: match inv.describe() {
+            Some(c) => Some(crate::term::masker::Masker::new(&config.masking).context("the [masking] configuration")?.mask_text(&c)),
+            None => None,
+        },
         identity: identity.header,
     };
     let cmd = ShellCommand::new(&shell, &inv, &[("CUSTOS_SESSION", &session_id)])?;

@@ -1,0 +1,1 @@
+git-upload-pack '/tmp/tr/repo.git'

@@ -1,0 +1,1 @@
+git-receive-pack '/tmp/tr/repo.git'

@@ -1,0 +1,1 @@
+rsync --server --sender -vlogDtpre.iLsfxCIvu . /tmp/tr/src/

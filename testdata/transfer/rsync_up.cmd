@@ -1,0 +1,1 @@
+rsync --server -logDtpre.iLsfxCIvu . /tmp/tr/rdst

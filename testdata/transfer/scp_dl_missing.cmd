@@ -1,0 +1,1 @@
+scp -f /tmp/tr/nope

@@ -1,0 +1,1 @@
+scp -r -p -f /tmp/tr/src

@@ -1,0 +1,1 @@
+scp -t /nonexistent/dir/x

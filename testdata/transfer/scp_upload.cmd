@@ -1,0 +1,1 @@
+scp -p -t /tmp/tr/dst/

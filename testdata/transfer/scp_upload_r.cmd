@@ -1,0 +1,1 @@
+scp -r -t /tmp/tr/dst/tree

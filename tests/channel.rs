@@ -1,0 +1,102 @@
+//! The data channel without a terminal, run unprivileged: the bytes pass
+//! untouched, the recording holds the streams masked and binary runs as
+//! hashes, and a bash reading commands without a terminal is gated command
+//! by command (functions, command substitutions, script files, stdin).
+
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+use std::io::Write as _;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+struct Run {
+    status: i32,
+    stdout: Vec<u8>,
+    stderr: String,
+    cast: String,
+}
+
+fn run(dir: &Path, args: &[&str], stdin: &[u8]) -> Run {
+    let policy = dir.join("policy.toml");
+    std::fs::write(&policy, "[[rule]]\nname = \"no-touch\"\nmessage = \"touch is not allowed\"\naction = \"deny\"\nprogram = [\"touch\"]\n").unwrap();
+    let state = dir.join("state");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_custos-shell"))
+        .args(args)
+        .current_dir(dir)
+        .env("XDG_STATE_HOME", &state)
+        .env("CUSTOS_POLICY", &policy)
+        .env_remove("CUSTOS_CONFIG")
+        .env_remove("BASH_ENV")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let recordings = state.join("custos/recordings");
+    let mut casts: Vec<_> = std::fs::read_dir(&recordings).unwrap().map(|e| e.unwrap().path()).collect();
+    casts.sort();
+    let cast = std::fs::read_to_string(casts.last().unwrap()).unwrap();
+    for c in casts {
+        std::fs::remove_file(c).unwrap();
+    }
+    Run { status: out.status.code().unwrap(), stdout: out.stdout, stderr: String::from_utf8_lossy(&out.stderr).into_owned(), cast }
+}
+
+#[test]
+fn output_passes_untouched_and_is_recorded_masked() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = run(dir.path(), &["-c", "cat; echo oops >&2; echo key AKIAIOSFODNN7EXAMPLE"], b"hello\n");
+    assert_eq!(r.status, 0);
+    assert_eq!(r.stdout, b"hello\nkey AKIAIOSFODNN7EXAMPLE\n", "the wire is byte-exact");
+    assert!(r.stderr.contains("oops"));
+    assert!(r.cast.contains(r#""i", "hello\r\n""#), "{}", r.cast);
+    assert!(r.cast.contains(r#""e", "oops\r\n""#), "stderr is told apart: {}", r.cast);
+    assert!(!r.cast.contains("AKIAIOSFODNN7EXAMPLE"), "masked in the recording: {}", r.cast);
+    assert!(r.cast.contains(r#""x", "0""#));
+}
+
+#[test]
+fn binary_output_is_recorded_as_length_and_hash() {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes: Vec<u8> = (0..5000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    std::fs::write(dir.path().join("blob"), &bytes).unwrap();
+    let r = run(dir.path(), &["-c", "cat blob"], b"");
+    assert_eq!(r.stdout, bytes);
+    use sha2::Digest as _;
+    let hash: String = sha2::Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+    assert!(r.cast.contains(&format!("binary on stdout: 5000 bytes, sha256 {hash}")), "{}", r.cast);
+}
+
+#[test]
+fn a_refused_command_in_a_stdin_script_stops_it_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display();
+    let script = format!("echo before > {d}/before\ntouch {d}/refused\necho after > {d}/after\n");
+    let r = run(dir.path(), &["-c", "bash -s"], script.as_bytes());
+    assert_eq!(r.status, 126);
+    assert!(dir.path().join("before").exists(), "lines before it ran");
+    assert!(!dir.path().join("refused").exists() && !dir.path().join("after").exists(), "it and the rest did not");
+    assert!(r.stderr.contains("refused by rule no-touch"), "{}", r.stderr);
+    assert!(r.cast.contains(&format!("refused: $ touch {d}/refused")), "{}", r.cast);
+}
+
+#[test]
+fn functions_substitutions_script_files_and_login_stdin_are_gated() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display();
+    std::fs::write(dir.path().join("s.sh"), format!("touch {d}/t\n")).unwrap();
+    let cases: Vec<(Vec<&str>, String)> = vec![
+        (vec!["-c", "bash -s"], format!("f() {{ touch {d}/t; }}\nf\n")),
+        (vec![], format!("x=$(touch {d}/t)\n")),
+        (vec!["-c", "bash s.sh"], String::new()),
+        (vec!["-c", "bash +x -c 'touch t'"], String::new()),
+        (vec!["-c", "bash -s"], "eval \"$(echo dG91Y2ggdA== | base64 -d)\"\n".to_owned()),
+        (vec!["-c", "bash -s"], "trap - DEBUG\ntouch t\n".to_owned()),
+    ];
+    for (args, stdin) in cases {
+        let r = run(dir.path(), &args, stdin.as_bytes());
+        assert_eq!(r.status, 126, "{args:?} {stdin:?}: {}", r.stderr);
+        assert!(!dir.path().join("t").exists(), "{args:?} {stdin:?} ran the refused command");
+    }
+}
