@@ -50,6 +50,8 @@ pub struct BatchGate {
     stopped: Option<String>,
     recorded: HashSet<String>,
     next_id: u64,
+    /// The `-c` line an approver already approved: its commands run.
+    approved: Option<String>,
 }
 
 /// What one question led to.
@@ -64,7 +66,14 @@ pub struct Answer {
 
 impl BatchGate {
     pub fn new(policy: Policy, subject: Subject, home: String, token: String, on_refusal: OnRefusal) -> Self {
-        Self { policy, subject, home, token, on_refusal, stopped: None, recorded: HashSet::new(), next_id: 1 }
+        Self { policy, subject, home, token, on_refusal, stopped: None, recorded: HashSet::new(), next_id: 1, approved: None }
+    }
+
+    /// The `-c` line was approved before the shell started: the commands it
+    /// is made of are not held again.
+    pub fn with_approved(mut self, line: Option<String>) -> Self {
+        self.approved = line;
+        self
     }
 
     /// Why the session stopped, once a refusal stopped it.
@@ -94,6 +103,7 @@ impl BatchGate {
             let why = decision.rule.as_ref().map(|r| r.message.clone()).unwrap_or_default();
             match decision.verdict {
                 Verdict::Allow => (RecordVerdict::Allow, None),
+                Verdict::Approve if self.approved.as_deref().is_some_and(|a| a.contains(text.trim())) => (RecordVerdict::Allow, None),
                 Verdict::Deny => (RecordVerdict::Deny, Some(format!("refused by rule {rule}: {why}"))),
                 Verdict::Approve => (
                     RecordVerdict::Pending,

@@ -127,6 +127,7 @@ pub fn run(argv: &[OsString], config: &Config, privilege: Privilege) -> anyhow::
     // Read while still privileged: the key is readable only by custos.
     let key = crate::evidence::sink::host_key(&config.evidence).context("cannot sign this session's recording")?;
     let mut rec = Recording { spool: &spool, key, config, early: Vec::new() };
+    let mut approved = None;
     if let Some(line) = &inv.command {
         match gate_command(line, &account, &identity.groups, &privilege)? {
             CommandCheck::Run => {}
@@ -143,6 +144,7 @@ pub fn run(argv: &[OsString], config: &Config, privilege: Privilege) -> anyhow::
                 if let Some((_, why)) = waited.refusal {
                     return refuse(&rec, info, &why);
                 }
+                approved = Some(line.clone());
             }
         }
     }
@@ -156,7 +158,7 @@ pub fn run(argv: &[OsString], config: &Config, privilege: Privilege) -> anyhow::
         (cmd, None)
     } else {
         let subject = crate::policy::Subject { user: account.name.clone(), groups: account.groups.clone(), oidc_groups: identity.groups.clone() };
-        let (cmd, setup) = prepare_channel(config, &shell, &inv, subject, &account.home, &privilege, cmd)?;
+        let (cmd, setup) = prepare_channel(config, &shell, &inv, subject, &account.home, &privilege, cmd, approved)?;
         (cmd, Some(setup))
     };
     let (privilege, stage) = split_off_warden(privilege, config, &info.session_id, interactive)?;
@@ -462,6 +464,7 @@ struct ChannelSetup {
 
 /// Recognises a transfer (its server may be started with its log on) or
 /// prepares the gate for a bash that reads commands without a terminal.
+#[allow(clippy::too_many_arguments)] // each is a different part of the session; a struct would only rename them
 fn prepare_channel(
     config: &Config,
     shell: &Path,
@@ -470,6 +473,7 @@ fn prepare_channel(
     home: &Path,
     privilege: &Privilege,
     cmd: ShellCommand,
+    approved: Option<String>,
 ) -> anyhow::Result<(ShellCommand, ChannelSetup)> {
     if let Some(recognised) = inv.command.as_deref().and_then(crate::channel::transfer::recognise) {
         let mut cmd = cmd;
@@ -487,7 +491,7 @@ fn prepare_channel(
     let hooks = crate::gate::inject::BatchHooks::prepare().context("cannot prepare the command gate's hooks")?;
     let exit = config.gate.on_refusal_noninteractive == crate::config::OnRefusal::Exit;
     let cmd = cmd.with_env(&hooks.env(exit)?)?;
-    let gate = crate::gate::batch::BatchGate::new(policy, subject, home.display().to_string(), hooks.token.clone(), config.gate.on_refusal_noninteractive);
+    let gate = crate::gate::batch::BatchGate::new(policy, subject, home.display().to_string(), hooks.token.clone(), config.gate.on_refusal_noninteractive).with_approved(approved);
     let listener = hooks.listener.try_clone().context("the gate's socket")?;
     Ok((cmd, ChannelSetup { transfer: None, swallow_stderr: false, gate: Some((gate, listener)), _hooks: Some(hooks) }))
 }
