@@ -6,6 +6,8 @@
 //! - `recorder`: the login shell, `custos-shell`: the story from argv to
 //!   exit status, the privileged stage (all root code), the PTY, the
 //!   session loop, leftovers, the approvals pane.
+//! - `channel`: a session without a terminal, pure: each stream as masked
+//!   lines, binary runs as hashes or a screen; transfers described.
 //! - `term`: the screen pipeline: emulator, masker, renderer, and the one
 //!   pipeline the session, `custos mask` and the txt export share.
 //! - `mask`: pure secret detectors.
