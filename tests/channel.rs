@@ -16,6 +16,10 @@ struct Run {
 }
 
 fn run(dir: &Path, args: &[&str], stdin: &[u8]) -> Run {
+    run_with(dir, args, stdin, &[])
+}
+
+fn run_with(dir: &Path, args: &[&str], stdin: &[u8], env: &[(&str, &Path)]) -> Run {
     let policy = dir.join("policy.toml");
     std::fs::write(&policy, "[[rule]]\nname = \"no-touch\"\nmessage = \"touch is not allowed\"\naction = \"deny\"\nprogram = [\"touch\"]\n").unwrap();
     let state = dir.join("state");
@@ -26,6 +30,7 @@ fn run(dir: &Path, args: &[&str], stdin: &[u8]) -> Run {
         .env("CUSTOS_POLICY", &policy)
         .env_remove("CUSTOS_CONFIG")
         .env_remove("BASH_ENV")
+        .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -99,4 +104,21 @@ fn functions_substitutions_script_files_and_login_stdin_are_gated() {
         assert_eq!(r.status, 126, "{args:?} {stdin:?}: {}", r.stderr);
         assert!(!dir.path().join("t").exists(), "{args:?} {stdin:?} ran the refused command");
     }
+}
+
+/// The user's own BASH_ENV runs after the trap is in place: a command in
+/// it is asked about like any other, and a refusal there ends the shell
+/// before the script starts (bash cannot skip a command yet at start-up).
+#[test]
+fn the_users_own_bash_env_is_gated_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display();
+    let env_file = dir.path().join("env.bash");
+    std::fs::write(&env_file, format!("echo from-env > {d}/env-ran\ntouch {d}/t\n")).unwrap();
+    let r = run_with(dir.path(), &["-c", "echo main > main-ran"], b"", &[("BASH_ENV", &env_file)]);
+    assert_eq!(r.status, 126, "{}", r.stderr);
+    assert!(dir.path().join("env-ran").exists(), "the user's BASH_ENV is read");
+    assert!(!dir.path().join("t").exists(), "a refused command in it did not run");
+    assert!(!dir.path().join("main-ran").exists(), "the script did not start after a refusal at start-up");
+    assert!(r.stderr.contains("refused by rule no-touch"), "{}", r.stderr);
 }

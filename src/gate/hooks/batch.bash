@@ -12,7 +12,7 @@
 # the script starts loads this file again and must find them.
 
 if [[ -z ${__custos_port-} ]]; then
-builtin readonly __custos_port=${CUSTOS_GATE_PORT-} __custos_token=${CUSTOS_GATE_TOKEN-} __custos_exit=${CUSTOS_GATE_EXIT-1}
+builtin readonly __custos_port=${CUSTOS_GATE_PORT-} __custos_token=${CUSTOS_GATE_TOKEN-} __custos_exit=${CUSTOS_GATE_EXIT-1} __custos_file=${BASH_SOURCE[0]}
 __custos_body=
 
 # Asks about one command: a CHECK (see src/gate/wire.rs) on a fresh
@@ -41,23 +41,33 @@ __custos_ask() {
     [[ ${reply[0]} == ALLOW ]]
 }
 
+# Called from the DEBUG trap. BASH_SOURCE[0] is this file (where the
+# function is defined), [1] the file of the command about to run, and the
+# last entry the outermost file: this one while bash is still reading its
+# start-up file (the user's own BASH_ENV, sourced below, is gated too).
 __custos_debug() {
+    local n=${#BASH_SOURCE[@]} starting=
+    # This file's own lines run unasked.
+    [[ ${BASH_SOURCE[1]-} == "$__custos_file" ]] && return 0
+    (( n > 1 )) && [[ ${BASH_SOURCE[n-1]} == "$__custos_file" ]] && starting=1
+    # extdebug (which lets a refused command be skipped) is turned on at
+    # the script's first command: set during start-up, bash would look for
+    # a debugger. A refusal during start-up therefore ends the shell.
+    [[ -z $starting ]] && builtin shopt -s extdebug
     __custos_ask "$1" 2>/dev/null && return 0
     builtin printf 'custos: %s\n' "${__custos_body:-the command gate is unavailable; nothing was run}" >&2
-    [[ $__custos_exit == 1 ]] && builtin exit 126
+    [[ $__custos_exit == 1 || -n $starting ]] && builtin exit 126
     return 1
 }
 
 builtin readonly -f __custos_ask __custos_debug
 
-# The user's own BASH_ENV, if they had one, as bash would have read it.
+builtin set -T
+builtin trap '__custos_debug "$BASH_COMMAND"' DEBUG
+
+# The user's own BASH_ENV, if they had one, as bash would have read it:
+# after the trap, so every command in it is asked about.
 if [[ -n ${CUSTOS_BASH_ENV_ORIG-} && -r $CUSTOS_BASH_ENV_ORIG ]]; then
     builtin source "$CUSTOS_BASH_ENV_ORIG"
 fi
-
-builtin set -T
-# Last in this file: nothing of it is asked about, and extdebug is turned on
-# from the trap, at the script's first command: set during start-up, bash
-# would look for a debugger.
-builtin trap 'builtin shopt -s extdebug; __custos_debug "$BASH_COMMAND"' DEBUG
 fi
