@@ -23,12 +23,14 @@ fn run_with(dir: &Path, args: &[&str], stdin: &[u8], env: &[(&str, &Path)]) -> R
     let policy = dir.join("policy.toml");
     std::fs::write(&policy, "[[rule]]\nname = \"no-touch\"\nmessage = \"touch is not allowed\"\naction = \"deny\"\nprogram = [\"touch\"]\n").unwrap();
     let state = dir.join("state");
+    // Our own config, so a system-wide /etc/custos does not apply.
+    let config = dir.join("custos.toml");
+    std::fs::write(&config, format!("[recording]\nspool_dir = \"{}\"\n", state.join("custos").display())).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_custos-shell"))
         .args(args)
         .current_dir(dir)
-        .env("XDG_STATE_HOME", &state)
+        .env("CUSTOS_CONFIG", &config)
         .env("CUSTOS_POLICY", &policy)
-        .env_remove("CUSTOS_CONFIG")
         .env_remove("BASH_ENV")
         .envs(env.iter().copied())
         .stdin(Stdio::piped())
@@ -121,4 +123,21 @@ fn the_users_own_bash_env_is_gated_too() {
     assert!(!dir.path().join("t").exists(), "a refused command in it did not run");
     assert!(!dir.path().join("main-ran").exists(), "the script did not start after a refusal at start-up");
     assert!(r.stderr.contains("refused by rule no-touch"), "{}", r.stderr);
+}
+
+/// An ordinary script with loops, `case`, tests and arithmetic runs to its
+/// end under the gate, with its output unchanged.
+#[test]
+fn compound_commands_run_under_the_gate() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = "for i in 1 2; do echo i=$i; done\n\
+                  case $- in *i*) echo interactive;; *) echo batch;; esac\n\
+                  n=0; while (( n < 2 )); do n=$((n+1)); done; echo n=$n\n\
+                  for ((j=0; j<2; j++)); do echo j=$j; done\n\
+                  [[ -n x ]] && echo test-ok\n\
+                  select s in one; do echo s=$s; break; done <<< 1 2>/dev/null\n\
+                  f() { local k; for k in a b; do echo \"$k\"; done; }; f\n";
+    let r = run(dir.path(), &["-c", "bash -s"], script.as_bytes());
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    assert_eq!(String::from_utf8_lossy(&r.stdout), "i=1\ni=2\nbatch\nn=2\nj=0\nj=1\ntest-ok\ns=one\na\nb\n");
 }

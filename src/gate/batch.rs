@@ -92,7 +92,7 @@ impl BatchGate {
         let text = if command.is_empty() { line } else { command };
         let mut env = Env::new(&cwd, &self.home);
         env.vars.extend(vars);
-        let decision = self.policy.check(&text, &self.subject, &env);
+        let decision = self.policy.check(&header_words(&text).unwrap_or_else(|| text.clone()), &self.subject, &env);
         let tamper = tampering(&decision.commands, &text);
         let (verdict, message) = if let Some(why) = &self.stopped {
             (RecordVerdict::Deny, Some(format!("not run: the script stopped after a refused command ({why})")))
@@ -138,6 +138,30 @@ impl BatchGate {
         };
         Answer { reply: Some(reply), record, refused }
     }
+}
+
+/// The DEBUG trap also runs before the head of a `for`, `select` or `case`,
+/// and `BASH_COMMAND` then holds only that head (`for i in 1 2`, `case $x
+/// in `), which does not parse on its own. What runs there is the
+/// expansion of its words, so those are checked as the arguments of `:`.
+fn header_words(text: &str) -> Option<String> {
+    let name_then = |rest: &str| -> Option<String> {
+        let end = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(rest.len());
+        let (name, after) = rest.split_at(end);
+        if name.is_empty() || name.starts_with(|c: char| c.is_ascii_digit()) {
+            return None;
+        }
+        match after.trim_start().strip_prefix("in") {
+            Some(words) if words.is_empty() || words.starts_with(' ') => Some(format!(":{words}")),
+            _ if after.trim().is_empty() => Some(":".into()),
+            _ => None,
+        }
+    };
+    if let Some(rest) = text.strip_prefix("for ").or_else(|| text.strip_prefix("select ")) {
+        return name_then(rest.trim_start());
+    }
+    let word = text.strip_prefix("case ")?.trim_end().strip_suffix(" in")?;
+    Some(format!(": {word}"))
 }
 
 /// What in `text` would take the backstop away, if anything.
@@ -227,6 +251,19 @@ mod tests {
         let mut g = gate(OnRefusal::Continue);
         assert!(allowed(&ask(&mut g, "trap 'rm -f /tmp/x' EXIT")));
         assert!(allowed(&ask(&mut g, "set -e")));
+    }
+
+    #[test]
+    fn the_heads_of_for_select_and_case_are_checked_by_their_words() {
+        let mut g = gate(OnRefusal::Continue);
+        for head in ["for i in 1 2", "for i", "select x in a b", "case $x in ", "for f in *.log"] {
+            assert!(allowed(&ask(&mut g, head)), "{head}");
+        }
+        assert!(!allowed(&ask(&mut g, "for f in $(rm -rf /)")), "a substitution in the words is still checked");
+        assert_eq!(header_words("for i in 1 2").as_deref(), Some(": 1 2"));
+        assert_eq!(header_words("case \"$(id)\" in ").as_deref(), Some(": \"$(id)\""));
+        assert_eq!(header_words("format disk"), None);
+        assert_eq!(header_words("for 1x in y"), None);
     }
 
     #[test]
