@@ -30,6 +30,9 @@
 #                            host.key.pub beside it is the public half.
 #   /var/lib/custos-install  root:root 0700      install.sh's own state: the
 #                            login shells it replaced, for --uninstall.
+#   /etc/bash.bashrc         three lines at the top (removed by --uninstall)
+#                            that load the command gate into a bash of a
+#                            session without a terminal that skips BASH_ENV.
 #   /etc/systemd/system/custos-upload.{service,timer}  root:root 0644
 #                            every 5 minutes, `custos upload --once` as the
 #                            custos user delivers what the spool still holds
@@ -193,8 +196,44 @@ remove_units() {
     fi
 }
 
+# A bash that sshd runs at shell level 1 (or with a socket on stdin) reads
+# /etc/bash.bashrc and ~/.bashrc instead of $BASH_ENV, and an interactive
+# bash reads them too: the hook at the top of /etc/bash.bashrc loads the
+# command gate of a session without a terminal there as well. It does
+# nothing outside such a session (BASH_ENV is not custos' hooks file).
+readonly bashrc=/etc/bash.bashrc
+readonly hook_begin='# >>> custos: the command gate in sessions without a terminal (install.sh) >>>'
+readonly hook_end='# <<< custos <<<'
+
+remove_bashrc_hook() {
+    [[ -f $bashrc ]] && grep -qxF "$hook_begin" "$bashrc" || return 0
+    local tmp
+    tmp=$(mktemp "$bashrc.XXXXXX")
+    awk -v b="$hook_begin" -v e="$hook_end" '$0 == b {skip = 1} !skip {print} $0 == e {skip = 0}' "$bashrc" >"$tmp"
+    chmod 0644 "$tmp"
+    mv -f "$tmp" "$bashrc"
+    log "removed the command gate's hook from $bashrc"
+}
+
+add_bashrc_hook() {
+    remove_bashrc_hook
+    local tmp
+    tmp=$(mktemp "$bashrc.XXXXXX")
+    {
+        echo "$hook_begin"
+        # shellcheck disable=SC2016 # written for bash to expand later
+        echo 'case ${BASH_ENV-} in /tmp/custos-gate-*/batch.bash) . "$BASH_ENV" ;; esac'
+        echo "$hook_end"
+        [[ -f $bashrc ]] && cat "$bashrc"
+    } >"$tmp"
+    chmod 0644 "$tmp"
+    mv -f "$tmp" "$bashrc"
+    log "added the command gate's hook to $bashrc"
+}
+
 if $uninstall; then
     restore_shells
+    remove_bashrc_hook
     remove_units
     rm -f "$bindir/custos-shell" "$bindir/custos"
     log "removed $bindir/custos-shell and $bindir/custos"
@@ -326,6 +365,8 @@ if [[ -d $unit_dir ]]; then
         log "installed custos-upload.timer into $unit_dir (systemd is not running: not enabled)"
     fi
 fi
+
+add_bashrc_hook
 
 log "checking the installation: $bindir/custos doctor --prefix $prefix"
 "$bindir/custos" doctor --prefix "$prefix"

@@ -22,6 +22,8 @@ mod sshd;
 mod term;
 #[path = "system/escapes.rs"]
 mod escapes;
+#[path = "system/channel.rs"]
+mod channel;
 
 use std::collections::BTreeSet;
 use std::fs::File;

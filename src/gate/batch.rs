@@ -18,9 +18,14 @@
 //! The hooks run in a shell the user scripts, so the checks also refuse
 //! what would take the hooks away: `trap` on DEBUG, turning off
 //! `functrace` or `extdebug`, `enable`, changing `BASH_ENV`, and the
-//! hooks' own functions (which are read-only besides). What a script can
-//! still do past this (a shell that reads no `BASH_ENV`, such as `dash`,
-//! or another interpreter) is for the exec-level gate.
+//! hooks' own functions (which are read-only besides), and `bash -p`
+//! (privileged mode reads no `BASH_ENV`).
+//!
+//! A shell this gate cannot follow into (`sh script.sh` and `dash -s` on
+//! Debian, `ksh`, bash run under another name) would run commands nobody
+//! checks: it gets the policy's `[policy] unknown` verdict (default deny)
+//! instead of being let through. Other interpreters (`python3 x.py`) are
+//! for the exec-level gate.
 //!
 //! After a refusal, with `on_refusal_noninteractive = "exit"`, every later
 //! question is refused too: the refused shell exits 126, and a subshell or
@@ -39,6 +44,13 @@ use crate::policy::{Env, Policy, Subject, Verdict};
 /// Distinct allowed commands recorded per session (a loop runs the same
 /// one many times; each distinct text is recorded once, refusals always).
 const MAX_RECORDED: usize = 20_000;
+
+/// Shells whose commands this gate checks one by one when they run
+/// without a terminal (through `BASH_ENV` and the bash.bashrc hook).
+const REACHED: &[&str] = &["bash"];
+
+/// The rule name recorded when `[policy] unknown` decided.
+pub const UNKNOWN_RULE: &str = "custos:unknown";
 
 pub struct BatchGate {
     policy: Policy,
@@ -94,14 +106,32 @@ impl BatchGate {
         env.vars.extend(vars);
         let decision = self.policy.check(&header_words(&text).unwrap_or_else(|| text.clone()), &self.subject, &env);
         let tamper = tampering(&decision.commands, &text);
+        // A shell this gate cannot follow into gets `[policy] unknown`
+        // (when the rules would let it run).
+        let unseen = decision.commands.iter().find(|c| c.unseen_code && !REACHED.contains(&c.name.as_str()));
+        let (rule_name, rule_message, verdict) = match unseen {
+            Some(c) if decision.verdict == Verdict::Allow && self.policy.unknown() != Verdict::Allow => (
+                Some(UNKNOWN_RULE.to_owned()),
+                format!(
+                    "{} would run commands the gate cannot see (a script file, or stdin); run the script with bash, which is checked command by command, or ask an administrator about [policy] unknown",
+                    c.name
+                ),
+                self.policy.unknown(),
+            ),
+            _ => (
+                decision.rule.as_ref().map(|r| r.name.clone()),
+                decision.rule.as_ref().map(|r| r.message.clone()).unwrap_or_default(),
+                decision.verdict,
+            ),
+        };
         let (verdict, message) = if let Some(why) = &self.stopped {
             (RecordVerdict::Deny, Some(format!("not run: the script stopped after a refused command ({why})")))
         } else if let Some(what) = tamper {
             (RecordVerdict::Deny, Some(format!("refused: {what} would switch off the command gate")))
         } else {
-            let rule = decision.rule.as_ref().map(|r| r.name.clone()).unwrap_or_else(|| "?".into());
-            let why = decision.rule.as_ref().map(|r| r.message.clone()).unwrap_or_default();
-            match decision.verdict {
+            let rule = rule_name.clone().unwrap_or_else(|| "?".into());
+            let why = rule_message;
+            match verdict {
                 Verdict::Allow => (RecordVerdict::Allow, None),
                 Verdict::Approve if self.approved.as_deref().is_some_and(|a| a.contains(text.trim())) => (RecordVerdict::Allow, None),
                 Verdict::Deny => (RecordVerdict::Deny, Some(format!("refused by rule {rule}: {why}"))),
@@ -125,7 +155,7 @@ impl BatchGate {
                 source: "script",
                 verdict,
                 outcome: if refused { if verdict == RecordVerdict::Pending { Outcome::PendingRefused } else { Outcome::Refused } } else { Outcome::Ran },
-                rule: decision.rule.as_ref().map(|r| r.name.clone()),
+                rule: rule_name.clone(),
                 message: message.clone(),
                 programs: decision.commands.iter().map(|c| c.program.clone()).collect(),
                 unsafe_expansions: decision.unsafe_expansions.clone(),
@@ -169,6 +199,11 @@ fn tampering(commands: &[crate::policy::ParsedCommand], text: &str) -> Option<St
     if text.contains("BASH_ENV") || text.contains("__custos") {
         return Some("a change to BASH_ENV or the hooks' functions".into());
     }
+    // A bash started in POSIX or privileged mode reads no BASH_ENV; both
+    // reach a child through these variables.
+    if text.contains("SHELLOPTS") || text.contains("POSIXLY_CORRECT") {
+        return Some("a change to SHELLOPTS or POSIXLY_CORRECT".into());
+    }
     // `env -i` empties the environment of what it runs, BASH_ENV with it
     // (the policy sees through `env`, so look at the words).
     let words: Vec<&str> = text.split_whitespace().collect();
@@ -182,11 +217,16 @@ fn tampering(commands: &[crate::policy::ParsedCommand], text: &str) -> Option<St
         let any = |f: &dyn Fn(&str) -> bool| words.iter().any(|w| f(w));
         let hit = match c.name.as_str() {
             "trap" => any(&|w| w.eq_ignore_ascii_case("DEBUG") || w.eq_ignore_ascii_case("RETURN")),
-            "set" => any(&|w| w.starts_with('+') && w.contains('T')) || (any(&|w| w == "+o") && any(&|w| w == "functrace" || w == "posix")),
+            "set" => {
+                any(&|w| w.starts_with('+') && w.contains('T'))
+                    || any(&|w| w.starts_with('-') && !w.starts_with("--") && w.contains('p'))
+                    || (any(&|w| w == "+o") && any(&|w| w == "functrace"))
+                    || (any(&|w| w == "-o") && any(&|w| w == "posix" || w == "privileged"))
+            }
             "shopt" => any(&|w| w == "extdebug"),
             "enable" => true,
             "env" => any(&|w| w == "-i" || w == "--ignore-environment" || w == "-"),
-            "bash" | "sh" => any(&|w| w == "--posix"),
+            "bash" | "sh" => any(&|w| w == "--posix" || (w.starts_with('-') && !w.starts_with("--") && w.contains('p')) || w == "privileged"),
             _ => false,
         };
         if hit {
@@ -264,6 +304,25 @@ mod tests {
         assert_eq!(header_words("case \"$(id)\" in ").as_deref(), Some(": \"$(id)\""));
         assert_eq!(header_words("format disk"), None);
         assert_eq!(header_words("for 1x in y"), None);
+    }
+
+    #[test]
+    fn a_shell_the_gate_cannot_follow_gets_the_unknown_verdict() {
+        let mut g = gate(OnRefusal::Continue);
+        for line in ["sh deploy.sh", "dash -s", "ksh", "sudo -u app sh run.sh", "env sh x.sh"] {
+            let a = ask(&mut g, line);
+            assert!(!allowed(&a), "{line}");
+            assert_eq!(a.record.as_ref().and_then(|r| r.rule.as_deref()), Some(UNKNOWN_RULE), "{line}");
+        }
+        for line in ["bash deploy.sh", "bash -s", "sh -c 'echo hi'", "echo hi | sh"] {
+            assert!(allowed(&ask(&mut g, line)), "{line}: the gate checks these itself");
+        }
+        for line in ["bash -p x.sh", "set -o posix", "set -p", "POSIXLY_CORRECT=1 bash x.sh", "export SHELLOPTS"] {
+            assert!(!allowed(&ask(&mut g, line)), "{line}: the child would skip BASH_ENV");
+        }
+        let policy = Policy::parse("[policy]\nunknown = \"allow\"\n", std::path::Path::new("p.toml")).unwrap();
+        let mut open = BatchGate::new(policy, Subject::default(), "/root".into(), "tok".into(), OnRefusal::Continue);
+        assert!(allowed(&ask(&mut open, "sh deploy.sh")), "unknown = allow lets it run");
     }
 
     #[test]

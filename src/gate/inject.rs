@@ -25,6 +25,15 @@ use std::path::{Path, PathBuf};
 pub const BASH_HOOKS: &str = include_str!("hooks/custos.bash");
 pub const ZSH_HOOKS: &str = include_str!("hooks/custos.zsh");
 pub const BATCH_HOOKS: &str = include_str!("hooks/batch.bash");
+
+/// The line install.sh puts at the top of `/etc/bash.bashrc`. A bash that
+/// sshd runs at shell level 1 (which `exec bash -c` reaches) or with a
+/// socket on stdin reads `/etc/bash.bashrc` and `~/.bashrc` *instead of*
+/// `BASH_ENV`, and an interactive bash (`bash -i` on a pipe, python's
+/// `pty.spawn`, `script`) never reads `BASH_ENV`: inside a session without
+/// a terminal, this line loads the script gate there too. Elsewhere
+/// `BASH_ENV` is not our hooks file and it does nothing.
+pub const BASHRC_HOOK: &str = r#"case ${BASH_ENV-} in /tmp/custos-gate-*/batch.bash) . "$BASH_ENV" ;; esac"#;
 const ZDOTDIR_FILES: [(&str, &str); 4] = [
     (".zshenv", include_str!("hooks/zdotdir/.zshenv")),
     (".zprofile", include_str!("hooks/zdotdir/.zprofile")),
@@ -187,6 +196,16 @@ impl BatchHooks {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn install_sh_writes_the_bashrc_hook_and_it_matches_our_hooks_path() {
+        let install = include_str!("../../install.sh");
+        assert!(install.contains(&format!("echo '{BASHRC_HOOK}'")), "install.sh and BASHRC_HOOK differ");
+        let hooks = BatchHooks::prepare().unwrap();
+        let path = hooks.path.display().to_string();
+        let dir = path.strip_prefix("/tmp/custos-gate-").unwrap();
+        assert!(dir.ends_with("/batch.bash") && !dir.trim_end_matches("/batch.bash").contains('/'), "{path}");
+    }
 
     #[test]
     fn shells_are_known_by_name() {

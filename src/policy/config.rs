@@ -7,6 +7,13 @@
 //! ```toml
 //! version = 1                      # optional; only 1 exists
 //!
+//! [policy]
+//! # What a shell whose commands the gate cannot see gets (`sh script.sh`,
+//! # `dash -s`, `ksh` on a pipe) where no backstop checks them line by
+//! # line: deny | approve | allow. Default deny. (bash and zsh without a
+//! # terminal are checked command by command, so this does not apply to them.)
+//! unknown = "deny"
+//!
 //! [[rule]]
 //! name = "rm-root"                 # required, unique
 //! message = "why, shown to the user"   # required
@@ -201,8 +208,15 @@ pub struct ValuePredicate {
 #[serde(deny_unknown_fields)]
 struct RawPolicy {
     version: Option<Spanned<u32>>,
+    policy: Option<Spanned<RawSettings>>,
     #[serde(default)]
     rule: Vec<Spanned<RawRule>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSettings {
+    unknown: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -273,7 +287,18 @@ fn line_of(text: &str, offset: usize) -> usize {
 }
 
 /// Parses and validates a policy file's text.
+/// A validated policy file: its rules and its settings.
+pub struct Parsed {
+    pub rules: Vec<Rule>,
+    /// `[policy] unknown`: the verdict for shell code the gate cannot see.
+    pub unknown: Verdict,
+}
+
 pub fn parse_rules(text: &str, path: &Path) -> Result<Vec<Rule>, PolicyError> {
+    parse_policy(text, path).map(|p| p.rules)
+}
+
+pub fn parse_policy(text: &str, path: &Path) -> Result<Parsed, PolicyError> {
     let invalid = |line: usize, reason: String| PolicyError::Invalid { path: path.to_owned(), line, reason };
     let raw: RawPolicy = toml::from_str(text).map_err(|e| {
         let line = e.span().map_or(1, |s| line_of(text, s.start));
@@ -284,6 +309,15 @@ pub fn parse_rules(text: &str, path: &Path) -> Result<Vec<Rule>, PolicyError> {
             return Err(invalid(line_of(text, v.span().start), format!("unsupported policy version {} (this custos reads version 1)", v.get_ref())));
         }
     }
+    let unknown = match &raw.policy {
+        Some(settings) => match &settings.get_ref().unknown {
+            Some(v) => v.parse().map_err(|_| {
+                invalid(line_of(text, settings.span().start), format!("[policy] unknown = {v:?}: expected deny, approve or allow"))
+            })?,
+            None => Verdict::Deny,
+        },
+        None => Verdict::Deny,
+    };
     let mut rules: Vec<Rule> = Vec::with_capacity(raw.rule.len());
     for (index, spanned) in raw.rule.into_iter().enumerate() {
         let line = line_of(text, spanned.span().start);
@@ -330,7 +364,7 @@ pub fn parse_rules(text: &str, path: &Path) -> Result<Vec<Rule>, PolicyError> {
             matcher,
         });
     }
-    Ok(rules)
+    Ok(Parsed { rules, unknown })
 }
 
 fn compile(field: &str, pattern: &str) -> Result<Regex, String> {

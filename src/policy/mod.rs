@@ -112,12 +112,14 @@ pub struct Decision {
 #[derive(Clone, Debug)]
 pub struct Policy {
     rules: Vec<Rule>,
+    unknown: Verdict,
 }
 
 impl Policy {
     /// Validates policy text; `path` names the file in errors.
     pub fn parse(text: &str, path: &Path) -> Result<Self, PolicyError> {
-        Ok(Self { rules: config::parse_rules(text, path)? })
+        let parsed = config::parse_policy(text, path)?;
+        Ok(Self { rules: parsed.rules, unknown: parsed.unknown })
     }
 
     /// Reads and validates a policy file.
@@ -137,11 +139,18 @@ impl Policy {
                 Path::new("<fallback>"),
             )
             .unwrap_or_default(),
+            unknown: Verdict::Deny,
         })
     }
 
     pub fn rules(&self) -> &[Rule] {
         &self.rules
+    }
+
+    /// `[policy] unknown`: what a shell whose commands the gate cannot see
+    /// gets, where no backstop checks them one by one.
+    pub fn unknown(&self) -> Verdict {
+        self.unknown
     }
 
     /// The verdict for `line`, typed by `who`, in a shell described by `env`.

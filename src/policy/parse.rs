@@ -136,6 +136,10 @@ pub struct ParsedCommand {
     pub forks_itself: bool,
     /// The words after expansion, program first, for display.
     pub argv: Vec<String>,
+    /// A shell that runs code the gate cannot see: a script file, a stdin
+    /// it cannot read, an interactive shell (`sh deploy.sh`, `bash -s`
+    /// fed by a file).
+    pub unseen_code: bool,
 }
 
 impl ParsedCommand {
@@ -685,6 +689,11 @@ impl Walker<'_> {
                     // The wrapper itself is recorded (rules about `bash` fed
                     // by `curl` need it), then the code it runs.
                     self.record(&words, &redirects, &input_from, scope, &cwd, ctx, &wrappers);
+                    if code.is_none() {
+                        if let Some(last) = self.out.last_mut() {
+                            last.unseen_code = true;
+                        }
+                    }
                     if let Some(code) = code {
                         let mut inner = Scope { vars: scope.vars.clone(), cwd: cwd.clone() };
                         let mut c = ctx.nested(&label);
@@ -792,6 +801,7 @@ impl Walker<'_> {
             input_from: input,
             forks_itself,
             argv: words.iter().map(|f| f.text.clone()).collect(),
+            unseen_code: false,
         });
     }
 }

@@ -104,6 +104,7 @@ pub fn diagnose(facts: &Facts) -> Vec<Finding> {
     }
     findings.push(check_etc_shells(facts.etc_shells.as_deref(), &facts.shell));
     findings.extend(check_sshd(&facts.sshd_configs));
+    findings.push(check_bashrc(facts.bashrc.as_deref()));
     findings.push(report_login_users(facts.passwd.as_deref(), &facts.shell));
     findings
 }
@@ -461,6 +462,20 @@ pub fn check_sshd(configs: &[(PathBuf, String)]) -> Vec<Finding> {
         .collect()
 }
 
+/// The hook that loads the script gate into a bash that skips `BASH_ENV`
+/// (see [`crate::gate::inject::BASHRC_HOOK`]).
+pub fn check_bashrc(bashrc: Option<&str>) -> Finding {
+    let hook = crate::gate::inject::BASHRC_HOOK;
+    if bashrc.is_some_and(|text| text.lines().any(|l| l.trim() == hook)) {
+        Finding::ok("/etc/bash.bashrc loads the command gate into a bash that skips BASH_ENV")
+    } else {
+        Finding::warn(
+            "/etc/bash.bashrc lacks custos' hook: in a session without a terminal, `exec bash -c …`, `bash -i` and python's pty.spawn run ungated",
+            "run install.sh again (it adds the hook at the top of /etc/bash.bashrc)",
+        )
+    }
+}
+
 /// Local users (from `/etc/passwd`) whose login shell is `shell`.
 pub fn login_users(passwd: &str, shell: &Path) -> Vec<String> {
     passwd
@@ -657,6 +672,13 @@ mod tests {
         }
     }
 
+    #[test]
+    fn the_bashrc_hook_is_found_or_missed() {
+        assert_eq!(check_bashrc(Some(&format!("{}\n", crate::gate::inject::BASHRC_HOOK))).level, Level::Ok);
+        assert_eq!(check_bashrc(Some("[ -z \"$PS1\" ] && return\n")).level, Level::Warn);
+        assert_eq!(check_bashrc(None).level, Level::Warn);
+    }
+
     #[rstest]
     #[case::debian_default("Subsystem\tsftp\t/usr/lib/openssh/sftp-server\n", 0)]
     #[case::internal("Subsystem sftp internal-sftp\n", 1)]
@@ -713,6 +735,7 @@ mod tests {
             evidence: Some((PathBuf::from("/var/lib/custos/host.key"), file(990, 990, 0o600), None)),
             etc_shells: Some("/bin/bash\n".into()),
             passwd: Some("alice:x:1000:1000::/home/alice:/usr/local/bin/custos-shell\n".into()),
+            bashrc: Some(format!("# system bashrc\n{}\n[ -z \"$PS1\" ] && return\n", crate::gate::inject::BASHRC_HOOK)),
             sshd_configs: vec![],
             cgroup2: Some(PathBuf::from("/sys/fs/cgroup")),
             terminals_taken: vec![],

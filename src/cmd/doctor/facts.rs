@@ -99,6 +99,8 @@ pub struct Facts {
     pub etc_shells: Option<String>,
     /// `/etc/passwd`, if readable.
     pub passwd: Option<String>,
+    /// `/etc/bash.bashrc`, if readable.
+    pub bashrc: Option<String>,
     /// sshd configuration files and their text.
     pub sshd_configs: Vec<(PathBuf, String)>,
     /// The cgroup v2 mount the privileged stage contains sessions in.
@@ -203,6 +205,7 @@ pub fn gather(shell: &Path, config_path: &Path) -> Facts {
         evidence,
         etc_shells: std::fs::read_to_string("/etc/shells").ok(),
         passwd: std::fs::read_to_string("/etc/passwd").ok(),
+        bashrc: std::fs::read_to_string("/etc/bash.bashrc").ok(),
         sshd_configs,
     }
 }

@@ -1,7 +1,12 @@
 # custos: the command gate for bash without a terminal (see src/gate/batch.rs).
 #
 # Loaded through BASH_ENV by every non-interactive bash of a session without
-# a terminal: `ssh host 'cmd'`, a script on stdin, `bash script.sh`. Before
+# a terminal: `ssh host 'cmd'`, a script on stdin, `bash script.sh`. A bash
+# that skips BASH_ENV (run by sshd at shell level 1, which `exec bash -c`
+# reaches, or with a socket on stdin: it reads /etc/bash.bashrc and
+# ~/.bashrc instead) and an interactive bash started inside the session
+# (`bash -i`, python's pty.spawn, script, tmux) load it from the hook that
+# install.sh puts at the top of /etc/bash.bashrc. Before
 # each simple command, in this shell, its functions, subshells and command
 # substitutions (functrace), the DEBUG trap asks the recorder on a loopback
 # connection of its own, and the command runs only if the answer is ALLOW.
@@ -43,13 +48,19 @@ __custos_ask() {
 
 # Called from the DEBUG trap. BASH_SOURCE[0] is this file (where the
 # function is defined), [1] the file of the command about to run, and the
-# last entry the outermost file: this one while bash is still reading its
-# start-up file (the user's own BASH_ENV, sourced below, is gated too).
+# last entry the outermost file: a start-up file while bash is still
+# reading one (the user's own BASH_ENV, sourced below, is gated too).
 __custos_debug() {
     local n=${#BASH_SOURCE[@]} starting=
     # This file's own lines run unasked.
     [[ ${BASH_SOURCE[1]-} == "$__custos_file" ]] && return 0
-    (( n > 1 )) && [[ ${BASH_SOURCE[n-1]} == "$__custos_file" ]] && starting=1
+    # Start-up files: this one (BASH_ENV), or the two bash reads instead
+    # when sshd runs it at shell level 1 (see install.sh's bash.bashrc hook).
+    if (( n > 1 )); then
+        case ${BASH_SOURCE[n-1]} in
+            "$__custos_file" | /etc/bash.bashrc | "$HOME/.bashrc") starting=1 ;;
+        esac
+    fi
     # extdebug (which lets a refused command be skipped) is turned on at
     # the script's first command: set during start-up, bash would look for
     # a debugger. A refusal during start-up therefore ends the shell.

@@ -1,0 +1,269 @@
+//! Sessions without a terminal, through the real sshd, tried as a recorded
+//! user would: commands on stdin, script files, nested shells, a PTY the
+//! command makes itself, a database client, and the file-transfer
+//! programs. Each must be recorded, masked and gated like an interactive
+//! session, and stay byte-exact.
+
+use super::*;
+
+/// Runs `ssh [extra] host [command]` with `stdin`, returning its output.
+fn ssh_with(sshd: &sshd::Sshd, extra: &[&str], command: Option<&str>, stdin: &[u8]) -> Output {
+    use std::io::Write as _;
+    let mut cmd = sshd.ssh();
+    // ssh's own options go before the host: rebuild with them in front.
+    let mut args: Vec<String> = cmd.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
+    let host = args.pop().unwrap();
+    args.extend(extra.iter().map(|s| (*s).to_owned()));
+    args.push(host);
+    args.extend(command.map(str::to_owned));
+    cmd = Command::new("ssh");
+    cmd.args(&args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut input = child.stdin.take().unwrap();
+    let data = stdin.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = input.write_all(&data);
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    out
+}
+
+/// Writes a file into the test user's home, owned by them.
+fn user_file(name: &str, text: &str) -> PathBuf {
+    let path = home().join(name);
+    std::fs::write(&path, text).unwrap();
+    let user = nix::unistd::User::from_name(USER).unwrap().unwrap();
+    nix::unistd::chown(&path, Some(user.uid), Some(user.gid)).unwrap();
+    path
+}
+
+/// The recording's `a` records of one kind, parsed.
+fn audits(rec: &Recording, kind: &str) -> Vec<Value> {
+    rec.events
+        .iter()
+        .filter(|e| e.1 == "a")
+        .map(|e| serde_json::from_str::<Value>(&e.2).unwrap())
+        .filter(|v| v["kind"] == kind)
+        .collect()
+}
+
+fn stream(rec: &Recording, code: &str) -> String {
+    rec.events.iter().filter(|e| e.1 == code).map(|e| e.2.as_str()).collect()
+}
+
+#[test]
+fn commands_on_stdin_script_files_and_nested_shells_are_gated_line_by_line() {
+    let Some(sys) = System::setup("gated without a terminal") else { return };
+    let sshd = sshd::Sshd::start(USER, &home());
+    let script = |tag: &str| format!("touch {tag}-before\nrm -rf /\ntouch {tag}-after\n");
+    user_file("script.sh", &script("file"));
+
+    // (what, ssh options, remote command, stdin, tag, the recorded command)
+    let cases: Vec<(&str, Vec<&str>, Option<String>, String, &str)> = vec![
+        ("a script on the login shell's stdin (ssh -T host < script)", vec!["-T"], None, script("login"), "login"),
+        ("ssh host 'bash -s' < script", vec![], Some("bash -s".into()), script("bash-s"), "bash-s"),
+        ("ssh host 'bash script.sh'", vec![], Some("bash script.sh".into()), String::new(), "file"),
+        (
+            "ssh host 'bash +x -c …'",
+            vec![],
+            Some("bash +x -c 'touch plus-x-before; eval \"rm -rf /\"; touch plus-x-after'".into()),
+            String::new(),
+            "plus-x",
+        ),
+        // bash exec'd by bash -c at shell level 1 with SSH_CLIENT set reads
+        // ~/.bashrc instead of BASH_ENV: the bash.bashrc hook loads the gate.
+        (
+            "ssh host 'exec bash -c …'",
+            vec![],
+            Some("exec bash -c 'touch exec-before; eval \"rm -rf /\"; touch exec-after'".into()),
+            String::new(),
+            "exec",
+        ),
+        ("an interactive bash on a pipe (ssh host 'bash -i' < script)", vec![], Some("bash -i".into()), script("interactive"), "interactive"),
+        (
+            "a function, a command substitution and a decoded eval on stdin",
+            vec![],
+            Some("bash -s".into()),
+            "touch subst-before\nf() { x=$(eval \"$(echo cm0gLXJmIC8= | base64 -d)\"); }\nf\ntouch subst-after\n".into(),
+            "subst",
+        ),
+    ];
+    for (what, options, command, stdin, tag) in cases {
+        let before = recordings();
+        let out = ssh_with(&sshd, &options, command.as_deref(), stdin.as_bytes());
+        assert_eq!(out.status.code(), Some(126), "{what}: {}\nsshd log:\n{}", text(&out), sshd.log());
+        assert!(String::from_utf8_lossy(&out.stderr).contains("refused by rule rm-root"), "{what}: {}", text(&out));
+        assert!(home().join(format!("{tag}-before")).exists(), "{what}: the lines before the refused one did not run");
+        assert!(!home().join(format!("{tag}-after")).exists(), "{what}: a line after the refused one ran");
+        let rec = only_new_recording(&before, what);
+        rec.assert_session(sys.uid, "data", command.as_deref(), 126);
+        let markers = rec.markers();
+        assert!(markers.iter().any(|m| m.starts_with("refused: $ ") && m.contains("rm -rf /")), "{what}: {markers:?}");
+        assert!(markers.iter().any(|m| m == &format!("$ touch {tag}-before")), "{what}: the allowed command is recorded: {markers:?}");
+        if !stdin.is_empty() {
+            assert!(stream(&rec, "i").contains(&format!("touch {tag}-before")), "{what}: what the shell read is recorded as input");
+        }
+    }
+
+    // The shell of a script that was not refused runs to its end, with its
+    // exit status, and `ssh -n` (stdin from /dev/null) still ends.
+    let before = recordings();
+    let out = ssh_with(&sshd, &["-n"], Some("echo n-ok; exit 3"), b"");
+    assert_eq!(out.status.code(), Some(3), "ssh -n: {}", text(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "n-ok\n");
+    only_new_recording(&before, "ssh -n").assert_session(sys.uid, "data", Some("echo n-ok; exit 3"), 3);
+}
+
+#[test]
+fn a_pty_made_by_the_command_replays_as_a_screen() {
+    let Some(sys) = System::setup("pty.spawn over ssh") else { return };
+    let sshd = sshd::Sshd::start(USER, &home());
+    let command = "python3 -c 'import pty; pty.spawn(\"/bin/bash\")'";
+    let before = recordings();
+    // The shell python starts is interactive, so it skips BASH_ENV; it is
+    // gated all the same (the bash.bashrc hook).
+    let out = ssh_with(&sshd, &[], Some(command), b"echo pty-$((6*7)) AKIAIOSFODNN7EXAMPLE\nrm -rf /\necho not-reached\nexit\n");
+    assert_eq!(out.status.code(), Some(0), "{}\nsshd log:\n{}", text(&out), sshd.log());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("pty-42 AKIAIOSFODNN7EXAMPLE"), "the user sees their output unchanged: {stdout:?}");
+    let rec = only_new_recording(&before, "pty.spawn");
+    rec.assert_session(sys.uid, "data", Some(command), 0);
+    let screen = rec.screen();
+    assert!(screen.lines().any(|l| l.trim_end().ends_with(&format!("pty-42 {}", "*".repeat(20)))), "replay shows the screen, masked:\n{screen}");
+    assert!(screen.contains("refused by rule rm-root"), "the refusal is on the screen:\n{screen}");
+    assert!(!screen.lines().any(|l| l.trim_end() == "not-reached"), "the shell went on after a refusal:\n{screen}");
+    assert!(rec.markers().iter().any(|m| m.starts_with("refused: $ rm -rf /")), "{:?}", rec.markers());
+    let raw: String = rec.events.iter().map(|e| e.2.as_str()).collect();
+    assert!(!raw.contains("AKIAIOSFODNN7EXAMPLE"), "the key is in the recording in clear");
+}
+
+/// A private PostgreSQL cluster run by the test user on loopback.
+struct Postgres {
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl Postgres {
+    fn start() -> Self {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .expect("PostgreSQL is not installed (apt-get install -y postgresql; .ci/run does this)")
+            .flatten()
+            .map(|e| e.path().join("bin"))
+            .find(|b| b.join("initdb").exists())
+            .expect("no initdb under /usr/lib/postgresql");
+        let dir = tempfile::tempdir().unwrap();
+        chmod(dir.path(), 0o755);
+        let data = dir.path().join("data");
+        std::fs::create_dir(&data).unwrap();
+        let user = nix::unistd::User::from_name(USER).unwrap().unwrap();
+        nix::unistd::chown(&data, Some(user.uid), Some(user.gid)).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let as_user = |program: &str| {
+            let mut cmd = Command::new("runuser");
+            cmd.args(["-u", USER, "--"]).arg(bin.join(program));
+            cmd
+        };
+        run_ok(as_user("initdb").args(["-A", "trust", "-U", USER, "-D"]).arg(&data));
+        let options = format!("-p {port} -k {} -c listen_addresses=127.0.0.1", data.display());
+        run_ok(as_user("pg_ctl").args(["-w", "-D"]).arg(&data).args(["-l"]).arg(data.join("log")).args(["-o", &options, "start"]));
+        let pg = Self { dir, port };
+        run_ok(as_user("psql").args(["-h", "127.0.0.1", "-p", &port.to_string(), "-d", "postgres", "-q", "-c"]).arg(
+            "create table customers (name text, email text, password text); \
+             insert into customers values ('alice', 'alice@example.com', 'Tr0ub4dor-and-3-horses'), \
+                                          ('bob', 'bob@example.com', 'correct-horse-battery-staple');",
+        ));
+        pg
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let bin = std::fs::read_dir("/usr/lib/postgresql").ok().and_then(|d| d.flatten().map(|e| e.path().join("bin/pg_ctl")).find(|p| p.exists()));
+        if let Some(pg_ctl) = bin {
+            let _ = Command::new("runuser")
+                .args(["-u", USER, "--"])
+                .arg(pg_ctl)
+                .args(["-w", "-m", "immediate", "-D"])
+                .arg(self.dir.path().join("data"))
+                .arg("stop")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+#[test]
+fn psql_output_over_ssh_is_recorded_with_the_password_column_masked() {
+    let Some(sys) = System::setup("psql over ssh") else { return };
+    let pg = Postgres::start();
+    let sshd = sshd::Sshd::start(USER, &home());
+    let command = format!("psql -h 127.0.0.1 -p {} -d postgres -c 'select name, email, password from customers order by name'", pg.port);
+    let before = recordings();
+    let out = ssh_with(&sshd, &[], Some(&command), b"");
+    assert!(out.status.success(), "{}\nsshd log:\n{}", text(&out), sshd.log());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("Tr0ub4dor-and-3-horses"), "the user gets the rows unchanged: {stdout}");
+    let rec = only_new_recording(&before, "psql -c");
+    rec.assert_session(sys.uid, "data", Some(&command), 0);
+    let output = stream(&rec, "o");
+    assert!(output.contains("alice@example.com") && output.contains("bob"), "the rows are recorded: {output}");
+    for secret in ["Tr0ub4dor-and-3-horses", "correct-horse-battery-staple"] {
+        assert!(!rec.events.iter().any(|e| e.2.contains(secret)), "{secret} is in the recording in clear:\n{output}");
+    }
+    assert!(output.contains(&"*".repeat(22)), "the password column is covered: {output}");
+    drop(pg);
+}
+
+#[test]
+fn git_clone_and_push_are_recorded_as_transfers_and_the_files_arrive_intact() {
+    let Some(sys) = System::setup("git over ssh") else { return };
+    let sshd = sshd::Sshd::start(USER, &home());
+    run_ok(Command::new("runuser").args(["-u", USER, "--", "git", "init", "-q", "--bare", "-b", "main"]).arg(home().join("repo.git")));
+    let work = tempfile::tempdir().unwrap();
+    let git = |dir: &Path, args: &[&str]| -> Output {
+        let out = Command::new("git")
+            .args(args)
+            .current_dir(dir)
+            .env("GIT_SSH_COMMAND", sshd.rsync_shell())
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.com")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.com")
+            .env("HOME", work.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}: {}\nsshd log:\n{}", text(&out), sshd.log());
+        out
+    };
+    let url = format!("{}:repo.git", sshd.host());
+    let src = work.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    git(&src, &["init", "-q", "-b", "main"]);
+    random_file(&src.join("data.bin"), 1 << 20);
+    git(&src, &["add", "data.bin"]);
+    git(&src, &["commit", "-q", "-m", "data"]);
+    let head = String::from_utf8_lossy(&git(&src, &["rev-parse", "HEAD"]).stdout).trim().to_owned();
+
+    let before = recordings();
+    git(&src, &["push", "-q", &url, "main"]);
+    let rec = only_new_recording(&before, "git push");
+    rec.assert_session(sys.uid, "data", Some("git-receive-pack 'repo.git'"), 0);
+    let transfer = audits(&rec, "transfer");
+    assert_eq!(transfer.len(), 1, "{:?}", rec.events);
+    let t = &transfer[0];
+    assert_eq!(t["protocol"], "git-receive-pack");
+    assert_eq!(t["direction"], "upload");
+    assert!(t["files"].as_array().unwrap().iter().any(|f| f["path"] == "refs/heads/main" && f["to"] == head.as_str()), "the pushed ref: {t}");
+
+    let before = recordings();
+    git(work.path(), &["clone", "-q", &url, "copy"]);
+    let rec = only_new_recording(&before, "git clone");
+    rec.assert_session(sys.uid, "data", Some("git-upload-pack 'repo.git'"), 0);
+    let transfer = audits(&rec, "transfer");
+    assert_eq!(transfer.len(), 1);
+    assert_eq!(transfer[0]["protocol"], "git-upload-pack");
+    assert_eq!(transfer[0]["direction"], "download");
+    assert_eq!(sha256(&work.path().join("copy/data.bin")), sha256(&src.join("data.bin")), "the cloned file differs");
+}
