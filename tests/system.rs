@@ -594,44 +594,6 @@ fn ssh_data_channel_is_byte_exact_and_passes_end_of_file() {
 }
 
 #[test]
-fn scp_sftp_and_rsync_transfer_binary_files_intact_and_are_recorded() {
-    let Some(sys) = System::setup("file transfer") else { return };
-    let sshd = sshd::Sshd::start(USER, &home());
-    let dir = tempfile::tempdir().unwrap();
-    let local = dir.path().join("local.bin");
-    random_file(&local, 4 << 20);
-    let digest = sha256(&local);
-    let remote = |name: &str| format!("{}:{name}", sshd.host());
-
-    // (what, command, the command custos records)
-    let sftp = "/usr/lib/openssh/sftp-server";
-    let transfers: Vec<(&str, Command, String)> = vec![
-        ("scp upload over sftp", with_args(sshd.scp(false), [path_arg(&local), remote("sftp.bin")]), sftp.into()),
-        ("scp download over sftp", with_args(sshd.scp(false), [remote("sftp.bin"), path_arg(&dir.path().join("sftp.bin"))]), sftp.into()),
-        ("legacy scp upload", with_args(sshd.scp(true), [path_arg(&local), remote("legacy.bin")]), "scp -t legacy.bin".into()),
-        ("legacy scp download", with_args(sshd.scp(true), [remote("legacy.bin"), path_arg(&dir.path().join("legacy.bin"))]), "scp -f legacy.bin".into()),
-        ("rsync upload", rsync(&sshd, &path_arg(&local), &remote("rsync.bin")), "rsync --server".into()),
-        ("rsync download", rsync(&sshd, &remote("rsync.bin"), &path_arg(&dir.path().join("rsync.bin"))), "rsync --server --sender".into()),
-    ];
-    for (what, mut cmd, recorded) in transfers {
-        let before = recordings();
-        let out = cmd.output().unwrap();
-        assert!(out.status.success(), "{what} failed: {}\nsshd log:\n{}", text(&out), sshd.log());
-        let rec = only_new_recording(&before, what);
-        let command = rec.custos("command").as_str().unwrap_or_default().to_owned();
-        assert!(command.starts_with(&recorded), "{what}: recorded command {command:?}, expected {recorded:?}…");
-        rec.assert_session(sys.uid, "data", Some(&command), 0);
-    }
-    let home = home();
-    for file in [home.join("sftp.bin"), home.join("legacy.bin"), home.join("rsync.bin")] {
-        assert_eq!(sha256(&file), digest, "{} (uploaded) differs", file.display());
-    }
-    for file in ["sftp.bin", "legacy.bin", "rsync.bin"] {
-        assert_eq!(sha256(&dir.path().join(file)), digest, "{file} (downloaded) differs");
-    }
-}
-
-#[test]
 fn ssh_interactive_session_is_recorded_with_its_exit_status() {
     let Some(sys) = System::setup("ssh -tt") else { return };
     let sshd = sshd::Sshd::start(USER, &home());

@@ -47,7 +47,9 @@ const MAX_RECORDED: usize = 20_000;
 
 /// Shells whose commands this gate checks one by one when they run
 /// without a terminal (through `BASH_ENV` and the bash.bashrc hook).
-const REACHED: &[&str] = &["bash"];
+/// `eval` runs in the same shell, under the same trap; `script` starts an
+/// interactive `$SHELL`, which the bash.bashrc hook reaches.
+const REACHED: &[&str] = &["bash", "eval", "script"];
 
 /// The rule name recorded when `[policy] unknown` decided.
 pub const UNKNOWN_RULE: &str = "custos:unknown";
@@ -106,18 +108,8 @@ impl BatchGate {
         env.vars.extend(vars);
         let decision = self.policy.check(&header_words(&text).unwrap_or_else(|| text.clone()), &self.subject, &env);
         let tamper = tampering(&decision.commands, &text);
-        // A shell this gate cannot follow into gets `[policy] unknown`
-        // (when the rules would let it run).
-        let unseen = decision.commands.iter().find(|c| c.unseen_code && !REACHED.contains(&c.name.as_str()));
-        let (rule_name, rule_message, verdict) = match unseen {
-            Some(c) if decision.verdict == Verdict::Allow && self.policy.unknown() != Verdict::Allow => (
-                Some(UNKNOWN_RULE.to_owned()),
-                format!(
-                    "{} would run commands the gate cannot see (a script file, or stdin); run the script with bash, which is checked command by command, or ask an administrator about [policy] unknown",
-                    c.name
-                ),
-                self.policy.unknown(),
-            ),
+        let (rule_name, rule_message, verdict) = match self.unseen(&decision, &env) {
+            Some(decided) if decision.verdict == Verdict::Allow => decided,
             _ => (
                 decision.rule.as_ref().map(|r| r.name.clone()),
                 decision.rule.as_ref().map(|r| r.message.clone()).unwrap_or_default(),
@@ -168,6 +160,46 @@ impl BatchGate {
         };
         Answer { reply: Some(reply), record, refused }
     }
+}
+
+impl BatchGate {
+    /// What the rules cannot see in an allowed command, decided: a shell
+    /// this gate cannot follow into gets `[policy] unknown`, and a trap's
+    /// handler (which bash runs without its DEBUG trap) is checked now, as
+    /// a line of its own, with anything opaque in it `unknown` too.
+    fn unseen(&self, decision: &crate::policy::Decision, env: &Env) -> Option<(Option<String>, String, Verdict)> {
+        let unknown = |what: &str| {
+            (self.policy.unknown() != Verdict::Allow).then(|| {
+                (
+                    Some(UNKNOWN_RULE.to_owned()),
+                    format!("{what} would run commands the gate cannot see; run them with bash, which is checked command by command, or ask an administrator about [policy] unknown"),
+                    self.policy.unknown(),
+                )
+            })
+        };
+        if let Some(c) = decision.commands.iter().find(|c| c.unseen_code && !REACHED.contains(&c.name.as_str())) {
+            return unknown(&format!("{} (a script file, or stdin)", c.name));
+        }
+        let handler = decision.commands.iter().find_map(trap_handler)?;
+        let inner = self.policy.check(&handler, &self.subject, env);
+        if inner.verdict != Verdict::Allow {
+            return Some((inner.rule.as_ref().map(|r| r.name.clone()), inner.rule.as_ref().map(|r| r.message.clone()).unwrap_or_default(), inner.verdict));
+        }
+        if inner.commands.iter().any(|c| c.unseen_code) {
+            return unknown("this trap's handler");
+        }
+        None
+    }
+}
+
+/// The code of `trap CODE SIGNAL…`, when it sets a handler (not `trap -
+/// SIG`, `trap '' SIG`, `trap SIG` or `trap -p`).
+fn trap_handler(c: &crate::policy::ParsedCommand) -> Option<String> {
+    if c.name != "trap" || c.args.len() < 2 {
+        return None;
+    }
+    let code = &c.args.first()?.text;
+    (code != "-" && !code.trim().is_empty()).then(|| code.clone())
 }
 
 /// The DEBUG trap also runs before the head of a `for`, `select` or `case`,
@@ -314,8 +346,11 @@ mod tests {
             assert!(!allowed(&a), "{line}");
             assert_eq!(a.record.as_ref().and_then(|r| r.rule.as_deref()), Some(UNKNOWN_RULE), "{line}");
         }
-        for line in ["bash deploy.sh", "bash -s", "sh -c 'echo hi'", "echo hi | sh"] {
+        for line in ["bash deploy.sh", "bash -s", "sh -c 'echo hi'", "echo hi | sh", "eval \"$(dircolors -b)\"", "trap 'rm -f /tmp/x' EXIT", "trap - EXIT", "trap '' INT"] {
             assert!(allowed(&ask(&mut g, line)), "{line}: the gate checks these itself");
+        }
+        for line in ["trap 'rm -rf /' EXIT", "trap 'eval \"$(base64 -d <<< cm0gLXJmIC8=)\"' EXIT", "trap 'sh x.sh' TERM"] {
+            assert!(!allowed(&ask(&mut g, line)), "{line}: a trap handler runs without the DEBUG trap");
         }
         for line in ["bash -p x.sh", "set -o posix", "set -p", "POSIXLY_CORRECT=1 bash x.sh", "export SHELLOPTS"] {
             assert!(!allowed(&ask(&mut g, line)), "{line}: the child would skip BASH_ENV");

@@ -76,7 +76,7 @@ fn commands_on_stdin_script_files_and_nested_shells_are_gated_line_by_line() {
         (
             "ssh host 'exec bash -c …'",
             vec![],
-            Some("exec bash -c 'touch exec-before; eval \"rm -rf /\"; touch exec-after'".into()),
+            Some("exec bash -c 'touch exec-before; eval \"$(echo cm0gLXJmIC8= | base64 -d)\"; touch exec-after'".into()),
             String::new(),
             "exec",
         ),
@@ -106,6 +106,19 @@ fn commands_on_stdin_script_files_and_nested_shells_are_gated_line_by_line() {
         }
     }
 
+    // dash (Debian's sh) reads no BASH_ENV: its script would run unchecked,
+    // so it gets the policy's `unknown` verdict, deny by default.
+    let _ = std::fs::remove_file(home().join("file-before"));
+    for command in ["sh script.sh", "sh -s"] {
+        let before = recordings();
+        let out = ssh_with(&sshd, &[], Some(command), script("dash").as_bytes());
+        assert_eq!(out.status.code(), Some(126), "{command}: {}", text(&out));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("refused by rule custos:unknown"), "{command}: {}", text(&out));
+        assert!(!home().join("file-before").exists() && !home().join("dash-before").exists(), "{command}: dash ran the script");
+        let rec = only_new_recording(&before, command);
+        assert!(rec.markers().iter().any(|m| m == &format!("refused: $ {command}")), "{command}: {:?}", rec.markers());
+    }
+
     // The shell of a script that was not refused runs to its end, with its
     // exit status, and `ssh -n` (stdin from /dev/null) still ends.
     let before = recordings();
@@ -124,11 +137,12 @@ fn a_pty_made_by_the_command_replays_as_a_screen() {
     // The shell python starts is interactive, so it skips BASH_ENV; it is
     // gated all the same (the bash.bashrc hook).
     let out = ssh_with(&sshd, &[], Some(command), b"echo pty-$((6*7)) AKIAIOSFODNN7EXAMPLE\nrm -rf /\necho not-reached\nexit\n");
-    assert_eq!(out.status.code(), Some(0), "{}\nsshd log:\n{}", text(&out), sshd.log());
+    // The refusal stops the script (exit mode), which ends the session 126.
+    assert_eq!(out.status.code(), Some(126), "{}\nsshd log:\n{}", text(&out), sshd.log());
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("pty-42 AKIAIOSFODNN7EXAMPLE"), "the user sees their output unchanged: {stdout:?}");
     let rec = only_new_recording(&before, "pty.spawn");
-    rec.assert_session(sys.uid, "data", Some(command), 0);
+    rec.assert_session(sys.uid, "data", Some(command), 126);
     let screen = rec.screen();
     assert!(screen.lines().any(|l| l.trim_end().ends_with(&format!("pty-42 {}", "*".repeat(20)))), "replay shows the screen, masked:\n{screen}");
     assert!(screen.contains("refused by rule rm-root"), "the refusal is on the screen:\n{screen}");
@@ -266,4 +280,91 @@ fn git_clone_and_push_are_recorded_as_transfers_and_the_files_arrive_intact() {
     assert_eq!(transfer[0]["protocol"], "git-upload-pack");
     assert_eq!(transfer[0]["direction"], "download");
     assert_eq!(sha256(&work.path().join("copy/data.bin")), sha256(&src.join("data.bin")), "the cloned file differs");
+}
+
+/// The file entry of a transfer record whose path ends with `name`.
+fn file_entry<'a>(transfer: &'a Value, name: &str, direction: &str) -> &'a Value {
+    transfer["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"].as_str().unwrap_or_default().ends_with(name) && f["direction"] == direction)
+        .unwrap_or_else(|| panic!("no {direction} of {name} in {transfer}"))
+}
+
+#[test]
+fn transfers_are_recorded_with_names_sizes_and_hashes_and_arrive_intact() {
+    let Some(sys) = System::setup("transfer records") else { return };
+    let sshd = sshd::Sshd::start(USER, &home());
+    let dir = tempfile::tempdir().unwrap();
+    let local = dir.path().join("local.bin");
+    let size: u64 = 3 << 20;
+    random_file(&local, size);
+    let digest = sha256(&local);
+    let remote = |name: &str| format!("{}:{name}", sshd.host());
+    let local_copy = |name: &str| path_arg(&dir.path().join(name));
+
+    // (what, command, protocol, direction, the name, whether the protocol
+    // carries the file's bytes so the record can hash them)
+    let cases: Vec<(&str, Command, &str, &str, &str, bool)> = vec![
+        ("scp upload over sftp", with_args(sshd.scp(false), [path_arg(&local), remote("s.bin")]), "sftp", "upload", "s.bin", true),
+        ("scp download over sftp", with_args(sshd.scp(false), [remote("s.bin"), local_copy("s.bin")]), "sftp", "download", "s.bin", true),
+        ("legacy scp upload", with_args(sshd.scp(true), [path_arg(&local), remote("l.bin")]), "scp", "upload", "l.bin", true),
+        ("legacy scp download", with_args(sshd.scp(true), [remote("l.bin"), local_copy("l.bin")]), "scp", "download", "l.bin", true),
+        ("rsync upload", rsync(&sshd, &path_arg(&local), &remote("r.bin")), "rsync", "upload", "r.bin", false),
+        ("rsync download", rsync(&sshd, &remote("r.bin"), &local_copy("r.bin")), "rsync", "download", "r.bin", false),
+    ];
+    for (what, mut cmd, protocol, direction, name, hashed) in cases {
+        let before = recordings();
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{what} failed: {}\nsshd log:\n{}", text(&out), sshd.log());
+        let rec = only_new_recording(&before, what);
+        let command = rec.custos("command").as_str().unwrap_or_default().to_owned();
+        rec.assert_session(sys.uid, "data", Some(&command), 0);
+        let transfers = audits(&rec, "transfer");
+        assert_eq!(transfers.len(), 1, "{what}: {:?}", rec.events);
+        let t = &transfers[0];
+        assert_eq!(t["protocol"], protocol, "{what}: {t}");
+        assert_eq!(t["direction"], direction, "{what}: {t}");
+        assert!(rec.markers().iter().any(|m| m.starts_with(&format!("transfer: {protocol} {direction}")) && m.contains(name)), "{what}: {:?}", rec.markers());
+        if protocol == "rsync" {
+            assert!(t["arguments"].as_array().unwrap().iter().any(|a| a.as_str().unwrap_or_default().ends_with(name)), "{what}: {t}");
+        } else {
+            let f = file_entry(t, name, direction);
+            assert_eq!(f["size"], size, "{what}: {f}");
+            if hashed {
+                assert_eq!(f["sha256"], digest.as_str(), "{what}: the file's hash: {f}");
+            }
+        }
+        // No file content is stored in the recording.
+        assert!(rec.events.iter().all(|e| e.2.len() < 64 << 10), "{what}: a large event in the recording");
+    }
+
+    // An sftp batch: upload, download, mkdir and rename in one session.
+    let batch = dir.path().join("batch");
+    std::fs::write(&batch, format!("put {} b.bin\nget b.bin {}\nmkdir made\nrename b.bin made/b.bin\nls made\n", path_arg(&local), local_copy("b.bin"))).unwrap();
+    let mut sftp = Command::new("sftp");
+    sftp.args(["-q", "-b"]).arg(&batch).args(["-P", &sshd.port.to_string()]).args(sshd.client_options()).arg(sshd.host());
+    let before = recordings();
+    let out = sftp.output().unwrap();
+    assert!(out.status.success(), "sftp -b: {}\nsshd log:\n{}", text(&out), sshd.log());
+    let rec = only_new_recording(&before, "sftp -b");
+    let t = &audits(&rec, "transfer")[0];
+    assert_eq!(t["protocol"], "sftp");
+    assert_eq!(t["direction"], "both", "{t}");
+    let up = file_entry(t, "/b.bin", "upload");
+    assert_eq!((up["size"].as_u64(), up["sha256"].as_str()), (Some(size), Some(digest.as_str())), "{up}");
+    let down = file_entry(t, "/b.bin", "download");
+    assert_eq!((down["size"].as_u64(), down["sha256"].as_str()), (Some(size), Some(digest.as_str())), "{down}");
+    file_entry(t, "/made", "mkdir");
+    let renamed = file_entry(t, "/b.bin", "rename");
+    assert!(renamed["to"].as_str().unwrap_or_default().ends_with("made/b.bin"), "{renamed}");
+
+    let home = home();
+    for file in [home.join("s.bin"), home.join("l.bin"), home.join("r.bin"), home.join("made/b.bin")] {
+        assert_eq!(sha256(&file), digest, "{} (uploaded) differs", file.display());
+    }
+    for file in ["s.bin", "l.bin", "r.bin", "b.bin"] {
+        assert_eq!(sha256(&dir.path().join(file)), digest, "{file} (downloaded) differs");
+    }
 }

@@ -92,7 +92,7 @@ impl Sshd {
 
     /// Client options shared by ssh, scp and rsync's `-e`: this key only,
     /// no agent, no host-key prompt, no user configuration.
-    fn client_options(&self) -> Vec<String> {
+    pub fn client_options(&self) -> Vec<String> {
         [
             "-F",
             "/dev/null",
