@@ -177,7 +177,12 @@ impl BatchGate {
                 )
             })
         };
-        if let Some(c) = decision.commands.iter().find(|c| c.unseen_code && !REACHED.contains(&c.name.as_str())) {
+        // A shell behind a wrapper that resets the environment starts
+        // without BASH_ENV, so the hooks do not reach it either.
+        let reached = |c: &&crate::policy::ParsedCommand| {
+            REACHED.contains(&c.name.as_str()) && !c.wrappers.iter().any(|w| ["sudo", "doas", "pkexec", "runuser", "chroot"].contains(&w.as_str()))
+        };
+        if let Some(c) = decision.commands.iter().find(|c| c.unseen_code && !reached(c)) {
             return unknown(&format!("{} (a script file, or stdin)", c.name));
         }
         let handler = decision.commands.iter().find_map(trap_handler)?;
@@ -236,9 +241,15 @@ fn tampering(commands: &[crate::policy::ParsedCommand], text: &str) -> Option<St
     if text.contains("SHELLOPTS") || text.contains("POSIXLY_CORRECT") {
         return Some("a change to SHELLOPTS or POSIXLY_CORRECT".into());
     }
-    // `env -i` empties the environment of what it runs, BASH_ENV with it
-    // (the policy sees through `env`, so look at the words).
+    // `env -i` and `exec -c` empty the environment of what they run,
+    // BASH_ENV with it (the policy sees through both, so look at the words).
     let words: Vec<&str> = text.split_whitespace().collect();
+    if let Some(at) = words.iter().position(|w| *w == "exec") {
+        let options = words.get(at + 1..).unwrap_or_default().iter().take_while(|w| w.starts_with('-') && **w != "--");
+        if options.clone().any(|w| w.contains('c')) {
+            return Some("`exec -c`".into());
+        }
+    }
     if let Some(at) = words.iter().position(|w| *w == "env" || w.ends_with("/env")) {
         if words.get(at + 1..).unwrap_or_default().iter().any(|w| *w == "-i" || *w == "--ignore-environment" || *w == "-" || (w.starts_with('-') && !w.starts_with("--") && w.contains('i'))) {
             return Some("`env -i`".into());
@@ -349,6 +360,10 @@ mod tests {
         for line in ["bash deploy.sh", "bash -s", "sh -c 'echo hi'", "echo hi | sh", "eval \"$(dircolors -b)\"", "trap 'rm -f /tmp/x' EXIT", "trap - EXIT", "trap '' INT"] {
             assert!(allowed(&ask(&mut g, line)), "{line}: the gate checks these itself");
         }
+        for line in ["sudo bash x.sh", "sudo -u app bash -s", "exec -c bash x.sh", "exec -lc bash"] {
+            assert!(!allowed(&ask(&mut g, line)), "{line}: the shell starts without BASH_ENV");
+        }
+        assert!(allowed(&ask(&mut g, "exec bash x.sh")), "a plain exec keeps the environment");
         for line in ["trap 'rm -rf /' EXIT", "trap 'eval \"$(base64 -d <<< cm0gLXJmIC8=)\"' EXIT", "trap 'sh x.sh' TERM"] {
             assert!(!allowed(&ask(&mut g, line)), "{line}: a trap handler runs without the DEBUG trap");
         }
