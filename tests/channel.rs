@@ -1,7 +1,8 @@
 //! The data channel without a terminal, run unprivileged: the bytes pass
 //! untouched, the recording holds the streams masked and binary runs as
-//! hashes, and a bash reading commands without a terminal is gated command
-//! by command (functions, command substitutions, script files, stdin).
+//! hashes, and a bash or zsh reading commands without a terminal is gated
+//! command by command (functions, command substitutions, script files,
+//! stdin, startup files, and each shell started from the other).
 
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 use std::io::Write as _;
@@ -16,23 +17,40 @@ struct Run {
 }
 
 fn run(dir: &Path, args: &[&str], stdin: &[u8]) -> Run {
-    run_with(dir, args, stdin, &[])
+    run_shell(dir, None, args, stdin, &[])
 }
 
 fn run_with(dir: &Path, args: &[&str], stdin: &[u8], env: &[(&str, &Path)]) -> Run {
+    run_shell(dir, None, args, stdin, env)
+}
+
+/// As `run`, with zsh as the user's shell and `dir` as its home (so a
+/// `.zshenv` there is the user's own).
+fn run_zsh(dir: &Path, args: &[&str], stdin: &[u8]) -> Run {
+    run_shell(dir, Some("/usr/bin/zsh"), args, stdin, &[])
+}
+
+fn run_shell(dir: &Path, shell: Option<&str>, args: &[&str], stdin: &[u8], env: &[(&str, &Path)]) -> Run {
     let policy = dir.join("policy.toml");
     std::fs::write(&policy, "[[rule]]\nname = \"no-touch\"\nmessage = \"touch is not allowed\"\naction = \"deny\"\nprogram = [\"touch\"]\n").unwrap();
     let state = dir.join("state");
     // Our own config, so a system-wide /etc/custos does not apply.
     let config = dir.join("custos.toml");
-    std::fs::write(&config, format!("[recording]\nspool_dir = \"{}\"\n", state.join("custos").display())).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_custos-shell"))
+    let mut text = format!("[recording]\nspool_dir = \"{}\"\n", state.join("custos").display());
+    let mut command = Command::new(env!("CARGO_BIN_EXE_custos-shell"));
+    if let Some(shell) = shell {
+        text.push_str(&format!("[shell]\ndefault = \"{shell}\"\n"));
+        command.env("HOME", dir);
+    }
+    std::fs::write(&config, text).unwrap();
+    let mut child = command
         .args(args)
         .current_dir(dir)
         .env("CUSTOS_CONFIG", &config)
         .env("CUSTOS_POLICY", &policy)
         .env_remove("BASH_ENV")
         .envs(env.iter().copied())
+        .env_remove("ZDOTDIR")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -140,4 +158,113 @@ fn compound_commands_run_under_the_gate() {
     let r = run(dir.path(), &["-c", "bash -s"], script.as_bytes());
     assert_eq!(r.status, 0, "{}", r.stderr);
     assert_eq!(String::from_utf8_lossy(&r.stdout), "i=1\ni=2\nbatch\nn=2\nj=0\nj=1\ntest-ok\ns=one\na\nb\n");
+}
+
+#[test]
+fn zsh_a_refused_command_in_a_stdin_script_stops_it_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display();
+    let script = format!("echo before > {d}/before\ntouch {d}/refused\necho after > {d}/after\n");
+    for args in [vec!["-c", "zsh -s"], vec![]] {
+        let r = run_zsh(dir.path(), &args, script.as_bytes());
+        assert_eq!(r.status, 126, "{args:?}: {}", r.stderr);
+        assert!(dir.path().join("before").exists(), "{args:?}: lines before it ran");
+        assert!(!dir.path().join("refused").exists() && !dir.path().join("after").exists(), "{args:?}: it and the rest did not");
+        assert!(r.stderr.contains("custos: refused by rule no-touch"), "{}", r.stderr);
+        assert!(r.cast.contains(&format!("refused: $ touch {d}/refused")), "{}", r.cast);
+        std::fs::remove_file(dir.path().join("before")).unwrap();
+    }
+}
+
+#[test]
+fn zsh_functions_substitutions_subshells_script_files_and_eval_are_gated() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("s.zsh"), "echo start\ntouch t\n").unwrap();
+    // The refused command is reached only at run time: its text is built,
+    // read from a file, or inside a construct the outer check cannot see.
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["-c", "zsh -s"], "c=tou; f() { ${c}ch t; }\nf\n"),
+        (vec![], "c=tou; x=$(${c}ch t)\n"),
+        (vec![], "c=tou; ( ${c}ch t )\n"),
+        (vec![], "c=tou; echo | ${c}ch t\n"),
+        (vec!["-c", "zsh s.zsh"], ""),
+        (vec![], "zsh s.zsh\n"),
+        (vec!["-c", "zsh -s"], "eval \"$(echo dG91Y2ggdA== | base64 -d)\"\n"),
+        (vec!["-c", "zsh -s"], "c=tou; zsh -c \"${c}ch t\"\n"),
+    ];
+    for (args, stdin) in cases {
+        let r = run_zsh(dir.path(), &args, stdin.as_bytes());
+        assert_eq!(r.status, 126, "{args:?} {stdin:?}: {}", r.stderr);
+        assert!(r.stderr.contains("custos: "), "{args:?} {stdin:?}: {}", r.stderr);
+        assert!(!dir.path().join("t").exists(), "{args:?} {stdin:?} ran the refused command");
+    }
+}
+
+#[test]
+fn zsh_switching_the_gate_off_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("s.zsh"), "touch t\n").unwrap();
+    for attempt in [
+        "unfunction TRAPDEBUG",
+        "trap - DEBUG",
+        "trap '' DEBUG",
+        "trap -",
+        "unsetopt debugbeforecmd",
+        "setopt no_debug_before_cmd",
+        "n=TRAPDEBUG; $n() { : }",
+        "export ZDOTDIR=/tmp",
+        "zsh -f s.zsh",
+        "zsh --no-rcs s.zsh",
+        "zsh --emulate sh s.zsh",
+        "ARGV0=sh zsh s.zsh",
+        "zmodload -u zsh/net/tcp",
+        "disable trap",
+    ] {
+        let r = run_zsh(dir.path(), &["-c", "zsh -s"], format!("{attempt}\nc=tou; ${{c}}ch t\n").as_bytes());
+        assert_eq!(r.status, 126, "{attempt}: {}", r.stderr);
+        assert!(r.stderr.contains("would switch off the command gate"), "{attempt}: {}", r.stderr);
+        assert!(!dir.path().join("t").exists(), "{attempt} switched the gate off");
+    }
+}
+
+#[test]
+fn zsh_startup_files_are_the_users_and_are_gated() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display();
+    // A login zsh reads .zshenv, .zprofile and .zlogin: ours, then the user's.
+    std::fs::write(dir.path().join(".zshenv"), format!("echo env > {d}/env-ran\n")).unwrap();
+    std::fs::write(dir.path().join(".zprofile"), format!("echo profile > {d}/profile-ran\n")).unwrap();
+    let r = run_zsh(dir.path(), &["-l", "-s"], b"echo script\n");
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    assert_eq!(r.stdout, b"script\n");
+    assert!(dir.path().join("env-ran").exists() && dir.path().join("profile-ran").exists(), "the user's files were read");
+    std::fs::write(dir.path().join(".zshenv"), format!("touch {d}/t\n")).unwrap();
+    let r = run_zsh(dir.path(), &["-c", "echo never"], b"");
+    assert_eq!(r.status, 126, "{}", r.stderr);
+    assert!(r.stdout.is_empty(), "nothing ran after the refusal in .zshenv");
+    assert!(!dir.path().join("t").exists(), "the user's .zshenv is gated too");
+}
+
+#[test]
+fn zsh_and_bash_started_from_each_other_are_gated() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("s.sh"), "touch t\n").unwrap();
+    std::fs::write(dir.path().join("s.zsh"), "touch t\n").unwrap();
+    for (r, what) in [(run_zsh(dir.path(), &["-c", "zsh -s"], b"bash s.sh\n"), "bash from zsh"), (run(dir.path(), &["-c", "bash -s"], b"zsh s.zsh\n"), "zsh from bash")] {
+        assert_eq!(r.status, 126, "{what}: {}", r.stderr);
+        assert!(r.stderr.contains("refused by rule no-touch"), "{what}: {}", r.stderr);
+        assert!(!dir.path().join("t").exists(), "{what} ran the refused command");
+    }
+}
+
+#[test]
+fn zsh_an_allowed_script_runs_to_the_end_byte_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = "f() { print -rn -- \"$1\"; }\nx=$(echo sub)\nfor i in 1 2; do f \"$i:$x \"; done\n( echo sub | tr a-z A-Z )\nprintf '\\x00\\xff\\n'\nprint -r -- \"é ${#x}\"\n";
+    let r = run_zsh(dir.path(), &["-c", "zsh -s"], script.as_bytes());
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    let mut expected = b"1:sub 2:sub SUB\n\x00\xff\n".to_vec();
+    expected.extend_from_slice("é 3\n".as_bytes());
+    assert_eq!(r.stdout, expected, "{:?}", String::from_utf8_lossy(&r.stdout));
+    assert!(r.stderr.is_empty(), "{}", r.stderr);
 }

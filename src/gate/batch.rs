@@ -1,14 +1,19 @@
 //! The command gate for a shell without a terminal: a script on stdin
-//! (`ssh -T host < script`, `bash -s`), a script file (`bash script.sh`),
-//! or a `-c` command that starts either.
+//! (`ssh -T host < script`, `bash -s`, `zsh -s`), a script file
+//! (`bash script.sh`, `zsh script.zsh`), or a `-c` command that starts
+//! either.
 //!
 //! Nobody types these lines, so there is no Enter to gate: bash loads
 //! `hooks/batch.bash` through `BASH_ENV`, whose DEBUG trap (inherited by
 //! functions, subshells and command substitutions through `functrace`)
 //! asks before every simple command, as it is about to run, with the text
 //! bash is about to execute and the values of the variables it names.
-//! Aliases, functions, `eval` of a decoded payload, a script file, a
-//! nested bash: all end as simple commands, each asked about on its own.
+//! zsh loads `hooks/batch.zsh` as the `.zshenv` of a `ZDOTDIR` of ours;
+//! its DEBUG trap runs before every sublist (a compound command first as a
+//! whole, then each command in it), in functions, subshells and command
+//! substitutions alike, with the text in `ZSH_DEBUG_CMD`. Aliases,
+//! functions, `eval` of a decoded payload, a script file, a nested shell:
+//! all end as commands, each asked about on its own.
 //!
 //! Each question comes on a connection of its own (bash's `/dev/tcp` on
 //! loopback, a port and a token the recorder chose): subshells ask at the
@@ -19,7 +24,17 @@
 //! what would take the hooks away: `trap` on DEBUG, turning off
 //! `functrace` or `extdebug`, `enable`, changing `BASH_ENV`, and the
 //! hooks' own functions (which are read-only besides), and `bash -p`
-//! (privileged mode reads no `BASH_ENV`).
+//! (privileged mode reads no `BASH_ENV`). zsh's functions
+//! cannot be made read-only and its options have many spellings, so for
+//! zsh the checks refuse by name and by text: `TRAPDEBUG`, `trap -`,
+//! `unfunction`, `unset -f`, `functions -c` and the `functions` array, a
+//! function defined under a name made at run time, any spelling of
+//! `debug_before_cmd`, any change to `ZDOTDIR`, `disable`, `zmodload -u`
+//! or `-F`, and a zsh that would read no `.zshenv` (`-f`, `--no-rcs`,
+//! `-o no_rcs`, `+o rcs`, `--emulate`, `ARGV0`, `exec -a`). What a script
+//! can still do past this (a shell that reads neither, such as `dash`, a
+//! zsh under another name, or another interpreter) is for the exec-level
+//! gate.
 //!
 //! A shell this gate cannot follow into (`sh script.sh` and `dash -s` on
 //! Debian, `ksh`, bash run under another name) would run commands nobody
@@ -49,7 +64,7 @@ const MAX_RECORDED: usize = 20_000;
 /// without a terminal (through `BASH_ENV` and the bash.bashrc hook).
 /// `eval` runs in the same shell, under the same trap; `script` starts an
 /// interactive `$SHELL`, which the bash.bashrc hook reaches.
-const REACHED: &[&str] = &["bash", "eval", "script"];
+const REACHED: &[&str] = &["bash", "zsh", "eval", "script"];
 
 /// The rule name recorded when `[policy] unknown` decided.
 pub const UNKNOWN_RULE: &str = "custos:unknown";
@@ -106,7 +121,14 @@ impl BatchGate {
         let text = if command.is_empty() { line } else { command };
         let mut env = Env::new(&cwd, &self.home);
         env.vars.extend(vars);
-        let decision = self.policy.check(&header_words(&text).unwrap_or_else(|| text.clone()), &self.subject, &env);
+        let mut decision = self.policy.check(&text, &self.subject, &env);
+        // bash's head of a loop or `case` alone does not parse; zsh sends
+        // the whole compound command, which does.
+        if decision.parse_error.is_some() {
+            if let Some(words) = header_words(&text) {
+                decision = self.policy.check(&words, &self.subject, &env);
+            }
+        }
         let tamper = tampering(&decision.commands, &text);
         let (rule_name, rule_message, verdict) = match self.unseen(&decision, &env) {
             Some(decided) if decision.verdict == Verdict::Allow => decided,
@@ -236,6 +258,9 @@ fn tampering(commands: &[crate::policy::ParsedCommand], text: &str) -> Option<St
     if text.contains("BASH_ENV") || text.contains("__custos") {
         return Some("a change to BASH_ENV or the hooks' functions".into());
     }
+    if let Some(what) = zsh_text_tampering(text) {
+        return Some(what);
+    }
     // A bash started in POSIX or privileged mode reads no BASH_ENV; both
     // reach a child through these variables.
     if text.contains("SHELLOPTS") || text.contains("POSIXLY_CORRECT") {
@@ -255,11 +280,19 @@ fn tampering(commands: &[crate::policy::ParsedCommand], text: &str) -> Option<St
             return Some("`env -i`".into());
         }
     }
+    // `exec -a sh zsh` starts the shell emulating sh (no `.zshenv`), and
+    // bash in posix mode (no `BASH_ENV`); the policy sees through `exec`.
+    if let Some(at) = words.iter().position(|w| *w == "exec") {
+        if words.get(at + 1..).unwrap_or_default().iter().take_while(|w| w.starts_with('-')).any(|w| w.contains('a')) {
+            return Some("`exec -a`".into());
+        }
+    }
     for c in commands {
         let words: Vec<&str> = c.flags.iter().map(String::as_str).chain(c.args.iter().map(|a| a.text.as_str())).collect();
         let any = |f: &dyn Fn(&str) -> bool| words.iter().any(|w| f(w));
         let hit = match c.name.as_str() {
-            "trap" => any(&|w| w.eq_ignore_ascii_case("DEBUG") || w.eq_ignore_ascii_case("RETURN")),
+            // zsh: `trap -` alone resets every trap, DEBUG with them.
+            "trap" => any(&|w| w.eq_ignore_ascii_case("DEBUG") || w.eq_ignore_ascii_case("RETURN")) || words == ["-"],
             "set" => {
                 any(&|w| w.starts_with('+') && w.contains('T'))
                     || any(&|w| w.starts_with('-') && !w.starts_with("--") && w.contains('p'))
@@ -267,13 +300,83 @@ fn tampering(commands: &[crate::policy::ParsedCommand], text: &str) -> Option<St
                     || (any(&|w| w == "-o") && any(&|w| w == "posix" || w == "privileged"))
             }
             "shopt" => any(&|w| w == "extdebug"),
-            "enable" => true,
+            "enable" | "disable" => true,
             "env" => any(&|w| w == "-i" || w == "--ignore-environment" || w == "-"),
             "bash" | "sh" => any(&|w| w == "--posix" || (w.starts_with('-') && !w.starts_with("--") && w.contains('p')) || w == "privileged"),
-            _ => false,
+            // A zsh that reads no startup files, or starts as sh or ksh
+            // (which read no `.zshenv`), never loads the hooks.
+            "zsh" => any(&|w| {
+                let flag = w.starts_with('-') && !w.starts_with("--") && w.contains('f');
+                flag || w == "+o" || matches!(option_name(w).as_str(), "norcs" | "emulate")
+            }),
+            // The hooks' functions can be removed by a name made at run time.
+            "unfunction" => true,
+            "unset" | "unhash" => any(&|w| w.starts_with('-') && (w.contains('f') || w.contains('m'))),
+            // `functions -c f TRAPDEBUG` copies a function over the trap's.
+            "functions" => any(&|w| w.starts_with('-') && w.contains('c')),
+            "setopt" | "unsetopt" => any(&|w| w.starts_with('-') && w.contains('m')),
+            // Unloading (or disabling the features of) zsh/net/tcp or
+            // zsh/parameter leaves the hooks without their builtins.
+            "zmodload" => any(&|w| w.starts_with('-') && (w.contains('u') || w.contains('F'))),
+            name => name.starts_with("__custos"),
         };
         if hit {
             return Some(format!("`{}`", c.name));
+        }
+    }
+    None
+}
+
+/// A zsh option or long flag as zsh compares them: case, `_` and `-`
+/// ignored (`--no-rcs`, `NO_RCS` and `norcs` are one option).
+fn option_name(word: &str) -> String {
+    word.chars().filter(|c| *c != '_' && *c != '-').flat_map(char::to_lowercase).collect()
+}
+
+/// zsh's hooks are taken away by names and assignments the parsed commands
+/// do not show: the DEBUG trap's function, the option that runs it before
+/// each command, the `ZDOTDIR` every later zsh reads them from, a function
+/// defined under a name made at run time (which may be `TRAPDEBUG`), the
+/// `functions` array, and `ARGV0` (a zsh started as `sh` reads no
+/// `.zshenv`).
+fn zsh_text_tampering(text: &str) -> Option<String> {
+    if text.contains("TRAPDEBUG") || option_name(text).contains("debugbeforecmd") {
+        return Some("a change to the DEBUG trap".into());
+    }
+    // `$ZDOTDIR` and `${ZDOTDIR}` read it; any other mention may set it.
+    if text.replace("${ZDOTDIR}", "").replace("$ZDOTDIR", "").contains("ZDOTDIR") {
+        return Some("a change to ZDOTDIR".into());
+    }
+    if text.contains("ARGV0") {
+        return Some("ARGV0".into());
+    }
+    let assigned = |array: &str| {
+        text.match_indices(array).any(|(at, _)| {
+            let before = text.get(..at).and_then(|t| t.chars().next_back());
+            let after = text.get(at + array.len()..).and_then(|t| t.chars().next());
+            before.is_none_or(|c| c.is_whitespace() || ";&|({".contains(c)) && matches!(after, Some('[' | '=' | '+'))
+        })
+    };
+    if assigned("functions") || assigned("dis_functions") {
+        return Some("a change to the functions array".into());
+    }
+    // A function defined under a name that is not a plain word.
+    for (at, _) in text.match_indices("()") {
+        if !text.get(at + 2..).unwrap_or_default().trim_start().starts_with('{') {
+            continue;
+        }
+        let before = text.get(..at).unwrap_or_default().trim_end();
+        let name = before.rsplit(|c: char| c.is_whitespace() || ";&|".contains(c)).next().unwrap_or_default();
+        if name.contains(['$', '`', '"', '\'', '\\']) {
+            return Some("a function defined under a name made at run time".into());
+        }
+    }
+    let words: Vec<&str> = text.split_whitespace().collect();
+    for pair in words.windows(2) {
+        if let [first, name] = pair {
+            if *first == "function" && name.contains(['$', '`', '"', '\'', '\\']) {
+                return Some("a function defined under a name made at run time".into());
+            }
         }
     }
     None
@@ -373,6 +476,71 @@ mod tests {
         let policy = Policy::parse("[policy]\nunknown = \"allow\"\n", std::path::Path::new("p.toml")).unwrap();
         let mut open = BatchGate::new(policy, Subject::default(), "/root".into(), "tok".into(), OnRefusal::Continue);
         assert!(allowed(&ask(&mut open, "sh deploy.sh")), "unknown = allow lets it run");
+    }
+
+    #[test]
+    fn switching_zshs_backstop_off_is_refused() {
+        for cmd in [
+            "unfunction TRAPDEBUG",
+            "unfunction $f",
+            "TRAPDEBUG () {\n\t:\n}",
+            "$n () {\n\t:\n}",
+            "function ${n} { : }",
+            "functions[__custos_debug]=:",
+            "a=TRAP; functions[${a}DEBUG]=:",
+            "functions -c f g",
+            "unset -f f",
+            "unhash -f f",
+            "trap - DEBUG",
+            "trap '' DEBUG",
+            "trap -",
+            "unsetopt debugbeforecmd",
+            "unsetopt DEBUG_BEFORE_CMD",
+            "setopt no_debug_before_cmd",
+            "set +o debugbeforecmd",
+            "options[debugbeforecmd]=off",
+            "unsetopt -m 'debug*'",
+            "export ZDOTDIR=/tmp",
+            "ZDOTDIR=/tmp zsh s.zsh",
+            "unset ZDOTDIR",
+            ": ${ZDOTDIR::=/tmp}",
+            "zsh -f s.zsh",
+            "zsh -fc 'touch t'",
+            "zsh --no-rcs s.zsh",
+            "zsh --norcs s.zsh",
+            "zsh -o no_rcs s.zsh",
+            "zsh +o rcs s.zsh",
+            "zsh --emulate sh s.zsh",
+            "ARGV0=sh zsh s.zsh",
+            "exec -a sh zsh s.zsh",
+            "zmodload -u zsh/net/tcp",
+            "zmodload -F zsh/net/tcp -b:ztcp",
+            "disable trap",
+            "disable -r builtin",
+        ] {
+            let mut g = gate(OnRefusal::Continue);
+            assert!(ask(&mut g, cmd).refused, "{cmd} must be refused");
+        }
+    }
+
+    #[test]
+    fn zsh_commands_that_leave_the_backstop_alone_are_allowed() {
+        for cmd in [
+            "trap 'rm -f $tmp' EXIT",
+            "setopt err_exit",
+            "emulate -L zsh",
+            "source $ZDOTDIR/aliases.zsh",
+            "echo ${ZDOTDIR}",
+            "(( ${+functions[f]} )) && f",
+            "f () {\n\techo hi\n}",
+            "zsh -c 'echo hi'",
+            "zsh -x s.zsh",
+            "zmodload zsh/datetime",
+            "unset x",
+        ] {
+            let mut g = gate(OnRefusal::Continue);
+            assert!(allowed(&ask(&mut g, cmd)), "{cmd} must be allowed");
+        }
     }
 
     #[test]

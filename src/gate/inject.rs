@@ -8,6 +8,10 @@
 //!   `logout` and `shopt login_shell` behave).
 //! - zsh is started with `ZDOTDIR` naming a directory of ours whose startup
 //!   files read the user's and hand over at the end (see `custos.zsh`).
+//! - Without a terminal (`BatchHooks`, see `gate::batch`) there is no line
+//!   editor to hook: bash reads `batch.bash` through `BASH_ENV`, zsh reads
+//!   `batch.zsh` as the `.zshenv` of a `ZDOTDIR` of ours, which stays ours
+//!   in the environment so that every zsh the script starts reads it too.
 //!
 //! The scripts are files in the repository (`src/gate/hooks/`), embedded in
 //! the binary and written at session start to a fresh directory that the
@@ -34,6 +38,16 @@ pub const BATCH_HOOKS: &str = include_str!("hooks/batch.bash");
 /// a terminal, this line loads the script gate there too. Elsewhere
 /// `BASH_ENV` is not our hooks file and it does nothing.
 pub const BASHRC_HOOK: &str = r#"case ${BASH_ENV-} in /tmp/custos-gate-*/batch.bash) . "$BASH_ENV" ;; esac"#;
+pub const BATCH_ZSH_HOOKS: &str = include_str!("hooks/batch.zsh");
+/// The batch gate's ZDOTDIR: `batch.zsh` is its `.zshenv`; the others read
+/// the user's own files of the same name.
+const BATCH_ZDOTDIR_FILES: [(&str, &str); 5] = [
+    (".zshenv", BATCH_ZSH_HOOKS),
+    (".zprofile", include_str!("hooks/batch-zdotdir/.zprofile")),
+    (".zshrc", include_str!("hooks/batch-zdotdir/.zshrc")),
+    (".zlogin", include_str!("hooks/batch-zdotdir/.zlogin")),
+    (".zlogout", include_str!("hooks/batch-zdotdir/.zlogout")),
+];
 const ZDOTDIR_FILES: [(&str, &str); 4] = [
     (".zshenv", include_str!("hooks/zdotdir/.zshenv")),
     (".zprofile", include_str!("hooks/zdotdir/.zprofile")),
@@ -150,13 +164,19 @@ impl Injection {
     }
 }
 
-/// The gate for bash without a terminal (see `gate::batch`): its hooks
-/// written to a directory of ours, the loopback socket it asks on, the
-/// token, and the environment that points bash at them.
+/// The gate for bash and zsh without a terminal (see `gate::batch`): the
+/// hooks of both written to a directory of ours, the loopback socket they
+/// ask on, the token, and the environment that points each shell at them.
+///
+/// Both shells' hooks are set up whichever shell the session starts, so a
+/// bash started from a zsh script (or a zsh from a bash script) is gated
+/// as well: `BASH_ENV` names `batch.bash`, `ZDOTDIR` a directory whose
+/// `.zshenv` is `batch.zsh`.
 pub struct BatchHooks {
     pub listener: std::net::TcpListener,
     pub token: String,
-    path: PathBuf,
+    bash: PathBuf,
+    zdotdir: PathBuf,
     // Removed when the session ends.
     _dir: tempfile::TempDir,
 }
@@ -164,29 +184,44 @@ pub struct BatchHooks {
 impl BatchHooks {
     pub fn prepare() -> std::io::Result<Self> {
         let dir = tempfile::Builder::new().prefix("custos-gate-").tempdir_in("/tmp")?;
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711))?;
-        let path = dir.path().join("batch.bash");
-        std::fs::write(&path, BATCH_HOOKS)?;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644))?;
+        // The user's shells read the files but cannot list or change them.
+        let private = |path: &Path| std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o711));
+        let readable = |path: &Path, text: &str| -> std::io::Result<()> {
+            std::fs::write(path, text)?;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644))
+        };
+        private(dir.path())?;
+        let bash = dir.path().join("batch.bash");
+        readable(&bash, BATCH_HOOKS)?;
+        let zdotdir = dir.path().join("zsh");
+        std::fs::create_dir(&zdotdir)?;
+        private(&zdotdir)?;
+        for (name, text) in BATCH_ZDOTDIR_FILES {
+            readable(&zdotdir.join(name), text)?;
+        }
         let listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
         let mut raw = [0u8; 24];
         super::fill_random(&mut raw);
         let token = raw.iter().map(|b| format!("{b:02x}")).collect();
-        Ok(Self { listener, token, path, _dir: dir })
+        Ok(Self { listener, token, bash, zdotdir, _dir: dir })
     }
 
-    /// The shell's environment: `BASH_ENV` (the user's own kept for the
-    /// hooks to read), the port, the token, and what a refusal does.
+    /// The shell's environment: `BASH_ENV` and `ZDOTDIR` (the user's own
+    /// kept for the hooks to read), the port, the token, and what a
+    /// refusal does.
     pub fn env(&self, exit_on_refusal: bool) -> std::io::Result<Vec<(String, String)>> {
         let port = self.listener.local_addr()?.port();
         let mut env = vec![
-            ("BASH_ENV".to_owned(), self.path.display().to_string()),
+            ("BASH_ENV".to_owned(), self.bash.display().to_string()),
+            ("ZDOTDIR".to_owned(), self.zdotdir.display().to_string()),
             ("CUSTOS_GATE_PORT".to_owned(), port.to_string()),
             ("CUSTOS_GATE_TOKEN".to_owned(), self.token.clone()),
             ("CUSTOS_GATE_EXIT".to_owned(), if exit_on_refusal { "1" } else { "0" }.to_owned()),
         ];
-        if let Some(orig) = std::env::var_os("BASH_ENV") {
-            env.push(("CUSTOS_BASH_ENV_ORIG".to_owned(), orig.to_string_lossy().into_owned()));
+        for (var, kept) in [("BASH_ENV", "CUSTOS_BASH_ENV_ORIG"), ("ZDOTDIR", "CUSTOS_ZDOTDIR_ORIG")] {
+            if let Some(orig) = std::env::var_os(var) {
+                env.push((kept.to_owned(), orig.to_string_lossy().into_owned()));
+            }
         }
         Ok(env)
     }
@@ -202,7 +237,7 @@ mod tests {
         let install = include_str!("../../install.sh");
         assert!(install.contains(&format!("echo '{BASHRC_HOOK}'")), "install.sh and BASHRC_HOOK differ");
         let hooks = BatchHooks::prepare().unwrap();
-        let path = hooks.path.display().to_string();
+        let path = hooks.bash.display().to_string();
         let dir = path.strip_prefix("/tmp/custos-gate-").unwrap();
         assert!(dir.ends_with("/batch.bash") && !dir.trim_end_matches("/batch.bash").contains('/'), "{path}");
     }
@@ -225,6 +260,25 @@ mod tests {
         assert!(env.iter().any(|(k, v)| k == "ZDOTDIR" && v.ends_with("/zsh")));
         assert_eq!(inj.token.len(), 48);
         drop(inj);
+        assert!(!dir.exists());
+    }
+
+    #[test]
+    fn batch_hooks_serve_bash_and_zsh_from_one_directory() {
+        let hooks = BatchHooks::prepare().unwrap();
+        let env: std::collections::HashMap<_, _> = hooks.env(true).unwrap().into_iter().collect();
+        let zdotdir = Path::new(&env["ZDOTDIR"]);
+        assert_eq!(std::fs::read_to_string(zdotdir.join(".zshenv")).unwrap(), BATCH_ZSH_HOOKS);
+        assert_eq!(std::fs::read_to_string(&env["BASH_ENV"]).unwrap(), BATCH_HOOKS);
+        for dir in [zdotdir, zdotdir.parent().unwrap()] {
+            assert_eq!(std::fs::metadata(dir).unwrap().permissions().mode() & 0o777, 0o711, "{}", dir.display());
+        }
+        for name in [".zshenv", ".zprofile", ".zshrc", ".zlogin", ".zlogout"] {
+            assert_eq!(std::fs::metadata(zdotdir.join(name)).unwrap().permissions().mode() & 0o777, 0o644, "{name}");
+        }
+        assert_eq!(env["CUSTOS_GATE_EXIT"], "1");
+        let dir = zdotdir.parent().unwrap().to_owned();
+        drop(hooks);
         assert!(!dir.exists());
     }
 }

@@ -453,7 +453,7 @@ fn short_id(id: &str) -> &str {
 }
 
 /// What a session without a terminal needs besides the shell: a
-/// recognised transfer, and the gate for bash's commands.
+/// recognised transfer, and the gate for bash's and zsh's commands.
 struct ChannelSetup {
     transfer: Option<crate::channel::transfer::Observer>,
     swallow_stderr: bool,
@@ -463,7 +463,8 @@ struct ChannelSetup {
 }
 
 /// Recognises a transfer (its server may be started with its log on) or
-/// prepares the gate for a bash that reads commands without a terminal.
+/// prepares the gate for a bash or zsh that reads commands without a
+/// terminal (both shells' hooks, whichever it is: see `BatchHooks`).
 #[allow(clippy::too_many_arguments)] // each is a different part of the session; a struct would only rename them
 fn prepare_channel(
     config: &Config,
@@ -484,7 +485,7 @@ fn prepare_channel(
         let transfer = Some(crate::channel::transfer::Observer::new(recognised));
         return Ok((cmd, ChannelSetup { transfer, swallow_stderr, gate: None, _hooks: None }));
     }
-    if !config.gate.enabled || ShellKind::of(shell) != Some(ShellKind::Bash) {
+    if !config.gate.enabled || ShellKind::of(shell).is_none() {
         return Ok((cmd, ChannelSetup { transfer: None, swallow_stderr: false, gate: None, _hooks: None }));
     }
     let policy = load_policy(privilege).context("the command policy")?;
@@ -500,7 +501,7 @@ fn prepare_channel(
 /// The recorder sits in the byte path (see `recorder::channel`): every
 /// byte passes untouched and end-of-file reaches each side as it was sent,
 /// while the recording gets the streams masked, binary runs as hashes,
-/// transfers described, and each command a bash runs, checked.
+/// transfers described, and each command a bash or zsh runs, checked.
 fn data_channel(privilege: Privilege, rec: &Recording<'_>, info: SessionInfo, cmd: &ShellCommand, stage: Stage, setup: ChannelSetup) -> anyhow::Result<Outcome> {
     use nix::fcntl::OFlag;
     let keep = rec.config.session.leftovers == crate::config::Leftovers::Keep;

@@ -16,7 +16,10 @@
 # The variables that reach the recorder stay in the environment: every bash
 # the script starts loads this file again and must find them.
 
-if [[ -z ${__custos_port-} ]]; then
+# Set up once per shell: a read-only __custos_port is ours. One imported
+# from the environment (a name the checks cannot see, made at run time) is
+# not, and must not switch the hooks off.
+if [[ ${__custos_port@a} != *r* ]]; then
 builtin readonly __custos_port=${CUSTOS_GATE_PORT-} __custos_token=${CUSTOS_GATE_TOKEN-} __custos_exit=${CUSTOS_GATE_EXIT-1} __custos_file=${BASH_SOURCE[0]}
 __custos_body=
 
