@@ -461,11 +461,17 @@ pub struct FileEntry {
     /// (an upload to a target that may or may not be a directory).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// SHA-256 of the file's bytes as they crossed the channel, lowercase
+    /// hex: set only when every byte from the first to the last was seen,
+    /// once (scp and sftp; rsync and git never carry a file whole). See the
+    /// module doc.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
 }
 
 impl FileEntry {
     fn new(path: String, size: Option<u64>, direction: &'static str) -> Self {
-        FileEntry { path, size, direction, to: None, name: None }
+        FileEntry { path, size, direction, to: None, name: None, sha256: None }
     }
 }
 
@@ -555,8 +561,13 @@ impl Tally {
     }
 
     fn hex(self) -> String {
-        self.hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
+        hex(self.hash.finalize().as_slice())
     }
+}
+
+/// Lowercase hex, as every hash in the record is written.
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 enum Parser {
@@ -692,7 +703,9 @@ struct Book {
 }
 
 impl Book {
-    fn file(&mut self, entry: FileEntry) {
+    /// Adds an entry; its index in [`Book::files`], or `None` when it was
+    /// past the caps (then only counted).
+    fn file(&mut self, entry: FileEntry) -> Option<usize> {
         match entry.direction {
             "upload" => self.any_upload = true,
             "download" => self.any_download = true,
@@ -705,10 +718,11 @@ impl Book {
         let text = entry.path.len() + entry.to.as_ref().map_or(0, String::len) + entry.name.as_ref().map_or(0, String::len);
         if self.files.len() >= MAX_FILES || self.files_text.saturating_add(text) > MAX_FILES_TEXT {
             self.files_omitted = self.files_omitted.saturating_add(1);
-            return;
+            return None;
         }
         self.files_text += text;
         self.files.push(entry);
+        Some(self.files.len() - 1)
     }
 
     fn note(&mut self, note: &str) {
@@ -743,9 +757,12 @@ struct ScpControl {
 
 enum ScpState {
     Line,
-    Data { path: String, size: u64, remaining: u64 },
-    /// After a file's data: its status byte (`\0`, or a message line).
-    AfterData,
+    /// Inside a file's data. `entry` is the file's index in the book (none
+    /// when it was past the caps, and then the data is not hashed).
+    Data { path: String, size: u64, remaining: u64, entry: Option<usize>, hash: Sha256 },
+    /// After a file's data: its status byte (`\0`, or a message line), and
+    /// the hash to give the entry if the status is `\0`.
+    AfterData { hashed: Option<(usize, String)> },
     Stopped(ProtocolError),
 }
 
@@ -758,20 +775,32 @@ impl ScpControl {
         while !bytes.is_empty() {
             match &mut self.state {
                 ScpState::Stopped(_) => return,
-                ScpState::Data { remaining, .. } => {
+                ScpState::Data { remaining, entry, hash, .. } => {
                     let take = usize::try_from(*remaining).unwrap_or(usize::MAX).min(bytes.len());
                     *remaining -= take as u64;
-                    bytes = bytes.get(take..).unwrap_or(&[]);
+                    let (data, rest) = bytes.split_at(take);
+                    bytes = rest;
+                    if entry.is_some() {
+                        hash.update(data);
+                    }
                     if *remaining == 0 {
-                        self.state = ScpState::AfterData;
+                        let hashed = entry.map(|at| (at, hex(std::mem::take(hash).finalize().as_slice())));
+                        self.state = ScpState::AfterData { hashed };
                     }
                 }
-                ScpState::AfterData => {
+                ScpState::AfterData { hashed } => {
                     if bytes.first() == Some(&0) {
                         bytes = bytes.get(1..).unwrap_or(&[]);
+                        if let Some((at, hash)) = hashed.take() {
+                            if let Some(file) = book.files.get_mut(at) {
+                                file.sha256 = Some(hash);
+                            }
+                        }
                     }
                     // Otherwise the source failed to read the file and a
-                    // message line follows.
+                    // message line follows: it padded the data it could
+                    // not read, so the bytes seen are not the file's and
+                    // the entry keeps no hash.
                     self.state = ScpState::Line;
                 }
                 ScpState::Line => {
@@ -828,8 +857,13 @@ impl ScpControl {
                     return Ok(ScpState::Line);
                 }
                 let direction = if upload { "upload" } else { "download" };
-                book.file(FileEntry { name, ..FileEntry::new(path.clone(), Some(size), direction) });
-                Ok(if size == 0 { ScpState::AfterData } else { ScpState::Data { path, size, remaining: size } })
+                let entry = book.file(FileEntry { name, ..FileEntry::new(path.clone(), Some(size), direction) });
+                let hash = Sha256::new();
+                Ok(if size == 0 {
+                    ScpState::AfterData { hashed: entry.map(|at| (at, hex(hash.finalize().as_slice()))) }
+                } else {
+                    ScpState::Data { path, size, remaining: size, entry, hash }
+                })
             }
             'E' => {
                 self.dirs.pop();
@@ -879,11 +913,11 @@ impl ScpControl {
     fn finish(self) -> Option<ProtocolError> {
         match self.state {
             ScpState::Stopped(e) => Some(e),
-            ScpState::Data { path, size, remaining } => {
+            ScpState::Data { path, size, remaining, .. } => {
                 Some(ProtocolError::EndedInsideFile { path, got: size - remaining, size })
             }
             ScpState::Line if !self.line.is_empty() => Some(ProtocolError::EndedInsideLine),
-            ScpState::Line | ScpState::AfterData => None,
+            ScpState::Line | ScpState::AfterData { .. } => None,
         }
     }
 }
@@ -1342,6 +1376,61 @@ mod tests {
         assert_eq!(t.arguments, ["/tmp/tr/src"]);
     }
 
+    /// `src/sub/b.bin` of the captures (3,000 random bytes), hashed with
+    /// sha256sum from its bytes in `scp_upload_r.in`.
+    const B_BIN_SHA: &str = "08b7665fe6d09aa232d0a603c82bec62b850d20501671808904221e3f308e77b";
+    const EMPTY_SHA: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+    fn hashes(t: &Transfer) -> Vec<(&str, &'static str, Option<&str>)> {
+        t.files.iter().map(|f| (f.path.as_str(), f.direction, f.sha256.as_deref())).collect()
+    }
+
+    #[test]
+    fn scp_files_carry_the_hash_of_their_bytes() {
+        let t = captured("scp_upload");
+        assert_eq!(hashes(&t), [("/tmp/tr/dst/a.txt", "upload", Some(sha(b"hello world\n").as_str()))]);
+        let json = serde_json::to_value(&t).unwrap();
+        assert_eq!(json["files"][0]["sha256"], "a948904f2f0f479b8f8197694b30184b0d2ed1c1cd2a1ec0fb85d299a192a447");
+
+        let (a, c) = (sha(b"hello world\n"), sha(b"line\n"));
+        let t = captured("scp_upload_r");
+        assert_eq!(
+            hashes(&t),
+            [
+                ("/tmp/tr/dst/tree", "mkdir", None),
+                ("/tmp/tr/dst/tree/sub", "mkdir", None),
+                ("/tmp/tr/dst/tree/sub/b.bin", "upload", Some(B_BIN_SHA)),
+                ("/tmp/tr/dst/tree/sub/deeper", "mkdir", None),
+                ("/tmp/tr/dst/tree/sub/deeper/empty", "upload", Some(EMPTY_SHA)),
+                ("/tmp/tr/dst/tree/sub/deeper/c.txt", "upload", Some(c.as_str())),
+                ("/tmp/tr/dst/tree/a.txt", "upload", Some(a.as_str())),
+            ]
+        );
+        let t = captured("scp_download_r");
+        assert_eq!(
+            hashes(&t),
+            [
+                ("/tmp/tr/src/sub/b.bin", "download", Some(B_BIN_SHA)),
+                ("/tmp/tr/src/sub/deeper/empty", "download", Some(EMPTY_SHA)),
+                ("/tmp/tr/src/sub/deeper/c.txt", "download", Some(c.as_str())),
+                ("/tmp/tr/src/a.txt", "download", Some(a.as_str())),
+            ]
+        );
+    }
+
+    #[test]
+    fn scp_file_cut_short_or_failed_at_the_source_has_no_hash() {
+        let t = observe_sink("/x/", &[b"C0644 10 f\nabc"], b"");
+        assert_eq!(hashes(&t), [("/x/f", "upload", None)]);
+        // The source could not read `f`: it sent padding and a message
+        // instead of the status byte.
+        let t = observe_sink("/x/", &[b"C0644 3 f\nab\0\x01scp: f: read error\nC0644 1 g\nz\0"], b"");
+        assert_eq!(hashes(&t), [("/x/f", "upload", None), ("/x/g", "upload", Some(sha(b"z").as_str()))]);
+        // The data is all there but its status byte is not.
+        let t = observe_sink("/x/", &[b"C0644 1 f\nz"], b"");
+        assert_eq!(hashes(&t), [("/x/f", "upload", None)]);
+    }
+
     #[test]
     fn scp_refusals_are_kept_as_notes() {
         let t = captured("scp_error");
@@ -1383,7 +1472,7 @@ mod tests {
     #[test]
     fn scp_upload_to_a_target_that_may_be_a_directory_keeps_the_name() {
         let t = observe_sink("/tmp/x", &[b"C0600 2 secret.key\nab\0"], b"");
-        assert_eq!(t.files, [FileEntry { name: Some("secret.key".into()), ..FileEntry::new("/tmp/x".into(), Some(2), "upload") }]);
+        assert_eq!(t.files, [FileEntry { name: Some("secret.key".into()), sha256: Some(sha(b"ab")), ..FileEntry::new("/tmp/x".into(), Some(2), "upload") }]);
         let json = serde_json::to_value(&t).unwrap();
         assert_eq!(json["files"][0]["name"], "secret.key");
         assert!(json["files"][0].get("to").is_none());
@@ -1480,6 +1569,8 @@ mod tests {
         }
         let t = o.finish();
         assert_eq!((t.files.len(), t.files_omitted), (MAX_FILES, 5));
+        // The hashes go to the entries kept, whatever was omitted.
+        assert!(t.files.iter().all(|f| f.sha256.as_deref() == Some(EMPTY_SHA)));
         assert!(t.summary().contains(&format!(" and {} more;", MAX_FILES + 2)));
     }
 
@@ -1651,7 +1742,10 @@ mod tests {
         for field in ["protocol", "direction", "files", "files_omitted", "bytes_in", "bytes_out", "sha256_in", "sha256_out", "arguments", "notes", "notes_omitted", "incomplete"] {
             assert!(json.get(field).is_some(), "{field}");
         }
-        assert_eq!(json["files"][0], serde_json::json!({"path": "/tmp/tr/dst/a.txt", "size": 12, "direction": "upload"}));
+        assert_eq!(
+            json["files"][0],
+            serde_json::json!({"path": "/tmp/tr/dst/a.txt", "size": 12, "direction": "upload", "sha256": "a948904f2f0f479b8f8197694b30184b0d2ed1c1cd2a1ec0fb85d299a192a447"})
+        );
         assert_eq!(sha(b""), Observer::new(recognise("scp -t /x").unwrap()).finish().sha256_in);
     }
 }
