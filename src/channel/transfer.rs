@@ -5,19 +5,28 @@
 //! every transferred file into the evidence store, and an auditor cannot read
 //! them anyway. This module owns what is kept instead: a [`Transfer`] record
 //! with the protocol, the direction, the paths and sizes the protocol shows,
-//! the byte count and SHA-256 of each direction's whole stream (so a copy of
-//! the file the user kept can be matched against the session), and the
-//! protocol's own complaints.
+//! the SHA-256 of each file's bytes where the protocol carries them whole
+//! (so a copy of the file the user kept can be matched against the
+//! session), the byte count and SHA-256 of each direction's whole stream,
+//! and the protocol's own complaints.
 //!
 //! It is a pure core: [`recognise`] reads the `-c` command line, and an
 //! [`Observer`] is fed every byte of the command's stdin ([`Observer::input`]),
 //! stdout ([`Observer::output`]) and stderr ([`Observer::log`]) by the
 //! recorder, which passes the bytes on untouched and writes what
 //! [`Observer::finish`] returns into the recording. Memory is bounded whatever
-//! the peer sends: protocol lines, paths, the file list and the notes all have
-//! caps (the `MAX_*` constants), and a stream that breaks the protocol stops
-//! the parser (the reason is kept in [`Transfer::incomplete`]) while counting
-//! and hashing go on.
+//! the peer sends: protocol lines, paths, sftp packets and the bytes held
+//! for them, the file list and the notes all have caps (the `MAX_*`
+//! constants), and a stream that breaks the protocol stops the parser (the
+//! reason is kept in [`Transfer::incomplete`]) while counting and hashing
+//! the whole streams go on.
+//!
+//! A file's hash ([`FileEntry::sha256`]) is of its bytes as they crossed
+//! the channel: the user's copy for an upload, what the client received for
+//! a download. It is given only when every byte from the first to the last
+//! was seen, each once; otherwise the entry has none, and for sftp a note
+//! says why. A missing hash is never a guess: no hash is better than the
+//! hash of something else.
 //!
 //! # What each protocol shows
 //!
@@ -32,13 +41,29 @@
 //!   when `/x` is not an existing directory and at `/x/NAME` when it is, so
 //!   unless the target is known to be a directory (trailing `/`, `-d`, `.`)
 //!   the record gives `/x` and keeps the name the protocol sent in
-//!   [`FileEntry::name`].
+//!   [`FileEntry::name`]. The `size` bytes after a `C` line are the file:
+//!   they are hashed, and the hash is kept when the status byte after them
+//!   is `\0` (a source that could not read the file sends padding and a
+//!   message instead; a stream that ends inside the file leaves no hash).
 //! - **sftp** (`…/sftp-server`, which is also what OpenSSH 9's `scp` speaks
-//!   by default). The SFTP packets are not parsed: the record comes from the
-//!   server's own log, which [`Recognised::command_line`] switches on
-//!   (`-e -l INFO`) and the recorder takes from stderr instead of forwarding
-//!   it. The log is the server's word of what it did, which the client
-//!   cannot forge. Parsed lines: `open`/`close` (direction and size from
+//!   by default). The file list comes from the server's own log, which
+//!   [`Recognised::command_line`] switches on (`-e -l INFO`) and the
+//!   recorder takes from stderr instead of forwarding it. The log is the
+//!   server's word of what it did, which the client cannot forge. The SFTP
+//!   packets (version 3, draft-ietf-secsh-filexfer-02) are read only for
+//!   the files' bytes (see `SftpPackets`): the client's WRITEs for an
+//!   upload, the server's DATA replies to READs for a download. A file's
+//!   hash is given to the log's entry for its `close` when the bytes were
+//!   contiguous from offset 0 and as many as the log says were read or
+//!   written: a resumed transfer (starting past 0), a gap, bytes sent
+//!   twice, a file both read and written, or more than
+//!   [`MAX_SFTP_AHEAD_FILE`] bytes waiting for a gap to fill leave it
+//!   without, with a note. `opened` entries (nothing read or written) have
+//!   none. A packet longer than [`MAX_SFTP_PACKET`], one too short for its
+//!   fields, or a request type sftp-server does not know stops the packet
+//!   reading (in [`Transfer::incomplete`]): the list from the log is
+//!   whole, the files after that point have no hash. Parsed log lines:
+//!   `open`/`close` (direction and size from
 //!   `bytes read N written M`; a file opened and never closed is kept, size
 //!   unknown), `opendir`, `remove`, `mkdir`, `rmdir`, `rename`,
 //!   `posix-rename`, `symlink`, `hardlink`, and `sent status` (a failure,
@@ -53,11 +78,15 @@
 //! - **rsync** (`rsync --server [--sender] … . PATHS…`): the direction and
 //!   the paths from the command line. rsync's own protocol (the file list,
 //!   the deltas) is not parsed: the paths are the roots the client named.
+//!   No file has a hash: rsync sends deltas against the receiver's copy
+//!   (and compresses them), so a file's bytes never cross whole.
 //! - **git** (`git-upload-pack 'REPO'`, a clone or fetch, and
 //!   `git-receive-pack 'REPO'`, a push; also `git upload-pack …`): the
 //!   repository from the command line, and for a push the ref updates (the
 //!   pkt-lines `OLD NEW REF` before the pack), each with its new object id.
-//!   The pack itself is not parsed.
+//!   The pack itself is not parsed, and no entry has a hash: a pack holds
+//!   compressed, delta-encoded objects, not files (the object ids name
+//!   the content instead).
 //!
 //! # Trust boundary
 //!
@@ -449,7 +478,9 @@ pub struct Transfer {
     pub notes: Vec<String>,
     pub notes_omitted: u64,
     /// Why the protocol stopped being read before its end, if it did: the
-    /// file list is then partial (the byte counts and hashes are not).
+    /// file list is then partial (the byte counts and stream hashes are
+    /// not). For sftp the list, from the server's log, is whole, and the
+    /// files after that point have no [`FileEntry::sha256`].
     pub incomplete: Option<String>,
 }
 
