@@ -1,0 +1,1 @@
+/usr/lib/openssh/sftp-server -e -l INFO
