@@ -118,6 +118,11 @@ fn functions_substitutions_script_files_and_login_stdin_are_gated() {
         (vec!["-c", "bash +x -c 'touch t'"], String::new()),
         (vec!["-c", "bash -s"], "eval \"$(echo dG91Y2ggdA== | base64 -d)\"\n".to_owned()),
         (vec!["-c", "bash -s"], "trap - DEBUG\ntouch t\n".to_owned()),
+        // A variable named like the hooks' own, made at run time and
+        // exported, must not make a child bash skip them.
+        (vec!["-c", "bash -s"], "v=__cust; export \"${v}os_port=1\"; bash -c 'touch t'\n".to_owned()),
+        (vec!["-c", "bash -s"], "trap 'touch t' EXIT\n".to_owned()),
+        (vec!["-c", "bash -s"], "sh -c 'true'; sh s.sh\n".to_owned()),
     ];
     for (args, stdin) in cases {
         let r = run(dir.path(), &args, stdin.as_bytes());
