@@ -40,7 +40,10 @@
 //! Debian, `ksh`, bash run under another name) would run commands nobody
 //! checks: it gets the policy's `[policy] unknown` verdict (default deny)
 //! instead of being let through. Other interpreters (`python3 x.py`) are
-//! for the exec-level gate.
+//! for the exec-level gate. Neither bash nor zsh runs the DEBUG trap inside
+//! a trap handler, so a handler (`trap 'CODE' EXIT`, zsh's `TRAPEXIT() {…}`)
+//! is checked when it is set, as a line of its own, and anything opaque in
+//! it (an `eval` of what cannot be known) gets `unknown` too.
 //!
 //! After a refusal, with `on_refusal_noninteractive = "exit"`, every later
 //! question is refused too: the refused shell exits 126, and a subshell or
@@ -130,7 +133,7 @@ impl BatchGate {
             }
         }
         let tamper = tampering(&decision.commands, &text);
-        let (rule_name, rule_message, verdict) = match self.unseen(&decision, &env) {
+        let (rule_name, rule_message, verdict) = match self.unseen(&text, &decision, &env) {
             Some(decided) if decision.verdict == Verdict::Allow => decided,
             _ => (
                 decision.rule.as_ref().map(|r| r.name.clone()),
@@ -189,7 +192,7 @@ impl BatchGate {
     /// this gate cannot follow into gets `[policy] unknown`, and a trap's
     /// handler (which bash runs without its DEBUG trap) is checked now, as
     /// a line of its own, with anything opaque in it `unknown` too.
-    fn unseen(&self, decision: &crate::policy::Decision, env: &Env) -> Option<(Option<String>, String, Verdict)> {
+    fn unseen(&self, text: &str, decision: &crate::policy::Decision, env: &Env) -> Option<(Option<String>, String, Verdict)> {
         let unknown = |what: &str| {
             (self.policy.unknown() != Verdict::Allow).then(|| {
                 (
@@ -206,6 +209,13 @@ impl BatchGate {
         };
         if let Some(c) = decision.commands.iter().find(|c| c.unseen_code && !reached(c)) {
             return unknown(&format!("{} (a script file, or stdin)", c.name));
+        }
+        // zsh's `TRAPEXIT() { … }` is a trap handler too: its body was
+        // checked with the definition, but what it runs unseen (an `eval`
+        // of a decoded string) will not be traced when it runs.
+        let definition = text.trim_start().trim_start_matches("function").trim_start();
+        if definition.starts_with("TRAP") && decision.commands.iter().any(|c| c.unseen_code) {
+            return unknown("this zsh trap function");
         }
         let handler = decision.commands.iter().find_map(trap_handler)?;
         let inner = self.policy.check(&handler, &self.subject, env);
@@ -467,7 +477,7 @@ mod tests {
             assert!(!allowed(&ask(&mut g, line)), "{line}: the shell starts without BASH_ENV");
         }
         assert!(allowed(&ask(&mut g, "exec bash x.sh")), "a plain exec keeps the environment");
-        for line in ["trap 'rm -rf /' EXIT", "trap 'eval \"$(base64 -d <<< cm0gLXJmIC8=)\"' EXIT", "trap 'sh x.sh' TERM"] {
+        for line in ["TRAPEXIT() { eval \"$(base64 -d <<< cm0gLXJmIC8=)\" }", "function TRAPINT { eval \"$x\"; }", "trap 'rm -rf /' EXIT", "trap 'eval \"$(base64 -d <<< cm0gLXJmIC8=)\"' EXIT", "trap 'sh x.sh' TERM"] {
             assert!(!allowed(&ask(&mut g, line)), "{line}: a trap handler runs without the DEBUG trap");
         }
         for line in ["bash -p x.sh", "set -o posix", "set -p", "POSIXLY_CORRECT=1 bash x.sh", "export SHELLOPTS"] {
