@@ -273,3 +273,23 @@ fn zsh_an_allowed_script_runs_to_the_end_byte_exact() {
     assert_eq!(r.stdout, expected, "{:?}", String::from_utf8_lossy(&r.stdout));
     assert!(r.stderr.is_empty(), "{}", r.stderr);
 }
+
+/// Function definitions are not traced, so a function named like a builtin
+/// the hooks call (`builtin`, `local`, `return`) could run the user's code
+/// inside the gate, unchecked; and an alias could replace the trap's
+/// handler. Neither gets a command past the gate, in bash or zsh.
+#[test]
+fn functions_or_aliases_named_like_the_hooks_words_do_not_open_the_gate() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display();
+    for def in ["builtin() { :; }", "local() { :; }", "return() { :; }", "printf() { :; }", "shopt -s expand_aliases; alias __custos_debug=true"] {
+        let r = run(dir.path(), &["-c", "bash -s"], format!("{def}\ntouch {d}/t\n").as_bytes());
+        assert_eq!(r.status, 126, "bash, {def}: {}", r.stderr);
+        assert!(!dir.path().join("t").exists(), "bash, {def}: the refused command ran");
+    }
+    for def in ["builtin() { : }", "return() { : }", "print() { : }", "ztcp() { : }"] {
+        let r = run_zsh(dir.path(), &["-c", "zsh -s"], format!("{def}\ntouch {d}/t\n").as_bytes());
+        assert_ne!(r.status, 0, "zsh, {def}: {}", r.stderr);
+        assert!(!dir.path().join("t").exists(), "zsh, {def}: the refused command ran");
+    }
+}

@@ -368,3 +368,31 @@ fn transfers_are_recorded_with_names_sizes_and_hashes_and_arrive_intact() {
         assert_eq!(sha256(&dir.path().join(file)), digest, "{file} (downloaded) differs");
     }
 }
+
+/// What a recorded user can try from inside a session without a terminal:
+/// signal or trace the recorder (their shell's parent), read its memory,
+/// or find a descriptor of it (the gate's listener) in their shell.
+#[test]
+fn the_recorder_of_a_session_without_a_terminal_is_out_of_the_users_reach() {
+    let Some(sys) = System::setup("data channel recorder out of reach") else { return };
+    let sshd = sshd::Sshd::start(USER, &home());
+    // The first ancestor that is not the user's is the recorder.
+    let script = "r=$$; while [ \"$(stat -c %U /proc/$r)\" = \"$(id -un)\" ]; do r=$(cut -d' ' -f4 /proc/$r/stat); done\n\
+                  echo recorder=$(stat -c %U /proc/$r)\n\
+                  kill -KILL $r; echo kill=$?\n\
+                  kill -STOP $r; echo stop=$?\n\
+                  python3 -c 'import ctypes,os,sys; l=ctypes.CDLL(None,use_errno=True); r=l.ptrace(16,int(sys.argv[1]),0,0); print(\"ptrace\", r, os.strerror(ctypes.get_errno()))' $r\n\
+                  cat /proc/$r/environ >/dev/null 2>&1; echo environ=$?\n\
+                  ls -l /proc/$$/fd | grep -c socket: ; true\n\
+                  echo still-recorded\n";
+    let before = recordings();
+    let out = ssh_with(&sshd, &[], Some("bash -s"), script.as_bytes());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    for expected in ["recorder=custos", "kill=1", "stop=1", "ptrace -1 Operation not permitted", "environ=1", "\n0\n", "still-recorded"] {
+        assert!(stdout.contains(expected), "expected {expected:?} in:\n{stdout}");
+    }
+    let rec = only_new_recording(&before, "kill the recorder");
+    rec.assert_session(sys.uid, "data", Some("bash -s"), 0);
+    assert!(stream(&rec, "o").contains("still-recorded"), "the output after the attempts is recorded");
+}

@@ -73,7 +73,12 @@ __custos_debug() {
 }
 
 builtin setopt debug_before_cmd
-builtin trap '__custos_debug "$ZSH_DEBUG_CMD" "${funcsourcetrace[1]-}" || builtin setopt err_exit' DEBUG
+# Function definitions are not traced, so a function of the user's named
+# like a word this hook calls (`builtin`, `return`, `print`…) would run their
+# code in here, unchecked. Looked up with an expansion alone, before any of
+# those words runs: if one exists, the expansion error ends the shell.
+builtin typeset -gr __custos_taken='(builtin|command|exec|return|local|print|read|ztcp|setopt|unsetopt|typeset|zmodload|emulate|eval|exit|trap|noglob|source|.)'
+builtin trap '[[ -z ${(k)functions[(I)${~__custos_taken}]} ]] || __custos_abort=${__custos_abort:?custos: a function named like a builtin the command gate uses; the shell stops}; __custos_debug "$ZSH_DEBUG_CMD" "${funcsourcetrace[1]-}" || builtin setopt err_exit' DEBUG
 
 # The user's own .zshenv, asked about command by command.
 [[ -r $__custos_zdotdir/.zshenv ]] && builtin source $__custos_zdotdir/.zshenv
