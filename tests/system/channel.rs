@@ -52,6 +52,10 @@ fn stream(rec: &Recording, code: &str) -> String {
     rec.events.iter().filter(|e| e.1 == code).map(|e| e.2.as_str()).collect()
 }
 
+/// What is tried, the ssh options, the remote command, stdin, and the tag
+/// of the files its allowed and later lines make.
+type Case<'a> = (&'a str, Vec<&'a str>, Option<String>, String, &'a str);
+
 #[test]
 fn commands_on_stdin_script_files_and_nested_shells_are_gated_line_by_line() {
     let Some(sys) = System::setup("gated without a terminal") else { return };
@@ -59,8 +63,7 @@ fn commands_on_stdin_script_files_and_nested_shells_are_gated_line_by_line() {
     let script = |tag: &str| format!("touch {tag}-before\nrm -rf /\ntouch {tag}-after\n");
     user_file("script.sh", &script("file"));
 
-    // (what, ssh options, remote command, stdin, tag, the recorded command)
-    let cases: Vec<(&str, Vec<&str>, Option<String>, String, &str)> = vec![
+    let cases: Vec<Case> = vec![
         ("a script on the login shell's stdin (ssh -T host < script)", vec!["-T"], None, script("login"), "login"),
         ("ssh host 'bash -s' < script", vec![], Some("bash -s".into()), script("bash-s"), "bash-s"),
         ("ssh host 'bash script.sh'", vec![], Some("bash script.sh".into()), String::new(), "file"),
