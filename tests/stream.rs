@@ -258,3 +258,70 @@ fn a_full_spool_ends_the_session_when_configured_so() {
     let report = verify_chain(dir.found().unwrap(), None, |k| (public.id() == *k).then_some(public));
     assert!(report.is_intact() && report.is_complete(), "{:?}", report.problems);
 }
+
+/// A session without a terminal (`ssh host cmd`) floods a spool nobody
+/// uploads from: with `throttle` the relays stop taking the command's
+/// output (it blocks on its writes) and the spool stays under its quota;
+/// with `end` the command is ended and the recording says why. Both stay
+/// verifiable.
+#[test]
+fn a_full_spool_throttles_or_ends_a_session_without_a_terminal() {
+    use std::io::Read as _;
+    use std::process::Stdio;
+    for when_full in ["throttle", "end"] {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let rig = Rig::new(
+            &format!("chunk_bytes = 16384\nspool_quota_bytes = {QUOTA}\nwhen_full = \"{when_full}\""),
+            Some(&format!("http://127.0.0.1:{port}")),
+        );
+        let mut cmd = rig.setup.command(&["-c", "head -c 100000000 /dev/urandom | base64 -w 200"]);
+        let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+        let mut out = child.stdout.take().unwrap();
+        let passed = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counter = passed.clone();
+        let reader = std::thread::spawn(move || {
+            let mut buf = vec![0u8; 65536];
+            while let Ok(n) = out.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                counter.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+            }
+        });
+        let spool = rig.setup.dir.path().join("spool/chunks");
+        if when_full == "throttle" {
+            // The output stops while the recording has no room.
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            let stalled = loop {
+                let before = passed.load(std::sync::atomic::Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(1500));
+                let after = passed.load(std::sync::atomic::Ordering::Relaxed);
+                if after == before && after > 0 {
+                    break true;
+                }
+                if std::time::Instant::now() > deadline {
+                    break false;
+                }
+            };
+            assert!(stalled, "the output never paused ({} bytes passed)", passed.load(std::sync::atomic::Ordering::Relaxed));
+            assert!(child.try_wait().unwrap().is_none(), "throttle does not end the session");
+            assert!(spool_bytes(&spool) <= QUOTA, "the spool went over its quota");
+            child.kill().unwrap();
+            child.wait().unwrap();
+        } else {
+            let status = child.wait().unwrap();
+            assert!(!status.success(), "a session ended for a full spool does not look like success");
+        }
+        reader.join().unwrap();
+        let dir = SessionDir::open(&rig.spool_sessions()[0]).unwrap();
+        let public = rig.key.public();
+        let report = verify_chain(dir.found().unwrap(), None, |k| (public.id() == *k).then_some(public));
+        if when_full == "end" {
+            assert!(report.is_intact() && report.is_complete(), "{when_full}: {:?}", report.problems);
+            let cast: String = report.chunks.iter().map(|c| String::from_utf8(c.payload().unwrap()).unwrap()).collect();
+            assert!(cast.contains("the recording is full"), "the recording says why it ended");
+        } else {
+            assert!(report.is_intact_so_far(), "{when_full}: {:?}", report.problems);
+        }
+    }
+}

@@ -98,6 +98,9 @@ pub struct Options {
     pub keep_leftovers: bool,
 }
 
+/// How often a full recording is looked at again for room.
+const FULL_RETRY: Duration = Duration::from_millis(100);
+
 /// How the channel ended.
 pub struct Ended {
     pub status: i32,
@@ -137,7 +140,26 @@ pub fn run(sink: &mut Sink, started: Instant, child: Pid, ends: Ends, options: O
     let mut rec = Recorder { sink, started, masker: crate::channel::stream::LineMasker::new(&masking)? };
     let mut open = [true, true, true];
     let mut exited: Option<(i32, Instant)> = None;
+    // The spool is full (its quota, the disk, a collector away long enough):
+    // `throttle` stops taking from the relays, so the shell blocks on its
+    // writes (and on the gate's answers) until there is room, as an
+    // interactive session stops reading its PTY; `end` ends the shell.
+    let mut ended_full = false;
     loop {
+        if let Some(why) = rec.sink.full() {
+            match rec.sink.when_full() {
+                crate::evidence::WhenFull::Throttle => {
+                    std::thread::sleep(FULL_RETRY);
+                    continue;
+                }
+                crate::evidence::WhenFull::End if !ended_full => {
+                    ended_full = true;
+                    let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
+                    rec.marker(&Marker::Ended(format!("the recording is full ({why}), so the session was ended")))?;
+                }
+                crate::evidence::WhenFull::End => {}
+            }
+        }
         let output_open = open[1] || open[2];
         if let Some((_, at)) = exited {
             if !output_open || (keep_leftovers && at.elapsed() >= KEPT_DRAIN) {
