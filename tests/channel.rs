@@ -17,20 +17,22 @@ struct Run {
 }
 
 fn run(dir: &Path, args: &[&str], stdin: &[u8]) -> Run {
-    run_shell(dir, None, args, stdin, &[])
+    run_shell(dir, None, args, stdin, &[], "")
 }
 
 fn run_with(dir: &Path, args: &[&str], stdin: &[u8], env: &[(&str, &Path)]) -> Run {
-    run_shell(dir, None, args, stdin, env)
+    run_shell(dir, None, args, stdin, env, "")
 }
 
 /// As `run`, with zsh as the user's shell and `dir` as its home (so a
 /// `.zshenv` there is the user's own).
 fn run_zsh(dir: &Path, args: &[&str], stdin: &[u8]) -> Run {
-    run_shell(dir, Some("/usr/bin/zsh"), args, stdin, &[])
+    run_shell(dir, Some("/usr/bin/zsh"), args, stdin, &[], "")
 }
 
-fn run_shell(dir: &Path, shell: Option<&str>, args: &[&str], stdin: &[u8], env: &[(&str, &Path)]) -> Run {
+/// `extra` is appended to the config, after `[recording] spool_dir` (and
+/// `[shell]` with `shell`).
+fn run_shell(dir: &Path, shell: Option<&str>, args: &[&str], stdin: &[u8], env: &[(&str, &Path)], extra: &str) -> Run {
     let policy = dir.join("policy.toml");
     std::fs::write(&policy, "[[rule]]\nname = \"no-touch\"\nmessage = \"touch is not allowed\"\naction = \"deny\"\nprogram = [\"touch\"]\n").unwrap();
     let state = dir.join("state");
@@ -42,6 +44,7 @@ fn run_shell(dir: &Path, shell: Option<&str>, args: &[&str], stdin: &[u8], env: 
         text.push_str(&format!("[shell]\ndefault = \"{shell}\"\n"));
         command.env("HOME", dir);
     }
+    text.push_str(extra);
     std::fs::write(&config, text).unwrap();
     let mut child = command
         .args(args)
@@ -91,6 +94,30 @@ fn binary_output_is_recorded_as_length_and_hash() {
     use sha2::Digest as _;
     let hash: String = sha2::Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
     assert!(r.cast.contains(&format!("binary on stdout: 5000 bytes, sha256 {hash}")), "{}", r.cast);
+}
+
+/// With `binary = "content"` a binary run is kept, base64, up to the cap,
+/// and says whether it was cut.
+#[test]
+fn binary_content_is_kept_up_to_its_cap() {
+    use base64::Engine as _;
+    let dir = tempfile::tempdir().unwrap();
+    let bytes: Vec<u8> = (0..5000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    std::fs::write(dir.path().join("blob"), &bytes).unwrap();
+    let r = run_shell(dir.path(), None, &["-c", "cat blob"], b"", &[], "binary = \"content\"\nbinary_cap = 1000\n");
+    assert_eq!(r.stdout, bytes, "the wire is byte-exact");
+    let audit = r
+        .cast
+        .lines()
+        .filter_map(|l| serde_json::from_str::<(f64, String, String)>(l).ok())
+        .filter(|e| e.1 == "a")
+        .map(|e| serde_json::from_str::<serde_json::Value>(&e.2).unwrap())
+        .find(|v| v["kind"] == "binary")
+        .unwrap_or_else(|| panic!("no binary record: {}", r.cast));
+    assert_eq!(audit["bytes"], 5000);
+    assert_eq!(audit["truncated"], true);
+    let kept = base64::engine::general_purpose::STANDARD.decode(audit["content"].as_str().unwrap()).unwrap();
+    assert_eq!(kept, bytes[..1000], "the first binary_cap bytes are kept");
 }
 
 #[test]
