@@ -22,7 +22,7 @@
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::OwnedFd;
-use std::sync::mpsc::{sync_channel, RecvTimeoutError, SyncSender};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
 use std::time::{Duration, Instant};
 
 use nix::sys::wait::waitpid;
@@ -68,7 +68,8 @@ impl Dir {
 }
 
 enum Msg {
-    Data(Dir, Vec<u8>),
+    /// A read of `len` bytes, in a buffer that goes back to its relay.
+    Data(Dir, Vec<u8>, usize),
     Eof(Dir),
     Exited(i32),
     Question(Message, TcpStream),
@@ -113,9 +114,15 @@ pub fn run(sink: &mut Sink, started: Instant, child: Pid, ends: Ends, options: O
     let (tx, rx) = sync_channel::<Msg>(QUEUE);
     let [c_in, c_out, c_err] = ends.connection;
     let [s_in, s_out, s_err] = ends.shell;
-    spawn_relay(Dir::Stdin, c_in, Some(s_in), tx.clone());
-    spawn_relay(Dir::Stdout, s_out, Some(c_out), tx.clone());
-    spawn_relay(Dir::Stderr, s_err, (!swallow_stderr).then_some(c_err), tx.clone());
+    // Each relay's buffers come back to it once recorded, so a read is
+    // neither copied nor a fresh allocation (whose first touch faults).
+    let (spare_in, pool_in) = sync_channel::<Vec<u8>>(QUEUE);
+    let (spare_out, pool_out) = sync_channel::<Vec<u8>>(QUEUE);
+    let (spare_err, pool_err) = sync_channel::<Vec<u8>>(QUEUE);
+    let spare = [spare_in, spare_out, spare_err];
+    spawn_relay(Dir::Stdin, c_in, Some(s_in), tx.clone(), pool_in);
+    spawn_relay(Dir::Stdout, s_out, Some(c_out), tx.clone(), pool_out);
+    spawn_relay(Dir::Stderr, s_err, (!swallow_stderr).then_some(c_err), tx.clone(), pool_err);
     let mut gate = match gate {
         Some((gate, listener)) => {
             spawn_listener(listener, tx.clone());
@@ -179,19 +186,25 @@ pub fn run(sink: &mut Sink, started: Instant, child: Pid, ends: Ends, options: O
         };
         let now = Instant::now();
         match msg {
-            Some(Msg::Data(dir, bytes)) => match transfer.as_mut() {
-                Some(t) => match dir {
-                    Dir::Stdin => t.input(&bytes),
-                    Dir::Stdout => t.output(&bytes),
-                    Dir::Stderr => t.log(&bytes),
-                },
-                None => {
-                    if let Some(stream) = streams.get_mut(dir as usize) {
-                        let pieces = stream.feed(&bytes, now);
-                        rec.pieces(dir, pieces)?;
+            Some(Msg::Data(dir, buf, len)) => {
+                let bytes = buf.get(..len).unwrap_or_default();
+                match transfer.as_mut() {
+                    Some(t) => match dir {
+                        Dir::Stdin => t.input(bytes),
+                        Dir::Stdout => t.output(bytes),
+                        Dir::Stderr => t.log(bytes),
+                    },
+                    None => {
+                        if let Some(stream) = streams.get_mut(dir as usize) {
+                            let pieces = stream.feed(bytes, now);
+                            rec.pieces(dir, pieces)?;
+                        }
                     }
                 }
-            },
+                if let Some(back) = spare.get(dir as usize) {
+                    let _ = back.try_send(buf);
+                }
+            }
             Some(Msg::Eof(dir)) => {
                 if let (Some(open), Some(stream)) = (open.get_mut(dir as usize), streams.get_mut(dir as usize)) {
                     *open = false;
@@ -333,12 +346,12 @@ fn wait_exit(child: Pid) -> i32 {
 /// end-of-file. When `to` fails (the peer went away), the source is
 /// closed, so the writer on the other side gets `EPIPE` as it would have
 /// without us; what it wrote is still recorded up to then.
-fn spawn_relay(dir: Dir, from: OwnedFd, to: Option<OwnedFd>, tx: SyncSender<Msg>) {
+fn spawn_relay(dir: Dir, from: OwnedFd, to: Option<OwnedFd>, tx: SyncSender<Msg>, pool: Receiver<Vec<u8>>) {
     std::thread::spawn(move || {
         let mut from = std::fs::File::from(from);
         let mut to = to.map(std::fs::File::from);
-        let mut buf = vec![0u8; READ];
         loop {
+            let mut buf = pool.try_recv().unwrap_or_else(|_| vec![0u8; READ]);
             let n = match from.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => n,
@@ -347,7 +360,7 @@ fn spawn_relay(dir: Dir, from: OwnedFd, to: Option<OwnedFd>, tx: SyncSender<Msg>
             };
             let bytes = buf.get(..n).unwrap_or_default();
             let passed = to.as_mut().is_none_or(|out| out.write_all(bytes).is_ok());
-            if tx.send(Msg::Data(dir, bytes.to_vec())).is_err() {
+            if tx.send(Msg::Data(dir, buf, n)).is_err() {
                 return;
             }
             if !passed {
