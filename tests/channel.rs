@@ -244,7 +244,7 @@ fn zsh_switching_the_gate_off_is_refused() {
         "unsetopt debugbeforecmd",
         "setopt no_debug_before_cmd",
         "n=TRAPDEBUG; $n() { : }",
-        "export ZDOTDIR=/tmp",
+        "ZDOTDIR=/tmp zsh s.zsh",
         "zsh -f s.zsh",
         "zsh --no-rcs s.zsh",
         "zsh --emulate sh s.zsh",
@@ -275,6 +275,25 @@ fn zsh_startup_files_are_the_users_and_are_gated() {
     assert_eq!(r.status, 126, "{}", r.stderr);
     assert!(r.stdout.is_empty(), "nothing ran after the refusal in .zshenv");
     assert!(!dir.path().join("t").exists(), "the user's .zshenv is gated too");
+}
+
+/// The common `export ZDOTDIR=~/.config/zsh` in ~/.zshenv: the user's
+/// other startup files come from there, and a zsh started later is still
+/// gated (ZDOTDIR is ours again before the next command).
+#[test]
+fn zsh_a_zdotdir_set_in_the_users_zshenv_is_followed_and_stays_gated() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display();
+    let conf = dir.path().join("conf");
+    std::fs::create_dir(&conf).unwrap();
+    std::fs::write(dir.path().join(".zshenv"), format!("export ZDOTDIR=\"{d}/conf\"\n")).unwrap();
+    std::fs::write(conf.join(".zprofile"), format!("echo profile > {d}/profile-ran\n")).unwrap();
+    std::fs::write(conf.join(".zshenv"), "echo evil-env-ran\n").unwrap();
+    let r = run_zsh(dir.path(), &["-l", "-s"], format!("echo script\nzsh -c 'touch {d}/t'\n").as_bytes());
+    assert!(dir.path().join("profile-ran").exists(), "the .zprofile in the new ZDOTDIR was read: {}", r.stderr);
+    assert!(!dir.path().join("t").exists(), "a zsh started later ran ungated: {}", r.stderr);
+    assert_eq!(r.status, 126, "{}", r.stderr);
+    assert!(String::from_utf8_lossy(&r.stdout).starts_with("script\n"), "{:?}", String::from_utf8_lossy(&r.stdout));
 }
 
 #[test]

@@ -337,6 +337,14 @@ fn tampering(commands: &[crate::policy::ParsedCommand], text: &str) -> Option<St
     None
 }
 
+/// `ZDOTDIR=VALUE` or `export ZDOTDIR=VALUE`, alone: one word of value, no
+/// command after it and no command substitution in it.
+fn zdotdir_assignment(text: &str) -> bool {
+    let text = text.trim();
+    let Some(value) = text.strip_prefix("export ").unwrap_or(text).trim_start().strip_prefix("ZDOTDIR=") else { return false };
+    !value.contains(|c: char| c.is_whitespace() || ";&|<>`".contains(c)) && !value.contains("$(")
+}
+
 /// A zsh option or long flag as zsh compares them: case, `_` and `-`
 /// ignored (`--no-rcs`, `NO_RCS` and `norcs` are one option).
 fn option_name(word: &str) -> String {
@@ -353,8 +361,11 @@ fn zsh_text_tampering(text: &str) -> Option<String> {
     if text.contains("TRAPDEBUG") || option_name(text).contains("debugbeforecmd") {
         return Some("a change to the DEBUG trap".into());
     }
-    // `$ZDOTDIR` and `${ZDOTDIR}` read it; any other mention may set it.
-    if text.replace("${ZDOTDIR}", "").replace("$ZDOTDIR", "").contains("ZDOTDIR") {
+    // `$ZDOTDIR` and `${ZDOTDIR}` read it; any other mention may set it,
+    // except a plain assignment on its own (`export ZDOTDIR=~/.config/zsh`
+    // in the user's .zshenv): the trap takes the new value as the user's
+    // and puts ours back before the next command runs.
+    if !zdotdir_assignment(text) && text.replace("${ZDOTDIR}", "").replace("$ZDOTDIR", "").contains("ZDOTDIR") {
         return Some("a change to ZDOTDIR".into());
     }
     if text.contains("ARGV0") {
@@ -489,6 +500,17 @@ mod tests {
     }
 
     #[test]
+    fn a_plain_zdotdir_assignment_alone_is_allowed() {
+        let mut g = gate(OnRefusal::Continue);
+        for line in ["export ZDOTDIR=\"$HOME/.config/zsh\"", "ZDOTDIR=${XDG_CONFIG_HOME:-$HOME/.config}/zsh"] {
+            assert!(allowed(&ask(&mut g, line)), "{line}");
+        }
+        for line in ["ZDOTDIR=/tmp zsh s.zsh", "export ZDOTDIR=$(mktemp -d)", "ZDOTDIR=/tmp; zsh -c x", "unset ZDOTDIR"] {
+            assert!(!allowed(&ask(&mut g, line)), "{line}");
+        }
+    }
+
+    #[test]
     fn switching_zshs_backstop_off_is_refused() {
         for cmd in [
             "unfunction TRAPDEBUG",
@@ -510,7 +532,7 @@ mod tests {
             "set +o debugbeforecmd",
             "options[debugbeforecmd]=off",
             "unsetopt -m 'debug*'",
-            "export ZDOTDIR=/tmp",
+            "export ZDOTDIR=/tmp; zsh s.zsh",
             "ZDOTDIR=/tmp zsh s.zsh",
             "unset ZDOTDIR",
             ": ${ZDOTDIR::=/tmp}",

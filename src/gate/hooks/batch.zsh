@@ -25,7 +25,10 @@
 # An imported variable is never read-only: only this file makes it so.
 if [[ ${(t)__custos_port-} != *readonly* ]]; then
 typeset -gr __custos_port=${CUSTOS_GATE_PORT-} __custos_token=${CUSTOS_GATE_TOKEN-} __custos_exit=${CUSTOS_GATE_EXIT-1}
-typeset -gr __custos_dir=${${(%):-%x}:h} __custos_zdotdir=${CUSTOS_ZDOTDIR_ORIG-$HOME}
+typeset -gr __custos_dir=${${(%):-%x}:h}
+# Where the user's own startup files are: changed when their .zshenv sets
+# ZDOTDIR (see the trap).
+typeset -g __custos_zdotdir=${CUSTOS_ZDOTDIR_ORIG-$HOME}
 typeset -g __custos_body=
 
 # Asks about one command: a CHECK (see src/gate/wire.rs) on a fresh
@@ -73,13 +76,21 @@ __custos_debug() {
 }
 
 builtin setopt debug_before_cmd
+# A ZDOTDIR the user's .zshenv set is taken as where their other startup
+# files are, and ours is put back (only assignments: no command runs), so
+# every later zsh still reads this file first.
 # Function definitions are not traced, so a function of the user's named
 # like a word this hook calls (`builtin`, `return`, `print`…) would run their
 # code in here, unchecked. Looked up with an expansion alone, before any of
 # those words runs: if one exists, the expansion error ends the shell.
 builtin typeset -gr __custos_taken='(builtin|command|exec|return|local|print|read|ztcp|setopt|unsetopt|typeset|zmodload|emulate|eval|exit|trap|noglob|source|.)'
-builtin trap '[[ -z ${(k)functions[(I)${~__custos_taken}]} ]] || __custos_abort=${__custos_abort:?custos: a function named like a builtin the command gate uses; the shell stops}; __custos_debug "$ZSH_DEBUG_CMD" "${funcsourcetrace[1]-}" || builtin setopt err_exit' DEBUG
+builtin trap '[[ -z ${(k)functions[(I)${~__custos_taken}]} ]] || __custos_abort=${__custos_abort:?custos: a function named like a builtin the command gate uses; the shell stops}; [[ $ZDOTDIR == $__custos_dir ]] || { __custos_zdotdir=${ZDOTDIR:-$HOME}; builtin typeset -gx CUSTOS_ZDOTDIR_ORIG=$__custos_zdotdir; ZDOTDIR=$__custos_dir; }; __custos_debug "$ZSH_DEBUG_CMD" "${funcsourcetrace[1]-}" || builtin setopt err_exit' DEBUG
 
 # The user's own .zshenv, asked about command by command.
 [[ -r $__custos_zdotdir/.zshenv ]] && builtin source $__custos_zdotdir/.zshenv
+if [[ $ZDOTDIR != $__custos_dir ]]; then
+    __custos_zdotdir=${ZDOTDIR:-$HOME}
+    builtin typeset -gx CUSTOS_ZDOTDIR_ORIG=$__custos_zdotdir
+    ZDOTDIR=$__custos_dir
+fi
 fi
