@@ -164,6 +164,25 @@ struct RawGate {
 #[serde(deny_unknown_fields)]
 struct RawCollector {
     url: Option<String>,
+    insecure_http: Option<bool>,
+}
+
+/// Whether `url` (`http://…`) names this host: 127.0.0.0/8, `::1` or
+/// `localhost`. Plain http anywhere else can be read and changed on the
+/// path, approvals and acknowledgements included.
+fn is_loopback_url(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = if let Some(v6) = host_port.strip_prefix('[') {
+        v6.split(']').next().unwrap_or("")
+    } else {
+        host_port.split(':').next().unwrap_or("")
+    };
+    match host.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip.is_loopback(),
+        Err(_) => host.eq_ignore_ascii_case("localhost"),
+    }
 }
 
 /// `[approvals]`: the approvals pane (see `pane`). It needs `[collector]
@@ -352,7 +371,14 @@ impl Config {
             .validate(text)
             .map_err(|e| ConfigError::Invalid { path: path.to_owned(), field: e.field, reason: e.reason })?;
         let collector_url = match raw.collector.url {
-            Some(v) if v.starts_with("http://") || v.starts_with("https://") => Some(v),
+            Some(v) if v.starts_with("https://") => Some(v),
+            Some(v) if v.starts_with("http://") && (is_loopback_url(&v) || raw.collector.insecure_http == Some(true)) => Some(v),
+            Some(v) if v.starts_with("http://") => {
+                return Err(invalid(
+                    "collector.url",
+                    &format!("{v:?} is plain http to another host: anyone on the path could read the recordings and forge approvals; use https://, or set insecure_http = true if the network is yours"),
+                ))
+            }
             Some(v) => return Err(invalid("collector.url", &format!("{v:?} is not an http:// or https:// URL"))),
             None => None,
         };
@@ -573,6 +599,9 @@ mod tests {
     #[case::refusal_bad("[gate]\non_refusal_noninteractive = \"shrug\"\n", "unknown variant `shrug`")]
     #[case::gate_unknown_key("[gate]\nenable = true\n", "unknown field `enable`")]
     #[case::collector_not_a_url("[collector]\nurl = \"collector:8470\"\n", "collector.url")]
+    #[case::collector_plain_http_elsewhere("[collector]\nurl = \"http://10.0.0.5:8470\"\n", "plain http to another host")]
+    #[case::collector_plain_http_insecure_false("[collector]\nurl = \"http://collector.example.com\"\ninsecure_http = false\n", "plain http to another host")]
+    #[case::collector_loopback_lookalike("[collector]\nurl = \"http://127.0.0.1.evil.example:80\"\n", "plain http to another host")]
     #[case::collector_unknown_key("[collector]\nurl = \"http://c\"\nurll = 1\n", "unknown field `urll`")]
     #[case::approvals_bad_pane_key("[approvals]\npane_key = \"M-x\"\n", "approvals.pane_key: \"M-x\" is not a control key")]
     #[case::approvals_unknown_key("[approvals]\npanekey = \"C-a\"\n", "unknown field `panekey`")]
@@ -592,6 +621,20 @@ mod tests {
         let err = Config::parse(text, Path::new("/etc/custos/custos.toml")).unwrap_err().to_string();
         assert!(err.starts_with("/etc/custos/custos.toml"), "{err}");
         assert!(err.contains(expected), "{err:?} should mention {expected:?}");
+    }
+
+    #[rstest]
+    #[case("https://collector.example.com:8470", "")]
+    #[case("http://127.0.0.1:8470", "")]
+    #[case("http://127.9.9.9/", "")]
+    #[case("http://localhost:8470", "")]
+    #[case("http://[::1]:8470/v1", "")]
+    #[case("http://user@127.0.0.1:1", "")]
+    #[case("http://collector.internal:8470", "insecure_http = true\n")]
+    fn collector_urls_that_are_accepted(#[case] url: &str, #[case] extra: &str) {
+        let text = format!("[collector]\nurl = \"{url}\"\n{extra}");
+        let c = Config::parse(&text, Path::new("c.toml")).unwrap();
+        assert_eq!(c.collector.url.as_deref(), Some(url));
     }
 
     #[test]
