@@ -339,3 +339,17 @@ fn functions_or_aliases_named_like_the_hooks_words_do_not_open_the_gate() {
         assert!(!dir.path().join("t").exists(), "zsh, {def}: the refused command ran");
     }
 }
+
+/// Each question's connection is closed when it is answered: a shell that
+/// runs many commands holds no more descriptors after them than before.
+#[test]
+fn the_gates_connections_do_not_pile_up_in_the_shell() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = "a=$(ls /proc/$$/fd | wc -l)\nfor i in 1 2 3 4 5 6 7 8 9 10; do true; done\nb=$(ls /proc/$$/fd | wc -l)\necho \"$a $b\"\n";
+    let r = run(dir.path(), &["-c", "bash -s"], script.as_bytes());
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    let out = String::from_utf8_lossy(&r.stdout);
+    let counts: Vec<&str> = out.split_whitespace().collect();
+    assert_eq!(counts.len(), 2, "{out}");
+    assert_eq!(counts[0], counts[1], "descriptors before and after ten commands: {out}");
+}
