@@ -277,24 +277,22 @@ fn tampering(commands: &[crate::policy::ParsedCommand], text: &str) -> Option<St
         return Some("a change to SHELLOPTS or POSIXLY_CORRECT".into());
     }
     // `env -i` and `exec -c` empty the environment of what they run,
-    // BASH_ENV with it (the policy sees through both, so look at the words).
+    // BASH_ENV with it; `exec -a sh zsh` starts the shell emulating sh (no
+    // `.zshenv`), and bash in posix mode (no `BASH_ENV`). The policy sees
+    // through both wrappers, so look at the words.
     let words: Vec<&str> = text.split_whitespace().collect();
     if let Some(at) = words.iter().position(|w| *w == "exec") {
-        let options = words.get(at + 1..).unwrap_or_default().iter().take_while(|w| w.starts_with('-') && **w != "--");
-        if options.clone().any(|w| w.contains('c')) {
+        let options: Vec<&&str> = words.get(at + 1..).unwrap_or_default().iter().take_while(|w| w.starts_with('-') && **w != "--").collect();
+        if options.iter().any(|w| w.contains('c')) {
             return Some("`exec -c`".into());
+        }
+        if options.iter().any(|w| w.contains('a')) {
+            return Some("`exec -a`".into());
         }
     }
     if let Some(at) = words.iter().position(|w| *w == "env" || w.ends_with("/env")) {
         if words.get(at + 1..).unwrap_or_default().iter().any(|w| *w == "-i" || *w == "--ignore-environment" || *w == "-" || (w.starts_with('-') && !w.starts_with("--") && w.contains('i'))) {
             return Some("`env -i`".into());
-        }
-    }
-    // `exec -a sh zsh` starts the shell emulating sh (no `.zshenv`), and
-    // bash in posix mode (no `BASH_ENV`); the policy sees through `exec`.
-    if let Some(at) = words.iter().position(|w| *w == "exec") {
-        if words.get(at + 1..).unwrap_or_default().iter().take_while(|w| w.starts_with('-')).any(|w| w.contains('a')) {
-            return Some("`exec -a`".into());
         }
     }
     for c in commands {
