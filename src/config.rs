@@ -124,6 +124,29 @@ pub struct GateConfig {
     /// What a shell without a terminal (a script, `bash -s`) does after a
     /// refused command.
     pub on_refusal_noninteractive: OnRefusal,
+    /// `exec`: the exec backstop's mode (see `backstop`), and per user and
+    /// per group (`[gate.exec_users]`, `[gate.exec_groups]`).
+    pub exec: crate::backstop::Mode,
+    pub exec_users: BTreeMap<String, crate::backstop::Mode>,
+    pub exec_groups: BTreeMap<String, crate::backstop::Mode>,
+}
+
+impl GateConfig {
+    /// The exec backstop's mode for `user` in `groups`: the user's own
+    /// setting, else the strictest of their groups' (so being in a second
+    /// group never loosens it), else `exec`.
+    pub fn exec_mode(&self, user: &str, groups: &[String]) -> crate::backstop::Mode {
+        use crate::backstop::Mode;
+        if let Some(m) = self.exec_users.get(user) {
+            return *m;
+        }
+        let strictness = |m: &Mode| match m {
+            Mode::Enforce => 2,
+            Mode::Audit => 1,
+            Mode::Off => 0,
+        };
+        self.exec_groups.iter().filter(|(g, _)| groups.iter().any(|ug| ug == *g)).map(|(_, m)| *m).max_by_key(strictness).unwrap_or(self.exec)
+    }
 }
 
 /// `[gate] on_refusal_noninteractive`.
@@ -158,6 +181,9 @@ struct RawGate {
     enabled: Option<bool>,
     on_degraded: Option<OnDegraded>,
     on_refusal_noninteractive: Option<OnRefusal>,
+    exec: Option<crate::backstop::Mode>,
+    exec_users: Option<BTreeMap<String, crate::backstop::Mode>>,
+    exec_groups: Option<BTreeMap<String, crate::backstop::Mode>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -313,7 +339,14 @@ impl Default for Config {
                 binary: crate::channel::stream::BinaryPolicy::Hash,
             },
             masking: MaskingConfig::default(),
-            gate: GateConfig { enabled: true, on_degraded: OnDegraded::Mark, on_refusal_noninteractive: OnRefusal::Exit },
+            gate: GateConfig {
+                enabled: true,
+                on_degraded: OnDegraded::Mark,
+                on_refusal_noninteractive: OnRefusal::Exit,
+                exec: crate::backstop::Mode::Enforce,
+                exec_users: BTreeMap::new(),
+                exec_groups: BTreeMap::new(),
+            },
             collector: CollectorConfig::default(),
             approvals: ApprovalsConfig::default(),
             evidence: EvidenceConfig {
@@ -413,6 +446,9 @@ impl Config {
                 enabled: raw.gate.enabled.unwrap_or(defaults.gate.enabled),
                 on_degraded: raw.gate.on_degraded.unwrap_or(defaults.gate.on_degraded),
                 on_refusal_noninteractive: raw.gate.on_refusal_noninteractive.unwrap_or(defaults.gate.on_refusal_noninteractive),
+                exec: raw.gate.exec.unwrap_or(defaults.gate.exec),
+                exec_users: raw.gate.exec_users.unwrap_or_default(),
+                exec_groups: raw.gate.exec_groups.unwrap_or_default(),
             },
             collector: CollectorConfig { url: collector_url },
             approvals: ApprovalsConfig { pane_key },

@@ -28,6 +28,7 @@
 //!   date and duration code; `layout`: where custos keeps things on a host.
 
 pub mod approval;
+pub mod backstop;
 pub mod channel;
 pub mod client;
 pub mod cmd;

@@ -24,6 +24,8 @@ mod term;
 mod escapes;
 #[path = "system/channel.rs"]
 mod channel;
+#[path = "system/backstop.rs"]
+mod backstop;
 
 use std::collections::BTreeSet;
 use std::fs::File;

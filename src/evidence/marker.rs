@@ -16,6 +16,7 @@
 //! | approved | `approved by NAMES: $ LINE` |
 //! | a held line refused | `OUTCOME: MESSAGE: $ LINE` |
 //! | a `-c` command refused before it ran | the reason, as it is |
+//! | a program start the exec backstop refused, held, or killed | `exec OUTCOME (RULE): LINE` |
 //! | the approvals pane opened, COLS x ROWS | `approvals pane opened (COLSxROWS)` |
 //! | the open pane's size changed | `approvals pane resized (COLSxROWS)` |
 //! | the pane closed | `approvals pane closed (WHY)`, WHY one of [`PaneClose`]'s |
@@ -112,6 +113,11 @@ pub enum Marker {
     /// A file transfer (scp, sftp, rsync, git), summarised (`a` record:
     /// kind `transfer`).
     Transfer(String),
+    /// A program start the exec backstop did not simply allow: `outcome`
+    /// is `refused`, `held`, `pending-refused`, `killed`, or what became
+    /// of a held one (`a` record: kind `exec`; allowed starts have only
+    /// the `a` record).
+    Exec { outcome: String, rule: Option<String>, line: String },
 }
 
 /// What the approvals pane did (see the module doc).
@@ -210,6 +216,8 @@ impl Marker {
             Marker::Pane(change) => change.label(),
             Marker::Binary { stream, bytes, sha256 } => format!("binary on {stream}: {bytes} bytes, sha256 {sha256}"),
             Marker::Transfer(summary) => format!("transfer: {summary}"),
+            Marker::Exec { outcome, rule: Some(rule), line } => format!("exec {outcome} ({rule}): {line}"),
+            Marker::Exec { outcome, rule: None, line } => format!("exec {outcome}: {line}"),
         }
     }
 }

@@ -73,6 +73,8 @@ enum Msg {
     Eof(Dir),
     Exited(i32),
     Question(Message, TcpStream),
+    /// A program start the exec backstop decided (or holds).
+    Exec(Box<crate::backstop::supervisor::Event>),
 }
 
 /// The connection's ends and the shell's ends of its three pipes.
@@ -97,6 +99,10 @@ pub struct Options {
     pub gate: Option<(BatchGate, TcpListener)>,
     pub containment: Option<Containment>,
     pub keep_leftovers: bool,
+    /// The exec backstop, started (its reader forked) but not yet running;
+    /// with the rule a `-c` command was approved under, whose programs do
+    /// not ask again.
+    pub backstop: Option<(crate::backstop::launch::Started, crate::backstop::supervisor::Settings, Option<String>)>,
 }
 
 /// How often a full recording is looked at again for room.
@@ -110,8 +116,21 @@ pub struct Ended {
 /// Relays and records until the shell has exited and its output streams
 /// have ended. Call as the service user, after the fork.
 pub fn run(sink: &mut Sink, started: Instant, child: Pid, ends: Ends, options: Options) -> anyhow::Result<Ended> {
-    let Options { masking, binary, mut transfer, swallow_stderr, gate, containment, keep_leftovers } = options;
+    let Options { masking, binary, mut transfer, swallow_stderr, gate, containment, keep_leftovers, backstop } = options;
     let (tx, rx) = sync_channel::<Msg>(QUEUE);
+    let responder = match backstop {
+        Some((started, settings, approved)) => {
+            let tx = tx.clone();
+            let responder = started.spawn_with(settings, move |event| {
+                let _ = tx.send(Msg::Exec(Box::new(event)));
+            })?;
+            if let Some(rule) = approved {
+                responder.grant(&rule);
+            }
+            Some(responder)
+        }
+        None => None,
+    };
     let [c_in, c_out, c_err] = ends.connection;
     let [s_in, s_out, s_err] = ends.shell;
     // Each relay's buffers come back to it once recorded, so a read is
@@ -227,6 +246,7 @@ pub fn run(sink: &mut Sink, started: Instant, child: Pid, ends: Ends, options: O
                     }
                 }
             }
+            Some(Msg::Exec(event)) => rec.exec(*event, responder.as_ref())?,
             None => {}
         }
         for (dir, s) in DIRS.into_iter().zip(streams.iter_mut()) {
@@ -282,6 +302,32 @@ impl Recorder<'_> {
         let line = self.masker.mask_alone(&record.line);
         self.marker(&record.marker(&line))?;
         self.audit(&record.audit(line))
+    }
+
+    /// A program start: its `a` record, and a marker unless it simply ran.
+    /// Nothing can wait for approval here: a held one is refused.
+    fn exec(&mut self, event: crate::backstop::supervisor::Event, responder: Option<&crate::backstop::supervisor::Responder>) -> anyhow::Result<()> {
+        use crate::backstop::supervisor::Event as X;
+        let record = match event {
+            X::Exec(record) => record,
+            X::Held { id, mut record, rule } => {
+                record.outcome = crate::evidence::marker::Outcome::PendingRefused.as_str().into();
+                record.message = Some(format!("{}; a session without a terminal cannot wait for approval", rule.message));
+                if let Some(r) = responder {
+                    r.answer(id, &record, false);
+                }
+                record
+            }
+            X::Gone(why) => {
+                return self.marker(&Marker::Degraded(format!("the exec backstop stopped ({why}); every program start fails from now on")));
+            }
+        };
+        let line = self.masker.mask_alone(&record.line);
+        if record.outcome != crate::evidence::marker::Outcome::Ran.as_str() {
+            self.marker(&Marker::Exec { outcome: record.outcome.clone(), rule: record.rule.clone(), line })?;
+        }
+        let json = record.audit(|s| self.masker.mask_alone(s));
+        self.audit(&json)
     }
 
     fn pieces(&mut self, dir: Dir, pieces: Vec<Piece>) -> anyhow::Result<()> {

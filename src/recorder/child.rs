@@ -24,6 +24,9 @@ pub struct ShellCommand {
     /// The command gate's socket, connected by the child before exec and
     /// left on [`crate::gate::inject::GATE_FD`] for the shell's hooks.
     gate: Option<nix::sys::socket::UnixAddr>,
+    /// The exec backstop's filter and the socket its listener goes to
+    /// (see `backstop::launch`), installed before the drop.
+    exec_filter: Option<(Vec<libc::sock_filter>, i32)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -67,7 +70,7 @@ impl ShellCommand {
         for (k, v) in extra_env {
             env.push(cstring(format!("{k}={v}").as_bytes())?);
         }
-        Ok(Self { path, argv, env, gate: None })
+        Ok(Self { path, argv, env, gate: None, exec_filter: None })
     }
 
     /// Adds the command gate's hooks: `args` go before the user's own
@@ -88,6 +91,13 @@ impl ShellCommand {
         }
         self.gate = Some(nix::sys::socket::UnixAddr::new(socket).map_err(GateError::Address)?);
         Ok(self)
+    }
+
+    /// Installs the exec backstop's `program` before the drop and sends its
+    /// listener over descriptor `to`.
+    pub fn with_exec_filter(mut self, program: &[libc::sock_filter], to: i32) -> Self {
+        self.exec_filter = Some((program.to_vec(), to));
+        self
     }
 
     /// Sets (or replaces) environment variables.
@@ -139,6 +149,11 @@ impl ShellCommand {
             };
             if !attached {
                 die(b"custos-shell: cannot attach the terminal\n", 126);
+            }
+        }
+        if let Some((program, to)) = &self.exec_filter {
+            if privilege.install_exec_filter(program, *to).is_err() {
+                die(b"custos-shell: cannot install the exec backstop; refusing to start the shell\n", 126);
             }
         }
         if privilege.drop_to_user().is_err() {

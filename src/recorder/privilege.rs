@@ -55,7 +55,17 @@
 //! 11. `become-service`: the recorder drops to `custos` for good, with no
 //!     supplementary groups.
 //!
-//! The exec backstop's seccomp filter (DESIGN.md) is not installed yet.
+//! 12. `install-exec-filter`: in the shell's child, as root and before
+//!     `become-user`, the exec backstop's seccomp filter (`backstop`) is
+//!     installed with a new listener, without `no_new_privs` (so `sudo`
+//!     keeps working under it), and the listener is handed to the recorder
+//!     over a socket pair and closed: the user's processes never hold it.
+//! 13. `become-exec-reader`: the backstop's reader (`backstop::reader`), a
+//!     process forked from the recorder, becomes the service user for good
+//!     keeping only `CAP_SYS_PTRACE` (to read an exec's arguments out of
+//!     the caller, `sudo` and root's processes under it included) and
+//!     `CAP_KILL` (to end a process whose exec landed other than checked);
+//!     `no_new_privs`, not dumpable, and it never execs.
 //!
 //! Without the setuid bit (development, tests, `custos demo`) the stage is
 //! off: real and effective ids are equal, there is nothing to separate,
@@ -92,10 +102,12 @@ pub enum Act {
     JoinCgroup,
     BecomeUser,
     BecomeService,
+    InstallExecFilter,
+    BecomeExecReader,
 }
 
 impl Act {
-    pub const ALL: [Act; 13] = [
+    pub const ALL: [Act; 15] = [
         Act::SetupIds,
         Act::ReadRecorder,
         Act::RepairTerminal,
@@ -109,6 +121,8 @@ impl Act {
         Act::JoinCgroup,
         Act::BecomeUser,
         Act::BecomeService,
+        Act::InstallExecFilter,
+        Act::BecomeExecReader,
     ];
 
     pub fn name(self) -> &'static str {
@@ -126,6 +140,8 @@ impl Act {
             Act::JoinCgroup => "join-cgroup",
             Act::BecomeUser => "become-user",
             Act::BecomeService => "become-service",
+            Act::InstallExecFilter => "install-exec-filter",
+            Act::BecomeExecReader => "become-exec-reader",
         }
     }
 }
@@ -426,6 +442,88 @@ impl Privilege {
         Ok(())
     }
 
+    /// Act 12, in the shell's forked child before `drop_to_user`: installs
+    /// `program` with a new listener and sends the listener over `to`
+    /// (one end of a socket pair), then closes both. Only system calls.
+    /// Without the stage the kernel requires `no_new_privs` for a filter,
+    /// so the session's `sudo` cannot gain privileges there (development
+    /// and `custos demo` only).
+    pub fn install_exec_filter(&self, program: &[libc::sock_filter], to: i32) -> Result<(), StageError> {
+        if self.root {
+            setresuid(Uid::from_raw(u32::MAX), Uid::from_raw(0), Uid::from_raw(u32::MAX)).map_err(os("regain root"))?;
+            self.log_raw(b"custos-shell: privileged act: install-exec-filter\n");
+        } else {
+            // SAFETY: prctl with constant arguments.
+            if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+                return Err(StageError::Os { what: "set no_new_privs for the exec filter", source: nix::Error::last() });
+            }
+        }
+        let len = u16::try_from(program.len()).map_err(|_| StageError::Os { what: "install the exec filter", source: nix::Error::E2BIG })?;
+        let prog = libc::sock_fprog { len, filter: program.as_ptr().cast_mut() };
+        // SAFETY: seccomp(2) reads `prog`, which outlives the call.
+        let fd = unsafe { libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, libc::SECCOMP_FILTER_FLAG_NEW_LISTENER, &raw const prog) };
+        if fd < 0 {
+            return Err(StageError::Os { what: "install the exec filter", source: nix::Error::last() });
+        }
+        let fd = fd as i32;
+        let sent = send_fd(to, fd);
+        // SAFETY: closing descriptors this child owns.
+        unsafe {
+            libc::close(fd);
+            libc::close(to);
+        }
+        if !sent {
+            return Err(StageError::Os { what: "hand the exec filter's listener to the recorder", source: nix::Error::last() });
+        }
+        Ok(())
+    }
+
+    /// Act 13, in the backstop's reader (forked from the recorder, still
+    /// holding root as its saved uid): the service user for good, keeping
+    /// `CAP_SYS_PTRACE` and `CAP_KILL` and nothing else.
+    pub fn become_exec_reader(&self) -> Result<(), StageError> {
+        if !self.root {
+            return Ok(());
+        }
+        self.log_raw(b"custos-shell: privileged act: become-exec-reader\n");
+        setresuid(Uid::from_raw(u32::MAX), Uid::from_raw(0), Uid::from_raw(u32::MAX)).map_err(os("regain root"))?;
+        nix::unistd::setgroups(&[]).map_err(os("clear the supplementary groups"))?;
+        // SAFETY: prctl with constant arguments.
+        if unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) } != 0 {
+            return Err(StageError::Os { what: "keep capabilities across the drop", source: nix::Error::last() });
+        }
+        set_all(self.service_uid, self.service_gid, "drop to the service ids")?;
+        const CAP_KILL: u32 = 5;
+        const CAP_SYS_PTRACE: u32 = 19;
+        let keep = (1 << CAP_KILL) | (1 << CAP_SYS_PTRACE);
+        #[repr(C)]
+        struct Header {
+            version: u32,
+            pid: i32,
+        }
+        #[repr(C)]
+        #[derive(Clone, Copy)]
+        struct Data {
+            effective: u32,
+            permitted: u32,
+            inheritable: u32,
+        }
+        let header = Header { version: 0x2008_0522, pid: 0 };
+        let data = [Data { effective: keep, permitted: keep, inheritable: 0 }, Data { effective: 0, permitted: 0, inheritable: 0 }];
+        // SAFETY: capset(2) with a version-3 header and its two data words.
+        let set = unsafe { libc::syscall(libc::SYS_capset, &raw const header, data.as_ptr()) };
+        // SAFETY: prctl with constant arguments.
+        let sealed = unsafe {
+            libc::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0) == 0
+                && libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0
+                && libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) == 0
+        };
+        if set != 0 || !sealed {
+            return Err(StageError::Os { what: "keep only the reader's capabilities", source: nix::Error::last() });
+        }
+        Ok(())
+    }
+
     /// Act 2: what `/proc` says of process `pid`'s descriptor `fd`, read as
     /// root (see `nesting`). `None` when anything is missing.
     pub fn read_recorder(&self, pid: i32, fd: i32) -> Option<RecorderFacts> {
@@ -549,6 +647,34 @@ impl Privilege {
         };
         // SAFETY: _exit is always sound.
         unsafe { libc::_exit(code) }
+    }
+}
+
+/// Sends descriptor `fd` over the socket `to` (`SCM_RIGHTS`), with
+/// buffers on the stack: this runs between fork and exec.
+fn send_fd(to: i32, fd: i32) -> bool {
+    let mut byte = [0u8; 1];
+    let mut iov = libc::iovec { iov_base: byte.as_mut_ptr().cast(), iov_len: 1 };
+    // Aligned for cmsghdr; CMSG_SPACE(4) is 24 bytes on 64-bit, 16 on 32-bit.
+    let mut control = [0u64; 8];
+    // SAFETY: a zeroed msghdr is valid; the pointers set below point at
+    // the locals above, which outlive sendmsg; CMSG_* stay inside
+    // `control`, which is larger than CMSG_SPACE(sizeof(int)).
+    unsafe {
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &raw mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = libc::CMSG_SPACE(std::mem::size_of::<i32>() as u32) as _;
+        let cmsg = libc::CMSG_FIRSTHDR(&raw const msg);
+        if cmsg.is_null() {
+            return false;
+        }
+        (*cmsg).cmsg_level = libc::SOL_SOCKET;
+        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<i32>() as u32) as _;
+        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<i32>(), fd);
+        libc::sendmsg(to, &raw const msg, libc::MSG_NOSIGNAL) == 1
     }
 }
 
@@ -810,7 +936,7 @@ mod tests {
 
     /// The calls that change ids, owners, modes or cgroups. Outside this
     /// module only `custos` subcommands (never setuid) may make them.
-    const PRIVILEGED_CALLS: [&str; 12] = [
+    const PRIVILEGED_CALLS: [&str; 15] = [
         "setresuid(",
         "setresgid(",
         "setgroups(",
@@ -823,6 +949,9 @@ mod tests {
         "cgroup.kill",
         "loginuid",
         "PR_SET_DUMPABLE",
+        "SYS_capset",
+        "SYS_seccomp",
+        "PR_SET_KEEPCAPS",
     ];
 
     fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {

@@ -128,6 +128,7 @@ pub fn run(argv: &[OsString], config: &Config, privilege: Privilege) -> anyhow::
     let key = crate::evidence::sink::host_key(&config.evidence).context("cannot sign this session's recording")?;
     let mut rec = Recording { spool: &spool, key, config, early: Vec::new() };
     let mut approved = None;
+    let mut approved_rule = None;
     if let Some(line) = &inv.command {
         match gate_command(line, &account, &identity.groups, &privilege)? {
             CommandCheck::Run => {}
@@ -145,6 +146,7 @@ pub fn run(argv: &[OsString], config: &Config, privilege: Privilege) -> anyhow::
                     return refuse(&rec, info, &why);
                 }
                 approved = Some(line.clone());
+                approved_rule = Some(held.rule.name.clone());
             }
         }
     }
@@ -161,11 +163,48 @@ pub fn run(argv: &[OsString], config: &Config, privilege: Privilege) -> anyhow::
         let (cmd, setup) = prepare_channel(config, &shell, &inv, subject, &account.home, &privilege, cmd, approved)?;
         (cmd, Some(setup))
     };
+    let backstop = prepare_backstop(config, &account, &identity.groups, &privilege, approved_rule)?;
+    let cmd = match &backstop {
+        Some(b) => {
+            let (program, to) = b.pending.child_end();
+            cmd.with_exec_filter(program, to)
+        }
+        None => cmd,
+    };
     let (privilege, stage) = split_off_warden(privilege, config, &info.session_id, interactive)?;
     match channel {
-        None => interactive_session(config, privilege, &rec, info, &cmd, gate, stage),
-        Some(setup) => data_channel(privilege, &rec, info, &cmd, stage, setup),
+        None => interactive_session(config, privilege, &rec, info, &cmd, gate, stage, backstop),
+        Some(setup) => data_channel(privilege, &rec, info, &cmd, stage, setup, backstop),
     }
+}
+
+/// The exec backstop, prepared before the shell's fork (see `backstop`).
+struct BackstopPlan {
+    pending: crate::backstop::launch::Pending,
+    settings: crate::backstop::supervisor::Settings,
+    /// The rule a `-c` command was approved under before the session.
+    approved_rule: Option<String>,
+}
+
+impl BackstopPlan {
+    /// After the shell's fork, still single-threaded with root as the
+    /// saved uid: takes the listener and forks the reader.
+    fn start(self, privilege: &Privilege) -> anyhow::Result<(crate::backstop::launch::Started, crate::backstop::supervisor::Settings, Option<String>)> {
+        let started = self.pending.start(privilege)?;
+        Ok((started, self.settings, self.approved_rule))
+    }
+}
+
+fn prepare_backstop(config: &Config, account: &Account, oidc_groups: &[String], privilege: &Privilege, approved_rule: Option<String>) -> anyhow::Result<Option<BackstopPlan>> {
+    let mode = config.gate.exec_mode(&account.name, &account.groups);
+    if mode == crate::backstop::Mode::Off {
+        return Ok(None);
+    }
+    let policy = load_policy(privilege).context("the command policy")?;
+    let subject = crate::policy::Subject { user: account.name.clone(), groups: account.groups.clone(), oidc_groups: oidc_groups.to_vec() };
+    let settings = crate::backstop::supervisor::Settings { policy, subject, home: account.home.display().to_string(), mode };
+    let pending = crate::backstop::launch::Pending::new()?;
+    Ok(Some(BackstopPlan { pending, settings, approved_rule }))
 }
 
 /// What the privileged stage set up for the recorder.
@@ -343,6 +382,7 @@ fn exec_unrecorded(shell: &Path, inv: &Invocation, privilege: &Privilege) -> ! {
     }
 }
 
+#[allow(clippy::too_many_arguments)] // each is a different part of the session; a struct would only rename them
 fn interactive_session(
     config: &Config,
     privilege: Privilege,
@@ -351,6 +391,7 @@ fn interactive_session(
     cmd: &ShellCommand,
     gate: Option<(Injection, Gate)>,
     stage: Stage,
+    backstop: Option<BackstopPlan>,
 ) -> anyhow::Result<Outcome> {
     let approval_who = (info.session_id.clone(), info.host.clone(), info.user.clone());
     let approval_identity = info.identity.clone();
@@ -383,6 +424,8 @@ fn interactive_session(
     // Still single-threaded and holding both identities: the only moment
     // the pane's launcher can be forked to run as the user (see `pane`).
     let pane = approvals_pane(config, &privilege);
+    // Single-threaded still: the listener comes over, the reader forks.
+    let backstop = backstop.map(|b| b.start(&privilege)).transpose()?;
     // From here the recorder is the service user for good. If that fails,
     // returning drops the master, which hangs up the shell: never an
     // unrecorded shell.
@@ -405,6 +448,13 @@ fn interactive_session(
     };
     // Without the stage, the session is the shell's session id.
     let containment = stage.containment.unwrap_or(Containment::Session(child.as_raw()));
+    let exec = match backstop {
+        Some((started, settings, _)) => {
+            let (responder, events) = started.spawn(settings)?;
+            Some(session::ExecRuntime::new(events, responder))
+        }
+        None => None,
+    };
     let options = session::Options {
         status_line: status_text,
         record_input: config.recording.record_input,
@@ -414,6 +464,7 @@ fn interactive_session(
         containment,
         keep_leftovers: config.session.leftovers == crate::config::Leftovers::Keep,
         stage: stage.acts,
+        exec,
     };
     let ending = session::run(term, pty.master, child, layout, &signals, &mut sink, options);
     drop(raw);
@@ -502,7 +553,15 @@ fn prepare_channel(
 /// byte passes untouched and end-of-file reaches each side as it was sent,
 /// while the recording gets the streams masked, binary runs as hashes,
 /// transfers described, and each command a bash or zsh runs, checked.
-fn data_channel(privilege: Privilege, rec: &Recording<'_>, info: SessionInfo, cmd: &ShellCommand, stage: Stage, setup: ChannelSetup) -> anyhow::Result<Outcome> {
+fn data_channel(
+    privilege: Privilege,
+    rec: &Recording<'_>,
+    info: SessionInfo,
+    cmd: &ShellCommand,
+    stage: Stage,
+    setup: ChannelSetup,
+    backstop: Option<BackstopPlan>,
+) -> anyhow::Result<Outcome> {
     use nix::fcntl::OFlag;
     let keep = rec.config.session.leftovers == crate::config::Leftovers::Keep;
     let header = Header::new(info, crate::channel::stream::SCREEN.cols, crate::channel::stream::SCREEN.rows, None, crate::when::unix_now());
@@ -523,6 +582,7 @@ fn data_channel(privilege: Privilege, rec: &Recording<'_>, info: SessionInfo, cm
         ForkResult::Parent { child } => child,
     };
     drop((in_r, out_w, err_w));
+    let backstop = backstop.map(|b| b.start(&privilege)).transpose()?;
     privilege.drop_to_service()?;
     rec.stream(&sink);
     // Ctrl-C in a pipeline reaches the shell; the recorder stays to record
@@ -552,6 +612,7 @@ fn data_channel(privilege: Privilege, rec: &Recording<'_>, info: SessionInfo, cm
         gate: setup.gate,
         containment: stage.containment,
         keep_leftovers: keep,
+        backstop,
     };
     let ended = crate::recorder::channel::run(&mut sink, started, child, ends, options)?;
     sink.write(started.elapsed(), &crate::evidence::asciicast::Event::Exit(ended.status))?;

@@ -116,6 +116,7 @@ impl Loop<'_> {
                     self.record_at(at, &Event::Audit(&record.audit(line).to_string()));
                 }
                 Note::Exit { id, status } => {
+                    self.exec_revoke();
                     let json = serde_json::json!({"kind": "exit", "id": id, "status": status});
                     self.record_at(at, &Event::Audit(&json.to_string()));
                 }
@@ -162,10 +163,18 @@ impl Loop<'_> {
                 Effect::Audit(json) => self.record(&Event::Audit(&json.to_string())),
                 Effect::Marker(marker) => self.record(&Event::Marker(&marker.label())),
                 Effect::Resolve(refusal) => {
+                    if self.exec_resolve(&refusal) {
+                        continue;
+                    }
                     let Some(g) = self.gate.as_mut() else { continue };
                     let (reply, notes) = g.gate.resolve(refusal);
                     if let Some(reply) = reply {
                         g.socket.answer_held(&reply);
+                    }
+                    for note in &notes {
+                        if let Note::Command(record) = note {
+                            self.exec_grant(record);
+                        }
                     }
                     self.apply_notes(notes);
                 }

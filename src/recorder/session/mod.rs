@@ -36,6 +36,7 @@
 //! output until there is room (`when_full = "throttle"`), or ends the
 //! session (`"end"`).
 
+mod exec_link;
 mod gate_link;
 mod output;
 mod pane;
@@ -52,6 +53,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
+pub use self::exec_link::ExecRuntime;
 pub use self::gate_link::GateRuntime;
 pub use self::pane::PaneSetup;
 use self::pane::PaneRuntime;
@@ -97,6 +99,8 @@ pub struct Options {
     pub keep_leftovers: bool,
     /// What the privileged stage did, recorded first.
     pub stage: Option<Vec<String>>,
+    /// The exec backstop, when `[gate] exec` is not `off`.
+    pub exec: Option<ExecRuntime>,
 }
 
 /// What ended the session.
@@ -230,6 +234,7 @@ struct Ready {
     approvals: bool,
     launcher: bool,
     pane: PollFlags,
+    exec: bool,
 }
 
 const READABLE: PollFlags = PollFlags::POLLIN.union(PollFlags::POLLHUP).union(PollFlags::POLLERR);
@@ -265,6 +270,7 @@ struct Loop<'a> {
     region_set: bool,
     containment: Containment,
     keep_leftovers: bool,
+    exec: Option<ExecRuntime>,
 }
 
 /// Runs the session until the shell exits or the terminal hangs up.
@@ -306,6 +312,7 @@ pub fn run(
         region_set: false,
         containment: options.containment,
         keep_leftovers: options.keep_leftovers,
+        exec: options.exec,
     };
     if let Some(acts) = options.stage {
         lp.record(&Event::Marker(&Marker::Stage(acts).label()));
@@ -322,6 +329,9 @@ impl Loop<'_> {
         let mut buf = vec![0u8; 64 * 1024];
         while self.exit.is_none() && !self.hung_up && self.ending.is_none() && self.master.is_some() {
             let Some(ready) = self.wait(signals)? else { continue };
+            if ready.exec {
+                self.exec_ready();
+            }
             if ready.launcher {
                 self.launcher_replies();
             }
@@ -439,6 +449,11 @@ impl Loop<'_> {
                 fds.push(PollFd::new(fd, events));
             }
         }
+        let mut exec_index = None;
+        if let Some(x) = self.exec.as_ref() {
+            exec_index = Some(fds.len());
+            fds.push(PollFd::new(x.events.fd(), PollFlags::POLLIN));
+        }
         match poll(&mut fds, timeout) {
             Ok(_) => {}
             Err(nix::Error::EINTR) => return Ok(None),
@@ -453,6 +468,7 @@ impl Loop<'_> {
             approvals: ready(agent_index).intersects(READABLE),
             launcher: !ready(launcher_index).is_empty(),
             pane: ready(pane_index),
+            exec: ready(exec_index).intersects(READABLE),
         }))
     }
 
@@ -533,6 +549,9 @@ impl Loop<'_> {
         }
         if has_enter(keys) {
             self.gate_enter();
+            if self.status.exec_notice.take().is_some() {
+                self.refresh_status();
+            }
         }
         self.to_master.extend_from_slice(keys);
         self.flush_to_master();
