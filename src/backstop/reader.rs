@@ -16,10 +16,8 @@
 //! exec of the session fails from then on (the kernel's answer for a
 //! filter without a listener): the backstop fails closed.
 
-use std::fs::File;
 use std::io::Write as _;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::os::unix::fs::FileExt as _;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd as _, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
@@ -162,13 +160,7 @@ pub fn read_call(pid: i32, arch: u32, nr: i32, args: &[u64; 6]) -> Request {
         req.unreadable = Some(format!("system call {nr} of architecture {arch:#x} is not one the backstop knows"));
         return req;
     };
-    let mem = match File::open(format!("/proc/{pid}/mem")) {
-        Ok(f) => f,
-        Err(e) => {
-            req.unreadable = Some(format!("cannot read the memory of process {pid}: {e}"));
-            return req;
-        }
-    };
+    let mem = Mem { pid };
     let arg = |i: usize| args.get(i).copied().unwrap_or(0);
     let (dirfd, path_ptr, argv_ptr, flags) = match call {
         Call::Execve => (AT_FDCWD, arg(0), arg(1), 0),
@@ -199,8 +191,8 @@ pub fn read_call(pid: i32, arch: u32, nr: i32, args: &[u64; 6]) -> Request {
     } else if dirfd == AT_FDCWD {
         Some(req.cwd.clone())
     } else {
-        match std::fs::read_link(format!("/proc/{pid}/fd/{dirfd}")) {
-            Ok(p) => Some(p.to_string_lossy().into_owned()),
+        match descriptor_path(pid, dirfd) {
+            Ok(p) => Some(p),
             Err(e) => {
                 req.unreadable = Some(format!("execveat's directory (descriptor {dirfd}): {e}"));
                 return req;
@@ -218,9 +210,62 @@ pub fn read_call(pid: i32, arch: u32, nr: i32, args: &[u64; 6]) -> Request {
     req
 }
 
+/// Another process's memory, read with `process_vm_readv`: that needs
+/// ptrace rights only (the reader's `CAP_SYS_PTRACE`), where
+/// `/proc/PID/mem` of a process that is not dumpable (a setuid program, or
+/// `custos-shell`'s own child before its exec) is also a root-owned file.
+struct Mem {
+    pid: i32,
+}
+
+impl Mem {
+    fn read_at(&self, buf: &mut [u8], addr: u64) -> std::io::Result<usize> {
+        let local = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+        let remote = libc::iovec { iov_base: addr as usize as *mut libc::c_void, iov_len: buf.len() };
+        // SAFETY: the local iovec covers `buf`, which we own; the remote
+        // one is only read by the kernel, on the other process's behalf.
+        let n = unsafe { libc::process_vm_readv(self.pid, &raw const local, 1, &raw const remote, 1, 0) };
+        if n < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(n as usize)
+    }
+
+    fn read_exact_at(&self, buf: &mut [u8], addr: u64) -> std::io::Result<()> {
+        if self.read_at(buf, addr)? == buf.len() {
+            Ok(())
+        } else {
+            Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof))
+        }
+    }
+}
+
+/// Where process `pid`'s descriptor `fd` points: the descriptor itself is
+/// taken (`pidfd_getfd`, ptrace rights only) and its path read from our
+/// own `/proc/self/fd`, since `/proc/PID/fd` of a process that is not
+/// dumpable is root's.
+fn descriptor_path(pid: i32, fd: i32) -> std::io::Result<String> {
+    // SAFETY: pidfd_open with a pid and no flags.
+    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if pidfd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just gave us this descriptor.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as i32) };
+    // SAFETY: pidfd_getfd with a descriptor we own and no flags.
+    let copy = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), fd, 0) };
+    if copy < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: as above.
+    let copy = unsafe { OwnedFd::from_raw_fd(copy as i32) };
+    let path = std::fs::read_link(format!("/proc/self/fd/{}", copy.as_raw_fd()))?;
+    Ok(path.to_string_lossy().into_owned())
+}
+
 /// A NUL-terminated string at `addr`, read page by page (a string may end
 /// just before an unmapped page).
-fn read_cstr(mem: &File, addr: u64, max: usize) -> Result<String, String> {
+fn read_cstr(mem: &Mem, addr: u64, max: usize) -> Result<String, String> {
     if addr == 0 {
         return Err("a null pointer".into());
     }
@@ -244,7 +289,7 @@ fn read_cstr(mem: &File, addr: u64, max: usize) -> Result<String, String> {
     Err(format!("longer than {max} bytes"))
 }
 
-fn read_argv(mem: &File, addr: u64, width: usize) -> Result<Vec<String>, String> {
+fn read_argv(mem: &Mem, addr: u64, width: usize) -> Result<Vec<String>, String> {
     let mut argv = Vec::new();
     if addr == 0 {
         return Ok(argv);
