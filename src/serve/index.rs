@@ -1,5 +1,8 @@
 //! What the collector learns from a chunk's payload for search: the session
-//! header (chunk 0), command text from `m` markers, the exit status from the
+//! header (chunk 0), command text from `m` markers, every program start the
+//! exec backstop recorded (`a` records of kind `exec`, as `exec OUTCOME:
+//! LINE`, kept apart from the markers so a session's command list is not
+//! buried under its ten thousand `/bin/true`s), the exit status from the
 //! `x` event, and the running session time. The approvals pane's `p` events
 //! are evidence like any other line (kept, timed) but not indexed: search
 //! finds commands, and the pane's markers say when it was open.
@@ -41,6 +44,8 @@ pub struct IndexedMarker {
 pub struct PayloadIndex {
     pub header: Option<HeaderFields>,
     pub markers: Vec<IndexedMarker>,
+    /// Program starts (`a` records of kind `exec`), as `exec OUTCOME: LINE`.
+    pub execs: Vec<IndexedMarker>,
     pub exit_status: Option<i32>,
     /// Session time after the chunk's last event.
     pub elapsed_us: u64,
@@ -74,6 +79,11 @@ pub fn index_payload(payload: &[u8], first: bool, elapsed_us: u64) -> PayloadInd
         }
         match event.code.as_str() {
             "m" => index.markers.push(IndexedMarker { at_us: index.elapsed_us, text: event.text() }),
+            "a" => {
+                if let Some(text) = exec_text(&event.text()) {
+                    index.execs.push(IndexedMarker { at_us: index.elapsed_us, text });
+                }
+            }
             "x" => {
                 index.exit_status = match &event.data {
                     Some(Value::String(s)) => s.trim().parse().ok(),
@@ -85,6 +95,17 @@ pub fn index_payload(payload: &[u8], first: bool, elapsed_us: u64) -> PayloadInd
         }
     }
     index
+}
+
+/// `exec OUTCOME: LINE` for an `a` record of kind `exec`.
+fn exec_text(record: &str) -> Option<String> {
+    let v: Value = serde_json::from_str(record).ok()?;
+    if v.get("kind").and_then(Value::as_str) != Some("exec") {
+        return None;
+    }
+    let outcome = v.get("outcome").and_then(Value::as_str).unwrap_or("?");
+    let line = v.get("line").and_then(Value::as_str).unwrap_or_default();
+    Some(format!("exec {outcome}: {line}"))
 }
 
 fn header_fields(obj: &serde_json::Map<String, Value>, line: &str) -> HeaderFields {
@@ -129,6 +150,17 @@ mod tests {
         assert_eq!(index.markers, vec![IndexedMarker { at_us: 11_000_000, text: "ls".into() }]);
         assert_eq!(index.exit_status, Some(130));
         assert_eq!(index.elapsed_us, 11_500_000);
+    }
+
+    #[test]
+    fn program_starts_are_indexed_apart_from_the_markers() {
+        let payload = br#"[1.0, "a", "{\"kind\":\"exec\",\"outcome\":\"refused\",\"line\":\"/usr/bin/touch x\"}"]
+[0.5, "a", "{\"kind\":\"command\",\"line\":\"ls\"}"]
+[0.5, "a", "not json"]
+"#;
+        let index = index_payload(payload, false, 0);
+        assert_eq!(index.execs, vec![IndexedMarker { at_us: 1_000_000, text: "exec refused: /usr/bin/touch x".into() }]);
+        assert!(index.markers.is_empty());
     }
 
     #[test]

@@ -228,6 +228,13 @@ CREATE TABLE IF NOT EXISTS markers (
     text TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS markers_session ON markers(session_id);
+CREATE TABLE IF NOT EXISTS execs (
+    session_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    at_us INTEGER NOT NULL,
+    text TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS execs_session ON execs(session_id);
 CREATE TABLE IF NOT EXISTS alerts (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     at INTEGER NOT NULL,
@@ -608,6 +615,15 @@ impl Store {
                 .execute(&mut **tx)
                 .await?;
         }
+        for exec in &chunk.index.execs {
+            sqlx::query("INSERT INTO execs (session_id, seq, at_us, text) VALUES (?, ?, ?, ?)")
+                .bind(session)
+                .bind(seq)
+                .bind(to_i64(exec.at_us, "at_us")?)
+                .bind(&exec.text)
+                .execute(&mut **tx)
+                .await?;
+        }
         Ok(())
     }
 
@@ -703,7 +719,9 @@ impl Store {
                AND (?5 IS NULL
                     OR instr(lower(coalesce(s.command, '')), lower(?5)) > 0
                     OR EXISTS (SELECT 1 FROM markers m WHERE m.session_id = s.id
-                               AND instr(lower(m.text), lower(?5)) > 0))
+                               AND instr(lower(m.text), lower(?5)) > 0)
+                    OR EXISTS (SELECT 1 FROM execs x WHERE x.session_id = s.id
+                               AND instr(lower(x.text), lower(?5)) > 0))
              ORDER BY s.started_at DESC, s.id DESC
              LIMIT ?6",
             Self::SESSION_COLUMNS
