@@ -424,7 +424,9 @@ fn a_decision_signed_by_an_unpinned_key_is_refused_by_the_recorder() {
     w.pty.wait_text("has not pinned");
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(w.count(), "", "a decision by an unpinned key released the line");
-    // A pinned approver still works.
+    // A pinned approver still works. (The refused line is left in the
+    // editor: clear it first.)
+    w.pty.send(b"\x15");
     w.pty.line("bump pinned");
     let request = w.one_pending(&alice);
     let r = decide(&w.server, &request, &alice, Choice::Approve, "ok");
