@@ -99,7 +99,7 @@ pub struct Decision {
     /// The person the collector registered the signer as (not signed: the
     /// collector's own bookkeeping; the recorder asks its pins instead).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub person: Option<super::trust::Person>,
+    pub person: Option<Box<super::trust::Person>>,
 }
 
 /// Whom the collector vouches for in an attested decision.

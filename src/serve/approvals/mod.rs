@@ -700,7 +700,7 @@ async fn decide(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<
     }
     let mut decision = decision;
     decision.at = crate::when::unix_now_i64();
-    decision.person = Some(person);
+    decision.person = Some(Box::new(person));
     let verdict = decision.verdict;
     let detail = json!({"approver": name, "verdict": verdict.as_str(), "reason": decision.reason, "attested": decision.attested});
     let quorum = r.quorum;
