@@ -449,6 +449,74 @@ fn a_decision_signed_by_an_unpinned_key_is_refused_by_the_recorder() {
     assert!(messages.iter().any(|m| m.contains("approver-keys, line 2")), "{messages:?}");
 }
 
+/// An approver registered before approvers were bound to people (no unix
+/// user in their row) is refused with a message naming the command that
+/// binds one; after it, with the same token and key, they decide.
+#[test]
+fn a_registration_without_a_person_is_refused_until_the_admin_binds_one() {
+    let mut w = world();
+    let alice = register(&w.server, &w.root, "alice", "dba");
+    // What an older collector's row looks like: no person columns filled.
+    let db = w.server.data_dir.join("custos.db");
+    let out = std::process::Command::new("sqlite3")
+        .arg(&db)
+        .arg("UPDATE approvers SET unix_user = NULL, oidc_issuer = NULL, oidc_subject = NULL WHERE name = 'alice';")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    w.pty.line("bump legacy");
+    let request = w.one_pending(&alice);
+    let r = decide(&w.server, &request, &alice, Choice::Approve, "ok");
+    assert_eq!((r.status, r.code()), (403, "no_person".into()), "{}", r.text());
+    assert!(r.text().contains("custos serve approver-person --name alice --unix-user"), "{}", r.text());
+    // Binding an unknown name is a clear error; binding alice keeps her token and key.
+    let bind = |name: &str| {
+        std::process::Command::new(collector::custos_bin())
+            .args(["serve", "approver-person", "--data-dir"])
+            .arg(&w.server.data_dir)
+            .args(["--name", name, "--unix-user", "alice"])
+            .output()
+            .unwrap()
+    };
+    let out = bind("nobody");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no approver is registered as \"nobody\""), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = bind("alice");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let r = decide(&w.server, &request, &alice, Choice::Approve, "ok now");
+    assert_eq!(r.status, 200, "{}", r.text());
+    w.pty.wait_text("bump-ran");
+    assert_eq!(w.count(), "bump legacy\n");
+    w.exit();
+}
+
+/// A collector data directory from before people were bound: its
+/// `approvers` table gains the person columns, and the old row can be bound.
+#[test]
+fn an_old_approvers_table_gains_the_person_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let sql = |q: &str| {
+        let out = std::process::Command::new("sqlite3").arg(data.join("custos.db")).arg(q).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    let key = HostKey::generate().public().to_string();
+    sql(&format!(
+        "CREATE TABLE approvers (name TEXT PRIMARY KEY, groups TEXT NOT NULL, public_key TEXT NOT NULL, token_hash TEXT NOT NULL UNIQUE, created_at INTEGER NOT NULL);
+         INSERT INTO approvers VALUES ('alice', 'dba', '{key}', 'old-hash', 0);"
+    ));
+    let out = std::process::Command::new(collector::custos_bin())
+        .args(["serve", "approver-person", "--data-dir"])
+        .arg(&data)
+        .args(["--name", "alice", "--unix-user", "alice", "--oidc-issuer", "https://idp", "--oidc-subject", "alice-sub"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(sql("SELECT unix_user, oidc_issuer, oidc_subject, token_hash FROM approvers WHERE name = 'alice'"), "alice|https://idp|alice-sub|old-hash");
+}
+
 /// A malformed pinned key in the configuration is a configuration error
 /// that names the setting, before any session starts.
 #[test]
