@@ -855,6 +855,54 @@ fn an_approver_signed_in_with_the_identity_provider_approves_in_custos_approve()
     assert_eq!(decision["attested"]["issuer"], idp.issuer.as_str());
 }
 
+/// The collector's attestation key is pinned when the host enrolls; a
+/// collector that later signs with another key (its key replaced, or an
+/// impostor holding the data directory) is not believed: the attested
+/// approval it sends is refused by the recorder and the line does not run.
+#[test]
+fn an_attestation_by_a_collector_key_the_host_did_not_pin_is_refused() {
+    let idp = oidc::Idp::start(&[("dana", &["dba", "approvers"])]);
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_owned();
+    let serve_config = root.join("serve.toml");
+    std::fs::write(&serve_config, format!("[identity]\nissuer = \"{}\"\n[identity.roles]\napprover = [\"approvers\"]\n", idp.issuer)).unwrap();
+    let args = ["--config", serve_config.to_str().unwrap()];
+    let mut server = Server::start_with(&root.join("data"), "127.0.0.1:0", &args, None);
+    let (_, key_path) = collector::host_key(&root);
+    server.enroll(&collector::empty_config(&root), &key_path);
+    let pinned = std::fs::read_to_string(root.join("collector.pub")).unwrap();
+    let first = custos::evidence::HostKey::load(&root.join("data/attestation.key")).unwrap().public().to_string();
+    assert!(pinned.contains(&first), "{pinned}");
+    // The collector comes back with a new attestation key.
+    server.kill();
+    std::fs::remove_file(root.join("data/attestation.key")).unwrap();
+    let server = Server::start_with(&root.join("data"), "127.0.0.1:0", &args, None);
+    let mut w = start_shell(dir, server, root, &key_path, "/bin/bash");
+    let cache = w.root.join("cache");
+    oidc::login(&idp, &cache, "dana", "dana");
+    let token = oidc::cached_id_token(&cache, "dana");
+    w.pty.line("bump attested");
+    let mut found = Vec::new();
+    collector::wait_for(20, "a pending request", || {
+        let r = w.server.get("/v1/approvals?state=pending", Some(&token));
+        found = r.json()["requests"].as_array().unwrap().clone();
+        found.len() == 1
+    });
+    let id = found[0]["id"].as_str().unwrap();
+    let auth = format!("Bearer {token}");
+    let body = serde_json::json!({"verdict": "approve", "reason": "on call"}).to_string();
+    let r = http(&w.server.url, "POST", &format!("/v1/approvals/{id}/decide"), &[("Authorization", &auth), ("Content-Type", "application/json")], body.as_bytes());
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["state"], "approved", "the collector attested it");
+    assert_ne!(r.json()["decisions"][0]["public_key"], first.as_str());
+    w.pty.wait_text("has not pinned");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(w.count(), "", "an attestation by an unpinned collector key released the line");
+    let cast = w.exit();
+    let refused = audits(&cast, "error");
+    assert!(refused.iter().any(|a| a["message"].as_str().unwrap().contains("has not pinned")), "{:?}", cast.audits());
+}
+
 /// The approvals pane inside the approver's own `custos-shell`: Ctrl-] a
 /// opens `custos approve` below the shell, keys go to it, the decision
 /// releases another session's held line, Ctrl-] a closes it, and the
