@@ -218,11 +218,17 @@ pub struct ApprovalsConfig {
     /// The prefix byte (`pane_key = "C-]"`, the default); `None` for
     /// `"none"`: no pane.
     pub pane_key: Option<u8>,
+    /// The collector's attestation key, pinned (`collector_key`): the only
+    /// key besides pinned approver keys a decision may be signed with.
+    pub collector_key: Option<crate::evidence::PublicKey>,
+    /// A root-owned file of pinned approver keys (`trusted_keys`; format
+    /// in `approval::trust`).
+    pub trusted_keys: Option<PathBuf>,
 }
 
 impl Default for ApprovalsConfig {
     fn default() -> Self {
-        Self { pane_key: Some(DEFAULT_PREFIX) }
+        Self { pane_key: Some(DEFAULT_PREFIX), collector_key: None, trusted_keys: None }
     }
 }
 
@@ -230,6 +236,8 @@ impl Default for ApprovalsConfig {
 #[serde(deny_unknown_fields)]
 struct RawApprovals {
     pane_key: Option<String>,
+    collector_key: Option<String>,
+    trusted_keys: Option<String>,
 }
 
 /// The default prefix: Ctrl-] (0x1d), as `[approvals] pane_key = "C-]"`.
@@ -433,6 +441,17 @@ impl Config {
             Some(v) => parse_pane_key(&v).map_err(|e| invalid("approvals.pane_key", &e.to_string()))?,
             None => defaults.approvals.pane_key,
         };
+        let collector_key = match raw.approvals.collector_key {
+            Some(v) => Some(v.trim().parse().map_err(|e| {
+                invalid("approvals.collector_key", &format!("{v:?} is not a public key ({e}); copy the collector's key as printed by `custos serve attestation-key`"))
+            })?),
+            None => None,
+        };
+        let trusted_keys = match raw.approvals.trusted_keys {
+            Some(v) if Path::new(&v).is_absolute() => Some(PathBuf::from(v)),
+            Some(v) => return Err(invalid("approvals.trusted_keys", &format!("{v:?} is not an absolute path"))),
+            None => None,
+        };
         Ok(Self {
             shell: ShellConfig { default, users, groups },
             status_line: raw.status_line.enabled.unwrap_or(defaults.status_line),
@@ -451,7 +470,7 @@ impl Config {
                 exec_groups: raw.gate.exec_groups.unwrap_or_default(),
             },
             collector: CollectorConfig { url: collector_url },
-            approvals: ApprovalsConfig { pane_key },
+            approvals: ApprovalsConfig { pane_key, collector_key, trusted_keys },
             evidence,
             identity: raw
                 .identity
@@ -640,6 +659,8 @@ mod tests {
     #[case::collector_loopback_lookalike("[collector]\nurl = \"http://127.0.0.1.evil.example:80\"\n", "plain http to another host")]
     #[case::collector_unknown_key("[collector]\nurl = \"http://c\"\nurll = 1\n", "unknown field `urll`")]
     #[case::approvals_bad_pane_key("[approvals]\npane_key = \"M-x\"\n", "approvals.pane_key: \"M-x\" is not a control key")]
+    #[case::approvals_bad_collector_key("[approvals]\ncollector_key = \"ed25519:short\"\n", "approvals.collector_key: \"ed25519:short\" is not a public key")]
+    #[case::approvals_relative_trusted_keys("[approvals]\ntrusted_keys = \"approvers\"\n", "approvals.trusted_keys: \"approvers\" is not an absolute path")]
     #[case::approvals_unknown_key("[approvals]\npanekey = \"C-a\"\n", "unknown field `panekey`")]
     #[case::masking_unknown_key("[masking]\nglpyh = \"*\"\n", "unknown field `glpyh`")]
     #[case::masking_unknown_detector("[masking]\ndisabled = [\"visa\"]\n", "masking.disabled: unknown detector \"visa\"")]

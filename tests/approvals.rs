@@ -70,16 +70,44 @@ pub struct World {
     pub work: PathBuf,
 }
 
+/// The host's pinned approver keys (`[approvals] trusted_keys`), under `root`.
+fn pins(root: &Path) -> PathBuf {
+    root.join("approver-keys")
+}
+
+/// The `[approvals]` section that names [`pins`], which it creates empty
+/// if missing.
+fn pins_config(root: &Path) -> String {
+    let path = pins(root);
+    if !path.exists() {
+        std::fs::write(&path, "# pinned approver keys\n").unwrap();
+    }
+    format!("[approvals]\ntrusted_keys = \"{}\"\n", path.display())
+}
+
+/// Registers an approver at the collector as unix user `name`, and pins
+/// their key on the host as the same person (what an admin does for both).
 fn register(server: &Server, root: &Path, name: &str, groups: &str) -> Approver {
+    register_as(server, root, name, groups, name, Some(name))
+}
+
+/// Registers `name` at the collector as unix user `unix_user`; pins the key
+/// on the host as `pinned_as` (`None`: not pinned at all).
+fn register_as(server: &Server, root: &Path, name: &str, groups: &str, unix_user: &str, pinned_as: Option<&str>) -> Approver {
     let key = HostKey::generate();
     let out = std::process::Command::new(collector::custos_bin())
         .args(["serve", "approver", "--data-dir"])
         .arg(&server.data_dir)
-        .args(["--name", name, "--groups", groups, "--public-key", &key.public().to_string()])
+        .args(["--name", name, "--groups", groups, "--public-key", &key.public().to_string(), "--unix-user", unix_user])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let _ = root;
+    if let Some(person) = pinned_as {
+        use std::io::Write as _;
+        let _ = pins_config(root);
+        let mut f = std::fs::OpenOptions::new().append(true).open(pins(root)).unwrap();
+        writeln!(f, "approver {person} {}", key.public()).unwrap();
+    }
     Approver { name: name.into(), token: String::from_utf8(out.stdout).unwrap().trim().into(), key }
 }
 
@@ -105,9 +133,10 @@ fn start_shell(dir: tempfile::TempDir, server: Server, root: PathBuf, key_path: 
 
 fn start_shell_with(dir: tempfile::TempDir, server: Server, root: PathBuf, key_path: &Path, shell: &str, extra: &str) -> World {
     let setup = Setup::new(&format!(
-        "[shell]\ndefault = \"{shell}\"\n[collector]\nurl = \"{}\"\n[evidence]\nkey = \"{}\"\n{extra}",
+        "[shell]\ndefault = \"{shell}\"\n[collector]\nurl = \"{}\"\n[evidence]\nkey = \"{}\"\n{}{extra}",
         server.url,
-        key_path.display()
+        key_path.display(),
+        pins_config(&root),
     ));
     let policy = setup.dir.path().join("policy.toml");
     std::fs::write(&policy, POLICY).unwrap();
@@ -336,6 +365,169 @@ fn quorum_needs_two_distinct_approvers_and_refuses_self_and_outsiders() {
     assert_eq!(names, ["alice", "carol"]);
 }
 
+/// One person is one approver, whatever names they are registered under:
+/// the requester (unix user root here) cannot approve their own line as
+/// `ops-root`, and alice's second name adds nothing to her first. And when
+/// the collector is wrong about who someone is (registered there as
+/// mallory, pinned on this host as root), the recorder's own pins decide:
+/// the requester's approval does not count toward the quorum.
+#[test]
+fn one_person_under_two_names_cannot_approve_their_own_line_and_counts_once() {
+    let mut w = world();
+    let alice = register(&w.server, &w.root, "alice", "dba");
+    let alice_laptop = register_as(&w.server, &w.root, "alice-laptop", "dba", "alice", Some("alice"));
+    let ops_root = register_as(&w.server, &w.root, "ops-root", "dba", "root", Some("root"));
+    let sneaky = register_as(&w.server, &w.root, "sneaky", "dba", "mallory", Some("root"));
+    w.pty.line("double it");
+    let request = w.one_pending(&alice);
+    assert_eq!(request["user"], "root");
+    let r = decide(&w.server, &request, &ops_root, Choice::Approve, "my own, under another name");
+    assert_eq!((r.status, r.code()), (403, "self_approval".into()), "{}", r.text());
+    assert!(r.text().contains("unix user root"), "{}", r.text());
+    let r = decide(&w.server, &request, &alice, Choice::Approve, "one");
+    assert_eq!(r.status, 200, "{}", r.text());
+    w.pty.wait_text("1/2 approvals");
+    let r = decide(&w.server, &request, &alice_laptop, Choice::Approve, "one again, other name");
+    assert_eq!((r.status, r.code()), (409, "already_decided".into()), "{}", r.text());
+    assert!(r.text().contains("one person decides once"), "{}", r.text());
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(w.count(), "", "one person under two names made a quorum of two");
+    // The collector believes sneaky is mallory and approves the request;
+    // this host pinned sneaky's key as root, the requester.
+    let r = decide(&w.server, &request, &sneaky, Choice::Approve, "trust me");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["state"], "approved");
+    w.pty.wait_text("1 of 2 approvers");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(w.count(), "", "the requester's own approval released the line");
+    let cast = w.exit();
+    let refused = audits(&cast, "error");
+    assert!(refused.iter().any(|a| a["message"].as_str().unwrap().contains("1 of 2 approvers")), "{:?}", cast.audits());
+    assert!(audits(&cast, "approved").is_empty());
+}
+
+/// A decision signed by a key this host never pinned is refused by the
+/// recorder, even when the collector accepted it: here the collector has
+/// an approver registered that the host's admin did not pin (what a
+/// compromised collector would do to forge a quorum). Then a pin file with
+/// a malformed line refuses approvals, saying which line.
+#[test]
+fn a_decision_signed_by_an_unpinned_key_is_refused_by_the_recorder() {
+    let mut w = world();
+    let alice = register(&w.server, &w.root, "alice", "dba");
+    let rogue = register_as(&w.server, &w.root, "rogue", "dba", "rogue", None);
+    w.pty.line("bump forged");
+    let request = w.one_pending(&alice);
+    let r = decide(&w.server, &request, &rogue, Choice::Approve, "forged quorum");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["state"], "approved", "the collector accepted it");
+    w.pty.wait_text("has not pinned");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(w.count(), "", "a decision by an unpinned key released the line");
+    // A pinned approver still works. (The refused line is left in the
+    // editor: clear it first.)
+    w.pty.send(b"\x15");
+    w.pty.line("bump pinned");
+    let request = w.one_pending(&alice);
+    let r = decide(&w.server, &request, &alice, Choice::Approve, "ok");
+    assert_eq!(r.status, 200, "{}", r.text());
+    w.pty.wait_text("bump-ran");
+    assert_eq!(w.count(), "bump pinned\n");
+    // A broken pin file fails closed, naming the file and the line.
+    std::fs::write(pins(&w.root), format!("approver alice {}\napprover carol ed25519:garbage\n", alice.key.public())).unwrap();
+    w.pty.line("bump broken-pins");
+    let request = w.one_pending(&alice);
+    let r = decide(&w.server, &request, &alice, Choice::Approve, "ok");
+    assert_eq!(r.status, 200, "{}", r.text());
+    w.pty.wait_text("line 2");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(w.count(), "bump pinned\n");
+    let cast = w.exit();
+    let refused = audits(&cast, "error");
+    let messages: Vec<&str> = refused.iter().filter_map(|a| a["message"].as_str()).collect();
+    assert!(messages.iter().any(|m| m.contains("rogue") && m.contains("has not pinned")), "{messages:?}");
+    assert!(messages.iter().any(|m| m.contains("approver-keys, line 2")), "{messages:?}");
+}
+
+/// An approver registered before approvers were bound to people (no unix
+/// user in their row) is refused with a message naming the command that
+/// binds one; after it, with the same token and key, they decide.
+#[test]
+fn a_registration_without_a_person_is_refused_until_the_admin_binds_one() {
+    let mut w = world();
+    let alice = register(&w.server, &w.root, "alice", "dba");
+    // What an older collector's row looks like: no person columns filled.
+    let db = w.server.data_dir.join("custos.db");
+    let out = std::process::Command::new("sqlite3")
+        .arg(&db)
+        .arg("UPDATE approvers SET unix_user = NULL, oidc_issuer = NULL, oidc_subject = NULL WHERE name = 'alice';")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    w.pty.line("bump legacy");
+    let request = w.one_pending(&alice);
+    let r = decide(&w.server, &request, &alice, Choice::Approve, "ok");
+    assert_eq!((r.status, r.code()), (403, "no_person".into()), "{}", r.text());
+    assert!(r.text().contains("custos serve approver-person --name alice --unix-user"), "{}", r.text());
+    // Binding an unknown name is a clear error; binding alice keeps her token and key.
+    let bind = |name: &str| {
+        std::process::Command::new(collector::custos_bin())
+            .args(["serve", "approver-person", "--data-dir"])
+            .arg(&w.server.data_dir)
+            .args(["--name", name, "--unix-user", "alice"])
+            .output()
+            .unwrap()
+    };
+    let out = bind("nobody");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no approver is registered as \"nobody\""), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = bind("alice");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let r = decide(&w.server, &request, &alice, Choice::Approve, "ok now");
+    assert_eq!(r.status, 200, "{}", r.text());
+    w.pty.wait_text("bump-ran");
+    assert_eq!(w.count(), "bump legacy\n");
+    w.exit();
+}
+
+/// A collector data directory from before people were bound: its
+/// `approvers` table gains the person columns, and the old row can be bound.
+#[test]
+fn an_old_approvers_table_gains_the_person_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let sql = |q: &str| {
+        let out = std::process::Command::new("sqlite3").arg(data.join("custos.db")).arg(q).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    let key = HostKey::generate().public().to_string();
+    sql(&format!(
+        "CREATE TABLE approvers (name TEXT PRIMARY KEY, groups TEXT NOT NULL, public_key TEXT NOT NULL, token_hash TEXT NOT NULL UNIQUE, created_at INTEGER NOT NULL);
+         INSERT INTO approvers VALUES ('alice', 'dba', '{key}', 'old-hash', 0);"
+    ));
+    let out = std::process::Command::new(collector::custos_bin())
+        .args(["serve", "approver-person", "--data-dir"])
+        .arg(&data)
+        .args(["--name", "alice", "--unix-user", "alice", "--oidc-issuer", "https://idp", "--oidc-subject", "alice-sub"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(sql("SELECT unix_user, oidc_issuer, oidc_subject, token_hash FROM approvers WHERE name = 'alice'"), "alice|https://idp|alice-sub|old-hash");
+}
+
+/// A malformed pinned key in the configuration is a configuration error
+/// that names the setting, before any session starts.
+#[test]
+fn a_malformed_pinned_collector_key_is_a_clear_config_error() {
+    let setup = Setup::new("[approvals]\ncollector_key = \"ed25519:not-a-key\"\n");
+    let out = setup.command(&["-c", "true"]).stdin(std::process::Stdio::null()).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("approvals.collector_key") && err.contains("is not a public key"), "{err}");
+}
+
 #[test]
 fn expiry_and_withdrawal_with_ctrl_c_leave_the_line_unrun_in_the_editor() {
     let mut w = world();
@@ -393,7 +585,7 @@ fn a_command_given_with_c_waits_for_approval_then_runs_or_is_refused() {
     let (_, key_path) = collector::host_key(&root);
     server.enroll(&collector::empty_config(&root), &key_path);
     let alice = register(&server, &root, "alice", "dba");
-    let setup = Setup::new(&format!("[collector]\nurl = \"{}\"\n[evidence]\nkey = \"{}\"\n", server.url, key_path.display()));
+    let setup = Setup::new(&format!("[collector]\nurl = \"{}\"\n[evidence]\nkey = \"{}\"\n{}", server.url, key_path.display(), pins_config(&root)));
     let policy = setup.dir.path().join("policy.toml");
     std::fs::write(&policy, POLICY).unwrap();
     let bin = setup.dir.path().join("bin");
@@ -661,6 +853,54 @@ fn an_approver_signed_in_with_the_identity_provider_approves_in_custos_approve()
     assert_eq!(decision["reason"], "on call, checked");
     assert_eq!(decision["attested"]["subject"], "dana", "{decision}");
     assert_eq!(decision["attested"]["issuer"], idp.issuer.as_str());
+}
+
+/// The collector's attestation key is pinned when the host enrolls; a
+/// collector that later signs with another key (its key replaced, or an
+/// impostor holding the data directory) is not believed: the attested
+/// approval it sends is refused by the recorder and the line does not run.
+#[test]
+fn an_attestation_by_a_collector_key_the_host_did_not_pin_is_refused() {
+    let idp = oidc::Idp::start(&[("dana", &["dba", "approvers"])]);
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_owned();
+    let serve_config = root.join("serve.toml");
+    std::fs::write(&serve_config, format!("[identity]\nissuer = \"{}\"\n[identity.roles]\napprover = [\"approvers\"]\n", idp.issuer)).unwrap();
+    let args = ["--config", serve_config.to_str().unwrap()];
+    let mut server = Server::start_with(&root.join("data"), "127.0.0.1:0", &args, None);
+    let (_, key_path) = collector::host_key(&root);
+    server.enroll(&collector::empty_config(&root), &key_path);
+    let pinned = std::fs::read_to_string(root.join("collector.pub")).unwrap();
+    let first = custos::evidence::HostKey::load(&root.join("data/attestation.key")).unwrap().public().to_string();
+    assert!(pinned.contains(&first), "{pinned}");
+    // The collector comes back with a new attestation key.
+    server.kill();
+    std::fs::remove_file(root.join("data/attestation.key")).unwrap();
+    let server = Server::start_with(&root.join("data"), "127.0.0.1:0", &args, None);
+    let mut w = start_shell(dir, server, root, &key_path, "/bin/bash");
+    let cache = w.root.join("cache");
+    oidc::login(&idp, &cache, "dana", "dana");
+    let token = oidc::cached_id_token(&cache, "dana");
+    w.pty.line("bump attested");
+    let mut found = Vec::new();
+    collector::wait_for(20, "a pending request", || {
+        let r = w.server.get("/v1/approvals?state=pending", Some(&token));
+        found = r.json()["requests"].as_array().unwrap().clone();
+        found.len() == 1
+    });
+    let id = found[0]["id"].as_str().unwrap();
+    let auth = format!("Bearer {token}");
+    let body = serde_json::json!({"verdict": "approve", "reason": "on call"}).to_string();
+    let r = http(&w.server.url, "POST", &format!("/v1/approvals/{id}/decide"), &[("Authorization", &auth), ("Content-Type", "application/json")], body.as_bytes());
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["state"], "approved", "the collector attested it");
+    assert_ne!(r.json()["decisions"][0]["public_key"], first.as_str());
+    w.pty.wait_text("has not pinned");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(w.count(), "", "an attestation by an unpinned collector key released the line");
+    let cast = w.exit();
+    let refused = audits(&cast, "error");
+    assert!(refused.iter().any(|a| a["message"].as_str().unwrap().contains("has not pinned")), "{:?}", cast.audits());
 }
 
 /// The approvals pane inside the approver's own `custos-shell`: Ctrl-] a

@@ -44,7 +44,9 @@ fn upload(w: &World, spool: &std::path::Path, extra: &[&str]) -> std::process::O
 }
 
 fn metric(server: &Server, line_start: &str) -> u64 {
-    let text = server.get("/metrics", None).text();
+    let r = server.get("/metrics", Some(server.token()));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let text = r.text();
     text.lines()
         .find_map(|l| l.strip_prefix(line_start).map(|v| v.trim().parse().unwrap()))
         .unwrap_or_else(|| panic!("no {line_start} in {text}"))
@@ -80,7 +82,7 @@ fn a_chain_uploaded_reads_back_byte_identical_and_searchable() {
     assert_eq!(meta["session"]["ended_abnormally"], false);
     assert_eq!(meta["verification"]["state"], "intact", "{meta}");
 
-    let head = w.server.get(&format!("/v1/sessions/{id}/head"), None).json();
+    let head = w.server.head_as_host(&w.key, &id, 0).json();
     assert_eq!(head["last_seq"], 2);
     assert_eq!(head["final"], true);
     assert_eq!(head["hash"], chunks[2].hash().to_string());
@@ -169,7 +171,8 @@ fn a_chunk_from_an_unenrolled_key_is_rejected() {
     assert_eq!(r.status, 403, "{}", r.text());
     assert_eq!(r.code(), "unknown_key");
     assert!(r.json()["message"].as_str().unwrap().contains("not enrolled"));
-    assert_eq!(w.server.get(&format!("/v1/sessions/{session}/head"), None).status, 404);
+    assert_eq!(w.server.head_as_host(&w.key, &session.to_string(), 0).status, 404);
+    assert_eq!(w.server.head_as_host(&stranger, &session.to_string(), 0).status, 401);
 }
 
 #[test]
@@ -445,7 +448,7 @@ fn the_uploader_survives_a_collector_killed_and_restarted_ten_seconds_later() {
         .spawn()
         .unwrap();
     let stored = |server: &Server| -> Option<u64> {
-        let r = server.get(&format!("/v1/sessions/{id}/head"), None);
+        let r = server.head_as_host(&w.key, &id, 0);
         (r.status == 200).then(|| r.json()["last_seq"].as_u64().unwrap())
     };
     for c in &chunks[1..3] {
@@ -741,4 +744,85 @@ fn the_replay_source_follows_a_live_session() {
     assert!(got.contains("\"x\""), "{got}");
     let log = w.server.json(&format!("/v1/audit/access?session={id}"));
     assert!(log["accesses"].as_array().unwrap().iter().any(|a| a["action"] == "follow"), "{log}");
+}
+
+/// `GET /v1/sessions/{id}/head` and `/metrics` are not public: without
+/// credentials both answer 401, and the head's 401 is the same whether or
+/// not the session exists. The head answers the uploading host (signed by
+/// its enrolled key, freshly dated) for its own sessions only, and a
+/// reader's token; `/metrics` answers the metrics token, the admin, and,
+/// without any token, the separate metrics address.
+#[test]
+fn head_and_metrics_need_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let serve_config = root.join("serve.toml");
+    std::fs::write(&serve_config, "metrics_token = \"metrics-0123456789abcdef\"\nmetrics_listen = \"127.0.0.1:0\"\n").unwrap();
+    let server = Server::start_with(&root.join("data"), "127.0.0.1:0", &["--config", serve_config.to_str().unwrap()], None);
+    let (key, key_path) = host_key(root);
+    server.enroll(&empty_config(root), &key_path);
+    let other_root = root.join("other");
+    std::fs::create_dir_all(&other_root).unwrap();
+    let (other, other_path) = host_key(&other_root);
+    server.enroll(&empty_config(&other_root), &other_path);
+    let session = Uuid::now_v7();
+    let id = session.to_string();
+    for c in seal_chain(&key, session, &cast_pieces(session, "alice", "db1", 2, None), false) {
+        assert_eq!(server.put_chunk(&id, c.envelope().seq, c.as_bytes()).status, 201);
+    }
+    let nowhere = Uuid::now_v7().to_string();
+
+    // No credentials: 401, the same answer for a session that exists and one that does not.
+    let (a, b) = (server.get(&format!("/v1/sessions/{id}/head"), None), server.get(&format!("/v1/sessions/{nowhere}/head"), None));
+    assert_eq!((a.status, b.status), (401, 401), "{} {}", a.text(), b.text());
+    assert_eq!(a.body, b.body);
+    assert!(a.text().contains("X-Custos-Signature"), "{}", a.text());
+    assert!(!a.text().contains("hash"), "{}", a.text());
+
+    // The uploading host, signed and dated now: its own session answers.
+    let r = server.head_as_host(&key, &id, 0);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["last_seq"], 1);
+    // Another enrolled host sees it as missing; a stale or future proof, a
+    // proof for another session, and an unenrolled key are refused.
+    let (mine, theirs) = (server.head_as_host(&other, &id, 0), server.head_as_host(&other, &nowhere, 0));
+    assert_eq!((mine.status, theirs.status), (404, 404));
+    assert_eq!(server.head_as_host(&key, &id, -3600).status, 401);
+    assert_eq!(server.head_as_host(&key, &id, 3600).status, 401);
+    let stranger = custos::evidence::HostKey::generate();
+    let r = server.head_as_host(&stranger, &id, 0);
+    assert_eq!(r.status, 401, "{}", r.text());
+    assert!(r.text().contains("no host is enrolled"), "{}", r.text());
+    {
+        // A proof made for one session does not read another.
+        use base64::Engine as _;
+        let date = custos::when::unix_now_i64();
+        let sig = base64::engine::general_purpose::STANDARD.encode(key.sign(&custos::evidence::key::head_proof_message(&nowhere, date)));
+        let (kid, date) = (key.public().id().to_string(), date.to_string());
+        let h = [("X-Custos-Key", kid.as_str()), ("X-Custos-Date", date.as_str()), ("X-Custos-Signature", sig.as_str())];
+        assert_eq!(http(&server.url, "GET", &format!("/v1/sessions/{id}/head"), &h, b"").status, 401);
+    }
+    // A reader's token reads it; a wrong token does not.
+    let r = server.get(&format!("/v1/sessions/{id}/head"), Some(server.token()));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(server.get(&format!("/v1/sessions/{id}/head"), Some("cst_wrong")).status, 401);
+
+    // /metrics: 401 bare, 200 with the metrics token or the admin's.
+    let r = server.get("/metrics", None);
+    assert_eq!(r.status, 401, "{}", r.text());
+    assert!(r.text().contains("metrics_token"), "{}", r.text());
+    assert_eq!(server.get("/metrics", Some("metrics-0123456789abcdeX")).status, 401);
+    let r = server.get("/metrics", Some("metrics-0123456789abcdef"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().contains("custos_chunks_received_total 2"), "{}", r.text());
+    assert_eq!(server.get("/metrics", Some(server.token())).status, 200);
+    // The separate metrics address: /metrics without a token, nothing else.
+    let printed = || server.stderr.lock().unwrap().iter().find_map(|l| l.split_once("metrics without a token at ").map(|(_, u)| u.to_owned()));
+    wait_for(10, "the metrics address on stderr", || printed().is_some());
+    let url = printed().unwrap();
+    let base = url.trim_end_matches("/metrics");
+    let r = http(base, "GET", "/metrics", &[], b"");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().contains("custos_sessions 1"), "{}", r.text());
+    assert_eq!(http(base, "GET", &format!("/v1/sessions/{id}/head"), &[], b"").status, 404);
 }

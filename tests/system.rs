@@ -705,6 +705,8 @@ fn the_approvals_pane_of_an_installed_shell_runs_as_the_user_in_a_fresh_process(
         "custos-approvers",
         "--public-key",
         &key.public().to_string(),
+        "--unix-user",
+        "alice",
     ]));
     let approver_token = String::from_utf8_lossy(&approver.stdout).trim().to_owned();
     let configured = DEFAULT_CONFIG.replace("# url = \"https://collector.example.com:8470\"", &format!("url = \"{url}\""));

@@ -36,9 +36,10 @@
 //! Trust boundary: the binding defends against a decision being reused: for
 //! another request, another line (even one differing by a byte), another
 //! host or session. A second run of the same line is a new request with a
-//! new id, so an old approval cannot release it either. What it does not
-//! defend against: a collector that lies about which public key belongs to
-//! an approver (the recorder learns keys from the collector).
+//! new id, so an old approval cannot release it either. The key a decision
+//! carries is not trusted by the recorder: it verifies with keys pinned in
+//! its own root-owned configuration (`super::trust`), so a collector cannot
+//! sign for an approver it invented.
 
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
@@ -95,6 +96,10 @@ pub struct Decision {
     /// identity provider (then `public_key` is the collector's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attested: Option<Box<Attestation>>,
+    /// The person the collector registered the signer as (not signed: the
+    /// collector's own bookkeeping; the recorder asks its pins instead).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub person: Option<Box<super::trust::Person>>,
 }
 
 /// Whom the collector vouches for in an attested decision.
@@ -124,6 +129,8 @@ pub enum DecisionError {
     Newline(&'static str),
     #[error("a reason is required")]
     NoReason,
+    #[error("the decision by {approver:?} is signed with {key}, a key this host has not pinned (see [approvals] trusted_keys and collector_key)")]
+    Unpinned { approver: String, key: String },
 }
 
 /// SHA-256 of the exact line, lower-case hex.
@@ -193,13 +200,21 @@ impl Decision {
             signature,
             at: 0,
             attested,
+            person: None,
         })
     }
 
     /// Checks that the decision is about `want` and that its signature
     /// verifies under its own public key (the caller checks that the key is
-    /// the approver's).
+    /// the approver's; the recorder uses [`Decision::check_with`]).
     pub fn check(&self, want: &Binding) -> Result<(), DecisionError> {
+        let key: PublicKey = self.public_key.parse().map_err(|e: crate::evidence::KeyError| DecisionError::BadKey(e.to_string()))?;
+        self.check_with(want, &key)
+    }
+
+    /// Checks that the decision is about `want` and that its signature
+    /// verifies under `key`, whatever key it carries.
+    pub fn check_with(&self, want: &Binding, key: &PublicKey) -> Result<(), DecisionError> {
         let got = &self.binding;
         if got.request_id != want.request_id {
             return Err(DecisionError::OtherRequest { got: got.request_id.clone(), want: want.request_id.clone() });
@@ -216,7 +231,6 @@ impl Decision {
         if self.reason.trim().is_empty() {
             return Err(DecisionError::NoReason);
         }
-        let key: PublicKey = self.public_key.parse().map_err(|e: crate::evidence::KeyError| DecisionError::BadKey(e.to_string()))?;
         let sig = base64::engine::general_purpose::STANDARD
             .decode(self.signature.trim())
             .ok()
@@ -226,7 +240,7 @@ impl Decision {
         if key.verifies(&msg, &sig) {
             Ok(())
         } else {
-            Err(DecisionError::BadSignature { key: self.public_key.clone() })
+            Err(DecisionError::BadSignature { key: key.to_string() })
         }
     }
 }

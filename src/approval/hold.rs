@@ -5,12 +5,14 @@
 //! Phases: `Reason` (the rule wants one; the user types it on the status
 //! line), `Creating` (sent to the agent), `Waiting` (the collector holds
 //! it). Ctrl-C in any phase withdraws. An approval ends the hold only
-//! when every approving decision checks against this request's binding
-//! and enough distinct approvers signed; anything else refuses the line.
+//! when every decision checks against this request's binding under a key
+//! this host pinned (`super::trust`), and enough distinct people other
+//! than the requester approved; anything else refuses the line.
 
 use std::time::Instant;
 
-use super::decision::{Binding, Decision, Choice};
+use super::decision::{Binding, Choice, Decision};
+use super::trust::{Person, Trust};
 use crate::evidence::marker::Outcome;
 use super::wire::{FromAgent, NewRequest, ToAgent};
 
@@ -94,8 +96,9 @@ impl Hold {
         }
     }
 
-    /// A message from the agent.
-    pub fn agent(&mut self, msg: FromAgent) -> Option<End> {
+    /// A message from the agent. Decisions are checked against `trust`,
+    /// the keys this host pinned.
+    pub fn agent(&mut self, msg: FromAgent, trust: &Trust) -> Option<End> {
         let id = self.id().map(str::to_owned);
         match msg {
             FromAgent::Ready { .. } => None,
@@ -114,26 +117,33 @@ impl Hold {
                     return Some(End::Refused { id: None, outcome: Outcome::Error, message: "an approval came for no request".into() });
                 };
                 let want = self.binding(&id);
-                let mut names: Vec<&str> = Vec::new();
+                let requester = Person { unix_user: Some(self.request.user.clone()), oidc: self.request.identity.clone() };
+                let mut counted: Vec<Person> = Vec::new();
                 for d in &decisions {
-                    if let Err(e) = d.check(&want) {
-                        return Some(End::Refused { id: Some(id), outcome: Outcome::Error, message: format!("an approval was rejected: {e}") });
-                    }
-                    let own = d.approver == self.request.user || (d.attested.is_some() && d.attested.as_deref() == self.request.identity.as_ref());
-                    if d.verdict == Choice::Approve && !own && !names.contains(&d.approver.as_str()) {
-                        names.push(&d.approver);
+                    let person = match trust.vouch(d, &want) {
+                        Ok(p) => p,
+                        Err(e) => return Some(End::Refused { id: Some(id), outcome: Outcome::Error, message: format!("an approval was rejected: {e}") }),
+                    };
+                    // The requester never counts, under any name; one
+                    // person counts once, under however many names.
+                    if d.verdict == Choice::Approve && !person.same(&requester) && !counted.iter().any(|p| p.same(&person)) {
+                        counted.push(person);
                     }
                 }
-                if u32::try_from(names.len()).unwrap_or(0) < self.request.quorum {
-                    let message = format!("an approval was rejected: {} of {} approvers", names.len(), self.request.quorum);
+                if u32::try_from(counted.len()).unwrap_or(0) < self.request.quorum {
+                    let message = format!(
+                        "an approval was rejected: {} of {} approvers (the requester and repeated people do not count)",
+                        counted.len(),
+                        self.request.quorum
+                    );
                     return Some(End::Refused { id: Some(id), outcome: Outcome::Error, message });
                 }
                 Some(End::Approved { id, decisions })
             }
             FromAgent::Denied { decision } => {
-                let message = match id.as_ref().map(|i| decision.check(&self.binding(i))) {
-                    Some(Ok(())) => format!("denied by {}: {}", decision.approver, decision.reason),
-                    _ => format!("denied (by {}, reason {:?}; the decision did not verify)", decision.approver, decision.reason),
+                let message = match id.as_ref().map(|i| trust.vouch(&decision, &self.binding(i))) {
+                    Some(Ok(_)) => format!("denied by {}: {}", decision.approver, decision.reason),
+                    _ => format!("denied (by {}, reason {:?}; the decision did not verify against this host's pinned keys)", decision.approver, decision.reason),
                 };
                 Some(End::Refused { id, outcome: Outcome::Denied, message })
             }
@@ -201,10 +211,21 @@ mod tests {
         Decision::sign(&HostKey::from_seed([seed; 32]), b, verdict, who, "ok").unwrap()
     }
 
+    /// The pins: alice (seeds 1 and 6: one person, two keys), carol (2),
+    /// the requester bob (3 and 7), and the collector (5).
+    fn trust() -> Trust {
+        let k = |seed: u8| HostKey::from_seed([seed; 32]).public();
+        let text = format!(
+            "approver alice {}\napprover alice {}\napprover carol {}\napprover bob {}\napprover bob {}\ncollector {}\n",
+            k(1), k(6), k(2), k(3), k(7), k(5)
+        );
+        Trust::parse(&text, "pins").unwrap()
+    }
+
     fn waiting() -> Hold {
         let (mut h, msg) = Hold::new(request(), false, Instant::now());
         assert!(matches!(msg, Some(ToAgent::Create { .. })));
-        assert_eq!(h.agent(FromAgent::Created { id: "r1".into(), expires_at: 0 }), None);
+        assert_eq!(h.agent(FromAgent::Created { id: "r1".into(), expires_at: 0 }, &trust()), None);
         h
     }
 
@@ -212,27 +233,27 @@ mod tests {
     fn a_quorum_of_bound_decisions_releases_the_line() {
         let mut h = waiting();
         let d = vec![sign(1, "alice", "r1", "pg_dump prod", Choice::Approve), sign(2, "carol", "r1", "pg_dump prod", Choice::Approve)];
-        assert!(matches!(h.agent(FromAgent::Approved { decisions: d }), Some(End::Approved { .. })));
+        assert!(matches!(h.agent(FromAgent::Approved { decisions: d }, &trust()), Some(End::Approved { .. })));
     }
 
     #[test]
     fn a_decision_for_another_request_or_line_is_refused() {
         let mut h = waiting();
         let d = vec![sign(1, "alice", "r0", "pg_dump prod", Choice::Approve), sign(2, "carol", "r1", "pg_dump prod", Choice::Approve)];
-        assert!(matches!(h.agent(FromAgent::Approved { decisions: d }), Some(End::Refused { outcome: Outcome::Error, .. })));
+        assert!(matches!(h.agent(FromAgent::Approved { decisions: d }, &trust()), Some(End::Refused { outcome: Outcome::Error, .. })));
         let mut h = waiting();
         let d = vec![sign(1, "alice", "r1", "pg_dump prod2", Choice::Approve), sign(2, "carol", "r1", "pg_dump prod", Choice::Approve)];
-        assert!(matches!(h.agent(FromAgent::Approved { decisions: d }), Some(End::Refused { outcome: Outcome::Error, .. })));
+        assert!(matches!(h.agent(FromAgent::Approved { decisions: d }, &trust()), Some(End::Refused { outcome: Outcome::Error, .. })));
     }
 
     #[test]
     fn one_approver_twice_or_the_requester_does_not_make_a_quorum() {
         let mut h = waiting();
         let d = vec![sign(1, "alice", "r1", "pg_dump prod", Choice::Approve), sign(1, "alice", "r1", "pg_dump prod", Choice::Approve)];
-        assert!(matches!(h.agent(FromAgent::Approved { decisions: d }), Some(End::Refused { .. })));
+        assert!(matches!(h.agent(FromAgent::Approved { decisions: d }, &trust()), Some(End::Refused { .. })));
         let mut h = waiting();
         let d = vec![sign(1, "alice", "r1", "pg_dump prod", Choice::Approve), sign(3, "bob", "r1", "pg_dump prod", Choice::Approve)];
-        assert!(matches!(h.agent(FromAgent::Approved { decisions: d }), Some(End::Refused { .. })));
+        assert!(matches!(h.agent(FromAgent::Approved { decisions: d }, &trust()), Some(End::Refused { .. })));
     }
 
     #[test]
@@ -242,19 +263,46 @@ mod tests {
         let mut req = request();
         req.identity = Some(me.clone());
         let (mut h, _) = Hold::new(req, false, Instant::now());
-        assert_eq!(h.agent(FromAgent::Created { id: "r1".into(), expires_at: 0 }), None);
+        assert_eq!(h.agent(FromAgent::Created { id: "r1".into(), expires_at: 0 }, &trust()), None);
         let b = Binding { request_id: "r1".into(), session: "s".into(), host: "h".into(), line_sha256: line_hash("pg_dump prod") };
         let collector = HostKey::from_seed([5; 32]);
         let own = Decision::attest(&collector, b.clone(), Choice::Approve, "bob@example.com", "mine", me).unwrap();
         let d = vec![own.clone(), sign(1, "alice", "r1", "pg_dump prod", Choice::Approve)];
-        assert!(matches!(h.agent(FromAgent::Approved { decisions: d }), Some(End::Refused { .. })));
+        assert!(matches!(h.agent(FromAgent::Approved { decisions: d }, &trust()), Some(End::Refused { .. })));
         // Someone else's attested approval does count.
         let (mut h, _) = Hold::new(request(), false, Instant::now());
-        assert_eq!(h.agent(FromAgent::Created { id: "r1".into(), expires_at: 0 }), None);
+        assert_eq!(h.agent(FromAgent::Created { id: "r1".into(), expires_at: 0 }, &trust()), None);
         let carol = Attestation { issuer: "https://idp".into(), subject: "carol-sub".into() };
         let theirs = Decision::attest(&collector, b, Choice::Approve, "carol@example.com", "fine", carol).unwrap();
         let d = vec![theirs, sign(1, "alice", "r1", "pg_dump prod", Choice::Approve)];
-        assert!(matches!(h.agent(FromAgent::Approved { decisions: d }), Some(End::Approved { .. })));
+        assert!(matches!(h.agent(FromAgent::Approved { decisions: d }, &trust()), Some(End::Approved { .. })));
+    }
+
+    #[test]
+    fn one_person_under_two_names_counts_once_and_the_requester_under_another_name_not_at_all() {
+        let mut h = waiting();
+        let d = vec![sign(1, "alice", "r1", "pg_dump prod", Choice::Approve), sign(6, "alice-admin", "r1", "pg_dump prod", Choice::Approve)];
+        match h.agent(FromAgent::Approved { decisions: d }, &trust()) {
+            Some(End::Refused { message, .. }) => assert!(message.contains("1 of 2 approvers"), "{message}"),
+            other => panic!("{other:?}"),
+        }
+        let mut h = waiting();
+        let d = vec![sign(1, "alice", "r1", "pg_dump prod", Choice::Approve), sign(7, "robert", "r1", "pg_dump prod", Choice::Approve)];
+        assert!(matches!(h.agent(FromAgent::Approved { decisions: d }, &trust()), Some(End::Refused { .. })));
+    }
+
+    #[test]
+    fn a_decision_signed_by_an_unpinned_key_is_refused() {
+        let mut h = waiting();
+        let d = vec![sign(1, "alice", "r1", "pg_dump prod", Choice::Approve), sign(9, "carol", "r1", "pg_dump prod", Choice::Approve)];
+        match h.agent(FromAgent::Approved { decisions: d }, &trust()) {
+            Some(End::Refused { outcome: Outcome::Error, message, .. }) => assert!(message.contains("has not pinned"), "{message}"),
+            other => panic!("{other:?}"),
+        }
+        // With nothing pinned, nothing releases a line.
+        let mut h = waiting();
+        let d = vec![sign(1, "alice", "r1", "pg_dump prod", Choice::Approve), sign(2, "carol", "r1", "pg_dump prod", Choice::Approve)];
+        assert!(matches!(h.agent(FromAgent::Approved { decisions: d }, &Trust::default()), Some(End::Refused { .. })));
     }
 
     #[test]
@@ -270,7 +318,7 @@ mod tests {
             Some(ToAgent::Create { request }) => assert_eq!(request.reason.as_deref(), Some("ticket 9")),
             other => panic!("{other:?}"),
         }
-        h.agent(FromAgent::Created { id: "r7".into(), expires_at: 0 });
+        h.agent(FromAgent::Created { id: "r7".into(), expires_at: 0 }, &trust());
         assert!(h.status(Instant::now()).contains("waiting for approval"));
         let (msg, end) = h.keys(b"x\x03");
         assert_eq!(msg, Some(ToAgent::Withdraw { id: "r7".into() }));
@@ -280,7 +328,7 @@ mod tests {
     #[test]
     fn denial_names_who_and_why() {
         let mut h = waiting();
-        let end = h.agent(FromAgent::Denied { decision: sign(1, "alice", "r1", "pg_dump prod", Choice::Deny) });
+        let end = h.agent(FromAgent::Denied { decision: sign(1, "alice", "r1", "pg_dump prod", Choice::Deny) }, &trust());
         assert_eq!(end, Some(End::Refused { id: Some("r1".into()), outcome: Outcome::Denied, message: "denied by alice: ok".into() }));
     }
 }

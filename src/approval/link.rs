@@ -20,6 +20,7 @@ use serde_json::json;
 
 use super::decision::line_hash;
 use super::hold::{short, End, Hold};
+use super::trust::{Pins, Trust};
 use super::wire::{encode, FromAgent, Lines, NewRequest, ToAgent, VERSION};
 use crate::evidence::marker::{Marker, Outcome};
 use crate::gate::Held;
@@ -49,6 +50,8 @@ pub struct Settings {
     pub user: String,
     /// The requester's OIDC issuer and subject, if the session has them.
     pub identity: Option<crate::approval::decision::Attestation>,
+    /// The keys decisions are verified with, read when one arrives.
+    pub pins: Pins,
 }
 
 impl Settings {
@@ -63,6 +66,7 @@ impl Settings {
             host: who.1.clone(),
             user: who.2.clone(),
             identity: attestation_of(identity),
+            pins: Pins::for_config(config),
         })
     }
 
@@ -273,7 +277,22 @@ impl Approvals {
         if let FromAgent::Progress { approvals, quorum, by } = &msg {
             effects.push(Effect::Audit(json!({"kind": "approval", "event": "progress", "request": hold.id(), "approvals": approvals, "quorum": quorum, "by": by})));
         }
-        if let Some(end) = hold.agent(msg) {
+        // The pins are read when a decision arrives, so an approver pinned
+        // after the session started counts. Unreadable pins refuse an
+        // approval (fail closed); a denial is a denial either way.
+        let trust = match &msg {
+            FromAgent::Approved { .. } | FromAgent::Denied { .. } => match self.settings.pins.load() {
+                Ok(t) => t,
+                Err(e) if matches!(msg, FromAgent::Approved { .. }) => {
+                    let end = End::Refused { id: hold.id().map(str::to_owned), outcome: Outcome::Error, message: format!("an approval was rejected: {e}") };
+                    self.end(end, effects);
+                    return;
+                }
+                Err(_) => Trust::default(),
+            },
+            _ => Trust::default(),
+        };
+        if let Some(end) = hold.agent(msg, &trust) {
             self.end(end, effects);
         }
     }
@@ -390,6 +409,7 @@ mod tests {
             host: "h".into(),
             user: "bob".into(),
             identity: None,
+            pins: Pins::default(),
         })
     }
 

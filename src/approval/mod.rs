@@ -28,4 +28,5 @@ pub mod command;
 pub mod decision;
 pub mod hold;
 pub mod link;
+pub mod trust;
 pub mod wire;

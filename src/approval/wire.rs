@@ -123,17 +123,19 @@ pub struct RequestView {
 }
 
 impl RequestView {
-    /// Distinct approvers who approved so far.
+    /// Distinct people who approved so far: decisions by one person (as
+    /// the collector recorded them) count once, whatever their names.
     pub fn approvals(&self) -> u32 {
-        let mut names: Vec<&str> = self
-            .decisions
-            .iter()
-            .filter(|d| d.verdict == super::decision::Choice::Approve)
-            .map(|d| d.approver.as_str())
-            .collect();
-        names.sort_unstable();
-        names.dedup();
-        u32::try_from(names.len()).unwrap_or(u32::MAX)
+        let mut seen: Vec<&super::decision::Decision> = Vec::new();
+        for d in self.decisions.iter().filter(|d| d.verdict == super::decision::Choice::Approve) {
+            let same = |o: &&super::decision::Decision| {
+                o.approver == d.approver || matches!((&o.person, &d.person), (Some(a), Some(b)) if a.same(b))
+            };
+            if !seen.iter().any(same) {
+                seen.push(d);
+            }
+        }
+        u32::try_from(seen.len()).unwrap_or(u32::MAX)
     }
 }
 

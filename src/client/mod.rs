@@ -186,9 +186,24 @@ impl Collector {
     }
 
     /// The session's last stored chunk, or `None` if nothing is stored yet.
-    pub async fn head(&self, session: &str) -> Result<Option<Head>, ClientError> {
+    /// The uploading host proves itself with `key` (the collector answers
+    /// only for sessions that key signed); without one, the bearer token.
+    pub async fn head(&self, session: &str, key: Option<&crate::evidence::HostKey>) -> Result<Option<Head>, ClientError> {
+        use base64::Engine as _;
         let what = format!("the head of session {session}");
-        match self.json(&what, self.http.get(self.url(&format!("/v1/sessions/{session}/head")))).await {
+        let mut request = self.http.get(self.url(&format!("/v1/sessions/{session}/head")));
+        match key {
+            Some(key) => {
+                let now = crate::when::unix_now_i64();
+                let signature = key.sign(&crate::evidence::key::head_proof_message(session, now));
+                request = request
+                    .header("X-Custos-Key", key.public().id().to_string())
+                    .header("X-Custos-Date", now.to_string())
+                    .header("X-Custos-Signature", base64::engine::general_purpose::STANDARD.encode(signature));
+            }
+            None => request = self.authed(request),
+        }
+        match self.json(&what, request).await {
             Ok(head) => Ok(Some(head)),
             Err(e) if e.status() == Some(404) => Ok(None),
             Err(e) => Err(e),

@@ -130,7 +130,8 @@ impl UploadError {
     }
 }
 
-/// The uploader: a collector, a spool, and the host key for sealing orphans.
+/// The uploader: a collector, a spool, and the host key for sealing orphans
+/// and proving itself when it asks where a session stands (`head`).
 pub struct Uploader {
     pub collector: Collector,
     pub spool: PathBuf,
@@ -195,7 +196,7 @@ impl Uploader {
             }
             // The recorder is gone and no final chunk was written: seal the
             // orphan, then deliver the seal on the next turn of the loop.
-            let head = self.collector.head(session).await.map_err(collector_err)?;
+            let head = self.collector.head(session, self.key.as_ref()).await.map_err(collector_err)?;
             if head.as_ref().is_some_and(|h| h.is_final) {
                 std::fs::remove_dir_all(&dir).map_err(io(&dir))?;
                 return Ok(Progress::Finished);
@@ -271,7 +272,7 @@ impl Uploader {
             if !dir.is_dir() {
                 // Not created yet (the recorder starts us early), or already
                 // delivered and removed by another uploader.
-                let head = self.collector.head(session).await;
+                let head = self.collector.head(session, self.key.as_ref()).await;
                 match head {
                     Ok(Some(h)) if h.is_final => return Ok(()),
                     Ok(_) | Err(_) => {}

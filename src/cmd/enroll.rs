@@ -1,6 +1,7 @@
 //! `custos enroll`: the front end of enrollment (`client::enroll`). Its
 //! flags, their defaults from the configuration (collector URL, host key)
-//! and the host name, and the line it prints on success.
+//! and the host name, and the lines it prints on success (the enrollment,
+//! and the collector's attestation key it pinned beside the host key).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -36,7 +37,14 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let key = HostKey::load(&key_path)?;
     let public = key.public();
     let name = args.name.clone().unwrap_or_else(crate::recorder::account::host_name);
-    crate::client::enroll::enroll(&server, &args.token, &key, &name)?;
+    let attestation = crate::client::enroll::enroll(&server, &args.token, &key, &name)?;
     println!("enrolled key {} ({public}) as {name:?} with {server}", public.id());
+    if let Some(collector) = attestation {
+        let (path, replaced) = crate::client::enroll::pin_collector(&key_path, &collector)?;
+        println!("pinned the collector's attestation key {collector} in {}", path.display());
+        if let Some(old) = replaced {
+            println!("(it replaces {old}: decisions attested by the old key are no longer trusted)");
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }

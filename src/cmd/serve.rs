@@ -1,5 +1,5 @@
 //! `custos serve`: the collector's command front end. Its flags and
-//! actions (`token`, `approver`), reading the configuration, and starting
+//! actions (`token`, `approver`, `approver-person`, `attestation-key`), reading the configuration, and starting
 //! the collector (`serve`): open the store, bind, print the address and the
 //! first admin token, serve until SIGTERM or SIGINT.
 //!
@@ -47,8 +47,9 @@ pub enum Action {
         #[arg(long)]
         ttl: Option<u64>,
     },
-    /// Register an approver (name, groups, public key) and print their
-    /// bearer token; registering a name again replaces its token and key.
+    /// Register an approver (name, groups, public key, the person it is)
+    /// and print their bearer token; registering a name again replaces its
+    /// token and key. Hosts pin the key in `[approvals] trusted_keys`.
     Approver {
         #[arg(long)]
         name: String,
@@ -58,7 +59,37 @@ pub enum Action {
         /// The approver's public key, `ed25519:<base64>` (from `custos keygen --out FILE`).
         #[arg(long)]
         public_key: String,
+        #[command(flatten)]
+        person: PersonArgs,
     },
+    /// Bind an existing approver registration to a person, keeping its
+    /// token, key and groups (registrations from before approvers were
+    /// bound to people need this before they may decide).
+    ApproverPerson {
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        person: PersonArgs,
+    },
+    /// Print the collector's attestation public key, for hosts to pin as
+    /// `[approvals] collector_key` (`custos enroll` pins it by itself).
+    AttestationKey,
+}
+
+/// The person an approver registration binds.
+#[derive(clap::Args, Debug)]
+pub struct PersonArgs {
+    /// The approver's unix user on the hosts: a requester with this user
+    /// cannot approve their own line under any approver name.
+    #[arg(long)]
+    unix_user: String,
+    /// The approver's OIDC issuer, if they also sign in with the identity
+    /// provider (with --oidc-subject).
+    #[arg(long, requires = "oidc_subject")]
+    oidc_issuer: Option<String>,
+    /// The approver's OIDC subject (with --oidc-issuer).
+    #[arg(long, requires = "oidc_issuer")]
+    oidc_subject: Option<String>,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -90,13 +121,29 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     runtime.block_on(async move {
         match &args.action {
             Some(Action::Token { kind, ttl }) => make_token(config, *kind, *ttl).await,
-            Some(Action::Approver { name, groups, public_key }) => {
+            Some(Action::Approver { name, groups, public_key, person }) => {
                 let store = Store::open(&config.data_dir)
                     .await
                     .with_context(|| format!("opening the collector data in {}", config.data_dir.display()))?;
                 approvals::migrate(&store).await?;
                 let key: crate::evidence::PublicKey = public_key.parse()?;
-                println!("{}", approvals::register_approver(&store, name, groups, &key).await?);
+                let oidc = (person.oidc_issuer.as_deref(), person.oidc_subject.as_deref());
+                println!("{}", approvals::register_approver(&store, name, groups, &key, &person.unix_user, oidc).await?);
+                Ok(ExitCode::SUCCESS)
+            }
+            Some(Action::ApproverPerson { name, person }) => {
+                let store = Store::open(&config.data_dir)
+                    .await
+                    .with_context(|| format!("opening the collector data in {}", config.data_dir.display()))?;
+                approvals::migrate(&store).await?;
+                let oidc = (person.oidc_issuer.as_deref(), person.oidc_subject.as_deref());
+                approvals::bind_person(&store, name, &person.unix_user, oidc).await?;
+                println!("approver {name:?} is unix user {}", person.unix_user);
+                Ok(ExitCode::SUCCESS)
+            }
+            Some(Action::AttestationKey) => {
+                std::fs::create_dir_all(&config.data_dir).with_context(|| format!("creating {}", config.data_dir.display()))?;
+                println!("{}", approvals::attestation_public(&config.data_dir).context("the collector's attestation key")?);
                 Ok(ExitCode::SUCCESS)
             }
             None => serve(config).await,
@@ -140,6 +187,17 @@ async fn serve(config: ServeConfig) -> anyhow::Result<ExitCode> {
     }
     if let Some(token) = admin {
         eprintln!("custos serve: admin token (shown once; it is stored only as a hash): {token}");
+    }
+    if let Some(listen) = app.config.metrics_listen {
+        let metrics = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("listening for metrics on {listen}"))?;
+        let addr = metrics.local_addr().context("reading the metrics address")?;
+        eprintln!("custos serve: metrics without a token at http://{addr}/metrics");
+        let router = api::metrics_router(Arc::clone(&app));
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(metrics, router).await {
+                eprintln!("custos serve: the metrics address stopped: {e}");
+            }
+        });
     }
     axum::serve(listener, api::router(app))
         .with_graceful_shutdown(shutdown_signal())

@@ -57,8 +57,10 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         Some(path) => match HostKey::load(&path) {
             Ok(key) => Some(key),
             Err(e) => {
-                // Without the key, everything but sealing orphans still works.
-                eprintln!("custos upload: orphaned sessions cannot be sealed: {e}");
+                // Without the key, uploading still works; sealing orphans and
+                // following (which ask the collector where a session stands,
+                // signed by the key) do not.
+                eprintln!("custos upload: orphaned sessions cannot be sealed nor followed: {e}");
                 None
             }
         },

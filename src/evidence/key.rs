@@ -271,6 +271,13 @@ pub fn enroll_proof_message(token: &str) -> Vec<u8> {
     format!("custos-enroll-v1:{token}").into_bytes()
 }
 
+/// What a host signs to read where its upload of `session` stands (`GET
+/// /v1/sessions/{id}/head`): the session and the time (unix seconds), so
+/// the proof is good for that session only and only for a few minutes.
+pub fn head_proof_message(session: &str, unix_secs: i64) -> Vec<u8> {
+    format!("custos-head-v1\n{session}\n{unix_secs}").into_bytes()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

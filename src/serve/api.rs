@@ -5,8 +5,11 @@
 //! are `auth`, the JSON error shape is `error`.
 //!
 //! Uploads are authenticated by the chunk's own signature (an enrolled host
-//! key), so `PUT .../chunks/{seq}` and `GET .../head` need no token;
-//! everything else needs a bearer token (`auth`).
+//! key), so `PUT .../chunks/{seq}` needs no token, and `GET .../head` takes
+//! the host's signature or a reader's token (`ingest`). `/metrics` takes the
+//! configured metrics token or an auditor's, or is scraped without one on
+//! the separate `metrics_listen` address. `/healthz` and `/openapi.json`
+//! are open; everything else needs a bearer token (`auth`).
 //! `docs/openapi.json` describes every route in [`ROUTES`].
 
 use std::sync::Arc;
@@ -80,13 +83,47 @@ async fn healthz(State(app): State<Arc<App>>) -> ApiResult<Json<Value>> {
     Ok(Json(json!({"status": "ok"})))
 }
 
-async fn metrics(State(app): State<Arc<App>>) -> ApiResult<Response> {
+/// `/metrics` on the main address: the metrics token, or an auditor.
+async fn metrics(State(app): State<Arc<App>>, headers: axum::http::HeaderMap) -> ApiResult<Response> {
+    let token = super::auth::bearer(&headers);
+    let by_token = match (token, app.config.metrics_token.as_deref()) {
+        (Some(t), Some(want)) => {
+            use sha2::Digest as _;
+            // Compared as digests, so the time taken says nothing of the token.
+            sha2::Sha256::digest(t.as_bytes()) == sha2::Sha256::digest(want.as_bytes())
+        }
+        _ => false,
+    };
+    if !by_token {
+        if token.is_none() {
+            return Err(ApiError::new(
+                axum::http::StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "GET /metrics needs a bearer token: the collector's metrics_token, or an auditor's (or scrape the metrics_listen address)".into(),
+            ));
+        }
+        super::auth::require_role(&app, &headers, crate::identity::roles::Role::Auditor).await?;
+    }
+    open_metrics(State(app)).await
+}
+
+/// The metrics themselves: what the `metrics_listen` address serves
+/// without a token.
+pub async fn open_metrics(State(app): State<Arc<App>>) -> ApiResult<Response> {
     let totals = app.store.totals().await?;
     let mut response = app.metrics.render(totals).into_response();
     response
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
     Ok(response)
+}
+
+/// The router of the `metrics_listen` address: `/metrics` only, no token.
+pub fn metrics_router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/metrics", get(open_metrics))
+        .fallback(|| async { ApiError::not_found("only /metrics is served here".into()) })
+        .with_state(app)
 }
 
 async fn openapi() -> Response {

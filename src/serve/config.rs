@@ -18,7 +18,13 @@
 //! approver = ["approvers"]           # decide approvals
 //! admin = ["custos-admins"]          # everything
 //! approval_webhook = "https://chat.example/hook"  # optional: JSON POST per approval event
+//! metrics_token = "a long random string" # GET /metrics with this bearer token
+//! metrics_listen = "127.0.0.1:9470"  # or: /metrics without a token, on this address only
 //! ```
+//!
+//! `/metrics` on the main address always needs a token (the metrics token,
+//! or a caller with the auditor role): the counts say how busy the
+//! collector is and how many uploads it refused.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -55,6 +61,10 @@ pub struct ServeConfig {
     pub identity: Option<super::identity::ServeIdentity>,
     /// Approval requests and decisions are POSTed here as JSON, if set.
     pub approval_webhook: Option<String>,
+    /// The bearer token `GET /metrics` accepts (besides auditors).
+    pub metrics_token: Option<String>,
+    /// A second address serving only `/metrics`, without a token.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 #[derive(Deserialize)]
@@ -77,6 +87,8 @@ struct RawServeConfig {
     enroll_token_ttl_secs: Option<u64>,
     identity: Option<RawServeIdentity>,
     approval_webhook: Option<String>,
+    metrics_token: Option<String>,
+    metrics_listen: Option<String>,
 }
 
 impl Default for ServeConfig {
@@ -88,6 +100,8 @@ impl Default for ServeConfig {
             enroll_token_ttl_secs: DEFAULT_ENROLL_TOKEN_TTL_SECS,
             identity: None,
             approval_webhook: None,
+            metrics_token: None,
+            metrics_listen: None,
         }
     }
 }
@@ -144,7 +158,17 @@ impl ServeConfig {
             Some(v) => return Err(invalid("approval_webhook", format!("{v:?} is not an http:// or https:// URL"))),
             None => None,
         };
-        Ok(Self { listen, data_dir, max_chunk_bytes, enroll_token_ttl_secs, identity, approval_webhook })
+        let metrics_token = match raw.metrics_token {
+            Some(v) if v.len() < 16 || v.contains(char::is_whitespace) => {
+                return Err(invalid("metrics_token", "must be at least 16 characters, without white space".into()))
+            }
+            other => other,
+        };
+        let metrics_listen = match raw.metrics_listen {
+            Some(v) => Some(v.parse().map_err(|_| invalid("metrics_listen", format!("{v:?} is not an address like 127.0.0.1:9470")))?),
+            None => None,
+        };
+        Ok(Self { listen, data_dir, max_chunk_bytes, enroll_token_ttl_secs, identity, approval_webhook, metrics_token, metrics_listen })
     }
 
     pub fn read(path: &Path) -> Result<Self, ServeConfigError> {
@@ -183,6 +207,8 @@ mod tests {
     #[case::not_toml("listen = \n", "line 1")]
     #[case::identity_not_a_url("[identity]\nissuer = \"idp\"\n", "identity.issuer: \"idp\" is not an https:// URL")]
     #[case::identity_unknown_role("[identity]\nissuer = \"https://i\"\n[identity.roles]\nauditors = []\n", "unknown field `auditors`")]
+    #[case::metrics_token_short("metrics_token = \"abc\"\n", "metrics_token: must be at least 16")]
+    #[case::metrics_listen_bad("metrics_listen = \"metrics\"\n", "metrics_listen: \"metrics\" is not an address")]
     #[case::webhook_not_a_url("approval_webhook = \"chat\"\n", "approval_webhook: \"chat\" is not an http")]
     fn bad_config_names_file_and_reason(#[case] text: &str, #[case] expected: &str) {
         let err = ServeConfig::parse(text, Path::new("/etc/custos/serve.toml")).unwrap_err().to_string();

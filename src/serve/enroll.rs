@@ -58,7 +58,12 @@ pub(super) async fn enroll(State(app): State<Arc<App>>, body: axum::body::Bytes)
     let key_id = key.id().to_string();
     let name = request.name.unwrap_or_default();
     match app.store.enroll(&request.token, &key_id, &key.to_string(), &name, crate::when::unix_now_i64()).await? {
-        Ok(()) => Ok((StatusCode::CREATED, Json(json!({"key_id": key_id, "public_key": key.to_string(), "name": name})))),
+        Ok(()) => {
+            // The host pins this to verify the decisions the collector
+            // attests for approvers signed in with the identity provider.
+            let attestation = app.approvals.attestation.get().map(|k| k.public().to_string());
+            Ok((StatusCode::CREATED, Json(json!({"key_id": key_id, "public_key": key.to_string(), "name": name, "attestation_key": attestation}))))
+        }
         Err(refusal) => Err(ApiError::new(StatusCode::FORBIDDEN, "enrollment_refused", refusal.to_string())),
     }
 }

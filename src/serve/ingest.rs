@@ -1,7 +1,10 @@
 //! Ingest: the uploaders' routes, `PUT /v1/sessions/{id}/chunks/{seq}`
 //! (with the rules for storing an uploaded chunk) and `GET
 //! /v1/sessions/{id}/head` (where an uploader resumes). Neither needs a
-//! bearer token: a chunk is authenticated by its own signature.
+//! bearer token: a chunk is authenticated by its own signature, a head
+//! request by a signature of the session id and the time by the host's
+//! enrolled key (a reader's token also reads a head). The head is not
+//! public: it says whether a session exists and what its chain hash is.
 //!
 //! A chunk is stored only when all of these hold, checked in this order:
 //!
@@ -55,16 +58,67 @@ pub struct Ack {
     pub stored_now: bool,
 }
 
-/// Where an uploader resumes: the last stored seq and its hash.
-pub(super) async fn head(State(app): State<Arc<App>>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+/// How far a head proof's time may be from the collector's clock.
+const HEAD_PROOF_SKEW_SECS: i64 = 300;
+
+/// Where an uploader resumes: the last stored seq and its hash. The
+/// uploading host proves itself with its enrolled key ([`host_proof`]) and
+/// sees only sessions that key signed; a reader's bearer token reads any
+/// session it may read (`auth::require_read`). Without either: 401, before
+/// anything is looked up, so nothing says whether the session exists.
+pub(super) async fn head(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let missing = || ApiError::not_found(format!("no chunk of session {id} is stored yet"));
+    let state = if headers.contains_key("x-custos-key") {
+        let key_id = host_proof(&app, &headers, &id).await?;
+        let id = parse_session_id(&id)?;
+        // Another host's session answers as if it did not exist.
+        app.store.session_state(&id).await?.filter(|s| s.key_id == key_id)
+    } else if super::auth::bearer(&headers).is_some() {
+        let id = parse_session_id(&id)?;
+        super::auth::require_read(&app, &headers, &id).await?;
+        app.store.session_state(&id).await?
+    } else {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "GET /v1/sessions/{id}/head needs the uploading host's proof (X-Custos-Key, X-Custos-Date and X-Custos-Signature, \
+             signed by its enrolled key) or a reader's bearer token"
+                .into(),
+        ));
+    };
+    let Some(s) = state else { return Err(missing()) };
     let id = parse_session_id(&id)?;
-    match app.store.session_state(&id).await? {
-        Some(s) => {
-            let last_us = app.store.chunk_last_us(&id, s.last_seq).await?;
-            Ok(Json(json!({"session": id, "last_seq": s.last_seq, "hash": s.last_hash, "last_us": last_us, "final": s.is_final})))
-        }
-        None => Err(ApiError::not_found(format!("no chunk of session {id} is stored yet"))),
+    let last_us = app.store.chunk_last_us(&id, s.last_seq).await?;
+    Ok(Json(json!({"session": id, "last_seq": s.last_seq, "hash": s.last_hash, "last_us": last_us, "final": s.is_final})))
+}
+
+/// Checks a host's proof for reading the head of `session`: `X-Custos-Key`
+/// names an enrolled key, `X-Custos-Date` is within a few minutes of now,
+/// and `X-Custos-Signature` is that key's signature of
+/// [`head_proof_message`](crate::evidence::key::head_proof_message).
+/// Answers the key id.
+async fn host_proof(app: &App, headers: &HeaderMap, session: &str) -> ApiResult<String> {
+    use base64::Engine as _;
+    let unauthorized = |m: String| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m);
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+    let key_id = header("x-custos-key").unwrap_or_default().to_owned();
+    let date: i64 = header("x-custos-date")
+        .and_then(|d| d.parse().ok())
+        .ok_or_else(|| unauthorized("X-Custos-Date: unix seconds are required with X-Custos-Key".into()))?;
+    if (crate::when::unix_now_i64() - date).abs() > HEAD_PROOF_SKEW_SECS {
+        return Err(unauthorized(format!("X-Custos-Date {date} is more than {HEAD_PROOF_SKEW_SECS}s from the collector's clock")));
     }
+    let signature = header("x-custos-signature")
+        .and_then(|s| base64::engine::general_purpose::STANDARD.decode(s).ok())
+        .and_then(|s| <[u8; 64]>::try_from(s).ok())
+        .ok_or_else(|| unauthorized("X-Custos-Signature: not a base64 ed25519 signature".into()))?;
+    let host = app.store.hosts().await?.into_iter().find(|h| h.key_id == key_id);
+    let host = host.ok_or_else(|| unauthorized(format!("no host is enrolled with key {key_id:?}")))?;
+    let key: PublicKey = host.public_key.parse().map_err(ApiError::internal)?;
+    if !key.verifies(&crate::evidence::key::head_proof_message(session, date), &signature) {
+        return Err(unauthorized("X-Custos-Signature does not verify with the host's key for this session and date".into()));
+    }
+    Ok(key_id)
 }
 
 pub(super) async fn upload(

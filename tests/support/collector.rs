@@ -120,6 +120,17 @@ impl Server {
         http(&self.url, "GET", path, &headers, b"")
     }
 
+    /// `GET /v1/sessions/{id}/head` as the uploading host does it: signed
+    /// by `key`, dated `now + skew` seconds.
+    pub fn head_as_host(&self, key: &HostKey, session: &str, skew: i64) -> Response {
+        use base64::Engine as _;
+        let date = custos::when::unix_now_i64() + skew;
+        let signature = base64::engine::general_purpose::STANDARD.encode(key.sign(&custos::evidence::key::head_proof_message(session, date)));
+        let (key_id, date) = (key.public().id().to_string(), date.to_string());
+        let headers = [("X-Custos-Key", key_id.as_str()), ("X-Custos-Date", date.as_str()), ("X-Custos-Signature", signature.as_str())];
+        http(&self.url, "GET", &format!("/v1/sessions/{session}/head"), &headers, b"")
+    }
+
     pub fn put_chunk(&self, session: &str, seq: u64, bytes: &[u8]) -> Response {
         http(&self.url, "PUT", &format!("/v1/sessions/{session}/chunks/{seq}"), &[], bytes)
     }

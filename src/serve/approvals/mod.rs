@@ -16,10 +16,11 @@
 //!   the answer waits until there is one: a long-poll.
 //! - `GET /v1/approvals/{id}?after=&wait=`: one request, long-poll too.
 //! - `POST /v1/approvals/{id}/decide`: an approver's signed
-//!   [`Decision`]. Refused: the requester themself (`self_approval`), not in
+//!   [`Decision`]. Refused: the requester themself under any name
+//!   (`self_approval`), a registration bound to no person (`no_person`), not in
 //!   the rule's group (`not_approver`), a key that is not theirs
 //!   (`key_mismatch`), a decision bound to another request, session, host
-//!   or line (`bad_decision`), a second decision by the same approver
+//!   or line (`bad_decision`), a second decision by the same person
 //!   (`already_decided`), a request no longer pending (`not_pending`).
 //! - `POST /v1/approvals/{id}/withdraw`: the requester gives up.
 //!
@@ -39,9 +40,21 @@
 //!   attestation key (`<data_dir>/attestation.key`, made on first start),
 //!   naming their issuer and subject ([`Decision::attest`]).
 //!
-//! Self-approval is refused when the approver's name is the requester's
-//! unix user, or when their OIDC issuer and subject are the requester's
-//! session identity.
+//! One approver identity per person. A registration binds a person: a
+//! unix user and, where configured, an OIDC issuer and subject
+//! (`custos serve approver --unix-user --oidc-issuer --oidc-subject`); a
+//! signed-in approver is their issuer and subject. Two identities are one
+//! person when they share either. Self-approval is refused by person, under
+//! any name: an approver whose unix user is the requester's, or whose OIDC
+//! identity is the requester's session identity. A person decides once per
+//! request (`already_decided`), and the quorum counts people. A
+//! registration from before people were bound (no unix user) is refused
+//! with `no_person`, naming the `custos serve approver-person` command that
+//! binds one and keeps the token and key.
+//!
+//! The collector's word is not the last: hosts verify every decision with
+//! keys they pinned themselves (`approval::trust`), so what this module
+//! records about people is checked again on the host.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -58,6 +71,7 @@ use super::app::App;
 use super::auth::{authenticate, bearer, AuthError, Caller as Authed};
 use super::error::ApiError;
 use crate::approval::decision::{Attestation, Binding, Choice, Decision};
+use crate::approval::trust::Person;
 use crate::approval::wire::{NewRequest, RequestView, State as ReqState, REQUEST_CONTEXT};
 use crate::evidence::PublicKey;
 
@@ -111,9 +125,17 @@ pub fn attestation_key(data_dir: &std::path::Path) -> Result<crate::evidence::Ho
     Ok(key)
 }
 
-/// Creates the tables.
+/// Creates the tables, and adds the person columns to an older
+/// `approvers` table.
 pub async fn migrate(store: &super::store::Store) -> Result<(), sqlx::Error> {
-    sqlx::raw_sql(SCHEMA).execute(store.pool()).await.map(|_| ())
+    sqlx::raw_sql(SCHEMA).execute(store.pool()).await?;
+    let have: Vec<(String,)> = sqlx::query_as("SELECT name FROM pragma_table_info('approvers')").fetch_all(store.pool()).await?;
+    for column in PERSON_COLUMNS {
+        if !have.iter().any(|(c,)| c == column) {
+            sqlx::raw_sql(&format!("ALTER TABLE approvers ADD COLUMN {column} TEXT")).execute(store.pool()).await?;
+        }
+    }
+    Ok(())
 }
 
 fn token_hash(token: &str) -> String {
@@ -121,22 +143,81 @@ fn token_hash(token: &str) -> String {
     super::store::hex(&sha2::Sha256::digest(token.as_bytes()))
 }
 
-/// Registers (or re-registers) an approver; returns their new token.
-pub async fn register_approver(store: &super::store::Store, name: &str, groups: &[String], public_key: &PublicKey) -> anyhow::Result<String> {
+/// Columns added to `approvers` after its first release: the person a
+/// registration binds. Added on start where missing; rows from before
+/// have none, and their decisions are refused until the admin binds one
+/// (`custos serve approver-person`).
+const PERSON_COLUMNS: &[&str] = &["unix_user", "oidc_issuer", "oidc_subject"];
+
+/// Checks a person a registration binds: a unix user, and the OIDC issuer
+/// and subject together or neither.
+fn person_of(unix_user: &str, oidc_issuer: Option<&str>, oidc_subject: Option<&str>) -> anyhow::Result<Person> {
+    let plain = |what: &str, v: &str| -> anyhow::Result<()> {
+        anyhow::ensure!(!v.is_empty() && !v.contains(char::is_whitespace), "{what} {v:?} is empty or has white space");
+        Ok(())
+    };
+    plain("unix user", unix_user)?;
+    let oidc = match (oidc_issuer, oidc_subject) {
+        (Some(issuer), Some(subject)) => {
+            plain("OIDC issuer", issuer)?;
+            plain("OIDC subject", subject)?;
+            Some(Attestation { issuer: issuer.to_owned(), subject: subject.to_owned() })
+        }
+        (None, None) => None,
+        _ => anyhow::bail!("--oidc-issuer and --oidc-subject go together"),
+    };
+    Ok(Person { unix_user: Some(unix_user.to_owned()), oidc })
+}
+
+/// Registers (or re-registers) an approver bound to a person (their unix
+/// user and, optionally, OIDC issuer and subject); returns their new token.
+pub async fn register_approver(
+    store: &super::store::Store,
+    name: &str,
+    groups: &[String],
+    public_key: &PublicKey,
+    unix_user: &str,
+    oidc: (Option<&str>, Option<&str>),
+) -> anyhow::Result<String> {
     anyhow::ensure!(!name.is_empty() && !name.contains(['\n', ',']), "approver name {name:?} is empty or has a comma or newline");
+    let person = person_of(unix_user, oidc.0, oidc.1)?;
     let token = super::store::new_token()?;
     sqlx::query(
-        "INSERT INTO approvers (name, groups, public_key, token_hash, created_at) VALUES (?, ?, ?, ?, ?)
-         ON CONFLICT(name) DO UPDATE SET groups = excluded.groups, public_key = excluded.public_key, token_hash = excluded.token_hash",
+        "INSERT INTO approvers (name, groups, public_key, token_hash, created_at, unix_user, oidc_issuer, oidc_subject) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT(name) DO UPDATE SET groups = excluded.groups, public_key = excluded.public_key, token_hash = excluded.token_hash,
+           unix_user = excluded.unix_user, oidc_issuer = excluded.oidc_issuer, oidc_subject = excluded.oidc_subject",
     )
     .bind(name)
     .bind(groups.join(","))
     .bind(public_key.to_string())
     .bind(token_hash(&token))
     .bind(crate::when::unix_now_i64())
+    .bind(&person.unix_user)
+    .bind(person.oidc.as_ref().map(|o| o.issuer.clone()))
+    .bind(person.oidc.as_ref().map(|o| o.subject.clone()))
     .execute(store.pool())
     .await?;
     Ok(token)
+}
+
+/// Binds an existing registration to a person, keeping its token, key and
+/// groups: the way forward for approvers registered before people were.
+pub async fn bind_person(store: &super::store::Store, name: &str, unix_user: &str, oidc: (Option<&str>, Option<&str>)) -> anyhow::Result<()> {
+    let person = person_of(unix_user, oidc.0, oidc.1)?;
+    let done = sqlx::query("UPDATE approvers SET unix_user = ?, oidc_issuer = ?, oidc_subject = ? WHERE name = ?")
+        .bind(&person.unix_user)
+        .bind(person.oidc.as_ref().map(|o| o.issuer.clone()))
+        .bind(person.oidc.as_ref().map(|o| o.subject.clone()))
+        .bind(name)
+        .execute(store.pool())
+        .await?;
+    anyhow::ensure!(done.rows_affected() == 1, "no approver is registered as {name:?}");
+    Ok(())
+}
+
+/// The public half of the collector's attestation key, for hosts to pin.
+pub fn attestation_public(data_dir: &std::path::Path) -> Result<PublicKey, crate::evidence::KeyError> {
+    attestation_key(data_dir).map(|k| k.public())
 }
 
 /// Marks overdue requests expired, forever (spawned by `serve`).
@@ -251,7 +332,8 @@ async fn log(app: &App, view: &RequestView, event: &str, detail: Value) {
 enum Caller {
     Admin,
     /// Registered with `custos serve approver`; signs with their own key.
-    Approver { name: String, groups: Vec<String>, public_key: String },
+    /// `person` is `None` for a registration from before people were bound.
+    Approver { name: String, groups: Vec<String>, public_key: String, person: Option<Person> },
     /// Signed in with the identity provider; the collector attests.
     Person { identity: crate::identity::Identity, roles: std::collections::BTreeSet<crate::identity::roles::Role> },
 }
@@ -294,14 +376,18 @@ async fn caller(app: &App, headers: &HeaderMap) -> Result<Caller, ApiError> {
             Err(e) => Err(unauthorized(&e.to_string())),
         };
     }
-    let row: Option<(String, String, String)> = sqlx::query_as("SELECT name, groups, public_key FROM approvers WHERE token_hash = ?")
+    type Row = (String, String, String, Option<String>, Option<String>, Option<String>);
+    let row: Option<Row> = sqlx::query_as("SELECT name, groups, public_key, unix_user, oidc_issuer, oidc_subject FROM approvers WHERE token_hash = ?")
         .bind(token_hash(token))
         .fetch_optional(app.store.pool())
         .await
         .map_err(ApiError::internal)?;
     match row {
-        Some((name, groups, public_key)) => {
-            Ok(Caller::Approver { name, groups: groups.split(',').filter(|g| !g.is_empty()).map(str::to_owned).collect(), public_key })
+        Some((name, groups, public_key, unix_user, issuer, subject)) => {
+            let oidc = issuer.zip(subject).map(|(issuer, subject)| Attestation { issuer, subject });
+            let person = unix_user.map(|u| Person { unix_user: Some(u), oidc });
+            let groups = groups.split(',').filter(|g| !g.is_empty()).map(str::to_owned).collect();
+            Ok(Caller::Approver { name, groups, public_key, person })
         }
         None => Err(unauthorized("the bearer token is not valid")),
     }
@@ -531,10 +617,22 @@ async fn decide(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<
     let forbidden = |code, m: String| ApiError::new(StatusCode::FORBIDDEN, code, m);
     let conflict = |code, m: String| ApiError::new(StatusCode::CONFLICT, code, m);
     let who = caller(&app, &headers).await?;
-    let name = match &who {
+    let (name, person) = match &who {
         Caller::Admin => return Err(forbidden("not_approver", "decisions are made by approvers with their own token and key, not the admin".into())),
-        Caller::Approver { name, .. } => name.clone(),
-        Caller::Person { identity, .. } => person_name(identity),
+        Caller::Approver { name, person: Some(person), .. } => (name.clone(), person.clone()),
+        Caller::Approver { name, person: None, .. } => {
+            return Err(forbidden(
+                "no_person",
+                format!(
+                    "approver {name:?} was registered before approvers were bound to people, so whose decision it is cannot be told; \
+                     the admin binds one with `custos serve approver-person --name {name} --unix-user USER [--oidc-issuer ISSUER --oidc-subject SUBJECT]` \
+                     (token and key stay), and hosts pin the key in [approvals] trusted_keys"
+                ),
+            ))
+        }
+        Caller::Person { identity, .. } => {
+            (person_name(identity), Person { unix_user: None, oidc: Some(Attestation { issuer: identity.issuer.clone(), subject: identity.subject.clone() }) })
+        }
     };
     let malformed = |e: serde_json::Error| bad("malformed", format!("decision: {e}"));
     let asked = match &who {
@@ -552,16 +650,17 @@ async fn decide(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<
         return Err(conflict("not_pending", format!("request {id} is {}", view.state.as_str())).with("state", view.state.as_str().into()));
     }
     let r = &view.request;
-    let own = match &who {
-        Caller::Person { identity, .. } => {
-            r.identity.as_ref().is_some_and(|i| i.issuer == identity.issuer && i.subject == identity.subject)
-                || (r.identity.is_none() && (name == r.user || identity.subject == r.user))
-        }
-        _ => name == r.user,
-    };
+    // Self-approval is refused by person, under any name: the requester's
+    // unix user and session identity against the approver's person.
+    let requester = Person { unix_user: Some(r.user.clone()), oidc: r.identity.clone() };
+    let own = person.same(&requester)
+        || match &who {
+            Caller::Person { identity, .. } => r.identity.is_none() && (name == r.user || identity.subject == r.user),
+            _ => false,
+        };
     if own {
-        log(&app, &view, "refused", json!({"approver": name, "why": "self_approval"})).await;
-        return Err(forbidden("self_approval", format!("{name} asked for this command and cannot approve it")));
+        log(&app, &view, "refused", json!({"approver": name, "person": person, "why": "self_approval"})).await;
+        return Err(forbidden("self_approval", format!("{name} ({}) asked for this command and cannot approve it", person.describe())));
     }
     if !who.is_approver() {
         log(&app, &view, "refused", json!({"approver": name, "why": "not_approver"})).await;
@@ -593,11 +692,15 @@ async fn decide(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<
         }
         _ => return Err(ApiError::internal("unreachable caller")),
     };
-    if view.decisions.iter().any(|d| d.approver == name) {
-        return Err(conflict("already_decided", format!("{name} has already decided request {id}")));
+    if let Some(d) = view.decisions.iter().find(|d| d.approver == name || d.person.as_ref().is_some_and(|p| p.same(&person))) {
+        return Err(conflict(
+            "already_decided",
+            format!("{} has already decided request {id} (as {}); one person decides once, under any name", person.describe(), d.approver),
+        ));
     }
     let mut decision = decision;
     decision.at = crate::when::unix_now_i64();
+    decision.person = Some(Box::new(person));
     let verdict = decision.verdict;
     let detail = json!({"approver": name, "verdict": verdict.as_str(), "reason": decision.reason, "attested": decision.attested});
     let quorum = r.quorum;
