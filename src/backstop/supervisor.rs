@@ -28,6 +28,9 @@ pub struct Settings {
     pub subject: Subject,
     pub home: String,
     pub mode: Mode,
+    /// Rules already approved when the session starts (a `-c` command
+    /// approved before it ran), granted before the first exec is decided.
+    pub granted: Vec<String>,
 }
 
 /// One exec as the recording keeps it (the `a` record, kind `exec`).
@@ -151,7 +154,7 @@ pub fn spawn(listener: OwnedFd, link: UnixStream, settings: Settings, mut emit: 
     let responder = Responder {
         listener: Arc::new(Mutex::new(Some(listener))),
         link: Arc::new(Mutex::new(writer)),
-        grants: Arc::new(Mutex::new(Vec::new())),
+        grants: Arc::new(Mutex::new(settings.granted.clone())),
     };
     let r = responder.clone();
     std::thread::Builder::new().name("exec-backstop".into()).spawn(move || {

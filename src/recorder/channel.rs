@@ -99,10 +99,8 @@ pub struct Options {
     pub gate: Option<(BatchGate, TcpListener)>,
     pub containment: Option<Containment>,
     pub keep_leftovers: bool,
-    /// The exec backstop, started (its reader forked) but not yet running;
-    /// with the rule a `-c` command was approved under, whose programs do
-    /// not ask again.
-    pub backstop: Option<(crate::backstop::launch::Started, crate::backstop::supervisor::Settings, Option<String>)>,
+    /// The exec backstop, started (its reader forked) but not yet running.
+    pub backstop: Option<(crate::backstop::launch::Started, crate::backstop::supervisor::Settings)>,
 }
 
 /// How often a full recording is looked at again for room.
@@ -119,14 +117,11 @@ pub fn run(sink: &mut Sink, started: Instant, child: Pid, ends: Ends, options: O
     let Options { masking, binary, mut transfer, swallow_stderr, gate, containment, keep_leftovers, backstop } = options;
     let (tx, rx) = sync_channel::<Msg>(QUEUE);
     let responder = match backstop {
-        Some((started, settings, approved)) => {
+        Some((started, settings)) => {
             let tx = tx.clone();
             let responder = started.spawn_with(settings, move |event| {
                 let _ = tx.send(Msg::Exec(Box::new(event)));
             })?;
-            if let Some(rule) = approved {
-                responder.grant(&rule);
-            }
             Some(responder)
         }
         None => None,

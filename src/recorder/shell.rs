@@ -182,16 +182,14 @@ pub fn run(argv: &[OsString], config: &Config, privilege: Privilege) -> anyhow::
 struct BackstopPlan {
     pending: crate::backstop::launch::Pending,
     settings: crate::backstop::supervisor::Settings,
-    /// The rule a `-c` command was approved under before the session.
-    approved_rule: Option<String>,
 }
 
 impl BackstopPlan {
     /// After the shell's fork, still single-threaded with root as the
     /// saved uid: takes the listener and forks the reader.
-    fn start(self, privilege: &Privilege) -> anyhow::Result<(crate::backstop::launch::Started, crate::backstop::supervisor::Settings, Option<String>)> {
+    fn start(self, privilege: &Privilege) -> anyhow::Result<(crate::backstop::launch::Started, crate::backstop::supervisor::Settings)> {
         let started = self.pending.start(privilege)?;
-        Ok((started, self.settings, self.approved_rule))
+        Ok((started, self.settings))
     }
 }
 
@@ -202,9 +200,10 @@ fn prepare_backstop(config: &Config, account: &Account, oidc_groups: &[String], 
     }
     let policy = load_policy(privilege).context("the command policy")?;
     let subject = crate::policy::Subject { user: account.name.clone(), groups: account.groups.clone(), oidc_groups: oidc_groups.to_vec() };
-    let settings = crate::backstop::supervisor::Settings { policy, subject, home: account.home.display().to_string(), mode };
+    let granted = approved_rule.iter().cloned().collect();
+    let settings = crate::backstop::supervisor::Settings { policy, subject, home: account.home.display().to_string(), mode, granted };
     let pending = crate::backstop::launch::Pending::new()?;
-    Ok(Some(BackstopPlan { pending, settings, approved_rule }))
+    Ok(Some(BackstopPlan { pending, settings }))
 }
 
 /// What the privileged stage set up for the recorder.
@@ -449,7 +448,7 @@ fn interactive_session(
     // Without the stage, the session is the shell's session id.
     let containment = stage.containment.unwrap_or(Containment::Session(child.as_raw()));
     let exec = match backstop {
-        Some((started, settings, _)) => {
+        Some((started, settings)) => {
             let (responder, events) = started.spawn(settings)?;
             Some(session::ExecRuntime::new(events, responder))
         }

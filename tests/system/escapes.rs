@@ -342,6 +342,8 @@ fn the_privileged_stage_performs_only_its_listed_acts() {
         "read-recorder",
         "end-cgroup",
         "restore-terminal",
+        "install-exec-filter",
+        "become-exec-reader",
     ]
     .iter()
     .map(|s| (*s).to_owned())
