@@ -70,7 +70,7 @@ const MAX_RECORDED: usize = 20_000;
 const REACHED: &[&str] = &["bash", "zsh", "eval", "script"];
 
 /// The rule name recorded when `[policy] unknown` decided.
-pub const UNKNOWN_RULE: &str = "custos:unknown";
+pub const UNKNOWN_RULE: &str = crate::policy::UNKNOWN_RULE;
 
 pub struct BatchGate {
     policy: Policy,

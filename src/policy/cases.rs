@@ -15,6 +15,9 @@ use super::{Decision, Env, Policy, Subject, Verdict};
 #[serde(deny_unknown_fields)]
 pub struct CaseFile {
     pub policy: Option<String>,
+    /// Whether a collector is configured (the default of `[policy]
+    /// unknown`); `None`: as the host's custos config says.
+    pub collector: Option<bool>,
     #[serde(default)]
     pub defaults: CaseContext,
     #[serde(default, rename = "case")]
