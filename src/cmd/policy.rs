@@ -31,7 +31,10 @@
 //! ```
 //!
 //! In `check`, a variable not given with `--env` is unset, which is the
-//! cautious reading (`rm -rf "$DIR"/` is checked as `rm -rf /`). What the
+//! cautious reading (`rm -rf "$DIR"/` is checked as `rm -rf /`), except
+//! where any value could change which rule applies: there it is unknown
+//! (`$CMD args`). In a case file, as at the gate (whose hooks send every
+//! variable a line names that is set), a variable not in `env` is unset. What the
 //! checker cannot know (`$(cat x) -rf /`) is printed as `unknown: …` lines
 //! (`"unknown"` in JSON). The default of `[policy] unknown` depends on
 //! whether a collector is configured: both subcommands read the custos
@@ -207,7 +210,8 @@ pub fn render_text(d: &Decision) -> String {
     }
     for (i, c) in d.commands.iter().enumerate() {
         let mark = if d.command == Some(i) { " (decided)" } else { "" };
-        s.push_str(&format!("command {}: {}{mark}\n", i + 1, c.program));
+        let program = if c.program.is_empty() { "(unknown)" } else { c.program.as_str() };
+        s.push_str(&format!("command {}: {program}{mark}\n", i + 1));
         if !c.wrappers.is_empty() {
             s.push_str(&format!("  via: {}\n", c.wrappers.join(" > ")));
         }

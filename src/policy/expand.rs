@@ -76,6 +76,11 @@ pub trait Context {
     fn substitute(&mut self, script: &str) -> Value;
     /// Budget accounting for nested word parsing; false when exhausted.
     fn charge(&mut self, bytes: usize) -> bool;
+    /// Whether a variable `var` does not know is known to be unset (the
+    /// caller sent every variable the line names that is set).
+    fn knows_every_variable(&self) -> bool {
+        true
+    }
 }
 
 /// Why a word could not be expanded.
@@ -271,9 +276,11 @@ fn parameter(p: &ParameterExpr, cx: &mut dyn Context) -> Result<(Value, String, 
     };
     // Unknowable: assigned something the gate cannot compute, or a
     // positional or special parameter other than the numeric ones.
+    let complete = cx.knows_every_variable();
     let unknowable = |param: &Parameter, v: &Option<Value>| match (param, v) {
         (_, Some(None)) => true,
-        (Parameter::Named(_), _) => false,
+        (Parameter::Named(_), Some(_)) => false,
+        (Parameter::Named(_), None) => !complete,
         (Parameter::Special(s), _) => !matches!(
             s,
             SpecialParameter::ProcessId | SpecialParameter::LastExitStatus | SpecialParameter::PositionalParameterCount | SpecialParameter::LastBackgroundProcessId

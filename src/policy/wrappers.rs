@@ -502,6 +502,14 @@ mod tests {
     #[case("bash", "-ec x", Some("x"))]
     #[case("bash", "-x -c x y z", Some("x"))]
     #[case("bash", "-o errexit -c x", Some("x"))]
+    #[case("bash", "+x -c x", Some("x"))]
+    #[case("bash", "+xe -c x", Some("x"))]
+    #[case("sh", "+o errexit -c x", Some("x"))]
+    #[case("dash", "-o nounset +x -c x", Some("x"))]
+    #[case("zsh", "+o rcs -c x", Some("x"))]
+    #[case("bash", "-O extglob -c x", Some("x"))]
+    #[case("bash", "--rcfile f -c x", Some("x"))]
+    #[case("bash", "+x script.sh", None)]
     #[case("bash", "", None)]
     #[case("bash", "script.sh", None)]
     #[case("su", "- root -c x", Some("x"))]
@@ -513,6 +521,34 @@ mod tests {
             Unwrapped::Shell { code: c, .. } => assert_eq!(c.as_deref(), code),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[rstest]
+    #[case("bash", "+x -c x", None)]
+    #[case("bash", "-e -o pipefail -c x", None)]
+    #[case("zsh", "+o rcs -c x", None)]
+    #[case("bash", "+B -c x", Some("bash +B"))]
+    #[case("sh", "+o braceexpand -c x", Some("sh +o braceexpand"))]
+    #[case("bash", "-O extglob -c x", Some("bash -O extglob"))]
+    #[case("zsh", "-o KSH_ARRAYS -c x", Some("zsh -o KSH_ARRAYS"))]
+    fn options_that_change_how_code_is_read(#[case] name: &str, #[case] args: &str, #[case] odd: Option<&str>) {
+        let got = odd_shell_options(name, &words(args));
+        match odd {
+            None => assert_eq!(got, None),
+            Some(part) => assert!(got.as_deref().is_some_and(|g| g.contains(part)), "{got:?}"),
+        }
+    }
+
+    #[rstest]
+    #[case("python3", "", true)]
+    #[case("python3.12", "-u -", true)]
+    #[case("perl", "-w", true)]
+    #[case("python3", "x.py", false)]
+    #[case("python3", "-c print(1)", false)]
+    #[case("node", "-e 1", false)]
+    #[case("ls", "", false)]
+    fn interpreters_reading_their_program(#[case] name: &str, #[case] args: &str, #[case] reads: bool) {
+        assert_eq!(reads_program_from_pipe(name, &words(args)), reads);
     }
 
     #[rstest]

@@ -249,6 +249,8 @@ fn gate_command(line: &str, account: &Account, oidc_groups: &[String], privilege
     let cwd = std::env::current_dir().map(|p| p.display().to_string()).unwrap_or_else(|_| account.home.display().to_string());
     let mut env = Env::new(&cwd, &account.home.display().to_string());
     env.vars = std::env::vars().collect();
+    // A `-c` shell starts with this environment and no other variables.
+    env.complete = true;
     let decision = policy.check(line, &who, &env);
     let rule = decision.rule.as_ref().map_or_else(|| "(no rule)".to_owned(), |r| format!("{} ({})", r.name, r.message));
     Ok(match (decision.verdict, decision.rule.clone()) {
