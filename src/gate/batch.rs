@@ -38,7 +38,8 @@
 //!
 //! A shell this gate cannot follow into (`sh script.sh` and `dash -s` on
 //! Debian, `ksh`, bash run under another name) would run commands nobody
-//! checks: it gets the policy's `[policy] unknown` verdict (default deny)
+//! checks: it gets the policy's `[policy] unknown` verdict (default deny,
+//! approve where a collector is configured)
 //! instead of being let through. Other interpreters (`python3 x.py`) are
 //! for the exec-level gate. Neither bash nor zsh runs the DEBUG trap inside
 //! a trap handler, so a handler (`trap 'CODE' EXIT`, zsh's `TRAPEXIT() {…}`)
