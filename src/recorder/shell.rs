@@ -129,7 +129,10 @@ pub fn run(argv: &[OsString], config: &Config, privilege: Privilege) -> anyhow::
     let mut rec = Recording { spool: &spool, key, config, early: Vec::new() };
     let mut approved = None;
     if let Some(line) = &inv.command {
-        match gate_command(line, &account, &identity.groups, &privilege, config.collector.url.is_some())? {
+        // Without a terminal, bash and zsh run the line under the batch
+        // gate, which checks what `eval` and nested shells run as they run.
+        let traced = !interactive && config.gate.enabled && ShellKind::of(&shell).is_some();
+        match gate_command(line, &account, &identity.groups, &privilege, config.collector.url.is_some(), traced)? {
             CommandCheck::Run => {}
             CommandCheck::Refuse(why) => return refuse(&rec, info, &why),
             CommandCheck::Approve(held) => {
@@ -241,8 +244,9 @@ enum CommandCheck {
 }
 
 /// Checks a `-c` command line against the policy before anything runs, as
-/// the gate checks an interactive line.
-fn gate_command(line: &str, account: &Account, oidc_groups: &[String], privilege: &Privilege, collector: bool) -> anyhow::Result<CommandCheck> {
+/// the gate checks an interactive line. `traced`: the batch gate will check
+/// every command as it runs (see [`crate::policy::Env::traced`]).
+fn gate_command(line: &str, account: &Account, oidc_groups: &[String], privilege: &Privilege, collector: bool, traced: bool) -> anyhow::Result<CommandCheck> {
     use crate::policy::{Env, Subject, Verdict};
     let policy = load_policy(privilege, collector).context("the command policy")?;
     let who = Subject { user: account.name.clone(), groups: account.groups.clone(), oidc_groups: oidc_groups.to_vec() };
@@ -251,6 +255,7 @@ fn gate_command(line: &str, account: &Account, oidc_groups: &[String], privilege
     env.vars = std::env::vars().collect();
     // A `-c` shell starts with this environment and no other variables.
     env.complete = true;
+    env.traced = traced;
     let decision = policy.check(line, &who, &env);
     let rule = decision.rule.as_ref().map_or_else(|| "(no rule)".to_owned(), |r| format!("{} ({})", r.name, r.message));
     Ok(match (decision.verdict, decision.rule.clone()) {
