@@ -277,3 +277,23 @@ fn a_degraded_session_ends_when_the_config_says_so() {
     assert!(audits_of(&cast, "degraded").iter().any(|d| d["reason"].as_str().unwrap().contains("DEBUG trap")));
     assert!(cast.exit_status().is_some(), "the recording was not completed");
 }
+
+/// `[policy] unknown` through the shell's own loading path: a `-c` line
+/// whose command name is a glob is refused without a collector, and held
+/// for approval (which an unreachable collector cannot give) with one.
+#[test]
+fn a_line_the_checker_cannot_know_follows_the_collector_default() {
+    let policy = Path::new(env!("CARGO_MANIFEST_DIR")).join("defaults/policy.toml");
+    let run = |setup: &Setup| {
+        let out = setup.command(&["-c", "/bin/r? -rf /x"]).env("CUSTOS_POLICY", &policy).stdin(std::process::Stdio::null()).output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (code, err) = run(&Setup::new(""));
+    assert_eq!(code, Some(126), "{err}");
+    assert!(err.contains("refused by rule custos:unknown") && err.contains("/bin/r? is a glob"), "{err}");
+    let (code, err) = run(&Setup::new("[collector]\nurl = \"https://127.0.0.1:1\"\n"));
+    assert_eq!(code, Some(126), "{err}");
+    assert!(err.contains("needs approval under rule custos:unknown"), "{err}");
+    let out = Setup::new("").command(&["-c", "ls $(pwd) >/dev/null"]).env("CUSTOS_POLICY", &policy).stdin(std::process::Stdio::null()).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+}

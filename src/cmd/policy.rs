@@ -11,6 +11,10 @@
 //! ```toml
 //! policy = "default.toml"       # relative to this file; default: the
 //!                               # system policy, else the built-in one
+//! collector = true              # optional: whether a collector is
+//!                               # configured, for the default of
+//!                               # [policy] unknown; default: as the
+//!                               # custos config says
 //! [defaults]                    # optional, for every case
 //! user = "alice"
 //! groups = ["staff"]
@@ -27,7 +31,14 @@
 //! ```
 //!
 //! In `check`, a variable not given with `--env` is unset, which is the
-//! cautious reading (`rm -rf "$DIR"/` is checked as `rm -rf /`).
+//! cautious reading (`rm -rf "$DIR"/` is checked as `rm -rf /`), except
+//! where any value could change which rule applies: there it is unknown
+//! (`$CMD args`). In a case file, as at the gate (whose hooks send every
+//! variable a line names that is set), a variable not in `env` is unset. What the
+//! checker cannot know (`$(cat x) -rf /`) is printed as `unknown: …` lines
+//! (`"unknown"` in JSON). The default of `[policy] unknown` depends on
+//! whether a collector is configured: both subcommands read the custos
+//! config (`CUSTOS_CONFIG`, else `/etc/custos/config.toml`) to know.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -120,20 +131,33 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
 }
 
 /// The policy a command without `--policy` obeys: the system file when it
-/// exists, else the built-in policy.
-fn load(explicit: Option<&Path>) -> anyhow::Result<Policy> {
+/// exists, else the built-in policy. `collector`: whether a collector is
+/// configured (`None`: as the custos config says).
+fn load(explicit: Option<&Path>, collector: Option<bool>) -> anyhow::Result<Policy> {
+    let collector = match collector {
+        Some(c) => c,
+        None => collector_configured()?,
+    };
     if let Some(p) = explicit {
-        return Ok(Policy::read(p)?);
+        return Ok(Policy::read(p)?.with_collector(collector));
     }
     let system = Path::new(SYSTEM_POLICY);
     if system.exists() {
-        return Ok(Policy::read(system)?);
+        return Ok(Policy::read(system)?.with_collector(collector));
     }
-    Ok(Policy::default_policy())
+    Ok(Policy::default_policy().with_collector(collector))
+}
+
+/// Whether the custos config this host obeys names a collector, which
+/// decides the default of `[policy] unknown`.
+fn collector_configured() -> anyhow::Result<bool> {
+    let config = crate::config::Config::load(false, std::env::var("CUSTOS_CONFIG").ok().as_deref())
+        .context("cannot read the custos config, which says whether a collector can approve (the default of [policy] unknown)")?;
+    Ok(config.collector.url.is_some())
 }
 
 fn check(a: &CheckArgs) -> anyhow::Result<ExitCode> {
-    let policy = load(a.policy.as_deref())?;
+    let policy = load(a.policy.as_deref(), None)?;
     let user = a.user.clone().or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "unknown".into());
     let cwd = match &a.cwd {
         Some(c) => c.clone(),
@@ -178,12 +202,16 @@ pub fn render_text(d: &Decision) -> String {
     if let Some(e) = &d.parse_error {
         s.push_str(&format!("parse error: {e}\n"));
     }
+    for u in &d.unknown {
+        s.push_str(&format!("unknown: {u}\n"));
+    }
     for u in &d.unsafe_expansions {
         s.push_str(&format!("unsafe: {u}\n"));
     }
     for (i, c) in d.commands.iter().enumerate() {
         let mark = if d.command == Some(i) { " (decided)" } else { "" };
-        s.push_str(&format!("command {}: {}{mark}\n", i + 1, c.program));
+        let program = if c.program.is_empty() { "(unknown)" } else { c.program.as_str() };
+        s.push_str(&format!("command {}: {program}{mark}\n", i + 1));
         if !c.wrappers.is_empty() {
             s.push_str(&format!("  via: {}\n", c.wrappers.join(" > ")));
         }
@@ -230,6 +258,7 @@ pub fn render_json(d: &Decision) -> anyhow::Result<String> {
         "commands": d.commands,
         "unsafe_expansions": d.unsafe_expansions,
         "parse_error": d.parse_error,
+        "unknown": d.unknown,
     });
     Ok(format!("{}\n", serde_json::to_string_pretty(&v)?))
 }
@@ -242,7 +271,7 @@ pub fn load_cases(file: &Path, policy: Option<&Path>) -> anyhow::Result<(Policy,
         anyhow::anyhow!("{}:{line}: {}", file.display(), e.message())
     })?;
     let named = cases.policy.as_ref().map(|p| file.parent().unwrap_or(Path::new(".")).join(p));
-    let policy = load(policy.or(named.as_deref()))?;
+    let policy = load(policy.or(named.as_deref()), cases.collector)?;
     Ok((policy, cases))
 }
 

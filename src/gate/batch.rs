@@ -38,7 +38,8 @@
 //!
 //! A shell this gate cannot follow into (`sh script.sh` and `dash -s` on
 //! Debian, `ksh`, bash run under another name) would run commands nobody
-//! checks: it gets the policy's `[policy] unknown` verdict (default deny)
+//! checks: it gets the policy's `[policy] unknown` verdict (default deny,
+//! approve where a collector is configured)
 //! instead of being let through. Other interpreters (`python3 x.py`) are
 //! for the exec-level gate. Neither bash nor zsh runs the DEBUG trap inside
 //! a trap handler, so a handler (`trap 'CODE' EXIT`, zsh's `TRAPEXIT() {…}`)
@@ -70,7 +71,7 @@ const MAX_RECORDED: usize = 20_000;
 const REACHED: &[&str] = &["bash", "zsh", "eval", "script"];
 
 /// The rule name recorded when `[policy] unknown` decided.
-pub const UNKNOWN_RULE: &str = "custos:unknown";
+pub const UNKNOWN_RULE: &str = crate::policy::UNKNOWN_RULE;
 
 pub struct BatchGate {
     policy: Policy,
@@ -124,6 +125,11 @@ impl BatchGate {
         let text = if command.is_empty() { line } else { command };
         let mut env = Env::new(&cwd, &self.home);
         env.vars.extend(vars);
+        // The DEBUG trap asks again about every command eval and a nested
+        // bash or zsh run, so their code need not be known now.
+        env.traced = true;
+        // The hook sends every variable the command names that is set.
+        env.complete = true;
         let mut decision = self.policy.check(&text, &self.subject, &env);
         // bash's head of a loop or `case` alone does not parse; zsh sends
         // the whole compound command, which does.
@@ -218,7 +224,9 @@ impl BatchGate {
             return unknown("this zsh trap function");
         }
         let handler = decision.commands.iter().find_map(trap_handler)?;
-        let inner = self.policy.check(&handler, &self.subject, env);
+        // A handler runs without the DEBUG trap: nothing in it is traced.
+        let untraced = Env { traced: false, ..env.clone() };
+        let inner = self.policy.check(&handler, &self.subject, &untraced);
         if inner.verdict != Verdict::Allow {
             return Some((inner.rule.as_ref().map(|r| r.name.clone()), inner.rule.as_ref().map(|r| r.message.clone()).unwrap_or_default(), inner.verdict));
         }

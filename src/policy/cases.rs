@@ -15,6 +15,9 @@ use super::{Decision, Env, Policy, Subject, Verdict};
 #[serde(deny_unknown_fields)]
 pub struct CaseFile {
     pub policy: Option<String>,
+    /// Whether a collector is configured (the default of `[policy]
+    /// unknown`); `None`: as the host's custos config says.
+    pub collector: Option<bool>,
     #[serde(default)]
     pub defaults: CaseContext,
     #[serde(default, rename = "case")]
@@ -64,6 +67,8 @@ pub fn run_cases(policy: &Policy, file: &CaseFile) -> Vec<Outcome> {
             let oidc_groups = case.context.oidc_groups.clone().or_else(|| file.defaults.oidc_groups.clone()).unwrap_or_default();
             let mut env = Env::new(&cwd, &home);
             env.vars = case.context.env.clone().or_else(|| file.defaults.env.clone()).unwrap_or_default();
+            // As at the gate, whose hooks send every variable that is set.
+            env.complete = true;
             let who = Subject { user, groups, oidc_groups };
             let decision = policy.check(&case.line, &who, &env);
             let rule = decision.rule.as_ref().map(|r| r.name.as_str());

@@ -8,11 +8,13 @@
 //! version = 1                      # optional; only 1 exists
 //!
 //! [policy]
-//! # What a shell whose commands the gate cannot see gets (`sh script.sh`,
-//! # `dash -s`, `ksh` on a pipe) where no backstop checks them line by
-//! # line: deny | approve | allow. Default deny. (bash and zsh without a
-//! # terminal are checked command by command, so this does not apply to them.)
-//! unknown = "deny"
+//! # What a line gets whose effect depends on what the checker cannot know
+//! # (`$(cat x) -rf /`, `rm -rf $(cat list)`, `… | base64 -d | bash`,
+//! # `"$1" -rf /x`, `/bin/r? -rf /x`, `bash +B -c …`), and, without a
+//! # terminal, a shell the gate cannot follow (`sh script.sh`):
+//! # deny | approve | allow. Default: approve where a collector is
+//! # configured (someone can decide), deny otherwise.
+//! unknown = "approve"
 //!
 //! [[rule]]
 //! name = "rm-root"                 # required, unique
@@ -290,8 +292,9 @@ fn line_of(text: &str, offset: usize) -> usize {
 /// A validated policy file: its rules and its settings.
 pub struct Parsed {
     pub rules: Vec<Rule>,
-    /// `[policy] unknown`: the verdict for shell code the gate cannot see.
-    pub unknown: Verdict,
+    /// `[policy] unknown` as written; `None` leaves the default to the
+    /// caller, which knows whether a collector can approve.
+    pub unknown: Option<Verdict>,
 }
 
 pub fn parse_rules(text: &str, path: &Path) -> Result<Vec<Rule>, PolicyError> {
@@ -311,12 +314,12 @@ pub fn parse_policy(text: &str, path: &Path) -> Result<Parsed, PolicyError> {
     }
     let unknown = match &raw.policy {
         Some(settings) => match &settings.get_ref().unknown {
-            Some(v) => v.parse().map_err(|_| {
+            Some(v) => Some(v.parse().map_err(|_| {
                 invalid(line_of(text, settings.span().start), format!("[policy] unknown = {v:?}: expected deny, approve or allow"))
-            })?,
-            None => Verdict::Deny,
+            })?),
+            None => None,
         },
-        None => Verdict::Deny,
+        None => None,
     };
     let mut rules: Vec<Rule> = Vec::with_capacity(raw.rule.len());
     for (index, spanned) in raw.rule.into_iter().enumerate() {

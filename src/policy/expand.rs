@@ -10,13 +10,25 @@
 //! ignored: the caller parses and checks what runs inside them, and gives
 //! back the output when it is literal (`$(echo /)`, `$(pwd)`).
 //!
+//! Missing is not the same as unknowable. A variable the caller did not
+//! pass is unset, so empty: the gate's callers send the value of every
+//! variable a line names (the hooks do), and `rm -rf "$DIR"/` with `DIR`
+//! unset means `rm -rf /`. But a command substitution's output, a
+//! positional parameter, a variable assigned from one of those, or a
+//! `${...}` operation could be *anything*: [`Field::unknown`] says so, so
+//! that a word in a position where any value could change which rule
+//! applies (the command name, an argument a rule looks at) gets the
+//! policy's `unknown` verdict instead of being read as empty. `$$`, `$#`,
+//! `$?`, `$!` and arithmetic are numbers, which cannot, so they are only
+//! missing.
+//!
 //! Globs are never expanded (there is no file system here); a word keeps
 //! its `*`, and remembers that an unquoted glob character was in it, so that
 //! `/*` can be told from `'/*'`.
 
 use std::collections::BTreeMap;
 
-use brush_parser::word::{BraceExpressionMember, BraceExpressionOrText, Parameter, ParameterExpr, ParameterTestType, TildeExpr, WordPiece};
+use brush_parser::word::{BraceExpressionMember, BraceExpressionOrText, Parameter, ParameterExpr, ParameterTestType, SpecialParameter, TildeExpr, WordPiece};
 use brush_parser::ParserOptions;
 
 /// Most words one brace expansion may produce (`{1..100000}` would be a
@@ -40,6 +52,11 @@ pub struct Field {
     pub missing_at_root: Option<String>,
     /// Some expansion was missing (anywhere in the word).
     pub dynamic: bool,
+    /// The first expansion in the word whose value cannot be known
+    /// (`$(cat x)`, `$1`): the word could be anything. An unquoted one
+    /// that is the whole word is kept as an empty field (it could be zero
+    /// words or many) so that its position is not lost.
+    pub unknown: Option<String>,
 }
 
 impl Field {
@@ -59,6 +76,11 @@ pub trait Context {
     fn substitute(&mut self, script: &str) -> Value;
     /// Budget accounting for nested word parsing; false when exhausted.
     fn charge(&mut self, bytes: usize) -> bool;
+    /// Whether a variable `var` does not know is known to be unset (the
+    /// caller sent every variable the line names that is set).
+    fn knows_every_variable(&self) -> bool {
+        true
+    }
 }
 
 /// Why a word could not be expanded.
@@ -133,11 +155,17 @@ impl Fields {
         self.started |= quoted || !s.is_empty();
     }
 
-    fn value(&mut self, v: Value, quoted: bool, what: &str) {
+    fn value(&mut self, v: Value, quoted: bool, what: &str, unknowable: bool) {
         let v = match v {
             Some(v) if !v.is_empty() => v,
             _ => {
                 self.cur.dynamic = true;
+                if unknowable && v.is_none() {
+                    if self.cur.unknown.is_none() {
+                        self.cur.unknown = Some(what.to_owned());
+                    }
+                    self.started = true;
+                }
                 if self.cur.missing_at_root.is_none() && self.cur.text.chars().all(|c| c == '/') {
                     self.cur.missing_at_root = Some(format!("{what} is unset or empty"));
                 }
@@ -206,24 +234,24 @@ fn expand_pieces(pieces: &[WordPiece], quoted: bool, f: &mut Fields, cx: &mut dy
                     TildeExpr::WorkingDir => cx.var("PWD").flatten(),
                     _ => None,
                 };
-                f.value(home, true, "~");
+                f.value(home, true, "~", false);
             }
             WordPiece::ParameterExpansion(p) => {
-                let (v, what) = parameter(p, cx)?;
-                f.value(v, quoted, &what);
+                let (v, what, unknowable) = parameter(p, cx)?;
+                f.value(v, quoted, &what, unknowable);
             }
             WordPiece::CommandSubstitution(script) => {
                 let v = cx.substitute(script).map(|s| s.trim_end_matches('\n').to_owned());
-                f.value(v, quoted, "$(...)");
+                f.value(v, quoted, &format!("$({})", clip(script)), true);
             }
             WordPiece::BackquotedCommandSubstitution(script) => {
                 let v = cx.substitute(script).map(|s| s.trim_end_matches('\n').to_owned());
-                f.value(v, quoted, "`...`");
+                f.value(v, quoted, &format!("`{}`", clip(script)), true);
             }
             WordPiece::ArithmeticExpression(e) => {
                 // Arithmetic can hide command substitutions: `$(( $(cmd) ))`.
                 scan_substitutions(&e.value, cx)?;
-                f.value(None, quoted, "$((...))");
+                f.value(None, quoted, "$((...))", false);
             }
         }
     }
@@ -239,52 +267,73 @@ fn name_of(p: &Parameter) -> (Option<&str>, String) {
     }
 }
 
-fn parameter(p: &ParameterExpr, cx: &mut dyn Context) -> Result<(Value, String), ExpandError> {
+/// A parameter's value, its description, and whether a missing value is
+/// unknowable rather than unset.
+fn parameter(p: &ParameterExpr, cx: &mut dyn Context) -> Result<(Value, String, bool), ExpandError> {
     let lookup = |param: &Parameter, cx: &mut dyn Context| -> (Option<Value>, String) {
         let (name, what) = name_of(param);
         (name.and_then(|n| cx.var(n)), what)
     };
-    let word_value = |raw: &Option<String>, cx: &mut dyn Context| -> Result<Value, ExpandError> {
+    // Unknowable: assigned something the gate cannot compute, or a
+    // positional or special parameter other than the numeric ones.
+    let complete = cx.knows_every_variable();
+    let unknowable = |param: &Parameter, v: &Option<Value>| match (param, v) {
+        (_, Some(None)) => true,
+        (Parameter::Named(_), Some(_)) => false,
+        (Parameter::Named(_), None) => !complete,
+        (Parameter::Special(s), _) => !matches!(
+            s,
+            SpecialParameter::ProcessId | SpecialParameter::LastExitStatus | SpecialParameter::PositionalParameterCount | SpecialParameter::LastBackgroundProcessId
+        ),
+        _ => true,
+    };
+    let word_value = |raw: &Option<String>, cx: &mut dyn Context| -> Result<(Value, bool), ExpandError> {
         match raw {
-            None => Ok(Some(String::new())),
+            None => Ok((Some(String::new()), false)),
             Some(raw) => {
                 let f = expand_joined(raw, cx)?;
-                Ok(if f.dynamic { None } else { Some(f.text) })
+                let unknown = f.unknown.is_some();
+                Ok((if f.dynamic { None } else { Some(f.text) }, unknown))
             }
         }
     };
     Ok(match p {
         ParameterExpr::Parameter { parameter, indirect: false } => {
             let (v, what) = lookup(parameter, cx);
-            (v.flatten(), what)
+            let u = unknowable(parameter, &v);
+            (v.flatten(), what, u)
         }
         ParameterExpr::UseDefaultValues { parameter, indirect: false, test_type, default_value }
         | ParameterExpr::AssignDefaultValues { parameter, indirect: false, test_type, default_value } => {
             let (v, what) = lookup(parameter, cx);
+            let u = unknowable(parameter, &v);
             let use_default = match (&v, test_type) {
                 (None, _) => true,
                 (Some(Some(s)), ParameterTestType::UnsetOrNull) => s.is_empty(),
-                (Some(None), _) => return Ok((None, what)),
+                (Some(None), _) => return Ok((None, what, true)),
                 (Some(Some(_)), ParameterTestType::Unset) => false,
             };
             if use_default {
-                (word_value(default_value, cx)?, what)
+                let (d, du) = word_value(default_value, cx)?;
+                (d, what, u || du)
             } else {
-                (v.flatten(), what)
+                (v.flatten(), what, u)
             }
         }
         ParameterExpr::UseAlternativeValue { parameter, indirect: false, test_type, alternative_value } => {
             let (v, what) = lookup(parameter, cx);
+            let u = unknowable(parameter, &v);
             let set = match (&v, test_type) {
                 (None, _) => false,
-                (Some(None), _) => return Ok((None, what)),
+                (Some(None), _) => return Ok((None, what, true)),
                 (Some(Some(s)), ParameterTestType::UnsetOrNull) => !s.is_empty(),
                 (Some(Some(_)), ParameterTestType::Unset) => true,
             };
             if set {
-                (word_value(alternative_value, cx)?, what)
+                let (a, au) = word_value(alternative_value, cx)?;
+                (a, what, u || au)
             } else {
-                (Some(String::new()), what)
+                (Some(String::new()), what, u)
             }
         }
         ParameterExpr::IndicateErrorIfNullOrUnset { parameter, indirect: false, .. } => {
@@ -292,16 +341,27 @@ fn parameter(p: &ParameterExpr, cx: &mut dyn Context) -> Result<(Value, String),
             // or empty, so a missing value here is not dangerous. Expand to
             // a placeholder that no rule takes for a system path.
             let (v, what) = lookup(parameter, cx);
+            let u = unknowable(parameter, &v);
             match v.flatten() {
-                Some(s) if !s.is_empty() => (Some(s), what),
-                _ => (Some(format!("<{what}:?>")), what),
+                Some(s) if !s.is_empty() => (Some(s), what, false),
+                _ => (Some(format!("<{what}:?>")), what, u),
             }
         }
         // Indirection, lengths, substrings, pattern removal, case changes:
         // computable in principle, but a rule should not depend on it.
         // Treat the result as unknown, which is the cautious reading.
-        other => (None, format!("${{{}}}", short(other))),
+        other => (None, format!("${{{}}}", short(other)), true),
     })
+}
+
+/// Shell code, shortened for a message.
+pub fn clip(s: &str) -> String {
+    let s = s.trim();
+    let mut out: String = s.chars().take(40).collect();
+    if out.len() < s.len() {
+        out.push('…');
+    }
+    out
 }
 
 fn short(p: &ParameterExpr) -> String {

@@ -27,6 +27,21 @@
 //! built-in rule [`UNCHECKABLE_RULE`], whatever the policy says, because a
 //! gate that lets through what it cannot read is no gate. The user sees
 //! why and can fix the line (close the quote, split the script).
+//!
+//! What the checker cannot know gets a verdict of its own. A line whose
+//! effect depends on a value the gate cannot know before it runs (a
+//! command name from `$(cat x)` or `"$1"`, a glob for a command name, shell
+//! code made at run time, a program piped into an interpreter, shell
+//! options that change how code is read, or an unknowable operand where a
+//! rule about that program looks at operands) gets `[policy] unknown`
+//! under the built-in rule [`UNKNOWN_RULE`], unless a rule is already at
+//! least as severe. The default depends on whether anyone can approve:
+//! `approve` where a collector is configured, `deny` otherwise; the
+//! caller says which ([`Policy::with_collector`]). A value the caller
+//! passed in [`Env`] is known, not unknown: the hooks send the value of
+//! every variable a line names, so `$CMD` is only unknown when the line
+//! itself makes it so (`read CMD`, `CMD=$(cat x)`). [`Decision::unknown`]
+//! says which part was unknowable, whatever the verdict.
 
 pub mod cases;
 mod config;
@@ -44,7 +59,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 pub use config::{PolicyError, Rule, Verdict, DEFAULT_TIMEOUT};
-pub use parse::{analyse, Analysis, Arg, Env, ParsedCommand, Problem, Redirect, MAX_COMMANDS, MAX_LINE_BYTES, MAX_NESTING, MAX_OPENERS};
+pub use parse::{analyse, Analysis, Arg, Env, ParsedCommand, Problem, Redirect, UnknownArgs, MAX_COMMANDS, MAX_LINE_BYTES, MAX_NESTING, MAX_OPENERS};
 pub use path::canonical;
 
 /// Where a root-owned policy lives.
@@ -55,6 +70,10 @@ pub const DEFAULT_POLICY: &str = include_str!("../../defaults/policy.toml");
 
 /// Name of the built-in rule that denies lines the gate cannot check.
 pub const UNCHECKABLE_RULE: &str = "custos:uncheckable";
+
+/// Name of the built-in rule that gives `[policy] unknown` to lines whose
+/// effect the checker cannot know.
+pub const UNKNOWN_RULE: &str = "custos:unknown";
 
 /// Who typed the line.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -106,20 +125,27 @@ pub struct Decision {
     pub parse_error: Option<String>,
     /// The line is not a whole command yet (see [`Problem::is_incomplete`]).
     pub incomplete: bool,
+    /// What the checker could not know, one sentence each (`the command
+    /// name comes from $(cat x)`), whatever the verdict.
+    pub unknown: Vec<String>,
 }
 
 /// A validated policy.
 #[derive(Clone, Debug)]
 pub struct Policy {
     rules: Vec<Rule>,
-    unknown: Verdict,
+    /// `[policy] unknown` as written.
+    unknown: Option<Verdict>,
+    /// A collector is configured, so an approval can be given: the
+    /// default of `unknown` is `approve` rather than `deny`.
+    collector: bool,
 }
 
 impl Policy {
     /// Validates policy text; `path` names the file in errors.
     pub fn parse(text: &str, path: &Path) -> Result<Self, PolicyError> {
         let parsed = config::parse_policy(text, path)?;
-        Ok(Self { rules: parsed.rules, unknown: parsed.unknown })
+        Ok(Self { rules: parsed.rules, unknown: parsed.unknown, collector: false })
     }
 
     /// Reads and validates a policy file.
@@ -139,7 +165,8 @@ impl Policy {
                 Path::new("<fallback>"),
             )
             .unwrap_or_default(),
-            unknown: Verdict::Deny,
+            unknown: Some(Verdict::Deny),
+            collector: false,
         })
     }
 
@@ -147,10 +174,22 @@ impl Policy {
         &self.rules
     }
 
-    /// `[policy] unknown`: what a shell whose commands the gate cannot see
-    /// gets, where no backstop checks them one by one.
+    /// Says whether a collector is configured on this host, which decides
+    /// the default of `[policy] unknown` (`approve` with one, `deny`
+    /// without). A policy not told is read as without.
+    pub fn with_collector(mut self, configured: bool) -> Self {
+        self.collector = configured;
+        self
+    }
+
+    /// `[policy] unknown`: what a line gets whose effect the checker cannot
+    /// know, and a shell whose commands the gate cannot see.
     pub fn unknown(&self) -> Verdict {
-        self.unknown
+        match self.unknown {
+            Some(v) => v,
+            None if self.collector => Verdict::Approve,
+            None => Verdict::Deny,
+        }
     }
 
     /// The verdict for `line`, typed by `who`, in a shell described by `env`.
@@ -180,6 +219,7 @@ impl Policy {
                 unsafe_expansions,
                 parse_error: Some(problem.to_string()),
                 incomplete,
+                unknown: Vec::new(),
             };
         }
         let mut best: Option<(Verdict, &Rule, Option<usize>)> = None;
@@ -195,11 +235,39 @@ impl Policy {
                 best = Some((rule.action, rule, None));
             }
         }
-        let (verdict, rule, command) = match best {
+        let (mut verdict, mut rule, mut command) = match best {
             Some((v, r, i)) => (v, Some(rule_ref(r)), i),
             None => (Verdict::Allow, None, None),
         };
-        Decision { verdict, rule, command, commands: analysis.commands, unsafe_expansions, parse_error: None, incomplete: false }
+        let unknown = self.unknowable(&analysis.commands, who, line);
+        if let Some((first, why)) = unknown.first() {
+            let v = self.unknown();
+            if v > verdict {
+                let message = format!("the checker cannot know what this line does: {why}. Write the value out, or ask an administrator about [policy] unknown");
+                verdict = v;
+                rule = Some(RuleRef { name: UNKNOWN_RULE.into(), message, action: v, approvers: None, quorum: 1, timeout: DEFAULT_TIMEOUT, reason: false, line: 0 });
+                command = Some(*first);
+            }
+        }
+        let unknown = unknown.into_iter().map(|(_, why)| why).collect();
+        Decision { verdict, rule, command, commands: analysis.commands, unsafe_expansions, parse_error: None, incomplete: false, unknown }
+    }
+
+    /// Each command whose effect the checker cannot know, with why.
+    fn unknowable(&self, commands: &[ParsedCommand], who: &Subject, line: &str) -> Vec<(usize, String)> {
+        let mut out: Vec<(usize, String)> = Vec::new();
+        for (i, cmd) in commands.iter().enumerate() {
+            if let Some(why) = &cmd.unknown {
+                out.push((i, why.clone()));
+                continue;
+            }
+            let Some(u) = &cmd.unknown_args else { continue };
+            let now = rules::first_match(&self.rules, cmd, who, line).map_or(Verdict::Allow, |r| r.action);
+            if let Some(r) = rules::could_match_unknown_args(&self.rules, cmd, who, line, u.subcommand, now) {
+                out.push((i, format!("an argument of {} comes from {}, and rule {} looks at {}'s arguments", cmd.name, u.what, r.name, cmd.name)));
+            }
+        }
+        out
     }
 }
 

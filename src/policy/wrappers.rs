@@ -12,6 +12,12 @@
 //! `watch`, `ssh host CMD`, a shell reading a known stdin); the walker
 //! parses that string as a line of its own. `xargs` and `find -exec` run a
 //! command with extra arguments.
+//!
+//! A shell's options are read as the shell reads them: `-x`, `+x`, `-ec`,
+//! `-o NAME`, `+o NAME`, `-O NAME` (bash's shopt), so `bash +x -c CODE`
+//! still shows its code. Options that change how the code is read
+//! (`+B`, `-o posix`, `-O extglob`, zsh's `-o sh_word_split`) make the
+//! code's meaning unknown to the checker ([`odd_shell_options`]).
 
 /// What running `name args...` amounts to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -343,8 +349,103 @@ fn skip_options_anywhere(args: &[String], short: &str, long: &[&str]) -> (usize,
     (i, all)
 }
 
+/// A shell's options, `-` and `+` alike: returns the index of the first
+/// operand and the options seen (`+x` as `+x`, `-o NAME` with its value).
+fn shell_options(args: &[String]) -> (usize, Vec<Seen>) {
+    let mut seen = Vec::new();
+    let mut i = 0;
+    while let Some(w) = args.get(i) {
+        if w == "--" || w == "-" {
+            return (i + 1, seen);
+        }
+        let Some(sign) = w.chars().next().filter(|c| matches!(c, '-' | '+')) else { return (i, seen) };
+        if w.len() < 2 {
+            return (i, seen);
+        }
+        i += 1;
+        if let Some(long) = w.strip_prefix("--") {
+            let value = if matches!(long, "rcfile" | "init-file") {
+                i += 1;
+                args.get(i - 1).cloned()
+            } else {
+                None
+            };
+            seen.push(Seen { name: w.clone(), value });
+            continue;
+        }
+        for c in w.chars().skip(1) {
+            let value = if matches!(c, 'o' | 'O') {
+                i += 1;
+                args.get(i - 1).cloned()
+            } else {
+                None
+            };
+            seen.push(Seen { name: format!("{sign}{c}"), value });
+        }
+    }
+    (i, seen)
+}
+
+/// Shell options that do not change what a line of code means: tracing,
+/// exiting on errors, job control, globbing (the checker never expands
+/// globs). Names are compared lowercased, without `_`, `-` and a `no`.
+const PLAIN_SHELL_OPTIONS: &[&str] = &[
+    "errexit", "nounset", "unset", "xtrace", "verbose", "pipefail", "clobber", "glob", "monitor", "hashall", "hashcmds", "notify", "ignoreeof",
+    "history", "histexpand", "banghist", "rcs", "globalrcs", "login", "interactive", "errreturn", "printexitvalue", "zle", "emacs", "vi",
+    "nullglob", "failglob", "dotglob", "globstar", "nocaseglob", "nocasematch", "checkwinsize", "promptvars", "interactivecomments",
+    "checkjobs", "huponexit", "lastpipe", "inheriterrexit", "localvarinherit", "physical", "chaselinks", "privileged", "restricted",
+];
+
+/// Single-letter options that do not change what code means (see
+/// [`PLAIN_SHELL_OPTIONS`]); `c`, `s`, `i`, `l` are how the shell reads.
+const PLAIN_SHELL_LETTERS: &str = "xveufhmbCHPpcsilT";
+
+/// Why `name args...` reads its code in a way the checker does not model:
+/// a `+` option or a named option outside the plain ones. `None` when the
+/// options are plain.
+pub fn odd_shell_options(name: &str, args: &[String]) -> Option<String> {
+    let (_, seen) = shell_options(args);
+    for o in &seen {
+        if o.name.starts_with("--") {
+            continue;
+        }
+        let letter = o.name.chars().nth(1).unwrap_or('-');
+        let odd = match (&o.value, letter) {
+            (Some(v), 'o' | 'O') => {
+                let n: String = v.to_ascii_lowercase().chars().filter(|c| !matches!(c, '_' | '-')).collect();
+                let n = n.strip_prefix("no").filter(|r| PLAIN_SHELL_OPTIONS.contains(r)).unwrap_or(&n);
+                !PLAIN_SHELL_OPTIONS.contains(&n)
+            }
+            (None, 'o' | 'O') => false,
+            (_, c) => o.name.starts_with('+') && !PLAIN_SHELL_LETTERS.contains(c),
+        };
+        if odd {
+            let shown = match &o.value {
+                Some(v) => format!("{} {v}", o.name),
+                None => o.name.clone(),
+            };
+            return Some(format!("{name} {shown} changes how the shell reads its code, which the checker cannot follow"));
+        }
+    }
+    None
+}
+
+/// Interpreters that read a program from stdin when given none.
+const INTERPRETERS: &[&str] = &["python", "python2", "python3", "perl", "ruby", "node", "nodejs", "php", "lua", "tclsh", "Rscript", "pwsh", "osascript"];
+
+/// Whether `name args...` is an interpreter that reads its program from
+/// its standard input: no script operand (or `-`), no option giving code
+/// (`-c`, `-e`, `-m`, `-r`).
+pub fn reads_program_from_pipe(name: &str, args: &[String]) -> bool {
+    let versioned = name.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.');
+    if !INTERPRETERS.contains(&name) && !INTERPRETERS.contains(&versioned) {
+        return false;
+    }
+    args.iter().all(|w| w == "-" || (w.starts_with('-') && !w.starts_with("--eval") && !w.get(1..).unwrap_or_default().contains(['c', 'e', 'E', 'm', 'r', 'p'])))
+}
+
 fn shell(name: &str, args: &[String], stdin: Option<&str>) -> Unwrapped {
-    let (i, seen) = skip_options(args, "oO", &["rcfile", "init-file"]);
+    let (i, seen) = shell_options(args);
     let label = format!("{name} -c");
     if has(&seen, &["-c"]) {
         // The option may be in a cluster (`-ec`); the code is the first operand.
@@ -401,6 +502,14 @@ mod tests {
     #[case("bash", "-ec x", Some("x"))]
     #[case("bash", "-x -c x y z", Some("x"))]
     #[case("bash", "-o errexit -c x", Some("x"))]
+    #[case("bash", "+x -c x", Some("x"))]
+    #[case("bash", "+xe -c x", Some("x"))]
+    #[case("sh", "+o errexit -c x", Some("x"))]
+    #[case("dash", "-o nounset +x -c x", Some("x"))]
+    #[case("zsh", "+o rcs -c x", Some("x"))]
+    #[case("bash", "-O extglob -c x", Some("x"))]
+    #[case("bash", "--rcfile f -c x", Some("x"))]
+    #[case("bash", "+x script.sh", None)]
     #[case("bash", "", None)]
     #[case("bash", "script.sh", None)]
     #[case("su", "- root -c x", Some("x"))]
@@ -412,6 +521,34 @@ mod tests {
             Unwrapped::Shell { code: c, .. } => assert_eq!(c.as_deref(), code),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[rstest]
+    #[case("bash", "+x -c x", None)]
+    #[case("bash", "-e -o pipefail -c x", None)]
+    #[case("zsh", "+o rcs -c x", None)]
+    #[case("bash", "+B -c x", Some("bash +B"))]
+    #[case("sh", "+o braceexpand -c x", Some("sh +o braceexpand"))]
+    #[case("bash", "-O extglob -c x", Some("bash -O extglob"))]
+    #[case("zsh", "-o KSH_ARRAYS -c x", Some("zsh -o KSH_ARRAYS"))]
+    fn options_that_change_how_code_is_read(#[case] name: &str, #[case] args: &str, #[case] odd: Option<&str>) {
+        let got = odd_shell_options(name, &words(args));
+        match odd {
+            None => assert_eq!(got, None),
+            Some(part) => assert!(got.as_deref().is_some_and(|g| g.contains(part)), "{got:?}"),
+        }
+    }
+
+    #[rstest]
+    #[case("python3", "", true)]
+    #[case("python3.12", "-u -", true)]
+    #[case("perl", "-w", true)]
+    #[case("python3", "x.py", false)]
+    #[case("python3", "-c print(1)", false)]
+    #[case("node", "-e 1", false)]
+    #[case("ls", "", false)]
+    fn interpreters_reading_their_program(#[case] name: &str, #[case] args: &str, #[case] reads: bool) {
+        assert_eq!(reads_program_from_pipe(name, &words(args)), reads);
     }
 
     #[rstest]

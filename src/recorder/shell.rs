@@ -130,7 +130,10 @@ pub fn run(argv: &[OsString], config: &Config, privilege: Privilege) -> anyhow::
     let mut approved = None;
     let mut approved_rule = None;
     if let Some(line) = &inv.command {
-        match gate_command(line, &account, &identity.groups, &privilege)? {
+        // Without a terminal, bash and zsh run the line under the batch
+        // gate, which checks what `eval` and nested shells run as they run.
+        let traced = !interactive && config.gate.enabled && ShellKind::of(&shell).is_some();
+        match gate_command(line, &account, &identity.groups, &privilege, config.collector.url.is_some(), traced)? {
             CommandCheck::Run => {}
             CommandCheck::Refuse(why) => return refuse(&rec, info, &why),
             CommandCheck::Approve(held) => {
@@ -151,7 +154,7 @@ pub fn run(argv: &[OsString], config: &Config, privilege: Privilege) -> anyhow::
         }
     }
     let gated = interactive && config.gate.enabled && inv.command.is_none() && inv.script.is_none();
-    let gate = if gated { prepare_gate(&shell, &account, &identity.groups, &privilege)? } else { None };
+    let gate = if gated { prepare_gate(&shell, &account, &identity.groups, &privilege, config.collector.url.is_some())? } else { None };
     let cmd = match &gate {
         Some((inj, _)) => cmd.with_gate(&inj.args(), &inj.env(&inv.args), inj.socket_path())?,
         None => cmd,
@@ -244,7 +247,13 @@ fn split_off_warden(privilege: Privilege, config: &Config, session_id: &str, int
 /// privileged shell trusts only a root-owned `/etc/custos/policy.toml`
 /// (fail closed if it is not), `CUSTOS_POLICY` is honoured only when not
 /// privileged, and with no file the built-in policy applies.
-pub fn load_policy(privilege: &Privilege) -> anyhow::Result<crate::policy::Policy> {
+/// `collector`: a collector is configured, so `[policy] unknown` defaults
+/// to `approve` (someone can decide) rather than `deny`.
+pub fn load_policy(privilege: &Privilege, collector: bool) -> anyhow::Result<crate::policy::Policy> {
+    load_policy_file(privilege).map(|p| p.with_collector(collector))
+}
+
+fn load_policy_file(privilege: &Privilege) -> anyhow::Result<crate::policy::Policy> {
     use crate::policy::{Policy, SYSTEM_POLICY};
     if !privilege.is_privileged() {
         if let Some(p) = std::env::var_os("CUSTOS_POLICY").filter(|p| !p.is_empty()) {
@@ -273,14 +282,18 @@ enum CommandCheck {
 }
 
 /// Checks a `-c` command line against the policy before anything runs, as
-/// the gate checks an interactive line.
-fn gate_command(line: &str, account: &Account, oidc_groups: &[String], privilege: &Privilege) -> anyhow::Result<CommandCheck> {
+/// the gate checks an interactive line. `traced`: the batch gate will check
+/// every command as it runs (see [`crate::policy::Env::traced`]).
+fn gate_command(line: &str, account: &Account, oidc_groups: &[String], privilege: &Privilege, collector: bool, traced: bool) -> anyhow::Result<CommandCheck> {
     use crate::policy::{Env, Subject, Verdict};
-    let policy = load_policy(privilege).context("the command policy")?;
+    let policy = load_policy(privilege, collector).context("the command policy")?;
     let who = Subject { user: account.name.clone(), groups: account.groups.clone(), oidc_groups: oidc_groups.to_vec() };
     let cwd = std::env::current_dir().map(|p| p.display().to_string()).unwrap_or_else(|_| account.home.display().to_string());
     let mut env = Env::new(&cwd, &account.home.display().to_string());
     env.vars = std::env::vars().collect();
+    // A `-c` shell starts with this environment and no other variables.
+    env.complete = true;
+    env.traced = traced;
     let decision = policy.check(line, &who, &env);
     let rule = decision.rule.as_ref().map_or_else(|| "(no rule)".to_owned(), |r| format!("{} ({})", r.name, r.message));
     Ok(match (decision.verdict, decision.rule.clone()) {
@@ -307,9 +320,9 @@ fn gate_command(line: &str, account: &Account, oidc_groups: &[String], privilege
 /// The gate for an interactive bash or zsh: hooks written, socket open,
 /// policy loaded. `None` for shells the gate has no hooks for (their
 /// sessions are recorded and masked, not gated).
-fn prepare_gate(shell: &Path, account: &Account, oidc_groups: &[String], privilege: &Privilege) -> anyhow::Result<Option<(Injection, Gate)>> {
+fn prepare_gate(shell: &Path, account: &Account, oidc_groups: &[String], privilege: &Privilege, collector: bool) -> anyhow::Result<Option<(Injection, Gate)>> {
     let Some(kind) = ShellKind::of(shell) else { return Ok(None) };
-    let policy = load_policy(privilege).context("the command policy")?;
+    let policy = load_policy(privilege, collector).context("the command policy")?;
     let inj = Injection::prepare(kind).context("cannot prepare the command gate's hooks")?;
     let who = crate::policy::Subject { user: account.name.clone(), groups: account.groups.clone(), oidc_groups: oidc_groups.to_vec() };
     let gate = Gate::new(policy, who, account.home.display().to_string(), inj.token.clone(), std::time::Instant::now());
@@ -538,7 +551,7 @@ fn prepare_channel(
     if !config.gate.enabled || ShellKind::of(shell).is_none() {
         return Ok((cmd, ChannelSetup { transfer: None, swallow_stderr: false, gate: None, _hooks: None }));
     }
-    let policy = load_policy(privilege).context("the command policy")?;
+    let policy = load_policy(privilege, config.collector.url.is_some()).context("the command policy")?;
     let hooks = crate::gate::inject::BatchHooks::prepare().context("cannot prepare the command gate's hooks")?;
     let exit = config.gate.on_refusal_noninteractive == crate::config::OnRefusal::Exit;
     let cmd = cmd.with_env(&hooks.env(exit)?)?;

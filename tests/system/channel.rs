@@ -67,13 +67,6 @@ fn commands_on_stdin_script_files_and_nested_shells_are_gated_line_by_line() {
         ("a script on the login shell's stdin (ssh -T host < script)", vec!["-T"], None, script("login"), "login"),
         ("ssh host 'bash -s' < script", vec![], Some("bash -s".into()), script("bash-s"), "bash-s"),
         ("ssh host 'bash script.sh'", vec![], Some("bash script.sh".into()), String::new(), "file"),
-        (
-            "ssh host 'bash +x -c …'",
-            vec![],
-            Some("bash +x -c 'touch plus-x-before; eval \"rm -rf /\"; touch plus-x-after'".into()),
-            String::new(),
-            "plus-x",
-        ),
         // bash exec'd by bash -c at shell level 1 with SSH_CLIENT set reads
         // ~/.bashrc instead of BASH_ENV: the bash.bashrc hook loads the gate.
         (
@@ -108,6 +101,14 @@ fn commands_on_stdin_script_files_and_nested_shells_are_gated_line_by_line() {
             assert!(stream(&rec, "i").contains(&format!("touch {tag}-before")), "{what}: what the shell read is recorded as input");
         }
     }
+
+    // `bash +x -c CODE` is looked into (a `+` option no longer hides the
+    // code), so the line is refused before any of it runs.
+    let command = "bash +x -c 'touch plus-x-before; eval \"rm -rf /\"; touch plus-x-after'";
+    let out = ssh_with(&sshd, &[], Some(command), b"");
+    assert_eq!(out.status.code(), Some(126), "{command}: {}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("refused by rule rm-root"), "{command}: {}", text(&out));
+    assert!(!home().join("plus-x-before").exists() && !home().join("plus-x-after").exists(), "{command}: part of it ran");
 
     // dash (Debian's sh) reads no BASH_ENV: its script would run unchecked,
     // so it gets the policy's `unknown` verdict, deny by default.
