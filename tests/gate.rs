@@ -278,6 +278,23 @@ fn a_degraded_session_ends_when_the_config_says_so() {
     assert!(cast.exit_status().is_some(), "the recording was not completed");
 }
 
+impl Session {
+    /// Types `line` (after clearing whatever a refusal left in the editor),
+    /// then waits until a marker command after it has run: unlike
+    /// [`Session::run`], this holds when the screen scrolls.
+    fn settle(&mut self, line: &str) {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.pty.send(b"\x15");
+        self.pty.line(line);
+        std::thread::sleep(Duration::from_millis(150));
+        self.pty.send(b"\x15");
+        self.pty.line(&format!("echo settled-{n}"));
+        let want = format!("settled-{n}");
+        self.pty.wait_for(&want, |t| t.lines().any(|l| l.trim_end() == want));
+    }
+}
+
 /// The refusal of one command, as the DEBUG trap asked about it.
 fn refused_commands(cast: &custos::evidence::asciicast::Cast) -> Vec<String> {
     audits_of(cast, "command")
@@ -305,23 +322,23 @@ fn commands_hidden_behind_expansion_are_refused_as_they_run(#[case] shell: Shell
         ("function", vec!["source defs.sh", "f"]),
         ("positional", vec!["set -- touch via-positional", "\"$1\" \"$2\""]),
         ("glob", vec!["/usr/bin/tou?h via-glob"]),
-        ("history", vec![hist_line, "!!:1*"]),
+        // (`settle` runs a marker after each line: the line before it is
+        // two back.)
+        ("history", vec![hist_line, "!-2:1*"]),
         ("source", vec!["source x.sh", ". ./x.sh"]),
         ("eval", vec!["eval \"$(echo dG91Y2ggdmlhZXZhbA== | base64 -d)\""]),
     ];
     for (what, lines) in &attempts {
         for line in lines {
-            // A line refused as typed stays in the editor: clear it first.
-            s.pty.send(b"\x15");
-            s.run(line);
+            s.settle(line);
         }
         std::thread::sleep(Duration::from_millis(100));
         let made: Vec<_> = std::fs::read_dir(&s.work).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).filter(|n| n.starts_with("via")).collect();
         assert!(made.is_empty(), "{what}: the refused command ran: {made:?}\n{}", s.pty.screen_text());
     }
     // Sanity: the same hooks let an allowed alias run.
-    s.run("alias ok='echo alias-ran-fine'");
-    s.run("ok");
+    s.settle("alias ok='echo alias-ran-fine'");
+    s.settle("ok");
     s.pty.wait_text("alias-ran-fine");
     let cast = s.exit();
     let refused = refused_commands(&cast);
@@ -355,14 +372,18 @@ fn redefining_a_hook_function_never_lets_a_refused_line_run(#[case] shell: Shell
         Shell::Bash | Shell::Zsh => "X19jdXN0b3Nfc2VuZCAiQ0hFQ0sgJF9fY3VzdG9zX25vbmNlICQxIiAiJFBXRCIgbHMgbHMgJiYgX19jdXN0b3NfcmVjdg==",
     };
     match shell {
-        Shell::Bash => s.run(&format!("eval \"$(echo {name} | base64 -d)() {{ $(echo {body} | base64 -d); }}\"")),
-        Shell::Zsh => s.run(&format!("functions[$(echo {name} | base64 -d)]=\"$(echo {body} | base64 -d)\"")),
+        Shell::Bash => s.pty.line(&format!("eval \"$(echo {name} | base64 -d)() {{ $(echo {body} | base64 -d); }}\"")),
+        Shell::Zsh => s.pty.line(&format!("functions[$(echo {name} | base64 -d)]=\"$(echo {body} | base64 -d)\"")),
     }
+    std::thread::sleep(Duration::from_millis(800));
+    s.pty.send(b"\x15");
     s.pty.line("touch tampered");
     std::thread::sleep(Duration::from_millis(800));
     assert!(!s.work.join("tampered").exists(), "the refused line ran\n{}", s.pty.screen_text());
-    s.pty.send(b"\x15");
-    let cast = s.exit();
+    // Changed hooks get every line refused, `exit` too: Ctrl-D ends it.
+    s.pty.send(b"\x15\x04");
+    s.pty.wait_exit();
+    let cast = s.setup.recording();
     let commands = audits_of(&cast, "command");
     assert!(
         !commands.iter().any(|c| c["line"] == "ls" && c["outcome"] == "ran"),
@@ -388,7 +409,8 @@ fn a_hookless_shell_on_a_fresh_pty_marks_the_session_degraded(#[case] shell: She
     s.pty.line("echo typed-inside");
     s.pty.wait_text("DEGRADED");
     s.pty.line("exit");
-    s.pty.wait_for("the outer prompt", |t| t.lines().filter(|l| l.starts_with("gate>")).count() >= 2);
+    // Keys typed before `script` itself is gone would be read by it.
+    std::thread::sleep(Duration::from_millis(1500));
     let cast = s.exit();
     let degraded = audits_of(&cast, "degraded");
     assert!(degraded.iter().any(|d| d["reason"].as_str().unwrap().contains("terminal of its own")), "{degraded:?}");
@@ -419,6 +441,18 @@ fn fds_of(pid: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The session's hooks directory: the shell started with ENV (bash) or
+/// ZDOTDIR (zsh) naming a file or directory in it.
+fn hooks_dir(pid: &str) -> String {
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    environ
+        .split(|b| *b == 0)
+        .filter_map(|kv| std::str::from_utf8(kv).ok())
+        .find_map(|kv| kv.strip_prefix("ENV=").or_else(|| kv.strip_prefix("ZDOTDIR=")))
+        .map(|p| Path::new(p).parent().unwrap().display().to_string())
+        .expect("the shell started with the hooks' ENV or ZDOTDIR")
+}
+
 #[rstest]
 #[case::bash(Shell::Bash)]
 #[case::zsh(Shell::Zsh)]
@@ -433,9 +467,13 @@ fn no_program_the_shell_starts_holds_the_gate_and_nothing_listens(#[case] shell:
     // are close-on-exec (checked above by the child).
     let shell_fds = fds_of(&pid);
     assert!(!shell_fds.iter().any(|f| f.starts_with("socket:")), "the shell holds a socket: {shell_fds:?}");
-    // No path to connect to: nothing of ours in /proc/net/unix.
+    // No path to connect to: nothing in this session's hooks directory (the
+    // shell started with ENV or ZDOTDIR naming it) is in /proc/net/unix.
+    let dir = hooks_dir(&pid);
+    assert!(dir.starts_with("/tmp/custos-gate-"), "{dir}");
+    assert!(!std::fs::read_dir(&dir).unwrap().any(|e| e.unwrap().file_name() == "gate.sock"), "a socket path in {dir}");
     let unix = std::fs::read_to_string("/proc/net/unix").unwrap();
-    assert!(!unix.contains("custos-gate"), "{unix}");
+    assert!(!unix.contains(&dir), "{unix}");
     let cast = s.exit();
     assert!(audits_of(&cast, "degraded").is_empty(), "{:?}", audits_of(&cast, "degraded"));
 }
@@ -450,6 +488,7 @@ fn another_user_cannot_reach_the_gate_or_degrade_the_session(#[case] shell: Shel
     let mut s = start(shell);
     s.run("echo $$ > shell-pid");
     let pid = std::fs::read_to_string(s.work.join("shell-pid")).unwrap().trim().to_owned();
+    let dir = hooks_dir(&pid);
     // As `nobody`: every unix socket path on the host, and the shell's and
     // its relay's descriptors, tried.
     let probe = format!(
@@ -470,11 +509,11 @@ for pid in [{pid}] + [int(p) for p in os.listdir('/proc') if p.isdigit()]:
             reached.append('fd %d/%s' % (pid, fd))
     except OSError:
         pass
-print('reached:', [r for r in reached if 'custos' in r or r.startswith('fd {pid}/')])
+print('reached:', [r for r in reached if r.startswith('{dir}/') or r.startswith('fd {pid}/')])
 "#
     );
     let out = std::process::Command::new("setpriv")
-        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "python3", "-c", &probe])
+        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "/usr/bin/python3", "-c", &probe])
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);

@@ -440,6 +440,13 @@ impl Gate {
             return self.own_names(Source::Command, cwd, command.to_owned());
         }
         let decision = self.policy.check(command, &self.subject, env);
+        // bash traps the header of a compound command too (`for i in 1 2`,
+        // `case $x in`, `select ...`): it runs nothing itself (what its
+        // words substitute runs, and is trapped, on its own).
+        let head = command.trim_start();
+        if decision.incomplete && ["for ", "for((", "select ", "case "].iter().any(|k| head.starts_with(k)) {
+            return (Reply::Allow { nonce: self.rotate() }, None);
+        }
         let approved = self.running_line.as_ref().is_some_and(|(typed, approved)| *approved && typed.contains(command.trim()));
         let rule = decision.rule.as_ref().map(|r| r.name.clone());
         let why = decision.rule.as_ref().map(|r| r.message.clone()).unwrap_or_default();
@@ -617,7 +624,9 @@ fn missing_hooks(shell: &str, report: &str) -> Vec<&'static str> {
         _ => &[],
     };
     let functions = hook_functions(report);
-    let mut missing: Vec<&'static str> = needs.iter().filter(|(text, _)| !report.contains(text)).map(|(_, name)| *name).collect();
+    // The state, without the functions' text (which names the hooks too).
+    let state = report.split("-- functions --").next().unwrap_or_default();
+    let mut missing: Vec<&'static str> = needs.iter().filter(|(text, _)| !state.contains(text)).map(|(_, name)| *name).collect();
     if matches!(shell, "bash" | "zsh") && functions.trim().is_empty() {
         missing.push("the hook functions' definitions");
     }

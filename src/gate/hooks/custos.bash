@@ -42,8 +42,10 @@ __custos_norc=${CUSTOS_BASH_NORC-} __custos_noprofile=${CUSTOS_BASH_NOPROFILE-}
 builtin unset CUSTOS_ENV_ORIG CUSTOS_GATE_TOKEN CUSTOS_BASH_NORC CUSTOS_BASH_NOPROFILE
 # The relay: the shell writes to one pipe and reads the other; the job
 # notice is not shown and the job is not the user's to see or wait for.
-{ coproc __custos_gate { builtin command -p cat <&9 & builtin command -p cat >&9; builtin kill "$!"; }; } 2>/dev/null
-builtin exec 9<&-
+# It ignores the terminal's signals: Ctrl-C is for the user's commands.
+{ coproc __custos_gate { builtin trap '' INT QUIT TSTP TTIN TTOU; builtin command -p cat <&9 & builtin command -p cat >&9; builtin kill "$!"; }; } 2>/dev/null
+# Plain `exec`: after `builtin`, a redirection lasts only for the command.
+exec 9<&-
 builtin disown "$__custos_gate_PID" 2>/dev/null
 builtin readonly __custos_rfd=${__custos_gate[0]} __custos_wfd=${__custos_gate[1]} __custos_pid=$$
 
