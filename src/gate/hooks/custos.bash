@@ -91,6 +91,10 @@ __custos_pending=
 __custos_status=0
 # The line the Enter gate allowed: a subshell's commands are held to it.
 __custos_line=
+# The variables (and values) sent with that line.
+builtin declare -gA __custos_sent
+# What may stand around a command in a line: a separator, then blanks.
+builtin readonly __custos_pre=$'(^|[\n;&|(])[[:blank:]]*' __custos_post=$'[[:blank:]]*($|[\n;&|)])'
 
 # Sends one message: a header line, then the fields as netstrings.
 __custos_send() {
@@ -137,6 +141,13 @@ __custos_ask() {
         __custos_i=$(( __custos_i + 1 ))
         __custos_fields+=("$__custos_i" "$__custos_name")
     done
+    # What the Enter gate was told, for __custos_debug.
+    if [[ $__custos_src == enter ]]; then
+        __custos_sent=()
+        for (( __custos_i = 3; __custos_i + 1 < ${#__custos_fields[@]}; __custos_i += 2 )); do
+            __custos_sent[${__custos_fields[__custos_i]}]=${__custos_fields[__custos_i+1]}
+        done
+    fi
     __custos_send "CHECK $__custos_nonce $__custos_src" "${__custos_fields[@]}" && __custos_recv
 }
 
@@ -231,6 +242,31 @@ __custos_debug() {
         __custos_body="a command inside a subshell that the line as typed does not show cannot be checked, so it was not run: $cmd"
         __custos_refused
         builtin return 1
+    fi
+    # A command that stands as typed, at a command's place in the line the
+    # Enter gate just allowed (at the top level: not in a function, a
+    # sourced file or eval; nothing expanded that could differ: no
+    # variable, substitution, glob, brace or history expansion) was judged
+    # there, in context: no second round trip.
+    # A variable it names must hold what the Enter gate was told (or be
+    # unset as it was then); arithmetic was judged unknowable there already.
+    if [[ $__custos_state == r && ${#FUNCNAME[@]} == 0 && -n $cmd && $cmd != *[\`\*\?\[\{\!]* ]] &&
+        [[ $'\n'$__custos_line$'\n' =~ $__custos_pre"$cmd"$__custos_post ]]; then
+        builtin local rest=$cmd same=1
+        rest=${rest//'$(('/}
+        while [[ $rest =~ \$\{?([A-Za-z_][A-Za-z0-9_]*)\}? ]]; do
+            word=${BASH_REMATCH[1]}
+            rest=${rest/"${BASH_REMATCH[0]}"/}
+            if [[ -n ${__custos_sent[$word]+set} ]]; then
+                [[ -n ${!word+set} && ${!word} == "${__custos_sent[$word]}" ]] || { same=; break; }
+            else
+                [[ -z ${!word+set} ]] || { same=; break; }
+            fi
+        done
+        if [[ -n $same && $rest != *\$* ]]; then
+            builtin shopt -u extdebug; builtin set -T
+            builtin return 0
+        fi
     fi
     if [[ $__custos_state == e ]]; then
         # The line editor should have the terminal: this line went around
