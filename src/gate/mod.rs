@@ -9,7 +9,14 @@
 //! is to notice when the hooks are gone, because a user can remove them:
 //!
 //! - every prompt sends a heartbeat carrying the nonce of the gate's last
-//!   reply, and a dump of the hooks' state that the gate checks;
+//!   reply, and a dump of the hooks' state that the gate checks, the text of
+//!   the hook functions included: compared with the text at the first
+//!   prompt (before the user typed anything), a change degrades the session
+//!   and every later check is refused, since changed hooks may claim any
+//!   line (so no record says a line ran that the shell did not run);
+//! - while a line runs, each simple command is checked again as the shell
+//!   is about to run it (`Source::Command`): what an alias, a function,
+//!   `eval` or `source` runs is refused like the same command typed;
 //! - an Enter typed at a prompt must be followed by a check;
 //! - an Enter typed while a command runs must not be feeding an interactive
 //!   shell that has no hooks (`bash --norc`, `env -i bash`, `zsh -f`).
