@@ -327,6 +327,8 @@ fn commands_hidden_behind_expansion_are_refused_as_they_run(#[case] shell: Shell
         ("history", vec![hist_line, "!-2:1*"]),
         ("source", vec!["source x.sh", ". ./x.sh"]),
         ("eval", vec!["eval \"$(echo dG91Y2ggdmlhZXZhbA== | base64 -d)\""]),
+        // A trap's handler runs untraced: it is judged when it is set.
+        ("trap", vec!["trap 'touch via-trap' USR1; kill -USR1 $$"]),
     ];
     for (what, lines) in &attempts {
         for line in lines {

@@ -371,6 +371,7 @@ impl Gate {
         if source == Source::Enter && decision.incomplete {
             return (Reply::More { nonce: self.rotate() }, None);
         }
+        self.check_trap_handlers(&mut decision, &env);
         // The backstop checks the command about to run as well as the line
         // history holds (which may be another line, with HISTCONTROL).
         if source == Source::Backstop && !command.is_empty() && command != line {
@@ -446,14 +447,15 @@ impl Gate {
         if command.contains(HOOK_PREFIX) {
             return self.own_names(Source::Command, cwd, command.to_owned());
         }
-        let decision = self.policy.check(command, &self.subject, env);
+        let mut decision = self.policy.check(command, &self.subject, env);
         // bash traps the header of a compound command too (`for i in 1 2`,
-        // `case $x in`, `select ...`): it runs nothing itself (what its
-        // words substitute runs, and is trapped, on its own).
-        let head = command.trim_start();
-        if decision.incomplete && ["for ", "for((", "select ", "case "].iter().any(|k| head.starts_with(k)) {
-            return (Reply::Allow { nonce: self.rotate() }, None);
+        // `case $x in`): what runs there is the expansion of its words.
+        if decision.incomplete {
+            if let Some(words) = batch::header_words(command) {
+                decision = self.policy.check(&words, &self.subject, env);
+            }
         }
+        self.check_trap_handlers(&mut decision, env);
         let approved = self.running_line.as_ref().is_some_and(|(typed, approved)| *approved && typed.contains(command.trim()));
         let rule = decision.rule.as_ref().map(|r| r.name.clone());
         let why = decision.rule.as_ref().map(|r| r.message.clone()).unwrap_or_default();
@@ -483,6 +485,19 @@ impl Gate {
         };
         let _ = line;
         (Reply::Deny { nonce: self.rotate(), message }, Some((record, decision.rule)))
+    }
+
+    /// A trap's handler runs without the DEBUG trap (neither shell traces
+    /// it), so the code a `trap CODE SIG` sets is judged now, as a line of
+    /// its own; the stricter verdict stands.
+    fn check_trap_handlers(&self, decision: &mut crate::policy::Decision, env: &Env) {
+        let handlers: Vec<String> = decision.commands.iter().filter_map(batch::trap_handler).collect();
+        for handler in handlers {
+            let inner = self.policy.check(&handler, &self.subject, env);
+            if inner.verdict > decision.verdict {
+                *decision = inner;
+            }
+        }
     }
 
     /// A check from hooks found changed.

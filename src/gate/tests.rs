@@ -224,3 +224,15 @@ fn a_shell_on_another_terminal_and_a_multiplexer_degrade() {
     let notes = g.on_enter(now, false, tmux);
     assert!(matches!(&notes[..], [Note::Degraded(w)] if w.contains("multiplexer")), "{notes:?}");
 }
+
+#[test]
+fn a_trap_handler_is_judged_when_it_is_set() {
+    let (mut g, now) = gate();
+    let n = hello(&mut g, now);
+    let (r, _) = check(&mut g, &n, "trap 'sudo rm -rf /' USR1", now);
+    assert!(matches!(&r, Reply::Deny { message, .. } if message.contains("rm-root")), "{r:?}");
+    let (r, _) = command(&mut g, &nonce_of(&r), "x", "trap 'sudo rm -rf /' INT", &[], now);
+    assert!(matches!(&r, Reply::Deny { .. }), "{r:?}");
+    let (r, _) = command(&mut g, &nonce_of(&r), "for i in 1 2; do :; done", "for i in 1 2", &[], now);
+    assert!(matches!(&r, Reply::Allow { .. }), "{r:?}");
+}
