@@ -297,3 +297,266 @@ fn a_line_the_checker_cannot_know_follows_the_collector_default() {
     let out = Setup::new("").command(&["-c", "ls $(pwd) >/dev/null"]).env("CUSTOS_POLICY", &policy).stdin(std::process::Stdio::null()).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+impl Session {
+    /// Types `line` (after clearing whatever a refusal left in the editor),
+    /// then waits until a marker command after it has run: unlike
+    /// [`Session::run`], this holds when the screen scrolls.
+    fn settle(&mut self, line: &str) {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.pty.send(b"\x15");
+        self.pty.line(line);
+        std::thread::sleep(Duration::from_millis(150));
+        self.pty.send(b"\x15");
+        self.pty.line(&format!("echo settled-{n}"));
+        let want = format!("settled-{n}");
+        self.pty.wait_for(&want, |t| t.lines().any(|l| l.trim_end() == want));
+    }
+}
+
+/// The refusal of one command, as the DEBUG trap asked about it.
+fn refused_commands(cast: &custos::evidence::asciicast::Cast) -> Vec<String> {
+    audits_of(cast, "command")
+        .iter()
+        .filter(|c| c["source"] == "command" && c["outcome"] == "refused")
+        .map(|c| c["line"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Each of these ran, before, a command that the same line typed plainly
+/// is refused for: the DEBUG trap now asks about the command as the shell
+/// is about to run it.
+#[rstest]
+#[case::bash(Shell::Bash)]
+#[case::zsh(Shell::Zsh)]
+fn commands_hidden_behind_expansion_are_refused_as_they_run(#[case] shell: Shell) {
+    let mut s = start(shell);
+    std::fs::write(s.work.join("x.sh"), "touch via-source\n").unwrap();
+    std::fs::write(s.work.join("defs.sh"), "f() { touch via-function; }\n").unwrap();
+    let hist_line = "echo touch via-history";
+    let attempts: Vec<(&str, Vec<&str>)> = vec![
+        ("alias", vec!["alias w='touch via-alias'", "w"]),
+        // Defined where the Enter gate never saw it (bash does not trace a
+        // definition; zsh refuses this one as it runs).
+        ("function", vec!["source defs.sh", "f"]),
+        ("positional", vec!["set -- touch via-positional", "\"$1\" \"$2\""]),
+        ("glob", vec!["/usr/bin/tou?h via-glob"]),
+        // (`settle` runs a marker after each line: the line before it is
+        // two back.)
+        ("history", vec![hist_line, "!-2:1*"]),
+        ("source", vec!["source x.sh", ". ./x.sh"]),
+        ("eval", vec!["eval \"$(echo dG91Y2ggdmlhZXZhbA== | base64 -d)\""]),
+        // A trap's handler runs untraced: it is judged when it is set.
+        ("trap", vec!["trap 'touch via-trap' USR1; kill -USR1 $$"]),
+    ];
+    for (what, lines) in &attempts {
+        for line in lines {
+            s.settle(line);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        let made: Vec<_> = std::fs::read_dir(&s.work).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).filter(|n| n.starts_with("via")).collect();
+        assert!(made.is_empty(), "{what}: the refused command ran: {made:?}\n{}", s.pty.screen_text());
+    }
+    // Sanity: the same hooks let an allowed alias run.
+    s.settle("alias ok='echo alias-ran-fine'");
+    s.settle("ok");
+    s.pty.wait_text("alias-ran-fine");
+    let cast = s.exit();
+    let refused = refused_commands(&cast);
+    for expected in ["touch via-alias", "touch via-function", "touch via-source", "touch viaeval"] {
+        assert!(refused.iter().any(|l| l.contains(expected)), "{expected} not recorded as refused: {refused:?}");
+    }
+    assert!(refused.iter().any(|l| l == "\"$1\" \"$2\""), "{refused:?}");
+    // A glob or history expansion may already be refused as typed.
+    let all: Vec<String> = audits_of(&cast, "command").iter().filter(|c| c["outcome"] == "refused").map(|c| c["line"].as_str().unwrap().to_owned()).collect();
+    assert!(all.iter().any(|l| l.contains("via-glob")), "{all:?}");
+    assert!(all.iter().any(|l| l.contains("touch via-history")), "{all:?}");
+    // None of this went around the gate: nothing is degraded.
+    assert!(audits_of(&cast, "degraded").is_empty(), "{:?}", audits_of(&cast, "degraded"));
+}
+
+/// bash: the hook functions are read-only, so the redefinition fails and
+/// the next line is still refused. zsh has no read-only functions: the
+/// redefinition (hidden from the gate's text check) is seen in the next
+/// heartbeat, the session is marked degraded, and from then on every check
+/// is refused, so no record ever claims a command ran that did not.
+#[rstest]
+#[case::bash(Shell::Bash)]
+#[case::zsh(Shell::Zsh)]
+fn redefining_a_hook_function_never_lets_a_refused_line_run(#[case] shell: Shell) {
+    let mut s = start(shell);
+    // `__custos_ask`, and a body that claims every line is `ls`, both
+    // decoded at run time so that no text the gate sees names the hooks.
+    let name = "X19jdXN0b3NfYXNr";
+    let body = match shell {
+        // __custos_send "CHECK $__custos_nonce $1" "$PWD" ls ls && __custos_recv
+        Shell::Bash | Shell::Zsh => "X19jdXN0b3Nfc2VuZCAiQ0hFQ0sgJF9fY3VzdG9zX25vbmNlICQxIiAiJFBXRCIgbHMgbHMgJiYgX19jdXN0b3NfcmVjdg==",
+    };
+    match shell {
+        Shell::Bash => s.pty.line(&format!("eval \"$(echo {name} | base64 -d)() {{ $(echo {body} | base64 -d); }}\"")),
+        Shell::Zsh => s.pty.line(&format!("functions[$(echo {name} | base64 -d)]=\"$(echo {body} | base64 -d)\"")),
+    }
+    std::thread::sleep(Duration::from_millis(800));
+    s.pty.send(b"\x15");
+    s.pty.line("touch tampered");
+    std::thread::sleep(Duration::from_millis(800));
+    assert!(!s.work.join("tampered").exists(), "the refused line ran\n{}", s.pty.screen_text());
+    // Changed hooks get every line refused, `exit` too: Ctrl-D ends it.
+    s.pty.send(b"\x15\x04");
+    s.pty.wait_exit();
+    let cast = s.setup.recording();
+    let commands = audits_of(&cast, "command");
+    assert!(
+        !commands.iter().any(|c| c["line"] == "ls" && c["outcome"] == "ran"),
+        "a record claims `ls` ran: {commands:?}"
+    );
+    if let Shell::Zsh = shell {
+        let degraded = audits_of(&cast, "degraded");
+        assert!(degraded.iter().any(|d| d["reason"].as_str().unwrap().contains("redefined")), "{degraded:?}");
+    }
+}
+
+#[rstest]
+#[case::bash_script(Shell::Bash, "script -q /dev/null")]
+#[case::zsh_script(Shell::Zsh, "script -q /dev/null")]
+#[case::bash_pty_spawn(Shell::Bash, "python3 -c 'import pty; pty.spawn(\"/bin/bash\")'")]
+fn a_hookless_shell_on_a_fresh_pty_marks_the_session_degraded(#[case] shell: Shell, #[case] start_it: &str) {
+    let mut s = start(shell);
+    s.pty.line(&format!("SHELL=/bin/bash {start_it}"));
+    std::thread::sleep(Duration::from_millis(800));
+    s.pty.line("PS1='inner> '");
+    s.pty.wait_text("inner>");
+    std::thread::sleep(Duration::from_millis(600));
+    s.pty.line("echo typed-inside");
+    s.pty.wait_text("DEGRADED");
+    s.pty.line("exit");
+    // Keys typed before `script` itself is gone would be read by it.
+    std::thread::sleep(Duration::from_millis(1500));
+    let cast = s.exit();
+    let degraded = audits_of(&cast, "degraded");
+    assert!(degraded.iter().any(|d| d["reason"].as_str().unwrap().contains("terminal of its own")), "{degraded:?}");
+}
+
+#[test]
+fn tmux_inside_a_gated_session_marks_it_degraded() {
+    let mut s = start(Shell::Bash);
+    let sock = s.setup.dir.path().join("tmux.sock");
+    s.pty.line(&format!("tmux -S {} -f /dev/null new-session", sock.display()));
+    s.pty.wait_for("tmux's status line", |t| t.lines().any(|l| l.starts_with("[0]")));
+    std::thread::sleep(Duration::from_millis(600));
+    s.pty.line("echo inside-tmux");
+    s.pty.wait_text("DEGRADED");
+    s.pty.line("exit");
+    s.pty.wait_for("tmux to exit", |t| t.contains("[exited]"));
+    let cast = s.exit();
+    let degraded = audits_of(&cast, "degraded");
+    assert!(degraded.iter().any(|d| d["reason"].as_str().unwrap().contains("multiplexer")), "{degraded:?}");
+}
+
+/// The shell's pid, from the recording's `hooked` record (read live from
+/// the spool is not possible: the recording is finished at exit), so the
+/// test asks the shell itself.
+fn fds_of(pid: &str) -> Vec<String> {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.flatten().filter_map(|e| std::fs::read_link(e.path()).ok()).map(|p| p.display().to_string()).collect())
+        .unwrap_or_default()
+}
+
+/// The session's hooks directory: the shell started with ENV (bash) or
+/// ZDOTDIR (zsh) naming a file or directory in it.
+fn hooks_dir(pid: &str) -> String {
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    environ
+        .split(|b| *b == 0)
+        .filter_map(|kv| std::str::from_utf8(kv).ok())
+        .find_map(|kv| kv.strip_prefix("ENV=").or_else(|| kv.strip_prefix("ZDOTDIR=")))
+        .map(|p| Path::new(p).parent().unwrap().display().to_string())
+        .expect("the shell started with the hooks' ENV or ZDOTDIR")
+}
+
+#[rstest]
+#[case::bash(Shell::Bash)]
+#[case::zsh(Shell::Zsh)]
+fn no_program_the_shell_starts_holds_the_gate_and_nothing_listens(#[case] shell: Shell) {
+    let mut s = start(shell);
+    // A program the user runs: its descriptors, as it sees them.
+    s.run("ls -l /proc/self/fd > child-fds; echo $$ > shell-pid");
+    let child = std::fs::read_to_string(s.work.join("child-fds")).unwrap();
+    assert!(!child.contains("socket:"), "a child program holds a socket:\n{child}");
+    let pid = std::fs::read_to_string(s.work.join("shell-pid")).unwrap().trim().to_owned();
+    // Only the relay holds the gate's socket; the shell's own pipes to it
+    // are close-on-exec (checked above by the child).
+    let shell_fds = fds_of(&pid);
+    assert!(!shell_fds.iter().any(|f| f.starts_with("socket:")), "the shell holds a socket: {shell_fds:?}");
+    // No path to connect to: nothing in this session's hooks directory (the
+    // shell started with ENV or ZDOTDIR naming it) is in /proc/net/unix.
+    let dir = hooks_dir(&pid);
+    assert!(dir.starts_with("/tmp/custos-gate-"), "{dir}");
+    assert!(!std::fs::read_dir(&dir).unwrap().any(|e| e.unwrap().file_name() == "gate.sock"), "a socket path in {dir}");
+    let unix = std::fs::read_to_string("/proc/net/unix").unwrap();
+    assert!(!unix.contains(&dir), "{unix}");
+    let cast = s.exit();
+    assert!(audits_of(&cast, "degraded").is_empty(), "{:?}", audits_of(&cast, "degraded"));
+}
+
+/// A user other than the session's: it finds nothing to connect to and
+/// cannot take the shell's descriptors, so it can neither reach the gate
+/// nor mark the session degraded.
+#[rstest]
+#[case::bash(Shell::Bash)]
+#[case::zsh(Shell::Zsh)]
+fn another_user_cannot_reach_the_gate_or_degrade_the_session(#[case] shell: Shell) {
+    let mut s = start(shell);
+    s.run("echo $$ > shell-pid");
+    let pid = std::fs::read_to_string(s.work.join("shell-pid")).unwrap().trim().to_owned();
+    let dir = hooks_dir(&pid);
+    // As `nobody`: every unix socket path on the host, and the shell's and
+    // its relay's descriptors, tried.
+    let probe = format!(
+        r#"
+import os, socket, sys
+reached = []
+for line in open('/proc/net/unix').read().splitlines()[1:]:
+    parts = line.split()
+    if len(parts) >= 8 and parts[7].startswith('/'):
+        try:
+            c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); c.settimeout(0.2); c.connect(parts[7])
+            c.sendall(b'HELLO x bash 1 5\n'); reached.append(parts[7]); c.close()
+        except OSError:
+            pass
+for pid in [{pid}] + [int(p) for p in os.listdir('/proc') if p.isdigit()]:
+    try:
+        for fd in os.listdir('/proc/%d/fd' % pid):
+            reached.append('fd %d/%s' % (pid, fd))
+    except OSError:
+        pass
+print('reached:', [r for r in reached if r.startswith('{dir}/') or r.startswith('fd {pid}/')])
+"#
+    );
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "/usr/bin/python3", "-c", &probe])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("reached: []"), "another user reached the gate: {text}");
+    s.run("echo still-fine");
+    let cast = s.exit();
+    assert!(audits_of(&cast, "degraded").is_empty(), "{:?}", audits_of(&cast, "degraded"));
+}
+
+#[rstest]
+#[case::bash(Shell::Bash)]
+#[case::zsh(Shell::Zsh)]
+fn a_script_without_a_shebang_runs_without_a_debugger(#[case] shell: Shell) {
+    let mut s = start(shell);
+    let script = s.work.join("noshebang");
+    std::fs::write(&script, "echo no-shebang-ran\n").unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    s.run("./noshebang");
+    s.pty.wait_text("no-shebang-ran");
+    let screen = s.pty.all_lines().join("\n");
+    assert!(!screen.contains("debugger"), "{screen}");
+    s.exit();
+}

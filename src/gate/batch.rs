@@ -239,7 +239,7 @@ impl BatchGate {
 
 /// The code of `trap CODE SIGNAL…`, when it sets a handler (not `trap -
 /// SIG`, `trap '' SIG`, `trap SIG` or `trap -p`).
-fn trap_handler(c: &crate::policy::ParsedCommand) -> Option<String> {
+pub(crate) fn trap_handler(c: &crate::policy::ParsedCommand) -> Option<String> {
     if c.name != "trap" || c.args.len() < 2 {
         return None;
     }
@@ -251,7 +251,7 @@ fn trap_handler(c: &crate::policy::ParsedCommand) -> Option<String> {
 /// and `BASH_COMMAND` then holds only that head (`for i in 1 2`, `case $x
 /// in `), which does not parse on its own. What runs there is the
 /// expansion of its words, so those are checked as the arguments of `:`.
-fn header_words(text: &str) -> Option<String> {
+pub(crate) fn header_words(text: &str) -> Option<String> {
     let name_then = |rest: &str| -> Option<String> {
         let end = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(rest.len());
         let (name, after) = rest.split_at(end);

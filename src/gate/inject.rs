@@ -15,15 +15,18 @@
 //!
 //! The scripts are files in the repository (`src/gate/hooks/`), embedded in
 //! the binary and written at session start to a fresh directory that the
-//! recorder owns and removes. The same directory holds the gate's socket.
-//! The shell reaches the socket on a descriptor the child connects before
-//! exec (as the user, so the recorder sees the user's uid and the shell's
-//! pid on it), and proves it is the session's shell with a token passed in
-//! its environment, which the hooks remove at once.
+//! recorder owns and removes. The gate is one end of a socket pair whose
+//! other end the child puts on [`GATE_FD`] before exec: nothing listens,
+//! so nothing else can connect (see `socket`). The shell proves it is the
+//! session's shell with a token passed in its environment, which the hooks
+//! remove at once, and hands the descriptor to a relay of its own (a
+//! coprocess, whose pipes bash and zsh keep from every program the shell
+//! starts), so no other program inherits it.
 
 use std::ffi::OsString;
+use std::os::fd::{AsRawFd as _, OwnedFd, RawFd};
 use std::os::unix::fs::PermissionsExt as _;
-use std::os::unix::net::UnixListener;
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
 pub const BASH_HOOKS: &str = include_str!("hooks/custos.bash");
@@ -79,13 +82,15 @@ impl ShellKind {
     }
 }
 
-/// A prepared injection: the directory, the listening socket, the token,
-/// and what the shell's command line and environment must carry.
+/// A prepared injection: the directory, the socket pair, the token, and
+/// what the shell's command line and environment must carry.
 pub struct Injection {
     pub kind: ShellKind,
-    pub listener: UnixListener,
+    /// The recorder's end of the gate's socket pair.
+    pub gate: UnixStream,
     pub token: String,
-    socket: PathBuf,
+    /// The shell's end, until the fork has handed it over.
+    shell_end: Option<OwnedFd>,
     // Removed when the session ends (dropped last).
     dir: tempfile::TempDir,
 }
@@ -113,19 +118,30 @@ impl Injection {
                 readable(&z.join("custos.zsh"), ZSH_HOOKS)?;
             }
         }
-        let socket = dir.path().join("gate.sock");
-        let listener = UnixListener::bind(&socket)?;
-        std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o666))?;
-        listener.set_nonblocking(true)?;
+        // Both ends close-on-exec: the child's dup2 onto GATE_FD makes the
+        // one copy the shell keeps.
+        let (gate, shell) = UnixStream::pair()?;
         let mut raw = [0u8; 24];
         super::fill_random(&mut raw);
         let token = raw.iter().map(|b| format!("{b:02x}")).collect();
-        Ok(Self { kind, listener, token, socket, dir })
+        Ok(Self { kind, gate, token, shell_end: Some(OwnedFd::from(shell)), dir })
     }
 
-    /// Where the child connects before exec.
-    pub fn socket_path(&self) -> &Path {
-        &self.socket
+    /// The descriptor the child puts on [`GATE_FD`] (valid until
+    /// [`Injection::handed_over`]).
+    pub fn shell_fd(&self) -> Option<RawFd> {
+        self.shell_end.as_ref().map(|fd| fd.as_raw_fd())
+    }
+
+    /// After the fork: the recorder keeps no copy of the shell's end, so
+    /// that the shell is the only process holding it.
+    pub fn handed_over(&mut self) {
+        self.shell_end = None;
+    }
+
+    /// The directory the hooks were written to.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
     }
 
     /// Arguments that go before the user's own.
@@ -252,8 +268,12 @@ mod tests {
 
     #[test]
     fn prepared_directory_holds_the_hooks_and_goes_away() {
-        let inj = Injection::prepare(ShellKind::Zsh).unwrap();
-        let dir = inj.socket_path().parent().unwrap().to_owned();
+        let mut inj = Injection::prepare(ShellKind::Zsh).unwrap();
+        let dir = inj.dir().to_owned();
+        assert!(!dir.join("gate.sock").exists(), "the gate must not listen on a path");
+        assert!(inj.shell_fd().is_some());
+        inj.handed_over();
+        assert!(inj.shell_fd().is_none());
         assert!(dir.join("zsh/.zshenv").is_file());
         assert_eq!(std::fs::read_to_string(dir.join("zsh/custos.zsh")).unwrap(), ZSH_HOOKS);
         let env = inj.env(&[]);

@@ -9,7 +9,14 @@
 //! is to notice when the hooks are gone, because a user can remove them:
 //!
 //! - every prompt sends a heartbeat carrying the nonce of the gate's last
-//!   reply, and a dump of the hooks' state that the gate checks;
+//!   reply, and a dump of the hooks' state that the gate checks, the text of
+//!   the hook functions included: compared with the text at the first
+//!   prompt (before the user typed anything), a change degrades the session
+//!   and every later check is refused, since changed hooks may claim any
+//!   line (so no record says a line ran that the shell did not run);
+//! - while a line runs, each simple command is checked again as the shell
+//!   is about to run it (`Source::Command`): what an alias, a function,
+//!   `eval` or `source` runs is refused like the same command typed;
 //! - an Enter typed at a prompt must be followed by a check;
 //! - an Enter typed while a command runs must not be feeding an interactive
 //!   shell that has no hooks (`bash --norc`, `env -i bash`, `zsh -f`).
@@ -133,6 +140,9 @@ pub struct Process {
     pub name: String,
     /// The arguments, `argv[0]` first.
     pub args: Vec<String>,
+    /// Its controlling terminal is another than the session's (a PTY a
+    /// program inside the session opened).
+    pub other_terminal: bool,
 }
 
 pub struct Gate {
@@ -158,6 +168,17 @@ pub struct Gate {
     approvals: bool,
     /// The line held for approval.
     held: Option<CommandRecord>,
+    /// The running line, as typed, and whether it was approved: a simple
+    /// command of it that needs approval runs only if this line was
+    /// approved and shows it.
+    running_line: Option<(String, bool)>,
+    /// The hooks' function definitions as the shell printed them at its
+    /// first heartbeat, before the user could type anything.
+    functions: Option<String>,
+    /// The hooks were found changed: their checks can no longer be taken
+    /// at their word, so every one is answered with a refusal (and the
+    /// record says refused, never that a line ran).
+    tampered: bool,
 }
 
 impl Gate {
@@ -179,6 +200,9 @@ impl Gate {
             degraded: Vec::new(),
             approvals: false,
             held: None,
+            running_line: None,
+            functions: None,
+            tampered: false,
         }
     }
 
@@ -197,6 +221,7 @@ impl Gate {
             None => {
                 record.outcome = Outcome::Ran;
                 record.message = None;
+                self.running_line = Some((record.line.clone(), true));
                 self.running = Some(record.id);
                 self.phase = Phase::Running;
                 Reply::Allow { nonce }
@@ -208,6 +233,11 @@ impl Gate {
             }
         };
         (Some(reply), vec![Note::Command(record)])
+    }
+
+    /// The hooked shell's pid, once it said hello.
+    pub fn shell_pid(&self) -> Option<i32> {
+        self.shell_pid
     }
 
     /// The hooked shell's arguments, read when it said hello.
@@ -248,6 +278,9 @@ impl Gate {
                 if self.shell_pid.is_some_and(|p| p != pid) {
                     self.degrade(format!("a second shell (pid {pid}) loaded the hooks"), &mut notes);
                 }
+                if let Some(preset) = version.split(' ').find_map(|w| w.strip_prefix("preset=")) {
+                    self.degrade(format!("the user's startup files defined the gate's own functions ({preset}) before the hooks could"), &mut notes);
+                }
                 self.shell_pid = Some(pid);
                 self.shell = shell.clone();
                 self.phase = Phase::Prompt;
@@ -262,6 +295,16 @@ impl Gate {
                 for missing in missing_hooks(&self.shell, &report) {
                     self.degrade(format!("{missing} was removed or changed (re-installed at the next prompt)"), &mut notes);
                 }
+                let functions = hook_functions(&report);
+                match &self.functions {
+                    None => self.functions = Some(functions),
+                    Some(expected) if *expected != functions => {
+                        self.tampered = true;
+                        self.degrade("the gate's hook functions were redefined: their text is not what the hooks installed; every command is refused from here on".into(), &mut notes);
+                    }
+                    Some(_) => {}
+                }
+                self.running_line = None;
                 if let Some(id) = self.running.take() {
                     notes.push(Note::Exit { id, status });
                 }
@@ -280,6 +323,15 @@ impl Gate {
                     return (Some(reply), notes);
                 }
                 if let Some((record, _)) = record {
+                    if source == Source::Command {
+                        // One command of a running line: its refusal is
+                        // recorded; the line's own record stands.
+                        notes.push(Note::Command(record));
+                        return (Some(reply), notes);
+                    }
+                    if record.outcome == Outcome::Ran {
+                        self.running_line = Some((record.line.clone(), false));
+                    }
                     if source == Source::Backstop {
                         self.degrade("a line reached the shell without passing the Enter gate (the backstop checked it)".into(), &mut notes);
                     }
@@ -305,10 +357,23 @@ impl Gate {
         env.vars.extend(vars);
         // The hook sends every variable the line names that is set.
         env.complete = true;
+        if self.tampered {
+            let text = if source == Source::Command { command.to_owned() } else { line };
+            return self.refuse_tampered(source, cwd, text);
+        }
+        if source == Source::Command {
+            return self.check_command(cwd, line, command, &env);
+        }
+        // The hooks' own names are not for typing: a line that uses them is
+        // after the gate itself.
+        if line.contains(HOOK_PREFIX) {
+            return self.own_names(source, cwd, line);
+        }
         let mut decision = self.policy.check(&line, &self.subject, &env);
         if source == Source::Enter && decision.incomplete {
             return (Reply::More { nonce: self.rotate() }, None);
         }
+        self.check_trap_handlers(&mut decision, &env);
         // The backstop checks the command about to run as well as the line
         // history holds (which may be another line, with HISTCONTROL).
         if source == Source::Backstop && !command.is_empty() && command != line {
@@ -376,6 +441,98 @@ impl Gate {
         (reply, Some((record, decision.rule)))
     }
 
+    /// One simple command of a running line, as the shell is about to run
+    /// it. Allowed: nothing is recorded (the line's record stands). Refused
+    /// (or needing an approval the line did not have): recorded on its own,
+    /// with what it was part of.
+    fn check_command(&mut self, cwd: String, line: String, command: &str, env: &Env) -> (Reply, Option<(CommandRecord, Option<crate::policy::RuleRef>)>) {
+        if command.contains(HOOK_PREFIX) {
+            return self.own_names(Source::Command, cwd, command.to_owned());
+        }
+        let mut decision = self.policy.check(command, &self.subject, env);
+        // bash traps the header of a compound command too (`for i in 1 2`,
+        // `case $x in`): what runs there is the expansion of its words.
+        if decision.incomplete {
+            if let Some(words) = batch::header_words(command) {
+                decision = self.policy.check(&words, &self.subject, env);
+            }
+        }
+        self.check_trap_handlers(&mut decision, env);
+        let approved = self.running_line.as_ref().is_some_and(|(typed, approved)| *approved && typed.contains(command.trim()));
+        let rule = decision.rule.as_ref().map(|r| r.name.clone());
+        let why = decision.rule.as_ref().map(|r| r.message.clone()).unwrap_or_default();
+        let (verdict, outcome, message) = match decision.verdict {
+            Verdict::Allow => return (Reply::Allow { nonce: self.rotate() }, None),
+            Verdict::Approve if approved => return (Reply::Allow { nonce: self.rotate() }, None),
+            Verdict::Deny => (RecordVerdict::Deny, Outcome::Refused, format!("refused by rule {}: {why} (the command as the shell was about to run it: {command})", rule.as_deref().unwrap_or("?"))),
+            Verdict::Approve => (
+                RecordVerdict::Pending,
+                Outcome::PendingRefused,
+                format!("rule {} needs approval ({why}); this command ran inside an allowed line that did not show it, so it was not run: {command}", rule.as_deref().unwrap_or("?")),
+            ),
+        };
+        let id = self.next_id;
+        self.next_id += 1;
+        let record = CommandRecord {
+            id,
+            line: command.to_owned(),
+            cwd,
+            source: Source::Command.as_str(),
+            verdict,
+            outcome,
+            rule,
+            message: Some(message.clone()),
+            programs: decision.commands.iter().map(|c| c.program.clone()).collect(),
+            unsafe_expansions: decision.unsafe_expansions,
+        };
+        let _ = line;
+        (Reply::Deny { nonce: self.rotate(), message }, Some((record, decision.rule)))
+    }
+
+    /// A trap's handler runs without the DEBUG trap (neither shell traces
+    /// it), so the code a `trap CODE SIG` sets is judged now, as a line of
+    /// its own; the stricter verdict stands.
+    fn check_trap_handlers(&self, decision: &mut crate::policy::Decision, env: &Env) {
+        let handlers: Vec<String> = decision.commands.iter().filter_map(batch::trap_handler).collect();
+        for handler in handlers {
+            let inner = self.policy.check(&handler, &self.subject, env);
+            if inner.verdict > decision.verdict {
+                *decision = inner;
+            }
+        }
+    }
+
+    /// A check from hooks found changed.
+    fn refuse_tampered(&mut self, source: Source, cwd: String, line: String) -> (Reply, Option<(CommandRecord, Option<crate::policy::RuleRef>)>) {
+        let message = "the gate's hooks were changed in this shell, so nothing it asks about is run; start a new session".to_owned();
+        self.refusal(source, cwd, line, "custos-hooks-changed", message)
+    }
+
+    /// A line or command that names the hooks' own functions or variables.
+    fn own_names(&mut self, source: Source, cwd: String, line: String) -> (Reply, Option<(CommandRecord, Option<crate::policy::RuleRef>)>) {
+        let message = format!("the gate's own functions and variables ({HOOK_PREFIX}*) are not for use; nothing was run");
+        self.refusal(source, cwd, line, "custos-hooks", message)
+    }
+
+    /// A refusal by the gate itself (no policy rule), recorded.
+    fn refusal(&mut self, source: Source, cwd: String, line: String, rule: &str, message: String) -> (Reply, Option<(CommandRecord, Option<crate::policy::RuleRef>)>) {
+        let id = self.next_id;
+        self.next_id += 1;
+        let record = CommandRecord {
+            id,
+            line,
+            cwd,
+            source: source.as_str(),
+            verdict: RecordVerdict::Deny,
+            outcome: Outcome::Refused,
+            rule: Some(rule.into()),
+            message: Some(message.clone()),
+            programs: Vec::new(),
+            unsafe_expansions: Vec::new(),
+        };
+        (Reply::Deny { nonce: self.rotate(), message }, Some((record, None)))
+    }
+
     /// The user pressed Enter. At a prompt, a check must follow within
     /// [`CHECK_WAIT`]; while a command runs, the foreground process must
     /// not be an interactive shell without hooks.
@@ -399,6 +556,16 @@ impl Gate {
                         if line_editing {
                             self.degrade("a prompt came back without the gate's heartbeat: the hooks were removed".into(), &mut notes);
                         }
+                        continue;
+                    }
+                    if p.other_terminal {
+                        if let Some(why) = ungated_shell(&p) {
+                            self.degrade(format!("{why}, on a terminal of its own inside the session (script, pty.spawn, expect...)"), &mut notes);
+                        }
+                        continue;
+                    }
+                    if matches!(p.name.as_str(), "tmux" | "screen" | "tmux: client" | "dtach" | "abduco") {
+                        self.degrade(format!("a terminal multiplexer is in the foreground ({}, pid {}): its shells have terminals of their own, without the gate's hooks", p.args.join(" "), p.pid), &mut notes);
                         continue;
                     }
                     if let Some(why) = ungated_shell(&p) {
@@ -467,8 +634,8 @@ fn ungated_shell(p: &Process) -> Option<String> {
 fn missing_hooks(shell: &str, report: &str) -> Vec<&'static str> {
     let needs: &[(&str, &'static str)] = match shell {
         "bash" => &[
-            ("trap -- '[[ $__custos_state == r || ${FUNCNAME-} == __custos_* ]] || __custos_debug' DEBUG", "the DEBUG trap backstop"),
-            ("extdebug", "extdebug"),
+            (BASH_TRAP, "the DEBUG trap backstop"),
+            ("functrace on", "functrace"),
             ("\"\\C-m\": \"\\C-x\\C-_c\\C-x\\C-_a\"", "the Enter key binding"),
             ("\"\\C-j\": \"\\C-x\\C-_c\\C-x\\C-_a\"", "the C-j key binding"),
             ("\"\\C-x\\C-_c\": \"__custos_enter\"", "the gate's readline command"),
@@ -480,11 +647,41 @@ fn missing_hooks(shell: &str, report: &str) -> Vec<&'static str> {
         ],
         _ => &[],
     };
-    let mut missing: Vec<&'static str> = needs.iter().filter(|(text, _)| !report.contains(text)).map(|(_, name)| *name).collect();
-    if shell == "bash" && report.lines().any(|l| l.starts_with("extdebug") && l.trim_end().ends_with("off")) {
-        missing.push("extdebug");
+    let functions = hook_functions(report);
+    // The state, without the functions' text (which names the hooks too).
+    let state = report.split("-- functions --").next().unwrap_or_default();
+    let mut missing: Vec<&'static str> = needs.iter().filter(|(text, _)| !state.contains(text)).map(|(_, name)| *name).collect();
+    if matches!(shell, "bash" | "zsh") && functions.trim().is_empty() {
+        missing.push("the hook functions' definitions");
     }
     missing
+}
+
+/// The bash hooks' DEBUG trap exactly as `trap -p DEBUG` prints it (see
+/// `hooks/custos.bash`): a trap that merely contains the call could let
+/// commands through before it.
+pub(crate) const BASH_TRAP: &str = r#"trap -- '[[ ${FUNCNAME-} == @(__custos_send|__custos_recv|__custos_ask|__custos_refused|__custos_enter|__custos_debug|__custos_install|__custos_prompt|__custos_editing) || $BASH_COMMAND == @(__custos_prompt|__custos_editing|__custos_enter|__custos_edit) ]] || \__custos_debug "$@"' DEBUG"#;
+
+/// What every name of the hooks starts with.
+const HOOK_PREFIX: &str = "__custos_";
+
+/// The hooks' function definitions in a heartbeat's report: the lines
+/// between `-- functions --` and `-- end functions --`.
+fn hook_functions(report: &str) -> String {
+    let mut inside = false;
+    let mut out = String::new();
+    for line in report.lines() {
+        match line {
+            "-- functions --" => inside = true,
+            "-- end functions --" => inside = false,
+            _ if inside => {
+                out.push_str(line);
+                out.push('\n');
+            }
+            _ => {}
+        }
+    }
+    out
 }
 
 fn new_nonce() -> String {

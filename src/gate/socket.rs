@@ -1,18 +1,20 @@
-//! The gate's socket, as the session loop sees it: a listener and the
-//! connections from the shell's hooks, each read without blocking, decoded
-//! by `wire`, handed to the [`Gate`], and answered.
+//! The gate's socket, as the session loop sees it: the recorder's end of a
+//! socket pair whose other end the shell was given before exec, read
+//! without blocking, decoded by `wire`, handed to the [`Gate`], and
+//! answered.
 //!
-//! A connection is accepted only from the session user's uid (checked with
-//! `SO_PEERCRED`); the hooks then prove they are this session's with the
-//! token. The peer's pid, from the same credentials, is what the gate
-//! compares with the pid the hooks claim.
+//! A pair, not a listening path: nothing is listed in `/proc/net/unix` and
+//! there is nothing another user could connect to, so no other process can
+//! reach the gate, let alone mark the session degraded by trying. Only the
+//! forked child (the shell, after exec) ever held the other end; its pid is
+//! the peer pid the gate compares the hello with (`SO_PEERCRED` on a pair
+//! names the process that made it, the recorder). The hooks then prove they
+//! are this session's with the token.
 
 use std::io::{Read as _, Write as _};
 use std::os::fd::{AsFd, BorrowedFd};
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::net::UnixStream;
 use std::time::Instant;
-
-use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
 
 use super::wire::Decoder;
 use super::{Gate, Note};
@@ -26,31 +28,30 @@ struct Conn {
 }
 
 pub struct GateSocket {
-    listener: UnixListener,
+    /// The one connection (none once the shell closed it).
     conns: Vec<Conn>,
-    uid: u32,
 }
 
-/// What to poll: the listener is index 0, connections follow.
 impl GateSocket {
-    pub fn new(listener: UnixListener, uid: u32) -> Self {
-        Self { listener, conns: Vec::new(), uid }
+    /// The recorder's end of the pair; `shell_pid` is the process that was
+    /// given the other end.
+    pub fn new(stream: UnixStream, shell_pid: i32) -> Self {
+        // Reads are driven by poll; replies are short and the shell waits
+        // for them, so writes do not block for long.
+        let _ = stream.set_nonblocking(false);
+        let _ = stream.set_write_timeout(Some(std::time::Duration::from_secs(2)));
+        Self { conns: vec![Conn { stream, decoder: Decoder::default(), pid: shell_pid, held: false }] }
     }
 
+    /// What to poll: the connection, while it is open.
     pub fn fds(&self) -> Vec<BorrowedFd<'_>> {
-        let mut fds = vec![self.listener.as_fd()];
-        fds.extend(self.conns.iter().map(|c| c.stream.as_fd()));
-        fds
+        self.conns.iter().map(|c| c.stream.as_fd()).collect()
     }
 
     /// Handles readiness of descriptor `index` (as in [`GateSocket::fds`]).
     pub fn ready(&mut self, index: usize, gate: &mut Gate, now: Instant) -> Vec<Note> {
         let mut notes = Vec::new();
-        if index == 0 {
-            self.accept(&mut notes);
-            return notes;
-        }
-        let i = index - 1;
+        let i = index;
         let Some(conn) = self.conns.get_mut(i) else { return notes };
         let mut buf = [0u8; 16 * 1024];
         let keep = match conn.stream.read(&mut buf) {
@@ -113,21 +114,6 @@ impl GateSocket {
     pub fn wait_held(&mut self) {
         if let Some(conn) = self.conns.iter_mut().find(|c| c.held) {
             let _ = conn.stream.write_all(b"WAIT -\n");
-        }
-    }
-
-    fn accept(&mut self, notes: &mut Vec<Note>) {
-        while let Ok((stream, _)) = self.listener.accept() {
-            let Ok(cred) = getsockopt(&stream, PeerCredentials) else { continue };
-            if cred.uid() != self.uid {
-                notes.push(Note::Degraded(format!("uid {} (pid {}) tried to reach the gate; refused", cred.uid(), cred.pid())));
-                continue;
-            }
-            // Reads are driven by poll; replies are short and the shell
-            // waits for them, so writes do not block for long.
-            let _ = stream.set_nonblocking(false);
-            let _ = stream.set_write_timeout(Some(std::time::Duration::from_secs(2)));
-            self.conns.push(Conn { stream, decoder: Decoder::default(), pid: cred.pid(), held: false });
         }
     }
 }

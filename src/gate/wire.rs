@@ -11,7 +11,7 @@
 //! ```text
 //! HELLO <token> <shell> <pid> <version>\n
 //! PROMPT <nonce> <status> <pid>\n<report lines...><nonce> END\n
-//! CHECK <nonce> <enter|backstop> <n>\n<len>:<cwd><len>:<line><len>:<command>(<len>:<name><len>:<value>)*
+//! CHECK <nonce> <enter|backstop|command> <n>\n<len>:<cwd><len>:<line><len>:<command>(<len>:<name><len>:<value>)*
 //! ```
 //!
 //! Recorder to shell, one line each, with the next nonce:
@@ -45,6 +45,10 @@ pub enum Source {
     /// The DEBUG trap or preexec: a command reached execution without
     /// passing the Enter gate.
     Backstop,
+    /// The DEBUG trap: one simple command of an allowed line, as the shell
+    /// is about to run it (after aliases, functions, `eval`, `source`,
+    /// history expansion), with the line as typed for context.
+    Command,
 }
 
 impl Source {
@@ -52,6 +56,7 @@ impl Source {
         match self {
             Source::Enter => "enter",
             Source::Backstop => "backstop",
+            Source::Command => "command",
         }
     }
 }
@@ -176,7 +181,8 @@ impl Decoder {
         let source = match *source {
             "enter" => Source::Enter,
             "backstop" => Source::Backstop,
-            _ => return Err(bad("source is neither enter nor backstop")),
+            "command" => Source::Command,
+            _ => return Err(bad("source is neither enter, backstop nor command")),
         };
         let n: usize = n.parse().map_err(|_| bad("field count is not a number"))?;
         if !(3..=MAX_FIELDS).contains(&n) || !(n - 3).is_multiple_of(2) {

@@ -272,6 +272,11 @@ fn name_of(p: &Parameter) -> (Option<&str>, String) {
 fn parameter(p: &ParameterExpr, cx: &mut dyn Context) -> Result<(Value, String, bool), ExpandError> {
     let lookup = |param: &Parameter, cx: &mut dyn Context| -> (Option<Value>, String) {
         let (name, what) = name_of(param);
+        // Positional parameters are known when the gate's DEBUG trap sent
+        // them (as variables named 1, 2, ...).
+        if let Parameter::Positional(n) = param {
+            return (cx.var(&n.to_string()), what);
+        }
         (name.and_then(|n| cx.var(n)), what)
     };
     // Unknowable: assigned something the gate cannot compute, or a

@@ -21,9 +21,9 @@ pub struct ShellCommand {
     path: CString,
     argv: Vec<CString>,
     env: Vec<CString>,
-    /// The command gate's socket, connected by the child before exec and
-    /// left on [`crate::gate::inject::GATE_FD`] for the shell's hooks.
-    gate: Option<nix::sys::socket::UnixAddr>,
+    /// The shell's end of the command gate's socket pair, put by the child
+    /// on [`crate::gate::inject::GATE_FD`] for the shell's hooks.
+    gate: Option<std::os::fd::RawFd>,
     /// The exec backstop's filter and the socket its listener goes to
     /// (see `backstop::launch`), installed before the drop.
     exec_filter: Option<(Vec<libc::sock_filter>, i32)>,
@@ -37,8 +37,8 @@ pub struct NulError(OsString);
 pub enum GateError {
     #[error(transparent)]
     Nul(#[from] NulError),
-    #[error("the gate's socket path is not usable: {0}")]
-    Address(nix::Error),
+    #[error("the gate's socket was already handed over")]
+    HandedOver,
 }
 
 fn cstring(s: &[u8]) -> Result<CString, NulError> {
@@ -74,8 +74,9 @@ impl ShellCommand {
     }
 
     /// Adds the command gate's hooks: `args` go before the user's own
-    /// arguments, `env` is added, and the child connects to `socket`.
-    pub fn with_gate(mut self, args: &[OsString], env: &[(String, String)], socket: &Path) -> Result<Self, GateError> {
+    /// arguments, `env` is added, and the child puts `socket` (the shell's
+    /// end of the gate's pair, open until the fork) on the gate's descriptor.
+    pub fn with_gate(mut self, args: &[OsString], env: &[(String, String)], socket: Option<std::os::fd::RawFd>) -> Result<Self, GateError> {
         let mut argv = Vec::with_capacity(self.argv.len() + args.len());
         let mut old = std::mem::take(&mut self.argv).into_iter();
         argv.extend(old.next());
@@ -89,7 +90,7 @@ impl ShellCommand {
             self.env.retain(|e| !e.as_bytes().starts_with(prefix.as_bytes()));
             self.env.push(cstring(format!("{k}={v}").as_bytes())?);
         }
-        self.gate = Some(nix::sys::socket::UnixAddr::new(socket).map_err(GateError::Address)?);
+        self.gate = Some(socket.ok_or(GateError::HandedOver)?);
         Ok(self)
     }
 
@@ -159,10 +160,8 @@ impl ShellCommand {
         if privilege.drop_to_user().is_err() {
             die(b"custos-shell: cannot drop privileges; refusing to start the shell\n", 126);
         }
-        if let Some(addr) = &self.gate {
-            // As the user, so the recorder sees the user's uid and this
-            // (the shell's) pid on the connection.
-            if !connect_gate(addr) {
+        if let Some(fd) = self.gate {
+            if !place_gate(fd) {
                 die(b"custos-shell: cannot reach the command gate; refusing to start the shell\n", 126);
             }
         }
@@ -178,21 +177,17 @@ impl ShellCommand {
     }
 }
 
-/// Connects to the gate and leaves the socket on `GATE_FD`, inherited by
-/// the shell. Only system calls: this runs between fork and exec.
-fn connect_gate(addr: &nix::sys::socket::UnixAddr) -> bool {
-    use nix::sys::socket::{connect, socket, AddressFamily, SockFlag, SockType};
-    let Ok(sock) = socket(AddressFamily::Unix, SockType::Stream, SockFlag::empty(), None) else { return false };
-    if connect(sock.as_raw_fd(), addr).is_err() {
-        return false;
-    }
+/// Leaves the shell's end of the gate's pair on `GATE_FD`, inherited by
+/// the shell (dup2 clears close-on-exec on the copy; the original keeps it
+/// and goes at exec). Only system calls: this runs between fork and exec.
+fn place_gate(fd: std::os::fd::RawFd) -> bool {
     let target = crate::gate::inject::GATE_FD;
-    if sock.as_raw_fd() == target {
-        std::mem::forget(sock);
-        return true;
+    if fd == target {
+        // SAFETY: fcntl on a descriptor we own.
+        return unsafe { libc::fcntl(fd, libc::F_SETFD, 0) } == 0;
     }
-    // SAFETY: dup2 on a descriptor we own; the original is closed by drop.
-    unsafe { libc::dup2(sock.as_raw_fd(), target) == target }
+    // SAFETY: dup2 on a descriptor we own.
+    unsafe { libc::dup2(fd, target) == target }
 }
 
 fn die(msg: &[u8], code: i32) -> ! {

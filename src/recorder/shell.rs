@@ -156,7 +156,7 @@ pub fn run(argv: &[OsString], config: &Config, privilege: Privilege) -> anyhow::
     let gated = interactive && config.gate.enabled && inv.command.is_none() && inv.script.is_none();
     let gate = if gated { prepare_gate(&shell, &account, &identity.groups, &privilege, config.collector.url.is_some())? } else { None };
     let cmd = match &gate {
-        Some((inj, _)) => cmd.with_gate(&inj.args(), &inj.env(&inv.args), inj.socket_path())?,
+        Some((inj, _)) => cmd.with_gate(&inj.args(), &inj.env(&inv.args), inj.shell_fd())?,
         None => cmd,
     };
     let (cmd, channel) = if interactive {
@@ -433,6 +433,11 @@ fn interactive_session(
         ForkResult::Child => cmd.exec_child(Some(&pty.slave), &privilege),
         ForkResult::Parent { child } => child,
     };
+    // The shell holds the only copy of its end of the gate's pair.
+    let mut gate = gate;
+    if let Some((inj, _)) = gate.as_mut() {
+        inj.handed_over();
+    }
     // Still single-threaded and holding both identities: the only moment
     // the pane's launcher can be forked to run as the user (see `pane`).
     let pane = approvals_pane(config, &privilege);
@@ -451,8 +456,8 @@ fn interactive_session(
     // moves into the loop.
     let (injection, gate) = match gate {
         Some((inj, gate)) => {
-            let listener = inj.listener.try_clone().context("the gate's socket")?;
-            let socket = GateSocket::new(listener, account_uid(&privilege));
+            let stream = inj.gate.try_clone().context("the gate's socket")?;
+            let socket = GateSocket::new(stream, child.as_raw());
             let (gate, approvals) = crate::approval::link::for_session(gate, config, &approval_who, approval_identity.as_ref());
             (Some(inj), Some(session::GateRuntime { gate, socket, on_degraded: config.gate.on_degraded, approvals }))
         }
@@ -504,11 +509,6 @@ fn approvals_pane(config: &Config, privilege: &Privilege) -> Option<session::Pan
             None
         }
     }
-}
-
-/// The uid the user's shell runs as (the gate accepts only that peer).
-fn account_uid(privilege: &Privilege) -> u32 {
-    privilege.user_uid
 }
 
 fn short_id(id: &str) -> &str {

@@ -63,10 +63,15 @@ impl Loop<'_> {
         let master = self.master.as_ref();
         let editing = master.is_some_and(|m| crate::recorder::pty::line_editing(m.as_fd()));
         let mut looked = false;
+        let shell = g.gate.shell_pid();
         let notes = g.gate.on_enter(now, editing, || {
             looked = true;
             match master {
-                Some(m) if !recent => crate::gate::foreground::processes(m.as_fd()),
+                Some(m) if !recent => {
+                    let mut found = crate::gate::foreground::processes(m.as_fd());
+                    found.extend(shell.map(crate::gate::foreground::elsewhere).unwrap_or_default());
+                    found
+                }
                 _ => Vec::new(),
             }
         });
