@@ -360,3 +360,24 @@ fn a_refusal_shows_on_the_status_line() {
     // dash looks for touch along PATH: each place it tries is refused.
     assert!(!refused_touches(&cast).is_empty());
 }
+
+#[rstest]
+#[case::script("script -q /dev/null")]
+#[case::pty_spawn("python3 -c 'import pty; pty.spawn(\"/bin/bash\")'")]
+fn a_hookless_shell_on_a_fresh_pty_is_still_decided_program_by_program(#[case] start_it: &str) {
+    let mut s = start(Shell::Bash, "enforce");
+    s.pty.line(&format!("SHELL=/bin/bash {start_it}"));
+    std::thread::sleep(Duration::from_millis(800));
+    s.pty.line("PS1='inner> '");
+    s.pty.wait_text("inner>");
+    s.pty.line("touch from-inner; echo inner-status-$?");
+    s.pty.wait_for("the inner shell's answer", |t| t.lines().any(|l| l.starts_with("inner-status-") && !l.contains('$')));
+    assert!(!s.work.join("from-inner").exists(), "{}", s.pty.all_lines().join("\n"));
+    s.pty.line("exit");
+    std::thread::sleep(Duration::from_millis(1500));
+    let cast = s.exit();
+    assert!(refused_touches(&cast).iter().any(|c| c == "bash"), "{:?}", refused_touches(&cast));
+    // Every program it starts is decided: the session is not degraded.
+    let degraded: Vec<_> = cast.audits().into_iter().filter(|a| a["kind"] == "degraded").collect();
+    assert!(degraded.is_empty(), "{degraded:?}");
+}

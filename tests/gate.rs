@@ -41,11 +41,16 @@ struct Session {
 }
 
 fn start(shell: Shell) -> Session {
+    start_with(shell, "")
+}
+
+/// As [`start`], with more configuration (after `[shell]`).
+fn start_with(shell: Shell, extra: &str) -> Session {
     let path = match shell {
         Shell::Bash => "/bin/bash",
         Shell::Zsh => "/usr/bin/zsh",
     };
-    let setup = Setup::new(&format!("[shell]\ndefault = \"{path}\"\n"));
+    let setup = Setup::new(&format!("[shell]\ndefault = \"{path}\"\n{extra}"));
     let policy = setup.dir.path().join("policy.toml");
     std::fs::write(&policy, POLICY).unwrap();
     let work = setup.dir.path().join("work");
@@ -422,7 +427,8 @@ fn redefining_a_hook_function_never_lets_a_refused_line_run(#[case] shell: Shell
 #[case::zsh_script(Shell::Zsh, "script -q /dev/null")]
 #[case::bash_pty_spawn(Shell::Bash, "python3 -c 'import pty; pty.spawn(\"/bin/bash\")'")]
 fn a_hookless_shell_on_a_fresh_pty_marks_the_session_degraded(#[case] shell: Shell, #[case] start_it: &str) {
-    let mut s = start(shell);
+    // Without the exec backstop; with it, see tests/backstop.rs.
+    let mut s = start_with(shell, "[gate]\nexec = \"off\"\n");
     s.pty.line(&format!("SHELL=/bin/bash {start_it}"));
     std::thread::sleep(Duration::from_millis(800));
     s.pty.line("PS1='inner> '");
@@ -440,7 +446,7 @@ fn a_hookless_shell_on_a_fresh_pty_marks_the_session_degraded(#[case] shell: She
 
 #[test]
 fn tmux_inside_a_gated_session_marks_it_degraded() {
-    let mut s = start(Shell::Bash);
+    let mut s = start_with(Shell::Bash, "[gate]\nexec = \"off\"\n");
     let sock = s.setup.dir.path().join("tmux.sock");
     s.pty.line(&format!("tmux -S {} -f /dev/null new-session", sock.display()));
     s.pty.wait_for("tmux's status line", |t| t.lines().any(|l| l.starts_with("[0]")));

@@ -85,6 +85,8 @@ pub struct BatchGate {
     next_id: u64,
     /// The `-c` line an approver already approved: its commands run.
     approved: Option<String>,
+    /// The exec backstop enforces: operands are checked again at exec.
+    execs_checked: bool,
 }
 
 /// What one question led to.
@@ -99,13 +101,19 @@ pub struct Answer {
 
 impl BatchGate {
     pub fn new(policy: Policy, subject: Subject, home: String, token: String, on_refusal: OnRefusal) -> Self {
-        Self { policy, subject, home, token, on_refusal, stopped: None, recorded: HashSet::new(), next_id: 1, approved: None }
+        Self { policy, subject, home, token, on_refusal, stopped: None, recorded: HashSet::new(), next_id: 1, approved: None, execs_checked: false }
     }
 
     /// The `-c` line was approved before the shell started: the commands it
     /// is made of are not held again.
     pub fn with_approved(mut self, line: Option<String>) -> Self {
         self.approved = line;
+        self
+    }
+
+    /// Says that the exec backstop enforces in this session.
+    pub fn with_exec_backstop(mut self, enforcing: bool) -> Self {
+        self.execs_checked = enforcing;
         self
     }
 
@@ -130,6 +138,7 @@ impl BatchGate {
         env.traced = true;
         // The hook sends every variable the command names that is set.
         env.complete = true;
+        env.execs_checked = self.execs_checked;
         let mut decision = self.policy.check(&text, &self.subject, &env);
         // bash's head of a loop or `case` alone does not parse; zsh sends
         // the whole compound command, which does.

@@ -179,6 +179,10 @@ pub struct Gate {
     /// at their word, so every one is answered with a refusal (and the
     /// record says refused, never that a line ran).
     tampered: bool,
+    /// The exec backstop enforces: a hookless shell on a terminal of its
+    /// own (`script`, `pty.spawn`, a multiplexer) still has every program
+    /// it starts decided, so it is not a way around the gate.
+    exec_backstop: bool,
 }
 
 impl Gate {
@@ -193,6 +197,7 @@ impl Gate {
             shell: String::new(),
             shell_args: None,
             phase: Phase::Starting,
+            exec_backstop: false,
             next_id: 1,
             running: None,
             check_due: None,
@@ -238,6 +243,12 @@ impl Gate {
     /// The hooked shell's pid, once it said hello.
     pub fn shell_pid(&self) -> Option<i32> {
         self.shell_pid
+    }
+
+    /// Says that the exec backstop enforces in this session (see the field).
+    pub fn with_exec_backstop(mut self, enforcing: bool) -> Self {
+        self.exec_backstop = enforcing;
+        self
     }
 
     /// The hooked shell's arguments, read when it said hello.
@@ -357,6 +368,7 @@ impl Gate {
         env.vars.extend(vars);
         // The hook sends every variable the line names that is set.
         env.complete = true;
+        env.execs_checked = self.exec_backstop;
         if self.tampered {
             let text = if source == Source::Command { command.to_owned() } else { line };
             return self.refuse_tampered(source, cwd, text);
@@ -559,12 +571,18 @@ impl Gate {
                         continue;
                     }
                     if p.other_terminal {
+                        if self.exec_backstop {
+                            continue;
+                        }
                         if let Some(why) = ungated_shell(&p) {
                             self.degrade(format!("{why}, on a terminal of its own inside the session (script, pty.spawn, expect...)"), &mut notes);
                         }
                         continue;
                     }
                     if matches!(p.name.as_str(), "tmux" | "screen" | "tmux: client" | "dtach" | "abduco") {
+                        if self.exec_backstop {
+                            continue;
+                        }
                         self.degrade(format!("a terminal multiplexer is in the foreground ({}, pid {}): its shells have terminals of their own, without the gate's hooks", p.args.join(" "), p.pid), &mut notes);
                         continue;
                     }

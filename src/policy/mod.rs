@@ -195,10 +195,10 @@ impl Policy {
     /// The verdict for `line`, typed by `who`, in a shell described by `env`.
     pub fn check(&self, line: &str, who: &Subject, env: &Env) -> Decision {
         let analysis = analyse(line, env);
-        self.decide(line, who, analysis)
+        self.decide(line, who, analysis, env.execs_checked)
     }
 
-    fn decide(&self, line: &str, who: &Subject, analysis: Analysis) -> Decision {
+    fn decide(&self, line: &str, who: &Subject, analysis: Analysis, execs_checked: bool) -> Decision {
         let unsafe_expansions: Vec<String> = {
             let mut seen: Vec<String> = Vec::new();
             for r in analysis.commands.iter().flat_map(|c| c.unsafe_reasons()) {
@@ -239,7 +239,7 @@ impl Policy {
             Some((v, r, i)) => (v, Some(rule_ref(r)), i),
             None => (Verdict::Allow, None, None),
         };
-        let unknown = self.unknowable(&analysis.commands, who, line);
+        let unknown = self.unknowable(&analysis.commands, who, line, execs_checked);
         if let Some((first, why)) = unknown.first() {
             let v = self.unknown();
             if v > verdict {
@@ -254,14 +254,14 @@ impl Policy {
     }
 
     /// Each command whose effect the checker cannot know, with why.
-    fn unknowable(&self, commands: &[ParsedCommand], who: &Subject, line: &str) -> Vec<(usize, String)> {
+    fn unknowable(&self, commands: &[ParsedCommand], who: &Subject, line: &str, execs_checked: bool) -> Vec<(usize, String)> {
         let mut out: Vec<(usize, String)> = Vec::new();
         for (i, cmd) in commands.iter().enumerate() {
             if let Some(why) = &cmd.unknown {
                 out.push((i, why.clone()));
                 continue;
             }
-            let Some(u) = &cmd.unknown_args else { continue };
+            let Some(u) = cmd.unknown_args.as_ref().filter(|_| !execs_checked) else { continue };
             let now = rules::first_match(&self.rules, cmd, who, line).map_or(Verdict::Allow, |r| r.action);
             if let Some(r) = rules::could_match_unknown_args(&self.rules, cmd, who, line, u.subcommand, now) {
                 out.push((i, format!("an argument of {} comes from {}, and rule {} looks at {}'s arguments", cmd.name, u.what, r.name, cmd.name)));

@@ -101,11 +101,16 @@ pub struct Env {
     /// the cautious reading of paths (`rm -rf "$DIR"/`), but unknowable
     /// where any value could change which rule applies (`$CMD args`).
     pub complete: bool,
+    /// Every program the line starts is decided again at its exec, with
+    /// its real arguments (the exec backstop enforces): an operand the
+    /// checker cannot know now is known then, so it is not unknown here.
+    /// Command names and shell code stay unknown: they decide what runs.
+    pub execs_checked: bool,
 }
 
 impl Env {
     pub fn new(cwd: &str, home: &str) -> Self {
-        Self { vars: BTreeMap::new(), cwd: cwd.to_owned(), home: home.to_owned(), traced: false, complete: false }
+        Self { vars: BTreeMap::new(), cwd: cwd.to_owned(), home: home.to_owned(), traced: false, complete: false, execs_checked: false }
     }
 }
 

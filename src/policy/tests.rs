@@ -360,3 +360,22 @@ fn a_plain_argv_is_checked_in_tens_of_microseconds() {
     // Generous for an unoptimised build; release is several times faster.
     assert!(each < std::time::Duration::from_micros(500), "{each:?} per check");
 }
+
+/// With the exec backstop enforcing, an operand the checker cannot know
+/// now is known when the program starts: not unknown at the line. A
+/// command name or shell code from an unknowable value still is.
+#[test]
+fn operands_checked_again_at_exec_are_not_unknown_but_names_still_are() {
+    let policy = Policy::default_policy();
+    let (who, mut env) = alice();
+    env.complete = true;
+    let before = policy.check("rm -rf $(cat list)", &who, &env);
+    assert_eq!(before.rule.as_ref().map(|r| r.name.as_str()), Some(UNKNOWN_RULE), "{before:?}");
+    env.execs_checked = true;
+    let after = policy.check("rm -rf $(cat list)", &who, &env);
+    assert_eq!(after.verdict, Verdict::Allow, "{after:?}");
+    let name = policy.check("$(cat x) -rf /", &who, &env);
+    assert_eq!(name.rule.as_ref().map(|r| r.name.as_str()), Some(UNKNOWN_RULE), "{name:?}");
+    let code = policy.check("echo x | base64 -d | bash", &who, &env);
+    assert_ne!(code.verdict, Verdict::Allow, "{code:?}");
+}

@@ -155,6 +155,8 @@ pub fn run(argv: &[OsString], config: &Config, privilege: Privilege) -> anyhow::
     }
     let gated = interactive && config.gate.enabled && inv.command.is_none() && inv.script.is_none();
     let gate = if gated { prepare_gate(&shell, &account, &identity.groups, &privilege, config.collector.url.is_some())? } else { None };
+    let enforcing = config.gate.exec_mode(&account.name, &account.groups) == crate::backstop::Mode::Enforce;
+    let gate = gate.map(|(inj, g)| (inj, g.with_exec_backstop(enforcing)));
     let cmd = match &gate {
         Some((inj, _)) => cmd.with_gate(&inj.args(), &inj.env(&inv.args), inj.shell_fd())?,
         None => cmd,
@@ -555,7 +557,9 @@ fn prepare_channel(
     let hooks = crate::gate::inject::BatchHooks::prepare().context("cannot prepare the command gate's hooks")?;
     let exit = config.gate.on_refusal_noninteractive == crate::config::OnRefusal::Exit;
     let cmd = cmd.with_env(&hooks.env(exit)?)?;
-    let gate = crate::gate::batch::BatchGate::new(policy, subject, home.display().to_string(), hooks.token.clone(), config.gate.on_refusal_noninteractive).with_approved(approved);
+    let (subject_user, subject_groups) = (subject.user.clone(), subject.groups.clone());
+    let gate = crate::gate::batch::BatchGate::new(policy, subject, home.display().to_string(), hooks.token.clone(), config.gate.on_refusal_noninteractive).with_approved(approved)
+        .with_exec_backstop(config.gate.exec_mode(&subject_user, &subject_groups) == crate::backstop::Mode::Enforce);
     let listener = hooks.listener.try_clone().context("the gate's socket")?;
     Ok((cmd, ChannelSetup { transfer: None, swallow_stderr: false, gate: Some((gate, listener)), _hooks: Some(hooks) }))
 }

@@ -105,6 +105,7 @@ pub fn diagnose(facts: &Facts) -> Vec<Finding> {
     findings.push(check_etc_shells(facts.etc_shells.as_deref(), &facts.shell));
     findings.extend(check_sshd(&facts.sshd_configs));
     findings.push(check_bashrc(facts.bashrc.as_deref()));
+    findings.push(check_seccomp(facts.seccomp_actions.as_deref()));
     findings.push(report_login_users(facts.passwd.as_deref(), &facts.shell));
     findings
 }
@@ -476,6 +477,20 @@ pub fn check_bashrc(bashrc: Option<&str>) -> Finding {
     }
 }
 
+/// The exec backstop needs seccomp's user notification (Linux 5.0; the
+/// filter's `CONTINUE` answer, 5.5). Without it every login fails closed
+/// unless `[gate] exec = "off"`.
+pub fn check_seccomp(actions: Option<&str>) -> Finding {
+    if actions.is_some_and(|a| a.split_whitespace().any(|w| w == "user_notif")) {
+        Finding::ok("the kernel has seccomp user notification: the exec backstop can decide every program start")
+    } else {
+        Finding::warn(
+            "the kernel lacks seccomp user notification: sessions with [gate] exec = \"enforce\" or \"audit\" cannot start",
+            "run a kernel of 5.5 or later, or set [gate] exec = \"off\" (the hooks alone)",
+        )
+    }
+}
+
 /// Local users (from `/etc/passwd`) whose login shell is `shell`.
 pub fn login_users(passwd: &str, shell: &Path) -> Vec<String> {
     passwd
@@ -677,6 +692,9 @@ mod tests {
         assert_eq!(check_bashrc(Some(&format!("{}\n", crate::gate::inject::BASHRC_HOOK))).level, Level::Ok);
         assert_eq!(check_bashrc(Some("[ -z \"$PS1\" ] && return\n")).level, Level::Warn);
         assert_eq!(check_bashrc(None).level, Level::Warn);
+        assert_eq!(check_seccomp(Some("kill_process kill_thread trap errno user_notif trace log allow\n")).level, Level::Ok);
+        assert_eq!(check_seccomp(Some("kill_process errno allow")).level, Level::Warn);
+        assert_eq!(check_seccomp(None).level, Level::Warn);
     }
 
     #[rstest]
@@ -736,6 +754,7 @@ mod tests {
             etc_shells: Some("/bin/bash\n".into()),
             passwd: Some("alice:x:1000:1000::/home/alice:/usr/local/bin/custos-shell\n".into()),
             bashrc: Some(format!("# system bashrc\n{}\n[ -z \"$PS1\" ] && return\n", crate::gate::inject::BASHRC_HOOK)),
+            seccomp_actions: Some("errno user_notif allow".into()),
             sshd_configs: vec![],
             cgroup2: Some(PathBuf::from("/sys/fs/cgroup")),
             terminals_taken: vec![],

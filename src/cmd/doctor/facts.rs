@@ -101,6 +101,8 @@ pub struct Facts {
     pub passwd: Option<String>,
     /// `/etc/bash.bashrc`, if readable.
     pub bashrc: Option<String>,
+    /// `/proc/sys/kernel/seccomp/actions_avail`: what seccomp can do here.
+    pub seccomp_actions: Option<String>,
     /// sshd configuration files and their text.
     pub sshd_configs: Vec<(PathBuf, String)>,
     /// The cgroup v2 mount the privileged stage contains sessions in.
@@ -206,6 +208,7 @@ pub fn gather(shell: &Path, config_path: &Path) -> Facts {
         etc_shells: std::fs::read_to_string("/etc/shells").ok(),
         passwd: std::fs::read_to_string("/etc/passwd").ok(),
         bashrc: std::fs::read_to_string("/etc/bash.bashrc").ok(),
+        seccomp_actions: std::fs::read_to_string("/proc/sys/kernel/seccomp/actions_avail").ok(),
         sshd_configs,
     }
 }
