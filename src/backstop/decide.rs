@@ -180,6 +180,17 @@ mod tests {
     }
 
     #[test]
+    fn shell_code_the_line_check_cannot_know_is_left_to_each_exec() {
+        let policy = Policy::default_policy().for_execs();
+        let code = "touch a; eval \"$(echo cm0gLXJmIC8= | base64 -d)\"";
+        let d = decide(&policy, &who(), "/", &req("/bin/bash", &["bash", "-c", code]), Mode::Enforce, |_| false);
+        assert_eq!(d.action, Action::Run, "{d:?}");
+        // What it would start is refused when it starts.
+        let rm = decide(&policy, &who(), "/", &req("/bin/rm", &["rm", "-rf", "/"]), Mode::Enforce, |_| false);
+        assert!(matches!(rm.action, Action::Refuse(_)));
+    }
+
+    #[test]
     fn words_are_quoted_only_where_the_parser_needs_it() {
         assert_eq!(quote("/usr/bin/ls"), "/usr/bin/ls");
         assert_eq!(quote("a b"), "'a b'");

@@ -43,6 +43,7 @@ const AT_EMPTY_PATH: u64 = 0x1000;
 /// An allowed exec being watched (see [`ToReader::Verify`]).
 struct Watch {
     tgid: i32,
+    path: String,
     argv: Vec<u8>,
     caller: Vec<u8>,
     checked: Vec<String>,
@@ -73,8 +74,9 @@ pub fn run(listener: OwnedFd, mut link: UnixStream) -> ! {
         }
         if told {
             match wire::read::<ToReader>(&mut link) {
-                Ok(ToReader::Verify { tgid, argv, caller }) => watches.push(Watch {
+                Ok(ToReader::Verify { tgid, path, argv, caller }) => watches.push(Watch {
                     tgid,
+                    path,
                     argv: joined(&argv),
                     caller: joined(&caller),
                     checked: argv,
@@ -106,7 +108,7 @@ fn joined(args: &[String]) -> Vec<u8> {
 /// One look at a watched exec; true when it is settled.
 fn settle(w: &Watch, link: &mut UnixStream) -> bool {
     let Ok(now) = std::fs::read(format!("/proc/{}/cmdline", w.tgid)) else { return true };
-    if now == w.argv {
+    if now == w.argv || landed_as_script(&now, &w.path, &w.checked) {
         return true;
     }
     if now == w.caller {
@@ -119,6 +121,21 @@ fn settle(w: &Watch, link: &mut UnixStream) -> bool {
     let _ = wire::write(&mut *link, &FromReader::Killed { tgid: w.tgid, checked: w.checked.clone(), ran });
     let _ = link.flush();
     true
+}
+
+/// Whether `now` (a command line, NUL-separated) is how the kernel runs
+/// the script `path` with `checked` arguments: `INTERPRETER [ARG] PATH
+/// ARGV[1..]` (argv[0] is replaced by the path).
+pub fn landed_as_script(now: &[u8], path: &str, checked: &[String]) -> bool {
+    let words: Vec<&[u8]> = now.split(|b| *b == 0).collect();
+    // The trailing NUL leaves an empty last word.
+    let words = words.strip_suffix(&[&b""[..]]).unwrap_or(&words);
+    let tail = checked.get(1..).unwrap_or_default();
+    let Some(start) = words.len().checked_sub(tail.len() + 1) else { return false };
+    if !(1..=2).contains(&start) || words.get(start) != Some(&path.as_bytes()) {
+        return false;
+    }
+    words.get(start + 1..).is_some_and(|rest| rest.iter().zip(tail).all(|(w, t)| *w == t.as_bytes()))
 }
 
 /// Takes one notification and reads its call; `None` when there was
@@ -312,4 +329,20 @@ fn read_argv(mem: &Mem, addr: u64, width: usize) -> Result<Vec<String>, String> 
         argv.push(s);
     }
     Err(format!("more than {MAX_ARGS} arguments"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_script_lands_with_its_interpreter_in_front_and_nothing_else_passes() {
+        let checked = vec!["bump".to_owned(), "via-script".to_owned()];
+        assert!(landed_as_script(b"/bin/sh\0/opt/bin/bump\0via-script\0", "/opt/bin/bump", &checked));
+        assert!(landed_as_script(b"/usr/bin/env\0python3\0./bump\0via-script\0", "./bump", &checked));
+        assert!(!landed_as_script(b"/bin/sh\0/opt/bin/bump\0rm-rf\0", "/opt/bin/bump", &checked));
+        assert!(!landed_as_script(b"/opt/bin/bump\0via-script\0", "/opt/bin/bump", &checked), "no interpreter: not a script");
+        assert!(!landed_as_script(b"/bin/sh\0/tmp/other\0via-script\0", "/opt/bin/bump", &checked));
+        assert!(!landed_as_script(b"", "/opt/bin/bump", &checked));
+    }
 }

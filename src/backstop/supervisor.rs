@@ -40,6 +40,9 @@ pub struct ExecRecord {
     pub tgid: i32,
     pub ppid: i32,
     pub path: String,
+    /// The path as the caller passed it (relative, perhaps).
+    #[serde(skip)]
+    pub called: String,
     pub argv: Vec<String>,
     pub cwd: String,
     /// The command line of the process that made the call.
@@ -62,6 +65,7 @@ impl ExecRecord {
             tgid: req.tgid,
             ppid: req.ppid,
             path: req.resolved.clone(),
+            called: req.path.clone(),
             argv: req.argv.clone(),
             cwd: req.cwd.clone(),
             caller: req.caller.clone(),
@@ -112,7 +116,7 @@ impl Responder {
     pub fn answer(&self, id: u64, held: &ExecRecord, run: bool) {
         if run {
             if let Ok(mut link) = self.link.lock() {
-                let _ = wire::write(&mut *link, &ToReader::Verify { tgid: held.tgid, argv: held.argv.clone(), caller: held.caller.clone() });
+                let _ = wire::write(&mut *link, &ToReader::Verify { tgid: held.tgid, path: held.called.clone(), argv: held.argv.clone(), caller: held.caller.clone() });
                 let _ = link.flush();
             }
         }
@@ -203,6 +207,7 @@ pub fn spawn(listener: OwnedFd, link: UnixStream, settings: Settings, mut emit: 
                         tgid,
                         ppid: 0,
                         path: ran.first().cloned().unwrap_or_default(),
+                        called: String::new(),
                         line: ran.join(" "),
                         argv: ran,
                         cwd: String::new(),

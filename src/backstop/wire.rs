@@ -48,7 +48,9 @@ pub enum ToReader {
     /// Watch process `tgid` until its command line is `argv` (the exec
     /// landed as checked), stays `caller` (the exec failed), or becomes
     /// anything else: then kill it and say so.
-    Verify { tgid: i32, argv: Vec<String>, caller: Vec<String> },
+    /// `path` is the program's path as the caller passed it: a script
+    /// lands as `INTERPRETER [ARG] PATH ARGV[1..]`.
+    Verify { tgid: i32, path: String, argv: Vec<String>, caller: Vec<String> },
 }
 
 /// From the reader to the recorder.

@@ -570,6 +570,12 @@ impl Gate {
                         }
                         continue;
                     }
+                    // A fork of the hooked shell (a subshell, the hooks'
+                    // own coprocess relay) has its command line and its
+                    // hooks: not a shell without them.
+                    if !p.other_terminal && self.shell_args.as_ref() == Some(&p.args) {
+                        continue;
+                    }
                     if p.other_terminal {
                         if self.exec_backstop {
                             continue;

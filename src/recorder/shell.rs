@@ -203,7 +203,7 @@ fn prepare_backstop(config: &Config, account: &Account, oidc_groups: &[String], 
     if mode == crate::backstop::Mode::Off {
         return Ok(None);
     }
-    let policy = load_policy(privilege, config.collector.url.is_some()).context("the command policy")?;
+    let policy = load_policy(privilege, config.collector.url.is_some()).context("the command policy")?.for_execs();
     let subject = crate::policy::Subject { user: account.name.clone(), groups: account.groups.clone(), oidc_groups: oidc_groups.to_vec() };
     let granted = approved_rule.iter().cloned().collect();
     let settings = crate::backstop::supervisor::Settings { policy, subject, home: account.home.display().to_string(), mode, granted };

@@ -235,7 +235,9 @@ __custos_debug() {
     if [[ $BASHPID != "$__custos_pid" ]]; then
         # A subshell cannot reach the gate: while the prompt is drawn, or
         # for a command the allowed line shows as typed with a plain name.
-        if [[ $__custos_state == [pe] ]] || { [[ -n $cmd && $__custos_line == *"$cmd"* && $word != *[\?\*\[\"\'\$\`\\]* ]]; }; then
+        # (bash prints a command's redirections in its own spacing, so
+        # the two are compared without white space.)
+        if [[ $__custos_state == [pe] ]] || { [[ -n $cmd && ${__custos_line//[[:space:]]/} == *"${cmd//[[:space:]]/}"* && $word != *[\?\*\[\"\'\$\`\\]* ]]; }; then
             builtin shopt -u extdebug; builtin set -T
             builtin return 0
         fi
