@@ -47,6 +47,7 @@ struct Watch {
     argv: Vec<u8>,
     caller: Vec<u8>,
     checked: Vec<String>,
+    strict: bool,
     until: Instant,
 }
 
@@ -74,7 +75,8 @@ pub fn run(listener: OwnedFd, mut link: UnixStream) -> ! {
         }
         if told {
             match wire::read::<ToReader>(&mut link) {
-                Ok(ToReader::Verify { tgid, path, argv, caller }) => watches.push(Watch {
+                Ok(ToReader::Verify { tgid, path, argv, caller, strict }) => watches.push(Watch {
+                    strict,
                     tgid,
                     path,
                     argv: joined(&argv),
@@ -111,7 +113,10 @@ fn settle(w: &Watch, link: &mut UnixStream) -> bool {
     if now == w.argv || landed_as_script(&now, &w.path, &w.checked) {
         return true;
     }
-    if now == w.caller {
+    // Still the caller (not landed, or failed), or empty: between the
+    // kernel swapping in the new memory and laying out its arguments,
+    // `cmdline` reads nothing. Look again.
+    if now == w.caller || (now.is_empty() && !w.strict) {
         return Instant::now() > w.until;
     }
     // The exec landed with other arguments than were checked.

@@ -114,9 +114,13 @@ impl Responder {
     /// Answers a held exec: run it (watched until it lands as checked) or
     /// refuse it.
     pub fn answer(&self, id: u64, held: &ExecRecord, run: bool) {
+        self.answer_watched(id, held, run, false);
+    }
+
+    fn answer_watched(&self, id: u64, held: &ExecRecord, run: bool, strict: bool) {
         if run {
             if let Ok(mut link) = self.link.lock() {
-                let _ = wire::write(&mut *link, &ToReader::Verify { tgid: held.tgid, path: held.called.clone(), argv: held.argv.clone(), caller: held.caller.clone() });
+                let _ = wire::write(&mut *link, &ToReader::Verify { tgid: held.tgid, path: held.called.clone(), argv: held.argv.clone(), caller: held.caller.clone(), strict });
                 let _ = link.flush();
             }
         }
@@ -175,7 +179,7 @@ pub fn spawn(listener: OwnedFd, link: UnixStream, settings: Settings, mut emit: 
                     match &v.action {
                         Action::Run => {
                             if req.threads > 1 && req.call != "listener" {
-                                r.answer(req.id, &ExecRecord::new(&req, &v, settings.mode, "ran", None), true);
+                                r.answer_watched(req.id, &ExecRecord::new(&req, &v, settings.mode, "ran", None), true, true);
                             } else {
                                 respond(&r.listener, req.id, true);
                             }

@@ -50,7 +50,12 @@ pub enum ToReader {
     /// anything else: then kill it and say so.
     /// `path` is the program's path as the caller passed it: a script
     /// lands as `INTERPRETER [ARG] PATH ARGV[1..]`.
-    Verify { tgid: i32, path: String, argv: Vec<String>, caller: Vec<String> },
+    /// `strict`: a command line caught empty (the kernel between swapping
+    /// in the new memory and laying out its arguments) counts as other
+    /// than checked, so a racing thread's exec is killed before the new
+    /// program runs; otherwise (a held exec, whose caller waited) it is
+    /// looked at again.
+    Verify { tgid: i32, path: String, argv: Vec<String>, caller: Vec<String>, strict: bool },
 }
 
 /// From the reader to the recorder.
