@@ -129,7 +129,7 @@ impl Started {
     pub fn spawn(self, settings: Settings) -> Result<(Responder, Events), LaunchError> {
         let (tx, rx) = mpsc::channel();
         let (wake_r, wake_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK).map_err(std::io::Error::from)?;
-        let responder = supervisor::spawn(self.listener, self.link, settings, move |event| {
+        let responder = self.spawn_with(settings, move |event| {
             if tx.send(event).is_ok() {
                 let _ = nix::unistd::write(&wake_w, b"!");
             }

@@ -606,23 +606,14 @@ impl Store {
             .execute(&mut **tx)
             .await?;
         }
-        for marker in &chunk.index.markers {
-            sqlx::query("INSERT INTO markers (session_id, seq, at_us, text) VALUES (?, ?, ?, ?)")
-                .bind(session)
-                .bind(seq)
-                .bind(to_i64(marker.at_us, "at_us")?)
-                .bind(&marker.text)
-                .execute(&mut **tx)
-                .await?;
-        }
-        for exec in &chunk.index.execs {
-            sqlx::query("INSERT INTO execs (session_id, seq, at_us, text) VALUES (?, ?, ?, ?)")
-                .bind(session)
-                .bind(seq)
-                .bind(to_i64(exec.at_us, "at_us")?)
-                .bind(&exec.text)
-                .execute(&mut **tx)
-                .await?;
+        // Markers and program starts: the same shape, two tables (search
+        // looks in both; a session's command list reads only markers).
+        let rows = [("markers", &chunk.index.markers), ("execs", &chunk.index.execs)];
+        for (table, list) in rows {
+            let sql = format!("INSERT INTO {table} (session_id, seq, at_us, text) VALUES (?, ?, ?, ?)");
+            for item in list {
+                sqlx::query(&sql).bind(session).bind(seq).bind(to_i64(item.at_us, "at_us")?).bind(&item.text).execute(&mut **tx).await?;
+            }
         }
         Ok(())
     }
