@@ -1331,6 +1331,31 @@ fn bench_collector_10k_pending_200_watchers() {
 /// The exec backstop holds a program that needs approval wherever it is
 /// started from (here a script, which the hooks let through), through the
 /// same flow as a held line; approved, it runs once.
+/// The other half: a held program denied fails with EACCES, the script
+/// sees the failure and goes on, and the program never ran. `sh` then
+/// searches the rest of `PATH` for it: those paths name no file and are
+/// answered at once, not held again (before, each asked for approval).
+#[test]
+fn a_program_a_script_starts_held_and_denied_never_runs() {
+    let mut w = world();
+    let alice = register(&w.server, &w.root, "alice", "dba");
+    std::fs::write(w.work.join("s.sh"), "bump via-script; echo \"script-went-on status=$?\"\n").unwrap();
+    w.pty.line("sh s.sh");
+    w.pty.wait_text("waiting for approval");
+    let request = w.one_pending(&alice);
+    assert!(request["line"].as_str().unwrap().ends_with("/bump via-script"), "{request}");
+    let r = decide(&w.server, &request, &alice, Choice::Deny, "not now");
+    assert_eq!(r.status, 200, "{}", r.text());
+    // sh reports a program it may not execute as 126.
+    w.pty.wait_text("script-went-on status=126");
+    assert_eq!(w.count(), "", "the denied program ran");
+    let cast = w.exit();
+    let execs: Vec<_> = cast.audits().into_iter().filter(|a| a["kind"] == "exec" && a["rule"] == "bump-needs-approval").collect();
+    let outcomes: Vec<&str> = execs.iter().filter_map(|e| e["outcome"].as_str()).collect();
+    assert_eq!(outcomes, ["held", "denied"], "{execs:?}");
+    assert!(cast.markers().iter().any(|m| m.starts_with("exec denied (bump-needs-approval)")), "{:?}", cast.markers());
+}
+
 #[test]
 fn a_program_a_script_starts_is_held_by_the_exec_backstop_until_approved() {
     let mut w = world();

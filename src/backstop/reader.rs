@@ -1,5 +1,7 @@
 //! The reader: the one process that reads the memory of the session's
-//! processes, so that the recorder never has to be able to.
+//! processes, so that the recorder never has to be able to, and the one
+//! that answers the kernel for each exec, so that an exec waits for one
+//! process, not two.
 //!
 //! The kernel hands each exec to whoever holds the seccomp listener; the
 //! call's path and argv are pointers into the caller's memory. Reading it
@@ -9,8 +11,20 @@
 //! keeps exactly `CAP_SYS_PTRACE` (to read) and `CAP_KILL` (to end a
 //! process whose exec landed other than checked), runs as the service
 //! user, is not dumpable and never execs (see `privilege`, act
-//! `become-exec-reader`). It parses nothing: it copies bytes and sends
-//! them to the recorder, which decides and answers the kernel itself.
+//! `become-exec-reader`).
+//!
+//! It decides too (`decide`, pure, with the policy it was forked with),
+//! answers the kernel, and only then tells the recorder what happened: an
+//! exec's wait is the kernel's wake-up of this process and its answer,
+//! with no second hop to the recorder in between (every wake-up is a time
+//! slice to wait for on a busy machine). What it parses is the policy's
+//! shell parser over the exec's words, in safe Rust; if it panics, the
+//! reader ends and the backstop fails closed. An exec that needs approval
+//! is the exception: the reader hands it to the recorder unanswered.
+//!
+//! The recorder's word comes back on the same link: grants given at the
+//! prompt (read before every exec is decided, so a line let go after its
+//! grant finds it here) and held execs to watch land as approved.
 //!
 //! If the reader dies, the recorder closes its listener too, and every
 //! exec of the session fails from then on (the kernel's answer for a
@@ -23,8 +37,11 @@ use std::time::{Duration, Instant};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
+use super::decide::{decide, Action, Mode, Settings};
 use super::filter::{classify, Abi, Call};
-use super::wire::{self, FromReader, Request, ToReader};
+use super::wire::{self, ExecRecord, FromReader, Request, ToReader, WireError};
+use crate::evidence::marker::Outcome;
+use crate::policy::{RuleRef, Verdict};
 
 /// The longest path the kernel takes (PATH_MAX).
 const MAX_PATH: usize = 4096;
@@ -34,6 +51,8 @@ const MAX_ARG: usize = 128 * 1024;
 /// this the exec is unreadable (refused in enforce).
 const MAX_ARGV_BYTES: usize = 4 << 20;
 const MAX_ARGS: usize = 1 << 17;
+/// How much of the caller's own command line is kept (it is context).
+const MAX_CALLER: usize = 64 * 1024;
 /// How long an allowed exec is watched for landing as checked.
 const VERIFY_FOR: Duration = Duration::from_secs(5);
 
@@ -51,46 +70,135 @@ struct Watch {
     until: Instant,
 }
 
+impl Watch {
+    fn new(tgid: i32, path: String, argv: Vec<String>, caller: &[String], strict: bool) -> Self {
+        Self { tgid, path, argv: joined(&argv), caller: joined(caller), checked: argv, strict, until: Instant::now() + VERIFY_FOR }
+    }
+}
+
+/// What the reader keeps between execs.
+struct Reader {
+    listener: OwnedFd,
+    link: UnixStream,
+    settings: Settings,
+    grants: Vec<String>,
+    watches: Vec<Watch>,
+}
+
 /// Runs the reader until the recorder goes away. Never returns.
-pub fn run(listener: OwnedFd, mut link: UnixStream) -> ! {
-    let mut watches: Vec<Watch> = Vec::new();
+pub fn run(listener: OwnedFd, link: UnixStream, settings: Settings) -> ! {
+    let grants = settings.granted.clone();
+    let mut r = Reader { listener, link, settings, grants, watches: Vec::new() };
     loop {
-        let timeout = if watches.is_empty() { PollTimeout::NONE } else { PollTimeout::from(1u8) };
-        let (notified, told, closed) = {
-            let mut fds = [PollFd::new(listener.as_fd(), PollFlags::POLLIN), PollFd::new(link.as_fd(), PollFlags::POLLIN)];
+        let timeout = if r.watches.is_empty() { PollTimeout::NONE } else { PollTimeout::from(1u8) };
+        let (notified, told) = {
+            let mut fds = [PollFd::new(r.listener.as_fd(), PollFlags::POLLIN), PollFd::new(r.link.as_fd(), PollFlags::POLLIN)];
             match poll(&mut fds, timeout) {
                 Ok(_) => {}
                 Err(nix::Error::EINTR) => continue,
                 Err(_) => exit(),
             }
             let ev = |i: usize| fds.get(i).and_then(PollFd::revents).unwrap_or(PollFlags::empty());
-            (ev(0).contains(PollFlags::POLLIN), ev(1).contains(PollFlags::POLLIN), ev(1).intersects(PollFlags::POLLHUP | PollFlags::POLLERR))
+            (ev(0).contains(PollFlags::POLLIN), ev(1).intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR))
         };
-        if notified {
-            if let Some(req) = receive(&listener) {
-                if wire::write(&mut link, &FromReader::Exec(req)).is_err() {
-                    exit();
-                }
-            }
-        }
-        if told {
-            match wire::read::<ToReader>(&mut link) {
-                Ok(ToReader::Verify { tgid, path, argv, caller, strict }) => watches.push(Watch {
-                    strict,
-                    tgid,
-                    path,
-                    argv: joined(&argv),
-                    caller: joined(&caller),
-                    checked: argv,
-                    until: Instant::now() + VERIFY_FOR,
-                }),
-                Err(_) => exit(),
-            }
-        } else if closed {
+        // The recorder's word first, and again just before an exec is
+        // decided: a grant written before a line was let go is already
+        // in the socket when that line's first exec arrives.
+        if (told || notified) && r.heed().is_err() {
             exit();
         }
-        watches.retain(|w| !settle(w, &mut link));
+        if notified {
+            if let Some(req) = receive(&r.listener) {
+                r.answer(req);
+            }
+        }
+        let (link, mode) = (&mut r.link, r.settings.mode);
+        r.watches.retain(|w| !settle(w, link, mode));
     }
+}
+
+impl Reader {
+    /// Takes every frame the recorder has sent, without waiting.
+    fn heed(&mut self) -> Result<(), WireError> {
+        loop {
+            let mut fds = [PollFd::new(self.link.as_fd(), PollFlags::POLLIN)];
+            let ready = poll(&mut fds, PollTimeout::ZERO).map_err(std::io::Error::from)?;
+            let ev = fds.first().and_then(PollFd::revents).unwrap_or(PollFlags::empty());
+            if ready == 0 || !ev.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR) {
+                return Ok(());
+            }
+            match wire::read::<ToReader>(&mut self.link)? {
+                ToReader::Verify { tgid, path, argv, caller, strict } => self.watches.push(Watch::new(tgid, path, argv, &caller, strict)),
+                ToReader::Grant(rule) => self.grants.push(rule),
+                ToReader::Revoke => self.grants.clear(),
+            }
+        }
+    }
+
+    /// Decides one exec, answers the kernel, then tells the recorder.
+    fn answer(&mut self, mut req: Request) {
+        if let Some(errno) = req.missing {
+            answer_kernel(&self.listener, req.id, -errno, 0);
+            return;
+        }
+        let s = &self.settings;
+        let grants = &self.grants;
+        let v = decide(&s.policy, &s.subject, &s.home, &req, s.mode, |rule| grants.iter().any(|g| g == rule));
+        let (mode, id) = (s.mode, req.id);
+        let frame = match &v.action {
+            Action::Run => {
+                if req.threads > 1 && req.call != "listener" {
+                    // Another thread can rewrite argv between now and the
+                    // exec: watch it land as checked.
+                    self.watches.push(Watch::new(req.tgid, req.path.clone(), req.argv.clone(), &req.caller, true));
+                }
+                respond(&self.listener, id, true);
+                FromReader::Decided(ExecRecord::new(&req, &v, mode, Outcome::Ran.as_str(), None))
+            }
+            Action::Refuse(message) => {
+                respond(&self.listener, id, false);
+                FromReader::Decided(ExecRecord::new(&req, &v, mode, Outcome::Refused.as_str(), Some(message.clone())))
+            }
+            Action::Hold => {
+                // The watch after approval compares with the caller's
+                // command line as `/proc` shows it.
+                if let Ok(caller) = std::fs::read(format!("/proc/{}/cmdline", req.pid)) {
+                    req.caller = split_words(&caller);
+                }
+                let rule = v.rule.clone().unwrap_or_else(|| RuleRef {
+                    name: "custos:approve".into(),
+                    message: "needs approval".into(),
+                    action: Verdict::Approve,
+                    approvers: None,
+                    quorum: 1,
+                    timeout: Duration::from_secs(300),
+                    reason: false,
+                    line: 0,
+                });
+                let record = ExecRecord::new(&req, &v, mode, Outcome::Held.as_str(), Some(rule.message.clone()));
+                FromReader::Held { id, record, rule }
+            }
+        };
+        if wire::write(&mut self.link, &frame).is_err() {
+            exit();
+        }
+    }
+}
+
+/// Answers the kernel: run the exec, or fail it with `EACCES`.
+pub fn respond(listener: &OwnedFd, id: u64, run: bool) {
+    if run {
+        answer_kernel(listener, id, 0, libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE as u32);
+    } else {
+        answer_kernel(listener, id, -libc::EACCES, 0);
+    }
+}
+
+fn answer_kernel(listener: &OwnedFd, id: u64, error: i32, flags: u32) {
+    let mut resp = libc::seccomp_notif_resp { id, val: 0, error, flags };
+    // SAFETY: SEND reads one seccomp_notif_resp we own. An error means the
+    // caller died meanwhile; there is nobody left to answer.
+    unsafe { libc::ioctl(listener.as_raw_fd(), libc::SECCOMP_IOCTL_NOTIF_SEND as _, &raw mut resp) };
 }
 
 fn exit() -> ! {
@@ -107,8 +215,14 @@ fn joined(args: &[String]) -> Vec<u8> {
     out
 }
 
-/// One look at a watched exec; true when it is settled.
-fn settle(w: &Watch, link: &mut UnixStream) -> bool {
+/// NUL-separated words, as `/proc/PID/cmdline` gives them.
+fn split_words(raw: &[u8]) -> Vec<String> {
+    raw.split(|c| *c == 0).filter(|s| !s.is_empty()).map(|s| String::from_utf8_lossy(s).into_owned()).collect()
+}
+
+/// One look at a watched exec; true when it is settled. In `audit`, an
+/// exec that landed other than checked is recorded, not killed.
+fn settle(w: &Watch, link: &mut UnixStream, mode: Mode) -> bool {
     let Ok(now) = std::fs::read(format!("/proc/{}/cmdline", w.tgid)) else { return true };
     if now == w.argv || landed_as_script(&now, &w.path, &w.checked) {
         return true;
@@ -120,10 +234,11 @@ fn settle(w: &Watch, link: &mut UnixStream) -> bool {
         return Instant::now() > w.until;
     }
     // The exec landed with other arguments than were checked.
-    // SAFETY: kill(2) with a pid and a constant signal.
-    unsafe { libc::kill(w.tgid, libc::SIGKILL) };
-    let ran = now.split(|b| *b == 0).filter(|s| !s.is_empty()).map(|s| String::from_utf8_lossy(s).into_owned()).collect();
-    let _ = wire::write(&mut *link, &FromReader::Killed { tgid: w.tgid, checked: w.checked.clone(), ran });
+    if mode == Mode::Enforce {
+        // SAFETY: kill(2) with a pid and a constant signal.
+        unsafe { libc::kill(w.tgid, libc::SIGKILL) };
+    }
+    let _ = wire::write(&mut *link, &FromReader::Killed { tgid: w.tgid, checked: w.checked.clone(), ran: split_words(&now), mode });
     let _ = link.flush();
     true
 }
@@ -164,25 +279,74 @@ fn receive(listener: &OwnedFd) -> Option<Request> {
     valid.then_some(req)
 }
 
+/// What `/proc/PID/stat` says of a process, as far as an exec needs.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Stat {
+    pub ppid: i32,
+    pub threads: u32,
+    /// Where the process's own arguments lie in its memory (0 when the
+    /// kernel did not show them).
+    pub arg_start: u64,
+    pub arg_end: u64,
+}
+
+impl Stat {
+    /// Parses `/proc/PID/stat`. The command name (field 2) is in
+    /// parentheses and may hold anything, spaces and `)` included, so the
+    /// fields are counted from its last `)`.
+    pub fn parse(text: &str) -> Option<Self> {
+        let rest = text.get(text.rfind(')')? + 1..)?;
+        let fields: Vec<&str> = rest.split_ascii_whitespace().collect();
+        // `fields[0]` is field 3 (the state).
+        let field = |n: usize| fields.get(n - 3).copied();
+        Some(Self {
+            ppid: field(4)?.parse().ok()?,
+            threads: field(20)?.parse().ok()?,
+            arg_start: field(48).and_then(|f| f.parse().ok()).unwrap_or(0),
+            arg_end: field(49).and_then(|f| f.parse().ok()).unwrap_or(0),
+        })
+    }
+}
+
 /// Reads what process `pid` asked for; failures are recorded in
 /// `unreadable`, never guessed around.
+///
+/// This is on every exec's path, so it reads as little of `/proc` as will
+/// do, through one descriptor of the process's directory: `stat` (parent,
+/// threads, and where the caller's own arguments lie, which are then
+/// copied like the exec's), `cwd`, and whether the program's file is a
+/// symlink; `status` and `cmdline` only for a threaded caller, whose exec
+/// is watched against `cmdline`.
 pub fn read_call(pid: i32, arch: u32, nr: i32, args: &[u64; 6]) -> Request {
-    let mut req = Request { pid, ..Request::default() };
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| status.lines().find_map(|l| l.strip_prefix(name)).and_then(|v| v.trim().parse::<i64>().ok());
-    req.tgid = field("Tgid:").and_then(|v| i32::try_from(v).ok()).unwrap_or(pid);
-    req.ppid = field("PPid:").and_then(|v| i32::try_from(v).ok()).unwrap_or(0);
-    req.threads = field("Threads:").and_then(|v| u32::try_from(v).ok()).unwrap_or(1);
-    req.cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
-    req.caller = std::fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|b| b.split(|c| *c == 0).filter(|s| !s.is_empty()).map(|s| String::from_utf8_lossy(s).into_owned()).collect())
-        .unwrap_or_default();
+    let mut req = Request { pid, tgid: pid, threads: 1, ..Request::default() };
+    let Some(dir) = ProcDir::open(pid) else {
+        req.unreadable = Some(format!("/proc/{pid}"));
+        return req;
+    };
+    // The command name in `stat` is any bytes the process chose.
+    let Some(stat) = dir.read("stat").and_then(|t| Stat::parse(&String::from_utf8_lossy(&t))) else {
+        req.unreadable = Some(format!("/proc/{pid}/stat"));
+        return req;
+    };
+    let mem = Mem { pid };
+    req.ppid = stat.ppid;
+    req.threads = stat.threads.max(1);
+    if req.threads > 1 {
+        // A thread's id is not its process's: `status` has the group.
+        let status = dir.read("status").unwrap_or_default();
+        let status = String::from_utf8_lossy(&status);
+        req.tgid = status.lines().find_map(|l| l.strip_prefix("Tgid:")).and_then(|v| v.trim().parse().ok()).unwrap_or(pid);
+        req.caller = split_words(&dir.read("cmdline").unwrap_or_default());
+    } else {
+        let raw = read_span(&mem, stat.arg_start, stat.arg_end, MAX_CALLER).or_else(|| dir.read("cmdline"));
+        req.caller = split_words(&raw.unwrap_or_default());
+    }
+    req.cwd = dir.link("cwd").unwrap_or_default();
     let Some((call, abi)) = classify(arch, nr) else {
         req.call = format!("syscall {nr}");
         req.unreadable = Some(format!("system call {nr} of architecture {arch:#x} is not one the backstop knows"));
         return req;
     };
-    let mem = Mem { pid };
     let arg = |i: usize| args.get(i).copied().unwrap_or(0);
     let (dirfd, path_ptr, argv_ptr, flags) = match call {
         Call::Execve => (AT_FDCWD, arg(0), arg(1), 0),
@@ -227,9 +391,67 @@ pub fn read_call(pid: i32, arch: u32, nr: i32, args: &[u64; 6]) -> Request {
         Some(dir) => format!("{}/{}", dir.trim_end_matches('/'), req.path),
     };
     // Symlinks followed inside the caller's root, as the kernel will.
-    let in_root = format!("/proc/{pid}/root{}", req.resolved);
-    req.real = std::fs::canonicalize(&in_root).ok().map(|p| p.to_string_lossy().into_owned());
+    // Only a symlink as the last part can give the program another name
+    // (a linked directory does not change it), so that alone is resolved.
+    match dir.file_type(&format!("root{}", req.resolved)) {
+        Ok(kind) if kind == libc::S_IFLNK => {
+            req.real = std::fs::canonicalize(format!("/proc/{pid}/root{}", req.resolved)).ok().map(|p| p.to_string_lossy().into_owned());
+        }
+        // Only for an absolute `execve` path: a relative one is resolved
+        // here against a `cwd` that may read `… (deleted)`, and a
+        // descriptor's (`fexecve`, a memfd) may name no file at all.
+        Err(errno @ (nix::Error::ENOENT | nix::Error::ENOTDIR)) if call == Call::Execve && req.path.starts_with('/') => {
+            req.missing = Some(errno as i32);
+        }
+        _ => {}
+    }
     req
+}
+
+/// A process's `/proc` directory, held open: each file of it is one
+/// lookup from here, not a walk from `/proc`.
+struct ProcDir(OwnedFd);
+
+impl ProcDir {
+    fn open(pid: i32) -> Option<Self> {
+        use nix::fcntl::{open, OFlag};
+        let fd = open(format!("/proc/{pid}").as_str(), OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty()).ok()?;
+        Some(Self(fd))
+    }
+
+    /// A whole file of it (the ones read here are small; `cmdline` is
+    /// capped at [`MAX_CALLER`]).
+    fn read(&self, name: &str) -> Option<Vec<u8>> {
+        use nix::fcntl::{openat, OFlag};
+        let fd = openat(&self.0, name, OFlag::O_RDONLY | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty()).ok()?;
+        let mut out = vec![0u8; 4096];
+        let mut len = 0;
+        loop {
+            if len == out.len() {
+                if len >= MAX_CALLER {
+                    break;
+                }
+                out.resize(len * 2, 0);
+            }
+            match nix::unistd::read(&fd, out.get_mut(len..)?) {
+                Ok(0) => break,
+                Ok(n) => len += n,
+                Err(nix::Error::EINTR) => {}
+                Err(_) => return None,
+            }
+        }
+        out.truncate(len);
+        Some(out)
+    }
+
+    fn link(&self, name: &str) -> Option<String> {
+        nix::fcntl::readlinkat(&self.0, name).ok().map(|p| p.to_string_lossy().into_owned())
+    }
+
+    /// The kind of file `name` is (`S_IFLNK` for a symlink: not followed).
+    fn file_type(&self, name: &str) -> nix::Result<libc::mode_t> {
+        nix::sys::stat::fstatat(&self.0, name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW).map(|st| st.st_mode & libc::S_IFMT)
+    }
 }
 
 /// Another process's memory, read with `process_vm_readv`: that needs
@@ -251,14 +473,6 @@ impl Mem {
             return Err(std::io::Error::last_os_error());
         }
         Ok(n as usize)
-    }
-
-    fn read_exact_at(&self, buf: &mut [u8], addr: u64) -> std::io::Result<()> {
-        if self.read_at(buf, addr)? == buf.len() {
-            Ok(())
-        } else {
-            Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof))
-        }
     }
 }
 
@@ -283,6 +497,19 @@ fn descriptor_path(pid: i32, fd: i32) -> std::io::Result<String> {
     let copy = unsafe { OwnedFd::from_raw_fd(copy as i32) };
     let path = std::fs::read_link(format!("/proc/self/fd/{}", copy.as_raw_fd()))?;
     Ok(path.to_string_lossy().into_owned())
+}
+
+/// The bytes from `start` to `end` (at most `max`) of `mem`; `None` when
+/// the span is not shown or not readable.
+fn read_span(mem: &Mem, start: u64, end: u64, max: usize) -> Option<Vec<u8>> {
+    if start == 0 || end <= start {
+        return None;
+    }
+    let len = usize::try_from(end - start).ok()?.min(max);
+    let mut buf = vec![0u8; len];
+    let n = mem.read_at(&mut buf, start).ok()?;
+    buf.truncate(n);
+    (n > 0).then_some(buf)
 }
 
 /// A NUL-terminated string at `addr`, read page by page (a string may end
@@ -311,34 +538,69 @@ fn read_cstr(mem: &Mem, addr: u64, max: usize) -> Result<String, String> {
     Err(format!("longer than {max} bytes"))
 }
 
+/// The argument vector at `addr`: the pointers read a page's worth at a
+/// time (one copy for a usual argv, not one per argument), then each
+/// string.
 fn read_argv(mem: &Mem, addr: u64, width: usize) -> Result<Vec<String>, String> {
     let mut argv = Vec::new();
     if addr == 0 {
         return Ok(argv);
     }
     let mut total = 0usize;
-    for i in 0..MAX_ARGS {
-        let mut raw = [0u8; 8];
-        let slot = raw.get_mut(..width).unwrap_or_default();
-        let at = addr.checked_add((i * width) as u64).ok_or("the address wraps")?;
-        mem.read_exact_at(slot, at).map_err(|e| format!("the argument list at {at:#x}: {e}"))?;
-        let ptr = u64::from_le_bytes(raw);
-        if ptr == 0 {
-            return Ok(argv);
+    let mut at = addr;
+    let mut chunk = vec![0u8; 4096];
+    loop {
+        // Up to the end of the page, never across it: the next page may
+        // not be mapped even where the list has ended.
+        let to_page = 4096 - (at % 4096) as usize;
+        let want = (to_page / width).max(1) * width;
+        let buf = chunk.get_mut(..want).ok_or("the argument list")?;
+        let n = mem.read_at(buf, at).map_err(|e| format!("the argument list at {at:#x}: {e}"))?;
+        if n < width {
+            return Err(format!("the argument list at {at:#x}: unreadable"));
         }
-        let s = read_cstr(mem, ptr, MAX_ARG)?;
-        total += s.len() + 1;
-        if total > MAX_ARGV_BYTES {
-            return Err(format!("more than {MAX_ARGV_BYTES} bytes of arguments"));
+        for slot in buf.get(..n - n % width).unwrap_or_default().chunks_exact(width) {
+            let mut raw = [0u8; 8];
+            raw.get_mut(..width).ok_or("the argument list")?.copy_from_slice(slot);
+            let ptr = u64::from_le_bytes(raw);
+            if ptr == 0 {
+                return Ok(argv);
+            }
+            if argv.len() >= MAX_ARGS {
+                return Err(format!("more than {MAX_ARGS} arguments"));
+            }
+            let s = read_cstr(mem, ptr, MAX_ARG)?;
+            total += s.len() + 1;
+            if total > MAX_ARGV_BYTES {
+                return Err(format!("more than {MAX_ARGV_BYTES} bytes of arguments"));
+            }
+            argv.push(s);
         }
-        argv.push(s);
+        at = at.checked_add((n - n % width) as u64).ok_or("the address wraps")?;
     }
-    Err(format!("more than {MAX_ARGS} arguments"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stat_is_read_past_a_command_name_that_lies() {
+        let mut fields = vec!["S".to_owned(); 50];
+        fields[1] = "4242".into(); // field 4, the parent
+        fields[17] = "3".into(); // field 20, the threads
+        fields[45] = "1000".into(); // field 48
+        fields[46] = "1016".into(); // field 49
+        let text = format!("77 (evil) 1 2 (x) {}\n", fields.join(" "));
+        let stat = Stat::parse(&text).unwrap();
+        assert_eq!(stat, Stat { ppid: 4242, threads: 3, arg_start: 1000, arg_end: 1016 });
+        assert_eq!(Stat::parse("77 (no close"), None);
+        assert_eq!(Stat::parse("77 (x) S"), None, "too few fields is named, not guessed");
+        let own = std::fs::read_to_string("/proc/self/stat").unwrap();
+        let own = Stat::parse(&own).unwrap();
+        assert_eq!(own.ppid, nix::unistd::getppid().as_raw());
+        assert!(own.threads >= 1);
+    }
 
     #[test]
     fn a_script_lands_with_its_interpreter_in_front_and_nothing_else_passes() {

@@ -84,7 +84,7 @@ pub enum PolicyError {
 
 /// What a rule decides for the commands it matches, least severe first:
 /// the order is the precedence between commands of one line.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
     Allow,

@@ -86,19 +86,21 @@ pub struct Subject {
 }
 
 /// The rule that decided a line, as the gate and the approvals flow need it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+/// It also crosses from the exec backstop's reader to the recorder (a
+/// held exec), hence `Deserialize`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct RuleRef {
     pub name: String,
     pub message: String,
     pub action: Verdict,
     /// For approve rules: the group that decides.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approvers: Option<String>,
     pub quorum: u32,
-    #[serde(serialize_with = "seconds")]
+    #[serde(serialize_with = "seconds", deserialize_with = "from_seconds")]
     pub timeout: Duration,
     /// For approve rules: the requester must give a reason.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub reason: bool,
     /// Line of the rule in its policy file (0 for built-in rules).
     pub line: usize,
@@ -106,6 +108,10 @@ pub struct RuleRef {
 
 fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_u64(d.as_secs())
+}
+
+fn from_seconds<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    <u64 as serde::Deserialize>::deserialize(d).map(Duration::from_secs)
 }
 
 /// The verdict for one line.
@@ -204,6 +210,14 @@ impl Policy {
     /// The verdict for `line`, typed by `who`, in a shell described by `env`.
     pub fn check(&self, line: &str, who: &Subject, env: &Env) -> Decision {
         let analysis = analyse(line, env);
+        self.decide(line, who, analysis, env.execs_checked)
+    }
+
+    /// The verdict for a program started with `argv` (the exec backstop):
+    /// the same as [`Self::check`] of `line`, the words quoted, without
+    /// parsing what is already words.
+    pub fn check_argv(&self, line: &str, argv: &[String], who: &Subject, env: &Env) -> Decision {
+        let analysis = parse::analyse_argv(argv, env);
         self.decide(line, who, analysis, env.execs_checked)
     }
 

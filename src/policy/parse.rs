@@ -264,6 +264,27 @@ pub fn analyse(line: &str, env: &Env) -> Analysis {
     })
 }
 
+/// The commands an exec's argument vector runs: the words as the kernel
+/// has them, each one word (no quoting, no expansion, no globbing), with
+/// wrappers (`sudo`, `env`, `bash -c CODE`) looked into as on a typed
+/// line. The same as [`analyse`] of the words each single-quoted, without
+/// tokenizing a line that is already words: the exec backstop does this
+/// for every program start.
+pub fn analyse_argv(argv: &[String], env: &Env) -> Analysis {
+    let total: usize = argv.iter().map(|a| a.len() + 1).sum();
+    if total > MAX_LINE_BYTES {
+        return Analysis { commands: Vec::new(), problem: Some(Problem::TooLong(total)) };
+    }
+    if argv.is_empty() {
+        return Analysis { commands: Vec::new(), problem: None };
+    }
+    let mut w = Walker { env, out: Vec::new(), budget: budget(total), problem: None, functions: Vec::new(), last_output: None };
+    let mut scope = Scope { vars: env.vars.iter().map(|(k, v)| (k.clone(), Some(v.clone()))).collect(), cwd: env.cwd.clone(), opaque: false };
+    let words = argv.iter().map(|a| Field { text: a.clone(), quoted: true, ..Field::default() }).collect();
+    w.resolve(words, Vec::new(), Vec::new(), None, &mut scope, &Ctx::default(), Vec::new());
+    Analysis { commands: w.out, problem: w.problem }
+}
+
 /// An upper bound of the syntactic nesting depth of `text`: every byte and
 /// keyword that can open a level, counted whether or not it is quoted.
 pub fn count_openers(text: &str) -> usize {

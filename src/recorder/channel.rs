@@ -100,7 +100,7 @@ pub struct Options {
     pub containment: Option<Containment>,
     pub keep_leftovers: bool,
     /// The exec backstop, started (its reader forked) but not yet running.
-    pub backstop: Option<(crate::backstop::launch::Started, crate::backstop::supervisor::Settings)>,
+    pub backstop: Option<crate::backstop::launch::Started>,
 }
 
 /// How often a full recording is looked at again for room.
@@ -117,9 +117,9 @@ pub fn run(sink: &mut Sink, started: Instant, child: Pid, ends: Ends, options: O
     let Options { masking, binary, mut transfer, swallow_stderr, gate, containment, keep_leftovers, backstop } = options;
     let (tx, rx) = sync_channel::<Msg>(QUEUE);
     let responder = match backstop {
-        Some((started, settings)) => {
+        Some(started) => {
             let tx = tx.clone();
-            let responder = started.spawn_with(settings, move |event| {
+            let responder = started.spawn_with(move |event| {
                 let _ = tx.send(Msg::Exec(Box::new(event)));
             })?;
             Some(responder)

@@ -186,15 +186,14 @@ pub fn run(argv: &[OsString], config: &Config, privilege: Privilege) -> anyhow::
 /// The exec backstop, prepared before the shell's fork (see `backstop`).
 struct BackstopPlan {
     pending: crate::backstop::launch::Pending,
-    settings: crate::backstop::supervisor::Settings,
+    settings: crate::backstop::decide::Settings,
 }
 
 impl BackstopPlan {
     /// After the shell's fork, still single-threaded with root as the
     /// saved uid: takes the listener and forks the reader.
-    fn start(self, privilege: &Privilege) -> anyhow::Result<(crate::backstop::launch::Started, crate::backstop::supervisor::Settings)> {
-        let started = self.pending.start(privilege)?;
-        Ok((started, self.settings))
+    fn start(self, privilege: &Privilege) -> anyhow::Result<crate::backstop::launch::Started> {
+        Ok(self.pending.start(privilege, self.settings)?)
     }
 }
 
@@ -206,7 +205,7 @@ fn prepare_backstop(config: &Config, account: &Account, oidc_groups: &[String], 
     let policy = load_policy(privilege, config.collector.url.is_some()).context("the command policy")?.for_execs();
     let subject = crate::policy::Subject { user: account.name.clone(), groups: account.groups.clone(), oidc_groups: oidc_groups.to_vec() };
     let granted = approved_rule.iter().cloned().collect();
-    let settings = crate::backstop::supervisor::Settings { policy, subject, home: account.home.display().to_string(), mode, granted };
+    let settings = crate::backstop::decide::Settings { policy, subject, home: account.home.display().to_string(), mode, granted };
     let pending = crate::backstop::launch::Pending::new()?;
     Ok(Some(BackstopPlan { pending, settings }))
 }
@@ -468,8 +467,8 @@ fn interactive_session(
     // Without the stage, the session is the shell's session id.
     let containment = stage.containment.unwrap_or(Containment::Session(child.as_raw()));
     let exec = match backstop {
-        Some((started, settings)) => {
-            let (responder, events) = started.spawn(settings)?;
+        Some(started) => {
+            let (responder, events) = started.events()?;
             Some(session::ExecRuntime::new(events, responder))
         }
         None => None,

@@ -32,7 +32,7 @@ impl ExecRuntime {
 impl Loop<'_> {
     /// The supervisor has news.
     pub(super) fn exec_ready(&mut self) {
-        let Some(x) = self.exec.as_ref() else { return };
+        let Some(x) = self.exec.as_mut() else { return };
         for event in x.events.drain() {
             match event {
                 ExecEvent::Exec(record) => self.exec_record(&record),

@@ -173,13 +173,15 @@ impl Loop<'_> {
                     }
                     let Some(g) = self.gate.as_mut() else { continue };
                     let (reply, notes) = g.gate.resolve(refusal);
-                    if let Some(reply) = reply {
-                        g.socket.answer_held(&reply);
-                    }
+                    // The grant first: the reader must have it before the
+                    // line's first exec, so before the line is let go.
                     for note in &notes {
                         if let Note::Command(record) = note {
                             self.exec_grant(record);
                         }
+                    }
+                    if let (Some(reply), Some(g)) = (reply, self.gate.as_mut()) {
+                        g.socket.answer_held(&reply);
                     }
                     self.apply_notes(notes);
                 }

@@ -450,9 +450,9 @@ impl Loop<'_> {
             }
         }
         let mut exec_index = None;
-        if let Some(x) = self.exec.as_ref() {
+        if let Some(fd) = self.exec.as_ref().and_then(|x| x.events.fd()) {
             exec_index = Some(fds.len());
-            fds.push(PollFd::new(x.events.fd(), PollFlags::POLLIN));
+            fds.push(PollFd::new(fd, PollFlags::POLLIN));
         }
         match poll(&mut fds, timeout) {
             Ok(_) => {}
