@@ -7,18 +7,20 @@
 //! asks: the privileged stage installs a seccomp filter (`filter`) on the
 //! session's first process, as root and without `no_new_privs` so `sudo`
 //! keeps working, and every `execve`/`execveat` of the session's process
-//! tree waits until the recorder answers.
+//! tree waits until the reader answers.
 //!
 //! Three parts, because reading another process's memory is a privilege:
 //!
 //! - `reader` (its own process, `CAP_SYS_PTRACE` and `CAP_KILL` only, the
 //!   service user, not dumpable): takes each notification, copies the
-//!   path, argv and working directory out of the caller, and sends them
-//!   (`wire`) to the recorder. It parses nothing.
+//!   path, argv and working directory out of the caller, decides, answers
+//!   the kernel, and only then sends the record (`wire`) to the recorder:
+//!   an exec waits for this one process.
 //! - `decide` (pure): the policy's verdict for the exec and what to answer:
 //!   run, refuse (`EACCES`), or hold for approval.
-//! - `supervisor` (a thread of the recorder): answers the kernel and hands
-//!   each record to the recording.
+//! - `supervisor` (the recorder's side): turns the reader's frames into
+//!   records for the recording, and answers held execs (the recorder keeps
+//!   the listener for that) and gives grants (`Responder`).
 //!
 //! Known limits, stated where an auditor will look: the policy decides by
 //! program names, so a copy of a refused program under another name runs;

@@ -65,7 +65,9 @@
 //!     keeping only `CAP_SYS_PTRACE` (to read an exec's arguments out of
 //!     the caller, `sudo` and root's processes under it included) and
 //!     `CAP_KILL` (to end a process whose exec landed other than checked);
-//!     `no_new_privs`, not dumpable, and it never execs.
+//!     `no_new_privs`, not dumpable, and it never execs. It also decides
+//!     each exec with the policy it was forked with (safe Rust over the
+//!     exec's words; a panic ends it, and every exec then fails).
 //!
 //! Without the setuid bit (development, tests, `custos demo`) the stage is
 //! off: real and effective ids are equal, there is nothing to separate,

@@ -488,6 +488,9 @@ fn a_hung_up_login_gives_the_terminal_back_and_records_the_hang_up() {
     let pts = t.pts();
     let recorder = recorder_of(&mut t);
     t.run("{ nohup sleep 1071 >/dev/null 2>&1 & }");
+    // The prompt can be back before the background job's execs have
+    // landed (each waits for the exec backstop): hang up once it is sleep.
+    wait_until("the job runs", || !pids_with_cmdline("sleep 1071").is_empty());
     // What the kernel does when the login's terminal hangs up: SIGHUP to
     // the session's leader, the warden (the terminal itself stays, as the
     // test holds its master, so its owner can be checked after).
