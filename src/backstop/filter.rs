@@ -81,6 +81,7 @@ pub fn classify(arch: u32, nr: i32) -> Option<(Call, Abi)> {
 // Classic BPF opcodes (linux/filter.h).
 const LD_W_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
 const JEQ_K: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
+const JGE_K: u16 = 0x35; // BPF_JMP | BPF_JGE | BPF_K
 const JSET_K: u16 = 0x45; // BPF_JMP | BPF_JSET | BPF_K
 const RET_K: u16 = 0x06; // BPF_RET | BPF_K
 
@@ -91,6 +92,7 @@ const ARCH: u32 = 4;
 /// case is not built).
 const ARG0_LO: u32 = 16;
 const ARG1_LO: u32 = 24;
+const ARG2_LO: u32 = 32;
 
 const RET_ALLOW: u32 = 0x7fff_0000;
 const RET_NOTIFY: u32 = 0x7fc0_0000;
@@ -147,25 +149,96 @@ pub fn program() -> Vec<sock_filter> {
     p
 }
 
+/// `open` flags that write, create or truncate: `O_WRONLY | O_RDWR |
+/// O_CREAT | O_TRUNC`.
+const WRITE_FLAGS: u32 = 0o1 | 0o2 | 0o100 | 0o1000;
+
+/// The reader's own confinement: its native architecture's numbers.
+struct Confinement {
+    arch: u32,
+    /// Refused outright: tracing (`ptrace`), writing into or advising
+    /// another process (`process_vm_writev`, `process_madvise`), running a
+    /// program, opening by a struct the filter cannot read (`openat2`),
+    /// sockets, `creat`, `io_uring` (whose operations seccomp never sees),
+    /// and `prctl` (no undoing "not dumpable").
+    refused: &'static [u32],
+    /// `open`-like calls and the offset of their flags: refused when the
+    /// flags write (`/proc/PID/mem` opened for writing is a way into any
+    /// process the reader may trace).
+    opens: &'static [(u32, u32)],
+}
+
+#[cfg(target_arch = "x86_64")]
+const READER: Confinement = Confinement { arch: ARCH_X86_64, refused: &[101, 311, 440, 59, 322, 437, 41, 42, 85, 425, 157], opens: &[(2, ARG1_LO), (257, ARG2_LO)] };
+#[cfg(target_arch = "aarch64")]
+const READER: Confinement = Confinement { arch: ARCH_AARCH64, refused: &[117, 271, 440, 221, 281, 437, 198, 203, 425, 167], opens: &[(56, ARG2_LO)] };
+
+/// The filter the reader puts on itself once it has dropped (see
+/// `reader`): it keeps `CAP_SYS_PTRACE` to *read* the session's
+/// processes and parses their exec words, so should that parsing ever be
+/// subverted, what it could do with the capability is cut to reading. A
+/// refused call fails with `EPERM`; another architecture's calls (x32's
+/// numbers, `int 0x80`) are refused too. `None` on an architecture this
+/// is not built for.
+pub fn reader_program() -> Option<Vec<sock_filter>> {
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    {
+        let c = &READER;
+        let mut p = vec![stmt(LD_W_ABS, ARCH), jump(JEQ_K, c.arch, 1, 0), stmt(RET_K, RET_EPERM), stmt(LD_W_ABS, NR)];
+        if c.arch == ARCH_X86_64 {
+            p.push(jump(JGE_K, X32_BIT, 0, 1));
+            p.push(stmt(RET_K, RET_EPERM));
+        }
+        for nr in c.refused {
+            p.push(jump(JEQ_K, *nr, 0, 1));
+            p.push(stmt(RET_K, RET_EPERM));
+        }
+        for (nr, flags) in c.opens {
+            // Not this call: skip its four instructions. This call: load
+            // its flags (A no longer holds the number, so it ends here).
+            p.push(jump(JEQ_K, *nr, 0, 4));
+            p.push(stmt(LD_W_ABS, *flags));
+            p.push(jump(JSET_K, WRITE_FLAGS, 0, 1));
+            p.push(stmt(RET_K, RET_EPERM));
+            p.push(stmt(RET_K, RET_ALLOW));
+        }
+        p.push(stmt(RET_K, RET_ALLOW));
+        Some(p)
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     /// A classic BPF interpreter for the few opcodes the program uses.
     fn run(p: &[sock_filter], arch: u32, nr: u32, args: [u64; 2]) -> u32 {
+        run3(p, arch, nr, [args[0], args[1], 0])
+    }
+
+    fn run3(p: &[sock_filter], arch: u32, nr: u32, args: [u64; 3]) -> u32 {
         let mut data = [0u8; 64];
         data[0..4].copy_from_slice(&nr.to_le_bytes());
         data[4..8].copy_from_slice(&arch.to_le_bytes());
         data[16..24].copy_from_slice(&args[0].to_le_bytes());
         data[24..32].copy_from_slice(&args[1].to_le_bytes());
+        data[32..40].copy_from_slice(&args[2].to_le_bytes());
         let (mut pc, mut a) = (0usize, 0u32);
         loop {
             let i = p[pc];
             match i.code {
                 LD_W_ABS => a = u32::from_le_bytes(data[i.k as usize..i.k as usize + 4].try_into().unwrap()),
                 RET_K => return i.k,
-                JEQ_K | JSET_K => {
-                    let hit = if i.code == JEQ_K { a == i.k } else { a & i.k != 0 };
+                JEQ_K | JSET_K | JGE_K => {
+                    let hit = match i.code {
+                        JEQ_K => a == i.k,
+                        JGE_K => a >= i.k,
+                        _ => a & i.k != 0,
+                    };
                     pc += usize::from(if hit { i.jt } else { i.jf });
                 }
                 other => panic!("opcode {other:#x}"),
@@ -198,5 +271,25 @@ mod tests {
         assert_eq!(run(&p, ARCH_X86_64, 317, [2, nl]), RET_ALLOW, "other seccomp operations pass");
         assert_eq!(run(&p, ARCH_I386, 354, [1, nl]), RET_NOTIFY);
         assert_eq!(classify(ARCH_X86_64, 317), Some((Call::NewListener, Abi::Bits64)));
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn the_reader_may_read_other_processes_but_never_write_trace_or_run() {
+        let p = reader_program().unwrap();
+        let (rdonly, rdwr, wronly, creat, trunc) = (0u64, 2, 1, 0o100, 0o1000);
+        for (nr, what) in [(101, "ptrace"), (311, "process_vm_writev"), (59, "execve"), (322, "execveat"), (437, "openat2"), (41, "socket"), (425, "io_uring_setup"), (157, "prctl")] {
+            assert_eq!(run(&p, ARCH_X86_64, nr, [0, 0]), RET_EPERM, "{what}");
+        }
+        for flags in [rdwr, wronly, creat, trunc] {
+            assert_eq!(run3(&p, ARCH_X86_64, 257, [0, 0, flags]), RET_EPERM, "openat with {flags:#o}");
+            assert_eq!(run3(&p, ARCH_X86_64, 2, [0, flags, 0]), RET_EPERM, "open with {flags:#o}");
+        }
+        assert_eq!(run3(&p, ARCH_X86_64, 257, [0, 0, rdonly | 0o2000000]), RET_ALLOW, "openat read-only (O_CLOEXEC)");
+        for (nr, what) in [(310, "process_vm_readv"), (0, "read"), (1, "write"), (7, "poll"), (16, "ioctl"), (62, "kill"), (434, "pidfd_open"), (438, "pidfd_getfd"), (267, "readlinkat"), (262, "newfstatat"), (9, "mmap")] {
+            assert_eq!(run(&p, ARCH_X86_64, nr, [0, 0]), RET_ALLOW, "{what}");
+        }
+        assert_eq!(run(&p, ARCH_X86_64, X32_BIT | 1, [0, 0]), RET_EPERM, "x32's numbers");
+        assert_eq!(run(&p, ARCH_I386, 26, [0, 0]), RET_EPERM, "i386's ptrace");
     }
 }

@@ -93,7 +93,9 @@ fn reader_child(privilege: &Privilege, listener: OwnedFd, link: UnixStream, sett
         std::mem::forget(link);
         (OwnedFd::from_raw_fd(3), UnixStream::from_raw_fd(4))
     };
-    if privilege.become_exec_reader().is_err() {
+    // Dropped, then confined: from here it can read the session's
+    // processes and nothing it does can write to one (see `filter`).
+    if privilege.become_exec_reader().is_err() || super::reader::confine().is_err() {
         // SAFETY: _exit is always sound.
         unsafe { libc::_exit(126) }
     }

@@ -67,7 +67,11 @@
 //!     `CAP_KILL` (to end a process whose exec landed other than checked);
 //!     `no_new_privs`, not dumpable, and it never execs. It also decides
 //!     each exec with the policy it was forked with (safe Rust over the
-//!     exec's words; a panic ends it, and every exec then fails).
+//!     exec's words; a panic ends it, and every exec then fails), so once
+//!     dropped it also confines itself with a filter of its own
+//!     (`backstop::filter::reader_program`): no `ptrace`, no writing into
+//!     another process or opening one's files for writing, no exec, no
+//!     sockets, no `prctl`. It keeps the capability to read.
 //!
 //! Without the setuid bit (development, tests, `custos demo`) the stage is
 //! off: real and effective ids are equal, there is nothing to separate,
