@@ -95,7 +95,7 @@ fn reader_child(privilege: &Privilege, listener: OwnedFd, link: UnixStream, sett
     };
     // Dropped, then confined: from here it can read the session's
     // processes and nothing it does can write to one (see `filter`).
-    if privilege.become_exec_reader().is_err() || super::reader::confine().is_err() {
+    if privilege.become_exec_reader().is_err() || privilege.confine_exec_reader(super::filter::reader_program().as_deref()).is_err() {
         // SAFETY: _exit is always sound.
         unsafe { libc::_exit(126) }
     }

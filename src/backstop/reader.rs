@@ -185,27 +185,6 @@ impl Reader {
     }
 }
 
-/// Puts the reader's own filter on it (`filter::reader_program`): no
-/// tracing, no writing into another process, no program runs, no sockets.
-/// `no_new_privs` first (the stage has set it already; without the stage
-/// it is what lets an unprivileged process install a filter), since the
-/// filter refuses `prctl` after.
-pub fn confine() -> std::io::Result<()> {
-    let Some(program) = super::filter::reader_program() else { return Ok(()) };
-    let fprog = libc::sock_fprog { len: u16::try_from(program.len()).map_err(|_| std::io::Error::other("the reader's filter is too long"))?, filter: program.as_ptr().cast_mut() };
-    // SAFETY: prctl with constant arguments; seccomp(2) reads the program
-    // through `fprog`, which points into `program`, alive for the call.
-    unsafe {
-        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        if libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, 0, &raw const fprog) != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-    }
-    Ok(())
-}
-
 /// Answers the kernel: run the exec, or fail it with `EACCES`.
 pub fn respond(listener: &OwnedFd, id: u64, run: bool) {
     if run {
@@ -604,57 +583,6 @@ fn read_argv(mem: &Mem, addr: u64, width: usize) -> Result<Vec<String>, String> 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// In a forked child: confined, it still reads another process's
-    /// memory and `/proc` files, and can no longer trace, write into or
-    /// open for writing.
-    #[test]
-    fn a_confined_reader_reads_but_cannot_trace_or_write() {
-        let secret = *b"readable";
-        let path = c"/proc/self/mem";
-        let stat = c"/proc/self/stat";
-        // SAFETY: the child makes raw system calls only and ends with _exit.
-        match unsafe { libc::fork() } {
-            0 => unsafe {
-                let code = (|| {
-                    if confine().is_err() {
-                        return 10;
-                    }
-                    let parent = libc::getppid();
-                    let mut buf = [0u8; 8];
-                    let local = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: 8 };
-                    let remote = libc::iovec { iov_base: secret.as_ptr() as *mut libc::c_void, iov_len: 8 };
-                    if libc::process_vm_readv(parent, &raw const local, 1, &raw const remote, 1, 0) != 8 || buf != secret {
-                        return 11;
-                    }
-                    if libc::open(stat.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) < 0 {
-                        return 12;
-                    }
-                    if libc::open(path.as_ptr(), libc::O_RDWR) >= 0 || *libc::__errno_location() != libc::EPERM {
-                        return 13;
-                    }
-                    if libc::process_vm_writev(parent, &raw const local, 1, &raw const remote, 1, 0) >= 0 {
-                        return 14;
-                    }
-                    if libc::ptrace(libc::PTRACE_ATTACH, parent, 0, 0) >= 0 || *libc::__errno_location() != libc::EPERM {
-                        return 15;
-                    }
-                    if libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0) >= 0 {
-                        return 16;
-                    }
-                    0
-                })();
-                libc::_exit(code)
-            },
-            child => {
-                let mut status = 0;
-                // SAFETY: waitpid on our own child.
-                unsafe { libc::waitpid(child, &raw mut status, 0) };
-                assert!(libc::WIFEXITED(status), "status {status}");
-                assert_eq!(libc::WEXITSTATUS(status), 0, "the step that failed (see the code)");
-            }
-        }
-    }
 
     #[test]
     fn stat_is_read_past_a_command_name_that_lies() {

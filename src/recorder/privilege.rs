@@ -530,6 +530,27 @@ impl Privilege {
         Ok(())
     }
 
+    /// Act 13's second half, with or without the stage: the reader puts
+    /// its own filter on itself (`backstop::filter::reader_program`), so
+    /// what it keeps, `CAP_SYS_PTRACE`, can only read. `no_new_privs`
+    /// first (set already with the stage; without it, what lets an
+    /// unprivileged process install a filter), since the filter refuses
+    /// `prctl` after. `None`: an architecture the filter is not built for.
+    pub fn confine_exec_reader(&self, program: Option<&[libc::sock_filter]>) -> Result<(), StageError> {
+        let Some(program) = program else { return Ok(()) };
+        let len = u16::try_from(program.len()).map_err(|_| StageError::Os { what: "confine the exec reader", source: nix::Error::E2BIG })?;
+        let prog = libc::sock_fprog { len, filter: program.as_ptr().cast_mut() };
+        // SAFETY: prctl with constant arguments.
+        if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+            return Err(StageError::Os { what: "set no_new_privs for the exec reader", source: nix::Error::last() });
+        }
+        // SAFETY: seccomp(2) reads `prog`, which outlives the call.
+        if unsafe { libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, 0, &raw const prog) } != 0 {
+            return Err(StageError::Os { what: "confine the exec reader", source: nix::Error::last() });
+        }
+        Ok(())
+    }
+
     /// Act 2: what `/proc` says of process `pid`'s descriptor `fd`, read as
     /// root (see `nesting`). `None` when anything is missing.
     pub fn read_recorder(&self, pid: i32, fd: i32) -> Option<RecorderFacts> {
@@ -999,6 +1020,61 @@ mod tests {
         }
         assert!(found.is_empty(), "privileged calls outside recorder/privilege.rs:\n{}", found.join("\n"));
         assert!(files.len() > 50, "the source tree was not found");
+    }
+
+    /// In a forked child: confined, it still reads another process's
+    /// memory and `/proc` files, and can no longer trace, write into or
+    /// open for writing.
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    #[test]
+    fn a_confined_reader_reads_but_cannot_trace_or_write() {
+        // Made before the fork: the child only makes system calls.
+        let privilege = Privilege::begin().unwrap();
+        let program = crate::backstop::filter::reader_program().unwrap();
+        let secret = *b"readable";
+        let path = c"/proc/self/mem";
+        let stat = c"/proc/self/stat";
+        // SAFETY: the child makes raw system calls only and ends with _exit.
+        match unsafe { libc::fork() } {
+            0 => unsafe {
+                let code = (|| {
+                    if privilege.confine_exec_reader(Some(&program)).is_err() {
+                        return 10;
+                    }
+                    let parent = libc::getppid();
+                    let mut buf = [0u8; 8];
+                    let local = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: 8 };
+                    let remote = libc::iovec { iov_base: secret.as_ptr() as *mut libc::c_void, iov_len: 8 };
+                    if libc::process_vm_readv(parent, &raw const local, 1, &raw const remote, 1, 0) != 8 || buf != secret {
+                        return 11;
+                    }
+                    if libc::open(stat.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) < 0 {
+                        return 12;
+                    }
+                    if libc::open(path.as_ptr(), libc::O_RDWR) >= 0 || *libc::__errno_location() != libc::EPERM {
+                        return 13;
+                    }
+                    if libc::process_vm_writev(parent, &raw const local, 1, &raw const remote, 1, 0) >= 0 {
+                        return 14;
+                    }
+                    if libc::ptrace(libc::PTRACE_ATTACH, parent, 0, 0) >= 0 || *libc::__errno_location() != libc::EPERM {
+                        return 15;
+                    }
+                    if libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0) >= 0 {
+                        return 16;
+                    }
+                    0
+                })();
+                libc::_exit(code)
+            },
+            child => {
+                let mut status = 0;
+                // SAFETY: waitpid on our own child.
+                unsafe { libc::waitpid(child, &raw mut status, 0) };
+                assert!(libc::WIFEXITED(status), "status {status}");
+                assert_eq!(libc::WEXITSTATUS(status), 0, "the step that failed (see the code)");
+            }
+        }
     }
 
     #[test]
