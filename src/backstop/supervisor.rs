@@ -39,6 +39,10 @@ pub struct Responder {
 }
 
 impl Responder {
+    pub fn new(listener: OwnedFd, link: UnixStream) -> Self {
+        Self { listener: Arc::new(Mutex::new(Some(listener))), link: Arc::new(Mutex::new(link)) }
+    }
+
     /// Answers a held exec: run it (watched until it lands as approved)
     /// or refuse it.
     pub fn answer(&self, id: u64, held: &ExecRecord, run: bool) {
@@ -72,16 +76,10 @@ impl Responder {
 
     fn tell(&self, msg: &ToReader) {
         if let Ok(mut link) = self.link.lock() {
-            // A broken link is the reader gone: the thread sees it too.
+            // A broken link is the reader gone: whoever reads the link sees it too.
             let _ = wire::write(&mut *link, msg);
             let _ = link.flush();
         }
-    }
-}
-
-impl Responder {
-    pub fn new(listener: OwnedFd, link: UnixStream) -> Self {
-        Self { listener: Arc::new(Mutex::new(Some(listener))), link: Arc::new(Mutex::new(link)) }
     }
 }
 
