@@ -385,3 +385,31 @@ fn a_hookless_shell_on_a_fresh_pty_is_still_decided_program_by_program(#[case] s
     let degraded: Vec<_> = cast.audits().into_iter().filter(|a| a["kind"] == "degraded").collect();
     assert!(degraded.is_empty(), "{degraded:?}");
 }
+
+/// The reader holds back the records of programs that ran and sends them
+/// together; a shell that ends right after its last program must still
+/// leave that program in the recording, with a terminal and without.
+/// A burst of starts first, so that records are being held back when the
+/// last program runs and the shell ends.
+#[test]
+fn the_last_programs_before_the_shell_ends_are_recorded() {
+    const BURST: &str = r#"python3 -c 'import os; [os.waitpid(os.posix_spawn("/bin/true", ["/bin/true"], {}), 0) for _ in range(300)]; os.execv("/bin/echo", ["/bin/echo", "from-python"])'"#;
+    let last = |cast: &custos::evidence::asciicast::Cast, word: &str| {
+        execs(cast).iter().any(|e| e["outcome"] == "ran" && e["argv"][0] == "/bin/echo" && e["argv"][1] == word)
+    };
+    for round in 0..3 {
+        let mut s = start(Shell::Bash, "enforce");
+        let word = format!("last-typed-{round}");
+        s.pty.line(&format!("{BURST}; /bin/echo {word}; exit"));
+        s.pty.wait_exit();
+        let cast = s.setup.recording();
+        assert!(last(&cast, &word), "round {round}: the last program is not in the recording: {:?}", execs(&cast));
+
+        let setup = Setup::new("[shell]\ndefault = \"/bin/bash\"\n[gate]\nexec = \"enforce\"\n");
+        let word = format!("last-scripted-{round}");
+        let out = setup.command(&["-c", &format!("{BURST}; /bin/echo {word}")]).stdin(std::process::Stdio::null()).output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let cast = setup.recording();
+        assert!(last(&cast, &word), "round {round}: the last scripted program is not in the recording: {:?}", execs(&cast));
+    }
+}

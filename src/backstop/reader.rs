@@ -26,6 +26,15 @@
 //! prompt (read before every exec is decided, so a line let go after its
 //! grant finds it here) and held execs to watch land as approved.
 //!
+//! The records of programs that simply ran are held back briefly and sent
+//! together ([`HOLD_IDLE`], [`HOLD_MAX`]): a loop of short programs would
+//! otherwise wake the recorder once per start, and on a machine of two
+//! cores that wake-up competes with the very programs being started.
+//! Anything else (a refusal, a held exec, a kill) is sent at once, after
+//! what was held back, so the order is kept. At the end of a session the
+//! recorder asks for the rest ([`ToReader::Flush`]) and reads until
+//! [`FromReader::Flushed`]: no record is lost to the session ending.
+//!
 //! If the reader dies, the recorder closes its listener too, and every
 //! exec of the session fails from then on (the kernel's answer for a
 //! filter without a listener): the backstop fails closed.
@@ -55,6 +64,11 @@ const MAX_ARGS: usize = 1 << 17;
 const MAX_CALLER: usize = 64 * 1024;
 /// How long an allowed exec is watched for landing as checked.
 const VERIFY_FOR: Duration = Duration::from_secs(5);
+/// Records of programs that ran are sent when no exec came for this long,
+const HOLD_IDLE: Duration = Duration::from_millis(2);
+/// or when the oldest has waited this long, or when this many bytes wait.
+const HOLD_MAX: Duration = Duration::from_millis(20);
+const HOLD_BYTES: usize = 64 * 1024;
 
 const AT_FDCWD: i32 = -100;
 const AT_EMPTY_PATH: u64 = 0x1000;
@@ -83,14 +97,23 @@ struct Reader {
     settings: Settings,
     grants: Vec<String>,
     watches: Vec<Watch>,
+    /// Framed records held back, and since when (see [`HOLD_MAX`]).
+    unsent: Vec<u8>,
+    unsent_since: Option<Instant>,
 }
 
 /// Runs the reader until the recorder goes away. Never returns.
 pub fn run(listener: OwnedFd, link: UnixStream, settings: Settings) -> ! {
     let grants = settings.granted.clone();
-    let mut r = Reader { listener, link, settings, grants, watches: Vec::new() };
+    let mut r = Reader { listener, link, settings, grants, watches: Vec::new(), unsent: Vec::new(), unsent_since: None };
     loop {
-        let timeout = if r.watches.is_empty() { PollTimeout::NONE } else { PollTimeout::from(1u8) };
+        let timeout = if !r.watches.is_empty() {
+            PollTimeout::from(1u8)
+        } else if r.unsent_since.is_some() {
+            PollTimeout::from(HOLD_IDLE.as_millis() as u8)
+        } else {
+            PollTimeout::NONE
+        };
         let (notified, told) = {
             let mut fds = [PollFd::new(r.listener.as_fd(), PollFlags::POLLIN), PollFd::new(r.link.as_fd(), PollFlags::POLLIN)];
             match poll(&mut fds, timeout) {
@@ -112,8 +135,18 @@ pub fn run(listener: OwnedFd, link: UnixStream, settings: Settings) -> ! {
                 r.answer(req);
             }
         }
-        let (link, mode) = (&mut r.link, r.settings.mode);
-        r.watches.retain(|w| !settle(w, link, mode));
+        // Idle, or held back long enough: send what waits.
+        let due = r.unsent_since.is_some_and(|since| !notified || since.elapsed() >= HOLD_MAX || r.unsent.len() >= HOLD_BYTES);
+        if due && r.flush().is_err() {
+            exit();
+        }
+        if !r.watches.is_empty() {
+            if r.flush().is_err() {
+                exit();
+            }
+            let (link, mode) = (&mut r.link, r.settings.mode);
+            r.watches.retain(|w| !settle(w, link, mode));
+        }
     }
 }
 
@@ -131,6 +164,7 @@ impl Reader {
                 ToReader::Verify { tgid, path, argv, caller, strict } => self.watches.push(Watch::new(tgid, path, argv, &caller, strict)),
                 ToReader::Grant(rule) => self.grants.push(rule),
                 ToReader::Revoke => self.grants.clear(),
+                ToReader::Flush => self.send(&FromReader::Flushed)?,
             }
         }
     }
@@ -179,9 +213,36 @@ impl Reader {
                 FromReader::Held { id, record, rule }
             }
         };
-        if wire::write(&mut self.link, &frame).is_err() {
+        let sent = match frame {
+            FromReader::Decided(ref record) if record.outcome == Outcome::Ran.as_str() => self.hold(&frame),
+            _ => self.send(&frame),
+        };
+        if sent.is_err() {
             exit();
         }
+    }
+
+    /// Keeps a record of a program that ran, to send with others.
+    fn hold(&mut self, frame: &FromReader) -> Result<(), WireError> {
+        wire::write(&mut self.unsent, frame)?;
+        self.unsent_since.get_or_insert_with(Instant::now);
+        Ok(())
+    }
+
+    /// Sends what was held back, then `frame`: the recorder reads them in
+    /// the order they were decided.
+    fn send(&mut self, frame: &FromReader) -> Result<(), WireError> {
+        wire::write(&mut self.unsent, frame)?;
+        self.flush()
+    }
+
+    fn flush(&mut self) -> Result<(), WireError> {
+        if !self.unsent.is_empty() {
+            self.link.write_all(&self.unsent)?;
+            self.unsent.clear();
+        }
+        self.unsent_since = None;
+        Ok(())
     }
 }
 

@@ -29,6 +29,8 @@ pub enum Event {
     Held { id: u64, record: ExecRecord, rule: RuleRef },
     /// The backstop is gone (its reader died): every exec now fails.
     Gone(String),
+    /// Every record asked for by [`Responder::flush`] has come.
+    Flushed,
 }
 
 /// Answers held execs, and tells the reader of approvals already given.
@@ -66,6 +68,12 @@ impl Responder {
         self.tell(&ToReader::Revoke);
     }
 
+    /// The session is ending: asks the reader for the records it holds
+    /// back; [`Event::Flushed`] follows the last of them.
+    pub fn flush(&self) {
+        self.tell(&ToReader::Flush);
+    }
+
     /// Fail closed: the reader is gone, so is the listener, and every
     /// exec of the session fails from now on.
     pub fn close(&self) {
@@ -89,6 +97,7 @@ pub fn event(msg: FromReader) -> Event {
         FromReader::Decided(record) => Event::Exec(record),
         FromReader::Held { id, record, rule } => Event::Held { id, record, rule },
         FromReader::Killed { tgid, checked, ran, mode } => Event::Exec(killed(tgid, checked, ran, mode)),
+        FromReader::Flushed => Event::Flushed,
     }
 }
 

@@ -133,6 +133,9 @@ pub enum ToReader {
     Grant(String),
     /// The prompt is back: the grants end.
     Revoke,
+    /// The session is ending: send every record held back, then
+    /// [`FromReader::Flushed`].
+    Flush,
 }
 
 /// From the reader to the recorder.
@@ -146,6 +149,9 @@ pub enum FromReader {
     /// A verified exec ran something other than what was checked: the
     /// process was killed (in `audit`, only recorded).
     Killed { tgid: i32, checked: Vec<String>, ran: Vec<String>, mode: Mode },
+    /// Every exec answered before [`ToReader::Flush`] arrived has been
+    /// sent.
+    Flushed,
 }
 
 #[derive(Debug, thiserror::Error)]

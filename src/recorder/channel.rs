@@ -47,6 +47,9 @@ const QUESTION_WAIT: Duration = Duration::from_secs(10);
 /// After the shell exits with leftovers kept, how long its streams may
 /// stay open before the recording ends without them.
 const KEPT_DRAIN: Duration = Duration::from_secs(1);
+/// How long the end waits for the exec backstop's last records (the
+/// reader answers at once unless the machine is starved).
+const FLUSH_WAIT: Duration = Duration::from_secs(2);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Dir {
@@ -254,6 +257,24 @@ pub fn run(sink: &mut Sink, started: Instant, child: Pid, ends: Ends, options: O
         let pieces = s.finish(now);
         rec.pieces(dir, pieces)?;
     }
+    // The backstop's last records: the reader holds back those of
+    // programs that ran, and the script may have ended before it sent them.
+    if let Some(r) = responder.as_ref() {
+        r.flush();
+        let until = Instant::now() + FLUSH_WAIT;
+        loop {
+            match rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
+                Ok(Msg::Exec(event)) => match *event {
+                    crate::backstop::supervisor::Event::Flushed => break,
+                    event => rec.exec(event, Some(r))?,
+                },
+                // Output that came after the end was already drained is
+                // not the script's any more; the loop above stopped on it.
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+    }
     if let Some(t) = transfer {
         let record = t.finish();
         rec.marker(&Marker::Transfer(record.summary()))?;
@@ -316,6 +337,7 @@ impl Recorder<'_> {
             X::Gone(why) => {
                 return self.marker(&Marker::Degraded(format!("the exec backstop stopped ({why}); every program start fails from now on")));
             }
+            X::Flushed => return Ok(()),
         };
         let line = self.masker.mask_alone(&record.line);
         if record.outcome != crate::evidence::marker::Outcome::Ran.as_str() {

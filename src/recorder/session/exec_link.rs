@@ -3,10 +3,11 @@
 //! marker and a note on the status line); a held one waits for approval
 //! through the same approvals flow as a held line.
 //!
-//! The backstop decides and answers on its own thread (see `backstop`);
-//! only records and holds come here, in the order they were decided.
+//! The backstop's reader decides and answers (see `backstop`); only
+//! records and holds come here, in the order they were decided, and at
+//! the end the records it held back ([`Loop::exec_finish`]).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::Loop;
 use crate::backstop::launch::Events;
@@ -15,17 +16,24 @@ use crate::evidence::asciicast::Event;
 use crate::evidence::marker::{Marker, Outcome};
 use crate::gate::{CommandRecord, Held, RecordVerdict};
 
+/// How long the end waits for the reader's last records (it answers at
+/// once unless the machine is starved).
+const FLUSH_WAIT: Duration = Duration::from_secs(2);
+
 /// The backstop as the loop runs it.
 pub struct ExecRuntime {
     pub events: Events,
     pub responder: Responder,
     /// The exec waiting for approval now: its notification id and record.
     held: Option<(u64, ExecRecord)>,
+    /// The session is ending: the terminal is the user's again, so
+    /// records are written but not shown.
+    ending: bool,
 }
 
 impl ExecRuntime {
     pub fn new(events: Events, responder: Responder) -> Self {
-        Self { events, responder, held: None }
+        Self { events, responder, held: None, ending: false }
     }
 }
 
@@ -34,14 +42,59 @@ impl Loop<'_> {
     pub(super) fn exec_ready(&mut self) {
         let Some(x) = self.exec.as_mut() else { return };
         for event in x.events.drain() {
-            match event {
-                ExecEvent::Exec(record) => self.exec_record(&record),
-                ExecEvent::Held { id, record, rule } => self.exec_hold(id, record, rule),
-                ExecEvent::Gone(why) => {
-                    let why = format!("the exec backstop stopped ({why}); every program start fails from now on");
-                    self.apply_notes(vec![crate::gate::Note::Degraded(why)]);
+            self.exec_event(event, false);
+        }
+    }
+
+    /// The session is ending: the reader's last records (it holds back
+    /// those of programs that ran for a moment), read until it says that
+    /// was all, so that no start is missing from the recording.
+    pub(super) fn exec_finish(&mut self) {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        let Some(x) = self.exec.as_mut() else { return };
+        x.ending = true;
+        x.responder.flush();
+        let until = Instant::now() + FLUSH_WAIT;
+        loop {
+            let Some(x) = self.exec.as_mut() else { return };
+            let left = until.saturating_duration_since(Instant::now());
+            {
+                let Some(fd) = x.events.fd() else { return };
+                if left.is_zero() {
+                    return;
                 }
+                let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+                let _ = poll(&mut fds, PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX));
             }
+            let mut flushed = false;
+            for event in x.events.drain() {
+                flushed |= matches!(event, ExecEvent::Flushed);
+                self.exec_event(event, true);
+            }
+            if flushed {
+                return;
+            }
+        }
+    }
+
+    fn exec_event(&mut self, event: ExecEvent, ending: bool) {
+        match event {
+            ExecEvent::Exec(record) => self.exec_record(&record),
+            // Nobody is left to approve it.
+            ExecEvent::Held { id, mut record, rule } if ending => {
+                record.outcome = Outcome::PendingRefused.as_str().into();
+                record.message = Some(format!("{}; the session is ending", rule.message));
+                if let Some(x) = self.exec.as_ref() {
+                    x.responder.answer(id, &record, false);
+                }
+                self.exec_record(&record);
+            }
+            ExecEvent::Held { id, record, rule } => self.exec_hold(id, record, rule),
+            ExecEvent::Gone(why) => {
+                let why = format!("the exec backstop stopped ({why}); every program start fails from now on");
+                self.apply_notes(vec![crate::gate::Note::Degraded(why)]);
+            }
+            ExecEvent::Flushed => {}
         }
     }
 
@@ -54,7 +107,9 @@ impl Loop<'_> {
             self.record(&Event::Marker(&marker.label()));
             let rule = record.rule.as_deref().map(|r| format!(" ({r})")).unwrap_or_default();
             self.status.exec_notice = Some(format!("exec {}{rule}: {line}", record.outcome));
-            self.refresh_status();
+            if !self.exec.as_ref().is_some_and(|x| x.ending) {
+                self.refresh_status();
+            }
         }
         self.record(&Event::Audit(&audit));
     }

@@ -770,6 +770,7 @@ impl Loop<'_> {
             self.record(&Event::Marker(&Marker::Ended("hung up (the login's terminal closed, or SIGHUP)".into()).label()));
         }
         self.end_leftovers();
+        self.exec_finish();
         self.flush_input();
         let ending = if self.hung_up { Ending::HungUp(self.exit) } else { Ending::Exited(self.exit.unwrap_or(0)) };
         let at = self.started.elapsed();
