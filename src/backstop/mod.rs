@@ -15,7 +15,9 @@
 //!   service user, not dumpable): takes each notification, copies the
 //!   path, argv and working directory out of the caller, decides, answers
 //!   the kernel, and only then sends the record (`wire`) to the recorder:
-//!   an exec waits for this one process.
+//!   an exec waits for this one process. Records of programs that ran are
+//!   held back a moment and sent together (the recorder is not woken once
+//!   per start); at the session's end the recorder asks for the rest.
 //! - `decide` (pure): the policy's verdict for the exec and what to answer:
 //!   run, refuse (`EACCES`), or hold for approval.
 //! - `supervisor` (the recorder's side): turns the reader's frames into
