@@ -336,6 +336,14 @@ fn check_nowhere_in_clear(mut pty: Pty, setup: &Setup, secret: &str, how: &str) 
     assert!(piece_shown(&output, secret).is_none(), "{how}: the recording holds {:?}", piece_shown(&output, secret));
     let replayed = shell::all_lines(&mut shell::replay(&cast)).join("\n");
     assert!(piece_shown(&replayed, secret).is_none(), "{how}: the replay shows {:?}:\n{replayed}", piece_shown(&replayed, secret));
+    // Replay's search is built from the recording: it finds no piece either.
+    let rec = custos::evidence::asciicast::Recording::parse(&recording).unwrap();
+    let index = custos::tui::replay::index::Index::build(rec.cols, rec.rows, &rec.events);
+    assert!(index.text.contains("done-42") || index.text.contains("x".repeat(20).as_str()), "{how}: the search index is empty");
+    for piece in secret.as_bytes().windows(secret.len().min(8)) {
+        let piece = std::str::from_utf8(piece).unwrap();
+        assert!(!index.text.contains(piece), "{how}: replay's search finds {piece:?}");
+    }
 }
 
 #[test]
