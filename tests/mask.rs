@@ -277,3 +277,104 @@ fn secrets_in_a_full_screen_program_are_masked_in_the_alternate_screen() {
         assert!(!recording.contains(secret.as_str()), "{secret:?} is in the recording");
     }
 }
+
+const JWT: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJmYWtlLXVzZXItMDAwMSIsImlhdCI6MTcwMDAwMDAwMH0.FAKEsig_0123456789abcdefghijklmnopqrstuvwxyz-AB";
+
+/// The first piece of `secret` (eight characters, or all of it if shorter)
+/// that `text` shows, with rows joined so a piece drawn over a row edge
+/// counts.
+fn piece_shown(text: &str, secret: &str) -> Option<String> {
+    let joined: String = text.chars().filter(|&c| c != '\n').collect();
+    let window = secret.len().min(8);
+    secret.as_bytes().windows(window).filter_map(|w| std::str::from_utf8(w).ok()).find(|w| joined.contains(w)).map(str::to_owned)
+}
+
+/// Issue #17: a command line pasted so that a secret straddles the right
+/// edge, then run. The shell redraws the line when Enter is pressed (the
+/// command gate's key binding makes readline redraw it); the two rows must
+/// stay one line to the masker, on the screen, in the recording and in its
+/// replay.
+fn typed_line_across_the_edge(setup: &Setup, shell_args: &[&str], prompt: &str, cols: u16, secret: &str, split: usize) {
+    let mut pty = Pty::spawn(setup.command(shell_args), 24, cols);
+    if prompt != "$" {
+        pty.line(&format!("PS1='{prompt} '"));
+    }
+    pty.wait_for("the prompt", |s| s.lines().any(|l| l.trim_end() == prompt));
+    // `<prompt> echo <x...> <secret>`: `split` characters of the secret on
+    // the first row. Pasted in one write: typed a key at a time, a token is
+    // shown as it grows until it is whole (`masking.hold_ms` is for
+    // programs writing in pieces, not for people typing).
+    let before = usize::from(cols) - split - prompt.len() - 1 - "echo ".len() - 1;
+    pty.send(format!("echo {} {secret}", "x".repeat(before)).as_bytes());
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let how = format!("{} at {cols} columns, {split} characters before the edge", shell_args.join(" "));
+    let screen = pty.all_lines().join("\n");
+    assert!(screen.contains(&"x".repeat(before)), "{how}: the line is not shown:\n{screen}");
+    if let Some(piece) = piece_shown(&screen, secret) {
+        panic!("{how}: before Enter, the screen shows {piece:?}:\n{screen}");
+    }
+    pty.send(b"\r");
+    pty.line("echo done-$((6*7))");
+    pty.wait_for("the command to run", |s| s.contains("done-42"));
+    check_nowhere_in_clear(pty, setup, secret, &how);
+}
+
+/// Ends the session and checks that neither the screen, the bytes sent to
+/// the terminal, the recording nor its replay show any piece of `secret`.
+fn check_nowhere_in_clear(mut pty: Pty, setup: &Setup, secret: &str, how: &str) {
+    let screen = pty.all_lines().join("\n");
+    if let Some(piece) = piece_shown(&screen, secret) {
+        panic!("{how}: the screen shows {piece:?}:\n{screen}");
+    }
+    let raw = String::from_utf8_lossy(&pty.raw_output()).into_owned();
+    assert!(piece_shown(&raw, secret).is_none(), "{how}: the bytes sent hold {:?}", piece_shown(&raw, secret));
+    pty.line("exit");
+    pty.wait_exit();
+    let recording = std::fs::read_to_string(&setup.recordings()[0]).unwrap();
+    let cast = custos::evidence::asciicast::Cast::parse(&recording).unwrap();
+    let output: String = cast.output();
+    assert!(piece_shown(&output, secret).is_none(), "{how}: the recording holds {:?}", piece_shown(&output, secret));
+    let replayed = shell::all_lines(&mut shell::replay(&cast)).join("\n");
+    assert!(piece_shown(&replayed, secret).is_none(), "{how}: the replay shows {:?}:\n{replayed}", piece_shown(&replayed, secret));
+    // Replay's search is built from the recording: it finds no piece either.
+    let rec = custos::evidence::asciicast::Recording::parse(&recording).unwrap();
+    let index = custos::tui::replay::index::Index::build(rec.cols, rec.rows, &rec.events);
+    assert!(index.text.contains("done-42") || index.text.contains("x".repeat(20).as_str()), "{how}: the search index is empty");
+    for piece in secret.as_bytes().windows(secret.len().min(8)) {
+        let piece = std::str::from_utf8(piece).unwrap();
+        assert!(!index.text.contains(piece), "{how}: replay's search finds {piece:?}");
+    }
+}
+
+#[test]
+fn a_command_line_redrawn_across_the_edge_never_shows_the_secret_in_bash() {
+    for (cols, secret, split) in [(120, "AKIAIOSFODNN7EXAMPLE", 9), (120, JWT, 60), (80, "AKIAIOSFODNN7EXAMPLE", 1), (80, "AKIAIOSFODNN7EXAMPLE", 19)] {
+        let setup = Setup::new("");
+        typed_line_across_the_edge(&setup, &["--norc", "--noprofile", "-i"], "$", cols, secret, split);
+    }
+}
+
+#[test]
+fn a_command_line_redrawn_across_the_edge_never_shows_the_secret_in_zsh() {
+    for (cols, secret, split) in [(120, "AKIAIOSFODNN7EXAMPLE", 9), (80, JWT, 30)] {
+        let setup = Setup::new("[shell]\ndefault = \"/usr/bin/zsh\"\n");
+        typed_line_across_the_edge(&setup, &["-f", "-i"], "zsh>", cols, secret, split);
+    }
+}
+
+/// Issue #17's mechanism in a live session: a program fills a 120-column
+/// row up to the last column with the start of a key, then writes the rest
+/// at the start of the next row by cursor addressing (as a line editor
+/// redrawing its line may), so the emulator never marks the row wrapped.
+#[test]
+fn a_key_continued_on_the_next_row_by_cursor_addressing_is_masked_live_and_in_the_recording() {
+    let setup = Setup::new("");
+    let mut pty = Pty::spawn(setup.command(&["--norc", "--noprofile", "-i"]), 24, 120);
+    pty.wait_for("the prompt", |s| s.lines().any(|l| l.trim_end() == "$"));
+    // The key's pieces are quoted apart on the command line, so the line
+    // itself holds no piece of it.
+    pty.line(r#"clear; printf '%s %s\e[2;1H%s\n' "$(printf 'x%.0s' $(seq 110))" AKIA''IOSFO DNN7''EXAMPLE; echo done-$((6*7))"#);
+    pty.wait_for("the output", |s| s.contains("done-42"));
+    assert!(pty.screen_text().contains(&format!("{} *********\n***********", "x".repeat(110))), "{}", pty.screen_text());
+    check_nowhere_in_clear(pty, &setup, "AKIAIOSFODNN7EXAMPLE", "printf at 120 columns");
+}

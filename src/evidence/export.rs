@@ -363,6 +363,52 @@ mod tests {
         assert_eq!(out, "one\ntwo\nthree\nfour\nfive\n");
     }
 
+    /// A cast of `events` (code, data), 0.1 s apart, on a 60x3 terminal.
+    fn cast_of(events: &[(&str, &str)]) -> String {
+        let mut cast = String::from("{\"version\":3,\"term\":{\"cols\":60,\"rows\":3},\"timestamp\":1700000000,\"env\":{}}\n");
+        for (code, data) in events {
+            cast.push_str(&format!("[0.100000, {}, {}]\n", serde_json::to_string(code).unwrap(), serde_json::to_string(data).unwrap()));
+        }
+        cast
+    }
+
+    #[test]
+    fn text_keeps_what_clear_erased_screen_and_scrollback() {
+        // `clear` is home, erase the screen, erase the scrollback; here split
+        // over two events, as a write may split it.
+        let cast = cast_of(&[
+            ("o", "one\r\ntwo\r\ntoken ********\r\nfour\r\n"),
+            ("o", "\u{1b}[H\u{1b}[2J\u{1b}["),
+            ("o", "3Jfive\r\nsix\r\n"),
+        ]);
+        let out = String::from_utf8(export(cast.as_bytes(), Format::Txt).unwrap()).unwrap();
+        assert_eq!(out, "one\ntwo\ntoken ********\nfour\nfive\nsix\n");
+    }
+
+    #[test]
+    fn text_of_a_live_sessions_recording_keeps_what_clear_erased() {
+        use crate::term::pipeline::Target;
+        use crate::term::render::Layout;
+        use std::time::{Duration, Instant};
+        // The recording as a session makes it: the pipeline's frames, which
+        // redraw the screen rather than pass `clear` on.
+        let size = Size { rows: 3, cols: 60 };
+        let masker = crate::term::masker::Masker::new(&crate::mask::MaskingConfig::default()).unwrap();
+        let mut pipeline = Pipeline::new(size, masker);
+        let mut renderer = Renderer::new(Layout { pane_rows: size.rows, cols: size.cols, status: false });
+        let later = Instant::now() + Duration::from_secs(3600);
+        let mut frames = Vec::new();
+        for write in ["one\r\ntwo\r\ntoken ghp_R4nd0mTestTokenValue0123456789abcdEF\r\nfour\r\n", "\x1b[H\x1b[2J\x1b[3J", "five\r\nsix\r\n"] {
+            assert_eq!(pipeline.feed(write.as_bytes()), None);
+            let mut out = Vec::new();
+            pipeline.frame(later, &mut [Target::plain(&mut renderer, &mut out)]);
+            frames.push(String::from_utf8(out).unwrap());
+        }
+        let events: Vec<(&str, &str)> = frames.iter().map(|f| ("o", f.as_str())).collect();
+        let out = String::from_utf8(export(cast_of(&events).as_bytes(), Format::Txt).unwrap()).unwrap();
+        assert_eq!(out, format!("one\ntwo\ntoken {}\nfour\nfive\nsix\n", "*".repeat(40)));
+    }
+
     #[test]
     fn json_is_one_object_per_event_with_the_session_fields() {
         let out = String::from_utf8(export(CAST.as_bytes(), Format::Json).unwrap()).unwrap();

@@ -10,6 +10,14 @@
 //!    logical lines, remembering which cell each character came from. A
 //!    secret split over a wrap, even over the edge between scrollback and
 //!    screen, is one string to the detectors.
+//!    A row filled to its last column and not wrapped may still be the
+//!    first half of one line: a shell redrawing its command line (readline,
+//!    zsh) may write the rest of it by cursor addressing or after `CR LF`,
+//!    which the emulator does not mark as a wrap. Such rows and the rows
+//!    after them are scanned a second time joined ("soft joins", issue
+//!    #17), and what that finds is covered too; the rows stay separate
+//!    lines for everything else, so a full-width table does not become one
+//!    line to the context detectors.
 //! 2. Lines that have scrolled off for good are scanned with the persistent
 //!    [`Context`] (inside a PEM key, under a Secret's `data:`, below a table
 //!    header), which carries over to the next frame. Lines still on screen
@@ -120,6 +128,11 @@ pub struct Masker {
     memo: Memo,
     row_cache: RowCache,
     carry: Option<Carry>,
+    /// Like `carry`, for a soft join (see the module doc) over the edge
+    /// between rows drawn and rows still to come.
+    soft_carry: Option<Carry>,
+    /// Soft-joined texts known to hold nothing.
+    soft_memo: Memo,
 }
 
 /// Logical lines of one frame, in buffers reused from frame to frame (this
@@ -254,6 +267,36 @@ impl Lines {
         }
     }
 
+    /// Runs of consecutive lines (index ranges into `lines`) that may be one
+    /// line drawn without autowrap: each but the last ends on a row filled
+    /// to its last column, and the next starts on the row below with text.
+    /// Only runs of two lines or more, and the run of the first line if
+    /// `prefixed` (it continues a soft join from rows already drawn).
+    fn soft_runs(&self, rows: &[&[Cell]], prefixed: bool) -> Vec<Range<usize>> {
+        let joins = |a: &Line, b: &Line| {
+            a.last_row + 1 == b.first_row
+                && rows.get(a.last_row).is_some_and(|cells| fills_last_column(cells))
+                && rows.get(b.first_row).is_some_and(|cells| starts_with_text(cells))
+        };
+        let mut runs = Vec::new();
+        let mut start = 0;
+        for (i, pair) in self.lines.windows(2).enumerate() {
+            if let [a, b] = pair {
+                if !joins(a, b) {
+                    if i > start || (prefixed && start == 0) {
+                        runs.push(start..i + 1);
+                    }
+                    start = i + 1;
+                }
+            }
+        }
+        let end = self.lines.len();
+        if end > start && (end - start > 1 || (prefixed && start == 0)) {
+            runs.push(start..end);
+        }
+        runs
+    }
+
     fn text(&self, line: &Line) -> &str {
         self.text.get(line.text.clone()).unwrap_or_default()
     }
@@ -373,6 +416,17 @@ impl RowCache {
     }
 }
 
+/// Whether a row was written up to its last column without wrapping: the
+/// row below may continue it, drawn there by cursor addressing.
+fn fills_last_column(cells: &[Cell]) -> bool {
+    !is_wrapped(cells) && cells.last().is_some_and(|c| !matches!(c.c, ' ' | '\0' | '\t'))
+}
+
+/// Whether a row's first cell holds text (it may continue the row above).
+fn starts_with_text(cells: &[Cell]) -> bool {
+    cells.first().is_some_and(|c| !matches!(c.c, ' ' | '\0' | '\t'))
+}
+
 /// The row of a segment carried over from rows no longer in the frame.
 const OFF_SCREEN: usize = usize::MAX;
 
@@ -405,6 +459,8 @@ impl Masker {
             memo: Memo::default(),
             row_cache: RowCache::default(),
             carry: None,
+            soft_carry: None,
+            soft_memo: Memo::default(),
         }
     }
 
@@ -454,13 +510,13 @@ impl Masker {
             return cover;
         }
         let mut rows: Vec<&[Cell]> = screen.scrolled_rows().collect();
-        let mut continues = rows.last().is_some_and(|r| is_wrapped(r));
+        let mut continues = rows.last().is_some_and(|r| is_wrapped(r) || fills_last_column(r));
         for r in 0..screen.size().rows {
             if scrolled_only && !continues {
                 break;
             }
             let Some(cells) = screen.row(r) else { break };
-            continues = is_wrapped(cells);
+            continues = is_wrapped(cells) || fills_last_column(cells);
             rows.push(cells);
         }
         let visible_from = screen.scrolled_len();
@@ -468,9 +524,20 @@ impl Masker {
         if self.carry.as_ref().is_some_and(|c| c.next_row != first_row_text) {
             self.carry = None;
         }
+        // The row after a soft join may have been blank when the rows before
+        // it were drawn (the shell had not written the rest yet): it still
+        // continues them as long as it holds what it held then.
+        let soft_prefix = self
+            .soft_carry
+            .take()
+            .filter(|c| self.carry.is_none() && first_row_text.starts_with(c.next_row.trim_end()))
+            .filter(|_| rows.first().is_some_and(|cells| starts_with_text(cells)))
+            .map(|c| c.text);
         let reuse = damage.map(|d| (d, &mut self.row_cache));
         self.lines.build(&rows, visible_from, reuse, self.carry.as_ref().map(|c| c.text.as_str()));
         self.carry_over(&rows, scrolled_count);
+        let runs = self.lines.soft_runs(&rows, soft_prefix.is_some());
+        self.soft_carry_over(&rows, scrolled_count, &runs, soft_prefix.as_deref());
 
         // Lines wholly in the scrolled rows are final; the rest may change.
         let lines = &self.lines;
@@ -507,7 +574,63 @@ impl Masker {
                 }
             }
         }
+        for run in &runs {
+            let prefix = soft_prefix.as_deref().filter(|_| run.start == 0).unwrap_or_default();
+            let members = lines.lines.get(run.clone()).unwrap_or_default();
+            let mut joined = String::from(prefix);
+            for line in members {
+                joined.push_str(lines.text(line));
+            }
+            let found = self.detectors.scan_from_memo(&mut self.context.clone(), &[joined.as_str()], &mut self.soft_memo);
+            for finding in found {
+                let mut offset = prefix.len();
+                for line in members {
+                    let len = line.text.len();
+                    let range = finding.range.start.max(offset) - offset..finding.range.end.min(offset + len).saturating_sub(offset);
+                    offset += len;
+                    if range.is_empty() {
+                        continue;
+                    }
+                    self.spans.clear();
+                    lines.cells(line, &range, &mut self.spans);
+                    for span in &self.spans {
+                        let target = if span.row < scrolled_count {
+                            cover.scrolled.get_mut(span.row)
+                        } else {
+                            cover.rows.get_mut(span.row.wrapping_sub(scrolled_count))
+                        };
+                        if let Some(ranges) = target {
+                            ranges.push(span.cols.clone());
+                        }
+                    }
+                }
+            }
+        }
         cover
+    }
+
+    /// After a frame or flush that consumed scrolled rows: if the last of
+    /// them ends a line that fills the last column, keep the text of its
+    /// soft-joined run, so the rest drawn on the first row still to come is
+    /// scanned with it.
+    fn soft_carry_over(&mut self, rows: &[&[Cell]], scrolled_count: usize, runs: &[Range<usize>], prefix: Option<&str>) {
+        self.soft_carry = None;
+        let Some(last_scrolled) = scrolled_count.checked_sub(1) else { return };
+        if !rows.get(last_scrolled).is_some_and(|cells| fills_last_column(cells)) {
+            return;
+        }
+        let lines = &self.lines;
+        let Some(end) = lines.lines.iter().position(|l| l.last_row == last_scrolled) else { return };
+        let start = runs.iter().find(|r| r.contains(&end)).map_or(end, |r| r.start);
+        let mut text = String::from(prefix.filter(|_| start == 0).unwrap_or_default());
+        for line in lines.lines.get(start..=end).unwrap_or_default() {
+            text.push_str(lines.text(line));
+        }
+        // Bounded like `carry`.
+        if text.len() <= 64 * 1024 {
+            let next_row = rows.get(scrolled_count).map(|cells| row_text(cells)).unwrap_or_default();
+            self.soft_carry = Some(Carry { text, next_row });
+        }
     }
 
     /// After a frame or flush that consumed scrolled rows: if the last of

@@ -133,7 +133,13 @@ pub struct Screen {
     replies: Vec<u8>,
     passthrough: Vec<Passthrough>,
     size: Size,
+    /// The start of an erase-scrollback sequence a write ended in, held
+    /// until the next write says whether it is one.
+    held: Vec<u8>,
 }
+
+/// Erase scrollback (ED 3), dropped: see the module doc.
+const ERASE_SCROLLBACK: &[u8] = b"\x1b[3J";
 
 impl Screen {
     /// A blank screen of `size`, clamped.
@@ -150,13 +156,33 @@ impl Screen {
             replies: Vec::new(),
             passthrough: Vec::new(),
             size,
+            held: Vec::new(),
         }
     }
 
     /// Feeds bytes the inner program wrote.
     pub fn process(&mut self, bytes: &[u8]) {
-        self.parser.advance(&mut self.term, bytes);
+        if self.held.is_empty() {
+            self.advance(bytes);
+        } else {
+            let mut joined = std::mem::take(&mut self.held);
+            joined.extend_from_slice(bytes);
+            self.advance(&joined);
+        }
         self.collect_events();
+    }
+
+    /// Parses `bytes` without their erase-scrollback sequences; holds a
+    /// trailing start of one.
+    fn advance(&mut self, mut bytes: &[u8]) {
+        while let Some(at) = memchr::memmem::find(bytes, ERASE_SCROLLBACK) {
+            self.parser.advance(&mut self.term, bytes.get(..at).unwrap_or_default());
+            bytes = bytes.get(at + ERASE_SCROLLBACK.len()..).unwrap_or_default();
+        }
+        let partial = (1..ERASE_SCROLLBACK.len()).rev().find(|&n| bytes.ends_with(ERASE_SCROLLBACK.get(..n).unwrap_or_default())).unwrap_or(0);
+        let (now, later) = bytes.split_at(bytes.len() - partial);
+        self.parser.advance(&mut self.term, now);
+        self.held.extend_from_slice(later);
     }
 
     /// When a synchronized update (`?2026`) holds output back, the moment it
@@ -411,6 +437,32 @@ mod tests {
         s.clear_scrolled();
         assert_eq!(s.scrolled_len(), 0);
         assert_eq!(s.text(), "line8\nline9\n");
+    }
+
+    #[test]
+    fn rows_a_clear_moves_off_the_screen_are_kept_though_it_erases_the_scrollback() {
+        // `clear`: home, erase the screen, erase the scrollback; the
+        // sequences split over writes at every point.
+        let clear = b"\x1b[H\x1b[2J\x1b[3J";
+        for cut in 0..=clear.len() {
+            let mut s = Screen::new(Size { rows: 3, cols: 10 });
+            s.process(b"one\r\ntwo\r\nthree\r\nfour\r\n");
+            s.process(&clear[..cut]);
+            s.process(&clear[cut..]);
+            s.process(b"five");
+            assert_eq!(scrolled_text(&s), ["one", "two", "three", "four"], "cut at {cut}");
+            assert_eq!(s.text(), "five\n\n");
+        }
+    }
+
+    #[test]
+    fn a_write_ending_in_an_escape_that_is_not_an_erase_is_applied_with_the_next() {
+        let mut s = Screen::new(Size { rows: 3, cols: 10 });
+        s.process(b"ab\x1b[");
+        s.process(b"31mc\x1b[3");
+        s.process(b"Dd\x1b");
+        s.process(b"[1;1He");
+        assert_eq!(s.text(), "ebc\n\n");
     }
 
     #[test]

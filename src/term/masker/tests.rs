@@ -170,3 +170,86 @@ fn a_fresh_masker_has_the_same_detectors_and_none_of_the_state() {
     assert_eq!(rows[1], format!("token {}", "*".repeat(GITHUB.len())));
     assert_eq!((pane.enabled(), pane.glyph()), (shell.enabled(), shell.glyph()));
 }
+
+/// What a masker lets a sequence of frames show: every row that scrolled
+/// off (as drawn when it did), then the last screen, rows joined with no
+/// separator, so a piece drawn over a row edge reads as one string.
+fn shown_over_frames(size: Size, writes: &[&str]) -> String {
+    let mut screen = Screen::new(size);
+    let mut m = masker();
+    let far = Instant::now() + Duration::from_secs(3600);
+    let mut shown = String::new();
+    let mut last = Vec::new();
+    for write in writes {
+        screen.process(write.as_bytes());
+        let damage = screen.take_damage();
+        let (cover, _) = m.cover(&screen, &damage, far);
+        for (index, cells) in screen.scrolled_rows().enumerate() {
+            let ranges = cover.scrolled_row(index);
+            shown.extend(cells.iter().enumerate().map(|(c, cell)| if ranges.iter().any(|r| r.contains(&c)) { '*' } else { shown_char(cell) }));
+        }
+        screen.clear_scrolled();
+        last = masked_rows(&screen, &cover);
+    }
+    shown.extend(last.iter().map(|r| format!("{r:<width$}", width = usize::from(size.cols))));
+    shown
+}
+
+const JWT: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJmYWtlLXVzZXItMDAwMSIsImlhdCI6MTcwMDAwMDAwMH0.FAKEsig_0123456789abcdefghijklmnopqrstuvwxyz-AB";
+
+/// Issue #17: a shell redrawing a command line that fills the first row
+/// writes the rest on the next row by cursor addressing (or `CR LF`), not
+/// by autowrap, so the emulator never marks the first row as wrapped. A
+/// secret split over that edge is still covered on both rows, for every
+/// way of getting to the next row, every split point, and across frames
+/// while the screen scrolls.
+#[rstest::rstest]
+fn a_secret_split_over_a_row_edge_drawn_without_autowrap_is_covered(
+    #[values("AKIAIOSFODNN7EXAMPLE", GITHUB, JWT, "sk_live_FAKE0123456789abcdefghij")] secret: &str,
+    #[values(1, 4, 9, 19)] split: usize,
+    #[values("cup", "crlf", "erase-then-cup", "cursor-down", "scroll", "scroll-then-frame")] how: &str,
+) {
+    let cols = 40;
+    let split = split.min(secret.len() - 1);
+    let (left, right) = secret.split_at(split);
+    // The first row: a prompt and filler up to the last column.
+    let first = format!("$ echo {} {left}", "x".repeat(cols - split - 8));
+    assert_eq!(first.len(), cols);
+    // Room for every row, or in the scrolling cases one row fewer than
+    // the rows written, so the first row scrolls off.
+    let scrolls = how.starts_with("scroll");
+    let rows = right.len().div_ceil(cols) + if scrolls { 1 } else { 2 };
+    // The rest, one row at a time, each reached by `to_row(row)` (a JWT
+    // takes more than one more row).
+    let rest = |to_row: &dyn Fn(usize) -> String| -> String {
+        right.as_bytes().chunks(cols).enumerate().map(|(i, c)| format!("{}{}", to_row(i + 2), std::str::from_utf8(c).unwrap())).collect()
+    };
+    let cup = |row: usize| format!("\x1b[{row};1H");
+    let writes: Vec<String> = match how {
+        "cup" => vec![format!("{first}{}", rest(&cup))],
+        "crlf" => vec![format!("{first}{}", rest(&|_| "\r\n".to_owned()))],
+        "erase-then-cup" => vec![format!("{first}{}", rest(&cup)), format!("\x1b[1;1H\x1b[K\x1b[2;1H\x1b[K\x1b[1;1H{first}{}", rest(&cup))],
+        "cursor-down" => vec![format!("{first}{}", rest(&|_| "\r\x1b[B".to_owned()))],
+        // The first row is on the bottom row: going on scrolls it off.
+        "scroll" => vec![format!("\x1b[{rows};1H{first}\r\n{right}\r\n$ ")],
+        // As above, and a later frame scrolls the rest off too: the start
+        // is no longer on the screen, only remembered.
+        "scroll-then-frame" => vec![format!("\x1b[{rows};1H{first}\r\n{right}\r\n$ "), "\r\n".repeat(rows)],
+        _ => unreachable!(),
+    };
+    let writes: Vec<&str> = writes.iter().map(String::as_str).collect();
+    let shown = shown_over_frames(Size { rows: u16::try_from(rows).unwrap(), cols: u16::try_from(cols).unwrap() }, &writes);
+    for piece in secret.as_bytes().windows(6) {
+        let piece = std::str::from_utf8(piece).unwrap();
+        assert!(!shown.contains(piece), "{how}, split {split}: {piece:?} of {secret:?} is shown: {shown:?}");
+    }
+    assert!(shown.contains(&"*".repeat(secret.len())), "{how}, split {split}: {shown:?}");
+}
+
+#[test]
+fn full_width_rows_that_do_not_join_into_a_secret_stay_as_they_are() {
+    // A row ends on a token's prefix at the last column; the next row
+    // starts with ordinary words: nothing is a secret.
+    let shown = shown_over_frames(Size { rows: 4, cols: 20 }, &["we saw the key: AKIA\x1b[2;1Hand more text here"]);
+    assert_eq!(shown.trim_end(), format!("{:<20}{:<20}", "we saw the key: AKIA", "and more text here").trim_end());
+}
