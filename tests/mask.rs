@@ -301,9 +301,8 @@ fn typed_line_across_the_edge(setup: &Setup, shell_args: &[&str], prompt: &str, 
     }
     pty.wait_for("the prompt", |s| s.lines().any(|l| l.trim_end() == prompt));
     // `<prompt> echo <x...> <secret>`: `split` characters of the secret on
-    // the first row. Pasted in one write: typed a key at a time, a token is
-    // shown as it grows until it is whole (`masking.hold_ms` is for
-    // programs writing in pieces, not for people typing).
+    // the first row, pasted in one write (typed a key at a time: see
+    // `a_secret_typed_key_by_key_never_shows_in_part`).
     let before = usize::from(cols) - split - prompt.len() - 1 - "echo ".len() - 1;
     pty.send(format!("echo {} {secret}", "x".repeat(before)).as_bytes());
     std::thread::sleep(std::time::Duration::from_millis(300));
@@ -377,4 +376,26 @@ fn a_key_continued_on_the_next_row_by_cursor_addressing_is_masked_live_and_in_th
     pty.wait_for("the output", |s| s.contains("done-42"));
     assert!(pty.screen_text().contains(&format!("{} *********\n***********", "x".repeat(110))), "{}", pty.screen_text());
     check_nowhere_in_clear(pty, &setup, "AKIAIOSFODNN7EXAMPLE", "printf at 120 columns");
+}
+
+/// A secret typed by hand grows slower than the withholding window: the
+/// part typed so far is masked while it is the end of the line, so no
+/// frame, no byte sent and nothing recorded holds a piece of it.
+#[test]
+fn a_secret_typed_key_by_key_never_shows_in_part() {
+    for (line, secret) in [("echo ", "AKIAIOSFODNN7EXAMPLE"), ("export GH=", "ghp_R4nd0mTestTokenValue0123456789abcdEF"), ("mysql --password=", "S3cr3t-Pa55w0rd!x")] {
+        let setup = Setup::new("");
+        let mut pty = Pty::spawn(setup.command(&["--norc", "--noprofile", "-i"]), 24, 120);
+        pty.wait_for("the prompt", |s| s.lines().any(|l| l.trim_end() == "$"));
+        pty.send(line.as_bytes());
+        for ch in secret.chars() {
+            pty.send(ch.to_string().as_bytes());
+            std::thread::sleep(std::time::Duration::from_millis(60));
+        }
+        // Ctrl-U: the line is not run (mysql is not needed), only typed.
+        pty.send(b"\x15");
+        pty.line("echo done-$((6*7))");
+        pty.wait_for("the command to run", |s| s.contains("done-42"));
+        check_nowhere_in_clear(pty, &setup, secret, &format!("typed {line}{secret} key by key"));
+    }
 }

@@ -29,8 +29,12 @@
 //!    grow into a secret (`ghp_12`, a run of card digits) is withheld (drawn
 //!    blank) for up to `hold_ms` (the config key keeps its name). The word
 //!    "held" is the approvals' (a line waiting for an approver); here it is
-//!    "withheld". If the rest arrives in time it is masked whole; if not,
-//!    it is shown. A secret arriving in pieces is never shown in part.
+//!    "withheld". If the rest arrives in time it is masked whole. If not
+//!    (a key typed by hand, a program stalling mid-token), it is masked
+//!    from then on while it stays the end of the line, and shown only if it
+//!    ends as something that is not a secret; a short run of digits (a
+//!    number being typed) is shown at once. A secret arriving in pieces is
+//!    never shown in part.
 //!
 //! Because the cover is computed from the screen at the moment of drawing,
 //! content drawn and overwritten between frames is never drawn at all, and
@@ -739,6 +743,18 @@ impl Masker {
         self.enabled && !self.detectors.scan_from(&mut self.context.clone(), &text.split('\n').collect::<Vec<_>>()).is_empty()
     }
 
+    /// Masks the cells of [`Self::spans`] (lines counted from the first
+    /// scrolled row) on the visible rows.
+    fn mask_spans(&self, cover: &mut Cover, scrolled_count: usize) {
+        for span in &self.spans {
+            let Some(r) = span.row.checked_sub(scrolled_count) else { continue };
+            if let Some(ranges) = cover.rows.get_mut(r) {
+                ranges.push(span.cols.clone());
+                normalise(ranges);
+            }
+        }
+    }
+
     /// Holds back the tail of the cursor's line if it could still grow into
     /// a secret. Returns when the withholding ends. Uses the lines built by the
     /// cover just computed.
@@ -768,6 +784,11 @@ impl Masker {
         let (start_row, start_col) = (first.row, first.cols.start);
         let row = start_row.checked_sub(scrolled_count).and_then(|r| u16::try_from(r).ok())?;
         if self.released.as_ref().is_some_and(|(r, c, t)| *r == row && *c == start_col && tail.starts_with(t.as_str())) {
+            // A number shown while short is masked once it is long enough
+            // to be a card's.
+            if masked_while_growing(&tail) {
+                self.mask_spans(cover, scrolled_count);
+            }
             return None;
         }
         let since = match &self.withheld {
@@ -775,9 +796,20 @@ impl Masker {
             _ => now,
         };
         if now.saturating_duration_since(since) >= self.withhold {
-            // Nothing more came in time: it was not a secret after all.
-            self.withheld = None;
-            self.released = Some((row, start_col, tail));
+            if !masked_while_growing(&tail) {
+                // Nothing more came in time: a number, not a secret.
+                self.withheld = None;
+                self.released = Some((row, start_col, tail));
+                return None;
+            }
+            // It grows slower than `hold_ms`: typed, key by key, or a
+            // program that stalls mid-token. Shown now, all but its last
+            // character would be in the clear before the whole matched; so
+            // it stays masked while it stays the end of the line, and what
+            // it ends as decides then (a secret stays masked, anything else
+            // is shown).
+            self.mask_spans(cover, scrolled_count);
+            self.withheld = Some(Withheld { row, start: start_col, text: tail, since });
             return None;
         }
         // Hold every cell of the tail, on each row it spans.
@@ -794,6 +826,16 @@ impl Masker {
         self.withheld = Some(Withheld { row, start: start_col, text: tail, since });
         Some(since + self.withhold)
     }
+}
+
+/// Whether a tail withheld past `hold_ms` is masked until it ends rather
+/// than shown: all but a short run of digits (a number being typed, a
+/// size, a pid), which is shown; a card or account number typed digit by
+/// digit is masked from its eighth digit on, so no more than an issuer's
+/// prefix is ever on screen.
+fn masked_while_growing(tail: &str) -> bool {
+    let numeric = tail.bytes().all(|c| c.is_ascii_digit() || matches!(c, b' ' | b'-'));
+    !numeric || tail.bytes().filter(u8::is_ascii_digit).count() >= 8
 }
 
 /// Sorts and merges adjacent or overlapping ranges.

@@ -95,17 +95,73 @@ fn a_partial_token_is_held_then_masked_when_it_completes() {
 }
 
 #[test]
-fn a_partial_token_that_never_completes_is_shown_after_the_window() {
+fn a_partial_token_that_stalls_is_masked_until_it_ends_then_shown_if_it_is_no_secret() {
     let mut m = masker();
     let mut screen = Screen::new(Size { rows: 2, cols: 60 });
     let t0 = Instant::now();
     screen.process(b"$ echo ghp_abc");
     let (cover, deadline) = m.cover(&screen, &Damage::full(), t0);
     assert!(!cover.withheld.is_empty());
+    // Past the window it is no longer blank but masked: still the end of
+    // the line, it may yet grow into a token.
     let (cover, deadline2) = m.cover(&screen, &Damage::full(), deadline.unwrap());
     assert!(cover.withheld.is_empty());
     assert_eq!(deadline2, None);
-    assert_eq!(row_text(screen.row(0).unwrap()).trim_end(), "$ echo ghp_abc");
+    assert_eq!(masked_rows(&screen, &cover)[0], "$ echo *******");
+    // It ends as something no detector masks: shown.
+    screen.process(b" done");
+    let (cover, _) = m.cover(&screen, &Damage::full(), deadline.unwrap() + Duration::from_millis(200));
+    assert_eq!(masked_rows(&screen, &cover)[0], "$ echo ghp_abc done");
+}
+
+/// Every frame of a line typed key by key, 150 ms apart (slower than the
+/// withholding window), as the screen and the recording would show it.
+fn typed_frames(line: &str) -> Vec<String> {
+    let mut m = masker();
+    let mut screen = Screen::new(Size { rows: 2, cols: 120 });
+    let t0 = Instant::now();
+    let mut frames = Vec::new();
+    for (i, ch) in line.chars().enumerate() {
+        screen.process(ch.to_string().as_bytes());
+        let at = t0 + Duration::from_millis(150 * i as u64);
+        // A frame at the key, and one after the window has passed.
+        for now in [at, at + Duration::from_millis(100)] {
+            let (cover, _) = m.cover(&screen, &Damage::full(), now);
+            let mut row = masked_rows(&screen, &cover).remove(0);
+            // Withheld cells are drawn blank.
+            for (r, cols) in &cover.withheld {
+                if *r == 0 {
+                    row = row.chars().enumerate().map(|(c, ch)| if cols.contains(&c) { ' ' } else { ch }).collect();
+                }
+            }
+            frames.push(row);
+        }
+    }
+    frames
+}
+
+#[test]
+fn a_secret_typed_key_by_key_is_never_shown_in_part() {
+    let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSIsImV4cCI6MTcwMDAwMDAwMH0.c2lnbmF0dXJlLWJ5dGVzLWhlcmUtMTIzNDU2Nzg5MA";
+    for (prefix, secret) in [("$ echo ", "AKIAIOSFODNN7EXAMPLE"), ("$ export TOKEN=", GITHUB), ("$ curl -H 'Authorization: Bearer ", jwt), ("$ mysql --password=", "S3cr3t-Pa55w0rd!x")] {
+        let frames = typed_frames(&format!("{prefix}{secret} "));
+        // No five characters of the secret in a row, in any frame.
+        let pieces: Vec<&str> = (0..secret.len() - 4).filter_map(|i| secret.get(i..i + 5)).collect();
+        for f in &frames {
+            assert!(!pieces.iter().any(|p| f.contains(p)), "a piece of {secret} shows while typing: {f:?}");
+        }
+        assert!(frames.last().unwrap().contains("*****"), "{:?}", frames.last());
+    }
+}
+
+#[test]
+fn a_number_typed_digit_by_digit_shows_while_short() {
+    let frames = typed_frames("$ sleep 4000000 ");
+    assert!(frames.iter().any(|f| f == "$ sleep 40000"), "{frames:?}");
+    assert_eq!(frames.last().unwrap(), "$ sleep 4000000");
+    // A card typed by hand: no more than its first seven digits ever show.
+    let frames = typed_frames("$ echo 4111111111111111 ");
+    assert!(frames.iter().all(|f| !f.contains("41111111")), "{frames:?}");
 }
 
 #[test]
