@@ -40,6 +40,9 @@
 //! not_flags = ["--help"]           # none present
 //! args = [{ path_equals = ["/"] }] # each entry matched by some operand
 //! values = [{ flag = ["-c"], regex = "(?i)drop" }]  # option values
+//! # flag "--stdin": the text the command reads on its standard input,
+//! # when known (`<<<`, here-documents, `echo … |`); when it is not
+//! # (`< f`, `cat f |`, `psql -f f`), the line gets [policy] unknown.
 //! redirect_to = { path_under = ["/dev"] }   # some writing redirection
 //! redirect_from = { path_equals = ["/etc/shadow"] }  # some reading one
 //! input_from = ["curl", "wget"]    # reads output of one of these
@@ -53,7 +56,12 @@
 //! holds for an operand when every key given holds; a key with a list holds
 //! when any element does. Keys: `equals` (the word), `regex` (the word),
 //! `path_equals`, `path_under` (at or below), `glob` (the canonical path;
-//! `*` and `?` stop at `/`, `**` does not), `unsafe` (bool).
+//! `*` and `?` stop at `/`, `**` does not), `unsafe` (bool), `last` (bool:
+//! the operand is the command's last, as `mv`'s and `rsync`'s destination
+//! is; only in `args`). An operand that is itself an unquoted glob
+//! (`/e*`, `cd /; rm -rf *`) matches `path_equals` and `path_under` when
+//! it could name one of their paths: the checker does not read the file
+//! system, so it takes every name the pattern could expand to.
 //!
 //! Unknown keys anywhere are errors, so a typo cannot silently disable a
 //! rule. Every error names the file, the line and the reason. Regexes are
@@ -198,6 +206,9 @@ pub struct ArgPredicate {
     pub path_under: Vec<String>,
     pub glob: Vec<String>,
     pub unsafe_: Option<bool>,
+    /// The operand is (true) or is not (false) the command's last one:
+    /// `mv SRC... DEST`, `rsync SRC... DEST`, `cp SRC DEST`.
+    pub last: Option<bool>,
 }
 
 #[derive(Clone, Debug)]
@@ -274,6 +285,7 @@ struct RawArg {
     glob: Vec<String>,
     #[serde(rename = "unsafe")]
     unsafe_: Option<bool>,
+    last: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -436,9 +448,10 @@ fn arg_predicate(field: &str, a: &RawArg) -> Result<ArgPredicate, String> {
         path_under: a.path_under.iter().map(|p| absolute(field, "path_under", p)).collect::<Result<_, _>>()?,
         glob: a.glob.iter().map(|p| absolute(field, "glob", p).map(|_| p.clone())).collect::<Result<_, _>>()?,
         unsafe_: a.unsafe_,
+        last: a.last,
     };
-    if p.equals.is_empty() && p.regex.is_none() && p.path_equals.is_empty() && p.path_under.is_empty() && p.glob.is_empty() && p.unsafe_.is_none() {
-        return Err(format!("{field}: empty predicate (give equals, regex, path_equals, path_under, glob or unsafe)"));
+    if p.equals.is_empty() && p.regex.is_none() && p.path_equals.is_empty() && p.path_under.is_empty() && p.glob.is_empty() && p.unsafe_.is_none() && p.last.is_none() {
+        return Err(format!("{field}: empty predicate (give equals, regex, path_equals, path_under, glob, unsafe or last)"));
     }
     Ok(p)
 }

@@ -92,7 +92,9 @@ pub fn expand_word(raw: &str, cx: &mut dyn Context) -> Result<Vec<Field>, Expand
     let mut out = Vec::new();
     for word in braces(raw)? {
         let pieces = parse_pieces(&word, cx)?;
-        let mut fields = Fields::default();
+        // `IFS=,; x=rm,-rf,/; $x` splits on commas.
+        let ifs = cx.var("IFS").flatten();
+        let mut fields = Fields { ifs, ..Fields::default() };
         expand_pieces(&pieces, false, &mut fields, cx)?;
         out.extend(fields.finish());
     }
@@ -139,6 +141,10 @@ struct Fields {
     cur: Field,
     started: bool,
     no_split: bool,
+    /// `$IFS` when set: the characters that split unquoted expansions
+    /// (unset: space, tab and newline). Empty fields between two
+    /// delimiters are dropped, as between whitespace.
+    ifs: Option<String>,
 }
 
 impl Fields {
@@ -178,12 +184,17 @@ impl Fields {
             self.literal(&v, true);
             return;
         }
-        let starts_ws = v.starts_with(char::is_whitespace);
-        let ends_ws = v.ends_with(char::is_whitespace);
+        let ifs = self.ifs.clone();
+        let sep = |c: char| match &ifs {
+            Some(set) => set.contains(c),
+            None => c.is_whitespace(),
+        };
+        let starts_ws = v.starts_with(sep);
+        let ends_ws = v.ends_with(sep);
         if starts_ws {
             self.split();
         }
-        for (i, part) in v.split_whitespace().enumerate() {
+        for (i, part) in v.split(sep).filter(|p| !p.is_empty()).enumerate() {
             if i > 0 {
                 self.split();
             }
@@ -578,7 +589,7 @@ mod tests {
 
     fn fields(raw: &str) -> Vec<String> {
         let mut cx = Fixed(
-            [("D", Some("/srv/app")), ("EMPTY", Some("")), ("SPLIT", Some("-r -f")), ("UNKNOWN", None)]
+            [("D", Some("/srv/app")), ("EMPTY", Some("")), ("SPLIT", Some("-r -f")), ("COMMAS", Some("a,b")), ("UNKNOWN", None)]
                 .into_iter()
                 .map(|(k, v)| (k.to_owned(), v.map(str::to_owned)))
                 .collect(),
@@ -607,6 +618,7 @@ mod tests {
     #[case("${EMPTY-/tmp}", &[])]
     #[case("$SPLIT", &["-r", "-f"])]
     #[case("\"$SPLIT\"", &["-r -f"])]
+    #[case("$COMMAS", &["a,b"])]
     #[case("/{etc,usr}", &["/etc", "/usr"])]
     #[case("'{a,b}'", &["{a,b}"])]
     #[case("x{1..3}", &["x1", "x2", "x3"])]
@@ -630,6 +642,23 @@ mod tests {
         let mut cx = Fixed([("D".to_owned(), Some("/srv".to_owned())), ("UNKNOWN".to_owned(), None)].into_iter().collect());
         let f = expand_word(raw, &mut cx).unwrap();
         assert_eq!(f.iter().any(|f| f.unsafe_reason().is_some()), expected, "{f:?}");
+    }
+
+    #[test]
+    fn ifs_decides_where_expansions_split() {
+        let vars = |ifs: Option<&str>| -> Vars {
+            let mut v: Vars = [("X".to_owned(), Some("rm,-rf,/".to_owned())), ("Y".to_owned(), Some("a b".to_owned()))].into_iter().collect();
+            if let Some(i) = ifs {
+                v.insert("IFS".to_owned(), Some(i.to_owned()));
+            }
+            v
+        };
+        let split = |ifs: Option<&str>, raw: &str| -> Vec<String> { expand_word(raw, &mut Fixed(vars(ifs))).unwrap().into_iter().map(|f| f.text).collect() };
+        assert_eq!(split(Some(","), "$X"), ["rm", "-rf", "/"]);
+        assert_eq!(split(Some(","), "$Y"), ["a b"]);
+        assert_eq!(split(Some(","), "\"$X\""), ["rm,-rf,/"]);
+        assert_eq!(split(None, "$X"), ["rm,-rf,/"]);
+        assert_eq!(split(Some(""), "$Y"), ["a b"]);
     }
 
     #[test]

@@ -45,6 +45,7 @@
 
 pub mod cases;
 mod config;
+mod embedded;
 mod expand;
 mod flags;
 mod parse;
@@ -284,10 +285,20 @@ impl Policy {
                 out.push((i, why.clone()));
                 continue;
             }
-            let Some(u) = cmd.unknown_args.as_ref().filter(|_| !execs_checked) else { continue };
+            if execs_checked {
+                continue;
+            }
             let now = rules::first_match(&self.rules, cmd, who, line).map_or(Verdict::Allow, |r| r.action);
-            if let Some(r) = rules::could_match_unknown_args(&self.rules, cmd, who, line, u.subcommand, now) {
-                out.push((i, format!("an argument of {} comes from {}, and rule {} looks at {}'s arguments", cmd.name, u.what, r.name, cmd.name)));
+            if let Some(u) = &cmd.unknown_args {
+                if let Some(r) = rules::could_match_unknown_args(&self.rules, cmd, who, line, u.subcommand, now) {
+                    out.push((i, format!("an argument of {} comes from {}, and rule {} looks at {}'s arguments", cmd.name, u.what, r.name, cmd.name)));
+                    continue;
+                }
+            }
+            if let Some(what) = &cmd.stdin_unknown {
+                if let Some(r) = rules::could_match_unknown_stdin(&self.rules, cmd, who, line, now) {
+                    out.push((i, format!("{} reads its input from {what}, and rule {} looks at what {} reads", cmd.name, r.name, cmd.name)));
+                }
             }
         }
         out

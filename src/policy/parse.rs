@@ -127,6 +127,10 @@ pub struct Arg {
     /// Why the word is unsafe (a missing value or a glob at the root).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unsafe_reason: Option<String>,
+    /// The word is an unquoted glob (`/e*`): bash would put in the names it
+    /// matches, which the checker takes to be any name it could match.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub glob: bool,
 }
 
 /// A redirection of a command.
@@ -181,6 +185,11 @@ pub struct ParsedCommand {
     /// it matters when a rule about this program looks at its arguments.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unknown_args: Option<UnknownArgs>,
+    /// The command reads its standard input from what the checker cannot
+    /// read (a pipe from `cat x`, `< file`, `psql -f file`): what. It
+    /// matters when a rule about this program looks at `--stdin`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stdin_unknown: Option<String>,
 }
 
 /// Operands the checker cannot know, from [`ParsedCommand::unknown_args`].
@@ -636,11 +645,15 @@ impl Walker<'_> {
                     };
                     if words.is_empty() {
                         assignments.push((name, value));
-                    } else {
+                    } else if words.first().is_some_and(|f| matches!(basename(&f.text), "export" | "declare" | "typeset" | "local" | "readonly")) {
                         // `export D=/`, `declare D=/`: an argument that assigns.
                         let text = w.value.clone();
                         words.push(Field { text, quoted: true, ..Field::default() });
                         assignments.push((name, value));
+                    } else {
+                        // `dd of=$DISK`: an ordinary word that looks like one.
+                        let f = self.expand(&w.value, scope, ctx, &mut fed);
+                        words.extend(f);
                     }
                 }
                 Item::Part(CommandPrefixOrSuffixItem::IoRedirect(r)) => {
@@ -815,7 +828,7 @@ impl Walker<'_> {
                     // What xargs appends comes from stdin; known when it is
                     // a literal `echo ... |` or a here-string.
                     if let Some(text) = &stdin {
-                        let extra: Vec<Field> = text.split_whitespace().map(|t| Field { text: t.to_owned(), quoted: true, ..Field::default() }).collect();
+                        let extra: Vec<Field> = text.split(|c: char| c.is_whitespace() || c == '\0').filter(|t| !t.is_empty()).map(|t| Field { text: t.to_owned(), quoted: true, ..Field::default() }).collect();
                         match &replace {
                             Some(r) => {
                                 let joined = text.trim().to_owned();
@@ -827,10 +840,23 @@ impl Walker<'_> {
                         }
                     }
                 }
-                Unwrapped::FindExec { commands } => {
+                Unwrapped::FindExec { commands, starts } => {
                     self.record(&words, &redirects, &input_from, scope, &cwd, ctx, &wrappers);
+                    // `{}` is each file found: a start path or anything
+                    // below it, which a glob `START/**` stands for.
+                    let mut found: Vec<Field> = Vec::new();
+                    for s in &starts {
+                        found.push(Field { text: s.clone(), quoted: true, ..Field::default() });
+                        let below = format!("{}/**", s.trim_end_matches('/'));
+                        found.push(Field { glob_at: Some(below.len() - 2), text: below, quoted: true, ..Field::default() });
+                    }
                     for (start, end) in commands {
-                        let inner: Vec<Field> = words.get(start + 1..end + 1).map(<[Field]>::to_vec).unwrap_or_default();
+                        let inner: Vec<Field> = words
+                            .get(start + 1..end + 1)
+                            .unwrap_or_default()
+                            .iter()
+                            .flat_map(|f| if f.text == "{}" { found.clone() } else { vec![f.clone()] })
+                            .collect();
                         if inner.is_empty() {
                             continue;
                         }
@@ -843,13 +869,25 @@ impl Walker<'_> {
                     return;
                 }
                 Unwrapped::NotRun => break,
+                Unwrapped::Argv { words: argv, label } => {
+                    self.record(&words, &redirects, &input_from, scope, &cwd, ctx, &wrappers);
+                    wrappers.push(label);
+                    words = argv.into_iter().map(|text| Field { text, quoted: true, ..Field::default() }).collect();
+                }
+                Unwrapped::Opaque { why } => {
+                    self.record(&words, &redirects, &input_from, scope, &cwd, ctx, &wrappers);
+                    if let Some(last) = self.out.last_mut() {
+                        last.unknown = Some(why);
+                    }
+                    return;
+                }
             }
         }
         // Builtins that change the scope for later commands of the line.
         let texts: Vec<&str> = words.iter().map(|f| f.text.as_str()).collect();
         match texts.as_slice() {
             ["cd"] => scope.cwd = scope.vars.get("HOME").cloned().flatten().unwrap_or_else(|| self.env.home.clone()),
-            ["cd", dir] | ["cd", "-P" | "-L" | "--", dir] => scope.cwd = canonical(dir, &scope.cwd),
+            ["cd" | "pushd", dir] | ["cd" | "pushd", "-P" | "-L" | "--", dir] => scope.cwd = canonical(dir, &scope.cwd),
             ["export" | "declare" | "typeset" | "local" | "readonly", rest @ ..] => {
                 // `declare -n R=X` makes R another name for X: not followed.
                 let nameref = rest.iter().any(|w| w.starts_with('-') && w.contains('n'));
@@ -883,6 +921,21 @@ impl Walker<'_> {
         if let Some(last) = self.out.last_mut() {
             if last.unknown.is_none() && wrappers::reads_program_from_pipe(&last.name, last.argv.get(1..).unwrap_or_default()) && !input_from.is_empty() {
                 last.unknown = Some(format!("{} runs a program it reads from a pipe (from {}), which the checker cannot see", last.name, input_from.join(", ")));
+            }
+            // What the program reads on stdin, for rules about it
+            // (`echo 'DROP TABLE x' | psql`): the text when known, else
+            // where it comes from.
+            match &stdin {
+                Some(text) => last.values.push((STDIN_VALUE.to_owned(), text.clone())),
+                None => {
+                    let file = last.redirects.iter().find(|r| !r.write && r.op.trim_start_matches('0') == "<").map(|r| r.target.clone());
+                    let file = file.or_else(|| INPUT_FILE_OPTION.iter().find(|(p, _)| *p == last.name).and_then(|(_, o)| last.values.iter().find(|(n, _)| n == o)).map(|(_, v)| v.clone()));
+                    last.stdin_unknown = match file {
+                        Some(f) => Some(format!("the file {f}")),
+                        None if !input_from.is_empty() => Some(format!("a pipe from {}", input_from.join(", "))),
+                        None => None,
+                    };
+                }
             }
         }
     }
@@ -938,7 +991,7 @@ impl Walker<'_> {
                 let path = canonical(&f.text, cwd);
                 let glob_root = f.glob_at.is_some() && path.split('/').nth(1).is_some_and(|c| c.contains(['*', '?', '[']));
                 let unsafe_reason = f.unsafe_reason().map(str::to_owned).or_else(|| glob_root.then(|| format!("{path} is a glob at the root")));
-                Arg { text, path, unsafe_reason }
+                Arg { text, path, unsafe_reason, glob: is_glob(f) }
             })
             .collect();
         let forks_itself = ctx.forked && self.functions.contains(&program);
@@ -962,9 +1015,19 @@ impl Walker<'_> {
             unseen_code: false,
             unknown: None,
             unknown_args,
+            stdin_unknown: None,
         });
     }
 }
+
+/// The name under which a command's known standard input is among its
+/// [`ParsedCommand::values`]: a rule's `values = [{ flag = ["--stdin"],
+/// regex = … }]` looks at it.
+pub const STDIN_VALUE: &str = "--stdin";
+
+/// Programs with an option that names the file they read in place of
+/// their standard input (`psql -f FILE`).
+const INPUT_FILE_OPTION: &[(&str, &str)] = &[("psql", "--file")];
 
 /// Stands for an unknowable word when telling whether code came from it.
 const UNKNOWN_MARK: &str = "\u{1}unknown\u{1}";

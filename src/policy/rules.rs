@@ -45,7 +45,8 @@ pub fn matches(m: &Matcher, cmd: &ParsedCommand, line: &str) -> bool {
     if !m.not_flags.is_empty() && !normalise_rule_flags(&cmd.name, &m.not_flags).is_disjoint(&cmd.flags) {
         return false;
     }
-    if !m.args.iter().all(|p| cmd.args.iter().any(|a| arg_matches(p, a))) {
+    let count = cmd.args.len();
+    if !m.args.iter().all(|p| cmd.args.iter().enumerate().any(|(i, a)| arg_matches(p, a, i + 1 == count))) {
         return false;
     }
     for v in &m.values {
@@ -104,19 +105,33 @@ fn name_matches(pattern: &str, name: &str) -> bool {
     }
 }
 
-fn arg_matches(p: &ArgPredicate, a: &Arg) -> bool {
-    predicate(p, &a.text, &a.path, a.unsafe_reason.is_some())
+fn arg_matches(p: &ArgPredicate, a: &Arg, last: bool) -> bool {
+    p.last.is_none_or(|l| l == last) && predicate(p, &a.text, &a.path, a.unsafe_reason.is_some(), a.glob)
 }
 
 fn redirect_matches(p: &ArgPredicate, r: &Redirect) -> bool {
-    predicate(p, &r.target, &r.path, false)
+    predicate(p, &r.target, &r.path, false, false)
 }
 
-fn predicate(p: &ArgPredicate, text: &str, path: &str, is_unsafe: bool) -> bool {
+/// `pattern` (an operand that is an unquoted glob) could name `path` or
+/// something below it: `/e*` names `/etc`, `/var/*` names `/var/lib` and
+/// whatever is under it.
+fn could_name(pattern: &str, path: &str, under: bool) -> bool {
+    if glob(pattern, path) {
+        return true;
+    }
+    if !under {
+        return false;
+    }
+    // Some prefix of `path`, cut at a `/`, matches the pattern.
+    path.match_indices('/').skip(1).any(|(i, _)| path.get(..i).is_some_and(|prefix| glob(pattern, prefix)))
+}
+
+fn predicate(p: &ArgPredicate, text: &str, path: &str, is_unsafe: bool, is_glob: bool) -> bool {
     (p.equals.is_empty() || p.equals.iter().any(|e| e == text))
         && p.regex.as_ref().is_none_or(|r| r.is_match(text))
-        && (p.path_equals.is_empty() || p.path_equals.iter().any(|e| e == path))
-        && (p.path_under.is_empty() || p.path_under.iter().any(|d| is_under(path, d)))
+        && (p.path_equals.is_empty() || p.path_equals.iter().any(|e| e == path || (is_glob && could_name(path, e, false))))
+        && (p.path_under.is_empty() || p.path_under.iter().any(|d| is_under(path, d) || (is_glob && could_name(path, d, true))))
         && (p.glob.is_empty() || p.glob.iter().any(|g| glob(g, path)))
         && p.unsafe_.is_none_or(|u| u == is_unsafe)
 }
@@ -238,6 +253,23 @@ pub fn could_match_unknown_args<'r>(rules: &'r [Rule], cmd: &ParsedCommand, who:
         if subcommand_unknown {
             rest.subcommand.clear();
         }
+        matches(&rest, cmd, line)
+    })
+}
+
+/// A rule about `cmd`'s program that looks at its standard input
+/// (`values` with flag `--stdin`) and could match what it reads, which the
+/// checker cannot see (`cat x.sql | psql`): its other matchers hold. Only
+/// rules more severe than `than` count.
+pub fn could_match_unknown_stdin<'r>(rules: &'r [Rule], cmd: &ParsedCommand, who: &Subject, line: &str, than: Verdict) -> Option<&'r Rule> {
+    let about_stdin = |v: &super::config::ValuePredicate| v.flag.iter().any(|f| f == super::parse::STDIN_VALUE);
+    rules.iter().filter(|r| r.action > than).find(|r| {
+        let m = &r.matcher;
+        if m.program.is_empty() || !m.values.iter().any(about_stdin) || !in_scope(r, who) {
+            return false;
+        }
+        let mut rest = m.clone();
+        rest.values.retain(|v| !about_stdin(v));
         matches(&rest, cmd, line)
     })
 }

@@ -19,6 +19,8 @@
 //! (`+B`, `-o posix`, `-O extglob`, zsh's `-o sh_word_split`) make the
 //! code's meaning unknown to the checker ([`odd_shell_options`]).
 
+use super::embedded;
+
 /// What running `name args...` amounts to.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Unwrapped {
@@ -32,10 +34,16 @@ pub enum Unwrapped {
     /// `xargs`: the command starts at `args[start]` (`echo` when absent),
     /// with stdin's words appended or put in place of `replace`.
     Xargs { start: usize, replace: Option<String> },
-    /// `find ... -exec CMD ;`: the commands, as `args[start..end]` ranges.
-    FindExec { commands: Vec<(usize, usize)> },
+    /// `find ... -exec CMD ;`: the commands, as `args[start..end]` ranges,
+    /// and the paths find starts from (what `{}` names is at or below them).
+    FindExec { commands: Vec<(usize, usize)>, starts: Vec<String> },
     /// The command will not run (`command -v rm`, `sudo -l rm`).
     NotRun,
+    /// Runs a command made of these words (`parallel rm ::: /x`).
+    Argv { words: Vec<String>, label: String },
+    /// Runs something the checker cannot read (`python3 -c
+    /// 'os.system(cmd)'`): why.
+    Opaque { why: String },
 }
 
 /// One option seen while skipping: its name (`-u`, `--user`) and value.
@@ -328,11 +336,247 @@ pub fn unwrap(name: &str, args: &[String], stdin: Option<&str>) -> Unwrapped {
             if commands.is_empty() {
                 Unwrapped::Program
             } else {
-                Unwrapped::FindExec { commands }
+                Unwrapped::FindExec { commands, starts: find_starts(args) }
             }
         }
         n if is_shell(n) => shell(n, args, stdin),
-        _ => Unwrapped::Program,
+        "docker" | "podman" | "nerdctl" | "docker-compose" => container(name, args),
+        "kubectl" | "oc" => {
+            // `kubectl exec POD -- CMD`, `kubectl debug ... -- CMD`,
+            // `kubectl run NAME --image=X -- CMD`.
+            let sub = args.iter().find(|w| matches!(w.as_str(), "exec" | "debug" | "run" | "attach"));
+            match (sub, args.iter().position(|w| w == "--")) {
+                (Some(sub), Some(dash)) => match runs(dash + 1, args, &format!("{name} {sub}")) {
+                    Unwrapped::Program => Unwrapped::Program,
+                    other => other,
+                },
+                _ => Unwrapped::Program,
+            }
+        }
+        "parallel" => parallel(args),
+        "gdb" => {
+            // `-ex 'shell CMD'`, `-ex '!CMD'`: gdb runs CMD with a shell.
+            // gdb's long options take one dash or two, a value after `=`
+            // or in the next word.
+            let mut commands: Vec<&str> = Vec::new();
+            let mut i = 0;
+            while let Some(w) = args.get(i) {
+                i += 1;
+                let bare = w.trim_start_matches('-');
+                let (name, attached) = match bare.split_once('=') {
+                    Some((n, v)) => (n, Some(v)),
+                    None => (bare, None),
+                };
+                if w.starts_with('-') && matches!(name, "ex" | "eval-command" | "iex" | "init-eval-command") {
+                    match attached {
+                        Some(v) => commands.push(v),
+                        None => {
+                            commands.extend(args.get(i).map(String::as_str));
+                            i += 1;
+                        }
+                    }
+                }
+            }
+            let codes: Vec<String> = commands.iter().filter_map(|v| v.trim().strip_prefix("shell ").or_else(|| v.trim().strip_prefix('!')).map(str::to_owned)).collect();
+            shell_codes(codes, "gdb shell")
+        }
+        "git" => git(args),
+        "tar" | "gtar" | "bsdtar" => {
+            let (_, seen) = skip_options_anywhere(args, "fCIFTXbgKLNV", &["to-command", "checkpoint-action", "use-compress-program", "info-script", "new-volume-script", "file", "directory", "rsh-command"]);
+            let mut codes = Vec::new();
+            for o in &seen {
+                let Some(v) = o.value.as_deref() else { continue };
+                match o.name.as_str() {
+                    "--to-command" | "--use-compress-program" | "-I" | "--info-script" | "--new-volume-script" | "-F" | "--rsh-command" => codes.push(v.to_owned()),
+                    "--checkpoint-action" => {
+                        if let Some(c) = v.strip_prefix("exec=") {
+                            codes.push(c.to_owned());
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            shell_codes(codes, "tar")
+        }
+        "awk" | "gawk" | "mawk" | "nawk" | "busybox-awk" => {
+            let (i, seen) = skip_options(args, "fvF", &["file", "assign", "field-separator", "source"]);
+            let program = if has(&seen, &["-f", "--file"]) { value_of(&seen, &["--source"]) } else { args.get(i).map(String::as_str) };
+            match program {
+                Some(code) => embedded_code("awk", &[code.to_owned()], "awk system()"),
+                None => Unwrapped::Program,
+            }
+        }
+        "vim" | "vi" | "nvim" | "ex" | "view" | "vimdiff" | "gvim" | "rvim" => {
+            // `-c CMD`, `--cmd CMD`, `+CMD`: Ex commands; `!CMD` is shell.
+            let mut commands: Vec<String> = Vec::new();
+            let mut i = 0;
+            while let Some(w) = args.get(i) {
+                i += 1;
+                if matches!(w.as_str(), "-c" | "--cmd" | "-S") {
+                    commands.extend(args.get(i).cloned());
+                    i += 1;
+                } else if let Some(c) = w.strip_prefix('+').filter(|c| !c.is_empty() && !c.starts_with(|d: char| d.is_ascii_digit() || d == '/')) {
+                    commands.push(c.to_owned());
+                }
+            }
+            let mut codes = Vec::new();
+            for c in &commands {
+                let c = c.trim().trim_start_matches(':').trim();
+                let c = c.strip_prefix("silent!").or_else(|| c.strip_prefix("silent")).map_or(c, str::trim);
+                if let Some(code) = c.strip_prefix('!').or_else(|| c.strip_prefix("r !")).or_else(|| c.strip_prefix("r!")).or_else(|| c.strip_prefix("w !")) {
+                    codes.push(code.to_owned());
+                }
+            }
+            match embedded::find("vim", &commands.join("\n")) {
+                Some(embedded::Found::Code(more)) => codes.extend(more),
+                Some(embedded::Found::Unknown(why)) => return Unwrapped::Opaque { why },
+                None => {}
+            }
+            shell_codes(codes, "vim !")
+        }
+        n => match embedded::language(n) {
+            Some((lang, opts)) => embedded_code(lang, &embedded::inline_code(args, opts), &format!("{n} -c")),
+            None => Unwrapped::Program,
+        },
+    }
+}
+
+/// Shell code found in a program's arguments, as [`Unwrapped::Shell`].
+fn shell_codes(codes: Vec<String>, label: &str) -> Unwrapped {
+    if codes.is_empty() {
+        Unwrapped::Program
+    } else {
+        Unwrapped::Shell { code: Some(codes.join("\n")), label: label.to_owned() }
+    }
+}
+
+/// The commands inline code of language `lang` runs.
+fn embedded_code(lang: &str, code: &[String], label: &str) -> Unwrapped {
+    let mut codes = Vec::new();
+    for c in code {
+        match embedded::find(lang, c) {
+            Some(embedded::Found::Code(more)) => codes.extend(more),
+            Some(embedded::Found::Unknown(why)) => return Unwrapped::Opaque { why },
+            None => {}
+        }
+    }
+    shell_codes(codes, label)
+}
+
+/// `docker exec [OPTIONS] CONTAINER CMD...`, `docker run [OPTIONS] IMAGE
+/// [CMD...]`, and the same for podman, nerdctl and `docker compose`.
+fn container(name: &str, args: &[String]) -> Unwrapped {
+    // Options before the subcommand (`docker -H host exec`).
+    let (mut i, _) = skip_options(args, "Hc", &["host", "context", "config", "log-level", "tlscacert", "tlscert", "tlskey", "file", "project-name", "profile", "env-file"]);
+    let mut label = name.to_owned();
+    while let Some(w) = args.get(i).filter(|w| matches!(w.as_str(), "container" | "compose")) {
+        label.push(' ');
+        label.push_str(w);
+        i += 1;
+        if w == "compose" {
+            let (n, _) = skip_options(args.get(i..).unwrap_or_default(), "fp", &["file", "project-name", "profile", "env-file", "project-directory"]);
+            i += n;
+        }
+    }
+    let Some(sub) = args.get(i).filter(|w| matches!(w.as_str(), "exec" | "run")) else { return Unwrapped::Program };
+    label.push(' ');
+    label.push_str(sub);
+    let rest = args.get(i + 1..).unwrap_or_default();
+    let (n, _) = skip_options(
+        rest,
+        "eupvwlmhca",
+        &[
+            "env", "env-file", "user", "workdir", "detach-keys", "publish", "volume", "name", "network", "net", "entrypoint", "memory", "cpus", "mount", "label",
+            "hostname", "add-host", "restart", "platform", "pull", "volumes-from", "device", "cap-add", "cap-drop", "security-opt", "tmpfs", "log-driver",
+            "log-opt", "ulimit", "shm-size", "gpus", "runtime", "ipc", "pid", "dns", "expose", "link", "cidfile", "cpu-shares", "memory-swap", "group-add",
+            "stop-signal", "health-cmd", "userns", "uts", "cgroupns", "cgroup-parent", "index", "annotation", "arch", "os", "secret", "pod", "replace",
+        ],
+    );
+    // `-i`, `-t`, `-d` take no value: `-it` is two flags.
+    let start = i + 1 + n + 1;
+    runs(start, args, &label)
+}
+
+/// `parallel [OPTIONS] CMD ::: ARGS...`: CMD with the arguments put in
+/// place of `{}`, or appended.
+fn parallel(args: &[String]) -> Unwrapped {
+    let (i, _) = skip_options(args, "jSaPIdXNEL", &["jobs", "sshlogin", "arg-file", "max-procs", "delimiter", "joblog", "results", "tmpdir", "workdir", "timeout", "retries", "tag-string"]);
+    let rest = args.get(i..).unwrap_or_default();
+    let sep = rest.iter().position(|w| matches!(w.as_str(), ":::" | "::::" | ":::+"));
+    let (cmd, inputs) = match sep {
+        Some(at) => (rest.get(..at).unwrap_or_default(), rest.get(at + 1..).unwrap_or_default()),
+        None => (rest, &[][..]),
+    };
+    if cmd.is_empty() {
+        return Unwrapped::Program;
+    }
+    let inputs: Vec<String> = inputs.iter().filter(|w| !w.starts_with(":::")).cloned().collect();
+    let mut words: Vec<String> = Vec::new();
+    let mut replaced = false;
+    for w in cmd {
+        if w == "{}" {
+            words.extend(inputs.iter().cloned());
+            replaced = true;
+        } else {
+            words.push(w.clone());
+        }
+    }
+    if !replaced {
+        words.extend(inputs);
+    }
+    if cmd.len() == 1 && cmd.first().is_some_and(|c| c.contains(' ')) {
+        // `parallel 'rm -rf {}' ::: /x`: one word is shell code.
+        return Unwrapped::Shell { code: Some(words.join(" ")), label: "parallel".into() };
+    }
+    Unwrapped::Argv { words, label: "parallel".into() }
+}
+
+/// `git -c alias.x='!CMD' x`, `git -c core.pager=CMD log`: configuration
+/// given on the command line that git runs with a shell.
+fn git(args: &[String]) -> Unwrapped {
+    let (i, seen) = skip_options(args, "cC", &["git-dir", "work-tree", "namespace", "exec-path", "config-env"]);
+    let sub = args.get(i).map(String::as_str);
+    let mut codes = Vec::new();
+    for o in seen.iter().filter(|o| o.name == "-c") {
+        let Some((key, value)) = o.value.as_deref().and_then(|v| v.split_once('=')) else { continue };
+        let key = key.to_ascii_lowercase();
+        if let Some(alias) = key.strip_prefix("alias.") {
+            if Some(alias) == sub {
+                if let Some(code) = value.strip_prefix('!') {
+                    let mut code = code.to_owned();
+                    for a in args.get(i + 1..).unwrap_or_default() {
+                        code.push(' ');
+                        code.push_str(&quote(a));
+                    }
+                    codes.push(code);
+                }
+            }
+        } else if matches!(key.as_str(), "core.pager" | "core.editor" | "core.sshcommand" | "core.fsmonitor" | "core.hookspath" | "sequence.editor" | "diff.external" | "pager.log" | "pager.diff" | "pager.show") {
+            if key != "core.hookspath" {
+                codes.push(value.trim_start_matches('!').to_owned());
+            }
+        }
+    }
+    shell_codes(codes, "git -c")
+}
+
+/// The paths `find` starts from: the words before its expression, after
+/// `-H`, `-L`, `-P`, `-D LIST` and `-O LEVEL`; `.` when there are none.
+pub fn find_starts(args: &[String]) -> Vec<String> {
+    let mut i = 0;
+    while let Some(w) = args.get(i) {
+        match w.as_str() {
+            "-H" | "-L" | "-P" => i += 1,
+            "-D" => i += 2,
+            o if o.starts_with("-O") => i += 1,
+            _ => break,
+        }
+    }
+    let starts: Vec<String> = args.iter().skip(i).take_while(|w| !w.starts_with('-') && !matches!(w.as_str(), "(" | "!" | ",")).cloned().collect();
+    if starts.is_empty() {
+        vec![".".to_owned()]
+    } else {
+        starts
     }
 }
 

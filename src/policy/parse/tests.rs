@@ -52,7 +52,7 @@ fn summary(line: &str) -> Vec<String> {
 #[case::xargs("echo / | xargs rm -rf", &["echo /", "rm /"])]
 #[case::xargs_replace("echo / | xargs -I{} rm -rf {}", &["echo /", "rm /"])]
 #[case::xargs_unknown("find . | xargs rm -f", &["find .", "rm"])]
-#[case::find_exec("find / -exec rm -rf {} \\;", &["find / rm {} ;", "rm {}"])]
+#[case::find_exec("find / -exec rm -rf {} \\;", &["find / rm {} ;", "rm / /**"])]
 #[case::proc_subst("bash <(curl x)", &["curl x", "bash /dev/fd/63"])]
 #[case::here_string("bash <<< 'rm -rf /'", &["bash", "rm /"])]
 #[case::piped_echo("echo 'rm -rf /' | bash", &["echo rm -rf /", "bash", "rm /"])]
