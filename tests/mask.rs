@@ -397,5 +397,40 @@ fn a_secret_typed_key_by_key_never_shows_in_part() {
         pty.line("echo done-$((6*7))");
         pty.wait_for("the command to run", |s| s.contains("done-42"));
         check_nowhere_in_clear(pty, &setup, secret, &format!("typed {line}{secret} key by key"));
+
+/// A label at the end of a row whose value wraps onto the next: the screen
+/// joins the rows into one logical line before the detectors see it, so the
+/// value is masked wherever the terminal's width breaks it, including with
+/// the label's separator in the last column.
+#[test]
+fn a_label_whose_value_wraps_onto_the_next_row_is_masked_at_any_width() {
+    let masker = || Masker::new(&MaskingConfig::default()).unwrap();
+    for (label, secret) in [
+        ("password: ", "S3cretPassW0rd"),
+        ("pw=", "S3cretPassW0rd"),
+        ("--token ", "tok3nValueXy9"),
+        ("mysql -uroot -p", "S3cretPassW0rd"),
+        ("PIN: ", "48213377"),
+    ] {
+        let text = format!("$ run {label}{secret}");
+        // From a break inside the label to one inside the value; the
+        // separator lands in the last column at `text.len() - secret.len()`.
+        for cols in 6..text.len() as u16 {
+            let size = Size { rows: 10, cols };
+            let mut filter = Filter::new(size, masker());
+            let mut bytes = filter.feed(format!("{text}\r\n").as_bytes());
+            bytes.extend(filter.finish());
+            let screen = shown(&bytes, size.rows, size.cols);
+            let joined = screen.replace('\n', "");
+            assert!(
+                !joined.contains(secret) && joined.contains(&"*".repeat(secret.len())),
+                "{cols} columns, {label:?}:\n{screen}"
+            );
+            // No row shows a piece of the value either.
+            for piece in secret.as_bytes().windows(4) {
+                let piece = std::str::from_utf8(piece).unwrap();
+                assert!(!screen.lines().any(|row| row.contains(piece)), "{cols} columns: {piece:?} shown:\n{screen}");
+            }
+        }
     }
 }

@@ -22,7 +22,15 @@
 //! - `PWD` and `OLDPWD`, the working directory in `env` output;
 //! - values that cannot be a secret: booleans, `null`/`none`, a `$VAR`
 //!   reference, a `<placeholder>` or `{{ template }}`, text already masked
-//!   (`****`).
+//!   (`****`);
+//! - messages about a password rather than one (`passwd: password updated
+//!   successfully`, `token: expired`): words mostly from [`STATUS_WORDS`];
+//! - help text's placeholders after an option (`--password=PASSWORD`,
+//!   `--token string`);
+//! - `pin` whose value is not 4 to 12 digits (`pin: v2.1` pins a version).
+//!
+//! Short labels (`pw`, `pin`) are keys only whole or as a key's last part
+//! (`DB_PW`, `SIM_PIN`): inside a word they are `npw`, `spin`, `mapping`.
 
 use std::ops::Range;
 
@@ -71,10 +79,30 @@ const NOT_SECRET_SUFFIXES: &[&str] = &[
     "lifetime", "timeout", "rotation",
 ];
 
+/// Labels too short to look for inside a word: they name a secret only as
+/// a whole key or its last `_`/`-`/`.` part (`pw`, `SIM_PIN`, `user-pw`).
+const SHORT_LABELS: &[&str] = &["pw", "pin", "pincode"];
+
+/// Whether a key is one of [`SHORT_LABELS`], alone or as its last part.
+fn is_short_label(key: &str) -> bool {
+    let last = key.rsplit(['_', '-', '.']).next().unwrap_or(key);
+    SHORT_LABELS.iter().any(|l| last.eq_ignore_ascii_case(l))
+}
+
+/// Whether a key names a PIN, whose value is digits only: `pin: v2` (a
+/// pinned version) is not one.
+fn is_pin(key: &str) -> bool {
+    let last = key.rsplit(['_', '-', '.']).next().unwrap_or(key);
+    last.eq_ignore_ascii_case("pin") || last.eq_ignore_ascii_case("pincode")
+}
+
 /// Whether a key (as written) names a secret value.
 pub(crate) fn is_secret_name(key: &str) -> bool {
     if key == "PWD" || key == "OLDPWD" {
         return false;
+    }
+    if is_short_label(key) {
+        return true;
     }
     let norm: String = key
         .chars()
@@ -113,6 +141,9 @@ pub(crate) struct Assignment {
     /// The value runs to the end of the line with nothing closing it: it
     /// may still be growing (for the hold-back window).
     pub open_ended: bool,
+    /// The value is the rest of the line after a `:` (YAML, headers, and
+    /// status messages: `passwd: password updated successfully`).
+    pub prose: bool,
 }
 
 pub(crate) fn assignments(d: Enabled, line: &str, keyword_hits: &[Range<usize>], hits: &mut Vec<Hit>) {
@@ -124,6 +155,15 @@ pub(crate) fn assignments(d: Enabled, line: &str, keyword_hits: &[Range<usize>],
             continue;
         }
         let key = line.get(a.key.clone()).unwrap_or_default();
+        let bare_key = key.trim_start_matches('-');
+        let pin_shaped = (4..=12).contains(&text.len()) && text.bytes().all(|c| c.is_ascii_digit());
+        if is_pin(bare_key) && !pin_shaped {
+            continue;
+        }
+        // Help text (`--password=PASSWORD`) and status messages.
+        if (a.prose && is_prose(text)) || (key.starts_with('-') && is_placeholder(bare_key, text)) {
+            continue;
+        }
         let norm_key = key.to_ascii_lowercase().replace(['_', '-', '.'], "");
         let aws = norm_key.ends_with("secretaccesskey") || norm_key == "awssecretkey";
         let range = skip_auth_scheme(b, value);
@@ -153,7 +193,10 @@ pub(crate) fn parse_all(line: &str, keyword_hits: &[Range<usize>]) -> Vec<Assign
             continue;
         }
         let strong = STRONG_WORDS.iter().any(|w| contains_ignore_case(bare_key, w));
-        if let Some(a) = parse_after_key(b, key_start, key_end, key.starts_with("--"), strong) {
+        // `--password X`, and Java's and OpenSSL's one-dash long options
+        // (`keytool -storepass X`) when the dash starts a word.
+        let flag = key.starts_with("--") || (key.starts_with('-') && key.len() > 2 && matches!(before(b, key_start), b' ' | b'\t'));
+        if let Some(a) = parse_after_key(b, key_start, key_end, flag, strong) {
             out.push(a);
         }
     }
@@ -203,12 +246,12 @@ fn parse_after_key(b: &[u8], key_start: usize, key_end: usize, flag: bool, stron
                 continue;
             }
             if c == q {
-                return Some(Assignment { key: key_start..key_end, value: inner..j, open_ended: false });
+                return Some(Assignment { key: key_start..key_end, value: inner..j, open_ended: false, prose: false });
             }
             j += 1;
         }
         let value = trim_range(b, inner..b.len());
-        return Some(Assignment { key: key_start..key_end, value: inner..value.end.max(inner), open_ended: true });
+        return Some(Assignment { key: key_start..key_end, value: inner..value.end.max(inner), open_ended: true, prose: false });
     }
     if rest_of_line {
         // YAML/header style: the rest of the line, less a ` #` comment.
@@ -222,12 +265,17 @@ fn parse_after_key(b: &[u8], key_start: usize, key_end: usize, flag: bool, stron
             return None;
         }
         let open_ended = end == b.len();
-        return Some(Assignment { key: key_start..key_end, value: value.start..value.end.max(value.start), open_ended });
+        return Some(Assignment {
+            key: key_start..key_end,
+            value: value.start..value.end.max(value.start),
+            open_ended,
+            prose: true,
+        });
     }
     let end = run_end(b, value_start, |c| {
         !(c.is_ascii_whitespace() || matches!(c, b'&' | b';' | b',' | b')' | b']' | b'}' | b'"' | b'\'' | b'<' | b'>'))
     });
-    Some(Assignment { key: key_start..key_end, value: value_start..end, open_ended: end == b.len() })
+    Some(Assignment { key: key_start..key_end, value: value_start..end, open_ended: end == b.len(), prose: false })
 }
 
 /// In `Authorization: Bearer abc`, only `abc` is the secret.
@@ -238,6 +286,50 @@ fn skip_auth_scheme(b: &[u8], value: Range<usize>) -> Range<usize> {
         }
     }
     value
+}
+
+/// Words of the messages tools print about a password rather than with
+/// one: `passwd: password updated successfully`, `Password: must be at
+/// least 8 characters`, `token: expired`.
+const STATUS_WORDS: &[&str] = &[
+    "password", "passwords", "token", "secret", "updated", "changed", "expired", "expires", "expiry",
+    "information", "successfully", "success", "successful", "unchanged", "set", "reset", "saved", "stored",
+    "removed", "deleted", "created", "accepted", "incorrect", "invalid", "wrong", "denied", "failed",
+    "failure", "mismatch", "match", "matched", "required", "must", "be", "is", "was", "has", "have", "been",
+    "not", "no", "do", "does", "too", "short", "weak", "at", "least", "characters", "the", "for", "of",
+    "authentication", "tokens", "all", "will", "should", "cannot", "can't", "please", "try", "again",
+    "enter", "new", "retype", "same", "unknown", "error", "ok", "done",
+];
+
+/// Whether a value is a message of [`STATUS_WORDS`] rather than a
+/// passphrase: words of letters only (ending punctuation aside, numbers
+/// not counted), at least two, more than half of them status words. A
+/// passphrase such as `correct horse battery staple` has none.
+fn is_prose(v: &str) -> bool {
+    let words: Vec<&str> = v
+        .split_whitespace()
+        .map(|w| w.trim_end_matches(['.', ',', '!', ':', ';']))
+        .filter(|w| !w.bytes().all(|c| c.is_ascii_digit()))
+        .collect();
+    if words.len() < 2 || !words.iter().all(|w| w.bytes().all(|c| c.is_ascii_alphabetic() || c == b'\'')) {
+        return false;
+    }
+    let status = words.iter().filter(|w| STATUS_WORDS.iter().any(|s| w.eq_ignore_ascii_case(s))).count();
+    status * 2 > words.len()
+}
+
+/// Whether a value is a help text's placeholder (`--password=PASSWORD`,
+/// `--token string`, `-p password`): the key's own name, a type name, or
+/// a secret word, in one case throughout.
+fn is_placeholder(key: &str, v: &str) -> bool {
+    const TYPES: &[&str] = &["string", "str", "value", "text", "file", "path", "int", "secret", "pass", "pwd", "token", "key", "password", "passwd", "passphrase"];
+    let v = v.trim_matches(['[', ']', '.']);
+    let one_case = v.bytes().all(|c| !c.is_ascii_lowercase()) || v.bytes().all(|c| !c.is_ascii_uppercase());
+    let word = v.replace(['_', '-'], "");
+    one_case
+        && (v.eq_ignore_ascii_case(key.trim_start_matches('-'))
+            || TYPES.iter().any(|t| word.eq_ignore_ascii_case(t))
+            || (v.bytes().all(|c| c.is_ascii_uppercase() || c == b'_') && is_secret_name(v)))
 }
 
 /// Values that cannot be a secret, or are already hidden.

@@ -45,11 +45,18 @@ pub enum DetectorId {
     Assignment,
     K8sSecretData,
     Email,
+    AiApiKey,
+    RegistryToken,
+    CiToken,
+    MessagingApiKey,
+    ChatToken,
+    CliPassword,
+    ConnectionString,
 }
 
 impl DetectorId {
     /// Every built-in, in the order the docs list them.
-    pub const ALL: [DetectorId; 15] = [
+    pub const ALL: [DetectorId; 22] = [
         Self::Card,
         Self::UsSsn,
         Self::Iban,
@@ -65,6 +72,13 @@ impl DetectorId {
         Self::Assignment,
         Self::K8sSecretData,
         Self::Email,
+        Self::AiApiKey,
+        Self::RegistryToken,
+        Self::CiToken,
+        Self::MessagingApiKey,
+        Self::ChatToken,
+        Self::CliPassword,
+        Self::ConnectionString,
     ];
 
     /// The name used in config, in findings and by `custos mask --explain`.
@@ -85,6 +99,13 @@ impl DetectorId {
             Self::Assignment => "assignment",
             Self::K8sSecretData => "k8s_secret_data",
             Self::Email => "email",
+            Self::AiApiKey => "ai_api_key",
+            Self::RegistryToken => "registry_token",
+            Self::CiToken => "ci_token",
+            Self::MessagingApiKey => "messaging_api_key",
+            Self::ChatToken => "chat_token",
+            Self::CliPassword => "cli_password",
+            Self::ConnectionString => "connection_string",
         }
     }
 

@@ -20,7 +20,8 @@ use std::sync::Arc;
 
 use super::config::{check_rule, Checksum, DetectorId, Group, MaskingConfig};
 use super::scan::{contains_ci, Enabled, Hit, Prefilter, Source, Trigger};
-use super::{assign, blocks, checksum, digits, pending, tokens, MaskError};
+use super::labelled::{self, Vendor};
+use super::{assign, blocks, checksum, connection, digits, formats, options, pending, tokens, MaskError};
 
 pub use super::blocks::Context;
 
@@ -198,10 +199,25 @@ impl Detectors {
         let mut keyword_hits: Vec<Range<usize>> = Vec::new();
         let mut aws_key_id = false;
         let mut triggered = false;
+        let mut vendors: Vec<Vendor> = Vec::new();
+        let from = hits.len();
         for (range, trigger) in self.prefilter.find_iter(line) {
             triggered = true;
             match trigger {
-                Trigger::Keyword => keyword_hits.push(range),
+                Trigger::Keyword => {
+                    labelled::after_keyword(line, range.clone(), hits);
+                    keyword_hits.push(range);
+                }
+                Trigger::ShortLabel => keyword_hits.push(range.start..range.end - 1),
+                Trigger::Format(i) => {
+                    formats::recognise(usize::from(i), line, range.start, hits);
+                }
+                Trigger::Tool(i) => options::recognise(usize::from(i), line, range.start, hits),
+                Trigger::Conn(kind) => connection::recognise(kind, line, range, hits),
+                Trigger::Vendor(v) if !vendors.contains(&v) => vendors.push(v),
+                Trigger::Vendor(_) => {}
+                Trigger::MailchimpDc => labelled::mailchimp(line, range.start, hits),
+                Trigger::Telegram => labelled::telegram(line, range.start, hits),
                 Trigger::PemBegin => {
                     if self.is_enabled(DetectorId::PemPrivateKey) {
                         blocks::pem_begin(context, line, range.start, hits);
@@ -212,6 +228,21 @@ impl Detectors {
                     tokens::recognise(self.enabled, Trigger::AwsKeyId, line, range.start, hits);
                 }
                 other => tokens::recognise(self.enabled, other, line, range.start, hits),
+            }
+        }
+        for v in vendors {
+            labelled::on_vendor_line(v, line, hits);
+        }
+        // The table-driven recognisers above push whatever they find; a
+        // detector switched off in the config drops its hits here.
+        let enabled = self.enabled;
+        let mut i = from;
+        while i < hits.len() {
+            match hits.get(i).map(|h| h.source) {
+                Some(Source::Builtin(id)) if !enabled.is_enabled(id) => {
+                    hits.swap_remove(i);
+                }
+                _ => i += 1,
             }
         }
         if !keyword_hits.is_empty() {

@@ -19,7 +19,12 @@
 //!   into the next batch with [`Detectors::scan_from`].
 //! - `checksum.rs`: Luhn, IBAN mod 97, card issuer ranges, SSN rules.
 //! - `tokens.rs`, `digits.rs`, `assign.rs`, `blocks.rs`, `pending.rs`: the
-//!   detectors themselves, grouped by how they recognise a secret.
+//!   detectors themselves, grouped by how they recognise a secret;
+//!   `formats.rs` is the table of vendor tokens known by their prefix,
+//!   `labelled.rs` the vendor keys that need context and randomness to be
+//!   told apart, `options.rs` passwords given to a command as options
+//!   (`mysql -pS3cret`), `connection.rs` the secrets of cloud connection
+//!   strings and signed URLs.
 //! - `scan.rs`: what the dispatcher and the detectors share (hits, the
 //!   trigger prefilter, which detectors are on, byte helpers), so the
 //!   detectors never import the dispatcher.
@@ -43,8 +48,12 @@ mod assign;
 mod blocks;
 mod checksum;
 mod config;
+mod connection;
 mod detect;
 mod digits;
+mod formats;
+mod labelled;
+mod options;
 mod pending;
 mod scan;
 mod tokens;

@@ -22,7 +22,8 @@ use memchr::memmem;
 use super::assign::parse_all;
 use super::checksum::{card_could_start, iban_length};
 use super::config::DetectorId;
-use super::scan::{at, before, is_word, run_end, run_start, Enabled, Prefilter};
+use super::scan::{at, before, is_word, run_end, run_start, Enabled, Prefilter, Trigger};
+use super::{formats, options};
 
 /// How far back from the end the token checks look: longer than any
 /// fixed-length token, short enough to stay cheap on long lines.
@@ -30,11 +31,14 @@ const TAIL: usize = 320;
 
 pub(crate) fn pending_prefix(d: Enabled, prefilter: &Prefilter, line: &str) -> Option<usize> {
     let b = line.as_bytes();
+    // One prefilter pass serves the assignment and option checks.
+    let triggers: Vec<(std::ops::Range<usize>, Trigger)> = prefilter.find_iter(line).collect();
     [
         token_tail(d, b),
         digits_tail(d, b),
         iban_tail(d, b),
-        assignment_tail(d, prefilter, line),
+        assignment_tail(d, &triggers, line),
+        option_tail(d, &triggers, line),
         pem_tail(d, b),
         url_tail(d, b),
         aws_secret_beside_key_tail(d, b),
@@ -65,6 +69,7 @@ fn aws_secret_beside_key_tail(d: Enabled, b: &[u8]) -> Option<usize> {
 }
 
 /// A known token prefix with a body that is still too short to match.
+#[derive(Clone, Copy)]
 struct Prefix {
     text: &'static [u8],
     id: DetectorId,
@@ -131,7 +136,14 @@ fn token_tail(d: Enabled, b: &[u8]) -> Option<usize> {
         return None;
     }
     let mut best = None;
-    for p in PREFIXES {
+    let table = formats::FORMATS.iter().map(|f| Prefix {
+        text: f.prefix.as_bytes(),
+        id: f.id,
+        body: f.body,
+        min: f.min,
+        body_only: f.body_only,
+    });
+    for p in PREFIXES.iter().copied().chain(table) {
         if !d.is_enabled(p.id) {
             continue;
         }
@@ -247,11 +259,11 @@ fn iban_tail(d: Enabled, b: &[u8]) -> Option<usize> {
 
 /// `password=hun`, `"token": "abc`, `api_key: x`: a secret-named key whose
 /// value reaches the end of the line unclosed.
-fn assignment_tail(d: Enabled, prefilter: &Prefilter, line: &str) -> Option<usize> {
+fn assignment_tail(d: Enabled, triggers: &[(std::ops::Range<usize>, Trigger)], line: &str) -> Option<usize> {
     if !(d.is_enabled(DetectorId::Assignment) || d.is_enabled(DetectorId::AwsSecretAccessKey)) {
         return None;
     }
-    let hits = prefilter.keyword_hits(line);
+    let hits = Prefilter::keywords(triggers);
     if hits.is_empty() {
         return None;
     }
@@ -260,6 +272,23 @@ fn assignment_tail(d: Enabled, prefilter: &Prefilter, line: &str) -> Option<usiz
         .rev()
         .find(|a| a.open_ended && !a.value.is_empty() && a.value.end == line.trim_end().len())
         .map(|a| a.value.start)
+}
+
+/// `mysql -pS3c`, `redis-cli -a S3c`: a password option whose value
+/// reaches the end of the line.
+fn option_tail(d: Enabled, triggers: &[(std::ops::Range<usize>, Trigger)], line: &str) -> Option<usize> {
+    if !d.is_enabled(DetectorId::CliPassword) {
+        return None;
+    }
+    triggers
+        .iter()
+        .filter_map(|&(ref range, t)| match t {
+            Trigger::Tool(i) => Some(options::values(usize::from(i), line, range.start)),
+            _ => None,
+        })
+        .flatten()
+        .find(|(_, open)| *open)
+        .map(|(v, _)| v.start)
 }
 
 /// A `-----BEGIN` marker still being written (it may name a private key).

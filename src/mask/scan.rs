@@ -8,13 +8,16 @@
 //! It exists so the dependencies run one way: the dispatcher calls the
 //! recognisers, and both import this module; no recogniser imports the
 //! dispatcher. Nothing here allocates per line except
-//! [`Prefilter::keyword_hits`].
+//! [`Prefilter::keywords`].
 
 use std::ops::Range;
 
 use aho_corasick::{AhoCorasick, MatchKind};
 
 use super::config::DetectorId;
+use super::connection::{self, Conn};
+use super::labelled::{self, Vendor};
+use super::{formats, options};
 
 /// What found a span, before it becomes a [`Finding`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,6 +62,19 @@ pub(crate) enum Trigger {
     Jwt,
     Url,
     PemBegin,
+    /// A short label glued to its operator (`pw=`, `pin:`): a keyword
+    /// whose hit is the label without the operator's byte.
+    ShortLabel,
+    /// A row of `formats::FORMATS`.
+    Format(u8),
+    /// A tool of `options::TOOLS`.
+    Tool(u8),
+    Conn(Conn),
+    Vendor(Vendor),
+    /// `-us`, the data-centre suffix of a Mailchimp key.
+    MailchimpDc,
+    /// `:AA`, the middle of a Telegram bot token.
+    Telegram,
 }
 
 /// Trigger words, matched ASCII case-insensitively (the recognisers check
@@ -90,7 +106,29 @@ const TRIGGERS: &[(&str, Trigger)] = &[
     ("eyj", Trigger::Jwt),
     ("://", Trigger::Url),
     ("-----begin ", Trigger::PemBegin),
+    ("pw=", Trigger::ShortLabel),
+    ("pw:", Trigger::ShortLabel),
+    ("pw\"", Trigger::ShortLabel),
+    ("pw ", Trigger::ShortLabel),
+    ("pin=", Trigger::ShortLabel),
+    ("pin:", Trigger::ShortLabel),
+    ("pin\"", Trigger::ShortLabel),
+    ("pin ", Trigger::ShortLabel),
+    ("-us", Trigger::MailchimpDc),
+    (":aa", Trigger::Telegram),
 ];
+
+/// Every trigger word: [`TRIGGERS`] first (a keyword wins over a longer
+/// word starting at the same place only if listed earlier), then the rows
+/// of the tables that live with their recognisers.
+fn all_triggers() -> Vec<(&'static str, Trigger)> {
+    let mut all = TRIGGERS.to_vec();
+    all.extend(formats::FORMATS.iter().zip(0u8..).map(|(f, i)| (f.prefix, Trigger::Format(i))));
+    all.extend(options::TOOLS.iter().zip(0u8..).map(|(t, i)| (t.name, Trigger::Tool(i))));
+    all.extend(connection::TRIGGERS.iter().map(|&(w, c)| (w, Trigger::Conn(c))));
+    all.extend(labelled::VENDORS.iter().map(|&(w, v)| (w, Trigger::Vendor(v))));
+    all
+}
 
 /// Which built-in detectors are on: one bit per [`DetectorId`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -122,15 +160,18 @@ impl Enabled {
 #[derive(Clone, Debug)]
 pub(crate) struct Prefilter {
     triggers: AhoCorasick,
+    /// What each pattern of `triggers` is, by pattern index.
+    kinds: Vec<Trigger>,
 }
 
 impl Prefilter {
     pub(crate) fn new() -> Result<Self, aho_corasick::BuildError> {
+        let all = all_triggers();
         let triggers = AhoCorasick::builder()
             .ascii_case_insensitive(true)
             .match_kind(MatchKind::LeftmostFirst)
-            .build(TRIGGERS.iter().map(|(p, _)| p))?;
-        Ok(Self { triggers })
+            .build(all.iter().map(|(p, _)| p))?;
+        Ok(Self { triggers, kinds: all.into_iter().map(|(_, t)| t).collect() })
     }
 
     /// The trigger words on `line`, left to right: where, and what each sends
@@ -138,12 +179,19 @@ impl Prefilter {
     pub(crate) fn find_iter<'a>(&'a self, line: &'a str) -> impl Iterator<Item = (Range<usize>, Trigger)> + 'a {
         self.triggers
             .find_iter(line)
-            .filter_map(|m| TRIGGERS.get(m.pattern().as_usize()).map(|&(_, trigger)| (m.range(), trigger)))
+            .filter_map(|m| self.kinds.get(m.pattern().as_usize()).map(|&trigger| (m.range(), trigger)))
     }
 
-    /// Trigger hits on `line` that are keywords, for the pending check.
-    pub(crate) fn keyword_hits(&self, line: &str) -> Vec<Range<usize>> {
-        self.find_iter(line).filter(|(_, t)| *t == Trigger::Keyword).map(|(range, _)| range).collect()
+    /// The keyword hits among a line's `triggers`, for the pending check.
+    pub(crate) fn keywords(triggers: &[(Range<usize>, Trigger)]) -> Vec<Range<usize>> {
+        triggers
+            .iter()
+            .filter_map(|(range, t)| match t {
+                Trigger::Keyword => Some(range.clone()),
+                Trigger::ShortLabel => Some(range.start..range.end - 1),
+                _ => None,
+            })
+            .collect()
     }
 }
 

@@ -595,6 +595,8 @@ fn fingerprints_are_stable_short_and_distinct() {
 #[case("id_rsa")]
 #[case("cards")]
 #[case("shell_session")]
+#[case("cli_and_monitors")]
+#[case("cloud_connections")]
 fn corpus(#[case] name: &str) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/mask");
     let text = std::fs::read_to_string(dir.join(format!("{name}.txt"))).unwrap();
@@ -773,4 +775,311 @@ fn pending_holds_growing_secrets(#[case] line: &str, #[case] from: usize) {
 #[case::ghp_in_word("xghp_abc")]
 fn pending_leaves_ordinary_text_alone(#[case] line: &str) {
     assert_eq!(detectors().pending_prefix(line), None, "{line:?}");
+}
+
+// ---- Issue #17: the categories that leaked ------------------------------------
+//
+// Each family below takes several tools and several spellings of one
+// category, as real tools print it and real people type it.
+
+#[rstest]
+#[case::mysql_glued("$ mysql -uroot -pS3cretPass db", "S3cretPass")]
+#[case::mysql_glued_quoted("$ mysql -u root -p'S3cret Pass' db", "S3cret Pass")]
+#[case::mysqldump("mysqldump -h db -u app -pS3cretPass --all-databases > dump.sql", "S3cretPass")]
+#[case::mariadb("mariadb -uapp -p\"S3cret;Pass\" -e 'select 1'", "S3cret;Pass")]
+#[case::mongo_spaced("$ mongo -u admin -p S3cretPass --authenticationDatabase admin", "S3cretPass")]
+#[case::mongosh_glued("mongosh -u admin -pS3cretPass", "S3cretPass")]
+#[case::redis_cli("$ redis-cli -h cache -a S3cretPass ping", "S3cretPass")]
+#[case::valkey_cli("valkey-cli -a 'S3cretPass' info", "S3cretPass")]
+#[case::sqlcmd("$ sqlcmd -S db -U sa -P S3cretPass -Q \"select 1\"", "S3cretPass")]
+#[case::sqlcmd_glued("sqlcmd -S db -U sa -PS3cretPass", "S3cretPass")]
+#[case::sshpass("sshpass -p S3cretPass ssh deploy@web01", "S3cretPass")]
+#[case::docker_login("docker login -u bot -p S3cretPass registry.example.com", "S3cretPass")]
+#[case::podman_login("podman login registry.example.com -u bot -p S3cretPass", "S3cretPass")]
+#[case::curl_user("$ curl -u admin:S3cretPass https://api.example.com", "S3cretPass")]
+#[case::curl_user_long("curl -sS --user 'admin:S3cret Pass' https://api.example.com", "S3cret Pass")]
+#[case::smbclient("smbclient //fs/share -U alice%S3cretPass", "S3cretPass")]
+#[case::openssl("openssl pkcs12 -export -in c.pem -passout pass:S3cretPass -out c.p12", "S3cretPass")]
+#[case::full_path("/usr/bin/mysql -uroot -pS3cretPass", "S3cretPass")]
+#[case::ps_aux("root      4242  0.0  0.1 169084 13136 ?  S  12:00  0:00 mysql -uroot -pS3cretPass -h db.internal", "S3cretPass")]
+#[case::top_row_cut("  4242 root      20   0  169084  13136   8000 S   0.0  0.1   0:00.01 redis-cli -a S3cretPa", "S3cretPa")]
+#[case::htop_row_cut(" 4242 root  20  0  166M 13136  8000 S  0.0  0.1  0:00.01 /usr/bin/mysql -uroot -pS3cr", "S3cr")]
+fn command_line_password_masked(#[case] line: &str, #[case] secret: &str) {
+    assert_masks(line, secret, "cli_password");
+}
+
+#[rstest]
+#[case::pgpassword("$ PGPASSWORD=S3cretPass psql -h db -U app", "S3cretPass")]
+#[case::password_equals("mysql -u root --password=S3cretPass db", "S3cretPass")]
+#[case::token_equals("app --token=tok_S3cretValue", "tok_S3cretValue")]
+#[case::api_key_space("app --api-key abc123S3cret", "abc123S3cret")]
+#[case::client_secret("az login --service-principal -u id --client-secret CS3cretValue", "CS3cretValue")]
+#[case::access_token("app --access-token AT3cretValue", "AT3cretValue")]
+#[case::secret_space("app --secret S3cretValue", "S3cretValue")]
+#[case::one_dash_long("keytool -list -keystore ks.jks -storepass S3cretPass", "S3cretPass")]
+#[case::redis_pass("redis-cli --pass S3cretPass", "S3cretPass")]
+#[case::ps_password_flag("app   99  0.0 0.1 /opt/app/bin/server --db-password=S3cretPass --port 80", "S3cretPass")]
+fn secret_named_options_masked(#[case] line: &str, #[case] secret: &str) {
+    assert_masks(line, secret, "assignment");
+}
+
+#[rstest]
+#[case::mysql_prompts("$ mysql -u root -p db")]
+#[case::mysql_masked_argv("root 4242 0.0 0.1 mysql -uroot -px -h db")]
+#[case::docker_run_port("docker run -p 8080:80 nginx")]
+#[case::docker_ps_port("docker ps -a -p")]
+#[case::curl_user_no_password("curl -u admin https://api.example.com")]
+#[case::mysql_in_word("mymysql -pS3cretPass")]
+#[case::mongo_flag_then_flag("mongo -u admin -p --authenticationDatabase admin")]
+#[case::redis_variable("redis-cli -a \"$REDIS_PASSWORD\" ping")]
+#[case::password_stdin("echo $PW | docker login -u bot --password-stdin")]
+#[case::help_metavar("  -p, --password=PASSWORD   Password to use when connecting")]
+#[case::help_type("      --token string   Bearer token for authentication to the API server")]
+#[case::help_bracket("  --password[=name]  Password to use")]
+fn command_line_look_alikes_stay_visible(#[case] line: &str) {
+    assert_visible(&detectors(), line);
+}
+
+#[rstest]
+#[case::azure_storage(
+    "DefaultEndpointsProtocol=https;AccountName=myacct;AccountKey=Zm9vYmFyZm9vYmFyZm9vYmFyZm9vYmFyZm9vYmFyZm9vYmFyZm9vYmFy+/==;EndpointSuffix=core.windows.net",
+    "Zm9vYmFyZm9vYmFyZm9vYmFyZm9vYmFyZm9vYmFyZm9vYmFyZm9vYmFy+/=="
+)]
+#[case::azure_sas_url(
+    "https://myacct.blob.core.windows.net/c/f.txt?sv=2022-11-02&ss=b&srt=o&sp=r&se=2026-12-31T00:00:00Z&spr=https&sig=AbCdEfGh1234567890abcdefGHIJKL%2Bmnop%3D",
+    "AbCdEfGh1234567890abcdefGHIJKL%2Bmnop%3D"
+)]
+#[case::sas_in_connection_string(
+    "BlobEndpoint=https://a.blob.core.windows.net/;SharedAccessSignature=sv=2022-11-02&ss=b&sig=AbCdEfGh1234567890abcdef%3D",
+    "AbCdEfGh1234567890abcdef%3D"
+)]
+#[case::teams_workflow(
+    "https://prod-01.westus.logic.azure.com:443/workflows/abc/triggers/manual/paths/invoke?api-version=2016-06-01&sp=%2Ftriggers&sv=1.0&sig=Q1w2E3r4T5y6U7i8O9p0AsDfGhJkLzXc",
+    "Q1w2E3r4T5y6U7i8O9p0AsDfGhJkLzXc"
+)]
+#[case::aws_presigned(
+    "https://b.s3.amazonaws.com/k?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Expires=3600&X-Amz-Signature=5d672d79c15b13162d9279b0855cfba6789a8edb4c82c400e06b5924a6f2b5d7",
+    "5d672d79c15b13162d9279b0855cfba6789a8edb4c82c400e06b5924a6f2b5d7"
+)]
+#[case::gcs_signed("https://storage.googleapis.com/b/o?X-Goog-Algorithm=GOOG4-RSA-SHA256&X-Goog-Signature=a1b2c3d4e5f60718293a4b5c6d7e8f90", "a1b2c3d4e5f60718293a4b5c6d7e8f90")]
+#[case::cloudfront("https://d1.cloudfront.net/v.mp4?Expires=1767225600&Signature=Ab~Cd3Ef-Gh4Ij5Kl6Mn7Op8Qr9St0Uv__&Key-Pair-Id=K2JCJMDEHXQW5F", "Ab~Cd3Ef-Gh4Ij5Kl6Mn7Op8Qr9St0Uv__")]
+#[case::sqlplus("$ sqlplus app/S3cretPass@db:1521/ORCL", "S3cretPass")]
+#[case::sqlplus_silent("sqlplus -s -L app/S3cretPass@ORCL @script.sql", "S3cretPass")]
+#[case::expdp("expdp system/S3cretPass directory=dp dumpfile=x.dmp", "S3cretPass")]
+#[case::jdbc_oracle_thin("jdbc:oracle:thin:app/S3cretPass@db:1521/ORCL", "S3cretPass")]
+fn connection_string_masked(#[case] line: &str, #[case] secret: &str) {
+    assert_masks(line, secret, "connection_string");
+}
+
+#[rstest]
+#[case::service_bus(
+    "Endpoint=sb://ns.servicebus.windows.net/;SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey=Zm9vYmFyZm9vYmFyZm9vYmFyZm9vYmFyZm9vYmFyZm8=",
+    "Zm9vYmFyZm9vYmFyZm9vYmFyZm9vYmFyZm9vYmFyZm8="
+)]
+#[case::event_hub(
+    "Endpoint=sb://eh.servicebus.windows.net/;SharedAccessKeyName=send;SharedAccessKey=AbCdEfGhIjKlMnOpQrStUvWxYz0123456789+/AbCd=;EntityPath=events",
+    "AbCdEfGhIjKlMnOpQrStUvWxYz0123456789+/AbCd="
+)]
+fn shared_access_key_masked_by_some_detector(#[case] line: &str, #[case] secret: &str) {
+    let f = found(&detectors(), line);
+    assert!(f.iter().any(|(_, t)| t == secret), "{line:?}: {secret:?} not masked: {f:?}");
+    assert!(line.contains("SharedAccessKeyName=") && !f.iter().any(|(_, t)| t.contains("RootManage") || t == "send"));
+}
+
+#[rstest]
+#[case::postgres("postgres://app:S3cretPass@db:5432/app")]
+#[case::postgresql("postgresql://app:S3cretPass@db:5432/app?sslmode=require")]
+#[case::mysql("mysql://app:S3cretPass@db/app")]
+#[case::mariadb("mariadb://app:S3cretPass@db/app")]
+#[case::mongodb("mongodb://root:S3cretPass@m1:27017,m2:27017/?replicaSet=rs0")]
+#[case::mongodb_srv("mongosh \"mongodb+srv://admin:S3cretPass@cluster0.abcde.mongodb.net/test\"")]
+#[case::redis("redis://default:S3cretPass@cache:6379/0")]
+#[case::rediss("rediss://:S3cretPass@cache.example.com:6380")]
+#[case::amqp("amqp://guest:S3cretPass@rabbit:5672/")]
+#[case::amqps("AMQP_URL=amqps://user:S3cretPass@mq.example.com/vhost")]
+#[case::mqtt("mqtt://sensor:S3cretPass@broker:1883")]
+#[case::kafka_sasl("kafka+sasl://svc:S3cretPass@broker:9093")]
+#[case::jdbc_postgres("jdbc:postgresql://app:S3cretPass@db:5432/app")]
+#[case::sqlserver("sqlserver://sa:S3cretPass@db:1433?database=app")]
+#[case::clickhouse("clickhouse://default:S3cretPass@ch:9000/default")]
+#[case::nats("nats://svc:S3cretPass@nats:4222")]
+#[case::ldap("ldaps://cn=admin:S3cretPass@ldap.example.com")]
+#[case::ftp("ftp://anon:S3cretPass@ftp.example.com/pub")]
+#[case::smtp("smtp://mailer:S3cretPass@smtp.example.com:587")]
+#[case::https("git clone https://alice:S3cretPass@git.example.com/repo.git")]
+fn uri_credentials_mask_the_password_and_keep_user_and_host(#[case] line: &str) {
+    let out = masked_with(&detectors(), &[line]).remove(0);
+    assert!(!out.contains("S3cretPass"), "{line:?} -> {out:?}");
+    assert_eq!(out.replace("**********", "S3cretPass"), line, "only the password is masked");
+}
+
+#[rstest]
+#[case::jdbc_mysql_query("jdbc:mysql://db:3306/app?user=app&password=S3cretPass")]
+#[case::jdbc_sqlserver("jdbc:sqlserver://db:1433;databaseName=app;user=sa;password=S3cretPass;")]
+#[case::ado_net("Server=tcp:db.database.windows.net,1433;Initial Catalog=app;User ID=sa;Password=S3cretPass;Encrypt=True;")]
+#[case::kafka_jaas("sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username=\"u\" password=\"S3cretPass\";")]
+fn connection_string_parameters_mask_the_password(#[case] line: &str) {
+    let out = masked_with(&detectors(), &[line]).remove(0);
+    assert_eq!(out.replace("**********", "S3cretPass"), line, "{out}");
+    assert_ne!(out, line);
+}
+
+#[rstest]
+#[case::sas_without_version("https://example.com/search?q=x&sig=AbCdEfGh1234567890abcdef")]
+#[case::signature_header("Signature: valid")]
+#[case::signature_word("gpg: Good signature from \"Alice <alice@example.com>\"")]
+#[case::sqlplus_nolog("sqlplus /nolog")]
+#[case::sqlplus_sysdba("sqlplus / as sysdba")]
+#[case::german("The German team won 2/1@home")]
+#[case::account_name("DefaultEndpointsProtocol=https;AccountName=myacct;EndpointSuffix=core.windows.net")]
+fn connection_look_alikes_stay_visible(#[case] line: &str) {
+    assert_visible(&detectors(), line);
+}
+
+/// `n` characters cycling through `pool`: bodies of the right length and
+/// character class for fake tokens.
+fn fake(pool: &str, n: usize) -> String {
+    pool.chars().cycle().take(n).collect()
+}
+
+const MIXED: &str = "aB3dE5gH7jK9mN1pQ2sT4vW6yZ8";
+const HEX: &str = "0123456789abcdef";
+
+#[rstest]
+#[case::openai_legacy(format!("sk-{}", fake(MIXED, 48)), "ai_api_key")]
+#[case::openai_project(format!("sk-proj-{}_{}", fake(MIXED, 60), fake(MIXED, 40)), "ai_api_key")]
+#[case::openai_service_account(format!("sk-svcacct-{}", fake(MIXED, 64)), "ai_api_key")]
+#[case::anthropic(format!("sk-ant-api03-{}-{}AA", fake(MIXED, 80), fake(MIXED, 11)), "ai_api_key")]
+#[case::huggingface(format!("hf_{}", fake("aBcDeFgHiJkLmNoPqRsTuVwXyZ", 34)), "ai_api_key")]
+#[case::groq(format!("gsk_{}", fake(MIXED, 52)), "ai_api_key")]
+#[case::replicate(format!("r8_{}", fake(MIXED, 37)), "ai_api_key")]
+#[case::perplexity(format!("pplx-{}", fake(MIXED, 48)), "ai_api_key")]
+#[case::npm(format!("npm_{}", fake(MIXED, 36)), "registry_token")]
+#[case::pypi(format!("pypi-AgEIcHlwaS5vcmc{}", fake(MIXED, 70)), "registry_token")]
+#[case::rubygems(format!("rubygems_{}", fake(HEX, 48)), "registry_token")]
+#[case::nuget(format!("oy2{}", fake("a1b2c3d4e5f6g7h8", 43)), "registry_token")]
+#[case::crates_io(format!("cio{}", fake(MIXED, 32)), "registry_token")]
+#[case::docker_hub(format!("dckr_pat_{}", fake(MIXED, 27)), "registry_token")]
+#[case::gitlab_pat(format!("glpat-{}", fake(MIXED, 20)), "ci_token")]
+#[case::gitlab_trigger(format!("glptt-{}", fake(HEX, 40)), "ci_token")]
+#[case::gitlab_runner_registration(format!("GR1348941{}", fake(MIXED, 20)), "ci_token")]
+#[case::gitlab_runner(format!("glrt-{}", fake(MIXED, 20)), "ci_token")]
+#[case::buildkite(format!("bkua_{}", fake(HEX, 40)), "ci_token")]
+#[case::atlassian(format!("ATATT3xFfGF0{}={}", fake(MIXED, 170), fake("0A1B2C3D", 8)), "ci_token")]
+#[case::bitbucket_app_password(format!("ATBB{}", fake(MIXED, 32)), "ci_token")]
+#[case::circleci(format!("CCIPAT_{}_{}", fake(MIXED, 22), fake(HEX, 40)), "ci_token")]
+#[case::sendgrid(format!("SG.{}.{}", fake(MIXED, 22), fake(MIXED, 43)), "messaging_api_key")]
+#[case::brevo(format!("xkeysib-{}-{}", fake(HEX, 64), fake(MIXED, 16)), "messaging_api_key")]
+#[case::mailgun(format!("key-{}", fake(HEX, 32)), "messaging_api_key")]
+#[case::mailchimp(format!("{}-us12", fake(HEX, 32)), "messaging_api_key")]
+#[case::slack_app(format!("xapp-1-A0123456789-1234567890123-{}", fake(HEX, 64)), "slack_token")]
+#[case::telegram(format!("123456789:AA{}", fake(MIXED, 33)), "chat_token")]
+fn vendor_token_masked(#[case] token: String, #[case] detector: &str) {
+    for line in [
+        token.clone(),
+        format!("export KEY_X={token}"),
+        format!("  \"value\": \"{token}\","),
+        format!("Authorization: Bearer {token}"),
+        format!("curl -H 'X-Key: {token}' https://api.example.com"),
+    ] {
+        let f = found(&detectors(), &line);
+        assert!(f.iter().any(|(d, t)| d == detector && *t == token), "{line:?}: expected {detector} on {token:?}, found {f:?}");
+    }
+}
+
+#[rstest]
+#[case::discord(
+    "curl -X POST https://discord.com/api/webhooks/123456789012345678/AbCdEfGhIjKlMnOpQrStUvWxYz0123456789_-AbCdEfGhIjKlMnOpQrStUvWxYz01 -d @msg.json",
+    "123456789012345678/AbCdEfGhIjKlMnOpQrStUvWxYz0123456789_-AbCdEfGhIjKlMnOpQrStUvWxYz01"
+)]
+#[case::discordapp(
+    "WEBHOOK=https://discordapp.com/api/webhooks/123456789012345678/AbCdEfGhIjKlMnOpQrStUvWxYz0123456789_-AbCdEfGhIjKlMnOpQrStUvWxYz01",
+    "123456789012345678/AbCdEfGhIjKlMnOpQrStUvWxYz0123456789_-AbCdEfGhIjKlMnOpQrStUvWxYz01"
+)]
+#[case::teams(
+    "https://contoso.webhook.office.com/webhookb2/0a1b2c3d-0000-1111-2222-333344445555@72f988bf-86f1-41af-91ab-2d7cd011db47/IncomingWebhook/0123456789abcdef0123456789abcdef/9a8b7c6d-0000-1111-2222-333344445555",
+    "0a1b2c3d-0000-1111-2222-333344445555@72f988bf-86f1-41af-91ab-2d7cd011db47/IncomingWebhook/0123456789abcdef0123456789abcdef/9a8b7c6d-0000-1111-2222-333344445555"
+)]
+fn chat_webhook_path_masked_and_host_kept(#[case] line: &str, #[case] secret: &str) {
+    assert_masks(line, secret, "chat_token");
+}
+
+#[rstest]
+#[case::twilio_auth_token("twilio api:core:messages:create --account-sid AC0123456789abcdef0123456789abcdef --auth-token-x 0123456789abcdef0123456789abcdef", "0123456789abcdef0123456789abcdef", "messaging_api_key")]
+#[case::twilio_api_key("TWILIO key SK0123456789abcdef0123456789abcdef created", "SK0123456789abcdef0123456789abcdef", "messaging_api_key")]
+#[case::cohere("cohere key: q8Zr2LmW0xTn5VbK7cJdq8Zr2LmW0xTn5VbK7cJ3", "q8Zr2LmW0xTn5VbK7cJdq8Zr2LmW0xTn5VbK7cJ3", "ai_api_key")]
+#[case::travis("travis token is Zq8r2LmW0xTn5VbK7cJdA1", "Zq8r2LmW0xTn5VbK7cJdA1", "ci_token")]
+#[case::postmark("Postmark server 0a1b2c3d-4e5f-6789-abcd-ef0123456789 ready", "0a1b2c3d-4e5f-6789-abcd-ef0123456789", "messaging_api_key")]
+#[case::mailgun_new("mailgun api 0123456789abcdef0123456789abcdef-01234567-89abcdef", "0123456789abcdef0123456789abcdef-01234567-89abcdef", "messaging_api_key")]
+fn vendor_labelled_key_masked(#[case] line: &str, #[case] secret: &str, #[case] detector: &str) {
+    assert_masks(line, secret, detector);
+}
+
+#[rstest]
+#[case::sk_in_word("the task-0123456789abcdefghijklmnopqrstuvwxyzAB is done")]
+#[case::sk_learn("pip install sk-learn-extensions-for-everything-you-need")]
+#[case::sk_short("sk-abc123")]
+#[case::hf_short("hf_hub_download")]
+#[case::npm_short("npm_config_cache=/tmp")]
+#[case::npm_lowercase_words("npm_package_dependencies_something_longer_here_x")]
+#[case::cio_word("cioccolato ciocciocciocciocciocciocciocciocciocci")]
+#[case::glpat_short("glpat-xxxx")]
+#[case::md5_alone("0123456789abcdef0123456789abcdef  file.tar.gz")]
+#[case::uuid_without_postmark("request 0a1b2c3d-4e5f-6789-abcd-ef0123456789 ok")]
+#[case::twilio_account_sid("twilio account AC0123456789abcdef0123456789abcdef")]
+#[case::twilio_git_sha("twilio deploy 3f786850e387550fdab836ed7e6dc881de23001b")]
+#[case::cohere_identifier("cohere: ServiceAccountTokenV1HandlerFactoryBeanXy")]
+#[case::mailchimp_region("aws --region us-east-1 --profile x-us12")]
+#[case::telegram_time("12:00:01 AA battery")]
+#[case::mac_address("ether 00:1a:aa:bb:cc:dd")]
+#[case::discord_invite("https://discord.com/invite/abcdef")]
+#[case::key_dash_word("key-value store: redis")]
+fn vendor_look_alikes_stay_visible(#[case] line: &str) {
+    assert_visible(&detectors(), line);
+}
+
+#[rstest]
+#[case::pw("pw=S3cretPass", "S3cretPass")]
+#[case::pw_colon("pw: S3cretPass", "S3cretPass")]
+#[case::user_pw("DB_PW=S3cretPass", "S3cretPass")]
+#[case::pw_json(r#"{"user":"bob","pw":"S3cretPass"}"#, "S3cretPass")]
+#[case::pwd_colon("pwd: S3cretPass", "S3cretPass")]
+#[case::pass_colon("pass: S3cretPass", "S3cretPass")]
+#[case::pass_equals("pass=S3cretPass", "S3cretPass")]
+#[case::passwd("passwd=S3cretPass", "S3cretPass")]
+#[case::pin("pin: 4821", "4821")]
+#[case::pin_upper("PIN=482193", "482193")]
+#[case::sim_pin("SIM_PIN=4821", "4821")]
+#[case::pin_json(r#""pin": "4821""#, "4821")]
+#[case::secret("secret: S3cretPass", "S3cretPass")]
+#[case::passphrase("passphrase: correct horse battery staple", "correct horse battery staple")]
+fn short_labels_masked(#[case] line: &str, #[case] secret: &str) {
+    assert_masks(line, secret, "assignment");
+}
+
+#[rstest]
+#[case::passwd_updated("passwd: password updated successfully")]
+#[case::passwd_expiry("passwd: password expiry information changed.")]
+#[case::password_updated("password: updated successfully")]
+#[case::password_changed("Password changed.")]
+#[case::length_rule("Password: must be at least 8 characters")]
+#[case::mismatch("passwd: Authentication token manipulation error")]
+#[case::retype("Retype new password:")]
+#[case::git_prompt("Password for 'https://alice@github.com':")]
+#[case::git_username_prompt("Username for 'https://github.com':")]
+#[case::ls_long("-rw-r--r-- 1 alice staff 4.0K Nov 26 12:00 password.txt")]
+#[case::ls_short("password.txt  secrets.yaml  token.json")]
+#[case::du("4.0K\tpassword.txt")]
+#[case::size_listing("password.txt  4.0K")]
+#[case::password_stdin("docker login -u bot --password-stdin")]
+#[case::man_synopsis("       -p[password], --password[=password]")]
+#[case::man_prose("              The password to use when connecting to the server.")]
+#[case::pin_version("pin: v2.1")]
+#[case::pin_words("pin: true")]
+#[case::mapping("mapping: 4821")]
+#[case::spinner("spinner=4821")]
+#[case::ping("ping: 4821 packets")]
+#[case::pw_in_word("npw=5")]
+fn password_words_without_a_value_stay_visible(#[case] line: &str) {
+    assert_visible(&detectors(), line);
 }

@@ -37,7 +37,8 @@ pub(crate) fn recognise(d: Enabled, trigger: Trigger, line: &str, start: usize, 
         Trigger::Google => google(b, start).map(|r| (r, DetectorId::GoogleApiKey)),
         Trigger::Jwt => jwt(b, start).map(|r| (r, DetectorId::Jwt)),
         Trigger::Url => url_password(b, start).map(|r| (r, DetectorId::UrlPassword)),
-        Trigger::Keyword | Trigger::PemBegin => None,
+        // Dispatched elsewhere (`detect.rs`).
+        _ => None,
     };
     if let Some((range, id)) = found {
         if d.is_enabled(id) {
