@@ -24,6 +24,8 @@
 //!   agent, event streams (the `custos` binary only).
 //! - `tui`: the auditor's replay and the approver's queue, their themes.
 //! - `cmd`: one front end per `custos` subcommand.
+//! - `fuzzing`: the fuzz targets' bodies, shared by `fuzz/` and the test
+//!   that replays its corpora (hidden; nothing else calls it).
 //! - `config`: raw TOML to a validated `Config`; `when`: the only clock,
 //!   date and duration code; `layout`: where custos keeps things on a host.
 
@@ -34,6 +36,8 @@ pub mod client;
 pub mod cmd;
 pub mod config;
 pub mod evidence;
+#[doc(hidden)]
+pub mod fuzzing;
 #[cfg(test)]
 pub(crate) mod fixtures;
 pub mod gate;
