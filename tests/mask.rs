@@ -397,6 +397,8 @@ fn a_secret_typed_key_by_key_never_shows_in_part() {
         pty.line("echo done-$((6*7))");
         pty.wait_for("the command to run", |s| s.contains("done-42"));
         check_nowhere_in_clear(pty, &setup, secret, &format!("typed {line}{secret} key by key"));
+    }
+}
 
 /// A label at the end of a row whose value wraps onto the next: the screen
 /// joins the rows into one logical line before the detectors see it, so the

@@ -34,6 +34,9 @@ use brush_parser::ParserOptions;
 /// Most words one brace expansion may produce (`{1..100000}` would be a
 /// cheap way to make the gate do a lot of work).
 pub const MAX_BRACE_WORDS: usize = 256;
+/// The most unquoted `{` one word may have for brace expansion (see
+/// `braces`).
+const MAX_BRACES: usize = 8;
 
 /// A variable's value as the gate knows it: `None` when it was assigned
 /// something the gate cannot compute (`X=$(cat f)`).
@@ -421,6 +424,13 @@ fn braces(raw: &str) -> Result<Vec<String>, ExpandError> {
     if !raw.contains('{') {
         return Ok(vec![raw.to_owned()]);
     }
+    // brush-parser's brace parser backtracks: each unmatched `{` multiplies
+    // its time by about 2.6 (16 of them took 0.8 s, 100 would never end),
+    // and a typed line must not stall the gate. Real brace expansions have
+    // a few; more is refused as uncheckable.
+    if unquoted_braces(raw) > MAX_BRACES {
+        return Err(ExpandError(format!("{raw:?} has more than {MAX_BRACES} braces to expand, too many to check")));
+    }
     let parsed = brush_parser::word::parse_brace_expansions(raw, &ParserOptions::default())
         .map_err(|e| ExpandError(format!("cannot parse braces in {raw:?}: {e}")))?;
     let Some(parts) = parsed else {
@@ -429,6 +439,27 @@ fn braces(raw: &str) -> Result<Vec<String>, ExpandError> {
     let mut words = vec![String::new()];
     expand_brace_parts(&parts, &mut words)?;
     Ok(words)
+}
+
+/// Opening braces outside quotes that are not a parameter's (`${`): the
+/// ones brace expansion looks at.
+fn unquoted_braces(raw: &str) -> usize {
+    let (mut count, mut quote, mut escaped, mut prev) = (0, None, false, ' ');
+    for c in raw.chars() {
+        match (quote, c) {
+            _ if escaped => escaped = false,
+            (Some('\''), '\'') => quote = None,
+            (Some('\''), _) => {}
+            (_, '\\') => escaped = true,
+            (Some('"'), '"') => quote = None,
+            (Some(_), _) => {}
+            (None, '\'' | '"') => quote = Some(c),
+            (None, '{') if prev != '$' => count += 1,
+            _ => {}
+        }
+        prev = c;
+    }
+    count
 }
 
 fn expand_brace_parts(parts: &[BraceExpressionOrText], words: &mut Vec<String>) -> Result<(), ExpandError> {
@@ -666,5 +697,19 @@ mod tests {
         let mut cx = Fixed(Vars::new());
         assert!(expand_word("{1..1000000}", &mut cx).is_err());
         assert!(expand_word("{a,b}{a,b}{a,b}{a,b}{a,b}{a,b}{a,b}{a,b}{a,b}", &mut cx).is_err());
+    }
+
+    /// Found by fuzzing: 100 unmatched `{` made the brace parser backtrack
+    /// for ever, and the gate with it.
+    #[test]
+    fn a_word_of_many_braces_is_refused_at_once_and_quoted_ones_are_not_counted() {
+        let mut cx = Fixed(Vars::new());
+        let err = expand_word(&format!("app{}", "{".repeat(100)), &mut cx).unwrap_err();
+        assert!(err.0.contains("too many to check"), "{err:?}");
+        assert_eq!(unquoted_braces("'{{{{'\"{{{{\"\\{${a}{b,c}"), 1);
+        // An awk program's braces are quoted: not brace expansion.
+        let awk = "'BEGIN{a=1}{b=2}{c=3}{d=4}{e=5}{f=6}{g=7}{h=8}{i=9}END{print}'";
+        assert_eq!(expand_word(awk, &mut cx).unwrap().len(), 1);
+        assert_eq!(expand_word("/{etc,usr}", &mut cx).unwrap().len(), 2);
     }
 }

@@ -50,9 +50,16 @@ pub struct Size {
     pub cols: u16,
 }
 
+/// The largest screen the emulator makes. It allocates every cell up
+/// front, and a size comes from outside (a recording's header or resize
+/// event, a terminal's report): 65535x65535 would be 100 GB. Larger than
+/// any real terminal (a 4K display in a tiny font is about 800x250).
+pub const MAX_ROWS: u16 = 1000;
+pub const MAX_COLS: u16 = 2000;
+
 impl Size {
     fn clamped(self) -> Self {
-        Self { rows: self.rows.max(1), cols: self.cols.max(2) }
+        Self { rows: self.rows.clamp(1, MAX_ROWS), cols: self.cols.clamp(2, MAX_COLS) }
     }
 }
 
@@ -424,6 +431,19 @@ mod tests {
         assert_eq!(s.size(), Size { rows: 1, cols: 5 });
         s.process(b"hello\r\nworld");
         assert_eq!(s.text(), "world");
+    }
+
+    /// A recording's header or resize event may say 65535x65535: the
+    /// emulator would allocate every cell of it (100 GB) up front.
+    #[test]
+    fn a_huge_size_is_clamped_instead_of_allocated() {
+        let mut s = Screen::new(Size { rows: u16::MAX, cols: u16::MAX });
+        assert_eq!(s.size(), Size { rows: MAX_ROWS, cols: MAX_COLS });
+        s.resize(Size { rows: 24, cols: 80 });
+        s.resize(Size { rows: 40_000, cols: 3 });
+        assert_eq!(s.size(), Size { rows: MAX_ROWS, cols: 3 });
+        s.process(b"ok");
+        assert_eq!(s.text().trim_end(), "ok");
     }
 
     #[test]
