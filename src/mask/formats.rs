@@ -161,7 +161,7 @@ fn find(f: &Format, b: &[u8], s: usize) -> Option<std::ops::Range<usize>> {
     }
     if f.mixed {
         let classes = [u8::is_ascii_uppercase, u8::is_ascii_lowercase, u8::is_ascii_digit];
-        if classes.iter().filter(|class| body.iter().any(|c| class(c))).count() < 2 {
+        if classes.iter().filter(|class| body.iter().any(class)).count() < 2 {
             return None;
         }
     }

@@ -551,10 +551,8 @@ fn git(args: &[String]) -> Unwrapped {
                     codes.push(code);
                 }
             }
-        } else if matches!(key.as_str(), "core.pager" | "core.editor" | "core.sshcommand" | "core.fsmonitor" | "core.hookspath" | "sequence.editor" | "diff.external" | "pager.log" | "pager.diff" | "pager.show") {
-            if key != "core.hookspath" {
-                codes.push(value.trim_start_matches('!').to_owned());
-            }
+        } else if matches!(key.as_str(), "core.pager" | "core.editor" | "core.sshcommand" | "core.fsmonitor" | "sequence.editor" | "diff.external" | "pager.log" | "pager.diff" | "pager.show") {
+            codes.push(value.trim_start_matches('!').to_owned());
         }
     }
     shell_codes(codes, "git -c")
