@@ -123,12 +123,17 @@ fn write(dir: &Path, name: &str, text: &str) {
 fn programs_started_behind_the_hooks_are_refused_at_exec(#[case] shell: Shell) {
     let mut s = start(shell, "enforce");
     let w = s.work.clone();
+    // Each program's code is in a file the hooks cannot read: written on
+    // the line (`python3 -c '…os.system("touch …")'`, `vim -c '!touch …'`)
+    // the hooks refuse it at Enter already, and nothing reaches the exec.
     write(&w, "s.sh", "touch from-script\n");
     write(&w, "Makefile", "all:\n\ttouch from-make\n");
-    s.run(r#"python3 -c 'import os; print("py-status", os.system("touch from-python"))'"#);
+    write(&w, "p.py", "import os\nprint(\"py-status\", os.system(\"touch from-python\"))\n");
+    write(&w, "v.vim", "!touch from-vim\nqa!\n");
+    s.run("python3 p.py");
     s.run("sh s.sh; echo script-status $?");
     s.run("make -s; echo make-status $?");
-    s.run("vim -N -u NONE -es -c '!touch from-vim' -c 'qa!' ; echo vim-done");
+    s.run("vim -N -u NONE -es < v.vim; echo vim-done");
     write(&w, "f.sh", "touch from-find\n");
     write(&w, "x.sh", "touch from-xargs\n");
     s.run("find . -maxdepth 0 -exec sh f.sh ';'; echo find-done");
