@@ -58,7 +58,8 @@
 //! `path_equals`, `path_under` (at or below), `glob` (the canonical path;
 //! `*` and `?` stop at `/`, `**` does not), `unsafe` (bool), `last` (bool:
 //! the operand is the command's last, as `mv`'s and `rsync`'s destination
-//! is; only in `args`). An operand that is itself an unquoted glob
+//! is; only in `args`), `appends` (bool: the redirection appends, `>>`;
+//! only in `redirect_to`). An operand that is itself an unquoted glob
 //! (`/e*`, `cd /; rm -rf *`) matches `path_equals` and `path_under` when
 //! it could name one of their paths: the checker does not read the file
 //! system, so it takes every name the pattern could expand to.
@@ -209,6 +210,9 @@ pub struct ArgPredicate {
     /// The operand is (true) or is not (false) the command's last one:
     /// `mv SRC... DEST`, `rsync SRC... DEST`, `cp SRC DEST`.
     pub last: Option<bool>,
+    /// Only in `redirect_to`: the redirection appends (`>>`, `&>>`), or
+    /// (false) truncates.
+    pub appends: Option<bool>,
 }
 
 #[derive(Clone, Debug)]
@@ -286,6 +290,7 @@ struct RawArg {
     #[serde(rename = "unsafe")]
     unsafe_: Option<bool>,
     last: Option<bool>,
+    appends: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -449,7 +454,11 @@ fn arg_predicate(field: &str, a: &RawArg) -> Result<ArgPredicate, String> {
         glob: a.glob.iter().map(|p| absolute(field, "glob", p).map(|_| p.clone())).collect::<Result<_, _>>()?,
         unsafe_: a.unsafe_,
         last: a.last,
+        appends: a.appends,
     };
+    if p.appends.is_some() && field != "redirect_to" {
+        return Err(format!("{field}: `appends` is only for redirect_to"));
+    }
     if p.equals.is_empty() && p.regex.is_none() && p.path_equals.is_empty() && p.path_under.is_empty() && p.glob.is_empty() && p.unsafe_.is_none() && p.last.is_none() {
         return Err(format!("{field}: empty predicate (give equals, regex, path_equals, path_under, glob, unsafe or last)"));
     }

@@ -381,6 +381,53 @@ static SPECS: &[Spec] = &[
             flag(&["-version", "--version"], "--version"),
         ],
     },
+    // What a container may reach of the host (`docker-host-access`); the
+    // command it runs is checked on its own (`policy::wrappers`).
+    Spec {
+        programs: &["docker", "podman", "nerdctl", "docker-compose"],
+        single_dash_long: false,
+        opts: &[
+            value(&["-v", "--volume"], "--volume"),
+            value(&["--mount"], "--mount"),
+            value(&["--pid"], "--pid"),
+            value(&["--ipc"], "--ipc"),
+            value(&["--uts"], "--uts"),
+            value(&["--userns"], "--userns"),
+            value(&["--cap-add"], "--cap-add"),
+            value(&["--security-opt"], "--security-opt"),
+            value(&["--device"], "--device"),
+            value(&["--volumes-from"], "--volumes-from"),
+            value(&["-e", "--env"], "--env"),
+            value(&["--env-file"], "--env-file"),
+            value(&["-u", "--user"], "--user"),
+            value(&["-w", "--workdir"], "--workdir"),
+            value(&["--name"], "--name"),
+            value(&["-p", "--publish"], "--publish"),
+            value(&["--network", "--net"], "--network"),
+            value(&["--entrypoint"], "--entrypoint"),
+            value(&["-H", "--host"], "--host"),
+            value(&["-c", "--context"], "--context"),
+            flag(&["--privileged"], "--privileged"),
+            flag(&["-i", "--interactive"], "--interactive"),
+            flag(&["-t", "--tty"], "--tty"),
+            flag(&["-d", "--detach"], "--detach"),
+            flag(&["--rm"], "--rm"),
+            HELP,
+            VERSION,
+        ],
+    },
+    Spec {
+        programs: &["tee"],
+        single_dash_long: false,
+        opts: &[
+            flag(&["-a", "--append"], "--append"),
+            flag(&["-i", "--ignore-interrupts"], "--ignore-interrupts"),
+            flag(&["-p"], "-p"),
+            attached(&["--output-error"], "--output-error"),
+            HELP,
+            VERSION,
+        ],
+    },
     Spec {
         programs: &["shred", "wipefs", "blkdiscard"],
         single_dash_long: false,
@@ -514,7 +561,9 @@ pub fn normalise(name: &str, words: &[String]) -> Options {
 /// Normalises the flags a rule names for `program`, the same way as a
 /// command's: `["-rf"]` and `["--recursive", "--force"]` give one set.
 pub fn normalise_rule_flags(program: &str, flags: &[String]) -> BTreeSet<String> {
-    normalise(program, flags).flags
+    // One at a time: a rule's `["--pid", "--ipc"]` is two options, not
+    // `--pid` with the value `--ipc`.
+    flags.iter().flat_map(|f| normalise(program, std::slice::from_ref(f)).flags).collect()
 }
 
 #[cfg(test)]

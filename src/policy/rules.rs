@@ -110,7 +110,7 @@ fn arg_matches(p: &ArgPredicate, a: &Arg, last: bool) -> bool {
 }
 
 fn redirect_matches(p: &ArgPredicate, r: &Redirect) -> bool {
-    predicate(p, &r.target, &r.path, false, false)
+    p.appends.is_none_or(|a| a == r.op.contains(">>")) && predicate(p, &r.target, &r.path, false, false)
 }
 
 /// `pattern` (an operand that is an unquoted glob) could name `path` or

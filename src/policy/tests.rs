@@ -217,7 +217,7 @@ fn requote(w: &str, style: u8) -> String {
 #[case::protected_argument("rm -rf $(cat list)", "an argument of rm comes from $(cat list), and rule rm-root looks at rm's arguments")]
 #[case::protected_quoted_argument("rm -rf \"$(cat list)\"", "rule rm-root")]
 #[case::unknown_flags("rm $(cat opts) /", "an argument of rm comes from $(cat opts)")]
-#[case::unknown_subcommand("kubectl $(cat verb) pod x", "rule kubectl-delete")]
+#[case::unknown_subcommand("kubectl $(cat verb) pod x", "an argument of kubectl comes from $(cat verb)")]
 #[case::unknown_option_value("psql -c \"$(cat q.sql)\"", "rule sql-drop-truncate")]
 #[case::decoded_into_bash("echo cm0gLXJmIC8K | base64 -d | bash", "bash runs code it reads from a pipe (from echo, base64)")]
 #[case::decoded_into_sh("echo cm0gLXJmIC8K | base64 -d | sh", "sh runs code it reads from a pipe")]

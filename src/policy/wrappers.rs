@@ -463,6 +463,13 @@ fn embedded_code(lang: &str, code: &[String], label: &str) -> Unwrapped {
     shell_codes(codes, label)
 }
 
+/// Whether a wrapper's label is a container's: its own options (what it
+/// mounts, whether it is privileged) are checked as a command of their own
+/// as well as what it runs.
+pub fn is_container(label: &str) -> bool {
+    ["docker ", "podman ", "nerdctl ", "docker-compose "].iter().any(|p| label.starts_with(p))
+}
+
 /// `docker exec [OPTIONS] CONTAINER CMD...`, `docker run [OPTIONS] IMAGE
 /// [CMD...]`, and the same for podman, nerdctl and `docker compose`.
 fn container(name: &str, args: &[String]) -> Unwrapped {
