@@ -23,10 +23,14 @@ pub enum Found {
 /// The calls of each language that run shell code or a program.
 fn calls(lang: &str) -> &'static [&'static str] {
     match lang {
+        // Bare names, so `from os import system`, `__import__("os").system(`
+        // and `os.system(` are all the same call; `subprocess.run(` stays
+        // qualified, as `run(` alone is any function.
         "python" => &[
-            "os.system(", "os.popen(", "subprocess.run(", "subprocess.call(", "subprocess.check_call(", "subprocess.check_output(", "subprocess.Popen(",
-            "subprocess.getoutput(", "subprocess.getstatusoutput(", "pty.spawn(", "os.execv(", "os.execvp(", "os.execl(", "os.execlp(", "os.spawnv(",
-            "os.spawnvp(", "os.spawnlp(", "commands.getoutput(", "popen2.popen2(",
+            "system(", "popen(", "subprocess.run(", "subprocess.call(", "check_call(", "check_output(", "Popen(", "getoutput(", "getstatusoutput(",
+            "pty.spawn(", "execv(", "execvp(", "execve(", "execvpe(", "execl(", "execlp(", "execle(", "execlpe(", "spawnv(", "spawnvp(", "spawnve(",
+            "spawnvpe(", "spawnl(", "spawnlp(", "spawnle(", "spawnlpe(", "posix_spawn(", "posix_spawnp(", "create_subprocess_shell(",
+            "create_subprocess_exec(", "popen2(",
         ],
         "perl" => &["system(", "system ", "exec(", "exec ", "qx(", "qx{", "qx/", "readpipe("],
         "ruby" => &["system(", "system ", "exec(", "exec ", "spawn(", "%x(", "%x{", "IO.popen(", "Open3.capture2(", "Open3.capture3(", "Open3.popen3(", "Kernel.system("],
@@ -135,6 +139,19 @@ pub fn find(lang: &str, code: &str) -> Option<Found> {
             }
         }
     }
+    match lang {
+        "awk" => {
+            if let Err(why) = awk_pipes(code, &mut commands) {
+                return Some(Found::Unknown(why));
+            }
+        }
+        "perl" => {
+            if let Err(why) = perl_open_pipes(code, &mut commands) {
+                return Some(Found::Unknown(why));
+            }
+        }
+        _ => {}
+    }
     if matches!(lang, "perl" | "ruby" | "php") {
         // Backticks run shell code.
         let mut parts = code.split('`');
@@ -146,7 +163,187 @@ pub fn find(lang: &str, code: &str) -> Option<Found> {
             commands.push(inner.to_owned());
         }
     }
+    commands.dedup();
     (!commands.is_empty()).then_some(Found::Code(commands))
+}
+
+/// awk's pipes: `print … | "cmd"` and `printf … |& "cmd"` run `cmd` with
+/// `sh -c`, `"cmd" | getline` reads what `cmd` prints. Printing into a shell
+/// (`print "rm -rf /" | "sh"`) makes the printed text shell code. A pipe to
+/// or from a command built at run time (`print | cmd`, `cmd | getline`) is
+/// unknown. A `|` inside a string, or in a regex of a pattern, is not a
+/// pipe: a print pipe is one in a `print`/`printf` statement.
+fn awk_pipes(code: &str, commands: &mut Vec<String>) -> Result<(), String> {
+    let bytes = code.as_bytes();
+    let mut in_string = false;
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        i += 1;
+        match b {
+            b'\\' if in_string => i += 1,
+            b'"' => in_string = !in_string,
+            b'|' if !in_string => {
+                if bytes.get(i) == Some(&b'|') {
+                    i += 1;
+                    continue;
+                }
+                let before = code.get(..i - 1).unwrap_or_default();
+                let after = code.get(i..).unwrap_or_default().trim_start_matches('&').trim_start();
+                if after.starts_with("getline") {
+                    match trailing_string(before) {
+                        Some(cmd) => commands.push(cmd),
+                        None => return Err("awk reads from a command it builds at run time (… | getline)".into()),
+                    }
+                    continue;
+                }
+                // The statement the pipe ends: from the last `;`, `{`, `}` or
+                // newline outside a string.
+                let statement = before.rsplit(['{', '}', ';', '\n']).next().unwrap_or_default().trim_start();
+                let formats = statement.starts_with("printf");
+                let Some(printed) = statement.strip_prefix("printf").or_else(|| statement.strip_prefix("print")) else { continue };
+                let Some(target) = leading_string(after) else {
+                    return Err("awk prints into a command it builds at run time (print … | cmd)".into());
+                };
+                let mut words = target.split_whitespace();
+                let into_shell = words.next().is_some_and(|w| super::wrappers::is_shell(w.rsplit('/').next().unwrap_or(w))) && words.all(|w| w == "-s" || w == "-");
+                if !into_shell {
+                    commands.push(target);
+                    continue;
+                }
+                match awk_literals(printed).filter(|t| !(formats && t.contains('%'))) {
+                    Some(text) => commands.push(text),
+                    None => return Err("awk prints run-time text into a shell (print … | \"sh\")".into()),
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// The awk string literal `s` starts with, unescaped.
+fn leading_string(s: &str) -> Option<String> {
+    let rest = s.strip_prefix('"')?;
+    let mut out = String::new();
+    let mut chars = rest.chars();
+    loop {
+        match chars.next()? {
+            '\\' => match chars.next()? {
+                'n' => out.push('\n'),
+                't' => out.push('\t'),
+                c => out.push(c),
+            },
+            '"' => return Some(out),
+            c => out.push(c),
+        }
+    }
+}
+
+/// The awk string literal `s` ends with (`… "cmd" ` before `| getline`).
+fn trailing_string(s: &str) -> Option<String> {
+    let s = s.trim_end();
+    if !s.ends_with('"') {
+        return None;
+    }
+    // Walk the literals from the left, so escaped quotes are skipped.
+    let mut last = None;
+    let mut in_string = false;
+    let mut chars = s.char_indices();
+    while let Some((at, c)) = chars.next() {
+        match c {
+            '\\' if in_string => {
+                chars.next();
+            }
+            '"' => {
+                if !in_string {
+                    last = Some(at);
+                }
+                in_string = !in_string;
+            }
+            _ => {}
+        }
+    }
+    if in_string {
+        return None;
+    }
+    leading_string(s.get(last?..)?)
+}
+
+/// What a `print` statement's arguments print when they are all string
+/// literals (concatenated, or separated by commas and so by a space).
+fn awk_literals(args: &str) -> Option<String> {
+    let mut out = String::new();
+    let mut rest = args.trim().trim_start_matches('(').trim_end().trim_end_matches(')').trim();
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let lit = leading_string(rest)?;
+        out.push_str(&lit);
+        // Past the literal's closing quote.
+        let mut consumed = 1;
+        let mut chars = rest.get(1..)?.char_indices();
+        while let Some((at, c)) = chars.next() {
+            if c == '\\' {
+                chars.next();
+            } else if c == '"' {
+                consumed = at + 2;
+                break;
+            }
+        }
+        rest = rest.get(consumed..)?.trim_start();
+        if let Some(r) = rest.strip_prefix(',') {
+            out.push(' ');
+            rest = r.trim_start();
+        }
+    }
+    Some(out)
+}
+
+/// perl's pipe opens: `open(F, "| sh")`, `open F, "rm -rf / |"`, `open(my
+/// $f, "|-", "sh")`, `open(my $f, "-|", "cmd", @args)`. An open whose
+/// command is not a literal is unknown; an open of a file is nothing.
+fn perl_open_pipes(code: &str, commands: &mut Vec<String>) -> Result<(), String> {
+    for (at, _) in code.match_indices("open") {
+        let before = code.get(..at).and_then(|b| b.chars().last());
+        if before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_') {
+            continue;
+        }
+        let rest = code.get(at + 4..).unwrap_or_default();
+        if !rest.starts_with(['(', ' ']) {
+            continue;
+        }
+        let end = rest.find([';', '\n']).unwrap_or(rest.len());
+        let args = rest.get(..end).unwrap_or_default();
+        let mut lits: Vec<String> = Vec::new();
+        let mut from = 0;
+        while let Some(q) = args.get(from..).and_then(|a| a.find(['"', '\''])) {
+            let quote = args.get(from + q..from + q + 1).unwrap_or("\"");
+            let body = args.get(from + q + 1..).unwrap_or_default();
+            let Some(close) = body.find(quote) else { break };
+            lits.push(body.get(..close).unwrap_or_default().to_owned());
+            from += q + 1 + close + 1;
+        }
+        if let Some(mode) = lits.iter().position(|l| l == "|-" || l == "-|") {
+            match lits.get(mode + 1) {
+                Some(cmd) if !cmd.contains('$') => commands.push(lits.get(mode + 1..).unwrap_or_default().join(" ")),
+                _ => return Err("perl opens a pipe to a command the checker cannot read".into()),
+            }
+        } else if let Some(spec) = lits.iter().find(|l| l.trim().starts_with('|') || l.trim().ends_with('|')) {
+            let cmd = spec.trim().trim_start_matches('|').trim_end_matches('|').trim();
+            let into_shell = cmd.split_whitespace().next().is_some_and(|w| super::wrappers::is_shell(w.rsplit('/').next().unwrap_or(w))) && !cmd.contains(" -c");
+            if into_shell {
+                return Err("perl prints into a shell (open … \"| sh\")".into());
+            }
+            if cmd.is_empty() || cmd.contains('$') {
+                return Err("perl opens a pipe to a command the checker cannot read".into());
+            }
+            commands.push(cmd.to_owned());
+        } else if args.contains("\"|") || args.contains("|\"") {
+            return Err("perl opens a pipe to a command the checker cannot read".into());
+        }
+    }
+    Ok(())
 }
 
 /// The literal arguments at the start of `s` (just after a call's `(`): one
@@ -217,6 +414,21 @@ mod tests {
     #[case("python", "print(1)", None)]
     #[case("awk", "{print $1}", None)]
     #[case("python", "mysystem('x')", None)]
+    #[case("python", r#"from os import system; system("rm -rf /")"#, Some("rm -rf /"))]
+    #[case("python", r#"__import__("os").system("rm -rf /")"#, Some("rm -rf /"))]
+    #[case("python", r#"import os; os.execvp("rm", ["rm", "-rf", "/"])"#, Some("'rm' 'rm' '-rf' '/'"))]
+    #[case("python", r#"import asyncio; asyncio.run(asyncio.create_subprocess_shell("rm -rf /"))"#, Some("rm -rf /"))]
+    #[case("awk", r#"BEGIN { print "rm -rf /" | "sh" }"#, Some("rm -rf /"))]
+    #[case("awk", r#"BEGIN { printf("rm -rf /\n") | "/bin/bash" }"#, Some("rm -rf /\n"))]
+    #[case("awk", r#"BEGIN { print "rm", "-rf", "/" |& "sh" }"#, Some("rm -rf /"))]
+    #[case("awk", r#"BEGIN { while (("rm -rf /" | getline line) > 0) print line }"#, Some("rm -rf /"))]
+    #[case("awk", r#"{ print $1 | "sort -u" }"#, Some("sort -u"))]
+    #[case("awk", r#"/error|fail/ { print $0 }"#, None)]
+    #[case("awk", r#"{ if ($1 == "a|b" || $2 ~ /x|y/) print }"#, None)]
+    #[case("perl", r#"open(my $f, "|-", "rm -rf /")"#, Some("rm -rf /"))]
+    #[case("perl", r#"open(F, "rm -rf / |"); print <F>"#, Some("rm -rf /"))]
+    #[case("perl", r#"open(my $f, "-|", "rm", "-rf", "/")"#, Some("rm -rf /"))]
+    #[case("perl", r#"open(my $fh, "<", $file) or die"#, None)]
     fn finds_the_commands_code_runs(#[case] lang: &str, #[case] code: &str, #[case] expected: Option<&str>) {
         match (find(lang, code), expected) {
             (None, None) => {}
@@ -230,6 +442,12 @@ mod tests {
     #[case("python", r#"os.system(f"rm {x}")"#)]
     #[case("awk", r#"{system("rm " $1)}"#)]
     #[case("ruby", r#"system("rm #{x}")"#)]
+    #[case("awk", r#"{ print | cmd }"#)]
+    #[case("awk", r#"BEGIN { printf("rm -rf %s\n", "/") | "/bin/bash" }"#)]
+    #[case("awk", r#"{ print $0 | "sh" }"#)]
+    #[case("awk", r#"{ cmd | getline x }"#)]
+    #[case("perl", r#"open(F, "| sh"); print F "rm -rf /""#)]
+    #[case("perl", r#"open(my $f, "-|", $cmd)"#)]
     fn calls_with_unreadable_arguments_are_unknown(#[case] lang: &str, #[case] code: &str) {
         assert!(matches!(find(lang, code), Some(Found::Unknown(_))), "{:?}", find(lang, code));
     }
