@@ -25,8 +25,16 @@
 //!   display (`-[ RECORD 1 ]`, then `name | value` rows) masks values of
 //!   secret-named rows.
 //!
-//! [`Context`] is small and bounded: a flag, one table description and a
-//! short stack of enclosing `kind`s.
+//! - **assignment**, a label above its value: a line that ends in a
+//!   secret-named label and a colon with nothing after it (`Please use the
+//!   following password to proceed:`, `Your new API token:`), then, after
+//!   at most two blank lines, a line that is one token and looks generated
+//!   ([`generated`]): the token is masked. A password prompt ends the same
+//!   way, and what follows it is the command's output, so the token must
+//!   look random: a host name, a file name or a short hex id stay visible.
+//!
+//! [`Context`] is small and bounded: a few flags, one table description
+//! and a short stack of enclosing `kind`s.
 
 use std::ops::Range;
 
@@ -54,6 +62,9 @@ pub struct Context {
     /// indent, `Some(is a Secret)` for a `kind:`, `None` for an
     /// `apiVersion:`), innermost last.
     kinds: Vec<(usize, Option<bool>)>,
+    /// A secret label ended a line above: blank lines still allowed before
+    /// its value (0 when none is expected).
+    label_above: u8,
 }
 
 impl Context {
@@ -117,8 +128,76 @@ pub(crate) fn before_line(
     if d.is_enabled(DetectorId::Assignment) {
         // The last line may be a row still being written: fewer cells so far.
         table_row(ctx, b, index + 1 == lines.len(), hits);
+        value_below_label(ctx, b, hits);
     }
     false
+}
+
+// ---- A label above its value -----------------------------------------------
+
+/// Blank lines allowed between a label and its value (Jenkins prints one).
+const LABEL_GAP: u8 = 2;
+
+fn value_below_label(ctx: &mut Context, b: &[u8], hits: &mut Vec<Hit>) {
+    let range = trim_range(b, 0..b.len());
+    if ctx.label_above > 0 {
+        if range.is_empty() {
+            ctx.label_above -= 1;
+            return;
+        }
+        ctx.label_above = 0;
+        if b.get(range.clone()).is_some_and(generated) {
+            hits.push(Hit { range, source: Source::Builtin(DetectorId::Assignment) });
+            return;
+        }
+    }
+    if ends_with_label(b.get(range).unwrap_or_default()) {
+        ctx.label_above = LABEL_GAP + 1;
+    }
+}
+
+/// `…password:`, `Token:`, `Your new API key :` with nothing after it: the
+/// last few words before the colon name a secret.
+fn ends_with_label(line: &[u8]) -> bool {
+    let Some(head) = line.strip_suffix(b":") else { return false };
+    if head.len() > 200 {
+        return false;
+    }
+    let Ok(head) = std::str::from_utf8(head) else { return false };
+    // The last eight words, alone and in pairs (`API key`): "Please use
+    // the following password to proceed to installation:" (Jenkins).
+    let words: Vec<&str> = head.split_whitespace().rev().take(8).map(|w| w.trim_matches(|c: char| !c.is_ascii_alphanumeric())).filter(|w| !w.is_empty()).collect();
+    words.iter().any(|w| is_secret_name(w)) || words.windows(2).any(|p| matches!(p, [b, a] if is_secret_name(&format!("{a}{b}"))))
+}
+
+/// One token that looks made by a generator rather than by a person: 8 to
+/// 128 characters, no `.` or `/` (host and file names), and either 32 or
+/// more hex digits (not a UUID) or letters of both cases and digits, or
+/// letters, digits and symbols, spread out (most characters distinct).
+pub(crate) fn generated(t: &[u8]) -> bool {
+    if !(8..=128).contains(&t.len()) || t.iter().any(|c| c.is_ascii_whitespace() || !c.is_ascii_graphic() || matches!(c, b'.' | b'/' | b'\\' | b':' | b'<' | b'>' | b'(' | b')' | b'[' | b']' | b'{' | b'}' | b'"' | b'\'' | b',')) {
+        return false;
+    }
+    let hex = t.iter().all(u8::is_ascii_hexdigit);
+    if hex {
+        return t.len() >= 32 && t.iter().any(u8::is_ascii_digit) && t.iter().any(u8::is_ascii_alphabetic);
+    }
+    let upper = t.iter().any(u8::is_ascii_uppercase);
+    let lower = t.iter().any(u8::is_ascii_lowercase);
+    let digit = t.iter().any(u8::is_ascii_digit);
+    let symbol = t.iter().any(|c| !c.is_ascii_alphanumeric() && !matches!(c, b'-' | b'_'));
+    let classes = usize::from(upper) + usize::from(lower) + usize::from(digit) + usize::from(symbol);
+    let mut seen = [false; 128];
+    let mut distinct = 0usize;
+    for c in t {
+        if let Some(s) = seen.get_mut(usize::from(*c)) {
+            if !*s {
+                *s = true;
+                distinct += 1;
+            }
+        }
+    }
+    digit && classes >= 3 && distinct * 10 >= t.len().min(40) * 6
 }
 
 // ---- PEM ----------------------------------------------------------------

@@ -8,7 +8,8 @@
 //! - on a line that names the vendor: Twilio auth tokens (32 hex) and API
 //!   key SIDs (`SK` + 32 hex), Cohere keys (40 mixed letters and digits),
 //!   Travis CI tokens (22), Postmark server tokens (a UUID), Mailgun's newer
-//!   `hex32-hex8-hex8` keys.
+//!   `hex32-hex8-hex8` keys, CircleCI's older personal and project tokens
+//!   (40 hex, the shape of a git commit id, so only with `circle` named).
 //!
 //! Kept apart from the prefix table (`formats.rs`) because none of these is
 //! specific enough to mask without its context: a bare 32-hex string is an
@@ -29,6 +30,7 @@ pub(crate) enum Vendor {
     Travis,
     Postmark,
     Mailgun,
+    Circle,
 }
 
 /// Trigger words (ASCII case-insensitive) naming a vendor.
@@ -38,6 +40,7 @@ pub(crate) const VENDORS: &[(&str, Vendor)] = &[
     ("travis", Vendor::Travis),
     ("postmark", Vendor::Postmark),
     ("mailgun", Vendor::Mailgun),
+    ("circle", Vendor::Circle),
 ];
 
 fn hex_lower(c: u8) -> bool {
@@ -124,6 +127,11 @@ pub(crate) fn telegram(line: &str, colon: usize, hits: &mut Vec<Hit>) {
 /// The keys of `vendor` anywhere on a line that names it.
 pub(crate) fn on_vendor_line(vendor: Vendor, line: &str, hits: &mut Vec<Hit>) {
     let b = line.as_bytes();
+    // CircleCI prints commit ids (`CIRCLE_SHA1`): its 40-hex tokens only on
+    // a line that also says token.
+    if vendor == Vendor::Circle && !b.windows(5).any(|w| w.eq_ignore_ascii_case(b"token")) {
+        return;
+    }
     let mut i = 0;
     while i < b.len() {
         let tok = |c: u8| c.is_ascii_alphanumeric() || c == b'-';
@@ -155,13 +163,15 @@ fn vendor_key(vendor: Vendor, w: &[u8]) -> Option<DetectorId> {
         Vendor::Cohere => w.len() == 40 && random_enough(w),
         Vendor::Travis => w.len() == 22 && random_enough(w),
         Vendor::Postmark => uuid(w),
+        // A commit id is the same shape (see `on_vendor_line`).
+        Vendor::Circle => w.len() == 40 && all(w, hex_lower),
         Vendor::Mailgun => {
             w.len() == 50 && w.split(|c| *c == b'-').map(<[u8]>::len).eq([32, 8, 8]) && all(w, |c| hex_lower(c) || c == b'-')
         }
     };
     let id = match vendor {
         Vendor::Cohere => DetectorId::AiApiKey,
-        Vendor::Travis => DetectorId::CiToken,
+        Vendor::Travis | Vendor::Circle => DetectorId::CiToken,
         _ => DetectorId::MessagingApiKey,
     };
     hit.then_some(id)

@@ -1010,6 +1010,8 @@ fn chat_webhook_path_masked_and_host_kept(#[case] line: &str, #[case] secret: &s
 #[case::cohere("cohere key: q8Zr2LmW0xTn5VbK7cJdq8Zr2LmW0xTn5VbK7cJ3", "q8Zr2LmW0xTn5VbK7cJdq8Zr2LmW0xTn5VbK7cJ3", "ai_api_key")]
 #[case::travis("travis token is Zq8r2LmW0xTn5VbK7cJdA1", "Zq8r2LmW0xTn5VbK7cJdA1", "ci_token")]
 #[case::postmark("Postmark server 0a1b2c3d-4e5f-6789-abcd-ef0123456789 ready", "0a1b2c3d-4e5f-6789-abcd-ef0123456789", "messaging_api_key")]
+#[case::circleci_old("circleci setup --no-prompt --host https://circleci.com --token 0123456789abcdef0123456789abcdef01234567", "0123456789abcdef0123456789abcdef01234567", "ci_token")]
+#[case::circleci_api("curl -H 'Circle-Token: 89abcdef0123456789abcdef0123456789abcdef' https://circleci.com/api/v2/me", "89abcdef0123456789abcdef0123456789abcdef", "ci_token")]
 #[case::mailgun_new("mailgun api 0123456789abcdef0123456789abcdef-01234567-89abcdef", "0123456789abcdef0123456789abcdef-01234567-89abcdef", "messaging_api_key")]
 fn vendor_labelled_key_masked(#[case] line: &str, #[case] secret: &str, #[case] detector: &str) {
     assert_masks(line, secret, detector);
@@ -1028,6 +1030,7 @@ fn vendor_labelled_key_masked(#[case] line: &str, #[case] secret: &str, #[case] 
 #[case::uuid_without_postmark("request 0a1b2c3d-4e5f-6789-abcd-ef0123456789 ok")]
 #[case::twilio_account_sid("twilio account AC0123456789abcdef0123456789abcdef")]
 #[case::twilio_git_sha("twilio deploy 3f786850e387550fdab836ed7e6dc881de23001b")]
+#[case::circleci_commit("CIRCLE_SHA1=3f786850e387550fdab836ed7e6dc881de23001b circleci step")]
 #[case::cohere_identifier("cohere: ServiceAccountTokenV1HandlerFactoryBeanXy")]
 #[case::mailchimp_region("aws --region us-east-1 --profile x-us12")]
 #[case::telegram_time("12:00:01 AA battery")]
@@ -1082,4 +1085,51 @@ fn short_labels_masked(#[case] line: &str, #[case] secret: &str) {
 #[case::pw_in_word("npw=5")]
 fn password_words_without_a_value_stay_visible(#[case] line: &str) {
     assert_visible(&detectors(), line);
+}
+
+/// A label on one line and its value on the next (after up to two blank
+/// lines), as installers and admin tools print a generated secret.
+#[rstest]
+#[case(&["Please use the following password to proceed to installation:", "", "4f1d9c0b7e2a4b6c8d0e1f2a3b4c5d6e", "", "This may also be found at: /var/jenkins_home/secrets/initialAdminPassword"], 2)]
+#[case(&["Your new API key:", "  sk9Qe2LmW0xTn5VbK7cJdR4t"], 1)]
+#[case(&["Generated root password:", "Xk9#mP2q!vL7wZ"], 1)]
+#[case(&["password:", "    q8Zr2LmW0xTn5VbK7cJd"], 1)]
+#[case(&["Token :", "", "", "aB3dE5gH7jK9mN1pQ3sT"], 3)]
+fn a_value_below_its_label_is_masked(#[case] lines: &[&str], #[case] at: usize) {
+    let out = masked_with(&detectors(), lines);
+    let value = lines[at].trim();
+    assert!(!out[at].contains(value) && out[at].contains(&"*".repeat(value.len())), "{lines:?}: {out:?}");
+    for (i, (a, b)) in lines.iter().zip(&out).enumerate() {
+        if i != at {
+            assert_eq!(a, b, "line {i} changed: {out:?}");
+        }
+    }
+}
+
+/// What follows a password prompt is the command's output, and a label too
+/// far above, or a value that a person would write, stays visible.
+#[rstest]
+#[case(&["[sudo] password for alice:", "web01.prod.example.com"])]
+#[case(&["[sudo] password for alice:", "file_2024.log"])]
+#[case(&["Password:", "3f9a1c2b7d4e"])]
+#[case(&["Password:", "su: Authentication failure"])]
+#[case(&["Enter passphrase for key '/home/alice/.ssh/id_ed25519':", "Identity added: /home/alice/.ssh/id_ed25519 (alice@laptop)"])]
+#[case(&["password:", "", "", "", "q8Zr2LmW0xTn5VbK7cJd"])]
+#[case(&["Usage:", "q8Zr2LmW0xTn5VbK7cJd"])]
+#[case(&["password:", "550e8400-e29b-41d4-a716-446655440000"])]
+#[case(&["Token:", "--help"])]
+fn a_value_below_a_prompt_or_no_label_stays_visible(#[case] lines: &[&str]) {
+    let out = masked_with(&detectors(), lines);
+    assert_eq!(out, lines.iter().map(|l| (*l).to_owned()).collect::<Vec<_>>());
+}
+
+/// The label scrolled off in an earlier scan: the context carries it.
+#[test]
+fn a_label_above_carries_across_scan_calls() {
+    let d = detectors();
+    let mut ctx = Context::new();
+    assert!(d.scan_from(&mut ctx, &["Your new API token:"]).is_empty());
+    let f = d.scan_from(&mut ctx, &["Zx8Qe2LmW0xTn5VbK7cJ"]);
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert!(d.scan(&["Zx8Qe2LmW0xTn5VbK7cJ"]).is_empty());
 }
