@@ -132,6 +132,21 @@ fn explain_lists_detectors_and_fingerprints_without_values() {
     assert!(!text.contains("R4nd0m") && !text.contains("4111"), "{text}");
 }
 
+/// A key drawn up to the last column and continued on the next row by
+/// cursor addressing is masked by the rows' joined scan: `--explain` names
+/// it too, with all its cells.
+#[test]
+fn explain_names_a_secret_found_only_with_rows_joined() {
+    let size = Size { rows: 10, cols: 20 };
+    let mut filter = Filter::new(size, Masker::new(&MaskingConfig::default()).unwrap());
+    let mut shown = filter.feed(b"xxxxxxxxxxx AKIAIOSF\x1b[2;1HODNN7EXAMPLE\r\n");
+    shown.extend(filter.finish());
+    assert!(!String::from_utf8_lossy(&shown).contains("AKIAIOSF"));
+    let found = filter.explained();
+    let key = custos::mask::fingerprint("AKIAIOSFODNN7EXAMPLE");
+    assert!(found.iter().any(|e| e.fingerprint == key && e.cells == 20 && e.col == 12), "{found:?}");
+}
+
 #[test]
 fn a_bad_masking_rule_is_a_clear_error_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();

@@ -696,6 +696,44 @@ impl Masker {
                 cells: spans.iter().map(|s| s.cols.len()).sum(),
             });
         }
+        // Rows drawn without autowrap that only joined hold a secret (see
+        // the module doc), as `cover` finds them.
+        for run in lines.soft_runs(&rows, false) {
+            let members = lines.lines.get(run).unwrap_or_default();
+            let joined: String = members.iter().map(|l| lines.text(l)).collect();
+            for Finding { range, detector, .. } in self.detectors.scan_from(&mut self.context.clone(), &[joined.as_str()]) {
+                let Some(value) = joined.get(range.clone()) else { continue };
+                let fingerprint = crate::mask::fingerprint(value);
+                if out.iter().any(|e: &Explained| e.fingerprint == fingerprint) {
+                    continue;
+                }
+                let mut offset = 0;
+                let mut first: Option<(usize, usize)> = None;
+                let mut cells = 0;
+                for line in members {
+                    let len = line.text.len();
+                    let part = range.start.max(offset) - offset..range.end.min(offset + len).saturating_sub(offset);
+                    offset += len;
+                    if part.is_empty() {
+                        continue;
+                    }
+                    spans.clear();
+                    lines.cells(line, &part, &mut spans);
+                    cells += spans.iter().map(|s| s.cols.len()).sum::<usize>();
+                    if first.is_none() {
+                        first = spans.first().map(|s| (s.row, s.cols.start));
+                    }
+                }
+                let Some((row, col)) = first else { continue };
+                out.push(Explained {
+                    detector: detector.to_string(),
+                    fingerprint,
+                    row: row.checked_sub(scrolled_count).and_then(|r| u16::try_from(r).ok()),
+                    col,
+                    cells,
+                });
+            }
+        }
         out
     }
 
