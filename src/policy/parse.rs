@@ -788,8 +788,8 @@ impl Walker<'_> {
             match wrappers::unwrap(&name, texts.get(1..).unwrap_or_default(), stdin.as_deref()) {
                 Unwrapped::Program => break,
                 Unwrapped::Runs { start, label, chdir } => {
-                    if wrappers::is_container(&label) {
-                        // The container's own words, without what it runs.
+                    if wrappers::records_itself(&label) {
+                        // The wrapper's own words, without what it runs.
                         self.record(words.get(..=start).unwrap_or_default(), &[], &[], scope, &cwd, ctx, &wrappers);
                     }
                     if let Some(dir) = chdir {

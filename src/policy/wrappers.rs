@@ -163,6 +163,23 @@ pub fn unwrap(name: &str, args: &[String], stdin: Option<&str>) -> Unwrapped {
             }
             runs(i, args, "doas")
         }
+        // The service manager starts the command, outside this session:
+        // its own words are a command too (`records_itself`).
+        "systemd-run" | "run0" => {
+            let (i, seen) = skip_options(
+                args,
+                "upEMHDg",
+                &[
+                    "unit", "property", "setenv", "machine", "host", "description", "slice", "uid", "gid", "working-directory", "chdir", "on-active",
+                    "on-boot", "on-startup", "on-unit-active", "on-unit-inactive", "on-calendar", "on-timer-property", "on-clock-change", "path-property",
+                    "socket-property", "timer-property", "service-type", "nice", "user", "group", "background", "shell-prompt-prefix", "setenv", "expand-environment",
+                ],
+            );
+            if has(&seen, &["-h", "--help", "--version"]) {
+                return Unwrapped::NotRun;
+            }
+            runs(i, args, name)
+        }
         "pkexec" => {
             let (i, _) = skip_options(args, "", &["user"]);
             runs(i, args, "pkexec")
@@ -463,11 +480,12 @@ fn embedded_code(lang: &str, code: &[String], label: &str) -> Unwrapped {
     shell_codes(codes, label)
 }
 
-/// Whether a wrapper's label is a container's: its own options (what it
-/// mounts, whether it is privileged) are checked as a command of their own
-/// as well as what it runs.
-pub fn is_container(label: &str) -> bool {
-    ["docker ", "podman ", "nerdctl ", "docker-compose "].iter().any(|p| label.starts_with(p))
+/// Whether a wrapper's own words are checked as a command as well as what
+/// it runs: a container's options (what it mounts, whether it is
+/// privileged), and wrappers that start the command outside this session
+/// (`systemd-run`, `run0`), which rules refer to by name.
+pub fn records_itself(label: &str) -> bool {
+    ["docker ", "podman ", "nerdctl ", "docker-compose "].iter().any(|p| label.starts_with(p)) || matches!(label, "systemd-run" | "run0")
 }
 
 /// `docker exec [OPTIONS] CONTAINER CMD...`, `docker run [OPTIONS] IMAGE
