@@ -135,36 +135,46 @@ fn token_tail(d: Enabled, b: &[u8]) -> Option<usize> {
     if tail.len() < 3 {
         return None;
     }
-    let mut best = None;
-    let table = formats::FORMATS.iter().map(|f| Prefix {
-        text: f.prefix.as_bytes(),
-        id: f.id,
-        body: f.body,
-        min: f.min,
-        body_only: f.body_only,
-    });
-    for p in PREFIXES.iter().copied().chain(table) {
-        if !d.is_enabled(p.id) {
-            continue;
-        }
-        // The first occurrence whose body runs to the end: for a JWT that
-        // is the header, not the payload's own "eyJ".
-        let first = p.text.first().copied().unwrap_or(0);
-        let found = tail.iter().enumerate().find_map(|(pos, c)| {
+    // One pass over the tail, trying at each byte only the prefixes that
+    // start with it. Every occurrence whose body runs to the end counts and
+    // the earliest start wins: for a JWT that is the header, not the
+    // payload's own "eyJ".
+    let by_first = prefixes_by_first_byte();
+    let mut best: Option<usize> = None;
+    for (pos, c) in tail.iter().enumerate() {
+        for p in by_first.get(usize::from(*c)).map(Vec::as_slice).unwrap_or_default() {
+            if !d.is_enabled(p.id) {
+                continue;
+            }
             let s = from + pos;
             let body_start = s + p.text.len();
-            let ok = *c == first
-                && tail.get(pos..).is_some_and(|t| t.starts_with(p.text))
+            let ok = tail.get(pos..).is_some_and(|t| t.starts_with(p.text))
                 && run_end(b, body_start, p.body) == b.len()
                 && (p.body_only || !is_word(before(b, s)))
                 && b.len() - body_start < p.min;
-            ok.then_some(if p.body_only { body_start } else { s })
-        });
-        if let Some(s) = found {
-            best = Some(best.map_or(s, |x: usize| x.min(s)));
+            if ok {
+                let at = if p.body_only { body_start } else { s };
+                best = Some(best.map_or(at, |x| x.min(at)));
+            }
         }
     }
     best
+}
+
+/// [`PREFIXES`] and the format table's rows, by the first byte of their
+/// prefix (built once).
+fn prefixes_by_first_byte() -> &'static [Vec<Prefix>] {
+    static TABLE: std::sync::OnceLock<Vec<Vec<Prefix>>> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut table: Vec<Vec<Prefix>> = vec![Vec::new(); 256];
+        let formats = formats::FORMATS.iter().map(|f| Prefix { text: f.prefix.as_bytes(), id: f.id, body: f.body, min: f.min, body_only: f.body_only });
+        for p in PREFIXES.iter().copied().chain(formats) {
+            if let Some(slot) = p.text.first().and_then(|c| table.get_mut(usize::from(*c))) {
+                slot.push(p);
+            }
+        }
+        table
+    })
 }
 
 /// A trailing digit sequence that could still become a card number or SSN.

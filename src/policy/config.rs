@@ -69,6 +69,7 @@
 //! compiled here, once, with a size limit, so a pattern that would be slow
 //! is rejected at load rather than on every command.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -76,6 +77,7 @@ use regex::{Regex, RegexBuilder};
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::flags::normalise_rule_flags;
 use super::path::canonical;
 
 /// Compiled-size cap for a rule's regex.
@@ -164,9 +166,23 @@ pub struct Matcher {
     pub unsafe_expansion: Option<bool>,
     pub forks_itself: Option<bool>,
     pub raw: Option<Regex>,
+    /// `flags` and `not_flags` normalised for each program named in
+    /// `program` (by basename), at load: a rule is tried on every command,
+    /// and normalising its flags there allocated on every try.
+    pub norm_flags: Vec<(String, BTreeSet<String>, BTreeSet<String>)>,
 }
 
 impl Matcher {
+    /// `flags` and `not_flags` normalised for `program`: precomputed when
+    /// `program` is one the rule names, else computed now.
+    pub fn flags_for(&self, program: &str) -> (std::borrow::Cow<'_, BTreeSet<String>>, std::borrow::Cow<'_, BTreeSet<String>>) {
+        use std::borrow::Cow;
+        match self.norm_flags.iter().find(|(n, _, _)| n == program) {
+            Some((_, f, nf)) => (Cow::Borrowed(f), Cow::Borrowed(nf)),
+            None => (Cow::Owned(normalise_rule_flags(program, &self.flags)), Cow::Owned(normalise_rule_flags(program, &self.not_flags))),
+        }
+    }
+
     /// True when only `raw` is given: the rule is about the line's text.
     pub fn raw_only(&self) -> bool {
         self.raw.is_some() && self.only_raw_or_nothing()
@@ -219,6 +235,18 @@ pub struct ArgPredicate {
 pub struct ValuePredicate {
     pub flag: Vec<String>,
     pub regex: Regex,
+    /// `flag` normalised per program named by the rule (see `Matcher::norm_flags`).
+    pub norm: Vec<(String, BTreeSet<String>)>,
+}
+
+impl ValuePredicate {
+    /// The option names `flag` stands for in `program`'s command line.
+    pub fn names_for(&self, program: &str) -> std::borrow::Cow<'_, BTreeSet<String>> {
+        match self.norm.iter().find(|(n, _)| n == program) {
+            Some((_, names)) => std::borrow::Cow::Borrowed(names),
+            None => std::borrow::Cow::Owned(normalise_rule_flags(program, &self.flag)),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -421,9 +449,14 @@ fn matcher(r: &RawRule) -> Result<Matcher, String> {
             if v.flag.is_empty() {
                 return Err(format!("values[{i}]: `flag` is empty"));
             }
-            Ok(ValuePredicate { flag: v.flag.clone(), regex: compile(&format!("values[{i}].regex"), &v.regex)? })
+            let norm = program_names(&program).into_iter().map(|n| {
+                let names = normalise_rule_flags(&n, &v.flag);
+                (n, names)
+            }).collect();
+            Ok(ValuePredicate { flag: v.flag.clone(), regex: compile(&format!("values[{i}].regex"), &v.regex)?, norm })
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let names = program_names(&program);
     let m = Matcher {
         program,
         subcommand: r.subcommand.clone(),
@@ -438,11 +471,34 @@ fn matcher(r: &RawRule) -> Result<Matcher, String> {
         unsafe_expansion: r.unsafe_expansion,
         forks_itself: r.forks_itself,
         raw: r.raw.as_deref().map(|p| compile("raw", p)).transpose()?,
+        norm_flags: names
+            .into_iter()
+            .map(|n| {
+                let (f, nf) = (normalise_rule_flags(&n, &r.flags), normalise_rule_flags(&n, &r.not_flags));
+                (n, f, nf)
+            })
+            .collect(),
     };
     if m.raw.is_none() && m.only_raw_or_nothing() {
         return Err("no matcher: a rule must say which commands it is about (program, flags, args, ..., or raw)".into());
     }
     Ok(m)
+}
+
+/// The basenames a rule's `program` list names exactly (not its globs).
+fn program_names(program: &[ProgramPattern]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for p in program {
+        let name = match p {
+            ProgramPattern::Name(n) => n.clone(),
+            ProgramPattern::Path(path) => super::path::basename(path).to_owned(),
+            ProgramPattern::Glob(_) => continue,
+        };
+        if !out.contains(&name) {
+            out.push(name);
+        }
+    }
+    out
 }
 
 fn arg_predicate(field: &str, a: &RawArg) -> Result<ArgPredicate, String> {

@@ -288,6 +288,9 @@ impl Policy {
             if execs_checked {
                 continue;
             }
+            if cmd.unknown_args.is_none() && cmd.stdin_unknown.is_none() {
+                continue;
+            }
             let now = rules::first_match(&self.rules, cmd, who, line).map_or(Verdict::Allow, |r| r.action);
             if let Some(u) = &cmd.unknown_args {
                 if let Some(r) = rules::could_match_unknown_args(&self.rules, cmd, who, line, u.subcommand, now) {

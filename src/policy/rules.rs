@@ -14,10 +14,8 @@
 //! Rules with only `raw` are about the line's text: they apply to every
 //! command of the line (and to a line with no command at all).
 
-use std::collections::BTreeSet;
 
 use super::config::{ArgPredicate, Matcher, ProgramPattern, Rule, Verdict};
-use super::flags::normalise_rule_flags;
 use super::parse::{Arg, ParsedCommand, Redirect};
 use super::Subject;
 
@@ -39,18 +37,21 @@ pub fn matches(m: &Matcher, cmd: &ParsedCommand, line: &str) -> bool {
     if !m.subcommand.is_empty() && !cmd.subcommand().is_some_and(|s| m.subcommand.iter().any(|x| x == s)) {
         return false;
     }
-    if !m.flags.is_empty() && !normalise_rule_flags(&cmd.name, &m.flags).is_subset(&cmd.flags) {
-        return false;
-    }
-    if !m.not_flags.is_empty() && !normalise_rule_flags(&cmd.name, &m.not_flags).is_disjoint(&cmd.flags) {
-        return false;
+    if !m.flags.is_empty() || !m.not_flags.is_empty() {
+        let (flags, not_flags) = m.flags_for(&cmd.name);
+        if !m.flags.is_empty() && !flags.is_subset(&cmd.flags) {
+            return false;
+        }
+        if !m.not_flags.is_empty() && !not_flags.is_disjoint(&cmd.flags) {
+            return false;
+        }
     }
     let count = cmd.args.len();
     if !m.args.iter().all(|p| cmd.args.iter().enumerate().any(|(i, a)| arg_matches(p, a, i + 1 == count))) {
         return false;
     }
     for v in &m.values {
-        let names: BTreeSet<String> = normalise_rule_flags(&cmd.name, &v.flag);
+        let names = v.names_for(&cmd.name);
         if !cmd.values.iter().any(|(n, val)| names.contains(n) && v.regex.is_match(val)) {
             return false;
         }
