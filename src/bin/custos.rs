@@ -89,7 +89,11 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("custos: {e:#}");
+            // One write: `eprintln!` writes each formatted piece on its own,
+            // and a reader between them (the approvals pane, a recording)
+            // would show `custos:` apart from its message.
+            let message = format!("custos: {e:#}\n");
+            let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), message.as_bytes());
             ExitCode::FAILURE
         }
     }
