@@ -257,7 +257,7 @@ pub fn verify_chain(found: Vec<Found>, session: Option<Uuid>, keys: impl Fn(&Key
         if copies.len() > 1 {
             problems.push(Problem::Duplicate { seq, labels: copies.iter().map(|(l, _)| l.clone()).collect() });
             let links = |c: &Chunk| match prev_hash {
-                Some((p, h)) if p + 1 == seq => c.envelope().prev == h,
+                Some((p, h)) if p.checked_add(1) == Some(seq) => c.envelope().prev == h,
                 _ => seq == 0 && c.envelope().prev == Digest::ZERO,
             };
             copies.sort_by_key(|(_, c)| !links(c));
@@ -271,7 +271,10 @@ pub fn verify_chain(found: Vec<Found>, session: Option<Uuid>, keys: impl Fn(&Key
     // Nothing may follow the first final chunk.
     let final_seq = chain.values().map(|(_, c)| c.envelope()).find(|e| e.is_final).map(|e| e.seq);
     if let Some(final_seq) = final_seq {
-        for (label, chunk) in chain.split_off(&(final_seq + 1)).into_values() {
+        // A final chunk at seq 2^64-1 has nothing after it (found by the
+        // chain fuzz target: `final_seq + 1` overflowed).
+        let after = final_seq.checked_add(1).map(|next| chain.split_off(&next)).unwrap_or_default();
+        for (label, chunk) in after.into_values() {
             problems.push(Problem::AfterFinal { label, seq: chunk.envelope().seq, final_seq });
         }
         bad_places.retain(|p| *p <= final_seq);
@@ -363,6 +366,19 @@ mod tests {
 
     fn verify(found: Vec<Found>) -> Report {
         verify_chain(found, Some(session()), keys)
+    }
+
+    /// Found by the chain fuzz target: a final chunk (and a copy of it) at
+    /// the last possible seq overflowed `seq + 1`; now it is a report.
+    #[test]
+    fn a_final_chunk_at_the_last_seq_is_reported_not_a_panic() {
+        let key = key();
+        let last = seal(&key, session(), u64::MAX, Digest::ZERO, 1, 2, true, b"[1.0, \"o\", \"x\"]\n");
+        let before = seal(&key, session(), u64::MAX - 1, Digest::ZERO, 0, 1, false, b"[1.0, \"o\", \"y\"]\n");
+        let other = seal(&key, session(), u64::MAX, Digest::ZERO, 1, 2, true, b"[1.0, \"o\", \"z\"]\n");
+        let report = verify(found(&[before, last, other]));
+        assert!(report.problems.iter().any(|p| matches!(p, Problem::Missing { from: 0, .. })), "{:?}", report.problems);
+        assert!(report.problems.iter().any(|p| matches!(p, Problem::Duplicate { .. })), "{:?}", report.problems);
     }
 
     #[test]

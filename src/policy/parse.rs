@@ -61,6 +61,12 @@ use super::wrappers::{self, Unwrapped};
 pub const MAX_LINE_BYTES: usize = 256 * 1024;
 /// Most levels of shell code inside shell code (`bash -c`, `$(...)`, ...).
 pub const MAX_NESTING: usize = 16;
+/// Most `(` in a row (only blanks between them) in code given to the
+/// parser. brush-parser backtracks over `((` (arithmetic, or two
+/// subshells) and its time doubles with each further one: 22 took 0.6 s and
+/// `(( ` 22 times never ended (found by the policy fuzz target). No line a
+/// person types opens nine at once.
+pub const MAX_PAREN_RUN: usize = 8;
 /// Most simple commands one line may expand to (loops multiply them).
 pub const MAX_COMMANDS: usize = 4096;
 /// Lines with at most this many nesting openers are walked on the caller's
@@ -294,6 +300,35 @@ pub fn analyse_argv(argv: &[String], env: &Env) -> Analysis {
     Analysis { commands: w.out, problem: w.problem }
 }
 
+/// The longest run of `(` in `text` with only blanks between them, outside
+/// single quotes and escapes (inside double quotes `$((` still opens).
+pub fn paren_run(text: &str) -> usize {
+    let (mut best, mut run) = (0, 0);
+    let (mut single, mut double, mut escaped) = (false, false, false);
+    for c in text.chars() {
+        if escaped {
+            escaped = false;
+            run = 0;
+            continue;
+        }
+        match c {
+            '\'' if !double => single = !single,
+            _ if single => {}
+            '\\' => escaped = true,
+            '"' => double = !double,
+            '(' => {
+                run += 1;
+                best = best.max(run);
+                continue;
+            }
+            c if c.is_whitespace() => continue,
+            _ => {}
+        }
+        run = 0;
+    }
+    best
+}
+
 /// An upper bound of the syntactic nesting depth of `text`: every byte and
 /// keyword that can open a level, counted whether or not it is quoted.
 pub fn count_openers(text: &str) -> usize {
@@ -406,6 +441,10 @@ impl Walker<'_> {
             return;
         }
         if !self.charge(text.len()) {
+            return;
+        }
+        if paren_run(text) > MAX_PAREN_RUN {
+            self.fail(Problem::TooComplex(format!("more than {MAX_PAREN_RUN} ( in a row")));
             return;
         }
         let mut parser = Parser::new(std::io::Cursor::new(text.as_bytes()), &ParserOptions::default());

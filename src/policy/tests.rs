@@ -379,3 +379,33 @@ fn operands_checked_again_at_exec_are_not_unknown_but_names_still_are() {
     let code = policy.check("echo x | base64 -d | bash", &who, &env);
     assert_ne!(code.verdict, Verdict::Allow, "{code:?}");
 }
+
+/// Found by the policy fuzz target: a run of `(` made the parser backtrack
+/// (its time doubled with each one; `(( ` 22 times never returned), so a
+/// typed line could stall the gate. Refused at once as uncheckable.
+#[rstest::rstest]
+#[case("D=/etc;((((((((((((((((((((((((- rmrf \"$D\"")]
+#[case("(( (( (( (( (( (( (( (( (( (( (( (( (( (( (( (( (( (( (( (( (( ((")]
+#[case("((((((((((((((((((((((a;))))))))))))))))))))))")]
+#[case("bash -c '( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( ( - rm'")]
+#[case("echo \"$(( (( (( (( (( (( (( (( (( (( (( ((\"")]
+fn runs_of_parentheses_are_refused_at_once(#[case] line: &str) {
+    let (who, env) = alice();
+    let t = std::time::Instant::now();
+    let d = Policy::default_policy().check(line, &who, &env);
+    assert_eq!(d.verdict, Verdict::Deny, "{line}: {d:?}");
+    assert!(d.parse_error.as_deref().is_some_and(|e| e.contains("( in a row")), "{line}: {d:?}");
+    assert!(t.elapsed() < std::time::Duration::from_secs(2), "{line}: {:?}", t.elapsed());
+}
+
+/// What people write with parentheses is still checked.
+#[rstest::rstest]
+#[case("echo $((1 + (2 * (3 + 4))))")]
+#[case("((i++)); ( (cd /tmp && ls) )")]
+#[case("echo '(((((((((((('")]
+#[case("echo \\(\\(\\(\\(\\(\\(\\(\\(\\(\\(")]
+fn ordinary_parentheses_are_checked(#[case] line: &str) {
+    let (who, env) = alice();
+    let d = Policy::default_policy().check(line, &who, &env);
+    assert!(d.parse_error.is_none(), "{line}: {d:?}");
+}
