@@ -386,6 +386,8 @@ fn literal_args(s: &str, interpolates: bool) -> Option<String> {
                 // Keyword arguments after the command (`shell=True`).
                 break;
             }
+            // An environment after the command (`posix_spawn(path, argv, {})`).
+            '{' if depth == 0 && !words.is_empty() => break,
             _ => return None,
         }
     }
@@ -417,6 +419,7 @@ mod tests {
     #[case("python", r#"from os import system; system("rm -rf /")"#, Some("rm -rf /"))]
     #[case("python", r#"__import__("os").system("rm -rf /")"#, Some("rm -rf /"))]
     #[case("python", r#"import os; os.execvp("rm", ["rm", "-rf", "/"])"#, Some("'rm' 'rm' '-rf' '/'"))]
+    #[case("python", r#"import os; os.posix_spawn("/bin/rm", ["rm", "-rf", "/"], {})"#, Some("'/bin/rm' 'rm' '-rf' '/'"))]
     #[case("python", r#"import asyncio; asyncio.run(asyncio.create_subprocess_shell("rm -rf /"))"#, Some("rm -rf /"))]
     #[case("awk", r#"BEGIN { print "rm -rf /" | "sh" }"#, Some("rm -rf /"))]
     #[case("awk", r#"BEGIN { printf("rm -rf /\n") | "/bin/bash" }"#, Some("rm -rf /\n"))]
