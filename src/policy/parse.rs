@@ -329,6 +329,34 @@ pub fn paren_run(text: &str) -> usize {
     best
 }
 
+/// A run of 10 or more digits right before `<` or `>`, outside single
+/// quotes: brush-parser reads it as a file descriptor number and panics
+/// when it does not fit an i32 (`x 99999999999999999999>f`, found by the
+/// policy fuzz target), which would take the recorder down with it.
+pub fn has_huge_fd_number(text: &str) -> bool {
+    let (mut digits, mut single, mut escaped) = (0usize, false, false);
+    for c in text.chars() {
+        if escaped {
+            escaped = false;
+            digits = 0;
+            continue;
+        }
+        match c {
+            '\'' => single = !single,
+            _ if single => {}
+            '\\' => escaped = true,
+            '0'..='9' => {
+                digits += 1;
+                continue;
+            }
+            '<' | '>' if digits >= 10 => return true,
+            _ => {}
+        }
+        digits = 0;
+    }
+    false
+}
+
 /// An upper bound of the syntactic nesting depth of `text`: every byte and
 /// keyword that can open a level, counted whether or not it is quoted.
 pub fn count_openers(text: &str) -> usize {
@@ -445,6 +473,10 @@ impl Walker<'_> {
         }
         if paren_run(text) > MAX_PAREN_RUN {
             self.fail(Problem::TooComplex(format!("more than {MAX_PAREN_RUN} ( in a row")));
+            return;
+        }
+        if has_huge_fd_number(text) {
+            self.fail(Problem::TooComplex("a file descriptor number of 10 digits or more before a redirection".into()));
             return;
         }
         let mut parser = Parser::new(std::io::Cursor::new(text.as_bytes()), &ParserOptions::default());

@@ -409,3 +409,33 @@ fn ordinary_parentheses_are_checked(#[case] line: &str) {
     let d = Policy::default_policy().check(line, &who, &env);
     assert!(d.parse_error.is_none(), "{line}: {d:?}");
 }
+
+/// Found by the policy fuzz target: a file descriptor number that does not
+/// fit an i32 made the parser panic (and the recorder with it). Refused as
+/// uncheckable, in every redirection form and inside substitutions.
+#[rstest::rstest]
+#[case("x 99999999999999999999>f")]
+#[case("x 2147483648<f")]
+#[case("x 99999999999999999999>>f")]
+#[case("exec 99999999999999999999<&-")]
+#[case("echo `x 99999999999999999999> f`")]
+#[case("echo \"$(x 99999999999999999999<<<a)\"")]
+#[case("bash -c 'x 99999999999999999999>f'")]
+fn huge_file_descriptor_numbers_are_refused_not_a_panic(#[case] line: &str) {
+    let (who, env) = alice();
+    let d = Policy::default_policy().check(line, &who, &env);
+    assert_eq!(d.verdict, Verdict::Deny, "{line}: {d:?}");
+    assert!(d.parse_error.as_deref().is_some_and(|e| e.contains("file descriptor number")), "{line}: {d:?}");
+}
+
+/// Ordinary numbers and redirections are still checked.
+#[rstest::rstest]
+#[case("ls 2>/dev/null; echo 123456789 > count")]
+#[case("exec 3<&0 4>&1")]
+#[case("echo '99999999999999999999>f'")]
+#[case("date +%s >> log; echo 1733600000000 > ts")]
+fn ordinary_numbers_before_redirections_are_checked(#[case] line: &str) {
+    let (who, env) = alice();
+    let d = Policy::default_policy().check(line, &who, &env);
+    assert!(d.parse_error.is_none(), "{line}: {d:?}");
+}
