@@ -428,6 +428,13 @@ fn braces(raw: &str) -> Result<Vec<String>, ExpandError> {
     // its time by about 2.6 (16 of them took 0.8 s, 100 would never end),
     // and a typed line must not stall the gate. Real brace expansions have
     // a few; more is refused as uncheckable.
+    // brush-parser panics on a sequence bound that does not fit an i64
+    // (`{99999999999999999999..1}`; `{5555…5e~` found by the policy fuzz
+    // target): it reads the number after `{` or `..` before it knows
+    // whether this is a sequence.
+    if huge_sequence_bound(raw) {
+        return Err(ExpandError(format!("{raw:?} has a brace sequence bound of 19 digits or more, too large to check")));
+    }
     if unquoted_braces(raw) > MAX_BRACES {
         return Err(ExpandError(format!("{raw:?} has more than {MAX_BRACES} braces to expand, too many to check")));
     }
@@ -439,6 +446,30 @@ fn braces(raw: &str) -> Result<Vec<String>, ExpandError> {
     let mut words = vec![String::new()];
     expand_brace_parts(&parts, &mut words)?;
     Ok(words)
+}
+
+/// A run of 19 or more digits right after `{` or `..` (a sign between
+/// allowed): what brush-parser would read as a sequence bound.
+fn huge_sequence_bound(raw: &str) -> bool {
+    let b = raw.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        let after = if b.get(i) == Some(&b'{') {
+            i + 1
+        } else if b.get(i..i + 2) == Some(b"..") {
+            i + 2
+        } else {
+            i += 1;
+            continue;
+        };
+        let start = if matches!(b.get(after), Some(b'-' | b'+')) { after + 1 } else { after };
+        let digits = b.get(start..).unwrap_or_default().iter().take_while(|c| c.is_ascii_digit()).count();
+        if digits >= 19 {
+            return true;
+        }
+        i = after;
+    }
+    false
 }
 
 /// Opening braces outside quotes that are not a parameter's (`${`): the

@@ -439,3 +439,22 @@ fn ordinary_numbers_before_redirections_are_checked(#[case] line: &str) {
     let d = Policy::default_policy().check(line, &who, &env);
     assert!(d.parse_error.is_none(), "{line}: {d:?}");
 }
+
+/// Found by the policy fuzz target: a brace sequence bound that does not
+/// fit an i64 made brush-parser panic. Refused as uncheckable; ordinary
+/// sequences and long numbers elsewhere are still checked.
+#[rstest::rstest]
+#[case("echo {99999999999999999999..1}", true)]
+#[case("rm -rf /tmp/{1..9223372036854775808}", true)]
+#[case("echo {1..10} {a..z}", false)]
+#[case("echo {1,99999999999999999999} 99999999999999999999", false)]
+fn huge_brace_sequence_bounds_are_refused_not_a_panic(#[case] line: &str, #[case] refused: bool) {
+    let (who, env) = alice();
+    let d = Policy::default_policy().check(line, &who, &env);
+    if refused {
+        assert_eq!(d.verdict, Verdict::Deny, "{line}: {d:?}");
+        assert!(d.parse_error.as_deref().is_some_and(|e| e.contains("19 digits")), "{line}: {d:?}");
+    } else {
+        assert!(d.parse_error.is_none(), "{line}: {d:?}");
+    }
+}
