@@ -71,6 +71,30 @@ pub(crate) fn recognise(kind: Conn, line: &str, range: Range<usize>, hits: &mut 
     }
 }
 
+/// Where a connection-string value still being written starts: a key,
+/// SAS or presigned-URL signature whose value runs to the end of `line`
+/// and is not yet long enough for [`recognise`] to mask it. An Oracle
+/// password is masked from its first character, so it needs no holding.
+pub(crate) fn pending(kind: Conn, line: &str, range: Range<usize>) -> Option<usize> {
+    let b = line.as_bytes();
+    let placed = match kind {
+        Conn::Key => !is_word(before(b, range.start)),
+        Conn::Sig => matches!(before(b, range.start), b'?' | b'&' | b';' | b' ' | b'"' | b'\'' | 0) && contains_ci(b, b"sv="),
+        Conn::Signature => {
+            let mut s = range.start;
+            for vendor in [&b"x-amz-"[..], b"x-goog-"] {
+                if s >= vendor.len() && b.get(s - vendor.len()..s).is_some_and(|p| p.eq_ignore_ascii_case(vendor)) {
+                    s -= vendor.len();
+                }
+            }
+            matches!(before(b, s), b'?' | b'&')
+        }
+        Conn::Oracle => false,
+    };
+    let open = range.end < b.len() && run_end(b, range.end, value_char) == b.len();
+    (placed && open).then_some(range.end)
+}
+
 /// `AccountKey=VALUE` with `;`, start or space before it.
 fn key(b: &[u8], r: Range<usize>) -> Option<Range<usize>> {
     if is_word(before(b, r.start)) {

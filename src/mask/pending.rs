@@ -23,7 +23,7 @@ use super::assign::parse_all;
 use super::checksum::{card_could_start, iban_length};
 use super::config::DetectorId;
 use super::scan::{at, before, is_word, run_end, run_start, Enabled, Prefilter, Trigger};
-use super::{formats, options};
+use super::{connection, formats, options};
 
 /// How far back from the end the token checks look: longer than any
 /// fixed-length token, short enough to stay cheap on long lines.
@@ -39,6 +39,7 @@ pub(crate) fn pending_prefix(d: Enabled, prefilter: &Prefilter, line: &str) -> O
         iban_tail(d, b),
         assignment_tail(d, &triggers, line),
         option_tail(d, &triggers, line),
+        connection_tail(d, &triggers, line),
         pem_tail(d, b),
         url_tail(d, b),
         aws_secret_beside_key_tail(d, b),
@@ -299,6 +300,21 @@ fn option_tail(d: Enabled, triggers: &[(std::ops::Range<usize>, Trigger)], line:
         .flatten()
         .find(|(_, open)| *open)
         .map(|(v, _)| v.start)
+}
+
+/// `AccountKey=RmFr`, `…&sig=abc`: a connection-string key or signature
+/// whose value reaches the end of the line.
+fn connection_tail(d: Enabled, triggers: &[(std::ops::Range<usize>, Trigger)], line: &str) -> Option<usize> {
+    if !d.is_enabled(DetectorId::ConnectionString) {
+        return None;
+    }
+    triggers
+        .iter()
+        .filter_map(|&(ref range, t)| match t {
+            Trigger::Conn(kind) => connection::pending(kind, line, range.clone()),
+            _ => None,
+        })
+        .min()
 }
 
 /// A `-----BEGIN` marker still being written (it may name a private key).

@@ -747,6 +747,10 @@ proptest! {
 #[case::pem_label("x -----BEGIN RSA PRI", 2)]
 #[case::url_password("postgres://app:Sup3r", 15)]
 #[case::slack_hook("https://hooks.slack.com/services/T000", 33)]
+#[case::azure_account_key("AccountName=myacct;AccountKey=RmFr", 30)]
+#[case::service_bus_key("Endpoint=sb://ns1/;SharedAccessKey=RmFrZVNl", 35)]
+#[case::sas_sig("https://a.blob.core.windows.net/b?sv=2022-11-02&sr=b&sig=RmFrZVNh", 57)]
+#[case::presigned("https://b.s3.amazonaws.com/k?X-Amz-Credential=x&X-Amz-Signature=abc12", 64)]
 fn pending_holds_growing_secrets(#[case] line: &str, #[case] from: usize) {
     assert_eq!(detectors().pending_prefix(line), Some(from), "{line:?}");
 }
@@ -773,6 +777,9 @@ fn pending_holds_growing_secrets(#[case] line: &str, #[case] from: usize) {
 #[case::closed_value("password=\"x\" ")]
 #[case::akia_in_word("MAKIA12")]
 #[case::ghp_in_word("xghp_abc")]
+#[case::account_key_closed("AccountKey=abc;EndpointSuffix=core.windows.net")]
+#[case::sig_without_sas("https://example.com/?sig=abc")]
+#[case::key_in_a_word("MyAccountKey=abc")]
 fn pending_leaves_ordinary_text_alone(#[case] line: &str) {
     assert_eq!(detectors().pending_prefix(line), None, "{line:?}");
 }
