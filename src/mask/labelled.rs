@@ -150,6 +150,55 @@ pub(crate) fn on_vendor_line(vendor: Vendor, line: &str, hits: &mut Vec<Hit>) {
     }
 }
 
+/// Where a key of `vendor` may be being written at the end of `line`: the
+/// trailing word is shorter than the vendor's keys and shaped like their
+/// start. Hex shapes need a digit and mixed shapes a digit or both cases,
+/// so a plain word typed on the line (`cohere models list`) is not held.
+pub(crate) fn pending(d: super::scan::Enabled, vendor: Vendor, line: &str) -> Option<usize> {
+    let id = vendor_id(vendor);
+    if !d.is_enabled(id) {
+        return None;
+    }
+    let b = line.as_bytes();
+    let start = run_start(b, b.len(), |c| c.is_ascii_alphanumeric() || c == b'-');
+    let w = b.get(start..)?;
+    if w.is_empty() || is_word(before(b, start)) {
+        return None;
+    }
+    let digit = w.iter().any(u8::is_ascii_digit);
+    let hex = |w: &[u8], full: usize| w.len() < full && all(w, hex_lower) && digit;
+    let mixed = |full: usize| {
+        w.len() < full
+            && all(w, |c| c.is_ascii_alphanumeric())
+            && (digit || (w.iter().any(u8::is_ascii_uppercase) && w.iter().any(u8::is_ascii_lowercase)))
+    };
+    let growing = match vendor {
+        Vendor::Twilio => hex(w, 32) || (w.starts_with(b"SK") && w.len() < 34 && all(w.get(2..)?, hex_lower)),
+        Vendor::Circle => hex(w, 40),
+        Vendor::Cohere => mixed(40),
+        Vendor::Travis => mixed(22),
+        Vendor::Postmark => {
+            w.len() < 36
+                && digit
+                && w.iter().enumerate().all(|(i, c)| if matches!(i, 8 | 13 | 18 | 23) { *c == b'-' } else { c.is_ascii_hexdigit() })
+        }
+        Vendor::Mailgun => {
+            w.len() < 50
+                && digit
+                && w.iter().enumerate().all(|(i, c)| if matches!(i, 32 | 41) { *c == b'-' } else { hex_lower(*c) })
+        }
+    };
+    growing.then_some(start)
+}
+
+fn vendor_id(vendor: Vendor) -> DetectorId {
+    match vendor {
+        Vendor::Cohere => DetectorId::AiApiKey,
+        Vendor::Travis | Vendor::Circle => DetectorId::CiToken,
+        _ => DetectorId::MessagingApiKey,
+    }
+}
+
 fn vendor_key(vendor: Vendor, w: &[u8]) -> Option<DetectorId> {
     let uuid = |w: &[u8]| {
         w.len() == 36
@@ -169,12 +218,7 @@ fn vendor_key(vendor: Vendor, w: &[u8]) -> Option<DetectorId> {
             w.len() == 50 && w.split(|c| *c == b'-').map(<[u8]>::len).eq([32, 8, 8]) && all(w, |c| hex_lower(c) || c == b'-')
         }
     };
-    let id = match vendor {
-        Vendor::Cohere => DetectorId::AiApiKey,
-        Vendor::Travis | Vendor::Circle => DetectorId::CiToken,
-        _ => DetectorId::MessagingApiKey,
-    };
-    hit.then_some(id)
+    hit.then_some(vendor_id(vendor))
 }
 
 #[cfg(test)]

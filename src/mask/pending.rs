@@ -11,8 +11,11 @@
 //! something specific: a complete token prefix (`ghp_`, `AKIA`, `sk_live_`,
 //! `eyJ`), a digit run of six or more that could still be a card in a known
 //! issuer range, an SSN-shaped `NNN-NN-`, an IBAN country and check digits,
-//! a secret-named key with a partial value, a partial `-----BEGIN` marker,
-//! or `scheme://user:partial` with no `@` yet. Ordinary words, prompts and
+//! a secret-named key with a partial value, a connection string's
+//! `AccountKey=` or a SAS `sig=` with a partial value, a Telegram bot id and
+//! `:AA`, a word shaped like the start of a key on a line that names its
+//! vendor, a partial `-----BEGIN` marker, or `scheme://user:partial` with no
+//! `@` yet. Ordinary words, prompts and
 //! command lines match none of these. A prefix alone (`gh`, `AKI`) is not
 //! held: it is not secret, and holding every `gh` would make typing `gh pr`
 //! stutter.
@@ -22,8 +25,8 @@ use memchr::memmem;
 use super::assign::parse_all;
 use super::checksum::{card_could_start, iban_length};
 use super::config::DetectorId;
-use super::scan::{at, before, is_word, run_end, run_start, Enabled, Prefilter, Trigger};
-use super::{connection, formats, options};
+use super::scan::{at, before, contains_ci, is_word, run_end, run_start, Enabled, Prefilter, Trigger};
+use super::{connection, formats, labelled, options};
 
 /// How far back from the end the token checks look: longer than any
 /// fixed-length token, short enough to stay cheap on long lines.
@@ -40,6 +43,8 @@ pub(crate) fn pending_prefix(d: Enabled, prefilter: &Prefilter, line: &str) -> O
         assignment_tail(d, &triggers, line),
         option_tail(d, &triggers, line),
         connection_tail(d, &triggers, line),
+        vendor_tail(d, &triggers, line),
+        telegram_tail(d, b),
         pem_tail(d, b),
         url_tail(d, b),
         aws_secret_beside_key_tail(d, b),
@@ -84,6 +89,9 @@ struct Prefix {
 fn upper_digit(c: u8) -> bool {
     c.is_ascii_uppercase() || c.is_ascii_digit()
 }
+fn hex_lower(c: u8) -> bool {
+    c.is_ascii_digit() || (b'a'..=b'f').contains(&c)
+}
 fn alnum(c: u8) -> bool {
     c.is_ascii_alphanumeric()
 }
@@ -120,6 +128,7 @@ const PREFIXES: &[Prefix] = &[
     Prefix { text: b"sk_test_", id: DetectorId::StripeKey, body: alnum, min: 24, body_only: false },
     Prefix { text: b"rk_live_", id: DetectorId::StripeKey, body: alnum, min: 24, body_only: false },
     Prefix { text: b"rk_test_", id: DetectorId::StripeKey, body: alnum, min: 24, body_only: false },
+    Prefix { text: b"key-", id: DetectorId::MessagingApiKey, body: hex_lower, min: 32, body_only: false },
     Prefix { text: b"AIza", id: DetectorId::GoogleApiKey, body: base64url, min: 35, body_only: false },
     // A JWT is never "long enough" by length alone: hold it until the scan
     // recognises all three segments.
@@ -130,7 +139,7 @@ const PREFIXES: &[Prefix] = &[
 fn token_tail(d: Enabled, b: &[u8]) -> Option<usize> {
     // Every prefix and body is made of these, so the token is in the last
     // run of them.
-    let token_char = |c: u8| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.' | b'/');
+    let token_char = |c: u8| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.' | b'/' | b'@');
     let from = run_start(b, b.len(), token_char).max(b.len().saturating_sub(TAIL));
     let tail = b.get(from..)?;
     if tail.len() < 3 {
@@ -229,12 +238,17 @@ fn digits_tail(d: Enabled, b: &[u8]) -> Option<usize> {
     if card && card_shape && digits.len() >= 6 && digits.len() < 19 && card_could_start(&digits) {
         return Some(start);
     }
-    let ssn_shape = sep == Some(b'-')
+    let dashed = sep == Some(b'-')
         && match lens.as_slice() {
             [3, 2] => at(b, b.len() - 1) == b'-',
             [3, 2, 1..=3] => true,
             _ => false,
         };
+    // As in the SSN detector, spaces or nine bare digits only on a line
+    // that names it.
+    let named = || contains_ci(b, b"ssn") || contains_ci(b, b"social security");
+    let spaced_or_bare = matches!((sep, lens.as_slice()), (None, [3..=8]) | (Some(b' '), [3] | [3, 2] | [3, 2, 1..=3]));
+    let ssn_shape = dashed || (spaced_or_bare && named());
     let area_ok = digits.get(..3).is_some_and(|a| a != "000" && a != "666" && !a.starts_with('9'));
     (ssn && ssn_shape && area_ok && digits.get(3..5) != Some("00")).then_some(start)
 }
@@ -312,6 +326,36 @@ fn connection_tail(d: Enabled, triggers: &[(std::ops::Range<usize>, Trigger)], l
         .iter()
         .filter_map(|&(ref range, t)| match t {
             Trigger::Conn(kind) => connection::pending(kind, line, range.clone()),
+            _ => None,
+        })
+        .min()
+}
+
+/// `123456789:AAaB3d`: a Telegram bot id, `:AA` and the start of the
+/// secret, which is held (the bot id is the bot's public user id).
+fn telegram_tail(d: Enabled, b: &[u8]) -> Option<usize> {
+    if !d.is_enabled(DetectorId::ChatToken) {
+        return None;
+    }
+    let body = run_start(b, b.len(), base64url);
+    let colon = body.checked_sub(1)?;
+    let id_start = run_start(b, colon, |c| c.is_ascii_digit());
+    let ok = at(b, colon) == b':'
+        && b.get(body..body + 2) == Some(b"AA")
+        && (8..=10).contains(&(colon - id_start))
+        && !is_word(before(b, id_start))
+        && b.len() - body < 35;
+    ok.then_some(body)
+}
+
+/// `twilio … SK01234`, `cohere key: q8Zr`: on a line that names a vendor
+/// whose keys have no prefix, a trailing word shaped like the start of
+/// one of its keys.
+fn vendor_tail(d: Enabled, triggers: &[(std::ops::Range<usize>, Trigger)], line: &str) -> Option<usize> {
+    triggers
+        .iter()
+        .filter_map(|&(_, t)| match t {
+            Trigger::Vendor(v) => labelled::pending(d, v, line),
             _ => None,
         })
         .min()
