@@ -4,6 +4,12 @@
 //! `cargo bench --bench mask`. A plain timing loop like `benches/render.rs`:
 //! lines are scanned in screens of 40, and MB/s is per core (one thread).
 //! Compare figures from one run; the machine is shared.
+//!
+//! `cargo bench --bench mask -- WORD` runs only the measurements whose name
+//! contains WORD, and `CUSTOS_BENCH_SCALE=N` does 1/N of the work: together
+//! they let `valgrind --tool=cachegrind` count the instructions of one
+//! measurement, which, unlike time on a shared VM, does not vary between
+//! runs (see docs/benchmarks.md).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
@@ -56,7 +62,21 @@ fn corpus(bytes: usize, secrets: bool) -> Vec<String> {
     lines
 }
 
+/// The name filter and the work divisor (see the module doc).
+fn options() -> (Option<String>, usize) {
+    let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let scale = std::env::var("CUSTOS_BENCH_SCALE").ok().and_then(|s| s.parse().ok()).filter(|n| *n > 0).unwrap_or(1);
+    (filter, scale)
+}
+
+fn wanted(name: &str) -> bool {
+    options().0.is_none_or(|f| name.contains(f.as_str()))
+}
+
 fn measure(name: &str, bytes: usize, mut f: impl FnMut() -> usize) {
+    if !wanted(name) {
+        return;
+    }
     let mut best = Duration::MAX;
     let mut found = 0;
     for _ in 0..3 {
@@ -80,7 +100,7 @@ fn main() {
     });
     let with_rule = Detectors::new(&with_rule).unwrap();
     for (label, secrets) in [("no secrets", false), ("1 line in 8 with a secret", true)] {
-        let lines = corpus(16_000_000, secrets);
+        let lines = corpus(16_000_000 / options().1, secrets);
         let bytes: usize = lines.iter().map(|l| l.len() + 1).sum();
         let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
         measure(&format!("scan, screens of 40 lines, {label}"), bytes, || {
@@ -100,10 +120,14 @@ fn main() {
     // A frame as the session sees it: 40 lines of 120 columns.
     let screen: Vec<String> = (0..40u64).map(|i| format!("{:<120}", plain_line(i))).collect();
     let refs: Vec<&str> = screen.iter().map(String::as_str).collect();
-    let frames = 20_000;
+    let frames = u32::try_from(20_000 / options().1).unwrap_or(1).max(1);
+    let name = "one 40x120 frame, no secrets";
+    if !wanted(name) {
+        return;
+    }
     let t = Instant::now();
     for _ in 0..frames {
         black_box(detectors.scan(black_box(&refs)));
     }
-    println!("{:<52} {:8.1} µs per frame", "one 40x120 frame, no secrets", t.elapsed().as_secs_f64() * 1e6 / f64::from(frames));
+    println!("{name:<52} {:8.1} µs per frame", t.elapsed().as_secs_f64() * 1e6 / f64::from(frames));
 }

@@ -6,6 +6,11 @@
 //! `cargo bench --bench policy`. A plain timing loop like `benches/render.rs`:
 //! each line is checked many times and p50/p99 of single checks reported.
 //! Compare figures from one run; the machine is shared.
+//!
+//! `cargo bench --bench policy -- WORD` checks only the lines whose name
+//! contains WORD, and `CUSTOS_BENCH_SCALE=N` does 1/N of the checks, for
+//! counting instructions with `valgrind --tool=cachegrind` (see
+//! `benches/mask.rs`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
@@ -20,6 +25,12 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 fn measure(policy: &Policy, name: &str, line: &str, iterations: usize) {
+    let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    if filter.is_some_and(|f| !name.contains(f.as_str())) {
+        return;
+    }
+    let scale = std::env::var("CUSTOS_BENCH_SCALE").ok().and_then(|s| s.parse().ok()).filter(|n| *n > 0).unwrap_or(1);
+    let iterations = (iterations / scale).max(1);
     let who = Subject { user: "alice".into(), groups: vec!["staff".into()], oidc_groups: vec![] };
     let env = Env::new("/home/alice", "/home/alice");
     let mut times = Vec::with_capacity(iterations);

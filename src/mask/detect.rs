@@ -169,6 +169,11 @@ impl Detectors {
         }
         let mut hits = Vec::new();
         for (index, line) in lines.iter().enumerate() {
+            // A row padded to the screen's width ends in blanks that hold
+            // nothing to find, and every recogniser would walk them. The
+            // hits' offsets are the same in the line and in its trimmed
+            // prefix.
+            let line = &line.trim_end_matches(' ');
             hits.clear();
             let whole_line_masked = blocks::before_line(self.enabled, context, lines, index, line, &mut hits);
             if !whole_line_masked {
