@@ -141,6 +141,8 @@ pub struct Decision {
 #[derive(Clone, Debug)]
 pub struct Policy {
     rules: Vec<Rule>,
+    /// Which of `rules` each command name is tried against.
+    index: rules::RuleIndex,
     /// `[policy] unknown` as written.
     unknown: Option<Verdict>,
     /// A collector is configured, so an approval can be given: the
@@ -152,7 +154,14 @@ impl Policy {
     /// Validates policy text; `path` names the file in errors.
     pub fn parse(text: &str, path: &Path) -> Result<Self, PolicyError> {
         let parsed = config::parse_policy(text, path)?;
-        Ok(Self { rules: parsed.rules, unknown: parsed.unknown, collector: false })
+        Ok(Self::from_rules(parsed.rules, parsed.unknown))
+    }
+
+    /// The one place a policy is put together, so the index always
+    /// describes the rules it is used with.
+    fn from_rules(rules: Vec<Rule>, unknown: Option<Verdict>) -> Self {
+        let index = rules::RuleIndex::new(&rules);
+        Self { rules, index, unknown, collector: false }
     }
 
     /// Reads and validates a policy file.
@@ -166,14 +175,13 @@ impl Policy {
         // The built-in text is checked by a test; should it ever fail to
         // parse, an empty policy would allow everything, so fall back to
         // one rule that denies everything instead.
-        Self::parse(DEFAULT_POLICY, Path::new("<built-in policy>")).unwrap_or_else(|e| Self {
-            rules: config::parse_rules(
+        Self::parse(DEFAULT_POLICY, Path::new("<built-in policy>")).unwrap_or_else(|e| {
+            let rules = config::parse_rules(
                 &format!("[[rule]]\nname = \"broken-built-in-policy\"\nmessage = {:?}\naction = \"deny\"\nraw = \"\"\n", e.to_string()),
                 Path::new("<fallback>"),
             )
-            .unwrap_or_default(),
-            unknown: Some(Verdict::Deny),
-            collector: false,
+            .unwrap_or_default();
+            Self::from_rules(rules, Some(Verdict::Deny))
         })
     }
 
@@ -247,8 +255,12 @@ impl Policy {
             };
         }
         let mut best: Option<(Verdict, &Rule, Option<usize>)> = None;
+        // What each command gets from the rules as written out.
+        let mut firsts: Vec<Verdict> = Vec::with_capacity(analysis.commands.len());
         for (i, cmd) in analysis.commands.iter().enumerate() {
-            if let Some(rule) = rules::first_match(&self.rules, cmd, who, line) {
+            let first = rules::first_match(&self.rules, &self.index, cmd, who, line);
+            firsts.push(first.map_or(Verdict::Allow, |r| r.action));
+            if let Some(rule) = first {
                 if best.is_none_or(|(v, _, _)| rules::more_severe(rule.action, v)) {
                     best = Some((rule.action, rule, Some(i)));
                 }
@@ -263,7 +275,7 @@ impl Policy {
             Some((v, r, i)) => (v, Some(rule_ref(r)), i),
             None => (Verdict::Allow, None, None),
         };
-        let unknown = self.unknowable(&analysis.commands, who, line, execs_checked);
+        let unknown = self.unknowable(&analysis.commands, &firsts, who, line, execs_checked);
         if let Some((first, why)) = unknown.first() {
             let v = self.unknown();
             if v > verdict {
@@ -278,7 +290,8 @@ impl Policy {
     }
 
     /// Each command whose effect the checker cannot know, with why.
-    fn unknowable(&self, commands: &[ParsedCommand], who: &Subject, line: &str, execs_checked: bool) -> Vec<(usize, String)> {
+    /// `firsts` is what each command gets from the rules as written out.
+    fn unknowable(&self, commands: &[ParsedCommand], firsts: &[Verdict], who: &Subject, line: &str, execs_checked: bool) -> Vec<(usize, String)> {
         let mut out: Vec<(usize, String)> = Vec::new();
         for (i, cmd) in commands.iter().enumerate() {
             if let Some(why) = &cmd.unknown {
@@ -291,15 +304,15 @@ impl Policy {
             if cmd.unknown_args.is_none() && cmd.stdin_unknown.is_none() {
                 continue;
             }
-            let now = rules::first_match(&self.rules, cmd, who, line).map_or(Verdict::Allow, |r| r.action);
+            let now = firsts.get(i).copied().unwrap_or(Verdict::Allow);
             if let Some(u) = &cmd.unknown_args {
-                if let Some(r) = rules::could_match_unknown_args(&self.rules, cmd, who, line, u.subcommand, now) {
+                if let Some(r) = rules::could_match_unknown_args(&self.rules, &self.index, cmd, who, line, u.subcommand, now) {
                     out.push((i, format!("an argument of {} comes from {}, and rule {} looks at {}'s arguments", cmd.name, u.what, r.name, cmd.name)));
                     continue;
                 }
             }
             if let Some(what) = &cmd.stdin_unknown {
-                if let Some(r) = rules::could_match_unknown_stdin(&self.rules, cmd, who, line, now) {
+                if let Some(r) = rules::could_match_unknown_stdin(&self.rules, &self.index, cmd, who, line, now) {
                     out.push((i, format!("{} reads its input from {what}, and rule {} looks at what {} reads", cmd.name, r.name, cmd.name)));
                 }
             }

@@ -13,7 +13,11 @@
 //!
 //! Rules with only `raw` are about the line's text: they apply to every
 //! command of the line (and to a line with no command at all).
+//!
+//! [`RuleIndex`] narrows step 1 by the command's name: most rules name the
+//! programs they are about, and are not tried on any other.
 
+use std::collections::HashMap;
 
 use super::config::{ArgPredicate, Matcher, ProgramPattern, Rule, Verdict};
 use super::parse::{Arg, ParsedCommand, Redirect};
@@ -31,15 +35,36 @@ pub fn in_scope(rule: &Rule, who: &Subject) -> bool {
 
 /// Whether every matcher of `m` holds for `cmd` on `line`.
 pub fn matches(m: &Matcher, cmd: &ParsedCommand, line: &str) -> bool {
+    matches_but(m, cmd, line, Unseen::default())
+}
+
+/// The parts of a matcher that a check leaves out, because the checker
+/// cannot see what they look at.
+#[derive(Clone, Copy, Debug, Default)]
+struct Unseen {
+    /// Operands: `flags`, `args`, `values`, and `unsafe_expansion = true`.
+    args: bool,
+    /// The subcommand (the unknown word came first).
+    subcommand: bool,
+    /// `values` read from standard input.
+    stdin: bool,
+}
+
+fn about_stdin(v: &super::config::ValuePredicate) -> bool {
+    v.flag.iter().any(|f| f == super::parse::STDIN_VALUE)
+}
+
+fn matches_but(m: &Matcher, cmd: &ParsedCommand, line: &str, unseen: Unseen) -> bool {
     if !m.program.is_empty() && !m.program.iter().any(|p| program_matches(p, cmd)) {
         return false;
     }
-    if !m.subcommand.is_empty() && !cmd.subcommand().is_some_and(|s| m.subcommand.iter().any(|x| x == s)) {
+    if !unseen.subcommand && !m.subcommand.is_empty() && !cmd.subcommand().is_some_and(|s| m.subcommand.iter().any(|x| x == s)) {
         return false;
     }
-    if !m.flags.is_empty() || !m.not_flags.is_empty() {
+    let want_flags = !unseen.args && !m.flags.is_empty();
+    if want_flags || !m.not_flags.is_empty() {
         let (flags, not_flags) = m.flags_for(&cmd.name);
-        if !m.flags.is_empty() && !flags.is_subset(&cmd.flags) {
+        if want_flags && !flags.is_subset(&cmd.flags) {
             return false;
         }
         if !m.not_flags.is_empty() && !not_flags.is_disjoint(&cmd.flags) {
@@ -47,10 +72,13 @@ pub fn matches(m: &Matcher, cmd: &ParsedCommand, line: &str) -> bool {
         }
     }
     let count = cmd.args.len();
-    if !m.args.iter().all(|p| cmd.args.iter().enumerate().any(|(i, a)| arg_matches(p, a, i + 1 == count))) {
+    if !unseen.args && !m.args.iter().all(|p| cmd.args.iter().enumerate().any(|(i, a)| arg_matches(p, a, i + 1 == count))) {
         return false;
     }
     for v in &m.values {
+        if unseen.args || (unseen.stdin && about_stdin(v)) {
+            continue;
+        }
         let names = v.names_for(&cmd.name);
         if !cmd.values.iter().any(|(n, val)| names.contains(n) && v.regex.is_match(val)) {
             return false;
@@ -72,7 +100,7 @@ pub fn matches(m: &Matcher, cmd: &ParsedCommand, line: &str) -> bool {
     if !m.wrapped_by.is_empty() && !cmd.wrappers.iter().any(|w| m.wrapped_by.iter().any(|x| x == w || w.split(' ').next() == Some(x))) {
         return false;
     }
-    if let Some(want) = m.unsafe_expansion {
+    if let Some(want) = m.unsafe_expansion.filter(|w| !(unseen.args && *w)) {
         if cmd.unsafe_reasons().next().is_some() != want {
             return false;
         }
@@ -224,9 +252,56 @@ fn class(p: &[char], c: char) -> (bool, usize) {
     (hit != negate && c != '/', end + 1)
 }
 
+/// The rules that can match a command, by its program's name, in file
+/// order: a rule that names its programs (`program = ["rm", "unlink"]`) is
+/// listed only under those names; a rule about any program, or about a
+/// path or glob of one, under every name. The built-in policy has 55 rules
+/// and each command's name lists about a dozen.
+#[derive(Clone, Debug, Default)]
+pub struct RuleIndex {
+    by_name: HashMap<String, Vec<usize>>,
+    any: Vec<usize>,
+}
+
+impl RuleIndex {
+    pub fn new(rules: &[Rule]) -> Self {
+        let mut any = Vec::new();
+        let mut named: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, r) in rules.iter().enumerate() {
+            let program = &r.matcher.program;
+            let names: Option<Vec<&String>> = program
+                .iter()
+                .map(|p| match p {
+                    ProgramPattern::Name(n) => Some(n),
+                    ProgramPattern::Path(_) | ProgramPattern::Glob(_) => None,
+                })
+                .collect();
+            match names.filter(|n| !n.is_empty()) {
+                Some(names) => names.into_iter().for_each(|n| named.entry(n.clone()).or_default().push(i)),
+                None => any.push(i),
+            }
+        }
+        let by_name = named
+            .into_iter()
+            .map(|(name, mut list)| {
+                list.extend(&any);
+                list.sort_unstable();
+                list.dedup();
+                (name, list)
+            })
+            .collect();
+        Self { by_name, any }
+    }
+
+    /// The rules that can match a command named `name`, in file order.
+    pub fn candidates<'r>(&self, rules: &'r [Rule], name: &str) -> impl Iterator<Item = &'r Rule> + use<'r, '_> {
+        self.by_name.get(name).unwrap_or(&self.any).iter().filter_map(|&i| rules.get(i))
+    }
+}
+
 /// The first rule that decides `cmd` for `who`, with its verdict.
-pub fn first_match<'r>(rules: &'r [Rule], cmd: &ParsedCommand, who: &Subject, line: &str) -> Option<&'r Rule> {
-    rules.iter().find(|r| in_scope(r, who) && matches(&r.matcher, cmd, line))
+pub fn first_match<'r>(rules: &'r [Rule], index: &RuleIndex, cmd: &ParsedCommand, who: &Subject, line: &str) -> Option<&'r Rule> {
+    index.candidates(rules, &cmd.name).find(|r| in_scope(r, who) && matches(&r.matcher, cmd, line))
 }
 
 /// A rule about `cmd`'s program that an unknowable operand could make
@@ -237,24 +312,14 @@ pub fn first_match<'r>(rules: &'r [Rule], cmd: &ParsedCommand, who: &Subject, li
 /// operand of any program (`/etc/shadow`), and would make every
 /// substitution unknown; the exec-level gate sees the real operands.
 /// Only rules more severe than `than` (what the command gets now) count.
-pub fn could_match_unknown_args<'r>(rules: &'r [Rule], cmd: &ParsedCommand, who: &Subject, line: &str, subcommand_unknown: bool, than: Verdict) -> Option<&'r Rule> {
-    rules.iter().filter(|r| r.action > than).find(|r| {
+pub fn could_match_unknown_args<'r>(rules: &'r [Rule], index: &RuleIndex, cmd: &ParsedCommand, who: &Subject, line: &str, subcommand_unknown: bool, than: Verdict) -> Option<&'r Rule> {
+    index.candidates(rules, &cmd.name).filter(|r| r.action > than).find(|r| {
         let m = &r.matcher;
         let about_args = !m.flags.is_empty() || !m.args.is_empty() || !m.values.is_empty() || m.unsafe_expansion == Some(true) || (subcommand_unknown && !m.subcommand.is_empty());
         if m.program.is_empty() || !about_args || !in_scope(r, who) {
             return false;
         }
-        let mut rest = m.clone();
-        rest.flags.clear();
-        rest.args.clear();
-        rest.values.clear();
-        if rest.unsafe_expansion == Some(true) {
-            rest.unsafe_expansion = None;
-        }
-        if subcommand_unknown {
-            rest.subcommand.clear();
-        }
-        matches(&rest, cmd, line)
+        matches_but(m, cmd, line, Unseen { args: true, subcommand: subcommand_unknown, stdin: false })
     })
 }
 
@@ -262,16 +327,13 @@ pub fn could_match_unknown_args<'r>(rules: &'r [Rule], cmd: &ParsedCommand, who:
 /// (`values` with flag `--stdin`) and could match what it reads, which the
 /// checker cannot see (`cat x.sql | psql`): its other matchers hold. Only
 /// rules more severe than `than` count.
-pub fn could_match_unknown_stdin<'r>(rules: &'r [Rule], cmd: &ParsedCommand, who: &Subject, line: &str, than: Verdict) -> Option<&'r Rule> {
-    let about_stdin = |v: &super::config::ValuePredicate| v.flag.iter().any(|f| f == super::parse::STDIN_VALUE);
-    rules.iter().filter(|r| r.action > than).find(|r| {
+pub fn could_match_unknown_stdin<'r>(rules: &'r [Rule], index: &RuleIndex, cmd: &ParsedCommand, who: &Subject, line: &str, than: Verdict) -> Option<&'r Rule> {
+    index.candidates(rules, &cmd.name).filter(|r| r.action > than).find(|r| {
         let m = &r.matcher;
         if m.program.is_empty() || !m.values.iter().any(about_stdin) || !in_scope(r, who) {
             return false;
         }
-        let mut rest = m.clone();
-        rest.values.retain(|v| !about_stdin(v));
-        matches(&rest, cmd, line)
+        matches_but(m, cmd, line, Unseen { stdin: true, ..Unseen::default() })
     })
 }
 
@@ -289,6 +351,36 @@ pub fn more_severe(a: Verdict, b: Verdict) -> bool {
 mod tests {
     use super::*;
     use rstest::rstest;
+
+    /// The index lists, for any name, exactly the rules a linear scan
+    /// could match on the program, in file order.
+    #[test]
+    fn the_index_lists_every_rule_a_command_of_that_name_could_match() {
+        let policy = crate::policy::Policy::default_policy();
+        let rules = policy.rules();
+        let index = RuleIndex::new(rules);
+        let names: Vec<String> = rules
+            .iter()
+            .flat_map(|r| r.matcher.program.iter())
+            .filter_map(|p| match p {
+                ProgramPattern::Name(n) => Some(n.clone()),
+                _ => None,
+            })
+            .chain(["not-a-program".to_owned(), String::new()])
+            .collect();
+        assert!(names.len() > 20, "{names:?}");
+        for name in &names {
+            let linear: Vec<&str> = rules
+                .iter()
+                .filter(|r| r.matcher.program.is_empty() || r.matcher.program.iter().any(|p| !matches!(p, ProgramPattern::Name(n) if n != name)))
+                .map(|r| r.name.as_str())
+                .collect();
+            let indexed: Vec<&str> = index.candidates(rules, name).map(|r| r.name.as_str()).collect();
+            assert_eq!(indexed, linear, "{name}");
+        }
+        // Most rules are about named programs, so a name lists few of them.
+        assert!(index.candidates(rules, "ls").count() < rules.len() / 2);
+    }
 
     #[rstest]
     #[case("/lib*", "/lib64", true)]
