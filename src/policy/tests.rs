@@ -440,6 +440,30 @@ fn ordinary_numbers_before_redirections_are_checked(#[case] line: &str) {
     assert!(d.parse_error.is_none(), "{line}: {d:?}");
 }
 
+/// Found by the policy fuzz target: `<<` and a tag of a form feed or a
+/// carriage return, then a blank, made brush-parser's tokenizer loop for
+/// ever, allocating (2 GB in 10 s). Refused at once; ordinary here-documents
+/// and here-strings are still checked.
+#[rstest::rstest]
+#[case("<<\x0c ", true)]
+#[case("cat <<\r\t", true)]
+#[case("cat <<-\x0c ", true)]
+#[case("bash -c 'cat << \x0c '", true)]
+#[case("cat <<EOF \nhello\nEOF", false)]
+#[case("cat <<-\tEOF\nx\nEOF", false)]
+#[case("grep x <<< \"$v\"", false)]
+fn here_document_tags_of_control_characters_are_refused_at_once(#[case] line: &str, #[case] refused: bool) {
+    let (who, env) = alice();
+    let started = std::time::Instant::now();
+    let d = Policy::default_policy().check(line, &who, &env);
+    assert!(started.elapsed() < std::time::Duration::from_secs(2), "{line:?} took {:?}", started.elapsed());
+    let said = d.parse_error.as_deref().is_some_and(|e| e.contains("here-document tag"));
+    assert_eq!(said, refused, "{line:?}: {d:?}");
+    if refused {
+        assert_eq!(d.verdict, Verdict::Deny, "{line:?}");
+    }
+}
+
 /// Found by the policy fuzz target: a brace sequence bound that does not
 /// fit an i64 made brush-parser panic. Refused as uncheckable; ordinary
 /// sequences and long numbers elsewhere are still checked.
