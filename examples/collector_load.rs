@@ -1,12 +1,14 @@
 //! Load generator for `custos serve`: N concurrent sessions over loopback,
-//! each uploading one signed chunk per second (the recorder's cadence), for
-//! a fixed time; reports chunks/s acknowledged and ack latency percentiles.
+//! each uploading `--rate` signed chunks per second (default 1, the
+//! recorder's cadence), for a fixed time; reports chunks/s acknowledged and
+//! ack latency percentiles.
 //! The collector verifies every signature and link and fsyncs every chunk
 //! and row before it answers, as in production.
 //!
 //! ```sh
 //! cargo build --release --bin custos --example collector_load
 //! target/release/examples/collector_load --sessions 1000 --seconds 30
+//! target/release/examples/collector_load --sessions 1000 --rate 5 --seconds 20
 //! ```
 //!
 //! It starts `custos serve` itself (`--custos PATH`, default
@@ -51,6 +53,8 @@ fn piece(session: uuid::Uuid, seq: u64) -> String {
 fn main() {
     let sessions: usize = arg("--sessions", "1000").parse().unwrap();
     let seconds: u64 = arg("--seconds", "30").parse().unwrap();
+    let rate: u64 = arg("--rate", "1").parse().unwrap();
+    assert!(rate >= 1, "--rate is chunks per second per session, at least 1");
     let custos = arg("--custos", "target/release/custos");
     let dir = tempfile::tempdir().unwrap();
 
@@ -80,7 +84,8 @@ fn main() {
         rt.block_on(collector.enroll(&token, &key.public().to_string(), &proof, "bench")).unwrap();
     }
 
-    eprintln!("sealing {} chunks ...", sessions as u64 * seconds);
+    let per_session = seconds * rate;
+    eprintln!("sealing {} chunks ...", sessions as u64 * per_session);
     let started = Instant::now();
     let mut plans = Vec::with_capacity(sessions);
     let mut chunk_bytes = 0usize;
@@ -88,8 +93,9 @@ fn main() {
         let session = uuid::Uuid::now_v7();
         let mut prev = Digest::ZERO;
         let mut chunks = Vec::new();
-        for seq in 0..seconds {
-            let c = seal(&key, session, seq, prev, seq * 1_000_000, seq * 1_000_000 + 900_000, seq + 1 == seconds, piece(session, seq).as_bytes());
+        let tick = 1_000_000 / rate;
+        for seq in 0..per_session {
+            let c = seal(&key, session, seq, prev, seq * tick, seq * tick + tick * 9 / 10, seq + 1 == per_session, piece(session, seq).as_bytes());
             prev = c.hash();
             chunk_bytes += c.as_bytes().len();
             chunks.push(c.into_bytes());
@@ -97,7 +103,7 @@ fn main() {
         plans.push((session.to_string(), chunks));
     }
     eprintln!(
-        "sealed in {:.1} s; mean chunk {} bytes; running {sessions} sessions x {seconds} s against {url}",
+        "sealed in {:.1} s; mean chunk {} bytes; running {sessions} sessions x {seconds} s at {rate} chunks/s each against {url}",
         started.elapsed().as_secs_f64(),
         chunk_bytes / plans.iter().map(|p| p.1.len()).sum::<usize>().max(1)
     );
@@ -108,13 +114,14 @@ fn main() {
         let mut tasks = Vec::new();
         for (i, (session, chunks)) in plans.into_iter().enumerate() {
             let collector = collector.clone();
-            // Spread the sessions' ticks evenly over each second.
-            let offset = Duration::from_micros((i as u64 * 1_000_000) / sessions as u64);
+            // Spread the sessions' ticks evenly over each tick.
+            let tick = Duration::from_micros(1_000_000 / rate);
+            let offset = Duration::from_micros((i as u64 * 1_000_000 / rate) / sessions as u64);
             tasks.push(tokio::spawn(async move {
                 let mut lat = Vec::with_capacity(chunks.len());
                 let mut errors = 0u64;
                 for (seq, bytes) in chunks.into_iter().enumerate() {
-                    tokio::time::sleep_until(start + offset + Duration::from_secs(seq as u64)).await;
+                    tokio::time::sleep_until(start + offset + tick * seq as u32).await;
                     let t = Instant::now();
                     match collector.put_chunk(&session, seq as u64, bytes).await {
                         Ok(_) => lat.push(t.elapsed()),
@@ -144,8 +151,13 @@ fn main() {
     let pct = |p: f64| lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1))).copied().unwrap_or_default();
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     let acked = lat.len();
-    println!("sessions={sessions} seconds={seconds} acked={acked} errors={errors}");
-    println!("throughput={:.0} chunks/s over {:.1} s (offered {} chunks/s)", acked as f64 / wall.as_secs_f64(), wall.as_secs_f64(), sessions);
+    println!("sessions={sessions} seconds={seconds} rate={rate} acked={acked} errors={errors}");
+    println!(
+        "throughput={:.0} chunks/s over {:.1} s (offered {} chunks/s)",
+        acked as f64 / wall.as_secs_f64(),
+        wall.as_secs_f64(),
+        sessions as u64 * rate
+    );
     println!(
         "ack latency ms: p50={:.1} p90={:.1} p99={:.1} max={:.1}",
         ms(pct(0.50)),
