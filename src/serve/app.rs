@@ -21,9 +21,8 @@ pub struct App {
     pub store: Store,
     pub metrics: Metrics,
     pub config: ServeConfig,
-    /// Striped per-session locks: chunks of one session are decided in turn.
-    locks: Vec<tokio::sync::Mutex<()>>,
-    spare_lock: tokio::sync::Mutex<()>,
+    /// Per-session locks: chunks of one session are decided in turn.
+    locks: SessionLocks,
     /// Session ids of newly stored chunks, for live followers.
     pub arrivals: tokio::sync::broadcast::Sender<Arc<str>>,
     /// Batches concurrent chunk rows into shared transactions (started on
@@ -35,7 +34,6 @@ pub struct App {
     pub approvals: Hub,
 }
 
-const LOCK_STRIPES: usize = 256;
 
 impl App {
     pub fn new(store: Store, config: ServeConfig) -> Self {
@@ -46,8 +44,7 @@ impl App {
             store,
             metrics: Metrics::default(),
             config,
-            locks: (0..LOCK_STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
-            spare_lock: tokio::sync::Mutex::new(()),
+            locks: SessionLocks::default(),
             arrivals,
             committer: std::sync::OnceLock::new(),
             approvals: Hub::new(),
@@ -59,15 +56,11 @@ impl App {
         self.committer.get_or_init(|| GroupCommitter::start(self.store.clone()))
     }
 
-    pub fn session_lock(&self, session: &str) -> &tokio::sync::Mutex<()> {
-        use std::hash::{Hash as _, Hasher as _};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        session.hash(&mut h);
-        let i = usize::try_from(h.finish() % LOCK_STRIPES as u64).unwrap_or(0);
-        // `locks` has LOCK_STRIPES entries, so `get` always finds one; the
-        // spare (one lock for everything: slower, still correct) keeps the
-        // no-indexing rule without a panic path.
-        self.locks.get(i).unwrap_or(&self.spare_lock)
+    /// Waits for, then holds, the lock of `session`'s chunks: a chunk is
+    /// checked against the stored chain and committed before the next
+    /// chunk of the same session is looked at.
+    pub async fn session_lock(&self, session: &str) -> SessionGuard<'_> {
+        self.locks.lock(session).await
     }
 
     /// A new single-use enrollment token and its expiry (unix seconds).
@@ -76,5 +69,66 @@ impl App {
         let ttl = i64::try_from(self.config.enroll_token_ttl_secs).unwrap_or(i64::MAX);
         let expires = now.saturating_add(ttl);
         Ok((self.store.create_token(TokenKind::Enroll, Some(expires), now).await?, expires))
+    }
+}
+
+/// One lock per session that has a chunk being decided, and none for the
+/// others. A session's chunk holds its lock until it is committed, which
+/// under load is a wait for the group commit's fsync; a lock shared by
+/// several sessions (striping) would make unrelated sessions wait out each
+/// other's commits, one after another.
+#[derive(Default)]
+struct SessionLocks {
+    held: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl SessionLocks {
+    async fn lock(&self, session: &str) -> SessionGuard<'_> {
+        let lock = {
+            let mut held = self.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            held.entry(session.to_owned()).or_default().clone()
+        };
+        SessionGuard { guard: Some(lock.lock_owned().await), session: session.to_owned(), locks: self }
+    }
+}
+
+/// A held session lock; dropping it lets the next chunk of the session in,
+/// and forgets the lock when nobody else waits for it.
+pub struct SessionGuard<'a> {
+    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+    session: String,
+    locks: &'a SessionLocks,
+}
+
+impl Drop for SessionGuard<'_> {
+    fn drop(&mut self) {
+        let mut held = self.locks.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        // The map's reference and this guard's: nobody else holds or waits
+        // (a newcomer takes its reference under the map's lock, held here).
+        if held.get(&self.session).is_some_and(|lock| Arc::strong_count(lock) == 2) {
+            held.remove(&self.session);
+        }
+        drop(self.guard.take());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_session_waits_for_itself_only_and_its_lock_is_forgotten_after() {
+        let locks = SessionLocks::default();
+        let a = locks.lock("a").await;
+        // Another session is not held up by `a`.
+        let b = tokio::time::timeout(std::time::Duration::from_secs(5), locks.lock("b")).await.expect("b is free");
+        // A second chunk of `a` waits until the first lets go.
+        let waiting = locks.lock("a");
+        tokio::pin!(waiting);
+        assert!(tokio::time::timeout(std::time::Duration::from_millis(50), &mut waiting).await.is_err(), "a waits for a");
+        drop(a);
+        let a2 = tokio::time::timeout(std::time::Duration::from_secs(5), waiting).await.expect("a's turn came");
+        drop((a2, b));
+        assert!(locks.held.lock().unwrap().is_empty(), "no lock is kept for sessions nobody is deciding");
     }
 }

@@ -28,7 +28,7 @@
 //! not defend against the enrolled host's own key being stolen (root on the
 //! host); that is the threat model's stated limit.
 //!
-//! Chunks of one session are decided one at a time (a striped lock), so two
+//! Chunks of one session are decided one at a time (a lock per session), so two
 //! racing uploads of the same seq cannot both pass the check; sessions are
 //! independent of each other.
 
@@ -231,7 +231,7 @@ pub async fn ingest(app: &Arc<App>, url_session: &str, url_seq: &str, body: Vec<
         .map_err(|e| reject(app, Reject::Malformed, StatusCode::BAD_REQUEST, format!("chunk {seq}: {e}")))?;
     let hash = chunk.hash().to_string();
 
-    let _guard = app.session_lock(&session_text).lock().await;
+    let _guard = app.session_lock(&session_text).await;
     let state = app.store.session_state(&session_text).await.map_err(|e| storage(app, &e))?;
     if let Some(stored) = app.store.chunk_hash(&session_text, seq).await.map_err(|e| storage(app, &e))? {
         if stored == hash {
