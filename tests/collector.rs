@@ -10,6 +10,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use collector::*;
+use custos::evidence::Chunk;
 use uuid::Uuid;
 
 struct World {
@@ -123,6 +124,74 @@ fn a_chain_uploaded_reads_back_byte_identical_and_searchable() {
     assert_eq!(metric(&w.server, "custos_chunks_received_total"), 3);
     assert_eq!(metric(&w.server, "custos_chunks_duplicate_total"), 1);
     assert_eq!(metric(&w.server, "custos_sessions "), 1);
+}
+
+/// Where a chunk's bytes go is by size: a small one into the database in
+/// its row's transaction (one fsync for a whole batch of uploads), a large
+/// one into a file of its own first. Both kinds, uploaded by many sessions
+/// at once, survive the collector being SIGKILLed right after their
+/// acknowledgements, read back byte for byte, and tampering with either
+/// kind on the collector's disk is caught.
+#[test]
+fn small_chunks_ride_their_rows_large_ones_get_files_and_all_survive_a_kill() {
+    let mut w = world();
+    let sessions: Vec<(Uuid, Vec<String>, Vec<Chunk>)> = (0..24)
+        .map(|_| {
+            let session = Uuid::now_v7();
+            let mut pieces = cast_pieces(session, "alice", "db1", 5, Some(0));
+            pieces[3].push_str(&noise_output(200_000));
+            let chunks = seal_chain(&w.key, session, &pieces, true);
+            assert!(chunks[3].as_bytes().len() > custos::serve::store::INLINE_MAX);
+            assert!(chunks[2].as_bytes().len() < 4096);
+            (session, pieces, chunks)
+        })
+        .collect();
+    let server = &w.server;
+    std::thread::scope(|scope| {
+        for (session, _, chunks) in &sessions {
+            scope.spawn(move || {
+                for c in chunks {
+                    let r = server.put_chunk(&session.to_string(), c.envelope().seq, c.as_bytes());
+                    assert_eq!(r.status, 201, "{}", r.text());
+                }
+            });
+        }
+    });
+    // Files only for the large chunks.
+    let mut files: Vec<String> = Vec::new();
+    for dir in std::fs::read_dir(w.server.data_dir.join("chunks")).unwrap() {
+        for f in std::fs::read_dir(dir.unwrap().path()).unwrap() {
+            files.push(f.unwrap().file_name().to_string_lossy().into_owned());
+        }
+    }
+    assert_eq!(files.len(), sessions.len(), "{files:?}");
+    assert!(files.iter().all(|f| f == &format!("{:020}.chunk", 3)), "{files:?}");
+
+    // Killed without a chance to flush anything, and started again.
+    let (addr, data, token) = (w.server.addr().to_owned(), w.server.data_dir.clone(), w.server.admin_token.clone());
+    w.server.kill();
+    w.server = Server::start_with(&data, &addr, &[], None);
+    w.server.admin_token = token;
+    for (session, pieces, chunks) in &sessions {
+        let id = session.to_string();
+        assert_eq!(w.server.get(&format!("/v1/sessions/{id}/cast"), Some(w.server.token())).text(), pieces.concat());
+        assert_eq!(w.server.json(&format!("/v1/sessions/{id}"))["verification"]["state"], "intact");
+        // A retry is still recognised, and a different chunk still refused.
+        assert_eq!(w.server.put_chunk(&id, 2, chunks[2].as_bytes()).status, 200);
+    }
+    let (session, pieces, _) = &sessions[0];
+    let forged = seal_chain(&w.key, *session, &[pieces[0].clone(), pieces[1].clone(), "[0.1, \"o\", \"forged\"]\n".into()], false);
+    assert_eq!(w.server.put_chunk(&session.to_string(), 2, forged[2].as_bytes()).status, 409);
+
+    // Tampering on disk, in the database and in a file, is caught.
+    let (small, large) = (sessions[1].0.to_string(), sessions[2].0.to_string());
+    tamper_stored_chunk(&w.server.data_dir, &small, 2);
+    tamper_stored_chunk(&w.server.data_dir, &large, 3);
+    for (id, seq) in [(&small, 2), (&large, 3)] {
+        let meta = w.server.json(&format!("/v1/sessions/{id}"));
+        assert_eq!(meta["verification"]["state"], "failed", "{meta}");
+        assert!(meta["verification"]["problem"].as_str().unwrap().contains(&format!("chunk {seq}")), "{meta}");
+    }
 }
 
 #[test]
@@ -561,7 +630,12 @@ fn a_read_only_collector_disk_keeps_chunks_in_the_spool_until_it_is_fixed() {
 
     let spool = root.join("spool");
     let session = Uuid::now_v7();
-    let pieces = cast_pieces(session, "alice", "db1", 2, Some(0));
+    // Chunks too large to ride in the database's transaction: these go to
+    // files of their own under the read-only directory.
+    let mut pieces = cast_pieces(session, "alice", "db1", 2, Some(0));
+    for piece in &mut pieces {
+        piece.push_str(&noise_output(200_000));
+    }
     let s = SpoolSession::create(&spool, session, false);
     for c in seal_chain(&key, session, &pieces, true) {
         s.write(&c);
@@ -620,7 +694,7 @@ fn verify_and_export_work_against_the_collector_and_catch_tampering_on_its_disk(
     assert!(String::from_utf8_lossy(&out.stdout).contains("step-2"));
 
     // Someone with access to the collector's disk edits chunk 1.
-    tamper_chunk(&w.server.data_dir.join("chunks").join(&id), 1);
+    tamper_stored_chunk(&w.server.data_dir, &id, 1);
     let out = run(&["verify", &id]);
     assert!(!out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
@@ -676,7 +750,7 @@ fn the_replay_source_reads_a_collector_and_every_access_is_logged() {
     assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 1);
 
     // Tampering on the collector's disk is reported by the list and the player.
-    tamper_chunk(&w.server.data_dir.join("chunks").join(&id), 1);
+    tamper_stored_chunk(&w.server.data_dir, &id, 1);
     let list = source.list().unwrap();
     assert!(matches!(&list[0].verification, Verification::Broken(why) if why.contains("chunk 1")), "{list:?}");
 

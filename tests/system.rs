@@ -26,6 +26,8 @@ mod escapes;
 mod channel;
 #[path = "system/backstop.rs"]
 mod backstop;
+#[path = "support/stored.rs"]
+mod stored;
 
 use std::collections::BTreeSet;
 use std::fs::File;
@@ -783,12 +785,10 @@ fn the_approvals_pane_of_an_installed_shell_runs_as_the_user_in_a_fresh_process(
 
     // What the pane showed is in the recording, as its own stream: read
     // from the collector, to which the session streamed its chunks.
-    let chunks = data.path().join("chunks");
     let deadline = Instant::now() + SHORT;
     let rec = loop {
-        let found = std::fs::read_dir(&chunks)
-            .map(|d| d.flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect::<Vec<_>>())
-            .unwrap_or_default()
+        let copy = tempfile::tempdir().unwrap();
+        let found = stored::copy_stored_sessions(data.path(), copy.path())
             .into_iter()
             .map(|p| Recording::read(&p))
             .find(|r| r.events.last().is_some_and(|e| e.1 == "x"));

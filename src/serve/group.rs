@@ -83,6 +83,7 @@ mod tests {
             key_id: "k".into(),
             index: PayloadIndex::default(),
             now: 1,
+            inline: Some(format!("bytes of {session} {seq}").into_bytes()),
         }
     }
 
@@ -103,5 +104,11 @@ mod tests {
         assert!(matches!(dup, Err(StoreError::Db(_))), "{dup:?}");
         assert!(fresh.is_ok(), "{fresh:?}");
         assert!(store.session_state("t").await.unwrap().is_some());
+        // Each chunk's bytes rode in its transaction; the duplicate's did
+        // not replace the first.
+        assert_eq!(store.read_chunk("t", 0).await.unwrap(), b"bytes of t 0");
+        assert_eq!(store.read_chunk("s00", 0).await.unwrap(), b"bytes of s00 0");
+        let reopened = Store::open(dir.path()).await.unwrap();
+        assert_eq!(reopened.session_state("s07").await.unwrap().unwrap().last_hash, "s07-0", "from the database, not memory");
     }
 }

@@ -45,7 +45,7 @@ use super::app::App;
 use super::error::{parse_session_id, ApiError, ApiResult};
 use super::index::index_payload;
 use super::metrics::Reject;
-use super::store::{NewAlert, NewChunk, Store};
+use super::store::{NewAlert, NewChunk, Store, INLINE_MAX};
 use crate::evidence::{Chunk, Digest, PublicKey};
 
 /// What a successful upload answers.
@@ -207,8 +207,8 @@ pub async fn ingest(app: &Arc<App>, url_session: &str, url_seq: &str, body: Vec<
         ));
     }
     let key_id = env.key_id.to_string();
-    let key_text = app.store.host_key(&key_id).await.map_err(|e| storage(app, &e))?;
-    let Some(key_text) = key_text else {
+    let key = app.store.host_public_key(&key_id).await.map_err(|e| storage(app, &e))?;
+    let Some(key) = key else {
         return Err(reject(
             app,
             Reject::UnknownKey,
@@ -216,9 +216,6 @@ pub async fn ingest(app: &Arc<App>, url_session: &str, url_seq: &str, body: Vec<
             format!("key {key_id} is not enrolled with this collector (run `custos enroll` on the host)"),
         ));
     };
-    let key: PublicKey = key_text.parse().map_err(|e| {
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage", format!("stored key {key_id} is unreadable: {e}"))
-    })?;
     if let Err(e) = chunk.verify(&key) {
         app.metrics.verify_failure();
         let err = reject(app, Reject::BadSignature, StatusCode::FORBIDDEN, format!("chunk {seq}: {e}"));
@@ -233,7 +230,11 @@ pub async fn ingest(app: &Arc<App>, url_session: &str, url_seq: &str, body: Vec<
 
     let _guard = app.session_lock(&session_text).await;
     let state = app.store.session_state(&session_text).await.map_err(|e| storage(app, &e))?;
-    if let Some(stored) = app.store.chunk_hash(&session_text, seq).await.map_err(|e| storage(app, &e))? {
+    // A session's chunks are stored contiguously from 0, so only a seq at
+    // or below the last stored one can already be there.
+    let maybe_stored = state.as_ref().is_some_and(|s| seq <= s.last_seq);
+    let stored = if maybe_stored { app.store.chunk_hash(&session_text, seq).await.map_err(|e| storage(app, &e))? } else { None };
+    if let Some(stored) = stored {
         if stored == hash {
             app.metrics.duplicate();
             return Ok(Ack { session: session_text, seq, hash, stored_now: false });
@@ -291,13 +292,21 @@ pub async fn ingest(app: &Arc<App>, url_session: &str, url_seq: &str, body: Vec<
     };
 
     let index = index_payload(&payload, seq == 0, elapsed_before);
-    let chunks_dir = app.store.chunks_dir().to_owned();
-    let file_session = session_text.clone();
     let bytes = chunk.into_bytes();
-    tokio::task::spawn_blocking(move || Store::write_chunk_file(&chunks_dir, &file_session, seq, &bytes))
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage", format!("writer task failed: {e}")))?
-        .map_err(|e| storage(app, &e))?;
+    // A small chunk's bytes go into the database with its row (one fsync
+    // for the whole batch); a large one is made durable in its own file
+    // before its row is queued.
+    let inline = if bytes.len() <= INLINE_MAX {
+        Some(bytes)
+    } else {
+        let chunks_dir = app.store.chunks_dir().to_owned();
+        let file_session = session_text.clone();
+        tokio::task::spawn_blocking(move || Store::write_chunk_file(&chunks_dir, &file_session, seq, &bytes))
+            .await
+            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage", format!("writer task failed: {e}")))?
+            .map_err(|e| storage(app, &e))?;
+        None
+    };
     app.committer()
         .commit(NewChunk {
             session: session_text.clone(),
@@ -310,6 +319,7 @@ pub async fn ingest(app: &Arc<App>, url_session: &str, url_seq: &str, body: Vec<
             key_id,
             index,
             now,
+            inline,
         })
         .await
         .map_err(|e| storage(app, &e))?;

@@ -108,7 +108,7 @@ pub(super) async fn cast(State(app): State<Arc<App>>, headers: HeaderMap, Path(i
 /// The decompressed payload of a stored chunk.
 async fn stored_payload(app: &App, id: &str, seq: i64) -> ApiResult<Vec<u8>> {
     let seq = u64::try_from(seq).map_err(ApiError::internal)?;
-    let bytes = app.store.read_chunk_file(id, seq).await?;
+    let bytes = app.store.read_chunk(id, seq).await?;
     let chunk = Chunk::parse(bytes).map_err(|e| {
         app.metrics.verify_failure();
         ApiError::internal(format!("stored chunk {seq} of {id} is damaged: {e}"))
@@ -137,7 +137,7 @@ pub(super) async fn chunk_bytes(
         return Err(ApiError::not_found(format!("no chunk {seq} in session {id}")));
     }
     audit::record(&app, &headers, &caller, &id, audit::Action::Chunk).await?;
-    let bytes = app.store.read_chunk_file(&id, seq).await?;
+    let bytes = app.store.read_chunk(&id, seq).await?;
     Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
 }
 

@@ -1,32 +1,57 @@
-//! The collector's storage: chunk files under the data directory and
-//! metadata in SQLite.
+//! The collector's storage: metadata in SQLite, and each chunk's bytes
+//! either in the same database or in a file of its own under the data
+//! directory.
 //!
 //! ```text
 //! <data_dir>/                  0700
 //!   custos.db                  SQLite (WAL, synchronous=FULL)
-//!   chunks/<session-id>/<seq as 20 digits>.chunk   the bytes as uploaded
+//!   chunks/<session-id>/<seq as 20 digits>.chunk   a chunk over INLINE_MAX bytes
 //! ```
 //!
+//! Why two places: a chunk must be durable before it is acknowledged, and a
+//! file of its own costs two fsyncs (the file, then its directory after the
+//! rename), one per chunk, each a journal commit of the disk. A chunk of at
+//! most [`INLINE_MAX`] bytes (nearly all of them: a second of a busy
+//! terminal compresses to a few KiB) is instead written into its own row
+//! (`chunks.bytes`), so the group commit's one WAL fsync
+//! makes a whole batch of chunks durable at once. A larger chunk keeps the
+//! file: a big blob would hold the database's one writer for longer than
+//! the fsyncs it saves.
+//!
 //! Invariants:
-//! - A chunk's bytes reach stable storage (write, fsync, rename, fsync of the
-//!   directory) before its row is committed, and its row is committed before
-//!   the upload is acknowledged. So an acknowledged chunk survives a crash,
-//!   and a row never points at a missing file.
+//! - A chunk's bytes reach stable storage before its row is committed (a
+//!   file: write, fsync, rename, fsync of the directory), or in the same
+//!   transaction as its row (inline); its row is committed before the
+//!   upload is acknowledged. So an acknowledged chunk survives a crash, and
+//!   a row never points at missing bytes.
 //! - The `chunks` table has one row per (session, seq); its primary key is the
 //!   last line of defence against two different chunks at one position.
+//!   Rows of a session are contiguous from seq 0 (ingest stores chunk N
+//!   only after N-1), so a seq above the session's last is not stored.
 //! - Secrets (bearer and enrollment tokens) are stored only as SHA-256 hashes.
+//!
+//! Two things are kept in memory, because ingest would otherwise ask the
+//! database for them on every chunk: the enrolled host keys (changed only
+//! by enrollment, which goes through this store) and each open session's
+//! chain state (changed only by commits, which go through this store, and
+//! read under ingest's per-session lock). Both are sound because this
+//! process is the store's only writer; a store shared by several
+//! processes must not keep them.
 //!
 //! The chain rules themselves (what may be stored) live in `ingest`; this
 //! module only stores and reads.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use sha2::{Digest as _, Sha256};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::Row as _;
+use sqlx::{QueryBuilder, Row as _, Sqlite};
 
-use super::index::PayloadIndex;
+use super::index::{IndexedMarker, PayloadIndex};
+use crate::evidence::PublicKey;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -36,6 +61,10 @@ pub enum StoreError {
     Io { path: PathBuf, source: std::io::Error },
     #[error("a stored number is out of range: {0}")]
     Range(&'static str),
+    #[error("these chunks cannot be committed together: {0}")]
+    Batch(&'static str),
+    #[error("stored key {key_id} is unreadable: {reason}")]
+    Key { key_id: String, reason: String },
 }
 
 /// What a token lets its bearer do.
@@ -87,6 +116,18 @@ pub struct SessionState {
     pub elapsed_us: u64,
 }
 
+/// The largest chunk whose bytes are stored in the database, in its row's
+/// transaction, rather than in a file of its own (see the module doc).
+pub const INLINE_MAX: usize = 64 * 1024;
+
+/// Rows per multi-row statement: eighteen columns at most stays below
+/// SQLite's limit of 32,766 bound values.
+const ROWS_PER_STATEMENT: usize = 1000;
+
+/// How many open sessions' chain states are kept in memory; past this the
+/// memory is emptied and states are read from the database again.
+const STATES_KEPT: usize = 100_000;
+
 /// A verified, linked chunk ready to be recorded.
 pub struct NewChunk {
     pub session: String,
@@ -99,6 +140,22 @@ pub struct NewChunk {
     pub key_id: String,
     pub index: PayloadIndex,
     pub now: i64,
+    /// The chunk's bytes, to be stored with its row (at most
+    /// [`INLINE_MAX`]); `None` when they are already durable in a file.
+    pub inline: Option<Vec<u8>>,
+}
+
+impl NewChunk {
+    /// The session's chain state once this chunk is stored.
+    fn state_after(&self) -> SessionState {
+        SessionState {
+            key_id: self.key_id.clone(),
+            last_seq: self.seq,
+            last_hash: self.hash.clone(),
+            is_final: self.is_final,
+            elapsed_us: self.index.elapsed_us,
+        }
+    }
 }
 
 #[derive(Clone, Debug, serde::Serialize)]
@@ -219,6 +276,7 @@ CREATE TABLE IF NOT EXISTS chunks (
     last_us INTEGER NOT NULL,
     is_final INTEGER NOT NULL,
     received_at INTEGER NOT NULL,
+    bytes BLOB,
     PRIMARY KEY (session_id, seq)
 );
 CREATE TABLE IF NOT EXISTS markers (
@@ -246,11 +304,19 @@ CREATE TABLE IF NOT EXISTS alerts (
 );
 ";
 
-/// The collector's storage handle; cheap to clone.
+/// The collector's storage handle; cheap to clone (clones share the
+/// memory of host keys and session states).
 #[derive(Clone)]
 pub struct Store {
     pool: SqlitePool,
     chunks_dir: PathBuf,
+    /// Enrolled public keys by key id, parsed (parsing decompresses a
+    /// curve point: a tenth of a chunk's check). A key id's key never
+    /// changes once enrolled (a different one is refused) and none is
+    /// removed.
+    host_keys: Arc<Mutex<HashMap<String, PublicKey>>>,
+    /// The chain state of sessions that have not ended, as last committed.
+    states: Arc<Mutex<HashMap<String, SessionState>>>,
 }
 
 fn to_i64(v: u64, what: &'static str) -> Result<i64, StoreError> {
@@ -319,11 +385,26 @@ impl Store {
             // FULL: a committed row survives power loss, because the upload it
             // records is acknowledged (and deleted from the host's spool) next.
             .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(30));
+            .busy_timeout(Duration::from_secs(30))
+            // Under a steady stream of uploads every commit touches a few
+            // pages (the session's row, index leaves): a page cache that
+            // holds them (32 MiB, not 2) saves reading them back, and a
+            // checkpoint every 16 MiB of WAL (not 4) copies a page changed
+            // by many commits into the database once, not once per 4 MiB.
+            .pragma("cache_size", "-32768")
+            .pragma("wal_autocheckpoint", "4096");
         let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
         sqlx::raw_sql(SCHEMA).execute(&pool).await?;
         sqlx::raw_sql(ACCESS_LOG_SCHEMA).execute(&pool).await?;
-        Ok(Self { pool, chunks_dir })
+        // A data directory from before chunks' bytes were kept in their
+        // rows: the column is added (existing rows keep their files).
+        let (has_bytes,): (bool,) = sqlx::query_as("SELECT COUNT(*) > 0 FROM pragma_table_info('chunks') WHERE name = 'bytes'")
+            .fetch_one(&pool)
+            .await?;
+        if !has_bytes {
+            sqlx::raw_sql("ALTER TABLE chunks ADD COLUMN bytes BLOB").execute(&pool).await?;
+        }
+        Ok(Self { pool, chunks_dir, host_keys: Arc::default(), states: Arc::default() })
     }
 
     /// The database, for modules with tables of their own (`audit`,
@@ -432,6 +513,18 @@ impl Store {
         Ok(row.map(|r| r.0))
     }
 
+    /// The enrolled public key with this key id, parsed; kept in memory
+    /// once read.
+    pub async fn host_public_key(&self, key_id: &str) -> Result<Option<PublicKey>, StoreError> {
+        if let Some(key) = self.host_keys.lock().unwrap_or_else(PoisonError::into_inner).get(key_id) {
+            return Ok(Some(*key));
+        }
+        let Some(text) = self.host_key(key_id).await? else { return Ok(None) };
+        let key: PublicKey = text.parse().map_err(|e| StoreError::Key { key_id: key_id.to_owned(), reason: format!("{e}") })?;
+        self.host_keys.lock().unwrap_or_else(PoisonError::into_inner).insert(key_id.to_owned(), key);
+        Ok(Some(key))
+    }
+
     pub async fn hosts(&self) -> Result<Vec<HostRow>, StoreError> {
         let rows: Vec<(String, String, String, i64)> =
             sqlx::query_as("SELECT key_id, public_key, name, enrolled_at FROM hosts ORDER BY enrolled_at")
@@ -443,7 +536,12 @@ impl Store {
             .collect())
     }
 
+    /// A session's chain state: from memory for a session this process
+    /// has stored a chunk of, else from the database.
     pub async fn session_state(&self, session: &str) -> Result<Option<SessionState>, StoreError> {
+        if let Some(state) = self.states.lock().unwrap_or_else(PoisonError::into_inner).get(session) {
+            return Ok(Some(state.clone()));
+        }
         let row = sqlx::query("SELECT key_id, last_seq, last_hash, is_final, elapsed_us FROM sessions WHERE id = ?")
             .bind(session)
             .fetch_optional(&self.pool)
@@ -506,113 +604,161 @@ impl Store {
         Ok(())
     }
 
-    /// Reads a stored chunk's bytes.
-    pub async fn read_chunk_file(&self, session: &str, seq: u64) -> Result<Vec<u8>, StoreError> {
+    /// Reads a stored chunk's bytes, wherever they are kept.
+    pub async fn read_chunk(&self, session: &str, seq: u64) -> Result<Vec<u8>, StoreError> {
+        let row: Option<(Option<Vec<u8>>,)> = sqlx::query_as("SELECT bytes FROM chunks WHERE session_id = ? AND seq = ?")
+            .bind(session)
+            .bind(to_i64(seq, "seq")?)
+            .fetch_optional(&self.pool)
+            .await?;
+        if let Some((Some(bytes),)) = row {
+            return Ok(bytes);
+        }
         let path = chunk_file(&self.chunks_dir, session, seq);
         tokio::fs::read(&path).await.map_err(|source| StoreError::Io { path, source })
     }
 
-    /// Records a chunk whose file is already durable, and updates the
-    /// session's metadata and search index, in one transaction.
+    /// Records a chunk (its bytes with it, or already durable in a file),
+    /// and updates the session's metadata and search index, in one
+    /// transaction.
     pub async fn commit_chunk(&self, chunk: &NewChunk) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        Self::insert_chunk(&mut tx, chunk).await?;
-        tx.commit().await?;
-        Ok(())
+        self.commit_batch(std::slice::from_ref(chunk)).await
     }
 
     /// Records several chunks in one transaction (one fsync for all: group
     /// commit). All or none: on an error nothing of the batch is stored.
     pub async fn commit_batch(&self, chunks: &[NewChunk]) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        for chunk in chunks {
-            Self::insert_chunk(&mut tx, chunk).await?;
-        }
+        Self::insert_batch(&mut tx, chunks).await?;
         tx.commit().await?;
+        let mut states = self.states.lock().unwrap_or_else(PoisonError::into_inner);
+        for chunk in chunks {
+            if chunk.is_final {
+                states.remove(&chunk.session);
+                continue;
+            }
+            if states.len() >= STATES_KEPT && !states.contains_key(&chunk.session) {
+                states.clear();
+            }
+            states.insert(chunk.session.clone(), chunk.state_after());
+        }
         Ok(())
     }
 
-    async fn insert_chunk(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>, chunk: &NewChunk) -> Result<(), StoreError> {
-        let seq = to_i64(chunk.seq, "seq")?;
-        let size = to_i64(chunk.size, "size")?;
-        let elapsed = to_i64(chunk.index.elapsed_us, "elapsed_us")?;
-        let session = chunk.session.as_str();
-        sqlx::query(
-            "INSERT INTO chunks (session_id, seq, hash, size, first_us, last_us, is_final, received_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(session)
-        .bind(seq)
-        .bind(&chunk.hash)
-        .bind(size)
-        .bind(to_i64(chunk.first_us, "first_us")?)
-        .bind(to_i64(chunk.last_us, "last_us")?)
-        .bind(chunk.is_final)
-        .bind(chunk.now)
-        .execute(&mut **tx)
-        .await?;
-        if chunk.seq == 0 {
-            let h = chunk.index.header.clone().unwrap_or_default();
-            sqlx::query(
-                "INSERT INTO sessions (id, key_id, user, host, shell, mode, command, started_at, header,
-                    chunks, bytes, last_seq, last_hash, elapsed_us, is_final, exit_status, received_at, updated_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, 0, ?, ?, 0, NULL, ?, ?)",
-            )
-            .bind(session)
-            .bind(&chunk.key_id)
-            .bind(h.user)
-            .bind(h.host)
-            .bind(h.shell)
-            .bind(h.mode)
-            .bind(h.command)
-            .bind(h.timestamp)
-            .bind(if h.json.is_empty() { None } else { Some(h.json) })
-            .bind(size)
-            .bind(&chunk.hash)
-            .bind(elapsed)
-            .bind(chunk.now)
-            .bind(chunk.now)
-            .execute(&mut **tx)
-            .await?;
-        } else {
-            sqlx::query(
-                "UPDATE sessions SET chunks = chunks + 1, bytes = bytes + ?, last_seq = ?, last_hash = ?,
-                    elapsed_us = ?, updated_at = ? WHERE id = ?",
-            )
-            .bind(size)
-            .bind(seq)
-            .bind(&chunk.hash)
-            .bind(elapsed)
-            .bind(chunk.now)
-            .bind(session)
-            .execute(&mut **tx)
-            .await?;
+    /// Writes the rows of `chunks` in a handful of statements, however many
+    /// chunks there are: each statement is a round trip to the database's
+    /// thread, and one per row per table made the group commit's one
+    /// writer the collector's bottleneck. A session has at most one chunk
+    /// in a batch (ingest holds the session's lock until its commit).
+    async fn insert_batch(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>, chunks: &[NewChunk]) -> Result<(), StoreError> {
+        struct Row<'a> {
+            chunk: &'a NewChunk,
+            seq: i64,
+            size: i64,
+            first_us: i64,
+            last_us: i64,
+            elapsed: i64,
         }
-        if let Some(status) = chunk.index.exit_status {
-            sqlx::query("UPDATE sessions SET exit_status = ? WHERE id = ?")
-                .bind(status)
+        let rows = chunks
+            .iter()
+            .map(|chunk| {
+                Ok(Row {
+                    chunk,
+                    seq: to_i64(chunk.seq, "seq")?,
+                    size: to_i64(chunk.size, "size")?,
+                    first_us: to_i64(chunk.first_us, "first_us")?,
+                    last_us: to_i64(chunk.last_us, "last_us")?,
+                    elapsed: to_i64(chunk.index.elapsed_us, "elapsed_us")?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        // One row update per session below: a batch holding two chunks of
+        // one session is refused (the group committer then commits them
+        // one at a time).
+        let mut sessions = std::collections::HashSet::new();
+        if !rows.iter().all(|r| sessions.insert(r.chunk.session.as_str())) {
+            return Err(StoreError::Batch("two chunks of one session"));
+        }
+        for part in rows.chunks(ROWS_PER_STATEMENT) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO chunks (session_id, seq, hash, size, first_us, last_us, is_final, received_at, bytes) ",
+            );
+            q.push_values(part, |mut b, r| {
+                let c = r.chunk;
+                b.push_bind(&c.session).push_bind(r.seq).push_bind(&c.hash).push_bind(r.size);
+                b.push_bind(r.first_us).push_bind(r.last_us).push_bind(c.is_final).push_bind(c.now);
+                b.push_bind(c.inline.as_deref());
+            });
+            q.build().execute(&mut **tx).await?;
+
+            let first: Vec<&Row<'_>> = part.iter().filter(|r| r.chunk.seq == 0).collect();
+            if !first.is_empty() {
+                let mut q = QueryBuilder::<Sqlite>::new(
+                    "INSERT INTO sessions (id, key_id, user, host, shell, mode, command, started_at, header,
+                        chunks, bytes, last_seq, last_hash, elapsed_us, is_final, exit_status, received_at, updated_at) ",
+                );
+                q.push_values(first, |mut b, r| {
+                    let c = r.chunk;
+                    let h = c.index.header.clone().unwrap_or_default();
+                    b.push_bind(&c.session).push_bind(&c.key_id);
+                    b.push_bind(h.user).push_bind(h.host).push_bind(h.shell).push_bind(h.mode).push_bind(h.command);
+                    b.push_bind(h.timestamp).push_bind(if h.json.is_empty() { None } else { Some(h.json) });
+                    b.push("1").push_bind(r.size).push("0").push_bind(&c.hash).push_bind(r.elapsed);
+                    b.push("0").push("NULL").push_bind(c.now).push_bind(c.now);
+                });
+                q.build().execute(&mut **tx).await?;
+            }
+
+            let later: Vec<&Row<'_>> = part.iter().filter(|r| r.chunk.seq > 0).collect();
+            if !later.is_empty() {
+                let mut q = QueryBuilder::<Sqlite>::new("WITH v(id, size, seq, hash, elapsed, now) AS (");
+                q.push_values(later, |mut b, r| {
+                    b.push_bind(&r.chunk.session).push_bind(r.size).push_bind(r.seq).push_bind(&r.chunk.hash);
+                    b.push_bind(r.elapsed).push_bind(r.chunk.now);
+                });
+                q.push(
+                    ") UPDATE sessions SET chunks = chunks + 1, bytes = bytes + v.size, last_seq = v.seq, last_hash = v.hash,
+                        elapsed_us = v.elapsed, updated_at = v.now FROM v WHERE sessions.id = v.id",
+                );
+                q.build().execute(&mut **tx).await?;
+            }
+
+            // Markers and program starts: the same shape, two tables (search
+            // looks in both; a session's command list reads only markers).
+            for table in ["markers", "execs"] {
+                let items: Vec<(&str, i64, &IndexedMarker)> = part
+                    .iter()
+                    .flat_map(|r| {
+                        let list = if table == "markers" { &r.chunk.index.markers } else { &r.chunk.index.execs };
+                        list.iter().map(move |m| (r.chunk.session.as_str(), r.seq, m))
+                    })
+                    .collect();
+                for group in items.chunks(ROWS_PER_STATEMENT) {
+                    let at = group.iter().map(|(_, _, m)| to_i64(m.at_us, "at_us")).collect::<Result<Vec<_>, _>>()?;
+                    let mut q = QueryBuilder::<Sqlite>::new(format!("INSERT INTO {table} (session_id, seq, at_us, text) "));
+                    q.push_values(group.iter().zip(at), |mut b, ((session, seq, m), at)| {
+                        b.push_bind(*session).push_bind(*seq).push_bind(at).push_bind(&m.text);
+                    });
+                    q.build().execute(&mut **tx).await?;
+                }
+            }
+        }
+        // The rare ones, one statement per chunk.
+        for r in &rows {
+            let (c, session) = (r.chunk, r.chunk.session.as_str());
+            if let Some(status) = c.index.exit_status {
+                sqlx::query("UPDATE sessions SET exit_status = ? WHERE id = ?").bind(status).bind(session).execute(&mut **tx).await?;
+            }
+            if c.is_final {
+                // A final chunk without any exit event in the session means the
+                // recorder never wrote one: the spool was sealed after a crash.
+                sqlx::query(
+                    "UPDATE sessions SET is_final = 1, abnormal = (exit_status IS NULL),
+                        ended_at = started_at + elapsed_us / 1000000 WHERE id = ?",
+                )
                 .bind(session)
                 .execute(&mut **tx)
                 .await?;
-        }
-        if chunk.is_final {
-            // A final chunk without any exit event in the session means the
-            // recorder never wrote one: the spool was sealed after a crash.
-            sqlx::query(
-                "UPDATE sessions SET is_final = 1, abnormal = (exit_status IS NULL),
-                    ended_at = started_at + elapsed_us / 1000000 WHERE id = ?",
-            )
-            .bind(session)
-            .execute(&mut **tx)
-            .await?;
-        }
-        // Markers and program starts: the same shape, two tables (search
-        // looks in both; a session's command list reads only markers).
-        let rows = [("markers", &chunk.index.markers), ("execs", &chunk.index.execs)];
-        for (table, list) in rows {
-            let sql = format!("INSERT INTO {table} (session_id, seq, at_us, text) VALUES (?, ?, ?, ?)");
-            for item in list {
-                sqlx::query(&sql).bind(session).bind(seq).bind(to_i64(item.at_us, "at_us")?).bind(&item.text).execute(&mut **tx).await?;
             }
         }
         Ok(())
@@ -760,5 +906,76 @@ impl Store {
         .fetch_one(&self.pool)
         .await?;
         Ok((sessions, chunks, bytes))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunk(session: &str, seq: u64, inline: Option<Vec<u8>>) -> NewChunk {
+        NewChunk {
+            session: session.to_owned(),
+            seq,
+            hash: format!("{session}-{seq}"),
+            size: 3,
+            first_us: 0,
+            last_us: 1,
+            is_final: false,
+            key_id: "k".into(),
+            index: PayloadIndex::default(),
+            now: 1,
+            inline,
+        }
+    }
+
+    /// A data directory from before bytes were kept in rows: its chunks
+    /// are files and its `chunks` table has no `bytes` column. Opening it
+    /// adds the column; old chunks read from their files, new ones from
+    /// their rows.
+    #[tokio::test]
+    async fn an_older_data_directory_gains_the_column_and_keeps_its_files() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).await.unwrap();
+            sqlx::raw_sql("ALTER TABLE chunks DROP COLUMN bytes").execute(store.pool()).await.unwrap();
+            let mut tx = store.pool().begin().await.unwrap();
+            sqlx::raw_sql(
+                "INSERT INTO chunks (session_id, seq, hash, size, first_us, last_us, is_final, received_at)
+                 VALUES ('old', 0, 'h', 3, 0, 1, 0, 1)",
+            )
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+            tx.commit().await.unwrap();
+            Store::write_chunk_file(store.chunks_dir(), "old", 0, b"old").unwrap();
+            store.pool().close().await;
+        }
+        let store = Store::open(dir.path()).await.unwrap();
+        assert_eq!(store.read_chunk("old", 0).await.unwrap(), b"old");
+        store.commit_chunk(&chunk("new", 0, Some(b"new".to_vec()))).await.unwrap();
+        assert_eq!(store.read_chunk("new", 0).await.unwrap(), b"new");
+        assert!(!chunk_file(store.chunks_dir(), "new", 0).exists(), "a small chunk has no file");
+        assert!(store.read_chunk("none", 0).await.is_err(), "a chunk never stored is an error, not empty bytes");
+    }
+
+    /// The rows of a batch go in a few statements; each chunk's session
+    /// row still counts it, and a batch holding two chunks of one session
+    /// is refused whole (the group committer then takes them one by one).
+    #[tokio::test]
+    async fn a_batch_counts_every_chunk_and_refuses_two_of_one_session() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).await.unwrap();
+        let first: Vec<NewChunk> = (0..30).map(|i| chunk(&format!("s{i}"), 0, Some(vec![i as u8; 3]))).collect();
+        store.commit_batch(&first).await.unwrap();
+        let second: Vec<NewChunk> = (0..30).map(|i| chunk(&format!("s{i}"), 1, None)).collect();
+        store.commit_batch(&second).await.unwrap();
+        for i in 0..30 {
+            let row = store.session(&format!("s{i}")).await.unwrap().unwrap();
+            assert_eq!((row.chunks, row.bytes, row.last_seq, row.last_hash.as_str()), (2, 6, 1, format!("s{i}-1").as_str()));
+        }
+        let twice = [chunk("s0", 2, None), chunk("s0", 3, None)];
+        assert!(matches!(store.commit_batch(&twice).await, Err(StoreError::Batch(_))));
+        assert_eq!(store.session("s0").await.unwrap().unwrap().chunks, 2, "nothing of the refused batch is stored");
     }
 }

@@ -47,7 +47,7 @@ pub async fn verify_stored(app: &App, id: &str) -> Result<Verification, ApiError
         if saw_final {
             return fail(checked, format!("chunk {seq} follows the final chunk"));
         }
-        let bytes = match app.store.read_chunk_file(id, seq).await {
+        let bytes = match app.store.read_chunk(id, seq).await {
             Ok(bytes) => bytes,
             Err(e) => return fail(checked, format!("chunk {seq}: {e}")),
         };

@@ -21,6 +21,9 @@ use uuid::Uuid;
 // loaded as two modules is a clippy error.
 #[path = "fixtures.rs"]
 pub mod fixtures;
+#[path = "stored.rs"]
+pub mod stored;
+pub use stored::copy_stored_sessions;
 
 pub fn custos_bin() -> &'static str {
     env!("CARGO_BIN_EXE_custos")
@@ -275,6 +278,23 @@ pub fn cast_pieces(session: Uuid, user: &str, host: &str, n: usize, exit: Option
         .collect()
 }
 
+/// An output event of about `len` bytes of text that zstd cannot shrink
+/// much (six bits of noise per character, from a fixed seed), so the chunk
+/// holding it stays large once compressed.
+pub fn noise_output(len: usize) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let text: String = (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            char::from(ALPHABET[(state >> 58) as usize])
+        })
+        .collect();
+    format!("[0.010000, \"o\", \"{text}\\r\\n\"]\n")
+}
+
 /// Seals `pieces` as a chain; the last is final if `final_last`.
 pub fn seal_chain(key: &HostKey, session: Uuid, pieces: &[String], final_last: bool) -> Vec<Chunk> {
     let mut prev = Digest::ZERO;
@@ -341,10 +361,10 @@ pub fn wait_for(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
 /// so this is where such a session's recording is read back.
 pub fn stored_cast(data_dir: &Path, key_path: &Path) -> String {
     let public = HostKey::load(key_path).unwrap().public();
-    let root = data_dir.join("chunks");
     let mut text = None;
     wait_for(30, "the session's final chunk at the collector", || {
-        let dirs: Vec<PathBuf> = std::fs::read_dir(&root).map(|d| d.map(|e| e.unwrap().path()).collect()).unwrap_or_default();
+        let out = tempfile::tempdir().unwrap();
+        let dirs = copy_stored_sessions(data_dir, out.path());
         assert!(dirs.len() <= 1, "more than one session stored: {dirs:?}");
         let Some(dir) = dirs.first() else { return false };
         let found = custos::evidence::SessionDir::open(dir).unwrap().found().unwrap();
@@ -358,8 +378,38 @@ pub fn stored_cast(data_dir: &Path, key_path: &Path) -> String {
     text.unwrap()
 }
 
+/// What someone with access to the collector's disk does in the tamper
+/// tests: flips one bit of stored chunk `seq` of `session`, 70 bytes from
+/// its end, wherever the collector keeps it (its own file, or the
+/// database).
+pub fn tamper_stored_chunk(data_dir: &Path, session: &str, seq: u64) {
+    let dir = data_dir.join("chunks").join(session);
+    if dir.join(format!("{seq:020}.chunk")).exists() {
+        return tamper_chunk(&dir, seq);
+    }
+    stored::with_store(data_dir, async |store| {
+        let (mut bytes,): (Vec<u8>,) = sqlx::query_as("SELECT bytes FROM chunks WHERE session_id = ? AND seq = ?")
+            .bind(session)
+            .bind(i64::try_from(seq).unwrap())
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        let n = bytes.len();
+        bytes[n - 70] ^= 0x20;
+        let done = sqlx::query("UPDATE chunks SET bytes = ? WHERE session_id = ? AND seq = ?")
+            .bind(bytes)
+            .bind(session)
+            .bind(i64::try_from(seq).unwrap())
+            .execute(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(done.rows_affected(), 1);
+    });
+}
+
 /// What someone with access to the disk does in the tamper tests: flips one
-/// bit of chunk `seq` in a session's chunk directory, 70 bytes from its end.
+/// bit of chunk `seq` in a session's chunk directory (a spool's), 70 bytes
+/// from its end.
 pub fn tamper_chunk(session_dir: &Path, seq: u64) {
     let file = session_dir.join(format!("{seq:020}.chunk"));
     let mut bytes = std::fs::read(&file).unwrap();
