@@ -235,17 +235,39 @@ impl Chunk {
 /// Inflates one zstd frame, stopping with an error past `max` bytes. The
 /// output buffer grows with what is actually produced, never with what the
 /// frame header claims, so a lying header cannot make us allocate.
+///
+/// Each thread keeps one decompression context and resets it for every
+/// frame: making a context (its allocation and tables) cost as much as
+/// inflating a second of terminal output, once per chunk a collector takes.
 pub fn decompress_bounded(frame: &[u8], max: usize) -> Result<Vec<u8>, ChunkError> {
-    let decoder = zstd::stream::read::Decoder::with_buffer(frame)
-        .map_err(|e| ChunkError::Decompress(e.to_string()))?
-        .single_frame();
-    let mut out = Vec::new();
-    let limit = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
-    decoder.take(limit).read_to_end(&mut out).map_err(|e| ChunkError::Decompress(e.to_string()))?;
-    if out.len() > max {
-        return Err(ChunkError::CastTooLarge { max });
+    use zstd::zstd_safe::{DCtx, ResetDirective};
+    thread_local! {
+        static CONTEXT: std::cell::RefCell<Option<DCtx<'static>>> = const { std::cell::RefCell::new(None) };
     }
-    Ok(out)
+    let inflate = |decoder: zstd::stream::read::Decoder<'_, &[u8]>| {
+        let mut out = Vec::new();
+        let limit = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
+        decoder.single_frame().take(limit).read_to_end(&mut out).map_err(|e| ChunkError::Decompress(e.to_string()))?;
+        if out.len() > max {
+            return Err(ChunkError::CastTooLarge { max });
+        }
+        Ok(out)
+    };
+    CONTEXT.with(|cell| {
+        let mut slot = cell.try_borrow_mut().ok();
+        let context = slot.as_mut().and_then(|s| {
+            if s.is_none() {
+                **s = DCtx::try_create();
+            }
+            s.as_mut()
+        });
+        // A context left mid-frame by an earlier error starts afresh.
+        let context = context.and_then(|c| c.reset(ResetDirective::SessionOnly).is_ok().then_some(c));
+        match context {
+            Some(context) => inflate(zstd::stream::read::Decoder::with_context(frame, context)),
+            None => inflate(zstd::stream::read::Decoder::with_buffer(frame).map_err(|e| ChunkError::Decompress(e.to_string()))?),
+        }
+    })
 }
 
 /// Compresses `cast` as one zstd frame at [`ZSTD_LEVEL`].
@@ -469,6 +491,26 @@ mod tests {
         let chunk = Chunk::parse(signed_with_payload(bomb)).unwrap();
         chunk.verify(&key().public()).unwrap();
         assert_eq!(chunk.payload().unwrap_err(), ChunkError::CastTooLarge { max: MAX_CAST });
+    }
+
+    /// The thread's context is reused: a frame abandoned half-way (over the
+    /// limit, or corrupt, or cut short) does not leak into the next one.
+    #[test]
+    fn a_frame_abandoned_half_way_leaves_nothing_for_the_next() {
+        let good = b"the next frame, whole ".repeat(100);
+        let frame = compress(&good);
+        let bomb = compress(&vec![0u8; 4 * MAX_CAST]);
+        let mut corrupt = compress(&b"hello world, hello world, hello world ".repeat(50));
+        let mid = corrupt.len() / 2;
+        corrupt[mid] ^= 0xff;
+        corrupt[mid + 1] ^= 0xff;
+        let cut = frame.get(..frame.len() / 2).unwrap().to_vec();
+        for bad in [&bomb, &corrupt, &cut] {
+            let _ = decompress_bounded(bad, MAX_CAST);
+            assert_eq!(decompress_bounded(&frame, MAX_CAST).unwrap(), good);
+        }
+        assert!(decompress_bounded(&cut, MAX_CAST).is_err(), "a frame cut short is an error, not a short payload");
+        assert_eq!(decompress_bounded(&bomb, MAX_CAST).unwrap_err(), ChunkError::CastTooLarge { max: MAX_CAST });
     }
 
     #[test]

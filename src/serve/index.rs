@@ -69,14 +69,19 @@ pub fn index_payload(payload: &[u8], first: bool, elapsed_us: u64) -> PayloadInd
         }
     }
     for line in lines {
+        // Most lines are output, whose text the index does not need: read
+        // only their interval and code, without building the text.
+        if let Some((time, code)) = event_head(line) {
+            if !matches!(code, "m" | "a" | "x") {
+                index.advance(time);
+                continue;
+            }
+        }
         let Some(event) = read_event_loose(line) else {
             index.unreadable_lines += 1;
             continue;
         };
-        if event.time.is_finite() && event.time > 0.0 {
-            // Saturating float-to-int conversion: a hostile interval cannot wrap.
-            index.elapsed_us = index.elapsed_us.saturating_add((event.time * 1e6) as u64);
-        }
+        index.advance(event.time);
         match event.code.as_str() {
             "m" => index.markers.push(IndexedMarker { at_us: index.elapsed_us, text: event.text() }),
             "a" => {
@@ -95,6 +100,24 @@ pub fn index_payload(payload: &[u8], first: bool, elapsed_us: u64) -> PayloadInd
         }
     }
     index
+}
+
+impl PayloadIndex {
+    /// Moves the session clock by an event's interval.
+    fn advance(&mut self, time: f64) {
+        if time.is_finite() && time > 0.0 {
+            // Saturating float-to-int conversion: a hostile interval cannot wrap.
+            self.elapsed_us = self.elapsed_us.saturating_add((time * 1e6) as u64);
+        }
+    }
+}
+
+/// The interval and code of an event line `[number, "code", data]`,
+/// skipping over the data; `None` for any other shape (which the full
+/// reader then judges).
+fn event_head(line: &str) -> Option<(f64, &str)> {
+    let (time, code, _): (f64, &str, serde::de::IgnoredAny) = serde_json::from_str(line).ok()?;
+    Some((time, code))
 }
 
 /// `exec OUTCOME: LINE` for an `a` record of kind `exec`.
@@ -169,6 +192,38 @@ mod tests {
         let index = index_payload(payload, false, 0);
         assert_eq!(index.markers, vec![IndexedMarker { at_us: 1_000_000, text: "approvals pane opened (80x10)".into() }]);
         assert_eq!((index.elapsed_us, index.unreadable_lines), (2_000_000, 0));
+    }
+
+    /// Output lines take a short cut (interval and code only); whatever the
+    /// line, the clock and the count of unreadable lines come out as the
+    /// full reader says.
+    #[test]
+    fn the_short_cut_for_output_agrees_with_the_full_reader() {
+        let lines = [
+            r#"[0.5, "o", "plain"]"#,
+            r#"[1, "o", "an integer interval"]"#,
+            r#"[0.25, "\u006f", "an escaped code"]"#,
+            r#"[0.125, "o", "four", "fields"]"#,
+            r#"[0.5, "o"]"#,
+            r#"[-3, "o", "negative"]"#,
+            r#"[1e308, "o", "huge"]"#,
+            r#"[18446744073709551615, "o", "the largest integer"]"#,
+            r#"[0.5, "r", "80x24"]"#,
+            r#"[0.5, "o", {"not": "a string"}]"#,
+            r#"["0.5", "o", "a string interval"]"#,
+            r#"{"an": "object"}"#,
+            r#"[0.5, 7, "a number for a code"]"#,
+            r#"[0.75, "m", "a marker"]"#,
+        ];
+        for line in lines {
+            let mut reference = PayloadIndex { elapsed_us: 40, ..PayloadIndex::default() };
+            match read_event_loose(line) {
+                Some(event) => reference.advance(event.time),
+                None => reference.unreadable_lines += 1,
+            }
+            let index = index_payload(line.as_bytes(), false, 40);
+            assert_eq!((index.elapsed_us, index.unreadable_lines), (reference.elapsed_us, reference.unreadable_lines), "{line}");
+        }
     }
 
     #[test]
