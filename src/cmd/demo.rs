@@ -104,7 +104,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
 
     // The recorder streamed the session as it ran; wait for the last chunk
     // to reach the collector (the spool keeps nothing acknowledged).
-    let (stored, chunks) = wait_for_session(&crate::layout::chunks_root(&data_dir), &key, Duration::from_secs(20))
+    let (stored, chunks) = wait_for_session(&data_dir, &dir.join("collector-copy"), &key, Duration::from_secs(20))
         .context("the collector did not receive the whole session")?;
     let id = stored.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     collector.stop();
@@ -190,39 +190,53 @@ fn capture(cmd: &mut Command, what: &str) -> anyhow::Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// The demo session as the collector stored it (its directory and chunks),
-/// once its final chunk is there and the chain verifies with the demo's
-/// key. The demo's collector holds this one session.
-fn wait_for_session(root: &Path, key: &Path, wait: Duration) -> anyhow::Result<(PathBuf, Vec<crate::evidence::Chunk>)> {
+/// The demo session as the collector stored it, once its final chunk is
+/// there and the chain verifies with the demo's key: its chunks, copied out
+/// of the collector's store (which keeps most of them in its database)
+/// into a directory of `copy_to` that `custos verify` and `export` read
+/// after the demo's collector is gone. The demo's collector holds this one
+/// session.
+fn wait_for_session(data_dir: &Path, copy_to: &Path, key: &Path, wait: Duration) -> anyhow::Result<(PathBuf, Vec<crate::evidence::Chunk>)> {
     let public = crate::evidence::HostKey::load(key)?.public();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let store = runtime.block_on(crate::serve::store::Store::open(data_dir))?;
     let deadline = Instant::now() + wait;
     loop {
-        let dir = newest_dir(root);
+        let dir = runtime.block_on(copy_newest_session(&store, copy_to))?;
         let report = dir.as_ref().and_then(|d| crate::evidence::SessionDir::open(d).ok()).map(|d| -> anyhow::Result<_> {
             Ok(crate::evidence::verify_chain(d.found()?, None, |id| (public.id() == *id).then_some(public)))
         });
         match (dir, report.transpose()?) {
-            (Some(dir), Some(r)) if r.is_intact() => return Ok((dir, r.chunks)),
+            (Some(dir), Some(r)) if r.is_intact() && r.is_complete() => return Ok((dir, r.chunks)),
             (Some(dir), Some(r)) if Instant::now() > deadline => {
                 anyhow::bail!("{}", crate::cmd::evidence::describe(&r, &dir.display().to_string()))
             }
-            _ if Instant::now() > deadline => anyhow::bail!("nothing arrived in {}", root.display()),
+            _ if Instant::now() > deadline => anyhow::bail!("no session arrived at the collector in {}", data_dir.display()),
             _ => std::thread::sleep(Duration::from_millis(100)),
         }
     }
 }
 
-fn exit_code(status: i32) -> ExitCode {
-    ExitCode::from(u8::try_from(status & 0xff).unwrap_or(u8::MAX))
+/// Copies the newest session's stored chunks into `<out>/<session id>/`,
+/// as a spool holds them; `None` while there is none.
+async fn copy_newest_session(store: &crate::serve::store::Store, out: &Path) -> anyhow::Result<Option<PathBuf>> {
+    let filter = crate::serve::store::SessionFilter { limit: Some(1), ..Default::default() };
+    let Some(session) = store.search(&filter).await?.into_iter().next() else { return Ok(None) };
+    let dir = out.join(&session.id);
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir)?;
+    }
+    crate::layout::ensure_private_dir(&dir)?;
+    for row in store.chunks(&session.id).await? {
+        let seq = u64::try_from(row.seq)?;
+        let bytes = store.read_chunk(&session.id, seq).await?;
+        std::fs::write(crate::serve::store::chunk_file(out, &session.id, seq), bytes)?;
+    }
+    Ok(Some(dir))
 }
 
-fn newest_dir(dir: &Path) -> Option<PathBuf> {
-    std::fs::read_dir(dir)
-        .ok()?
-        .filter_map(Result::ok)
-        .filter(|e| e.path().is_dir())
-        .max_by_key(|e| e.metadata().and_then(|m| m.modified()).ok())
-        .map(|e| e.path())
+fn exit_code(status: i32) -> ExitCode {
+    ExitCode::from(u8::try_from(status & 0xff).unwrap_or(u8::MAX))
 }
 
 /// The final screen a recording replays to, as text.
