@@ -80,9 +80,12 @@ impl Rig {
         r.status == 200 && r.json()["final"] == true
     }
 
-    /// Verifies what the collector stored on disk, offline, with the key.
+    /// Verifies what the collector stored on disk (copied out of its
+    /// store), offline, with the key.
     fn verify_stored(&self, id: &str) -> custos::evidence::Report {
-        let dir = SessionDir::open(&self.dir.path().join("collector/chunks").join(id)).unwrap();
+        let copy = tempfile::tempdir().unwrap();
+        collector::copy_stored_sessions(&self.dir.path().join("collector"), copy.path());
+        let dir = SessionDir::open(&copy.path().join(id)).unwrap();
         let public = self.key.public();
         verify_chain(dir.found().unwrap(), Some(id.parse().unwrap()), |k| (public.id() == *k).then_some(public))
     }
