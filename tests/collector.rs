@@ -204,6 +204,14 @@ fn reading_needs_the_admin_token() {
     }
     let keys = w.server.json("/v1/keys");
     assert_eq!(keys["keys"][0]["public_key"], w.key.public().to_string());
+    // A 401 says how to pass a token and where one comes from.
+    for token in [None, Some("cst_wrong")] {
+        let r = w.server.get("/v1/sessions", token);
+        let message = r.json()["message"].as_str().unwrap().to_owned();
+        for hint in ["Authorization: Bearer", "--token-file", "custos serve token --kind admin", "custos serve approver"] {
+            assert!(message.contains(hint), "{hint:?} missing from {message:?}");
+        }
+    }
 }
 
 #[test]

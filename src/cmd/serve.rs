@@ -26,10 +26,13 @@ pub struct Args {
     /// Collector configuration (TOML); built-in defaults without it.
     #[arg(long, global = true)]
     pub config: Option<PathBuf>,
-    /// Listen here instead of the configured address (port 0: any free port).
+    /// Listen here instead of the configured address (port 0: any free
+    /// port). Default: `listen` in --config, else 127.0.0.1:8470.
     #[arg(long)]
     pub listen: Option<SocketAddr>,
-    /// Use this data directory instead of the configured one.
+    /// Use this data directory (the database and large chunks) instead of
+    /// the configured one. Default: `data_dir` in --config, else
+    /// /var/lib/custos-collector.
     #[arg(long, global = true)]
     pub data_dir: Option<PathBuf>,
     #[command(subcommand)]
@@ -219,5 +222,20 @@ async fn shutdown_signal() {
         }
         // Without signal handlers the default actions still stop us.
         _ => std::future::pending::<()>().await,
+    }
+}
+
+#[cfg(test)]
+mod help_tests {
+    use super::*;
+
+    /// `custos serve --help` names the defaults, and they are the ones the
+    /// configuration uses.
+    #[test]
+    fn the_help_names_the_real_defaults() {
+        let help = <Args as clap::Args>::augment_args(clap::Command::new("serve")).render_long_help().to_string();
+        for default in [crate::serve::config::DEFAULT_LISTEN, crate::serve::config::DEFAULT_DATA_DIR] {
+            assert!(help.contains(default), "{default} is not in:\n{help}");
+        }
     }
 }

@@ -61,12 +61,19 @@ impl Caller {
     }
 }
 
+/// What a refused caller needs to know: how to send a token, and where
+/// each kind comes from. Every 401 of the API ends with it.
+pub const HOW_TO_AUTHENTICATE: &str = "send `Authorization: Bearer TOKEN` (the custos commands take --token, --token-file or \
+     CUSTOS_TOKEN). An admin token comes from `custos serve token --kind admin` run on the collector (the first one is \
+     printed once, on stderr, when the collector first starts), an approver's from `custos serve approver`, and where [identity] is \
+     configured an ID token from the OpenID provider (`custos login`) is accepted too";
+
 /// Why a request was not authenticated.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
-    #[error("a bearer token is required")]
+    #[error("a bearer token is required: {HOW_TO_AUTHENTICATE}")]
     Missing,
-    #[error("the bearer token is not valid")]
+    #[error("the bearer token is not valid here (not one this collector issued, or no longer): {HOW_TO_AUTHENTICATE}")]
     Invalid,
     #[error("the bearer ID token is not valid: {0}")]
     BadIdToken(String),

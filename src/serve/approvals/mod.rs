@@ -364,7 +364,7 @@ fn person_name(identity: &crate::identity::Identity) -> String {
 
 async fn caller(app: &App, headers: &HeaderMap) -> Result<Caller, ApiError> {
     let unauthorized = |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m.to_owned());
-    let token = bearer(headers).ok_or_else(|| unauthorized("a bearer token is required"))?;
+    let token = bearer(headers).ok_or_else(|| unauthorized(&AuthError::Missing.to_string()))?;
     // An ID token (three dot-separated parts) goes to the identity
     // provider's keys; the admin token obeys `[identity] admin_token`.
     if token.split('.').count() == 3 || app.store.is_admin_token(token).await? {
@@ -389,7 +389,7 @@ async fn caller(app: &App, headers: &HeaderMap) -> Result<Caller, ApiError> {
             let groups = groups.split(',').filter(|g| !g.is_empty()).map(str::to_owned).collect();
             Ok(Caller::Approver { name, groups, public_key, person })
         }
-        None => Err(unauthorized("the bearer token is not valid")),
+        None => Err(unauthorized(&AuthError::Invalid.to_string())),
     }
 }
 
