@@ -69,22 +69,8 @@ impl GroupCommitter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::serve::index::PayloadIndex;
-
     fn chunk(session: &str, seq: u64) -> NewChunk {
-        NewChunk {
-            session: session.to_owned(),
-            seq,
-            hash: format!("{session}-{seq}"),
-            size: 10,
-            first_us: 0,
-            last_us: 1,
-            is_final: false,
-            key_id: "k".into(),
-            index: PayloadIndex::default(),
-            now: 1,
-            inline: Some(format!("bytes of {session} {seq}").into_bytes()),
-        }
+        crate::serve::store::tests::chunk(session, seq, Some(format!("bytes of {session} {seq}").into_bytes()))
     }
 
     #[tokio::test]

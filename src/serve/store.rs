@@ -910,10 +910,11 @@ impl Store {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn chunk(session: &str, seq: u64, inline: Option<Vec<u8>>) -> NewChunk {
+    /// A chunk row for tests (also `group`'s).
+    pub(crate) fn chunk(session: &str, seq: u64, inline: Option<Vec<u8>>) -> NewChunk {
         NewChunk {
             session: session.to_owned(),
             seq,
