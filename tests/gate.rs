@@ -581,3 +581,66 @@ fn a_script_without_a_shebang_runs_without_a_debugger(#[case] shell: Shell) {
     assert!(!screen.contains("debugger"), "{screen}");
     s.exit();
 }
+
+/// What a user can see of their shell's own state: its flags, options,
+/// history file and history. `functrace` is the one difference the gate
+/// needs (the DEBUG trap must reach functions and subshells), and it is
+/// left out of the comparison, by name.
+fn shell_state(shell: Shell, under_custos: bool) -> String {
+    let (path, rc) = match shell {
+        Shell::Bash => ("/bin/bash", ".bashrc"),
+        Shell::Zsh => ("/usr/bin/zsh", ".zshrc"),
+    };
+    let setup = Setup::new(&format!("[shell]\ndefault = \"{path}\"\n"));
+    let home = setup.dir.path();
+    std::fs::write(home.join(rc), "PS1='gate> '\n").unwrap();
+    if matches!(shell, Shell::Bash) {
+        // Options posix mode sets or clears, set the other way by the user.
+        std::fs::write(home.join(".bash_profile"), ". ~/.bashrc\nshopt -u sourcepath\nshopt -s shift_verbose\n").unwrap();
+        std::fs::write(home.join(".bash_history"), "echo from-yesterday\n").unwrap();
+    } else {
+        std::fs::write(home.join(".zprofile"), "HISTFILE=~/.zsh_history; SAVEHIST=100; HISTSIZE=100\n").unwrap();
+        std::fs::write(home.join(".zsh_history"), "echo from-yesterday\n").unwrap();
+    }
+    let mut cmd = if under_custos {
+        let mut cmd = setup.command(&["-l"]);
+        cmd.env("CUSTOS_POLICY", home.join("none.toml"));
+        std::fs::write(home.join("none.toml"), "version = 1\n").unwrap();
+        cmd
+    } else {
+        // The same environment, without custos.
+        let mut plain = std::process::Command::new(path);
+        plain.arg("-l").env_clear();
+        for (k, v) in setup.command(&[]).get_envs() {
+            if let (Some(v), false) = (v, k == "CUSTOS_CONFIG") {
+                plain.env(k, v);
+            }
+        }
+        plain
+    };
+    cmd.current_dir(home);
+    let mut pty = Pty::spawn(cmd, 24, 100);
+    pty.wait_for("the prompt", |s| s.lines().any(|l| l.trim_end() == "gate>"));
+    let report = match shell {
+        Shell::Bash => "{ echo \"flags=$-\"; shopt -p; set -o; echo \"histfile=$HISTFILE\"; history | sed 's/^ *[0-9]* *//'; } > ~/state 2>&1; echo state-written",
+        Shell::Zsh => "{ echo \"flags=$-\"; setopt; echo \"histfile=$HISTFILE\"; fc -ln 1; } > ~/state 2>&1; echo state-written",
+    };
+    pty.line(report);
+    pty.wait_for("the report", |s| s.lines().any(|l| l.trim_end() == "state-written"));
+    pty.line("exit");
+    pty.wait_exit();
+    let state = std::fs::read_to_string(home.join("state")).unwrap().replace(&home.display().to_string(), "~");
+    state.lines().filter(|l| !l.contains("functrace")).map(|l| {
+        if let Some(f) = l.strip_prefix("flags=") { format!("flags={}", f.replace('T', "")) } else { l.to_owned() }
+    }).collect::<Vec<_>>().join("\n")
+}
+
+#[rstest]
+#[case::bash(Shell::Bash)]
+#[case::zsh(Shell::Zsh)]
+fn the_shell_keeps_the_users_options_and_history(#[case] shell: Shell) {
+    let plain = shell_state(shell, false);
+    let custos = shell_state(shell, true);
+    assert!(plain.contains("from-yesterday"), "{plain}");
+    assert_eq!(custos, plain);
+}

@@ -168,6 +168,12 @@ impl Injection {
                     env.push(("CUSTOS_ENV_ORIG".into(), orig));
                 }
                 env.push(("ENV".into(), self.dir.path().join("custos.bash").display().to_string()));
+                // In posix mode bash names its history `~/.sh_history`
+                // when the environment names none: the script puts bash's
+                // own name back in that case only.
+                if std::env::var_os("HISTFILE").is_none() {
+                    env.push(("CUSTOS_HISTFILE_UNSET".into(), "1".into()));
+                }
             }
             ShellKind::Zsh => {
                 if let Ok(orig) = std::env::var("ZDOTDIR") {

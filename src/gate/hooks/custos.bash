@@ -36,10 +36,15 @@
 # user's environment cannot have replaced the words used below.
 unset -f builtin command local return printf read exec exit shopt unset set trap eval declare typeset readonly enable source . cat disown coproc bind history
 builtin set +o posix
+# Posix mode leaves two of its own defaults behind when it is turned off:
+# bash's own are put back, so the shell is the one the user knows. (Their
+# history is read after this file, from the file named here.)
+[[ -n ${CUSTOS_HISTFILE_UNSET-} ]] && HISTFILE=~/.bash_history
+builtin shopt -u inherit_errexit
 if [[ -n ${CUSTOS_ENV_ORIG+set} ]]; then ENV=$CUSTOS_ENV_ORIG; else builtin unset ENV; fi
 __custos_token=$CUSTOS_GATE_TOKEN
 __custos_norc=${CUSTOS_BASH_NORC-} __custos_noprofile=${CUSTOS_BASH_NOPROFILE-}
-builtin unset CUSTOS_ENV_ORIG CUSTOS_GATE_TOKEN CUSTOS_BASH_NORC CUSTOS_BASH_NOPROFILE
+builtin unset CUSTOS_ENV_ORIG CUSTOS_GATE_TOKEN CUSTOS_BASH_NORC CUSTOS_BASH_NOPROFILE CUSTOS_HISTFILE_UNSET
 # The relay: the shell writes to one pipe and reads the other; the job
 # notice is not shown and the job is not the user's to see or wait for.
 # It ignores the terminal's signals: Ctrl-C is for the user's commands.
@@ -70,9 +75,14 @@ builtin unset __custos_norc __custos_noprofile
 # them): the first are removed in posix mode, the second reported in the
 # hello. Aliases are off while the hooks are defined, so none of the
 # user's can change their text.
+__custos_opts=$BASHOPTS
 POSIXLY_CORRECT=1
 unset -f builtin command local return printf read exec exit shopt unset set trap eval declare typeset readonly enable source . bind history compgen
 unset POSIXLY_CORRECT
+[[ :$__custos_opts: == *:inherit_errexit:* ]] || builtin shopt -u inherit_errexit
+[[ :$__custos_opts: == *:interactive_comments:* ]] || builtin shopt -u interactive_comments
+[[ :$__custos_opts: == *:sourcepath:* ]] || builtin shopt -u sourcepath
+[[ :$__custos_opts: == *:shift_verbose:* ]] && builtin shopt -s shift_verbose
 __custos_names=(__custos_send __custos_recv __custos_ask __custos_refused __custos_enter __custos_edit __custos_debug __custos_install __custos_prompt __custos_editing)
 __custos_preset=
 for __custos_f in "${__custos_names[@]}"; do
@@ -212,11 +222,18 @@ __custos_debug() {
     # mode `unset` comes before any function. Only an assignment (no
     # command) turns posix mode on; if it does not come on, nothing here
     # can be trusted, and the command is refused.
+    # Posix mode also sets four shell options, and leaving it does not put
+    # them back: they are put back as the user had them.
+    __custos_opts=$BASHOPTS
     POSIXLY_CORRECT=1
     [[ -o posix ]] || { unset POSIXLY_CORRECT; return 1; }
     unset -f builtin command local return printf read exec exit shopt unset set trap eval declare typeset readonly enable source . bind history compgen
     unset POSIXLY_CORRECT
     [[ -o posix ]] && builtin return 1
+    [[ :$__custos_opts: == *:inherit_errexit:* ]] || builtin shopt -u inherit_errexit
+    [[ :$__custos_opts: == *:interactive_comments:* ]] || builtin shopt -u interactive_comments
+    [[ :$__custos_opts: == *:sourcepath:* ]] || builtin shopt -u sourcepath
+    [[ :$__custos_opts: == *:shift_verbose:* ]] && builtin shopt -s shift_verbose
     # extdebug is what lets status 1 skip the command; it is turned off
     # again for a command that runs, so that a script without a shebang
     # (run by a copy of this shell) does not look for a debugger. Turning
