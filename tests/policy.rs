@@ -201,3 +201,33 @@ fn a_case_file_says_whether_a_collector_is_configured() {
     }
     assert_eq!(cases("true", "deny").status.code(), Some(1), "a wrong expectation fails");
 }
+
+#[test]
+fn check_and_the_shell_obey_the_same_custos_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(&policy, "version = 1\n[[rule]]\nname = \"no-echo\"\nmessage = \"echo is refused here\"\naction = \"deny\"\nprogram = [\"echo\"]\n").unwrap();
+    let out = Command::new(CUSTOS)
+        .args(["policy", "check", "--", "echo hi"])
+        .env("CUSTOS_CONFIG", no_collector())
+        .env("CUSTOS_POLICY", &policy)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("no-echo"), "{stdout}");
+
+    let config = dir.path().join("custos.toml");
+    std::fs::write(&config, format!("[recording]\nspool_dir = \"{}\"\n", dir.path().join("spool").display())).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_custos-shell"))
+        .args(["-c", "echo hi"])
+        .env("CUSTOS_CONFIG", &config)
+        .env("CUSTOS_POLICY", &policy)
+        .env("HOME", dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    // Worded as an interactive refusal is.
+    assert!(stderr.contains("custos: refused by rule no-echo: echo is refused here") && !String::from_utf8_lossy(&out.stdout).contains("hi"), "{stderr}");
+}

@@ -9,8 +9,8 @@
 //! The case file (`testdata/policy/default.cases.toml` is the example):
 //!
 //! ```toml
-//! policy = "default.toml"       # relative to this file; default: the
-//!                               # system policy, else the built-in one
+//! policy = "default.toml"       # relative to this file; default: as
+//!                               # `check`'s (CUSTOS_POLICY, ...)
 //! collector = true              # optional: whether a collector is
 //!                               # configured, for the default of
 //!                               # [policy] unknown; default: as the
@@ -47,7 +47,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 
 use crate::policy::cases::{default_home, run_cases, CaseFile};
-use crate::policy::{Decision, Env, Policy, Subject, Verdict, SYSTEM_POLICY};
+use crate::policy::{Decision, Env, Policy, Subject, Verdict};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -71,7 +71,7 @@ pub enum Format {
 
 #[derive(clap::Args, Debug)]
 pub struct CheckArgs {
-    /// Policy file (default: /etc/custos/policy.toml if it exists, else the built-in policy).
+    /// Policy file (default: $CUSTOS_POLICY, else /etc/custos/policy.toml if it exists, else the built-in policy).
     #[arg(long, value_name = "FILE")]
     pub policy: Option<PathBuf>,
     /// The user typing the line (default: $USER).
@@ -130,22 +130,20 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// The policy a command without `--policy` obeys: the system file when it
-/// exists, else the built-in policy. `collector`: whether a collector is
+/// The policy a command without `--policy` obeys: the one an unprivileged
+/// `custos-shell` would (`CUSTOS_POLICY`, else the system file, else the
+/// built-in policy). `collector`: whether a collector is
 /// configured (`None`: as the custos config says).
 fn load(explicit: Option<&Path>, collector: Option<bool>) -> anyhow::Result<Policy> {
     let collector = match collector {
         Some(c) => c,
         None => collector_configured()?,
     };
-    if let Some(p) = explicit {
-        return Ok(Policy::read(p)?.with_collector(collector));
-    }
-    let system = Path::new(SYSTEM_POLICY);
-    if system.exists() {
-        return Ok(Policy::read(system)?.with_collector(collector));
-    }
-    Ok(Policy::default_policy().with_collector(collector))
+    let policy = match explicit {
+        Some(p) => Policy::read(p)?,
+        None => crate::policy::load_default(false)?,
+    };
+    Ok(policy.with_collector(collector))
 }
 
 /// Whether the custos config this host obeys names a collector, which

@@ -66,6 +66,32 @@ pub use path::canonical;
 /// Where a root-owned policy lives.
 pub const SYSTEM_POLICY: &str = "/etc/custos/policy.toml";
 
+/// The policy that applies when no file is named on a command line: one
+/// rule for `custos-shell` and `custos policy`, so that a policy tried
+/// offline is the one the shell obeys. `CUSTOS_POLICY` when the caller is
+/// not privileged (a setuid shell must not let its user choose its rules),
+/// else [`SYSTEM_POLICY`] (which a privileged caller trusts only when
+/// root owns it: fail closed), else the built-in policy.
+pub fn load_default(privileged: bool) -> anyhow::Result<Policy> {
+    use anyhow::Context as _;
+    if !privileged {
+        if let Some(p) = std::env::var_os("CUSTOS_POLICY").filter(|p| !p.is_empty()) {
+            return Policy::read(Path::new(&p)).context("the file CUSTOS_POLICY names");
+        }
+    }
+    let system = Path::new(SYSTEM_POLICY);
+    match std::fs::metadata(system) {
+        Ok(meta) => {
+            if privileged {
+                crate::config::check_root_owned(system, &meta)?;
+            }
+            Ok(Policy::read(system)?)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Policy::default_policy()),
+        Err(e) => Err(e).with_context(|| format!("cannot read {SYSTEM_POLICY}")),
+    }
+}
+
 /// The built-in policy, used when no policy file exists.
 pub const DEFAULT_POLICY: &str = include_str!("../../defaults/policy.toml");
 

@@ -244,34 +244,12 @@ fn split_off_warden(privilege: Privilege, config: &Config, session_id: &str, int
     }
 }
 
-/// Where the command policy comes from, decided like the configuration: a
-/// privileged shell trusts only a root-owned `/etc/custos/policy.toml`
-/// (fail closed if it is not), `CUSTOS_POLICY` is honoured only when not
-/// privileged, and with no file the built-in policy applies.
-/// `collector`: a collector is configured, so `[policy] unknown` defaults
-/// to `approve` (someone can decide) rather than `deny`.
+/// The command policy (see [`crate::policy::load_default`]: a privileged
+/// shell trusts only a root-owned system file). `collector`: a collector
+/// is configured, so `[policy] unknown` defaults to `approve` (someone can
+/// decide) rather than `deny`.
 pub fn load_policy(privilege: &Privilege, collector: bool) -> anyhow::Result<crate::policy::Policy> {
-    load_policy_file(privilege).map(|p| p.with_collector(collector))
-}
-
-fn load_policy_file(privilege: &Privilege) -> anyhow::Result<crate::policy::Policy> {
-    use crate::policy::{Policy, SYSTEM_POLICY};
-    if !privilege.is_privileged() {
-        if let Some(p) = std::env::var_os("CUSTOS_POLICY").filter(|p| !p.is_empty()) {
-            return Ok(Policy::read(Path::new(&p))?);
-        }
-    }
-    let system = Path::new(SYSTEM_POLICY);
-    match std::fs::metadata(system) {
-        Ok(meta) => {
-            if privilege.is_privileged() {
-                crate::config::check_root_owned(system, &meta)?;
-            }
-            Ok(Policy::read(system)?)
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Policy::default_policy()),
-        Err(e) => Err(e).with_context(|| format!("cannot read {SYSTEM_POLICY}")),
-    }
+    crate::policy::load_default(privilege.is_privileged()).map(|p| p.with_collector(collector))
 }
 
 /// What the policy says of a `-c` command.
@@ -296,10 +274,11 @@ fn gate_command(line: &str, account: &Account, oidc_groups: &[String], privilege
     env.complete = true;
     env.traced = traced;
     let decision = policy.check(line, &who, &env);
-    let rule = decision.rule.as_ref().map_or_else(|| "(no rule)".to_owned(), |r| format!("{} ({})", r.name, r.message));
+    // Worded as the interactive gate words it (`gate::Gate`).
+    let refusal = decision.rule.as_ref().map_or_else(|| "refused: no rule decided".to_owned(), |r| format!("refused by rule {}: {}", r.name, r.message));
     Ok(match (decision.verdict, decision.rule.clone()) {
         (Verdict::Allow, _) => CommandCheck::Run,
-        (Verdict::Deny, _) | (Verdict::Approve, None) => CommandCheck::Refuse(format!("refused by rule {rule}")),
+        (Verdict::Deny, _) | (Verdict::Approve, None) => CommandCheck::Refuse(refusal),
         (Verdict::Approve, Some(rule_ref)) => CommandCheck::Approve(Box::new(crate::gate::Held {
             record: crate::gate::CommandRecord {
                 id: 1,
@@ -372,7 +351,8 @@ impl Recording<'_> {
 /// Records a refused command (header, a marker saying why, exit 126) and
 /// tells the user why on stderr. Nothing runs.
 fn refuse(rec: &Recording<'_>, info: SessionInfo, reason: &str) -> anyhow::Result<Outcome> {
-    eprintln!("custos-shell: {reason}");
+    // The prefix an interactive refusal has (the hooks print it).
+    eprintln!("custos: {reason}");
     let header = Header::new(info, 80, 24, None, crate::when::unix_now());
     let mut sink = rec.open(&header)?;
     let marker = crate::evidence::marker::Marker::Refusal(reason.to_owned());
