@@ -29,6 +29,9 @@
 //! - `config`: raw TOML to a validated `Config`; `when`: the only clock,
 //!   date and duration code; `layout`: where custos keeps things on a host.
 
+/// This build's version and the commit it was built from (see build.rs).
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("CUSTOS_COMMIT"), ")");
+
 pub mod approval;
 pub mod backstop;
 pub mod channel;

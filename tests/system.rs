@@ -395,6 +395,20 @@ fn install_sets_owners_and_modes_and_uninstall_restores_the_login_shell() {
     assert_eq!(mode(Path::new(SPOOL)), 0o700);
     assert_eq!(owner(Path::new(SPOOL)), (custos_uid, custos_gid));
     assert_eq!(login_shell(USER), sys.shell());
+    // Man pages and completions, where man, bash-completion, zsh and fish
+    // look; the user's bash completes with them.
+    let share = sys.prefix().join("share");
+    let docs = ["man/man1/custos.1", "man/man1/custos-shell.1", "man/man1/custos-serve.1", "bash-completion/completions/custos", "zsh/site-functions/_custos", "fish/vendor_completions.d/custos.fish"];
+    for doc in docs {
+        assert_eq!(mode(&share.join(doc)), 0o644, "{doc}");
+    }
+    let completion = share.join("bash-completion/completions/custos");
+    let offered = Command::new("runuser")
+        .args(["-u", USER, "--", "bash", "--norc", "-c"])
+        .arg(format!(". {}; COMP_WORDS=(custos rep); COMP_CWORD=1; _custos custos rep custos; echo \"${{COMPREPLY[*]}}\"", completion.display()))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&offered.stdout).trim(), "replay", "{}", text(&offered));
     let etc_shells = std::fs::read_to_string("/etc/shells").unwrap_or_default();
     assert!(!etc_shells.contains("custos-shell"), "install.sh must not list custos-shell in /etc/shells");
 
@@ -440,6 +454,9 @@ fn install_sets_owners_and_modes_and_uninstall_restores_the_login_shell() {
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(login_shell(USER), Path::new(ORIGINAL_SHELL));
     assert!(!sys.shell().exists() && !sys.custos().exists());
+    for doc in docs {
+        assert!(!share.join(doc).exists(), "{doc} was left behind");
+    }
     assert!(Path::new(CONFIG).exists() && Path::new(SPOOL).exists());
     let out = sys.uninstall(&["--purge"]);
     assert!(out.status.success(), "{}", text(&out));

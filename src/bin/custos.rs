@@ -7,10 +7,10 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "custos", version, about = "custos: recorded, masked, guarded shells for privileged access")]
+#[command(name = "custos", version = custos::VERSION, about = "custos: recorded, masked, guarded shells for privileged access")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -51,6 +51,10 @@ enum Command {
     /// The recorder's identity helper (reads a request on stdin).
     #[command(hide = true)]
     Identity(custos::cmd::identity::HelperArgs),
+    /// Print the completion script for a shell (bash, zsh, fish, ...).
+    Completions(custos::cmd::docs::CompletionsArgs),
+    /// Write the man pages of custos, its subcommands and custos-shell.
+    Man(custos::cmd::docs::ManArgs),
     /// Decide pending approval requests (the approver's TUI).
     Approve(custos::cmd::approve::Args),
     /// The recorder's link to the collector for held lines (internal).
@@ -68,6 +72,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo(args) => custos::cmd::demo::run(&args),
+        Command::Completions(args) => custos::cmd::docs::completions(&args, Cli::command()),
+        Command::Man(args) => custos::cmd::docs::man(&args, Cli::command()),
         Command::Doctor(args) => custos::cmd::doctor::run(&args),
         Command::Export(args) => custos::cmd::evidence::export(&args),
         Command::Keygen(args) => custos::cmd::evidence::keygen(&args),

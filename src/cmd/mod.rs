@@ -4,6 +4,7 @@
 pub mod approve;
 pub mod collector;
 pub mod demo;
+pub mod docs;
 pub mod doctor;
 pub mod enroll;
 pub mod evidence;
