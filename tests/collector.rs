@@ -908,3 +908,44 @@ fn head_and_metrics_need_credentials() {
     assert!(r.text().contains("custos_sessions 1"), "{}", r.text());
     assert_eq!(http(base, "GET", &format!("/v1/sessions/{id}/head"), &[], b"").status, 404);
 }
+
+/// `custos doctor` asks the configured collector: a FAIL with the enroll
+/// command while it does not know this host's key, ok once enrolled, and
+/// a FAIL naming the collector when it stops answering.
+#[test]
+fn doctor_asks_the_collector_whether_it_answers_and_knows_this_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, key_path) = host_key(dir.path());
+    let mut server = Server::start(&dir.path().join("data"));
+    let config = dir.path().join("custos.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[recording]\nspool_dir = \"{}\"\n[evidence]\nkey = \"{}\"\n[collector]\nurl = \"{}\"\n",
+            dir.path().join("spool").display(),
+            key_path.display(),
+            server.url
+        ),
+    )
+    .unwrap();
+    let doctor = || {
+        let out = custos(&config).args(["doctor", "--config"]).arg(&config).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let line = |report: &str, level: &str, words: &str| report.lines().any(|l| l.starts_with(level) && l.contains(words));
+
+    let report = doctor();
+    assert!(line(&report, "ok", &format!("the collector {} answers", server.url)), "{report}");
+    assert!(line(&report, "FAIL", "the collector refuses this host's key (no host is enrolled with key"), "{report}");
+    assert!(report.contains(&format!("custos enroll --server {} --token TOKEN", server.url)), "{report}");
+    assert!(line(&report, "ok", "this host's clock is within 30s of the collector's"), "{report}");
+
+    server.enroll(&config, &key_path);
+    let report = doctor();
+    assert!(line(&report, "ok", "the collector knows this host's key"), "{report}");
+    assert!(!line(&report, "FAIL", "collector"), "{report}");
+
+    server.kill();
+    let report = doctor();
+    assert!(line(&report, "FAIL", &format!("the collector {} does not answer", server.url)), "{report}");
+}

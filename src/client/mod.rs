@@ -210,6 +210,14 @@ impl Collector {
         }
     }
 
+    /// Asks `/healthz` whether the collector is up. Answers its clock (the
+    /// `Date` header of the answer, unix seconds) when it sent one.
+    pub async fn health(&self) -> Result<Option<i64>, ClientError> {
+        let response = self.send("GET /healthz", self.http.get(self.url("/healthz"))).await?;
+        let date = response.headers().get(reqwest::header::DATE).and_then(|d| d.to_str().ok()).and_then(|d| httpdate::parse_http_date(d).ok());
+        Ok(date.and_then(|d| d.duration_since(std::time::UNIX_EPOCH).ok()).and_then(|d| i64::try_from(d.as_secs()).ok()))
+    }
+
     pub async fn enroll(&self, token: &str, public_key: &str, proof: &str, name: &str) -> Result<Value, ClientError> {
         let body = serde_json::json!({"token": token, "public_key": public_key, "proof": proof, "name": name});
         let request = self

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use crate::config;
 
-use super::facts::{ConfigFacts, Facts, FileFacts, Kind, Probe, ServiceIds};
+use super::facts::{CollectorFacts, ConfigFacts, Facts, FileFacts, Kind, Probe, ServiceIds};
 use super::SERVICE_USER;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -95,10 +95,11 @@ pub fn diagnose(facts: &Facts) -> Vec<Finding> {
     match &facts.evidence {
         Some((key, probe, collector)) => {
             findings.push(check_host_key(key, probe, facts.service));
-            findings.push(match collector {
-                Some(url) => Finding::info(format!("recordings stream to the collector {url}")),
-                None => Finding::info("no [collector] url: recordings stay in the spool"),
-            });
+            match (collector, &facts.collector) {
+                (Some(_), Some(asked)) => findings.extend(check_collector(asked, key)),
+                (Some(url), None) => findings.push(Finding::info(format!("recordings stream to the collector {url}"))),
+                (None, _) => findings.push(Finding::info("no [collector] url: recordings stay in the spool")),
+            }
         }
         None => findings.push(Finding::info("host key not checked: the configuration does not load")),
     }
@@ -111,6 +112,43 @@ pub fn diagnose(facts: &Facts) -> Vec<Finding> {
 }
 
 /// Quotes `s` for a POSIX shell, only when it needs it.
+/// How far this host's clock may be from the collector's before doctor
+/// warns: chunk times are this host's, and a host's signed question about
+/// a session's head is refused beyond five minutes.
+pub const CLOCK_SKEW_WARN_SECS: i64 = 30;
+
+/// The collector answers, knows this host's key, and keeps the same time.
+pub fn check_collector(asked: &CollectorFacts, key: &Path) -> Vec<Finding> {
+    let url = &asked.url;
+    let answer = match &asked.answer {
+        Err(why) => {
+            return vec![Finding::fail(
+                format!("the collector {url} does not answer ({why}); recordings wait in the spool until it does"),
+                format!("start the collector there (custos serve), or correct [collector] url; then: curl {url}/healthz"),
+            )]
+        }
+        Ok(answer) => answer,
+    };
+    let mut findings = vec![Finding::ok(format!("the collector {url} answers; recordings stream to it"))];
+    findings.push(match &answer.enrolled {
+        None => Finding::info(format!("not asked whether the collector knows this host's key: {} is not readable", key.display())),
+        Some(Ok(())) => Finding::ok("the collector knows this host's key (it is enrolled)"),
+        Some(Err(why)) => Finding::fail(
+            format!("the collector refuses this host's key ({why}): it stores no chunk this host signs"),
+            format!("custos enroll --server {url} --token TOKEN   (TOKEN from the collector's admin: custos serve token)"),
+        ),
+    });
+    match answer.skew {
+        Some(skew) if skew.abs() > CLOCK_SKEW_WARN_SECS => findings.push(Finding::warn(
+            format!("this host's clock is {}s {} the collector's: chunk times are this host's, and signed requests are refused beyond 300s", skew.abs(), if skew > 0 { "behind" } else { "ahead of" }),
+            "keep the clock synchronised: timedatectl set-ntp true (or run chrony)",
+        )),
+        Some(skew) => findings.push(Finding::ok(format!("this host's clock is within {}s of the collector's ({skew:+}s)", CLOCK_SKEW_WARN_SECS))),
+        None => findings.push(Finding::info("the collector sent no Date header: the clock was not compared")),
+    }
+    findings
+}
+
 pub fn quote(s: &str) -> String {
     let safe = |c: char| c.is_ascii_alphanumeric() || "/._-+:@%=,".contains(c);
     if !s.is_empty() && s.chars().all(safe) {
@@ -522,6 +560,7 @@ fn report_login_users(passwd: Option<&str>, shell: &Path) -> Finding {
 mod tests {
     use super::*;
     use crate::cmd::doctor::render;
+    use crate::cmd::doctor::facts::CollectorAnswer;
     use crate::config::Config;
     use rstest::rstest;
 
@@ -751,6 +790,7 @@ mod tests {
             real_shells: vec![("shell.default".into(), PathBuf::from("/bin/bash"), file(0, 0, 0o755))],
             spool: Some((PathBuf::from("/var/lib/custos"), dir(990, 0o700))),
             evidence: Some((PathBuf::from("/var/lib/custos/host.key"), file(990, 990, 0o600), None)),
+            collector: None,
             etc_shells: Some("/bin/bash\n".into()),
             passwd: Some("alice:x:1000:1000::/home/alice:/usr/local/bin/custos-shell\n".into()),
             bashrc: Some(format!("# system bashrc\n{}\n[ -z \"$PS1\" ] && return\n", crate::gate::inject::BASHRC_HOOK)),
@@ -767,6 +807,38 @@ mod tests {
 
         let nosuid = Facts { nosuid: Some(true), ..facts };
         assert!(diagnose(&nosuid).iter().any(|f| f.level == Level::Fail && f.text.contains("nosuid")));
+    }
+
+    fn asked(answer: Result<CollectorAnswer, String>) -> Vec<Finding> {
+        let facts = CollectorFacts { url: "http://c:8470".into(), answer };
+        check_collector(&facts, Path::new("/var/lib/custos/host.key"))
+    }
+
+    #[test]
+    fn a_collector_that_answers_knows_the_key_and_keeps_time_is_ok() {
+        let findings = asked(Ok(CollectorAnswer { skew: Some(-2), enrolled: Some(Ok(())) }));
+        assert!(findings.iter().all(|f| f.level == Level::Ok), "{findings:#?}");
+        assert!(findings.iter().any(|f| f.text.contains("(-2s)")), "{findings:#?}");
+    }
+
+    #[test]
+    fn a_silent_collector_an_unknown_key_and_a_wrong_clock_each_say_what_to_do() {
+        let down = asked(Err("connection refused".into()));
+        assert_eq!(down.len(), 1);
+        assert_eq!(down[0].level, Level::Fail);
+        assert!(down[0].text.contains("does not answer (connection refused)") && down[0].fix.as_deref().unwrap().contains("custos serve"), "{down:#?}");
+
+        let unknown = asked(Ok(CollectorAnswer { skew: Some(0), enrolled: Some(Err("no host is enrolled with key \"k\"".into())) }));
+        let fail = unknown.iter().find(|f| f.level == Level::Fail).unwrap();
+        assert!(fail.text.contains("no host is enrolled") && fail.fix.as_deref().unwrap().starts_with("custos enroll --server http://c:8470"), "{fail:#?}");
+
+        for (skew, words) in [(400, "400s behind"), (-31, "31s ahead of")] {
+            let findings = asked(Ok(CollectorAnswer { skew: Some(skew), enrolled: Some(Ok(())) }));
+            let warn = findings.iter().find(|f| f.level == Level::Warn).unwrap_or_else(|| panic!("{skew}: {findings:#?}"));
+            assert!(warn.text.contains(words) && warn.fix.as_deref().unwrap().contains("ntp"), "{warn:#?}");
+        }
+        let close = asked(Ok(CollectorAnswer { skew: Some(30), enrolled: Some(Ok(())) }));
+        assert!(close.iter().all(|f| f.level == Level::Ok), "{close:#?}");
     }
 }
 

@@ -77,6 +77,24 @@ pub enum ConfigFacts {
     },
 }
 
+/// What the configured collector answered when doctor asked it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CollectorFacts {
+    pub url: String,
+    /// `Err`: why it did not answer `/healthz`.
+    pub answer: Result<CollectorAnswer, String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CollectorAnswer {
+    /// The collector's clock minus this host's, in seconds (its `Date`
+    /// header), when it sent one.
+    pub skew: Option<i64>,
+    /// Whether the collector knows this host's key (`Err`: it refused the
+    /// key, with its reason). `None`: not asked, as the key is not readable.
+    pub enrolled: Option<Result<(), String>>,
+}
+
 /// Everything [`diagnose`] looks at.
 #[derive(Clone, Debug)]
 pub struct Facts {
@@ -95,6 +113,8 @@ pub struct Facts {
     pub spool: Option<(PathBuf, Probe)>,
     /// The host key (`[evidence] key`) and the collector URL, if any.
     pub evidence: Option<(PathBuf, Probe, Option<String>)>,
+    /// The collector's answers, when one is configured.
+    pub collector: Option<CollectorFacts>,
     /// `/etc/shells`, if readable.
     pub etc_shells: Option<String>,
     /// `/etc/passwd`, if readable.
@@ -162,6 +182,7 @@ pub fn gather(shell: &Path, config_path: &Path) -> Facts {
         let probe = Probe::of(&c.evidence.key);
         (c.evidence.key.clone(), probe, c.collector.url.clone())
     });
+    let collector = evidence.as_ref().and_then(|(key, _, url)| url.as_ref().map(|url| ask_collector(url, key)));
     let spool = effective.map(|c| {
         let dir = c.recording.spool_dir;
         let probe = Probe::of(&dir);
@@ -205,12 +226,38 @@ pub fn gather(shell: &Path, config_path: &Path) -> Facts {
         real_shells,
         spool,
         evidence,
+        collector,
         etc_shells: std::fs::read_to_string("/etc/shells").ok(),
         passwd: std::fs::read_to_string("/etc/passwd").ok(),
         bashrc: std::fs::read_to_string("/etc/bash.bashrc").ok(),
         seccomp_actions: std::fs::read_to_string("/proc/sys/kernel/seccomp/actions_avail").ok(),
         sshd_configs,
     }
+}
+
+/// Asks the collector at `url` whether it is up and what its clock says,
+/// then whether it knows the key at `key`: the question an uploading host
+/// asks (the head of a session), about a session that does not exist, so
+/// an enrolled key gets "not found" and any other key "unauthorized".
+fn ask_collector(url: &str, key: &Path) -> CollectorFacts {
+    let answer = (|| {
+        let collector = crate::client::Collector::new(url, None).map_err(|e| e.to_string())?;
+        let runtime = crate::client::runtime().map_err(|e| format!("{e:#}"))?;
+        runtime.block_on(async {
+            let clock = collector.health().await.map_err(|e| e.to_string())?;
+            let skew = clock.map(|c| c - crate::when::unix_now_i64());
+            let enrolled = match crate::evidence::HostKey::load(key) {
+                Err(_) => None,
+                Ok(key) => Some(match collector.head(&uuid::Uuid::now_v7().to_string(), Some(&key)).await {
+                    Ok(_) => Ok(()),
+                    Err(crate::client::ClientError::Refused { status: 401, message, .. }) => Err(message),
+                    Err(e) => Err(e.to_string()),
+                }),
+            };
+            Ok(CollectorAnswer { skew, enrolled })
+        })
+    })();
+    CollectorFacts { url: url.to_owned(), answer }
 }
 
 /// Every real shell the configuration can choose, labelled by where.
