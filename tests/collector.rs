@@ -949,3 +949,24 @@ fn doctor_asks_the_collector_whether_it_answers_and_knows_this_host() {
     let report = doctor();
     assert!(line(&report, "FAIL", &format!("the collector {} does not answer", server.url)), "{report}");
 }
+
+/// Enrolled as another name, every approval request of the host would be
+/// refused (`wrong_host`): `custos enroll --name` refuses that at once,
+/// before the token is spent, and the host's own name enrolls.
+#[test]
+fn enrolling_under_a_name_that_is_not_the_host_name_is_refused_before_the_token_is_spent() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = empty_config(dir.path());
+    let server = Server::start(&dir.path().join("data"));
+    let (_key, key_path) = host_key(dir.path());
+    let token = server.enroll_token();
+    let enroll = |name: &str| custos(&config).args(["enroll", "--server", &server.url, "--token", &token, "--name", name, "--key"]).arg(&key_path).output().unwrap();
+    let other = enroll("not-this-host");
+    let stderr = String::from_utf8_lossy(&other.stderr);
+    assert!(!other.status.success());
+    assert!(stderr.contains("--name \"not-this-host\" is not this host's name") && stderr.contains("approval requests"), "{stderr}");
+    assert_eq!(server.json("/v1/keys")["keys"], serde_json::json!([]), "a key was enrolled");
+    let host = nix::unistd::gethostname().unwrap().into_string().unwrap();
+    let same = enroll(&host);
+    assert!(same.status.success(), "{}", String::from_utf8_lossy(&same.stderr));
+}

@@ -21,7 +21,10 @@ pub struct Args {
     /// The host key (default: `[evidence] key` from config).
     #[arg(long)]
     pub key: Option<PathBuf>,
-    /// The name the collector shows for this host (default: the host name).
+    /// The name the collector knows this host by. It must be the host
+    /// name: the collector accepts an approval request only from the host
+    /// its key was enrolled as, and this host's requests and recordings
+    /// carry its host name (default: the host name).
     #[arg(long)]
     pub name: Option<String>,
 }
@@ -36,7 +39,16 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let key_path = args.key.clone().unwrap_or_else(|| crate::cmd::upload::configured_key_path(&config));
     let key = HostKey::load(&key_path)?;
     let public = key.public();
-    let name = args.name.clone().unwrap_or_else(crate::recorder::account::host_name);
+    let host = crate::recorder::account::host_name();
+    let name = args.name.clone().unwrap_or_else(|| host.clone());
+    if name != host {
+        // Refused here, before the token is spent: enrolled under another
+        // name, every approval request of this host would be refused
+        // later with `wrong_host`, at the worst moment.
+        anyhow::bail!(
+            "--name {name:?} is not this host's name ({host:?}): the collector accepts approval requests only from the name              a key was enrolled as, and this host's requests and recordings carry {host:?}. Enroll without --name, or set              the host name first (hostnamectl set-hostname {name})"
+        );
+    }
     let attestation = crate::client::enroll::enroll(&server, &args.token, &key, &name)?;
     println!("enrolled key {} ({public}) as {name:?} with {server}", public.id());
     if let Some(collector) = attestation {
