@@ -644,3 +644,49 @@ fn the_shell_keeps_the_users_options_and_history(#[case] shell: Shell) {
     assert!(plain.contains("from-yesterday"), "{plain}");
     assert_eq!(custos, plain);
 }
+
+/// A refusal is printed above the prompt, which comes back whole below it
+/// with the line still there to be fixed, and typing goes on after the
+/// line: in zsh without a .zshrc, with a right prompt and with a prompt
+/// of two rows, and in bash.
+#[rstest]
+#[case::zsh_without_zshrc(Shell::Zsh, None, "$ ")]
+#[case::zsh_right_prompt(Shell::Zsh, Some("PS1='gate> '\nRPROMPT='[right]'\n"), "gate> ")]
+#[case::zsh_two_row_prompt(Shell::Zsh, Some("PS1=$'top of the prompt\\ngate> '\n"), "gate> ")]
+#[case::bash(Shell::Bash, Some("PS1='gate> '\n"), "gate> ")]
+fn a_refusal_prints_above_a_clean_prompt(#[case] shell: Shell, #[case] rc: Option<&str>, #[case] prompt: &str) {
+    let (path, rc_file) = match shell {
+        Shell::Bash => ("/bin/bash", ".bashrc"),
+        Shell::Zsh => ("/usr/bin/zsh", ".zshrc"),
+    };
+    let setup = Setup::new(&format!("[shell]\ndefault = \"{path}\"\n"));
+    let policy = setup.dir.path().join("policy.toml");
+    std::fs::write(&policy, POLICY).unwrap();
+    if let Some(rc) = rc {
+        std::fs::write(setup.dir.path().join(rc_file), rc).unwrap();
+    }
+    let mut cmd = setup.command(&[]);
+    cmd.env("CUSTOS_POLICY", &policy).current_dir(setup.dir.path());
+    let mut pty = Pty::spawn(cmd, 24, 100);
+    pty.wait_for("the prompt", |s| s.lines().any(|l| l.starts_with(prompt.trim_end())));
+    let line = "touch denied && echo ran-it";
+    pty.line(line);
+    pty.wait_text("touch is refused in this test");
+    std::thread::sleep(Duration::from_millis(300));
+    pty.send(b"xyz");
+    let typed = format!("{prompt}{line}xyz");
+    pty.wait_for("the typing after the line", |s| s.lines().any(|l| l.starts_with(&typed)));
+    let rows = pty.rows();
+    let shown = rows.iter().enumerate().map(|(i, r)| format!("{i:2}|{r}")).collect::<Vec<_>>().join("\n");
+    let message = rows.iter().position(|r| r.starts_with("custos: refused by rule no-touch: touch is refused in this test")).unwrap_or_else(|| panic!("the message is not on a row of its own:\n{shown}"));
+    let prompt_rows = if rc.is_some_and(|rc| rc.contains("top of the prompt")) { 2 } else { 1 };
+    if prompt_rows == 2 {
+        assert_eq!(rows[message + 1].trim_end(), "top of the prompt", "\n{shown}");
+    }
+    let editing = message + prompt_rows;
+    assert!(rows[editing].starts_with(&typed), "the prompt and the line are not right below the message:\n{shown}");
+    let cursor = pty.with_screen(|sc| sc.cursor_position());
+    assert_eq!(cursor, (u16::try_from(editing).unwrap(), u16::try_from(typed.len()).unwrap()), "\n{shown}");
+    pty.send(b"\x15exit\r");
+    pty.wait_exit();
+}

@@ -100,9 +100,20 @@ __custos_ask() {
     __custos_send "CHECK $__custos_nonce $__custos_src" "${__custos_fields[@]}" && __custos_recv
 }
 
+# $1 = zle: called in a widget, on the line's last row. The message goes
+# on the row below with no newline after it, and `zle -I` (next) then
+# puts the prompt on the row below the message. (Printed after `zle -I`,
+# the message would land after the prompt: the DEBUG trap, run before the
+# print, makes zle redraw the prompt at once.)
 __custos_refused() {
-    print -r -- $'\e[1;31mcustos:\e[0m '"${__custos_body:-the command gate is unavailable; nothing was run}" >&2
+    local text=$'\e[1;31mcustos:\e[0m '"${__custos_body:-the command gate is unavailable; nothing was run}"
+    if [[ ${1-} == zle ]]; then
+        print -rn -- $'\n'"$text" >&2
+    else
+        print -r -- "$text" >&2
+    fi
 }
+
 
 # The wrapper of accept-line and the other accepting widgets.
 __custos_accept() {
@@ -115,8 +126,10 @@ __custos_accept() {
     fi
     local line=$PREBUFFER$BUFFER __custos_inwidget=1
     if ! __custos_ask enter "$line" ""; then
+        CURSOR=$#BUFFER
+        zle -R
+        __custos_refused zle
         zle -I
-        __custos_refused
         return
     fi
     case ${__custos_reply[1]} in
@@ -129,9 +142,10 @@ __custos_accept() {
         zle $orig -- "$@"
         ;;
     *)
+        CURSOR=$#BUFFER
+        zle -R
+        __custos_refused zle
         zle -I
-        [[ -n $PREBUFFER ]] && print >&2
-        __custos_refused
         if [[ -n $PREBUFFER ]]; then
             # Earlier lines are already with the parser: drop them all and
             # put the whole text back in the editor to be fixed.
