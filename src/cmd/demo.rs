@@ -75,7 +75,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let mut collector = Collector::start(&exe, &data_dir)?;
     let token = capture(Command::new(&exe).args(["serve", "token", "--data-dir"]).arg(&data_dir), "custos serve token")?;
     run_quiet(
-        Command::new(&exe).args(["enroll", "--server", &collector.url, "--token", token.trim(), "--name", "demo-host", "--key"]).arg(&key),
+        Command::new(&exe).args(["enroll", "--server", &collector.url, "--token", token.trim(), "--key"]).arg(&key),
         "custos enroll",
     )?;
     std::fs::write(

@@ -46,7 +46,9 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         // name, every approval request of this host would be refused
         // later with `wrong_host`, at the worst moment.
         anyhow::bail!(
-            "--name {name:?} is not this host's name ({host:?}): the collector accepts approval requests only from the name              a key was enrolled as, and this host's requests and recordings carry {host:?}. Enroll without --name, or set              the host name first (hostnamectl set-hostname {name})"
+            "--name {name:?} is not this host's name ({host:?}): the collector accepts approval requests only from the name \
+             a key was enrolled as, and this host's requests and recordings carry {host:?}. Enroll without --name, or set \
+             the host name first (hostnamectl set-hostname {name})"
         );
     }
     let attestation = crate::client::enroll::enroll(&server, &args.token, &key, &name)?;
