@@ -508,7 +508,7 @@ fn the_policy_comes_from_custos_policy_when_unprivileged() {
     std::fs::write(&policy, "[[rule]]\nname = \"no-cowsay\"\nmessage = \"not here\"\naction = \"deny\"\nprogram = [\"cowsay\"]\n").unwrap();
     let out = setup.command(&["-c", "cowsay hi"]).env("CUSTOS_POLICY", &policy).stdin(Stdio::null()).output().unwrap();
     assert_eq!(out.status.code(), Some(126));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no-cowsay (not here)"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("custos: refused by rule no-cowsay: not here"));
     let out = setup.command(&["-c", "echo allowed"]).env("CUSTOS_POLICY", &policy).stdin(Stdio::null()).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "allowed\n");
     // A policy that does not parse refuses to start anything.
@@ -516,4 +516,27 @@ fn the_policy_comes_from_custos_policy_when_unprivileged() {
     let out = setup.command(&["-c", "echo no"]).env("CUSTOS_POLICY", &policy).stdin(Stdio::null()).output().unwrap();
     assert_eq!(out.status.code(), Some(126));
     assert!(String::from_utf8_lossy(&out.stderr).contains("policy.toml"), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// sshd prints the message of the day and the last-login line, then runs
+/// the login shell: the shell starts below them, and they stay in view
+/// (the terminal is asked where its cursor is).
+#[test]
+fn the_message_of_the_day_stays_in_view_after_login() {
+    let setup = Setup::new("");
+    let shell = setup.command(&["--norc", "--noprofile", "-i"]);
+    let mut login_cmd = std::process::Command::new("/bin/sh");
+    login_cmd.env_clear().envs(shell.get_envs().filter_map(|(k, v)| v.map(|v| (k, v))));
+    login_cmd.args(["-c", &format!("printf 'Welcome to db1\\nLast login: Mon Dec  7 09:00 from 10.0.0.1\\n'; exec {} --norc --noprofile -i", shell::SHELL_BIN)]);
+    let mut pty = Pty::spawn(login_cmd, ROWS, COLS);
+    pty.wait_for("the prompt", |s| s.lines().any(|l| l.trim_end() == "$"));
+    let rows = pty.rows();
+    assert_eq!(rows[0].trim_end(), "Welcome to db1", "{rows:#?}");
+    assert_eq!(rows[1].trim_end(), "Last login: Mon Dec  7 09:00 from 10.0.0.1", "{rows:#?}");
+    assert!(rows[2].starts_with('$'), "the shell does not start below them: {rows:#?}");
+    assert!(!rows.iter().any(|l| l.contains(";1R")), "the terminal's answer reached the screen: {rows:#?}");
+    pty.line("exit");
+    pty.wait_exit();
+    let cast = setup.recording();
+    assert!(!cast.output().contains("Welcome to db1"), "the recording holds what sshd printed");
 }

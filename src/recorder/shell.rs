@@ -178,7 +178,12 @@ pub fn run(argv: &[OsString], config: &Config, privilege: Privilege) -> anyhow::
     };
     let (privilege, stage) = split_off_warden(privilege, config, &info.session_id, interactive)?;
     match channel {
-        None => interactive_session(config, privilege, &rec, info, &cmd, gate, stage, backstop),
+        None => {
+            // A login or an interactive shell starts below what the terminal
+            // shows; a command's output starts where it always did.
+            let start_below = inv.command.is_none() && inv.script.is_none();
+            interactive_session(config, privilege, &rec, info, &cmd, gate, stage, backstop, start_below)
+        }
         Some(setup) => data_channel(privilege, &rec, info, &cmd, stage, setup, backstop),
     }
 }
@@ -385,6 +390,7 @@ fn interactive_session(
     gate: Option<(Injection, Gate)>,
     stage: Stage,
     backstop: Option<BackstopPlan>,
+    start_below: bool,
 ) -> anyhow::Result<Outcome> {
     let approval_who = (info.session_id.clone(), info.host.clone(), info.user.clone());
     let approval_identity = info.identity.clone();
@@ -463,6 +469,7 @@ fn interactive_session(
         keep_leftovers: config.session.leftovers == crate::config::Leftovers::Keep,
         stage: stage.acts,
         exec,
+        start_below,
     };
     let ending = session::run(term, pty.master, child, layout, &signals, &mut sink, options);
     drop(raw);

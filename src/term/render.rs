@@ -185,6 +185,34 @@ impl Renderer {
         self.invalidate();
     }
 
+    /// As [`Renderer::start`], for a target whose cursor the terminal
+    /// reported at `cursor` (row, column, 1-based): what is above the
+    /// cursor (the message of the day and the last-login line sshd printed)
+    /// stays in view, the rows from the cursor down are blanked, and a pane
+    /// row is drawn only once the shell writes to it. Answers the pane row
+    /// (0-based) the shell starts on. Content that leaves no row for the
+    /// shell above the status line is scrolled up, into the scrollback.
+    pub fn start_below(&mut self, cursor: (u16, u16), out: &mut Vec<u8>) -> u16 {
+        let (row, col) = cursor;
+        let row = row.clamp(1, self.layout.total_rows());
+        // Rows in use: those above the cursor, and its own if written on.
+        let used = if col > 1 { row } else { row - 1 };
+        let pane = self.layout.pane_rows.max(1);
+        let scroll = (used + 1).saturating_sub(pane);
+        if scroll > 0 {
+            let _ = write!(Text(out), "\x1b[{};1H", self.layout.total_rows());
+            out.extend(std::iter::repeat_n(b'\n', usize::from(scroll)));
+        }
+        let start = used - scroll;
+        cup(out, usize::from(start) + 1, 1);
+        out.extend_from_slice(b"\x1b[0m\x1b[J");
+        self.invalidate();
+        // Known rows, none of them what the screen holds: each is drawn
+        // whole when the screen first changes it, and not before.
+        self.primary.rows = Some(vec![Vec::new(); usize::from(pane)]);
+        start
+    }
+
     /// Renders one frame: the `scrolled` rows (see [`Scrolled::take`]), then
     /// the current screen (only rows in `damage` are compared with what the
     /// target shows), the status line, the modes and the cursor.

@@ -127,6 +127,9 @@ impl Pty {
         let raw = Arc::new(Mutex::new(Vec::new()));
         let mut reader_file = std::fs::File::from(pair.master.try_clone().unwrap());
         let writer = std::fs::File::from(pair.master.try_clone().unwrap());
+        // As a real terminal does, the harness answers a cursor position
+        // query (DSR 6) with where its cursor is at that point.
+        let mut answers = std::fs::File::from(pair.master.try_clone().unwrap());
         let (p2, r2) = (parser.clone(), raw.clone());
         let hangup = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let h2 = hangup.clone();
@@ -147,7 +150,16 @@ impl Pty {
                 match reader_file.read(&mut buf) {
                     Ok(0) | Err(_) => break,
                     Ok(n) => {
-                        p2.lock().unwrap().process(&buf[..n]);
+                        let mut rest = &buf[..n];
+                        while let Some(at) = rest.windows(4).position(|w| w == b"\x1b[6n") {
+                            let mut parser = p2.lock().unwrap();
+                            parser.process(&rest[..at]);
+                            let (row, col) = parser.screen().cursor_position();
+                            drop(parser);
+                            let _ = answers.write_all(format!("\x1b[{};{}R", row + 1, col + 1).as_bytes());
+                            rest = &rest[at + 4..];
+                        }
+                        p2.lock().unwrap().process(rest);
                         r2.lock().unwrap().extend_from_slice(&buf[..n]);
                     }
                 }

@@ -36,6 +36,7 @@
 //! output until there is room (`when_full = "throttle"`), or ends the
 //! session (`"end"`).
 
+mod cursor;
 mod exec_link;
 mod gate_link;
 mod output;
@@ -101,6 +102,9 @@ pub struct Options {
     pub stage: Option<Vec<String>>,
     /// The exec backstop, when `[gate] exec` is not `off`.
     pub exec: Option<ExecRuntime>,
+    /// Ask the terminal where its cursor is and start the shell below what
+    /// it shows (an interactive login: see `cursor`).
+    pub start_below: bool,
 }
 
 /// What ended the session.
@@ -271,6 +275,9 @@ struct Loop<'a> {
     containment: Containment,
     keep_leftovers: bool,
     exec: Option<ExecRuntime>,
+    /// Until then, a cursor position report the terminal sends late is
+    /// taken out of the input (see `cursor`).
+    late_report_until: Option<Instant>,
 }
 
 /// Runs the session until the shell exits or the terminal hangs up.
@@ -313,13 +320,32 @@ pub fn run(
         containment: options.containment,
         keep_leftovers: options.keep_leftovers,
         exec: options.exec,
+        late_report_until: None,
     };
     if let Some(acts) = options.stage {
         lp.record(&Event::Marker(&Marker::Stage(acts).label()));
     }
     let mut start = Vec::new();
-    lp.to_terminal.start(&mut start);
+    let (cursor, typed) = if options.start_below { cursor::ask(lp.term.input, lp.term.output) } else { (None, Vec::new()) };
+    match cursor {
+        Some(at) => {
+            let row = lp.to_terminal.start_below(at, &mut start);
+            // The shell starts on that row; the rows above are blank on
+            // the inner screen and left as they are on the terminal.
+            let _ = lp.pipeline.feed(format!("\x1b[{};1H", row + 1).as_bytes());
+            let _ = lp.pipeline.screen_mut().take_damage();
+        }
+        None => {
+            if options.start_below {
+                lp.late_report_until = Some(Instant::now() + cursor::LATE);
+            }
+            lp.to_terminal.start(&mut start);
+        }
+    }
     lp.write_terminal(&start);
+    if !typed.is_empty() {
+        lp.dispatch_keys(&typed);
+    }
     lp.event_loop(signals)?;
     lp.finish()
 }
@@ -520,6 +546,16 @@ impl Loop<'_> {
     fn read_keys(&mut self, buf: &mut [u8]) {
         match nix::unistd::read(self.term.input, buf) {
             Ok(0) => self.hang_up(),
+            Ok(n) if self.late_report_until.is_some() => {
+                let mut keys = buf.get(..n).unwrap_or_default().to_vec();
+                if self.late_report_until.is_some_and(|until| Instant::now() > until) {
+                    self.late_report_until = None;
+                } else if let Some((range, _)) = cursor::find_report(&keys) {
+                    keys.drain(range);
+                    self.late_report_until = None;
+                }
+                self.dispatch_keys(&keys);
+            }
             Ok(n) => self.dispatch_keys(buf.get(..n).unwrap_or_default()),
             Err(nix::Error::EINTR | nix::Error::EAGAIN) => {}
             Err(_) => self.hang_up(),

@@ -228,3 +228,57 @@ proptest::proptest! {
         proptest::prop_assert_eq!(scrollback_and_screen(&mut split), scrollback_and_screen(&mut whole));
     }
 }
+
+/// The target already shows a login's message of the day, the cursor on
+/// the row below it. Started below the cursor, the shell's prompt appears
+/// under the message, which stays in view until the shell clears the
+/// screen; a message that fills the screen scrolls up just enough to leave
+/// the shell a row above the status line.
+#[test]
+fn a_start_below_the_cursor_keeps_what_the_terminal_shows_above_it() {
+    for (motd_rows, expect_start) in [(3u16, 3u16), (9, 8)] {
+        let layout = Layout::for_terminal(10, 40, true);
+        #[allow(clippy::disallowed_methods)]
+        let mut target = vt100::Parser::new(std::num::NonZeroU16::new(10).unwrap(), std::num::NonZeroU16::new(40).unwrap(), 100);
+        let motd: String = (1..=motd_rows).map(|i| format!("motd line {i}\r\n")).collect();
+        target.process(motd.as_bytes());
+        let (row, col) = target.screen().cursor_position();
+
+        let mut screen = Screen::new(Size { rows: layout.pane_rows, cols: layout.cols });
+        let mut renderer = Renderer::new(layout);
+        let mut out = Vec::new();
+        let start = renderer.start_below((row + 1, col + 1), &mut out);
+        assert_eq!(start, expect_start, "with {motd_rows} rows of motd");
+        screen.process(format!("\x1b[{};1H", start + 1).as_bytes());
+        let _ = screen.take_damage();
+        let mut frame = |screen: &mut Screen, bytes: &[u8], out: &mut Vec<u8>| {
+            screen.process(bytes);
+            let scrolled = Scrolled::take(screen, &Cover::none());
+            let damage = screen.take_damage();
+            renderer.frame(screen, &scrolled, &damage, &Cover::none(), Some("STATUS"), out);
+            screen.clear_scrolled();
+        };
+        frame(&mut screen, b"$ ", &mut out);
+        target.process(&out);
+        let rows: Vec<String> = target.screen().rows(0, 40).collect();
+        let first_kept = motd_rows.saturating_sub(expect_start);
+        for (i, r) in rows.iter().take(usize::from(expect_start)).enumerate() {
+            assert_eq!(r, &format!("motd line {}", usize::from(first_kept) + i + 1), "row {i}: {rows:#?}");
+        }
+        assert_eq!(rows[usize::from(expect_start)], "$", "{rows:#?}");
+        assert_eq!(rows[9].trim_end(), "STATUS", "{rows:#?}");
+        if first_kept > 0 {
+            let mut lines = scrollback_and_screen(&mut target);
+            lines.truncate(usize::from(first_kept));
+            assert_eq!(lines, ["motd line 1"], "the row scrolled away is in the scrollback");
+        }
+
+        // `clear` clears the message too.
+        out.clear();
+        frame(&mut screen, b"\x1b[H\x1b[2J$ ", &mut out);
+        target.process(&out);
+        let rows: Vec<String> = target.screen().rows(0, 40).collect();
+        assert_eq!(rows[0], "$", "{rows:#?}");
+        assert!(rows[1..9].iter().all(String::is_empty), "{rows:#?}");
+    }
+}
