@@ -62,6 +62,17 @@ fn check_text_names_the_rule_and_every_command() {
     assert!(s.contains("args: \"//etc/\" (/etc)"), "{s}");
 }
 
+/// An assignment word (alias, export) is shown as it is, not as a path
+/// under the working directory.
+#[test]
+fn check_text_shows_an_assignment_as_it_is() {
+    let s = String::from_utf8_lossy(&check("alias nuke='rm -rf /'; export DIR=./build", &[]).stdout).into_owned();
+    assert!(s.lines().any(|l| l == "  args: \"nuke=rm -rf /\""), "{s}");
+    assert!(s.lines().any(|l| l == "  args: \"DIR=./build\""), "{s}");
+    let s = String::from_utf8_lossy(&check("cat ./notes", &[]).stdout).into_owned();
+    assert!(s.contains("args: \"./notes\" (/home/alice/notes)"), "{s}");
+}
+
 #[test]
 fn check_json_has_verdict_rule_message_and_commands() {
     let out = check("pg_dump app | gzip > app.sql.gz", &["--format", "json"]);

@@ -224,7 +224,12 @@ pub fn render_text(d: &Decision) -> String {
                 .args
                 .iter()
                 .map(|a| {
-                    let pathlike = a.text.contains('/') || a.text.starts_with('.');
+                    // NAME=VALUE (alias, export, declare, env) is an
+                    // assignment, not a path, whatever its value holds.
+                    let assignment = a.text.split_once('=').is_some_and(|(name, _)| {
+                        name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                    });
+                    let pathlike = !assignment && (a.text.contains('/') || a.text.starts_with('.'));
                     if pathlike && a.path != a.text {
                         format!("{:?} ({})", a.text, a.path)
                     } else {
