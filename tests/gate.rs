@@ -679,6 +679,7 @@ fn a_refusal_prints_above_a_clean_prompt(#[case] shell: Shell, #[case] rc: Optio
     let rows = pty.rows();
     let shown = rows.iter().enumerate().map(|(i, r)| format!("{i:2}|{r}")).collect::<Vec<_>>().join("\n");
     let message = rows.iter().position(|r| r.starts_with("custos: refused by rule no-touch: touch is refused in this test")).unwrap_or_else(|| panic!("the message is not on a row of its own:\n{shown}"));
+    assert!(message > 0 && rows[message - 1].starts_with(&format!("{prompt}{line}")), "the refused line is not shown above the message:\n{shown}");
     let prompt_rows = if rc.is_some_and(|rc| rc.contains("top of the prompt")) { 2 } else { 1 };
     if prompt_rows == 2 {
         assert_eq!(rows[message + 1].trim_end(), "top of the prompt", "\n{shown}");

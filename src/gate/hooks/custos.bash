@@ -188,6 +188,10 @@ __custos_enter() {
         builtin bind '"\C-x\C-_a": accept-line'
         ;;
     *)
+        # Readline cleared the line to run this binding: it is put back as
+        # typed (after the last row of the prompt), above the refusal, so
+        # the screen and the recording show what was refused.
+        [[ -z $__custos_pending ]] && { line=${PS1@P}; line=${line##*$'\n'}; builtin printf '%s%s\n' "${line//[$'\001\002']/}" "$READLINE_LINE" >&2; }
         __custos_refused
         if [[ -n $__custos_pending ]]; then
             # The first lines are already with the parser: let it have the
