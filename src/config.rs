@@ -169,10 +169,23 @@ pub enum OnDegraded {
 }
 
 /// `[collector]`: the collector this host uploads to.
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CollectorConfig {
     /// `http://` or `https://` base URL; `None`: recordings stay in the spool.
     pub url: Option<String>,
+    /// When the oldest chunk still waiting in the spool is older than this,
+    /// the status line says how much waits (the collector is not reached).
+    pub backlog_warn: std::time::Duration,
+}
+
+/// The default of `[collector] backlog_warn_seconds`: a few chunk spans
+/// plus a retry or two.
+pub const BACKLOG_WARN_SECS: f64 = 30.0;
+
+impl Default for CollectorConfig {
+    fn default() -> Self {
+        Self { url: None, backlog_warn: std::time::Duration::from_secs_f64(BACKLOG_WARN_SECS) }
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -191,6 +204,7 @@ struct RawGate {
 struct RawCollector {
     url: Option<String>,
     insecure_http: Option<bool>,
+    backlog_warn_seconds: Option<f64>,
 }
 
 /// Whether `url` (`http://…`) names this host: 127.0.0.0/8, `::1` or
@@ -469,7 +483,14 @@ impl Config {
                 exec_users: raw.gate.exec_users.unwrap_or_default(),
                 exec_groups: raw.gate.exec_groups.unwrap_or_default(),
             },
-            collector: CollectorConfig { url: collector_url },
+            collector: CollectorConfig {
+                url: collector_url,
+                backlog_warn: match raw.collector.backlog_warn_seconds {
+                    None => defaults.collector.backlog_warn,
+                    Some(s) if (1.0..=86_400.0).contains(&s) => std::time::Duration::from_secs_f64(s),
+                    Some(s) => return Err(invalid("collector.backlog_warn_seconds", &format!("{s} is not between 1 and 86400"))),
+                },
+            },
             approvals: ApprovalsConfig { pane_key, collector_key, trusted_keys },
             evidence,
             identity: raw
@@ -641,6 +662,7 @@ mod tests {
     #[rstest]
     #[case::unknown_key("[shell]\ndefualt = \"/bin/bash\"\n", "unknown field `defualt`")]
     #[case::unknown_section("[shel]\n", "unknown field `shel`")]
+    #[case::backlog_too_soon("[collector]\nbacklog_warn_seconds = 0.5\n", "collector.backlog_warn_seconds: 0.5 is not between 1 and 86400")]
     #[case::wrong_type("[status_line]\nenabled = \"yes\"\n", "invalid type")]
     #[case::relative_shell("[shell]\ndefault = \"bash\"\n", "shell.default: \"bash\" is not an absolute path")]
     #[case::relative_group_shell("[shell.groups]\nops = \"zsh\"\n", "shell.groups.ops")]

@@ -30,12 +30,17 @@ struct Rig {
 
 impl Rig {
     fn new(evidence: &str, url: Option<&str>) -> Rig {
+        Self::new_with(evidence, url, "")
+    }
+
+    /// As [`Rig::new`], with more `[collector]` keys.
+    fn new_with(evidence: &str, url: Option<&str>, collector: &str) -> Rig {
         let dir = tempfile::tempdir().unwrap();
         let (key, key_path) = host_key(dir.path());
         let server = url.is_none().then(|| Server::start(&dir.path().join("collector")));
         let url = url.map(str::to_owned).or_else(|| server.as_ref().map(|s| s.url.clone())).unwrap();
         let setup = Setup::new(&format!(
-            "[shell]\ndefault = \"/bin/bash\"\n[evidence]\nkey = \"{}\"\nchunk_seconds = 0.3\n{evidence}\n[collector]\nurl = \"{url}\"\n",
+            "[shell]\ndefault = \"/bin/bash\"\n[evidence]\nkey = \"{}\"\nchunk_seconds = 0.3\n{evidence}\n[collector]\nurl = \"{url}\"\n{collector}\n",
             key_path.display()
         ));
         if let Some(s) = &server {
@@ -199,6 +204,32 @@ fn a_session_recorded_while_the_collector_is_down_is_delivered_by_the_next_one()
     assert!(local.contains("while-down"));
     assert!(rig.verify_stored(&first).is_intact());
     wait_for(10, "the spool to empty", || rig.spool_sessions().is_empty());
+}
+
+/// While the collector is not reached, the status line says how much
+/// waits in the spool; once the collector takes the chunks, that news goes.
+#[test]
+fn the_status_line_shows_what_waits_while_the_collector_is_down() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("http://127.0.0.1:{port}");
+    let mut rig = Rig::new_with("", Some(&url), "backlog_warn_seconds = 1");
+    let mut pty = rig.shell();
+    pty.line("echo while-down");
+    let status = |pty: &Pty| pty.rows().last().cloned().unwrap_or_default();
+    pty.wait_for("the backlog on the status line", |s| s.contains("COLLECTOR NOT REACHED"));
+    let line = status(&pty);
+    assert!(line.contains("wait in the spool, the oldest for") && line.contains("KiB"), "{line}");
+
+    // The key is enrolled before the collector listens where the
+    // uploader knocks (an uploader refused as unknown stops for good).
+    let data = rig.dir.path().join("collector");
+    let mut enrolling = Server::start(&data);
+    enrolling.enroll(&rig.setup.config(), &rig.key_path);
+    enrolling.kill();
+    rig.server = Some(Server::start_with(&data, &format!("127.0.0.1:{port}"), &[], None));
+    wait_for(60, "the backlog news to go once the collector takes the chunks", || !status(&pty).contains("COLLECTOR NOT REACHED"));
+    pty.line("exit");
+    assert_eq!(pty.wait_exit(), 0);
 }
 
 /// Spool bytes in chunk files.

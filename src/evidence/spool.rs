@@ -110,6 +110,35 @@ fn fsync_dir(dir: &Path) -> Result<(), SpoolError> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(dir))
 }
 
+/// What waits in one session's chunk directory for the uploader.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Waiting {
+    pub chunks: usize,
+    pub bytes: u64,
+    /// When the oldest waiting chunk was written.
+    pub oldest: Option<std::time::SystemTime>,
+}
+
+/// The chunks in `dir` (one session's directory) that the uploader has
+/// not delivered yet: it deletes each chunk the collector acknowledged.
+pub fn waiting(dir: &Path) -> Result<Waiting, SpoolError> {
+    let mut waiting = Waiting::default();
+    for entry in std::fs::read_dir(dir).map_err(io_err(dir))? {
+        let entry = entry.map_err(io_err(dir))?;
+        if entry.file_name().to_str().and_then(parse_chunk_file_name).is_none() {
+            continue;
+        }
+        // A chunk can be delivered and deleted between listing and stat.
+        let Ok(meta) = entry.metadata() else { continue };
+        waiting.chunks += 1;
+        waiting.bytes = waiting.bytes.saturating_add(meta.len());
+        if let Ok(modified) = meta.modified() {
+            waiting.oldest = Some(waiting.oldest.map_or(modified, |o| o.min(modified)));
+        }
+    }
+    Ok(waiting)
+}
+
 /// Total bytes of chunk files under `<spool>/chunks`, temporary files
 /// included (they occupy the disk too).
 pub fn spool_usage(spool_dir: &Path) -> Result<u64, SpoolError> {

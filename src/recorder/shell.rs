@@ -470,6 +470,7 @@ fn interactive_session(
         stage: stage.acts,
         exec,
         start_below,
+        backlog: (sink.is_chunked() && config.collector.url.is_some()).then(|| (sink.path().to_owned(), config.collector.backlog_warn)),
     };
     let ending = session::run(term, pty.master, child, layout, &signals, &mut sink, options);
     drop(raw);

@@ -105,7 +105,14 @@ pub struct Options {
     /// Ask the terminal where its cursor is and start the shell below what
     /// it shows (an interactive login: see `cursor`).
     pub start_below: bool,
+    /// The session's chunk directory, watched for chunks the collector has
+    /// not taken (see [`Loop::check_backlog`]), and after how long a
+    /// waiting chunk is news; `None` without a collector.
+    pub backlog: Option<(std::path::PathBuf, Duration)>,
 }
+
+/// How often the spool is looked at for chunks that wait.
+const BACKLOG_EVERY: Duration = Duration::from_secs(2);
 
 /// What ended the session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -278,6 +285,8 @@ struct Loop<'a> {
     /// Until then, a cursor position report the terminal sends late is
     /// taken out of the input (see `cursor`).
     late_report_until: Option<Instant>,
+    /// The backlog watch (see [`Options::backlog`]) and its next look.
+    backlog: Option<(std::path::PathBuf, Duration, Instant)>,
 }
 
 /// Runs the session until the shell exits or the terminal hangs up.
@@ -321,6 +330,7 @@ pub fn run(
         keep_leftovers: options.keep_leftovers,
         exec: options.exec,
         late_report_until: None,
+        backlog: options.backlog.map(|(dir, after)| (dir, after, started + BACKLOG_EVERY)),
     };
     if let Some(acts) = options.stage {
         lp.record(&Event::Marker(&Marker::Stage(acts).label()));
@@ -387,6 +397,7 @@ impl Loop<'_> {
                 self.dirty = true;
             }
             self.check_room();
+            self.check_backlog();
             if self.withhold_deadline.is_some_and(|d| Instant::now() >= d) {
                 self.withhold_deadline = None;
                 self.dirty = true;
@@ -430,7 +441,8 @@ impl Loop<'_> {
         // While paused, look often for the room the writer finds.
         let tick_deadline = self.status.paused.is_some().then(|| Instant::now() + PAUSED_RETRY);
         let approval_tick = self.gate.as_ref().and_then(|g| g.approvals.as_ref()).and_then(|a| a.deadline(Instant::now()));
-        let deadline = [sync_deadline, self.withhold_deadline, gate_deadline, tick_deadline, approval_tick].into_iter().flatten().min();
+        let backlog_tick = self.backlog.as_ref().map(|b| b.2);
+        let deadline = [sync_deadline, self.withhold_deadline, gate_deadline, tick_deadline, approval_tick, backlog_tick].into_iter().flatten().min();
         // Something to draw: look for more output without waiting. A
         // synchronized update holds drawing back, so then wait, as for a
         // withheld tail, until its deadline.
@@ -540,6 +552,33 @@ impl Loop<'_> {
         if !replies.is_empty() {
             self.to_master.extend_from_slice(&replies);
             self.flush_to_master();
+        }
+    }
+
+    /// Every [`BACKLOG_EVERY`], counts the chunks that wait in the spool:
+    /// when the oldest has waited longer than configured, the collector is
+    /// not taking them, and the status line says how much waits.
+    fn check_backlog(&mut self) {
+        let Some((dir, after, next)) = self.backlog.as_mut() else { return };
+        let now = Instant::now();
+        if now < *next {
+            return;
+        }
+        *next = now + BACKLOG_EVERY;
+        let waiting = crate::evidence::spool::waiting(dir).unwrap_or_default();
+        let age = waiting.oldest.and_then(|t| t.elapsed().ok()).unwrap_or_default();
+        let news = (age > *after).then(|| {
+            format!(
+                "COLLECTOR NOT REACHED: {} chunk{} ({} KiB) wait in the spool, the oldest for {}",
+                waiting.chunks,
+                if waiting.chunks == 1 { "" } else { "s" },
+                waiting.bytes.div_ceil(1024),
+                crate::when::format_age(i64::try_from(age.as_secs()).unwrap_or(i64::MAX))
+            )
+        });
+        if self.status.backlog != news {
+            self.status.backlog = news;
+            self.refresh_status();
         }
     }
 

@@ -31,11 +31,13 @@ pub(super) struct Status {
     /// The last program start the exec backstop refused or held, until
     /// the next Enter.
     pub exec_notice: Option<String>,
+    /// What waits in the spool for a collector that is not reached.
+    pub backlog: Option<String>,
 }
 
 impl Status {
     pub fn new(configured: Option<String>) -> Self {
-        Self { line: configured.clone(), base: configured, degraded: None, paused: None, held: None, pane_notice: None, exec_notice: None }
+        Self { line: configured.clone(), base: configured, degraded: None, paused: None, held: None, pane_notice: None, exec_notice: None, backlog: None }
     }
 
     /// The line as shown now.
@@ -52,7 +54,12 @@ impl Status {
     pub fn compose(&self) -> Option<String> {
         // With the status line turned off, it still appears while there is
         // news the user must not miss, and goes when there is none.
-        let news = self.held.is_some() || self.paused.is_some() || self.degraded.is_some() || self.pane_notice.is_some() || self.exec_notice.is_some();
+        let news = self.held.is_some()
+            || self.paused.is_some()
+            || self.degraded.is_some()
+            || self.pane_notice.is_some()
+            || self.exec_notice.is_some()
+            || self.backlog.is_some();
         let base = self.base.clone().or_else(|| news.then(String::new))?;
         // A held line's wait replaces the usual text; problems still show.
         let mut line = self.held.clone().unwrap_or(base);
@@ -61,6 +68,9 @@ impl Status {
         }
         if let Some(why) = &self.degraded {
             line.push_str(&format!("  \u{26a0} DEGRADED: {why}"));
+        }
+        if let Some(backlog) = &self.backlog {
+            line.push_str(&format!("  \u{21e1} {backlog}"));
         }
         if let Some(notice) = &self.exec_notice {
             line.push_str(&format!("  \u{26d4} {notice}"));
