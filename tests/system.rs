@@ -464,6 +464,66 @@ fn install_sets_owners_and_modes_and_uninstall_restores_the_login_shell() {
     assert!(nix::unistd::User::from_name("custos").unwrap().is_none());
 }
 
+/// `install.sh --collector` sets up the collector from nothing: its user,
+/// its data prepared by `custos serve init` (the admin token printed once,
+/// and the steps to enroll hosts), a configuration and a unit; the
+/// collector then starts as that user from that configuration, and
+/// `--uninstall --purge` removes it all.
+#[test]
+fn install_collector_prepares_a_collector_that_starts_as_its_own_user() {
+    let Some(sys) = System::setup("install --collector") else { return };
+    let out = sys.install(&["--collector"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let report = text(&out);
+    assert!(report.contains("Admin token (shown once") && report.contains("custos enroll --server"), "{report}");
+    let user = nix::unistd::User::from_name("custos-collector").unwrap().expect("the collector's user");
+    let data = Path::new("/var/lib/custos-collector");
+    assert_eq!(mode(data), 0o700);
+    assert_eq!(owner(data).0, user.uid.as_raw());
+    assert_eq!(owner(&data.join("custos.db")).0, user.uid.as_raw(), "serve init ran as the collector's user");
+    let config = Path::new("/etc/custos/collector.toml");
+    assert_eq!((mode(config), owner(config)), (0o644, (0, 0)));
+    let unit = std::fs::read_to_string("/etc/systemd/system/custos-collector.service").unwrap();
+    assert!(unit.contains(&format!("ExecStart={} serve --config /etc/custos/collector.toml", sys.custos().display())), "{unit}");
+    assert!(unit.contains("User=custos-collector"), "{unit}");
+
+    // Again: the data is kept, and no second admin token is made.
+    let again = sys.install(&["--collector"]);
+    assert!(again.status.success() && text(&again).contains("It was prepared before"), "{}", text(&again));
+
+    // As the unit starts it (another address, as 8470 may be taken here).
+    let mut serve = Command::new("runuser")
+        .args(["-u", "custos-collector", "--"])
+        .arg(sys.custos())
+        .args(["serve", "--config", "/etc/custos/collector.toml", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    {
+        use std::io::BufRead as _;
+        std::io::BufReader::new(serve.stdout.as_mut().unwrap()).read_line(&mut first).unwrap();
+    }
+    let health = first.trim().strip_prefix("http://").map(|addr| {
+        use std::io::{Read as _, Write as _};
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        answer
+    });
+    let _ = serve.kill();
+    let _ = serve.wait();
+    let health = health.unwrap_or_else(|| panic!("no address from the collector: {first:?}"));
+    assert!(health.starts_with("HTTP/1.1 200") && health.contains("\"ok\""), "{health}");
+
+    let out = sys.uninstall(&["--purge"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(!data.exists() && !Path::new("/etc/systemd/system/custos-collector.service").exists());
+    assert!(nix::unistd::User::from_name("custos-collector").unwrap().is_none());
+}
+
 // ------------------------------------------------------------ privilege separation
 
 #[test]

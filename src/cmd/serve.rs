@@ -1,5 +1,5 @@
 //! `custos serve`: the collector's command front end. Its flags and
-//! actions (`token`, `approver`, `approver-person`, `attestation-key`), reading the configuration, and starting
+//! actions (`init`, `token`, `approver`, `approver-person`, `attestation-key`), reading the configuration, and starting
 //! the collector (`serve`): open the store, bind, print the address and the
 //! first admin token, serve until SIGTERM or SIGINT.
 //!
@@ -41,6 +41,9 @@ pub struct Args {
 
 #[derive(clap::Subcommand, Debug)]
 pub enum Action {
+    /// Prepare the data directory (database, attestation key, the first
+    /// admin token, shown once) and print the steps from here to a fleet.
+    Init,
     /// Create a token in the data directory and print it: an enrollment
     /// token for `custos enroll` (single use, expires), or another admin token.
     Token {
@@ -123,6 +126,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
     runtime.block_on(async move {
         match &args.action {
+            Some(Action::Init) => init(&config, args.config.as_deref()).await,
             Some(Action::Token { kind, ttl }) => make_token(config, *kind, *ttl).await,
             Some(Action::Approver { name, groups, public_key, person }) => {
                 let store = Store::open(&config.data_dir)
@@ -152,6 +156,55 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             None => serve(config).await,
         }
     })
+}
+
+/// `custos serve init`: what the first start would make, made now, and
+/// the walk from here to hosts that stream to this collector.
+async fn init(config: &ServeConfig, config_path: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
+    let dir = &config.data_dir;
+    let store = Store::open(dir).await.with_context(|| format!("preparing the collector data in {}", dir.display()))?;
+    let admin = store.ensure_admin_token(unix_now()).await?;
+    approvals::migrate(&store).await.context("creating the approval tables")?;
+    let attestation = approvals::attestation_public(dir).context("the collector's attestation key")?;
+    let serve = match config_path {
+        Some(path) => format!("custos serve --config {}", path.display()),
+        None => format!("custos serve --data-dir {}", dir.display()),
+    };
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "custos serve init: the collector's data is in {} (mode 0700).", dir.display())?;
+    match admin {
+        Some(token) => {
+            writeln!(out, "\nAdmin token (shown once; only its hash is kept):\n\n    {token}\n")?;
+            writeln!(out, "Keep it for the auditors' and admins' tools: export CUSTOS_TOKEN=..., or a file of mode 0600")?;
+            writeln!(out, "passed with --token-file. Make more with: custos serve token --kind admin")?;
+        }
+        None => {
+            writeln!(out, "\nIt was prepared before: its admin token was shown then. Make another with:")?;
+            writeln!(out, "    custos serve token --kind admin --data-dir {}", dir.display())?;
+        }
+    }
+    writeln!(out, "\nThe attestation key hosts pin (custos enroll pins it): {attestation}")?;
+    writeln!(
+        out,
+        "\nNext:
+  1. Start it: {serve}
+     (or: systemctl enable --now custos-collector, which install.sh --collector installs).
+     It listens on {listen}. Hosts on other machines need https: put a TLS proxy in
+     front of it, as hosts send plain http only to loopback.
+  2. For each host, make an enrollment token here (single use, {ttl} h):
+         custos serve token --data-dir {dir}
+  3. On the host, as root: custos enroll --server https://COLLECTOR:{port} --token TOKEN
+     and in /etc/custos/custos.toml:
+         [collector]
+         url = \"https://COLLECTOR:{port}\"
+  4. On the host: custos doctor (it checks that the collector answers and knows the host).
+  5. Read what arrives: custos sessions --server https://COLLECTOR:{port} (with CUSTOS_TOKEN set).",
+        listen = config.listen,
+        port = config.listen.port(),
+        ttl = config.enroll_token_ttl_secs / 3600,
+        dir = dir.display(),
+    )?;
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn make_token(config: ServeConfig, kind: TokenArg, ttl: Option<u64>) -> anyhow::Result<ExitCode> {
