@@ -899,7 +899,12 @@ fn head_and_metrics_need_credentials() {
     assert!(r.text().contains("custos_chunks_received_total 2"), "{}", r.text());
     assert_eq!(server.get("/metrics", Some(server.token())).status, 200);
     // The separate metrics address: /metrics without a token, nothing else.
-    let printed = || server.stderr.lock().unwrap().iter().find_map(|l| l.split_once("metrics without a token at ").map(|(_, u)| u.to_owned()));
+    // Logged as `INFO metrics without a token address=http://…/metrics`.
+    let printed = || {
+        server.stderr.lock().unwrap().iter().filter(|l| l.contains("metrics without a token")).find_map(|l| {
+            l.split_once("address=").map(|(_, u)| u.split_whitespace().next().unwrap_or_default().to_owned())
+        })
+    };
     wait_for(10, "the metrics address on stderr", || printed().is_some());
     let url = printed().unwrap();
     let base = url.trim_end_matches("/metrics");
@@ -969,4 +974,34 @@ fn enrolling_under_a_name_that_is_not_the_host_name_is_refused_before_the_token_
     let host = nix::unistd::gethostname().unwrap().into_string().unwrap();
     let same = enroll(&host);
     assert!(same.status.success(), "{}", String::from_utf8_lossy(&same.stderr));
+}
+
+/// `--log-format json` logs one JSON object per line on stderr, with a
+/// level: the start, each refusal in the span of its request (method and
+/// path), and at debug a line per request; no other output is mixed in.
+#[test]
+fn the_collector_logs_json_lines_with_levels_and_the_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start_with(&dir.path().join("data"), "127.0.0.1:0", &["--log-format", "json", "--log-level", "debug"], None);
+    assert_eq!(server.get("/healthz", None).status, 200);
+    assert_eq!(server.put_chunk("not-a-uuid", 0, b"x").status, 400);
+    assert_eq!(server.get("/v1/sessions", None).status, 401);
+    let log = server.stderr.clone();
+    let lines = move || log.lock().unwrap().clone();
+    wait_for(10, "the 401 in the log", || lines().iter().any(|l| l.contains("\"status\":401")));
+    server.kill();
+    let events: Vec<serde_json::Value> = lines().iter().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}"))).collect();
+    let find = |level: &str, message: &str, status: Option<u64>| {
+        events.iter().find(|e| e["level"] == level && e["message"] == message && status.is_none_or(|s| e["status"] == s)).cloned()
+    };
+    let listening = find("INFO", "listening", None).expect("the start is logged");
+    assert_eq!(listening["address"], server.url.as_str());
+    let bad = find("INFO", "request refused", Some(400)).expect("a refusal is logged");
+    assert_eq!(bad["span"]["method"], "PUT");
+    assert_eq!(bad["span"]["path"], "/v1/sessions/not-a-uuid/chunks/0");
+    assert!(bad["reason"].as_str().unwrap().contains("not a UUID"), "{bad}");
+    assert!(find("WARN", "request refused", Some(401)).is_some(), "{events:#?}");
+    let served = find("DEBUG", "served", Some(200)).expect("debug has a line per request");
+    assert_eq!(served["span"]["path"], "/healthz");
+    assert!(events.iter().all(|e| e["timestamp"].is_string()), "{events:#?}");
 }

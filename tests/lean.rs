@@ -24,7 +24,7 @@ use std::process::Command;
 use std::time::SystemTime;
 
 /// Crates whose code must never be linked into `custos-shell`.
-const FORBIDDEN: &[&str] = &["reqwest", "hyper", "rustls", "tokio", "sqlx", "axum", "ratatui", "crossterm", "clap_complete", "clap_mangen"];
+const FORBIDDEN: &[&str] = &["reqwest", "hyper", "rustls", "tokio", "sqlx", "axum", "ratatui", "crossterm", "clap_complete", "clap_mangen", "tracing_subscriber"];
 
 /// Crates `custos-shell` does use: their symbols prove `nm` read it.
 const USED: &[&str] = &["alacritty_terminal", "zstd"];

@@ -35,8 +35,41 @@ pub struct Args {
     /// /var/lib/custos-collector.
     #[arg(long, global = true)]
     pub data_dir: Option<PathBuf>,
+    /// How the collector logs to stderr: lines for people, or one JSON
+    /// object per line for a log pipeline (journald keeps either).
+    #[arg(long, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    /// The least severe events logged: error, warn, info, or debug (debug
+    /// adds a line per request, with its status and time).
+    #[arg(long, default_value = "info", value_parser = ["error", "warn", "info", "debug", "trace"])]
+    pub log_level: String,
     #[command(subcommand)]
     pub action: Option<Action>,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Sends the collector's events to stderr in `format`, from `level` up.
+/// The libraries' own events (sqlx logs every statement at debug) only
+/// from warnings up.
+fn start_logging(format: LogFormat, level: &str) {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let level: tracing::Level = level.parse().unwrap_or(tracing::Level::INFO);
+    let ours = tracing_subscriber::filter::Targets::new().with_target("custos", level).with_default(tracing::Level::WARN);
+    let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_target(false);
+    // Another subscriber already set (a test harness): keep it.
+    let _ = match format {
+        LogFormat::Text => tracing_subscriber::registry().with(layer.with_ansi(false)).with(ours).try_init(),
+        LogFormat::Json => tracing_subscriber::registry()
+            .with(layer.json().flatten_event(true).with_current_span(true).with_span_list(false))
+            .with(ours)
+            .try_init(),
+    };
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -153,7 +186,10 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
                 println!("{}", approvals::attestation_public(&config.data_dir).context("the collector's attestation key")?);
                 Ok(ExitCode::SUCCESS)
             }
-            None => serve(config).await,
+            None => {
+                start_logging(args.log_format, &args.log_level);
+                serve(config, args.log_format).await
+            }
         }
     })
 }
@@ -223,7 +259,7 @@ async fn make_token(config: ServeConfig, kind: TokenArg, ttl: Option<u64>) -> an
     Ok(ExitCode::SUCCESS)
 }
 
-async fn serve(config: ServeConfig) -> anyhow::Result<ExitCode> {
+async fn serve(config: ServeConfig, log_format: LogFormat) -> anyhow::Result<ExitCode> {
     let store = Store::open(&config.data_dir)
         .await
         .with_context(|| format!("opening the collector data in {}", config.data_dir.display()))?;
@@ -241,17 +277,22 @@ async fn serve(config: ServeConfig) -> anyhow::Result<ExitCode> {
         let mut out = std::io::stdout().lock();
         writeln!(out, "http://{addr}").and_then(|()| out.flush()).context("writing the address")?;
     }
+    tracing::info!(address = %format!("http://{addr}"), data_dir = %app.config.data_dir.display(), version = crate::VERSION, "listening");
     if let Some(token) = admin {
-        eprintln!("custos serve: admin token (shown once; it is stored only as a hash): {token}");
+        match log_format {
+            // The line scripts and the first-start docs look for.
+            LogFormat::Text => eprintln!("custos serve: admin token (shown once; it is stored only as a hash): {token}"),
+            LogFormat::Json => tracing::warn!(token = %token, "admin token (shown once; it is stored only as a hash)"),
+        }
     }
     if let Some(listen) = app.config.metrics_listen {
         let metrics = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("listening for metrics on {listen}"))?;
         let addr = metrics.local_addr().context("reading the metrics address")?;
-        eprintln!("custos serve: metrics without a token at http://{addr}/metrics");
+        tracing::info!(address = %format!("http://{addr}/metrics"), "metrics without a token");
         let router = api::metrics_router(Arc::clone(&app));
         tokio::spawn(async move {
             if let Err(e) = axum::serve(metrics, router).await {
-                eprintln!("custos serve: the metrics address stopped: {e}");
+                tracing::error!(error = %e, "the metrics address stopped");
             }
         });
     }
@@ -259,6 +300,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<ExitCode> {
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("serving")?;
+    tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }
 

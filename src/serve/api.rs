@@ -75,7 +75,24 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/audit/access", get(audit::list))
         .merge(approvals::routes())
         .fallback(|| async { ApiError::not_found("no such route".into()) })
+        .layer(axum::middleware::from_fn(log_request))
         .with_state(app)
+}
+
+/// Every request runs in a span naming its method and path, so what is
+/// logged while it is served says which request it was; it ends with one
+/// debug line with the status and the time taken.
+async fn log_request(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    use tracing::Instrument as _;
+    let span = tracing::info_span!("request", method = %request.method(), path = %request.uri().path());
+    let started = std::time::Instant::now();
+    async move {
+        let response = next.run(request).await;
+        tracing::debug!(status = response.status().as_u16(), micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX), "served");
+        response
+    }
+    .instrument(span)
+    .await
 }
 
 async fn healthz(State(app): State<Arc<App>>) -> ApiResult<Json<Value>> {

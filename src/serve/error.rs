@@ -49,6 +49,17 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        // Logged in the request's span (method and path, see `api`): a
+        // fault of ours as an error, a refused credential as a warning,
+        // any other refusal as information.
+        let (status, code, reason) = (self.status.as_u16(), self.code, self.message.as_str());
+        if self.status.is_server_error() {
+            tracing::error!(status, code, reason, "request failed");
+        } else if matches!(self.status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
+            tracing::warn!(status, code, reason, "request refused");
+        } else {
+            tracing::info!(status, code, reason, "request refused");
+        }
         let mut body = self.extra;
         body.insert("error".into(), self.code.into());
         body.insert("message".into(), self.message.into());

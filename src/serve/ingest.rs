@@ -358,9 +358,10 @@ async fn alert(
     detail: String,
     now: i64,
 ) {
+    tracing::warn!(kind = %kind, session, seq, key_id, detail = %detail, "alert");
     let alert = NewAlert { kind, session_id: session, seq, key_id, detail, now };
     if let Err(e) = app.store.record_alert(alert.clone()).await {
         // The refusal stands either way; the log keeps what the table could not.
-        eprintln!("custos serve: cannot record {kind} alert ({}): {e}", alert.detail);
+        tracing::error!(kind = %kind, detail = %alert.detail, error = %e, "cannot record the alert");
     }
 }
