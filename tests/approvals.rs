@@ -242,6 +242,8 @@ fn an_approved_line_runs_once_unchanged_and_a_replayed_decision_is_rejected() {
     w.pty.wait_text("context-42");
     w.pty.line("bump first");
     w.pty.wait_text("waiting for approval");
+    // The line stays on the screen while it waits.
+    w.pty.wait_for("the held line on the screen", |s| s.lines().any(|l| l.trim_end() == "gate> bump first"));
     let request = w.one_pending(&alice);
     let short = &request["id"].as_str().unwrap()[28..];
     w.pty.wait_text(short);
@@ -259,6 +261,9 @@ fn an_approved_line_runs_once_unchanged_and_a_replayed_decision_is_rejected() {
     let r = decide(&w.server, &request, &alice, Choice::Approve, "ticket 42");
     assert_eq!(r.status, 200, "{}", r.text());
     w.pty.wait_text("bump-ran");
+    // Redrawn in place once approved: the line once, on its own row.
+    let rows = w.pty.all_lines();
+    assert_eq!(rows.iter().filter(|l| l.contains("bump first")).count(), 1, "{rows:#?}");
     // Decided: nothing pending in the session, so no more watching.
     assert_eq!(follow_status(&w.server, session, &alice.token), 403);
     assert_eq!(w.count(), "bump first\n");
@@ -310,6 +315,7 @@ fn zsh_holds_an_approve_line_and_runs_it_once_approved() {
     let alice = register(&w.server, &w.root, "alice", "dba");
     w.pty.line("bump from-zsh");
     w.pty.wait_text("waiting for approval");
+    w.pty.wait_for("the held line on the screen", |s| s.lines().any(|l| l.trim_end() == "gate> bump from-zsh"));
     let request = w.one_pending(&alice);
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(w.count(), "");
@@ -317,6 +323,7 @@ fn zsh_holds_an_approve_line_and_runs_it_once_approved() {
     assert_eq!(r.status, 200, "{}", r.text());
     w.pty.wait_text("bump-ran");
     assert_eq!(w.count(), "bump from-zsh\n");
+    assert_eq!(w.pty.all_lines().iter().filter(|l| l.contains("bump from-zsh")).count(), 1, "{:#?}", w.pty.all_lines());
     w.pty.line("bump denied-zsh");
     let request = w.one_pending(&alice);
     let r = decide(&w.server, &request, &alice, Choice::Deny, "no");
@@ -783,10 +790,10 @@ fn an_approver_decides_in_custos_approve_with_keystrokes() {
     tui.wait_text("bump via-tui");
     tui.wait_text("bump-needs-approval");
     // The requester's session is followed live: their earlier output is
-    // there, and the held line is not (the shell took it off the screen).
+    // there, and the held line, which stays on their screen while it waits.
     tui.wait_text("screen, live");
     tui.wait_for("the requester's output in the live screen", |s| s.lines().any(|l| l.contains("│live-42")));
-    assert!(!tui.screen_text().lines().any(|l| l.contains("│gate> bump via-tui")), "{}", tui.screen_text());
+    tui.wait_for("the held line in the live screen", |s| s.lines().any(|l| l.contains("│gate> bump via-tui")));
     tui.send(b"a");
     tui.wait_text("reason:");
     tui.send(b"checked the runbook\r");

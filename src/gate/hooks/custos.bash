@@ -118,10 +118,21 @@ __custos_send() {
 __custos_recv() {
     builtin local LC_ALL=C n
     __custos_body=
-    # WAIT: the line is held for approval; the recorder says so every 10 s.
+    # WAIT: the line is held for approval; the recorder says so at once and
+    # then every 10 s. At Enter, readline cleared the line to run the
+    # binding: it is put back while it waits, with the cursor back at the
+    # row's start, where readline redraws the same text when the binding
+    # returns.
+    builtin local shown=
     while :; do
         IFS=' ' builtin read -r -t 30 -u "$__custos_rfd" -a __custos_reply || builtin return 1
         [[ ${__custos_reply[0]} == WAIT ]] || break
+        if [[ -z $shown && -n ${READLINE_LINE+set} && -z $__custos_pending ]]; then
+            shown=${PS1@P}
+            shown=${shown##*$'\n'}
+            builtin printf '%s%s\r' "${shown//[$'\001\002']/}" "$READLINE_LINE" >&2
+            shown=1
+        fi
     done
     __custos_nonce=${__custos_reply[1]}
     n=${__custos_reply[2]:-0}

@@ -145,6 +145,13 @@ impl Loop<'_> {
                     };
                     self.approval_effects(effects);
                     self.approval_status();
+                    // Told at once that the answer takes a while, the shell
+                    // puts the line back on the screen (bash's Enter binding
+                    // cleared it), so the requester, the recording and an
+                    // approver watching live see what waits.
+                    if let Some(g) = self.gate.as_mut() {
+                        g.socket.wait_held();
+                    }
                 }
                 Note::Degraded(why) => {
                     self.record_at(at, &Event::Marker(&Marker::Degraded(why.clone()).label()));
