@@ -281,6 +281,28 @@ fn a_screen_larger_than_the_window_is_clipped_with_a_clear_frame() {
     assert_eq!(buf[(x, y)].fg, Theme::default().style(Role::Warn).fg.unwrap());
 }
 
+/// A window narrower than the recording plus the side pane: the frame
+/// says so and names the way out, and hiding the side pane gives the
+/// screen the whole width.
+#[test]
+fn hiding_the_side_pane_gives_the_screen_the_whole_width() {
+    let dir = spool();
+    let mut app = app(dir.path());
+    app.browse("user:alice").unwrap();
+    key(&mut app, KeyCode::Enter);
+    key(&mut app, KeyCode::End);
+    let text = lines(&draw(&mut app, 70, 20));
+    assert!(text.iter().any(|l| l.contains("recorded 60x12, shown 45x12 (v: wider)")), "{text:#?}");
+    key(&mut app, KeyCode::Char('v'));
+    let text = lines(&draw(&mut app, 70, 20));
+    assert!(text.iter().any(|l| l.contains(" 60x12 ")), "the whole screen fits: {text:#?}");
+    assert!(!text.iter().any(|l| l.contains("recorded 60x12, shown")), "{text:#?}");
+    assert!(text.iter().any(|l| l.contains("side pane hidden")), "{text:#?}");
+    key(&mut app, KeyCode::Char('v'));
+    let text = lines(&draw(&mut app, 70, 20));
+    assert!(text.iter().any(|l| l.contains("recorded 60x12, shown")), "{text:#?}");
+}
+
 #[test]
 fn help_lists_the_keys_and_any_key_closes_it() {
     let dir = spool();

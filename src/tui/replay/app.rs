@@ -55,6 +55,9 @@ pub struct PlayerView {
     /// (`p`). Hidden at first: the shell's screen is what the session
     /// showed in its own rows, and the pane is a second stream beside it.
     pub show_pane: bool,
+    /// The side pane (session facts, commands, matches) is shown (`v`).
+    /// Hidden, the recorded screen has the window's whole width.
+    pub show_side: bool,
 }
 
 impl PlayerView {
@@ -70,6 +73,7 @@ impl PlayerView {
             result_sel: 0,
             timeline: None,
             show_pane: false,
+            show_side: true,
         }
     }
 }
@@ -371,6 +375,8 @@ impl App {
                 view.command_sel = view.player.current_command().unwrap_or(0);
             }
             KeyCode::Tab => {
+                // The lists are in the side pane: Tab brings it back.
+                view.show_side = true;
                 view.focus = match view.focus {
                     Focus::Screen if !view.results.is_empty() => Focus::Results,
                     Focus::Screen | Focus::Results => Focus::Commands,
@@ -388,6 +394,14 @@ impl App {
                     Some(q) => self.search_step(&q, forward),
                     None => self.message = Some(("no search yet: press / to search".into(), Role::Warn)),
                 }
+            }
+            KeyCode::Char('v') => {
+                view.show_side = !view.show_side;
+                if !view.show_side {
+                    view.focus = Focus::Screen;
+                }
+                let what = if view.show_side { "shown" } else { "hidden: the screen has the whole width" };
+                self.message = Some((format!("side pane {what} (v toggles)"), Role::Ok));
             }
             KeyCode::Char('p') => {
                 self.message = Some(if !view.player.has_pane() {

@@ -89,7 +89,13 @@ fn draw_player(frame: &mut Frame<'_>, area: Rect, theme: &Theme, view: &mut Play
     let want = size.cols.saturating_add(2).max(pane_size.map_or(0, |p| p.cols.saturating_add(2)));
     // The side pane takes what the screen leaves; a window too narrow for
     // both clips the screen and keeps a third for the pane.
-    let side = if body.width >= want + MIN_SIDE { body.width - want } else { (body.width / 3).min(SIDE) };
+    let side = if !view.show_side {
+        0
+    } else if body.width >= want + MIN_SIDE {
+        body.width - want
+    } else {
+        (body.width / 3).min(SIDE)
+    };
     let [screen_area, side_area] = Layout::horizontal([Constraint::Min(1), Constraint::Length(side)]).areas(body);
     // The shell's screen keeps at least a few rows; the approvals pane
     // takes what it needs of the rest.
@@ -114,11 +120,13 @@ fn draw_player(frame: &mut Frame<'_>, area: Rect, theme: &Theme, view: &mut Play
         border = theme.style(Role::Warn);
         Span::styled(
             format!(
-                " recorded {}x{}, shown {}x{}: enlarge the window ",
+                " recorded {}x{}, shown {}x{}{} ",
                 size.cols,
                 size.rows,
                 frame_area.width.saturating_sub(2),
-                frame_area.height.saturating_sub(2)
+                frame_area.height.saturating_sub(2),
+                // Hiding the side pane is the first thing that can help.
+                if view.show_side && !fits_w { " (v: wider)" } else { ": enlarge the window" }
             ),
             theme.style(Role::Warn),
         )
@@ -133,6 +141,7 @@ fn draw_player(frame: &mut Frame<'_>, area: Rect, theme: &Theme, view: &mut Play
     }
 
     match view.focus {
+        _ if !view.show_side => {}
         Focus::Results => draw_results(frame, side_area, theme, view),
         _ if !view.results.is_empty() && view.focus != Focus::Commands => draw_results(frame, side_area, theme, view),
         _ => draw_commands(frame, side_area, theme, view),
@@ -489,6 +498,7 @@ const PLAYER_HELP: &[(&str, &str)] = &[
     ("n N", "next / previous match"),
     ("g", "go to a time: 1:30, 90s, +30s, -1m, 50%"),
     ("p", "show / hide the approvals pane (its own stream)"),
+    ("v", "show / hide the side pane (the screen gets the whole width)"),
     ("c", "copy the screen (OSC 52)"),
     ("w", "write the screen to a text file"),
     ("click", "seek on the timeline"),
