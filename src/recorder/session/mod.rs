@@ -721,7 +721,7 @@ impl Loop<'_> {
 
     /// Shows what the status line's news asks for.
     fn refresh_status(&mut self) {
-        match self.status.refresh() {
+        match self.status.refresh(self.to_terminal.layout().cols) {
             Change::None => {}
             Change::Text => self.dirty = true,
             Change::Rows => {

@@ -50,8 +50,19 @@ impl Status {
         self.line.is_some()
     }
 
-    /// The line the news asks for (`None`: no status line).
-    pub fn compose(&self) -> Option<String> {
+    /// The line the news asks for (`None`: no status line), for a terminal
+    /// `width` columns wide: news that would not fit after the configured
+    /// text gets the room of all but its first part (` ● REC`).
+    pub fn compose(&self, width: u16) -> Option<String> {
+        let line = self.compose_with(self.base.clone())?;
+        if unicode_width::UnicodeWidthStr::width(line.as_str()) <= usize::from(width) {
+            return Some(line);
+        }
+        let short = self.base.as_deref().and_then(|b| b.split("  ").next()).map(str::to_owned);
+        self.compose_with(short)
+    }
+
+    fn compose_with(&self, base: Option<String>) -> Option<String> {
         // With the status line turned off, it still appears while there is
         // news the user must not miss, and goes when there is none.
         let news = self.held.is_some()
@@ -60,7 +71,7 @@ impl Status {
             || self.pane_notice.is_some()
             || self.exec_notice.is_some()
             || self.backlog.is_some();
-        let base = self.base.clone().or_else(|| news.then(String::new))?;
+        let base = base.or_else(|| news.then(String::new))?;
         // A held line's wait replaces the usual text; problems still show.
         let mut line = self.held.clone().unwrap_or(base);
         if let Some(why) = &self.paused {
@@ -83,8 +94,8 @@ impl Status {
     }
 
     /// Shows what [`Status::compose`] asks for; says what changed.
-    pub fn refresh(&mut self) -> Change {
-        let Some(line) = self.compose() else {
+    pub fn refresh(&mut self, width: u16) -> Change {
+        let Some(line) = self.compose(width) else {
             return if self.line.take().is_some() { Change::Rows } else { Change::None };
         };
         if self.line.as_ref() == Some(&line) {
@@ -108,7 +119,7 @@ mod tests {
     fn the_configured_line_shows_as_is() {
         let mut s = Status::new(Some(" custos".into()));
         assert_eq!(s.line(), Some(" custos"));
-        assert_eq!(s.refresh(), Change::None);
+        assert_eq!(s.refresh(200), Change::None);
     }
 
     #[test]
@@ -116,10 +127,10 @@ mod tests {
         let mut s = Status::new(None);
         assert!(!s.shown());
         s.paused = Some("spool full".into());
-        assert_eq!(s.refresh(), Change::Rows);
+        assert_eq!(s.refresh(200), Change::Rows);
         assert_eq!(s.line(), Some("  \u{23f8} OUTPUT PAUSED: spool full"));
         s.paused = None;
-        assert_eq!(s.refresh(), Change::Rows);
+        assert_eq!(s.refresh(200), Change::Rows);
         assert!(!s.shown());
     }
 
@@ -127,8 +138,21 @@ mod tests {
     fn news_on_a_configured_line_changes_text_not_rows() {
         let mut s = Status::new(Some(" alice@db1".into()));
         s.degraded = Some("hooks gone".into());
-        assert_eq!(s.refresh(), Change::Text);
+        assert_eq!(s.refresh(200), Change::Text);
         assert_eq!(s.line(), Some(" alice@db1  \u{26a0} DEGRADED: hooks gone"));
+    }
+
+    /// A reason too long for the row after the configured text keeps the
+    /// row for itself, after the recording mark.
+    #[test]
+    fn news_too_wide_for_the_row_keeps_only_the_recording_mark_of_the_text() {
+        let base = " \u{25cf} REC  custos  alice@db1  session 0123abcd";
+        let mut s = Status::new(Some(base.into()));
+        s.degraded = Some("the DEBUG trap backstop was removed or changed (re-installed at the next prompt)".into());
+        s.refresh(200);
+        assert_eq!(s.line(), Some(format!("{base}  \u{26a0} DEGRADED: the DEBUG trap backstop was removed or changed (re-installed at the next prompt)").as_str()));
+        s.refresh(120);
+        assert_eq!(s.line(), Some(" \u{25cf} REC  \u{26a0} DEGRADED: the DEBUG trap backstop was removed or changed (re-installed at the next prompt)"));
     }
 
     #[test]
@@ -137,7 +161,7 @@ mod tests {
         s.held = Some(" waiting for approval".into());
         s.paused = Some("full".into());
         s.pane_notice = Some("approvals pane: terminal too small".into());
-        assert_eq!(s.refresh(), Change::Text);
+        assert_eq!(s.refresh(200), Change::Text);
         assert_eq!(
             s.line(),
             Some(" \u{26a0} approvals pane: terminal too small \u{2502} waiting for approval  \u{23f8} OUTPUT PAUSED: full")
