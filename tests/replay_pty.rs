@@ -156,3 +156,18 @@ fn bad_input_is_a_clear_error_not_a_panic() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("cannot open") && err.contains("missing.cast"), "{err}");
 }
+
+/// On a host with a collector, delivered recordings leave the spool: an
+/// empty spool says where they went and how to play them from there.
+#[test]
+fn an_empty_spool_on_a_host_with_a_collector_says_where_the_recordings_went() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().join("spool");
+    std::fs::create_dir(&spool).unwrap();
+    let config = dir.path().join("custos.toml");
+    std::fs::write(&config, format!("[recording]\nspool_dir = \"{}\"\n[collector]\nurl = \"http://127.0.0.1:8470\"\n", spool.display())).unwrap();
+    let out = replay(&[], dir.path()).env("CUSTOS_CONFIG", &config).stdin(std::process::Stdio::null()).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("no recordings left in") && err.contains("custos replay --server http://127.0.0.1:8470"), "{err}");
+}

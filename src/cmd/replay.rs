@@ -98,7 +98,18 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             let config = crate::config::Config::load(false, std::env::var("CUSTOS_CONFIG").ok().as_deref())?;
             let spool = config.recording.spool_dir;
             anyhow::ensure!(spool.is_dir(), "no recordings at {} (give a .cast file or a directory)", spool.display());
-            (Box::new(local(&spool, cache, &args.keys)?), None)
+            let mut source = local(&spool, cache, &args.keys)?;
+            // A host with a collector keeps no recording once delivered:
+            // an empty spool says where they went, not just that it is empty.
+            if let (Some(url), Ok(sessions)) = (&config.collector.url, source.list()) {
+                anyhow::ensure!(
+                    !sessions.is_empty(),
+                    "no recordings left in {}: this host delivers them to the collector {url} and keeps none once it has them; \
+                     play them from there: custos replay --server {url} (with CUSTOS_TOKEN or --token-file)",
+                    spool.display()
+                );
+            }
+            (Box::new(source), None)
         }
     };
     anyhow::ensure!(file.is_some() || !args.follow, "--follow plays one recording: give its .cast file (or, with --server, its session id)");
