@@ -701,6 +701,26 @@ fn ssh_interactive_session_is_recorded_with_its_exit_status() {
     assert!(screen.lines().any(|l| l == "interactive-ok"), "the recording shows the output:\n{screen}");
 }
 
+/// What the terminal shows before the login shell starts (here sshd's
+/// banner; on most hosts the message of the day) stays in view: the shell
+/// starts below it.
+#[test]
+fn an_ssh_login_starts_below_what_the_terminal_already_shows() {
+    let Some(_sys) = System::setup("ssh banner") else { return };
+    let sshd = sshd::Sshd::start(USER, &home());
+    // A client that shows the banner, as an interactive ssh does.
+    let mut args = vec!["-tt".to_owned(), "-o".to_owned(), "LogLevel=INFO".to_owned()];
+    args.extend(sshd.ssh_tt_args().into_iter().skip(1));
+    let mut t = Term::spawn("ssh", &args.iter().map(String::as_str).collect::<Vec<_>>(), 30, 120);
+    t.run("true");
+    let lines = t.screen_lines();
+    let banner = lines.iter().position(|l| l.contains(sshd::BANNER)).unwrap_or_else(|| panic!("the banner is not in view:\n{}", lines.join("\n")));
+    let prompt = lines.iter().rposition(|l| !l.trim().is_empty() && !l.contains("REC")).unwrap();
+    assert!(banner < prompt, "{}", lines.join("\n"));
+    t.line("exit");
+    let _ = t.wait(SHORT);
+}
+
 fn home() -> PathBuf {
     nix::unistd::User::from_name(USER).unwrap().unwrap().dir
 }

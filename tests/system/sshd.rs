@@ -41,6 +41,10 @@ impl Sshd {
         };
         keygen("host_key");
         keygen("client_key");
+        // Shown by a client that logs at INFO (the tests' clients log only
+        // errors), before the login shell starts: what a login's message
+        // of the day is to the terminal.
+        std::fs::write(dir.path().join("banner"), format!("{BANNER}\n")).unwrap();
 
         let ssh_dir = home.join(".ssh");
         std::fs::create_dir_all(&ssh_dir).unwrap();
@@ -165,6 +169,9 @@ impl Drop for Sshd {
     }
 }
 
+/// The pre-login banner sshd shows (see `Sshd::start`).
+pub const BANNER: &str = "custos system tests: authorised use only";
+
 fn config_text(dir: &Path, port: u16, user: &str) -> String {
     format!(
         "# sshd for custos system tests\n\
@@ -180,6 +187,7 @@ fn config_text(dir: &Path, port: u16, user: &str) -> String {
          AllowUsers {user}\n\
          PrintMotd no\n\
          PrintLastLog no\n\
+         Banner {dir}/banner\n\
          Subsystem sftp /usr/lib/openssh/sftp-server\n",
         dir = dir.display()
     )

@@ -102,7 +102,16 @@ impl Term {
         match self.master.read(&mut buf) {
             Ok(0) => self.eof = true,
             Ok(n) => {
-                self.screen.process(&buf[..n]);
+                // As a real terminal does, a cursor position query (DSR 6)
+                // is answered with where the cursor is at that point.
+                let mut rest = &buf[..n];
+                while let Some(at) = rest.windows(4).position(|w| w == b"\x1b[6n") {
+                    self.screen.process(&rest[..at]);
+                    let (row, col) = self.screen.cursor();
+                    self.master.write_all(format!("\x1b[{};{}R", row + 1, col + 1).as_bytes()).unwrap();
+                    rest = &rest[at + 4..];
+                }
+                self.screen.process(rest);
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             // EIO: every holder of the slave has gone.
@@ -162,6 +171,11 @@ impl Term {
         }
     }
 
+    /// The rows on the screen now, without the scrollback.
+    pub fn screen_lines(&self) -> Vec<String> {
+        self.screen.screen_rows()
+    }
+
     /// Every line the terminal showed, scrollback included.
     pub fn transcript(&mut self) -> String {
         self.screen.lines().join("\n").trim_end().to_owned()
@@ -191,9 +205,20 @@ impl Emulator {
         self.0.process(bytes);
     }
 
+    /// The cursor's (row, column), 0-based.
+    pub fn cursor(&self) -> (u16, u16) {
+        self.0.screen().cursor_position()
+    }
+
     pub fn resize(&mut self, rows: u16, cols: u16) {
         #[allow(clippy::disallowed_methods)]
         self.0.set_size(nonzero(rows), nonzero(cols));
+    }
+
+    /// The rows on the screen now, without the scrollback.
+    pub fn screen_rows(&self) -> Vec<String> {
+        let screen = self.0.screen();
+        screen.rows(0, screen.size().1.get()).collect()
     }
 
     /// Every line shown: scrollback, then the screen; trailing blanks cut.
