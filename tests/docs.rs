@@ -1,5 +1,5 @@
 //! What the ecosystem expects of a command-line tool: `--version` naming
-//! the commit, completions that a real bash and zsh load and use, and man
+//! the commit, completions that a real bash, zsh and fish load and use, and man
 //! pages for `custos`, each subcommand and `custos-shell`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
@@ -65,6 +65,21 @@ fn zsh_loads_the_completion_for_custos() {
     let mut lines = out.lines();
     assert_eq!(lines.next(), Some("_custos"), "{out}");
     assert!(out.contains("serve") && out.contains("--listen"), "{out}");
+}
+
+#[test]
+fn fish_completes_subcommands_and_options() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("custos.fish");
+    std::fs::write(&script, stdout(Command::new(CUSTOS).args(["completions", "fish"]))).unwrap();
+    let complete = |line: &str| {
+        let program = format!("source {}; complete -C '{line}'", script.display());
+        let out = stdout(Command::new("fish").args(["--no-config", "-c", &program]));
+        out.lines().map(|l| l.split('\t').next().unwrap_or_default().to_owned()).collect::<Vec<_>>()
+    };
+    let subcommands = complete("custos se");
+    assert_eq!(subcommands, ["serve", "sessions"]);
+    assert_eq!(complete("custos serve --li"), ["--listen"]);
 }
 
 #[test]
