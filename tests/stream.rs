@@ -207,7 +207,9 @@ fn a_session_recorded_while_the_collector_is_down_is_delivered_by_the_next_one()
 }
 
 /// While the collector is not reached, the status line says how much
-/// waits in the spool; once the collector takes the chunks, that news goes.
+/// waits in the spool. A collector that does not know the host yet leaves
+/// it there; once the host is enrolled, the session's own uploader
+/// delivers and the news goes.
 #[test]
 fn the_status_line_shows_what_waits_while_the_collector_is_down() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
@@ -220,13 +222,16 @@ fn the_status_line_shows_what_waits_while_the_collector_is_down() {
     let line = status(&pty);
     assert!(line.contains("wait in the spool, the oldest for") && line.contains("KiB"), "{line}");
 
-    // The key is enrolled before the collector listens where the
-    // uploader knocks (an uploader refused as unknown stops for good).
-    let data = rig.dir.path().join("collector");
-    let mut enrolling = Server::start(&data);
-    enrolling.enroll(&rig.setup.config(), &rig.key_path);
-    enrolling.kill();
-    rig.server = Some(Server::start_with(&data, &format!("127.0.0.1:{port}"), &[], None));
+    // The collector comes up before this host is enrolled: the uploader
+    // is refused (unknown key) and keeps trying while the session runs.
+    let server = Server::start_with(&rig.dir.path().join("collector"), &format!("127.0.0.1:{port}"), &[], None);
+    wait_for(60, "the uploader to be refused as not enrolled", || {
+        server.stderr.lock().unwrap().iter().any(|l| l.contains("unknown_key"))
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(status(&pty).contains("COLLECTOR NOT REACHED"), "{}", status(&pty));
+    server.enroll(&rig.setup.config(), &rig.key_path);
+    rig.server = Some(server);
     wait_for(60, "the backlog news to go once the collector takes the chunks", || !status(&pty).contains("COLLECTOR NOT REACHED"));
     pty.line("exit");
     assert_eq!(pty.wait_exit(), 0);

@@ -128,6 +128,12 @@ impl UploadError {
             UploadError::Io { .. } | UploadError::Stuck { .. } => false,
         }
     }
+
+    /// The collector does not know this host's key (yet). Enrolling the
+    /// host is what changes that, and the chunks wait safely in the spool.
+    pub fn is_unenrolled(&self) -> bool {
+        matches!(self, UploadError::Collector { source, .. } if source.code() == Some("unknown_key"))
+    }
 }
 
 /// The uploader: a collector, a spool, and the host key for sealing orphans
@@ -263,7 +269,9 @@ impl Uploader {
 
     /// Follows one live session until its final chunk is acknowledged,
     /// retrying transient failures for as long as it takes, polling the
-    /// spool every `poll`. Refusals stop it with an error.
+    /// spool every `poll`. Refusals stop it with an error, except one that
+    /// says the host is not enrolled: that is tried again every
+    /// `max_delay` while the recorder runs.
     pub async fn follow(&self, session: &str, poll: Duration) -> Result<(), UploadError> {
         let mut attempt = 0u32;
         let mut missing_since: Option<std::time::Instant> = None;
@@ -298,6 +306,10 @@ impl Uploader {
                     tokio::time::sleep(backoff(attempt, self.base_delay, self.max_delay, random_u32())).await;
                     attempt = attempt.saturating_add(1);
                 }
+                // A session started before its host was enrolled streams
+                // once it is, while the recorder still runs; after that,
+                // the upload timer delivers what waits.
+                Err(e) if e.is_unenrolled() && recorder_alive(&dir) => tokio::time::sleep(self.max_delay).await,
                 Err(e) => return Err(e),
             }
         }
