@@ -226,10 +226,7 @@ pub fn render_text(d: &Decision) -> String {
                 .map(|a| {
                     // NAME=VALUE (alias, export, declare, env) is an
                     // assignment, not a path, whatever its value holds.
-                    let assignment = a.text.split_once('=').is_some_and(|(name, _)| {
-                        name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-                    });
-                    let pathlike = !assignment && (a.text.contains('/') || a.text.starts_with('.'));
+                    let pathlike = !crate::policy::is_assignment(&a.text) && (a.text.contains('/') || a.text.starts_with('.'));
                     if pathlike && a.path != a.text {
                         format!("{:?} ({})", a.text, a.path)
                     } else {

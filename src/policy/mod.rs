@@ -62,6 +62,7 @@ use serde::Serialize;
 pub use config::{PolicyError, Rule, Verdict, DEFAULT_TIMEOUT};
 pub use parse::{analyse, Analysis, Arg, Env, ParsedCommand, Problem, Redirect, UnknownArgs, MAX_COMMANDS, MAX_LINE_BYTES, MAX_NESTING, MAX_OPENERS};
 pub use path::canonical;
+pub(crate) use wrappers::is_assignment;
 
 /// Where a root-owned policy lives.
 pub const SYSTEM_POLICY: &str = "/etc/custos/policy.toml";

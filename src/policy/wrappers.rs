@@ -110,7 +110,8 @@ fn value_of<'a>(seen: &'a [Seen], names: &[&str]) -> Option<&'a str> {
     seen.iter().rev().find(|s| names.contains(&s.name.as_str())).and_then(|s| s.value.as_deref())
 }
 
-fn is_assignment(w: &str) -> bool {
+/// `NAME=VALUE`, with NAME a shell variable name: an assignment word.
+pub(crate) fn is_assignment(w: &str) -> bool {
     match w.split_once('=') {
         Some((name, _)) => !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') && !name.starts_with(|c: char| c.is_ascii_digit()),
         None => false,

@@ -150,16 +150,7 @@ impl Pty {
                 match reader_file.read(&mut buf) {
                     Ok(0) | Err(_) => break,
                     Ok(n) => {
-                        let mut rest = &buf[..n];
-                        while let Some(at) = rest.windows(4).position(|w| w == b"\x1b[6n") {
-                            let mut parser = p2.lock().unwrap();
-                            parser.process(&rest[..at]);
-                            let (row, col) = parser.screen().cursor_position();
-                            drop(parser);
-                            let _ = answers.write_all(format!("\x1b[{};{}R", row + 1, col + 1).as_bytes());
-                            rest = &rest[at + 4..];
-                        }
-                        p2.lock().unwrap().process(rest);
+                        process_answering(&mut p2.lock().unwrap(), &buf[..n], &mut answers);
                         r2.lock().unwrap().extend_from_slice(&buf[..n]);
                     }
                 }
@@ -279,6 +270,20 @@ impl Drop for Pty {
 /// A fresh independent emulator (not the one inside custos) of `rows` x
 /// `cols`, keeping `scrollback` lines. Test sizes are non-zero, so the raw
 /// vt100 call that custos fences behind `screen::Screen` is safe here.
+/// Feeds `bytes` to `parser` as a terminal takes them, answering each
+/// cursor position query (DSR 6) on `answers` with where the cursor is at
+/// that point, as real terminals do.
+pub fn process_answering(parser: &mut vt100::Parser, bytes: &[u8], answers: &mut impl std::io::Write) {
+    let mut rest = bytes;
+    while let Some(at) = rest.windows(4).position(|w| w == b"\x1b[6n") {
+        parser.process(&rest[..at]);
+        let (row, col) = parser.screen().cursor_position();
+        let _ = answers.write_all(format!("\x1b[{};{}R", row + 1, col + 1).as_bytes());
+        rest = &rest[at + 4..];
+    }
+    parser.process(rest);
+}
+
 pub fn emulator(rows: u16, cols: u16, scrollback: usize) -> vt100::Parser {
     #[allow(clippy::disallowed_methods)]
     vt100::Parser::new(std::num::NonZeroU16::new(rows).unwrap(), std::num::NonZeroU16::new(cols).unwrap(), scrollback)

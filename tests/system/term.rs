@@ -101,18 +101,7 @@ impl Term {
         let mut buf = [0u8; 65536];
         match self.master.read(&mut buf) {
             Ok(0) => self.eof = true,
-            Ok(n) => {
-                // As a real terminal does, a cursor position query (DSR 6)
-                // is answered with where the cursor is at that point.
-                let mut rest = &buf[..n];
-                while let Some(at) = rest.windows(4).position(|w| w == b"\x1b[6n") {
-                    self.screen.process(&rest[..at]);
-                    let (row, col) = self.screen.cursor();
-                    self.master.write_all(format!("\x1b[{};{}R", row + 1, col + 1).as_bytes()).unwrap();
-                    rest = &rest[at + 4..];
-                }
-                self.screen.process(rest);
-            }
+            Ok(n) => crate::shell::process_answering(&mut self.screen.0, &buf[..n], &mut self.master),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             // EIO: every holder of the slave has gone.
             Err(_) => self.eof = true,
@@ -203,11 +192,6 @@ impl Emulator {
 
     pub fn process(&mut self, bytes: &[u8]) {
         self.0.process(bytes);
-    }
-
-    /// The cursor's (row, column), 0-based.
-    pub fn cursor(&self) -> (u16, u16) {
-        self.0.screen().cursor_position()
     }
 
     pub fn resize(&mut self, rows: u16, cols: u16) {
