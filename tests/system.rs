@@ -701,6 +701,48 @@ fn ssh_interactive_session_is_recorded_with_its_exit_status() {
     assert!(screen.lines().any(|l| l == "interactive-ok"), "the recording shows the output:\n{screen}");
 }
 
+/// Automation that forces a terminal (`ssh -tt host cmd`) gets the
+/// command's own output: the bytes plain bash gives for the same command
+/// on a terminal, with no cursor addressing, status line or blank rows; and
+/// the command is still recorded and masked.
+#[test]
+fn ssh_tt_command_output_is_the_commands_own() {
+    let Some(sys) = System::setup("ssh -tt cmd") else { return };
+    let sshd = sshd::Sshd::start(USER, &home());
+    let run = |program: &str, args: &[&str]| {
+        let mut t = Term::spawn(program, args, 24, 80);
+        let status = t.wait(SHORT);
+        (status, t)
+    };
+    for command in ["echo hi", "printf 'one\\ntwo\\n'; printf '%0150d\\n' 7", "seq 1 60", "printf 'no line end'"] {
+        let before = recordings();
+        let mut args = sshd.ssh_tt_args();
+        args.push(command.to_owned());
+        let (status, mut remote) = run("ssh", &args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(status.success(), "ssh -tt host {command:?}: {status}\n{}\nsshd log:\n{}", remote.transcript(), sshd.log());
+        let (_, plain) = run("bash", &["--norc", "--noprofile", "-c", command]);
+        assert_eq!(String::from_utf8_lossy(remote.raw()), String::from_utf8_lossy(plain.raw()), "ssh -tt host {command:?}");
+        let rec = only_new_recording(&before, command);
+        rec.assert_session(sys.uid, "interactive", Some(command), 0);
+    }
+
+    // Colours, a progress line redrawn with `\r` and a secret: the terminal
+    // shows what plain bash shows, but for the secret, masked there too.
+    let secret = "ghp_R4nd0mTestTokenValue0123456789abcdEF";
+    let command = format!("printf '\\033[1;32mok\\033[0m\\n'; for p in 10 50 100; do printf '\\rload %3d%%' $p; done; echo; echo token {secret}");
+    let mut args = sshd.ssh_tt_args();
+    args.push(command.clone());
+    let (status, mut remote) = run("ssh", &args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(status.success(), "{}", remote.transcript());
+    let (_, mut plain) = run("bash", &["--norc", "--noprofile", "-c", &command]);
+    let shown = remote.transcript();
+    assert!(!shown.contains(secret) && shown.contains("token "), "{shown}");
+    assert_eq!(shown.lines().count(), plain.transcript().lines().count(), "{shown}");
+    assert_eq!(shown.lines().take(2).collect::<Vec<_>>(), vec!["ok", "load 100%"], "{shown}");
+    let raw = String::from_utf8_lossy(remote.raw()).into_owned();
+    assert!(!raw.contains(";1H") && !raw.contains("\x1b[H") && !raw.contains("REC"), "no cursor addressing or status line: {raw:?}");
+}
+
 /// What the terminal shows before the login shell starts (here sshd's
 /// banner; on most hosts the message of the day) stays in view: the shell
 /// starts below it.

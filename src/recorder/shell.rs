@@ -399,8 +399,9 @@ fn interactive_session(
     let size = crate::recorder::pty::get_size(stdout.as_fd())
         .or_else(|| crate::recorder::pty::get_size(stdin.as_fd()))
         .unwrap_or(Size { rows: 24, cols: 80 });
-    let status_text = config
-        .status_line
+    // A command's output is drawn inline, without a status line unless
+    // there is news (see `term::render::inline`).
+    let status_text = (config.status_line && start_below)
         .then(|| format!(" \u{25cf} REC  custos  {}@{}  session {}", info.user, info.host, short_id(&info.session_id)));
     // Fail closed: no session starts without the masking the config asks for.
     let masker = crate::term::masker::Masker::new(&config.masking).context("the [masking] configuration")?;
@@ -427,7 +428,7 @@ fn interactive_session(
     }
     // Still single-threaded and holding both identities: the only moment
     // the pane's launcher can be forked to run as the user (see `pane`).
-    let pane = approvals_pane(config, &privilege);
+    let pane = if start_below { approvals_pane(config, &privilege) } else { None };
     // Single-threaded still: the listener comes over, the reader forks.
     let backstop = backstop.map(|b| b.start(&privilege)).transpose()?;
     // From here the recorder is the service user for good. If that fails,
@@ -470,6 +471,7 @@ fn interactive_session(
         stage: stage.acts,
         exec,
         start_below,
+        inline: !start_below,
         backlog: (sink.is_chunked() && config.collector.url.is_some()).then(|| (sink.path().to_owned(), config.collector.backlog_warn)),
     };
     let ending = session::run(term, pty.master, child, layout, &signals, &mut sink, options);

@@ -70,12 +70,17 @@ impl Layout {
 pub struct Scrolled {
     text: String,
     rows: Vec<ScrolledRow>,
+    /// The cells (covered) of the first screenful of rows: an inline
+    /// target may show them already and compares them with what it shows.
+    head: Vec<Vec<Cell>>,
 }
 
 struct ScrolledRow {
     /// Byte range of the row in `text`.
     start: usize,
     end: usize,
+    /// Cells its text fills.
+    cells: usize,
     /// It wrapped into the next row.
     wrapped: bool,
     /// The pen its text assumes at its start (carried over from the row it
@@ -94,8 +99,13 @@ impl Scrolled {
         // pen carries over between them; a line ends with the pen reset.
         let mut pen = Some(Pen::default());
         let mut masked = Vec::new();
+        let mut head = Vec::new();
+        let keep = usize::from(screen.size().rows);
         for (index, cells) in screen.scrolled_rows().enumerate() {
             let cells = apply_cover(cells, cover.scrolled_row(index), None, cover.glyph, &mut masked);
+            if index < keep {
+                head.push(cells.to_vec());
+            }
             let start = text.len();
             let start_pen = pen.unwrap_or_default();
             let wrapped = is_wrapped(cells);
@@ -105,9 +115,9 @@ impl Scrolled {
                 text.push_str("\x1b[0m");
                 pen = Some(Pen::default());
             }
-            rows.push(ScrolledRow { start, end: text.len(), wrapped, pen: start_pen });
+            rows.push(ScrolledRow { start, end: text.len(), cells: end, wrapped, pen: start_pen });
         }
-        Self { text, rows }
+        Self { text, rows, head }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -145,6 +155,13 @@ pub struct Renderer {
     /// The target is in its alternate screen.
     in_alt: bool,
     modes: Modes,
+    /// The primary screen is drawn inline (see `inline`), until a resize.
+    inline: Option<inline::Inline>,
+    /// The target was left by the inline placement: the next output takes
+    /// the whole target first (see [`Renderer::start`]).
+    restart: bool,
+    /// The target's cursor is visible.
+    cursor_shown: bool,
 }
 
 impl Renderer {
@@ -155,16 +172,36 @@ impl Renderer {
             alternate: Shadow::default(),
             in_alt: false,
             modes: Modes { cursor_visible: true, ..Modes::default() },
+            inline: None,
+            restart: false,
+            cursor_shown: true,
         }
+    }
+
+    /// A renderer that draws the primary screen from wherever the target's
+    /// cursor is, as the command would have (see `inline`), with no
+    /// [`Renderer::start`]. `layout` has no status line.
+    pub fn inline(layout: Layout) -> Self {
+        Self { inline: Some(inline::Inline::new(layout.cols)), ..Self::new(Layout { status: false, ..layout }) }
+    }
+
+    /// The primary screen is still drawn inline.
+    pub fn is_inline(&self) -> bool {
+        self.inline.is_some()
     }
 
     pub fn layout(&self) -> Layout {
         self.layout
     }
 
-    /// The target changed size: everything it shows must be redrawn.
+    /// The target changed size: everything it shows must be redrawn. An
+    /// inline target is taken whole from then on: it reflowed the rows
+    /// written inline its own way, and a status line needs the bottom row.
     pub fn resize(&mut self, layout: Layout) {
         self.layout = layout;
+        if self.inline.take().is_some() {
+            self.restart = true;
+        }
         self.invalidate();
     }
 
@@ -172,6 +209,23 @@ impl Renderer {
     pub fn invalidate(&mut self) {
         self.primary.invalidate();
         self.alternate.invalidate();
+        if let Some(inline) = self.inline.as_mut() {
+            inline.invalidate();
+        }
+    }
+
+    /// The target leaves the inline placement: it is taken whole now.
+    fn restart_if_due(&mut self, out: &mut Vec<u8>) {
+        if std::mem::take(&mut self.restart) {
+            // The alternate screen is left as it is: `start` scrolls the
+            // primary one, and the alternate is redrawn whole anyway.
+            let alt = self.in_alt;
+            if alt {
+                out.extend_from_slice(b"\x1b[0m\x1b[?1049l");
+                self.in_alt = false;
+            }
+            self.start(out);
+        }
     }
 
     /// Bytes that make a fresh target ready: existing content is scrolled
@@ -227,10 +281,20 @@ impl Renderer {
         out: &mut Vec<u8>,
     ) {
         let modes = screen.modes();
-        out.extend_from_slice(b"\x1b[?25l");
-
+        self.restart_if_due(out);
         self.push_scrolled(scrolled, out);
         self.switch_buffer(modes.alternate_screen, out);
+        if let Some(inline) = self.inline.as_mut().filter(|_| !modes.alternate_screen) {
+            inline.draw(screen, damage, cover, out);
+            write_mode_changes(&self.modes, &modes, out);
+            self.modes = modes;
+            if modes.cursor_visible != self.cursor_shown {
+                out.extend_from_slice(if modes.cursor_visible { b"\x1b[?25h" } else { b"\x1b[?25l" });
+                self.cursor_shown = modes.cursor_visible;
+            }
+            return;
+        }
+        out.extend_from_slice(b"\x1b[?25l");
 
         let layout = self.layout;
         let shadow = if self.in_alt { &mut self.alternate } else { &mut self.primary };
@@ -253,6 +317,7 @@ impl Renderer {
         if modes.cursor_visible {
             out.extend_from_slice(b"\x1b[?25h");
         }
+        self.cursor_shown = modes.cursor_visible;
     }
 
     /// Titles, bells and clipboard writes, in the order the program sent them.
@@ -279,12 +344,19 @@ impl Renderer {
     /// Bytes that put the target back as the session found it: modes off,
     /// primary screen, cursor visible, status line cleared, cursor on a fresh
     /// line below the pane's content.
+    /// Inline, the cursor stays where the command left it.
     pub fn finish(&mut self, screen: &Screen, out: &mut Vec<u8>) {
         let restored = Modes { cursor_visible: true, ..Modes::default() };
         write_mode_changes(&self.modes, &restored, out);
         self.modes = restored;
         let was_alt = self.in_alt;
         self.switch_buffer(false, out);
+        if self.inline.is_some() {
+            if !std::mem::replace(&mut self.cursor_shown, true) {
+                out.extend_from_slice(b"\x1b[?25h");
+            }
+            return;
+        }
         if self.layout.status {
             let _ = write!(Text(out), "\x1b[{};1H\x1b[0m\x1b[2K", self.layout.total_rows());
         }
@@ -322,7 +394,12 @@ impl Renderer {
         if scrolled.is_empty() {
             return;
         }
+        self.restart_if_due(out);
         self.switch_buffer(false, out);
+        if let Some(inline) = self.inline.as_mut() {
+            inline.scrolled(scrolled, out);
+            return;
+        }
         let pane = usize::from(self.layout.pane_rows.max(1));
         let bottom = self.layout.total_rows();
         out.extend_from_slice(b"\x1b[0m");
@@ -653,6 +730,8 @@ pub fn draw_screen_at(screen: &Screen, cover: &Cover, top: u16, cols: u16, out: 
 pub fn draw_bar(row: u16, cols: u16, text: &str, out: &mut Vec<u8>) {
     draw_status(Layout { pane_rows: row, cols, status: true }, text, out);
 }
+
+mod inline;
 
 #[cfg(test)]
 mod tests;

@@ -297,6 +297,12 @@ impl Screen {
         (row, col)
     }
 
+    /// The cursor sits past the last column: the next character wraps
+    /// first (a row just written to its end).
+    pub fn wrap_pending(&self) -> bool {
+        self.term.grid().cursor.input_needs_wrap
+    }
+
     pub fn modes(&self) -> Modes {
         let mode = *self.term.mode();
         let style = self.term.cursor_style();

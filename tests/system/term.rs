@@ -26,6 +26,8 @@ pub struct Term {
     mark: usize,
     eof: bool,
     markers: u32,
+    /// Every byte the program wrote, as written.
+    raw: Vec<u8>,
 }
 
 impl Term {
@@ -62,6 +64,7 @@ impl Term {
             mark: 0,
             eof: false,
             markers: 0,
+            raw: Vec::new(),
         }
     }
 
@@ -101,7 +104,10 @@ impl Term {
         let mut buf = [0u8; 65536];
         match self.master.read(&mut buf) {
             Ok(0) => self.eof = true,
-            Ok(n) => crate::shell::process_answering(&mut self.screen.0, &buf[..n], &mut self.master),
+            Ok(n) => {
+                self.raw.extend_from_slice(&buf[..n]);
+                crate::shell::process_answering(&mut self.screen.0, &buf[..n], &mut self.master);
+            }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             // EIO: every holder of the slave has gone.
             Err(_) => self.eof = true,
@@ -163,6 +169,11 @@ impl Term {
     /// The rows on the screen now, without the scrollback.
     pub fn screen_lines(&self) -> Vec<String> {
         self.screen.screen_rows()
+    }
+
+    /// Every byte the program wrote, as written.
+    pub fn raw(&self) -> &[u8] {
+        &self.raw
     }
 
     /// Every line the terminal showed, scrollback included.

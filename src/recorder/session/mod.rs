@@ -105,6 +105,10 @@ pub struct Options {
     /// Ask the terminal where its cursor is and start the shell below what
     /// it shows (an interactive login: see `cursor`).
     pub start_below: bool,
+    /// Draw the shell's output from where the terminal's cursor is, as the
+    /// command would have, until a resize (a command run with a terminal:
+    /// see `term::render::inline`).
+    pub inline: bool,
     /// The session's chunk directory, watched for chunks the collector has
     /// not taken (see [`Loop::check_backlog`]), and after how long a
     /// waiting chunk is news; `None` without a collector.
@@ -306,7 +310,7 @@ pub fn run(
         master: Some(master),
         child,
         pipeline: Pipeline::new(Size { rows: layout.pane_rows, cols: layout.cols }, options.masker),
-        to_terminal: Renderer::new(layout),
+        to_terminal: if options.inline { Renderer::inline(layout) } else { Renderer::new(layout) },
         to_recording: Renderer::new(Layout { status: false, ..layout }),
         sink,
         record_input: options.record_input,
@@ -345,6 +349,7 @@ pub fn run(
             let _ = lp.pipeline.feed(format!("\x1b[{};1H", row + 1).as_bytes());
             let _ = lp.pipeline.screen_mut().take_damage();
         }
+        None if options.inline => {}
         None => {
             if options.start_below {
                 lp.late_report_until = Some(Instant::now() + cursor::LATE);
