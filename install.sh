@@ -83,10 +83,14 @@ uninstall=false
 purge=false
 collector=false
 
-readonly service=custos
-readonly config_dir=/etc/custos
-readonly config_file=$config_dir/custos.toml
-readonly spool=/var/lib/custos
+# The host's part (the service user, configuration, spool, key and the
+# bashrc hook) is shared with the Debian package: install/host.sh.
+# shellcheck source=install/host.sh
+. "$here/install/host.sh"
+readonly service=$custos_service
+readonly config_dir=$custos_config_dir
+readonly config_file=$custos_config_file
+readonly spool=$custos_spool
 readonly state_dir=/var/lib/custos-install
 readonly previous_shells=$state_dir/previous-shells
 readonly unit_dir=/etc/systemd/system
@@ -192,22 +196,8 @@ restore_shells() {
     fi
 }
 
-warn_stranded_users() {
-    # Users whose login shell custos-shell became without install.sh: after
-    # removal their logins fail, which is the safe side (no unrecorded shell).
-    local stranded
-    stranded=$(getent passwd | awk -F: -v s="$shell_path" '$7 == s { print $1 }')
-    if [[ -n $stranded ]]; then
-        echo "$prog: warning: these users still have $shell_path as login shell and cannot log in until it is changed:" >&2
-        local u
-        for u in $stranded; do
-            echo "    usermod -s /bin/bash $u" >&2
-        done
-    fi
-}
-
 have_systemd() {
-    [[ -d /run/systemd/system ]] && command -v systemctl >/dev/null
+    custos_have_systemd
 }
 
 remove_units() {
@@ -227,44 +217,9 @@ remove_units() {
     fi
 }
 
-# A bash that sshd runs at shell level 1 (or with a socket on stdin) reads
-# /etc/bash.bashrc and ~/.bashrc instead of $BASH_ENV, and an interactive
-# bash reads them too: the hook at the top of /etc/bash.bashrc loads the
-# command gate of a session without a terminal there as well. It does
-# nothing outside such a session (BASH_ENV is not custos' hooks file).
-readonly bashrc=/etc/bash.bashrc
-readonly hook_begin='# >>> custos: the command gate in sessions without a terminal (install.sh) >>>'
-readonly hook_end='# <<< custos <<<'
-
-remove_bashrc_hook() {
-    [[ -f $bashrc ]] && grep -qxF "$hook_begin" "$bashrc" || return 0
-    local tmp
-    tmp=$(mktemp "$bashrc.XXXXXX")
-    awk -v b="$hook_begin" -v e="$hook_end" '$0 == b {skip = 1} !skip {print} $0 == e {skip = 0}' "$bashrc" >"$tmp"
-    chmod 0644 "$tmp"
-    mv -f "$tmp" "$bashrc"
-    log "removed the command gate's hook from $bashrc"
-}
-
-add_bashrc_hook() {
-    remove_bashrc_hook
-    local tmp
-    tmp=$(mktemp "$bashrc.XXXXXX")
-    {
-        echo "$hook_begin"
-        # shellcheck disable=SC2016 # written for bash to expand later
-        echo 'case ${BASH_ENV-} in /tmp/custos-gate-*/batch.bash) . "$BASH_ENV" ;; esac'
-        echo "$hook_end"
-        [[ -f $bashrc ]] && cat "$bashrc"
-    } >"$tmp"
-    chmod 0644 "$tmp"
-    mv -f "$tmp" "$bashrc"
-    log "added the command gate's hook to $bashrc"
-}
-
 if $uninstall; then
     restore_shells
-    remove_bashrc_hook
+    custos_remove_bashrc_hook
     remove_units
     rm -f "$bindir/custos-shell" "$bindir/custos"
     log "removed $bindir/custos-shell and $bindir/custos"
@@ -288,17 +243,10 @@ if $uninstall; then
         getent group "$collector_user" >/dev/null && groupdel "$collector_user"
         log "purged $collector_data and the $collector_user user"
     fi
-    warn_stranded_users
+    custos_warn_stranded_users "$shell_path"
     if $purge; then
-        rm -rf "$config_dir" "$spool" "$state_dir"
-        log "purged $config_dir, $spool and $state_dir"
-        if getent passwd "$service" >/dev/null; then
-            userdel "$service"
-        fi
-        if getent group "$service" >/dev/null; then
-            groupdel "$service"
-        fi
-        log "removed the $service user and group"
+        rm -rf "$state_dir"
+        custos_purge_host
     else
         log "kept $config_dir and $spool (use --purge to remove them)"
     fi
@@ -323,15 +271,7 @@ for bin in custos custos-shell; do
     [[ -x $binaries/$bin ]] || die "$binaries/$bin is missing or not executable"
 done
 
-if ! getent group "$service" >/dev/null; then
-    groupadd --system "$service"
-    log "created group $service"
-fi
-if ! getent passwd "$service" >/dev/null; then
-    useradd --system --no-create-home --home-dir "$spool" --shell /usr/sbin/nologin \
-        --gid "$service" --comment "custos session recorder" "$service"
-    log "created user $service"
-fi
+custos_ensure_service_user
 
 # Each binary is staged next to its destination and renamed into place, so
 # a login during an upgrade runs either the old or the new binary, never a
@@ -363,30 +303,7 @@ install -o root -g root -m 0644 "$docs/custos.fish" "$fish_completion"
 rm -rf "$docs"
 log "installed the man pages in $mandir and completions for bash, zsh and fish"
 
-install -d -o root -g root -m 0755 "$config_dir"
-if [[ -e $config_file ]]; then
-    log "kept the existing $config_file"
-else
-    # Written from the defaults embedded in the binary just installed, so the
-    # file and the built-in defaults cannot drift apart.
-    tmp=$(mktemp "$config_file.XXXXXX")
-    "$bindir/custos" doctor --print-default-config >"$tmp"
-    chown root:root "$tmp"
-    chmod 0644 "$tmp"
-    mv -f "$tmp" "$config_file"
-    log "wrote $config_file"
-fi
-
-# Only the top directory: recordings below it already belong to custos.
-mkdir -p "$spool"
-chown "$service:$service" "$spool"
-chmod 0700 "$spool"
-
-# The signing key: only when none exists (a new key would leave the
-# recordings already made verifiable only with the old public key). Its path
-# comes from the config just installed, never from the environment.
-public_key=$(env -u CUSTOS_CONFIG "$bindir/custos" keygen --if-missing --owner "$service")
-log "host key (give it to auditors and the collector): $public_key"
+custos_prepare_host "$bindir/custos"
 
 install -d -o root -g root -m 0700 "$state_dir"
 remember_shell() {
@@ -475,7 +392,7 @@ EOF_COLLECTOR
     fi
 fi
 
-add_bashrc_hook
+custos_add_bashrc_hook
 
 log "checking the installation: $bindir/custos doctor --prefix $prefix"
 "$bindir/custos" doctor --prefix "$prefix"

@@ -954,3 +954,109 @@ impl Drop for KillOnDrop {
     }
 }
 
+
+// ------------------------------------------------------------ Debian package
+
+/// The Debian package this host installed and must purge, and the test
+/// user with its custos-shell as login shell.
+struct Package {
+    _file_lock: Flock<File>,
+    _lock: MutexGuard<'static, ()>,
+}
+
+impl Drop for Package {
+    fn drop(&mut self) {
+        remove_user();
+        if let Ok(Some(service)) = nix::unistd::User::from_name("custos") {
+            kill_user_processes(service.uid.as_raw());
+        }
+        let out = Command::new("dpkg").args(["--purge", "custos"]).output().unwrap();
+        if !out.status.success() {
+            eprintln!("cleanup: dpkg --purge custos failed:\n{}", text(&out));
+        }
+        let _ = std::fs::remove_dir_all(STATE);
+    }
+}
+
+/// The Debian package built by `install/deb.sh` installs what install.sh
+/// installs, with the same owners and modes; a login through sshd into its
+/// `/usr/bin/custos-shell` is recorded, with and without a terminal; and
+/// `dpkg --purge` leaves neither the binaries, the configuration, the
+/// spool, the bashrc hook nor the service user.
+#[test]
+fn the_debian_package_installs_records_logins_through_sshd_and_purges_clean() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 || Command::new("dpkg").arg("--version").output().is_err() {
+        println!("SKIP the Debian package: needs root and dpkg");
+        return;
+    }
+    let lock = LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let file = File::options().create(true).truncate(false).write(true).open("/tmp/custos-system-tests.lock").unwrap();
+    let file_lock = Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, e)| e).unwrap();
+    let ours = Path::new(MARKER).exists();
+    let installed = Command::new("dpkg").args(["-s", "custos"]).output().unwrap().status.success();
+    assert!(
+        ours || !(installed || Path::new(CONFIG).exists() || Path::new(SPOOL).exists() || Path::new("/usr/bin/custos-shell").exists()),
+        "this host has a custos installation these tests did not make; they refuse to replace it"
+    );
+    let package = Package { _file_lock: file_lock, _lock: lock };
+    remove_user();
+
+    let out_dir = tempfile::tempdir().unwrap();
+    let binaries = Path::new(SHELL_BIN).parent().unwrap();
+    let build = run_ok(
+        Command::new("bash")
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/install/deb.sh"))
+            .arg("--binaries")
+            .arg(binaries)
+            .arg("--out")
+            .arg(out_dir.path())
+            .arg("--fast"),
+    );
+    let deb = String::from_utf8(build.stdout).unwrap().trim().to_owned();
+    std::fs::create_dir_all(STATE).unwrap();
+    std::fs::write(MARKER, "custos system tests\n").unwrap();
+    let install = run_ok(Command::new("dpkg").args(["-i", &deb]));
+    assert!(text(&install).contains("host key"), "postinst prepared the host:\n{}", text(&install));
+
+    let (shell, custos) = (Path::new("/usr/bin/custos-shell"), Path::new("/usr/bin/custos"));
+    assert_eq!((mode(shell), owner(shell)), (0o4755, (0, 0)), "custos-shell is setuid root");
+    assert_eq!((mode(custos), owner(custos)), (0o711, (0, 0)), "custos is not readable by users");
+    assert_eq!((mode(Path::new(CONFIG)), owner(Path::new(CONFIG))), (0o644, (0, 0)));
+    let service = nix::unistd::User::from_name("custos").unwrap().expect("postinst made the custos user");
+    assert_eq!((mode(Path::new(SPOOL)), owner(Path::new(SPOOL))), (0o700, (service.uid.as_raw(), service.gid.as_raw())));
+    assert!(Path::new(HOST_PUBLIC_KEY).exists(), "postinst made the host key");
+    for doc in ["man/man1/custos-shell.1.gz", "bash-completion/completions/custos", "zsh/vendor-completions/_custos", "fish/vendor_completions.d/custos.fish"] {
+        assert_eq!(mode(&Path::new("/usr/share").join(doc)), 0o644, "{doc}");
+    }
+    assert!(std::fs::read_to_string("/etc/bash.bashrc").unwrap().contains("custos-gate-"), "the bashrc hook");
+
+    run_ok(Command::new("useradd").args(["-m", "-s", "/usr/bin/custos-shell", USER]));
+    let uid = nix::unistd::User::from_name(USER).unwrap().unwrap().uid.as_raw();
+    let sshd = sshd::Sshd::start(USER, &home());
+    let before = recordings();
+    let out = sshd.ssh().arg("echo deb-ok").output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "deb-ok\n", "{}\nsshd log:\n{}", text(&out), sshd.log());
+    only_new_recording(&before, "ssh 'echo deb-ok'").assert_session(uid, "data", Some("echo deb-ok"), 0);
+
+    let before = recordings();
+    let mut args = sshd.ssh_tt_args();
+    args.push("printf 'deb-%s\\n' tty; exit 3".to_owned());
+    let mut t = Term::spawn("ssh", &args.iter().map(String::as_str).collect::<Vec<_>>(), 24, 80);
+    assert_eq!(t.wait(SHORT).code(), Some(3), "{}", t.transcript());
+    assert_eq!(t.raw(), b"deb-tty\r\n");
+    let rec = only_new_recording(&before, "ssh -tt");
+    rec.assert_session(uid, "interactive", Some("printf 'deb-%s\\n' tty; exit 3"), 3);
+    assert!(rec.screen().lines().any(|l| l == "deb-tty"), "{}", rec.screen());
+    drop(sshd);
+
+    remove_user();
+    kill_user_processes(service.uid.as_raw());
+    let purge = run_ok(Command::new("dpkg").args(["--purge", "custos"]));
+    for gone in [shell, custos, Path::new(CONFIG), Path::new(SPOOL), Path::new("/usr/lib/custos/host.sh")] {
+        assert!(!gone.exists(), "{} is left after dpkg --purge:\n{}", gone.display(), text(&purge));
+    }
+    assert!(nix::unistd::User::from_name("custos").unwrap().is_none(), "the custos user is left");
+    assert!(!std::fs::read_to_string("/etc/bash.bashrc").unwrap().contains("custos-gate-"), "the bashrc hook is left");
+    drop(package);
+}
