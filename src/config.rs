@@ -78,6 +78,9 @@ pub struct RecordingConfig {
     /// What a run of binary bytes on a session without a terminal leaves
     /// in the recording.
     pub binary: crate::channel::stream::BinaryPolicy,
+    /// How long chunks the collector acknowledged stay in the spool
+    /// (`keep_local`); `None`: deleted once acknowledged.
+    pub keep_local: Option<std::time::Duration>,
 }
 
 /// `[recording] binary`: `"hash"` (length and SHA-256 only) or
@@ -344,6 +347,7 @@ struct RawRecording {
     record_input: Option<bool>,
     binary: Option<RawBinary>,
     binary_cap: Option<u64>,
+    keep_local: Option<String>,
 }
 
 impl Default for Config {
@@ -359,6 +363,7 @@ impl Default for Config {
                 spool_dir: PathBuf::from("/var/lib/custos"),
                 record_input: false,
                 binary: crate::channel::stream::BinaryPolicy::Hash,
+                keep_local: None,
             },
             masking: MaskingConfig::default(),
             gate: GateConfig {
@@ -473,6 +478,10 @@ impl Config {
                 spool_dir,
                 record_input: raw.recording.record_input.unwrap_or(defaults.recording.record_input),
                 binary,
+                keep_local: match raw.recording.keep_local.as_deref() {
+                    None => None,
+                    Some(v) => Some(crate::when::parse_duration(v).map_err(|e| invalid("recording.keep_local", &e))?),
+                },
             },
             masking,
             gate: GateConfig {
@@ -667,6 +676,8 @@ mod tests {
     #[case::relative_shell("[shell]\ndefault = \"bash\"\n", "shell.default: \"bash\" is not an absolute path")]
     #[case::relative_group_shell("[shell.groups]\nops = \"zsh\"\n", "shell.groups.ops")]
     #[case::relative_spool("[recording]\nspool_dir = \"spool\"\n", "recording.spool_dir")]
+    #[case::keep_local_unit("[recording]\nkeep_local = \"7 days\"\n", "recording.keep_local: \"7 days\": unknown unit \" days\"")]
+    #[case::keep_local_zero("[recording]\nkeep_local = \"0d\"\n", "recording.keep_local: must be more than zero")]
     #[case::not_toml("[shell\n", "line 1")]
     #[case::gate_bad_action("[gate]\non_degraded = \"explode\"\n", "unknown variant `explode`")]
     #[case::session_bad_leftovers("[session]\nleftovers = \"orphan\"\n", "unknown variant `orphan`")]

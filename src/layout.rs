@@ -8,6 +8,8 @@
 //! ```text
 //! <spool_dir>/            0700, owned by custos
 //!   chunks/<session-id>/  signed chunks, when the host has a key (`sink`)
+//!   delivered/<session-id>/  chunks the collector has, kept while
+//!                         `[recording] keep_local` says (`upload`)
 //!   recordings/<session-id>.cast   a plain recording, when it has none
 //!   run/                  session locks (see `nesting`)
 //! ```

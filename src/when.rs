@@ -275,18 +275,19 @@ pub fn format_age(secs: i64) -> String {
     }
 }
 
-/// A duration in a configuration file: `"90s"`, `"10m"`, `"2h"`, or plain
-/// seconds; more than zero. The error says what was wrong, for the caller
+/// A duration in a configuration file: `"90s"`, `"10m"`, `"2h"`, `"7d"`,
+/// or plain seconds; more than zero. The error says what was wrong, for the caller
 /// to prefix with the field.
 pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     let s = s.trim();
     let (digits, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = digits.parse().map_err(|_| format!("{s:?} is not a duration like \"90s\", \"10m\" or \"2h\""))?;
+    let n: u64 = digits.parse().map_err(|_| format!("{s:?} is not a duration like \"90s\", \"10m\", \"2h\" or \"7d\""))?;
     let secs = match unit {
         "" | "s" => n,
         "m" => n.saturating_mul(60),
         "h" => n.saturating_mul(3600),
-        _ => return Err(format!("{s:?}: unknown unit {unit:?} (use s, m or h)")),
+        "d" => n.saturating_mul(86_400),
+        _ => return Err(format!("{s:?}: unknown unit {unit:?} (use s, m, h or d)")),
     };
     if secs == 0 {
         return Err("must be more than zero".into());
@@ -409,14 +410,15 @@ mod tests {
     #[case("90s", 90)]
     #[case(" 10m ", 600)]
     #[case("2h", 7200)]
+    #[case("7d", 604_800)]
     fn config_durations_parse(#[case] text: &str, #[case] secs: u64) {
         assert_eq!(parse_duration(text), Ok(std::time::Duration::from_secs(secs)));
     }
 
     #[rstest]
-    #[case("", "\"\" is not a duration like \"90s\", \"10m\" or \"2h\"")]
-    #[case("1.5h", "\"1.5h\": unknown unit \".5h\" (use s, m or h)")]
-    #[case("3d", "\"3d\": unknown unit \"d\" (use s, m or h)")]
+    #[case("", "\"\" is not a duration like \"90s\", \"10m\", \"2h\" or \"7d\"")]
+    #[case("1.5h", "\"1.5h\": unknown unit \".5h\" (use s, m, h or d)")]
+    #[case("3w", "\"3w\": unknown unit \"w\" (use s, m, h or d)")]
     #[case("0m", "must be more than zero")]
     fn bad_config_durations_are_named(#[case] text: &str, #[case] expected: &str) {
         assert_eq!(parse_duration(text).unwrap_err(), expected);

@@ -35,12 +35,22 @@ impl Rig {
 
     /// As [`Rig::new`], with more `[collector]` keys.
     fn new_with(evidence: &str, url: Option<&str>, collector: &str) -> Rig {
+        Self::build("", evidence, url, collector)
+    }
+
+    /// As [`Rig::new`], with more `[recording]` keys.
+    fn with_recording(recording: &str) -> Rig {
+        Self::build(recording, "", None, "")
+    }
+
+    fn build(recording: &str, evidence: &str, url: Option<&str>, collector: &str) -> Rig {
         let dir = tempfile::tempdir().unwrap();
         let (key, key_path) = host_key(dir.path());
         let server = url.is_none().then(|| Server::start(&dir.path().join("collector")));
         let url = url.map(str::to_owned).or_else(|| server.as_ref().map(|s| s.url.clone())).unwrap();
+        // Setup's config starts with its [recording] table.
         let setup = Setup::new(&format!(
-            "[shell]\ndefault = \"/bin/bash\"\n[evidence]\nkey = \"{}\"\nchunk_seconds = 0.3\n{evidence}\n[collector]\nurl = \"{url}\"\n{collector}\n",
+            "{recording}\n[shell]\ndefault = \"/bin/bash\"\n[evidence]\nkey = \"{}\"\nchunk_seconds = 0.3\n{evidence}\n[collector]\nurl = \"{url}\"\n{collector}\n",
             key_path.display()
         ));
         if let Some(s) = &server {
@@ -138,6 +148,43 @@ fn a_live_session_streams_to_the_collector_while_it_runs() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+}
+
+/// With `[recording] keep_local`, a delivered session stays in the spool's
+/// `delivered/` for that long: whole, verifiable offline and listed by
+/// `custos replay`'s source, while the collector has it too. Copies older
+/// than that go at the next pass of `custos upload`.
+#[test]
+fn keep_local_keeps_a_delivered_copy_for_its_time_then_prunes_it() {
+    let rig = Rig::with_recording("keep_local = \"7d\"");
+    let mut pty = rig.shell();
+    pty.line("echo kept-$((6*7))");
+    pty.wait_text("kept-42");
+    pty.line("exit 4");
+    assert_eq!(pty.wait_exit(), 4);
+    wait_for(20, "the session at the collector", || !rig.collected().is_empty());
+    let id = only(rig.collected());
+    wait_for(20, "the final chunk at the collector", || rig.complete(&id));
+    wait_for(10, "the spool's waiting sessions to empty", || rig.spool_sessions().is_empty());
+
+    let spool = rig.setup.dir.path().join("spool");
+    let copy = spool.join("delivered").join(&id);
+    let dir = SessionDir::open(&copy).unwrap_or_else(|e| panic!("no delivered copy at {}: {e}", copy.display()));
+    let public = rig.key.public();
+    let report = verify_chain(dir.found().unwrap(), Some(id.parse().unwrap()), |k| (public.id() == *k).then_some(public));
+    assert!(report.is_intact() && report.is_complete(), "the local copy: {:?}", report.problems);
+    let out = collector::custos(&rig.setup.config()).arg("verify").arg("--key").arg(&rig.key_path).arg(&copy).output().unwrap();
+    assert!(out.status.success(), "custos verify of the copy: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let listed = custos::tui::replay::source::LocalSource::new(&spool, None).files().unwrap();
+    assert_eq!(listed, vec![copy.clone()], "custos replay of the spool lists the delivered copy");
+
+    // Eight days later, the next pass removes it.
+    let old = std::time::SystemTime::now() - Duration::from_secs(8 * 86_400);
+    std::fs::File::open(&copy).unwrap().set_modified(old).unwrap();
+    let out = collector::custos(&rig.setup.config()).args(["upload", "--once"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!copy.exists(), "a copy older than keep_local is pruned");
+    assert!(rig.complete(&id), "the collector's copy is untouched");
 }
 
 #[test]

@@ -19,8 +19,14 @@
 //!   directory is flocked while a session is worked on, so the systemd timer
 //!   and a recorder's `--follow` uploader never race on the same files.
 //!
+//! - With `[recording] keep_local`, an acknowledged chunk is moved into
+//!   the session's delivered copy instead of deleted (see
+//!   `evidence::spool::delivered_dir`), and every pass over the spool first
+//!   prunes copies older than that, or beyond the spool quota's size.
+//!
 //! Spool layout (owned by the evidence module):
-//! `<spool>/chunks/<session-id>/<seq, 20 digits>.chunk`, plus `live.lock`.
+//! `<spool>/chunks/<session-id>/<seq, 20 digits>.chunk`, plus `live.lock`;
+//! `<spool>/delivered/<session-id>/` the same, for delivered copies.
 
 use std::os::fd::AsRawFd as _;
 use std::path::{Path, PathBuf};
@@ -144,6 +150,16 @@ pub struct Uploader {
     pub key: Option<HostKey>,
     pub base_delay: Duration,
     pub max_delay: Duration,
+    /// Keep delivered chunks locally (`[recording] keep_local`).
+    pub keep: Option<KeepLocal>,
+}
+
+/// How long delivered chunks stay in the spool, and how many bytes of them
+/// at most (the spool quota's size).
+#[derive(Clone, Copy, Debug)]
+pub struct KeepLocal {
+    pub keep: Duration,
+    pub max_bytes: u64,
 }
 
 impl Uploader {
@@ -191,7 +207,11 @@ impl Uploader {
                     }
                     Err(e) => return Err(collector_err(e)),
                 }
-                remove_durably(path).map_err(io(path))?;
+                match self.keep {
+                    Some(_) => crate::evidence::spool::keep_delivered(&self.spool, session, path)
+                        .map_err(|e| io(path)(std::io::Error::other(e)))?,
+                    None => remove_durably(path).map_err(io(path))?,
+                }
                 if is_final {
                     std::fs::remove_dir_all(&dir).map_err(io(&dir))?;
                     return Ok(Progress::Finished);
@@ -241,6 +261,9 @@ impl Uploader {
     /// up to `attempts` times each. Returns the sessions left behind.
     pub async fn drain(&self, attempts: u32, skip: Option<&str>) -> Vec<UploadError> {
         let mut failures = Vec::new();
+        if let Err(e) = self.prune() {
+            failures.push(e);
+        }
         let sessions = match session_ids(&self.spool) {
             Ok(s) => s,
             Err(e) => {
@@ -297,7 +320,12 @@ impl Uploader {
             }
             missing_since = None;
             match self.push_session(session).await {
-                Ok(Progress::Finished) => return Ok(()),
+                Ok(Progress::Finished) => {
+                    // A copy that cannot be pruned now is pruned by the
+                    // timer's next pass; the delivery stands.
+                    let _ = self.prune();
+                    return Ok(());
+                }
                 Ok(Progress::Waiting | Progress::Busy) => {
                     attempt = 0;
                     tokio::time::sleep(poll).await;
@@ -313,6 +341,17 @@ impl Uploader {
                 Err(e) => return Err(e),
             }
         }
+    }
+}
+
+impl Uploader {
+    /// Removes the delivered copies `keep_local` no longer keeps. Answers
+    /// the sessions removed.
+    pub fn prune(&self) -> Result<Vec<String>, UploadError> {
+        let Some(keep) = self.keep else { return Ok(Vec::new()) };
+        let root = crate::evidence::spool::delivered_dir(&self.spool);
+        crate::evidence::spool::prune_delivered(&self.spool, keep.keep, keep.max_bytes, std::time::SystemTime::now())
+            .map_err(|e| UploadError::Io { session: "*".into(), path: root, source: std::io::Error::other(e) })
     }
 }
 

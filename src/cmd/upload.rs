@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-use crate::client::upload::Uploader;
+use crate::client::upload::{KeepLocal, Uploader};
 use crate::client::Collector;
 use crate::evidence::HostKey;
 
@@ -72,6 +72,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         key,
         base_delay: Duration::from_millis(250),
         max_delay: Duration::from_secs(30),
+        keep: config.recording.keep_local.map(|keep| KeepLocal { keep, max_bytes: config.evidence.spool_quota_bytes }),
     };
     let runtime = crate::client::runtime()?;
     runtime.block_on(async {

@@ -88,6 +88,80 @@ pub fn chunks_dir(spool_dir: &Path) -> PathBuf {
     spool_dir.join("chunks")
 }
 
+/// Where chunks the collector acknowledged are kept, when
+/// `[recording] keep_local` asks for a local copy: `<spool>/delivered/
+/// <session-id>/`, laid out as `chunks/` is, so `custos replay`, `verify`
+/// and `export` read a delivered session as they read one still waiting.
+/// Not counted in the quota: the evidence is safe on the collector, and
+/// [`prune_delivered`] bounds the copies by age and by the quota's size.
+pub fn delivered_dir(spool_dir: &Path) -> PathBuf {
+    spool_dir.join("delivered")
+}
+
+/// Moves an acknowledged chunk of `session` from the spool into its
+/// delivered copy (see [`delivered_dir`]), durably: renamed on the same
+/// file system, both directories synced. A chunk already moved (by another
+/// uploader) is not an error.
+pub fn keep_delivered(spool_dir: &Path, session: &str, chunk: &Path) -> Result<(), SpoolError> {
+    let dir = delivered_dir(spool_dir).join(session);
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir).map_err(io_err(&dir))?;
+    let name = chunk.file_name().ok_or_else(|| SpoolError::Io {
+        path: chunk.to_owned(),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a chunk file"),
+    })?;
+    match std::fs::rename(chunk, dir.join(name)) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io_err(chunk)(e)),
+    }
+    for synced in [Some(dir.as_path()), chunk.parent()].into_iter().flatten() {
+        File::open(synced).and_then(|d| d.sync_all()).map_err(io_err(synced))?;
+    }
+    Ok(())
+}
+
+/// Removes delivered copies (see [`delivered_dir`]) last written to more
+/// than `keep` before `now`, then the oldest of the rest while they take
+/// more than `max_bytes`. Answers the session ids removed.
+pub fn prune_delivered(spool_dir: &Path, keep: Duration, max_bytes: u64, now: std::time::SystemTime) -> Result<Vec<String>, SpoolError> {
+    let root = delivered_dir(spool_dir);
+    let entries = match std::fs::read_dir(&root) {
+        Ok(r) => r,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io_err(&root)(e)),
+    };
+    let mut copies = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(io_err(&root))?;
+        let Some(name) = entry.file_name().to_str().map(str::to_owned) else { continue };
+        if Uuid::parse_str(&name).is_err() {
+            continue;
+        }
+        let path = entry.path();
+        let Ok(meta) = std::fs::metadata(&path) else { continue };
+        let written = meta.modified().unwrap_or(std::time::UNIX_EPOCH);
+        let bytes: u64 = std::fs::read_dir(&path).into_iter().flatten().flatten().filter_map(|f| f.metadata().ok()).map(|m| m.len()).sum();
+        copies.push((written, bytes, name, path));
+    }
+    copies.sort();
+    let mut total: u64 = copies.iter().map(|c| c.1).sum();
+    let mut removed = Vec::new();
+    for (written, bytes, name, path) in copies {
+        let expired = now.duration_since(written).is_ok_and(|age| age > keep);
+        if !expired && total <= max_bytes {
+            continue;
+        }
+        match std::fs::remove_dir_all(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err(&path)(e)),
+        }
+        total = total.saturating_sub(bytes);
+        removed.push(name);
+    }
+    Ok(removed)
+}
+
 /// The file name of chunk `seq`.
 pub fn chunk_file_name(seq: u64) -> String {
     format!("{seq:020}{CHUNK_SUFFIX}")
@@ -486,6 +560,38 @@ pub fn seal_orphan(dir: &SessionDir, key: &HostKey, known: Option<ChainTip>) -> 
 mod tests {
     use super::*;
     use crate::evidence::{verify_chain, PublicKey};
+
+    /// A delivered copy of `bytes` bytes, last written `age` ago.
+    fn delivered(spool: &Path, bytes: usize, age: Duration) -> String {
+        let id = Uuid::now_v7().to_string();
+        let waiting = chunks_dir(spool).join(&id);
+        std::fs::create_dir_all(&waiting).unwrap();
+        let chunk = waiting.join(chunk_file_name(0));
+        std::fs::write(&chunk, vec![7u8; bytes]).unwrap();
+        keep_delivered(spool, &id, &chunk).unwrap();
+        assert!(!chunk.exists() && delivered_dir(spool).join(&id).join(chunk_file_name(0)).exists());
+        let copy = File::open(delivered_dir(spool).join(&id)).unwrap();
+        copy.set_modified(std::time::SystemTime::now() - age).unwrap();
+        id
+    }
+
+    #[test]
+    fn delivered_copies_go_when_too_old_then_oldest_first_beyond_the_size() {
+        let spool = tempfile::tempdir().unwrap();
+        let day = Duration::from_secs(86_400);
+        let expired = delivered(spool.path(), 10, 8 * day);
+        let old = delivered(spool.path(), 100, 3 * day);
+        let new = delivered(spool.path(), 100, day);
+        let now = std::time::SystemTime::now();
+        // A week, and room for both that are younger.
+        assert_eq!(prune_delivered(spool.path(), 7 * day, 1000, now).unwrap(), vec![expired]);
+        // Room for one: the older goes.
+        assert_eq!(prune_delivered(spool.path(), 7 * day, 150, now).unwrap(), vec![old]);
+        assert!(delivered_dir(spool.path()).join(&new).is_dir());
+        assert!(prune_delivered(spool.path(), 7 * day, 150, now).unwrap().is_empty());
+        // Moving a chunk another uploader moved already is not an error.
+        keep_delivered(spool.path(), &new, &chunks_dir(spool.path()).join(&new).join(chunk_file_name(0))).unwrap();
+    }
     use std::sync::Arc;
 
     use crate::evidence::{Chunker, ChunkerConfig};

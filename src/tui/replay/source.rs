@@ -184,7 +184,7 @@ impl LocalSource {
     /// The recordings this source holds: the file or chunk directory
     /// itself; or, in a directory, its `.cast` files (or those of its
     /// `recordings/`, for a spool) and its session chunk directories (or
-    /// those of its `chunks/`). A session a spool holds both ways is listed
+    /// those of its `chunks/` and `delivered/`). A session a spool holds both ways is listed
     /// once: as its chunks while chunk 0 is still there (the signed form),
     /// else as its `.cast` (the chunks' start went to the collector).
     fn entries(&self) -> Result<Vec<Entry>, SourceError> {
@@ -200,13 +200,22 @@ impl LocalSource {
             .into_iter()
             .filter(|p| p.extension().is_some_and(|e| e == "cast") && p.is_file())
             .collect();
-        let chunks_root = crate::evidence::spool::chunks_dir(&self.root);
-        let chunk_parent = if chunks_root.is_dir() { chunks_root } else { self.root.clone() };
-        let mut sessions: Vec<SessionDir> = read_dir(&chunk_parent)?
+        // A spool's sessions wait in `chunks/`; those the collector has
+        // are in `delivered/` while `keep_local` keeps them.
+        let parents: Vec<PathBuf> = [crate::evidence::spool::chunks_dir(&self.root), crate::evidence::spool::delivered_dir(&self.root)]
             .into_iter()
-            .filter_map(|p| SessionDir::open(&p).ok())
-            .filter(|d| d.chunk_files().is_ok_and(|f| f.first().is_some_and(|(seq, _)| *seq == 0)))
+            .filter(|p| p.is_dir())
             .collect();
+        let parents = if parents.is_empty() { vec![self.root.clone()] } else { parents };
+        let mut sessions = Vec::new();
+        for parent in &parents {
+            sessions.extend(
+                read_dir(parent)?
+                    .into_iter()
+                    .filter_map(|p| SessionDir::open(&p).ok())
+                    .filter(|d| d.chunk_files().is_ok_and(|f| f.first().is_some_and(|(seq, _)| *seq == 0))),
+            );
+        }
         let signed: std::collections::HashSet<String> = sessions.iter().map(|d| d.session().to_string()).collect();
         casts.retain(|p| !p.file_stem().and_then(|s| s.to_str()).is_some_and(|s| signed.contains(s)));
         casts.sort();
