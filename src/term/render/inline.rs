@@ -134,9 +134,14 @@ impl Inline {
         let rows = screen.size().rows;
         let (cursor_row, cursor_col) = screen.cursor();
         // Rows below the block are opened down to the last that shows
-        // something, or the cursor's.
+        // something, or the cursor's. Those rows were blank at the last
+        // frame (it opened every row that was not), so only rows changed
+        // since are looked at: a key echoed scans one row, not the screen.
         let below = u16::try_from(self.shown.len()).unwrap_or(u16::MAX);
-        let last_used = (below..rows).rev().find(|&r| screen.row(r).is_some_and(|cells| last_content(cells).is_some()));
+        let recheck = self.recheck;
+        let last_used = (below..rows)
+            .rev()
+            .find(|&r| (recheck || damage.row(r)) && screen.row(r).is_some_and(|cells| last_content(cells).is_some()));
         let wanted = last_used.map_or(cursor_row, |r| r.max(cursor_row));
         let mut masked = Vec::new();
         for r in 0..rows {
