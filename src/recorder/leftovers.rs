@@ -89,14 +89,23 @@ impl Containment {
 }
 
 /// Pids whose session id is `sid`, from `/proc/PID/stat`.
+///
+/// Every process of the host is looked at, at every session's end (twice
+/// when something is left), so each `stat` is read with one `read` into a
+/// buffer on the stack: `read_to_string` stats the file and grows its
+/// buffer from 32 bytes, eight system calls a process instead of three.
 fn in_session(sid: i32) -> Vec<i32> {
+    use std::io::Read as _;
     let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
+    let mut buf = [0u8; 1024];
     dir.flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
         .filter(|pid| {
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let Ok(mut file) = std::fs::File::open(format!("/proc/{pid}/stat")) else { return false };
+            let n = file.read(&mut buf).unwrap_or(0);
+            let stat = std::str::from_utf8(buf.get(..n).unwrap_or_default()).unwrap_or_default();
             // A zombie has ended; it only waits to be reaped.
-            session_of(&stat) == Some(sid) && !is_zombie(&stat)
+            session_of(stat) == Some(sid) && !is_zombie(stat)
         })
         .collect()
 }

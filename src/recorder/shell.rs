@@ -129,11 +129,12 @@ pub fn run(argv: &[OsString], config: &Config, privilege: Privilege) -> anyhow::
     let mut rec = Recording { spool: &spool, key, config, early: Vec::new() };
     let mut approved = None;
     let mut approved_rule = None;
+    let policies = Policies::new(&privilege, config.collector.url.is_some());
     if let Some(line) = &inv.command {
         // Without a terminal, bash and zsh run the line under the batch
         // gate, which checks what `eval` and nested shells run as they run.
         let traced = !interactive && config.gate.enabled && ShellKind::of(&shell).is_some();
-        match gate_command(line, &account, &identity.groups, &privilege, config.collector.url.is_some(), traced)? {
+        match gate_command(line, &account, &identity.groups, &policies, traced)? {
             CommandCheck::Run => {}
             CommandCheck::Refuse(why) => return refuse(&rec, info, &why),
             CommandCheck::Approve(held) => {
@@ -154,7 +155,7 @@ pub fn run(argv: &[OsString], config: &Config, privilege: Privilege) -> anyhow::
         }
     }
     let gated = interactive && config.gate.enabled && inv.command.is_none() && inv.script.is_none();
-    let gate = if gated { prepare_gate(&shell, &account, &identity.groups, &privilege, config.collector.url.is_some())? } else { None };
+    let gate = if gated { prepare_gate(&shell, &account, &identity.groups, &policies)? } else { None };
     let enforcing = config.gate.exec_mode(&account.name, &account.groups) == crate::backstop::Mode::Enforce;
     let gate = gate.map(|(inj, g)| (inj, g.with_exec_backstop(enforcing)));
     let cmd = match &gate {
@@ -165,10 +166,10 @@ pub fn run(argv: &[OsString], config: &Config, privilege: Privilege) -> anyhow::
         (cmd, None)
     } else {
         let subject = crate::policy::Subject { user: account.name.clone(), groups: account.groups.clone(), oidc_groups: identity.groups.clone() };
-        let (cmd, setup) = prepare_channel(config, &shell, &inv, subject, &account.home, &privilege, cmd, approved)?;
+        let (cmd, setup) = prepare_channel(config, &shell, &inv, subject, &account.home, &policies, cmd, approved)?;
         (cmd, Some(setup))
     };
-    let backstop = prepare_backstop(config, &account, &identity.groups, &privilege, approved_rule)?;
+    let backstop = prepare_backstop(config, &account, &identity.groups, &policies, approved_rule)?;
     let cmd = match &backstop {
         Some(b) => {
             let (program, to) = b.pending.child_end();
@@ -202,12 +203,12 @@ impl BackstopPlan {
     }
 }
 
-fn prepare_backstop(config: &Config, account: &Account, oidc_groups: &[String], privilege: &Privilege, approved_rule: Option<String>) -> anyhow::Result<Option<BackstopPlan>> {
+fn prepare_backstop(config: &Config, account: &Account, oidc_groups: &[String], policies: &Policies<'_>, approved_rule: Option<String>) -> anyhow::Result<Option<BackstopPlan>> {
     let mode = config.gate.exec_mode(&account.name, &account.groups);
     if mode == crate::backstop::Mode::Off {
         return Ok(None);
     }
-    let policy = load_policy(privilege, config.collector.url.is_some()).context("the command policy")?.for_execs();
+    let policy = policies.get()?.for_execs();
     let subject = crate::policy::Subject { user: account.name.clone(), groups: account.groups.clone(), oidc_groups: oidc_groups.to_vec() };
     let granted = approved_rule.iter().cloned().collect();
     let settings = crate::backstop::decide::Settings { policy, subject, home: account.home.display().to_string(), mode, granted };
@@ -257,6 +258,30 @@ pub fn load_policy(privilege: &Privilege, collector: bool) -> anyhow::Result<cra
     crate::policy::load_default(privilege.is_privileged()).map(|p| p.with_collector(collector))
 }
 
+/// The command policy of one session, loaded at most once: the `-c`
+/// check, the gate and the exec backstop each take a copy. Loading takes
+/// milliseconds (the rules' patterns are compiled), and a session used to
+/// load it two or three times before its shell started.
+struct Policies<'a> {
+    privilege: &'a Privilege,
+    collector: bool,
+    loaded: std::cell::OnceCell<crate::policy::Policy>,
+}
+
+impl<'a> Policies<'a> {
+    fn new(privilege: &'a Privilege, collector: bool) -> Self {
+        Self { privilege, collector, loaded: std::cell::OnceCell::new() }
+    }
+
+    fn get(&self) -> anyhow::Result<crate::policy::Policy> {
+        if let Some(policy) = self.loaded.get() {
+            return Ok(policy.clone());
+        }
+        let policy = load_policy(self.privilege, self.collector).context("the command policy")?;
+        Ok(self.loaded.get_or_init(|| policy).clone())
+    }
+}
+
 /// What the policy says of a `-c` command.
 enum CommandCheck {
     Run,
@@ -268,9 +293,9 @@ enum CommandCheck {
 /// Checks a `-c` command line against the policy before anything runs, as
 /// the gate checks an interactive line. `traced`: the batch gate will check
 /// every command as it runs (see [`crate::policy::Env::traced`]).
-fn gate_command(line: &str, account: &Account, oidc_groups: &[String], privilege: &Privilege, collector: bool, traced: bool) -> anyhow::Result<CommandCheck> {
+fn gate_command(line: &str, account: &Account, oidc_groups: &[String], policies: &Policies<'_>, traced: bool) -> anyhow::Result<CommandCheck> {
     use crate::policy::{Env, Subject, Verdict};
-    let policy = load_policy(privilege, collector).context("the command policy")?;
+    let policy = policies.get()?;
     let who = Subject { user: account.name.clone(), groups: account.groups.clone(), oidc_groups: oidc_groups.to_vec() };
     let cwd = std::env::current_dir().map(|p| p.display().to_string()).unwrap_or_else(|_| account.home.display().to_string());
     let mut env = Env::new(&cwd, &account.home.display().to_string());
@@ -305,9 +330,9 @@ fn gate_command(line: &str, account: &Account, oidc_groups: &[String], privilege
 /// The gate for an interactive bash or zsh: hooks written, socket open,
 /// policy loaded. `None` for shells the gate has no hooks for (their
 /// sessions are recorded and masked, not gated).
-fn prepare_gate(shell: &Path, account: &Account, oidc_groups: &[String], privilege: &Privilege, collector: bool) -> anyhow::Result<Option<(Injection, Gate)>> {
+fn prepare_gate(shell: &Path, account: &Account, oidc_groups: &[String], policies: &Policies<'_>) -> anyhow::Result<Option<(Injection, Gate)>> {
     let Some(kind) = ShellKind::of(shell) else { return Ok(None) };
-    let policy = load_policy(privilege, collector).context("the command policy")?;
+    let policy = policies.get()?;
     let inj = Injection::prepare(kind).context("cannot prepare the command gate's hooks")?;
     let who = crate::policy::Subject { user: account.name.clone(), groups: account.groups.clone(), oidc_groups: oidc_groups.to_vec() };
     let gate = Gate::new(policy, who, account.home.display().to_string(), inj.token.clone(), std::time::Instant::now());
@@ -526,7 +551,7 @@ fn prepare_channel(
     inv: &Invocation,
     subject: crate::policy::Subject,
     home: &Path,
-    privilege: &Privilege,
+    policies: &Policies<'_>,
     cmd: ShellCommand,
     approved: Option<String>,
 ) -> anyhow::Result<(ShellCommand, ChannelSetup)> {
@@ -542,7 +567,7 @@ fn prepare_channel(
     if !config.gate.enabled || ShellKind::of(shell).is_none() {
         return Ok((cmd, ChannelSetup { transfer: None, swallow_stderr: false, gate: None, _hooks: None }));
     }
-    let policy = load_policy(privilege, config.collector.url.is_some()).context("the command policy")?;
+    let policy = policies.get()?;
     let hooks = crate::gate::inject::BatchHooks::prepare().context("cannot prepare the command gate's hooks")?;
     let exit = config.gate.on_refusal_noninteractive == crate::config::OnRefusal::Exit;
     let cmd = cmd.with_env(&hooks.env(exit)?)?;
