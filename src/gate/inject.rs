@@ -256,8 +256,10 @@ mod tests {
 
     #[test]
     fn install_sh_writes_the_bashrc_hook_and_it_matches_our_hooks_path() {
-        let install = include_str!("../../install.sh");
-        assert!(install.contains(&format!("echo '{BASHRC_HOOK}'")), "install.sh and BASHRC_HOOK differ");
+        // install.sh and the Debian package both write it from host.sh.
+        let host = include_str!("../../install/host.sh");
+        assert!(host.contains(&format!("echo '{BASHRC_HOOK}'")), "install/host.sh and BASHRC_HOOK differ");
+        assert!(include_str!("../../install.sh").contains(". \"$here/install/host.sh\""), "install.sh sources install/host.sh");
         let hooks = BatchHooks::prepare().unwrap();
         let path = hooks.bash.display().to_string();
         let dir = path.strip_prefix("/tmp/custos-gate-").unwrap();
