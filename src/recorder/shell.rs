@@ -108,6 +108,10 @@ pub fn run(argv: &[OsString], config: &Config, privilege: Privilege) -> anyhow::
     let interactive = crate::recorder::pty::is_terminal(stdin.as_fd()) && crate::recorder::pty::is_terminal(stdout.as_fd());
     // Before anything runs: who is this, verified (or refuse, per mode).
     let identity = crate::recorder::identity::at_session_start(&config.identity, &account, &privilege, &spool, interactive)?;
+    // Fail closed: no session starts without the masking the config asks
+    // for. Built once (its detectors take about half a millisecond): the
+    // header's command, a held command's request and the screen share it.
+    let masker = crate::term::masker::Masker::new(&config.masking).context("the [masking] configuration")?;
     let info = SessionInfo {
         session_id: session_id.clone(),
         user: account.name.clone(),
@@ -118,7 +122,7 @@ pub fn run(argv: &[OsString], config: &Config, privilege: Privilege) -> anyhow::
         // The header is evidence like the rest: a secret on the command
         // line is masked there too.
         command: match inv.describe() {
-            Some(c) => Some(crate::term::masker::Masker::new(&config.masking).context("the [masking] configuration")?.mask_text(&c)),
+            Some(c) => Some(masker.mask_text(&c)),
             None => None,
         },
         identity: identity.header,
@@ -143,7 +147,6 @@ pub fn run(argv: &[OsString], config: &Config, privilege: Privilege) -> anyhow::
                     let why = format!("needs approval under rule {}; approvals are not available on this host (no [collector] url)", held.rule.name);
                     return refuse(&rec, info, &why);
                 };
-                let masker = crate::term::masker::Masker::new(&config.masking).context("the [masking] configuration")?;
                 let waited = crate::approval::command::wait(settings, &held, masker.mask_text(line));
                 rec.early = waited.effects;
                 if let Some((_, why)) = waited.refusal {
@@ -183,7 +186,7 @@ pub fn run(argv: &[OsString], config: &Config, privilege: Privilege) -> anyhow::
             // A login or an interactive shell starts below what the terminal
             // shows; a command's output starts where it always did.
             let start_below = inv.command.is_none() && inv.script.is_none();
-            interactive_session(config, privilege, &rec, info, &cmd, gate, stage, backstop, start_below)
+            interactive_session(config, privilege, &rec, info, &cmd, gate, stage, backstop, start_below, masker)
         }
         Some(setup) => data_channel(privilege, &rec, info, &cmd, stage, setup, backstop),
     }
@@ -416,6 +419,7 @@ fn interactive_session(
     stage: Stage,
     backstop: Option<BackstopPlan>,
     start_below: bool,
+    masker: crate::term::masker::Masker,
 ) -> anyhow::Result<Outcome> {
     let approval_who = (info.session_id.clone(), info.host.clone(), info.user.clone());
     let approval_identity = info.identity.clone();
@@ -428,8 +432,6 @@ fn interactive_session(
     // there is news (see `term::render::inline`).
     let status_text = (config.status_line && start_below)
         .then(|| format!(" \u{25cf} REC  custos  {}@{}  session {}", info.user, info.host, short_id(&info.session_id)));
-    // Fail closed: no session starts without the masking the config asks for.
-    let masker = crate::term::masker::Masker::new(&config.masking).context("the [masking] configuration")?;
     let layout = Layout::for_terminal(size.rows, size.cols, status_text.is_some());
     let pane = Size { rows: layout.pane_rows, cols: layout.cols };
 

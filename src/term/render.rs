@@ -282,9 +282,15 @@ impl Renderer {
     ) {
         let modes = screen.modes();
         self.restart_if_due(out);
+        // Drawn whole, the cursor is hidden while rows are drawn under it.
+        // Inline, the cursor moves with the rows: hiding it is noise.
+        let whole = self.inline.is_none() || modes.alternate_screen;
+        if whole {
+            out.extend_from_slice(b"\x1b[?25l");
+        }
         self.push_scrolled(scrolled, out);
         self.switch_buffer(modes.alternate_screen, out);
-        if let Some(inline) = self.inline.as_mut().filter(|_| !modes.alternate_screen) {
+        if let Some(inline) = self.inline.as_mut().filter(|_| !whole) {
             inline.draw(screen, damage, cover, out);
             write_mode_changes(&self.modes, &modes, out);
             self.modes = modes;
@@ -294,7 +300,6 @@ impl Renderer {
             }
             return;
         }
-        out.extend_from_slice(b"\x1b[?25l");
 
         let layout = self.layout;
         let shadow = if self.in_alt { &mut self.alternate } else { &mut self.primary };
