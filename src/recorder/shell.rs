@@ -121,10 +121,7 @@ pub fn run(argv: &[OsString], config: &Config, privilege: Privilege) -> anyhow::
         mode: if interactive { "interactive" } else { "data" }.into(),
         // The header is evidence like the rest: a secret on the command
         // line is masked there too.
-        command: match inv.describe() {
-            Some(c) => Some(masker.mask_text(&c)),
-            None => None,
-        },
+        command: inv.describe().map(|c| masker.mask_text(&c)),
         identity: identity.header,
     };
     let cmd = ShellCommand::new(&shell, &inv, &[("CUSTOS_SESSION", &session_id)])?;
