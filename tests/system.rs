@@ -804,6 +804,20 @@ impl Drop for RestoreConfig {
     }
 }
 
+/// Pids of processes whose command line is exactly `line`: a job that
+/// has exec'd its program, not the `nohup` (or subshell) that is about to.
+fn pids_running(line: &str) -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+            let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+            (String::from_utf8_lossy(&cmdline).replace('\0', " ").trim_end() == line).then_some(pid)
+        })
+        .collect()
+}
+
 fn pids_with_cmdline(needle: &str) -> Vec<i32> {
     std::fs::read_dir("/proc")
         .unwrap()
