@@ -547,7 +547,7 @@ fn report_login_users(passwd: Option<&str>, shell: &Path) -> Finding {
     let users = passwd.map(|p| login_users(p, shell)).unwrap_or_default();
     if users.is_empty() {
         Finding::info(format!(
-            "no local user has {} as login shell; assign one with ./install.sh --user NAME",
+            "no local user has {0} as login shell; assign one with ./install.sh --user NAME, or usermod -s {0} NAME",
             shell.display()
         ))
     } else {
