@@ -269,15 +269,17 @@ impl ChunkSpool {
         let lock = Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|_| SpoolError::Busy(session))?;
         std::fs::rename(&staging, &dir).map_err(io_err(&dir))?;
         fsync_dir(&root)?;
-        let used = spool_usage(spool_dir)?;
+        // The total is first counted by the first write, not here: this
+        // runs before the shell starts, and the count walks every session
+        // in the spool (start-up grew with the spool).
         Ok(ChunkSpool {
             spool_dir: spool_dir.to_owned(),
             dir,
             session,
             _lock: lock,
             quota,
-            used,
-            writes_since_scan: 0,
+            used: 0,
+            writes_since_scan: RESCAN_EVERY,
             next_seq: 0,
         })
     }
