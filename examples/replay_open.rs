@@ -70,4 +70,14 @@ fn main() {
         let opened = source.open(&id).unwrap();
         println!("{label}: {:.2} s ({:?}, {} events)", t.elapsed().as_secs_f64(), opened.summary.verification, opened.recording.events.len());
     }
+    // The cache on disk, and what it would take uncompressed.
+    let (mut stored, mut plain) = (0u64, 0u64);
+    for dir in std::fs::read_dir(&cache).unwrap().flatten() {
+        for file in std::fs::read_dir(dir.path()).unwrap().flatten() {
+            let bytes = std::fs::read(file.path()).unwrap();
+            stored += bytes.len() as u64;
+            plain += zstd::decode_all(bytes.as_slice()).map_or(0, |d| d.len() as u64);
+        }
+    }
+    println!("index cache: {:.1} MB on disk, {:.1} MB uncompressed", stored as f64 / 1e6, plain as f64 / 1e6);
 }

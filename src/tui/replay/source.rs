@@ -475,11 +475,21 @@ mod tests {
         let mut source = LocalSource::new(&path, Some(cache.clone()));
         let first = source.open(&id).unwrap();
         let dir_of = index::cache_dir(&cache, &path);
-        assert!(dir_of.join("keyframes.json").exists() && dir_of.join("text.tsv").exists());
+        assert!(dir_of.join(index::KEYFRAMES_FILE).exists() && dir_of.join(index::TEXT_FILE).exists());
+        // zstd frames, both.
+        for file in [index::KEYFRAMES_FILE, index::TEXT_FILE] {
+            assert!(std::fs::read(dir_of.join(file)).unwrap().starts_with(&[0x28, 0xb5, 0x2f, 0xfd]), "{file}");
+        }
         let (_, len, mtime) = LocalSource::read(&path).unwrap();
         let cached = Index::load(&dir_of, len, mtime).unwrap();
         assert_eq!(cached.text.search("hello", 0, true, 10), first.index.text.search("hello", 0, true, 10));
         assert!(Index::load(&dir_of, len + 1, mtime).is_none(), "a stale cache must not be used");
+        // A cache that does not decompress is rebuilt, never an error.
+        std::fs::write(dir_of.join(index::TEXT_FILE), b"not zstd").unwrap();
+        assert!(Index::load(&dir_of, len, mtime).is_none());
+        let again = source.open(&id).unwrap();
+        assert_eq!(again.index.text.search("hello", 0, true, 10), first.index.text.search("hello", 0, true, 10));
+        assert!(Index::load(&dir_of, len, mtime).is_some(), "rebuilt and saved again");
     }
 
     #[test]
