@@ -807,25 +807,22 @@ impl Drop for RestoreConfig {
 /// Pids of processes whose command line is exactly `line`: a job that
 /// has exec'd its program, not the `nohup` (or subshell) that is about to.
 fn pids_running(line: &str) -> Vec<i32> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| {
-            let e = e.ok()?;
-            let pid: i32 = e.file_name().to_str()?.parse().ok()?;
-            let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
-            (String::from_utf8_lossy(&cmdline).replace('\0', " ").trim_end() == line).then_some(pid)
-        })
-        .collect()
+    pids_where(|cmdline| cmdline.trim_end() == line)
 }
 
 fn pids_with_cmdline(needle: &str) -> Vec<i32> {
+    pids_where(|cmdline| cmdline.contains(needle))
+}
+
+/// Pids whose command line (words joined by spaces) passes `test`.
+fn pids_where(test: impl Fn(&str) -> bool) -> Vec<i32> {
     std::fs::read_dir("/proc")
         .unwrap()
         .filter_map(|e| {
             let e = e.ok()?;
             let pid: i32 = e.file_name().to_str()?.parse().ok()?;
             let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
-            String::from_utf8_lossy(&cmdline).replace('\0', " ").contains(needle).then_some(pid)
+            test(&String::from_utf8_lossy(&cmdline).replace('\0', " ")).then_some(pid)
         })
         .collect()
 }

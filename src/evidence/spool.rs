@@ -83,6 +83,15 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> SpoolError + '_ {
     move |source| SpoolError::Io { path: path.to_owned(), source }
 }
 
+/// The entries of a spool directory; `None` when it does not exist yet.
+fn entries_of(root: &Path) -> Result<Option<std::fs::ReadDir>, SpoolError> {
+    match std::fs::read_dir(root) {
+        Ok(r) => Ok(Some(r)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_err(root)(e)),
+    }
+}
+
 /// Where the spool keeps chunks.
 pub fn chunks_dir(spool_dir: &Path) -> PathBuf {
     spool_dir.join("chunks")
@@ -125,11 +134,7 @@ pub fn keep_delivered(spool_dir: &Path, session: &str, chunk: &Path) -> Result<(
 /// more than `max_bytes`. Answers the session ids removed.
 pub fn prune_delivered(spool_dir: &Path, keep: Duration, max_bytes: u64, now: std::time::SystemTime) -> Result<Vec<String>, SpoolError> {
     let root = delivered_dir(spool_dir);
-    let entries = match std::fs::read_dir(&root) {
-        Ok(r) => r,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(io_err(&root)(e)),
-    };
+    let Some(entries) = entries_of(&root)? else { return Ok(Vec::new()) };
     let mut copies = Vec::new();
     for entry in entries {
         let entry = entry.map_err(io_err(&root))?;
@@ -218,11 +223,7 @@ pub fn waiting(dir: &Path) -> Result<Waiting, SpoolError> {
 pub fn spool_usage(spool_dir: &Path) -> Result<u64, SpoolError> {
     let root = chunks_dir(spool_dir);
     let mut total = 0u64;
-    let sessions = match std::fs::read_dir(&root) {
-        Ok(r) => r,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-        Err(e) => return Err(io_err(&root)(e)),
-    };
+    let Some(sessions) = entries_of(&root)? else { return Ok(0) };
     for session in sessions {
         let session = session.map_err(io_err(&root))?;
         let Ok(files) = std::fs::read_dir(session.path()) else { continue };
@@ -504,11 +505,7 @@ fn read_bounded(path: &Path) -> Result<Vec<u8>, SpoolError> {
 /// The sessions in a spool, in id order (UUID v7 ids sort by start time).
 pub fn list_sessions(spool_dir: &Path) -> Result<Vec<SessionDir>, SpoolError> {
     let root = chunks_dir(spool_dir);
-    let entries = match std::fs::read_dir(&root) {
-        Ok(r) => r,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(io_err(&root)(e)),
-    };
+    let Some(entries) = entries_of(&root)? else { return Ok(Vec::new()) };
     let mut sessions = Vec::new();
     for entry in entries {
         let entry = entry.map_err(io_err(&root))?;

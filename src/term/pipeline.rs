@@ -128,7 +128,7 @@ impl Pipeline {
             Some(m) => m.cover_scrolled(&self.screen),
             None => Cover::none(),
         };
-        let scrolled = Scrolled::take(&self.screen, &cover);
+        let scrolled = Scrolled::take_with(&self.screen, &cover, targets.iter().any(|t| t.renderer.is_inline()));
         self.screen.clear_scrolled();
         for t in targets.iter_mut() {
             t.renderer.push_scrolled(&scrolled, t.out);
@@ -153,7 +153,7 @@ impl Pipeline {
             Some(m) => m.cover(&self.screen, &damage, now),
             None => (Cover::none(), None),
         };
-        let scrolled = Scrolled::take(&self.screen, &cover);
+        let scrolled = Scrolled::take_with(&self.screen, &cover, targets.iter().any(|t| t.renderer.is_inline()));
         self.screen.clear_scrolled();
         let passthrough = self.screen.take_passthrough();
         let passthrough = match self.masker.as_ref() {

@@ -93,6 +93,13 @@ impl Scrolled {
     /// drawn as its glyph. The caller clears them from the screen once every
     /// renderer has drawn them.
     pub fn take(screen: &Screen, cover: &Cover) -> Self {
+        Self::take_with(screen, cover, true)
+    }
+
+    /// As [`Scrolled::take`]; the cells of the first screenful are copied
+    /// only when `with_head` (an inline target will draw these rows: see
+    /// [`Renderer::is_inline`]), so a login's flood does not copy them.
+    pub fn take_with(screen: &Screen, cover: &Cover, with_head: bool) -> Self {
         let mut text = String::new();
         let mut rows = Vec::with_capacity(screen.scrolled_len());
         // Rows of one wrapped line are written as one run of text, so the
@@ -100,7 +107,7 @@ impl Scrolled {
         let mut pen = Some(Pen::default());
         let mut masked = Vec::new();
         let mut head = Vec::new();
-        let keep = usize::from(screen.size().rows);
+        let keep = if with_head { usize::from(screen.size().rows) } else { 0 };
         for (index, cells) in screen.scrolled_rows().enumerate() {
             let cells = apply_cover(cells, cover.scrolled_row(index), None, cover.glyph, &mut masked);
             if index < keep {
